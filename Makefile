@@ -1,0 +1,68 @@
+# The verbs a person uses. Each target installs what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13, found robustly: on PATH on a laptop; under pyenv, whose shim fails unless
+# PYENV_VERSION is set, look in pyenv's versions folder.
+PYTHON ?= $(shell for c in python3.13 "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13 python3; do \
+	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
+
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+# sam build looks for `python3.13` on PATH: the project venv provides one.
+SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
+SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+
+.PHONY: help run test lint typecheck unit validate build deploy clean
+
+help:
+	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager and OpenAI stub,"
+	@echo "             or the real OpenAI when OPENAI_API_KEY is set)"
+	@echo "make test    lint, type-check, validate and build the template, run the tests"
+	@echo "make deploy  sam build && sam deploy --guided"
+
+$(VENV)/.installed: pyproject.toml layers/dependencies/requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: install it (or set PYTHON=/path/to/python3.13)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -r layers/dependencies/requirements.txt --group dev
+	@touch $@
+
+# aws-sam-cli pins its own boto3 and pydantic: it lives in its own venv so it cannot downgrade ours.
+$(SAM_VENV)/.installed:
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: install it (or set PYTHON=/path/to/python3.13)"; exit 1; }
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+	@touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m local
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy functions/token_vending local tests
+
+validate: $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) validate --lint
+
+build: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) build
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit -q
+
+test: lint typecheck validate build
+	$(PY) -m pytest
+
+deploy: build
+	$(SAM_ENV) $(SAM) deploy --guided
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
