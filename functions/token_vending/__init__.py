@@ -1,0 +1,1 @@
+"""Token vending: mint OpenAI Realtime client secrets for apps that must never hold the API key."""

@@ -1,0 +1,115 @@
+"""Secrets Manager, the one place the OpenAI API key comes from.
+
+The secret string is the bare key or JSON ``{"api_key": "..."}``. A warm container keeps the key
+for ``ttl_seconds`` and fetches it at most once per TTL, so a rotated key is picked up within it.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from token_vending.errors import DependencyUnavailable, ServiceMisconfigured
+from token_vending.observability import count, logger, traced
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# Short and bounded: the key is on the path of every cold request.
+_BOTO_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+# Fail closed on these: an operator has to act. Anything else may pass (throttling, an outage).
+_OPERATOR_ERRORS = {
+    "ResourceNotFoundException": "api_key_missing",
+    "AccessDeniedException": "api_key_unreadable",
+    "DecryptionFailure": "api_key_unreadable",
+    "InvalidRequestException": "api_key_unreadable",
+    "InvalidParameterException": "api_key_unreadable",
+}
+
+
+@dataclass(frozen=True)
+class _Cached:
+    secret_id: str
+    api_key: str
+    fetched_at: float
+
+
+class ApiKeySource:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: _Cached | None = None
+        self._client: SecretsManagerClient | None = None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cached = None
+            self._client = None
+
+    def get(self, secret_id: str, ttl_seconds: int) -> str:
+        with self._lock:
+            cached = self._cached
+            now = time.monotonic()
+            if cached and cached.secret_id == secret_id and now - cached.fetched_at < ttl_seconds:
+                return cached.api_key
+            api_key = self._fetch(secret_id)
+            self._cached = _Cached(secret_id, api_key, now)
+            return api_key
+
+    @traced
+    def _fetch(self, secret_id: str) -> str:
+        count("SecretFetches")
+        try:
+            if self._client is None:
+                self._client = boto3.client("secretsmanager", config=_BOTO_CONFIG)
+            answer = self._client.get_secret_value(SecretId=secret_id)
+        except ClientError as exc:
+            aws_code = exc.response.get("Error", {}).get("Code", "Unknown")
+            if reason := _OPERATOR_ERRORS.get(aws_code):
+                raise _misconfigured(reason, secret_id, aws_code=aws_code) from None
+            raise _unavailable(secret_id, aws_code) from None
+        except BotoCoreError as exc:
+            raise _unavailable(secret_id, type(exc).__name__) from None
+        return _parse(answer.get("SecretString"), secret_id)
+
+
+def _parse(secret_string: str | None, secret_id: str) -> str:
+    text = (secret_string or "").strip()
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise _misconfigured("api_key_malformed", secret_id, problem="not valid JSON") from None
+        api_key = document.get("api_key") if isinstance(document, dict) else None
+        if not isinstance(api_key, str):
+            raise _misconfigured("api_key_malformed", secret_id, problem='JSON without a string "api_key"')
+        text = api_key.strip()
+    if not text or any(character.isspace() for character in text):
+        raise _misconfigured("api_key_malformed", secret_id, problem="empty, or not a single token")
+    return text
+
+
+def _misconfigured(reason: str, secret_id: str, **details: str) -> ServiceMisconfigured:
+    logger.error("cannot use the openai api key secret", extra={"reason": reason, "secret_id": secret_id, **details})
+    count("ConfigurationErrors", reason=reason)
+    return ServiceMisconfigured(
+        "This service cannot read its OpenAI API key, so it cannot mint client secrets. "
+        "The operator must put a valid key into the service's secret (see the service's logs).",
+        code=reason,
+    )
+
+
+def _unavailable(secret_id: str, aws_code: str) -> DependencyUnavailable:
+    logger.warning("secrets manager unavailable", secret_id=secret_id, aws_code=aws_code)
+    count("DependencyErrors", dependency="secretsmanager")
+    return DependencyUnavailable(
+        "This service could not read its OpenAI API key from AWS Secrets Manager. Retry in a moment.",
+        code="secrets_unavailable",
+    )
+
+
+api_keys = ApiKeySource()

@@ -1,0 +1,82 @@
+"""Domain errors. Each knows the HTTP status and the OpenAI error envelope it maps to.
+
+Messages are written for the person calling the API. They never carry the API key, a minted
+client secret or an upstream body verbatim.
+"""
+
+from http import HTTPStatus
+from typing import Any
+
+
+class ApiError(Exception):
+    """An answer in OpenAI's error envelope: {"error": {"type", "message", "param", "code"}}."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    type: str = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def envelope(self) -> dict[str, Any]:
+        return {"error": {"type": self.type, "message": self.message, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(ApiError):
+    """The caller sent something we refuse; nothing went upstream."""
+
+    status = HTTPStatus.BAD_REQUEST
+    type = "invalid_request_error"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class RequestTooLarge(InvalidRequest):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class ServiceMisconfigured(ApiError):
+    """The deployment is broken (policy, secret, upstream key): refuse until an operator fixes it."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    type = "server_error"
+
+
+class DependencyUnavailable(ApiError):
+    """An AWS dependency failed in a way that may pass: the caller may retry."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    type = "server_error"
+
+
+class UpstreamError(ApiError):
+    """OpenAI did not mint: the status says whose problem it is."""
+
+    type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: HTTPStatus,
+        code: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, param=param, headers=headers)
+        self.status = status
+        if error_type:
+            self.type = error_type

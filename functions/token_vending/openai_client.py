@@ -1,0 +1,177 @@
+"""OpenAI, the one upstream: mint a client secret through GA ``POST /v1/realtime/client_secrets``.
+
+One urllib3 pool per container, so a warm invocation reuses the TLS connection. Only connection
+failures are retried (the request never left); a read timeout is not, as a second wait would not
+fit in the function's timeout. Nothing here puts the API key or a minted value into a message.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError, TimeoutError
+
+from token_vending.errors import InvalidRequest, UpstreamError
+from token_vending.observability import count, logger, milliseconds, traced
+
+# A client-secret answer is a few kilobytes; anything far bigger is not OpenAI answering.
+MAX_RESPONSE_BYTES = 256 * 1024
+
+_pool = urllib3.PoolManager(
+    num_pools=2,
+    maxsize=2,
+    retries=urllib3.Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
+    headers={"User-Agent": "openai-realtime-token-vending/0.1"},
+)
+
+
+@dataclass(frozen=True)
+class Minted:
+    value: str
+    expires_at: int
+    body: dict[str, Any]  # OpenAI's whole answer: the client secret and the effective session
+
+
+@traced
+def create_client_secret(
+    url: str, api_key: str, body: dict[str, Any], *, connect_timeout: float, read_timeout: float
+) -> Minted:
+    """POST the GA request; return the minted secret or raise UpstreamError/InvalidRequest."""
+    started = time.perf_counter()
+    try:
+        response = _pool.request(
+            "POST",
+            url,
+            body=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            preload_content=False,
+        )
+    except (MaxRetryError, HTTPError) as exc:
+        raise _transport_error(exc) from None
+    try:
+        raw = response.read(MAX_RESPONSE_BYTES + 1)
+    except HTTPError as exc:
+        response.close()
+        raise _transport_error(exc) from None
+    finally:
+        milliseconds("UpstreamLatency", (time.perf_counter() - started) * 1000)
+    if len(raw) > MAX_RESPONSE_BYTES:
+        response.close()  # neither read the rest into memory nor reuse the connection
+        raise _invalid_answer("oversized", len(raw))
+    response.release_conn()
+    if response.status != HTTPStatus.OK:
+        raise _status_error(response.status, raw, response.headers.get("Retry-After"))
+    return _minted(raw)
+
+
+def _transport_error(exc: Exception) -> UpstreamError:
+    reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
+    if isinstance(reason, TimeoutError):
+        _count_error("timeout")
+        return UpstreamError(
+            "OpenAI did not answer in time. Retry in a moment.",
+            status=HTTPStatus.GATEWAY_TIMEOUT,
+            code="upstream_timeout",
+        )
+    _count_error("connection")
+    logger.warning("openai unreachable", error_type=type(reason).__name__)
+    return UpstreamError(
+        "This service could not reach OpenAI. Retry in a moment.",
+        status=HTTPStatus.BAD_GATEWAY,
+        code="upstream_unreachable",
+    )
+
+
+def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception:
+    _count_error(str(status))
+    error = _error_object(raw)
+    upstream_code = error.get("code") if isinstance(error.get("code"), str) else None
+    logger.warning("openai refused to mint", upstream_status=status, upstream_code=upstream_code)
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        seconds = retry_after if retry_after and retry_after.isdigit() else None
+        if upstream_code == "insufficient_quota":
+            message = "OpenAI reports that this service's quota is used up; the operator must check billing."
+        else:
+            message = "OpenAI is rate limiting this service. " + (
+                f"Retry after {seconds} seconds." if seconds else "Retry later."
+            )
+        return UpstreamError(
+            message,
+            status=HTTPStatus.TOO_MANY_REQUESTS,
+            code=upstream_code or "rate_limit_exceeded",
+            headers={"Retry-After": seconds} if seconds else {},
+            error_type="rate_limit_error",
+        )
+    if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY) and upstream_code != (
+        "beta_api_shape_disabled"
+    ):
+        # Our checks passed but OpenAI still refused the combination: the caller can act on its words.
+        reason = error.get("message") if isinstance(error.get("message"), str) else "no reason given"
+        param = error.get("param") if isinstance(error.get("param"), str) else None
+        return InvalidRequest(
+            f"OpenAI rejected the session configuration: {str(reason)[:500]}",
+            code=upstream_code or "invalid_value",
+            param=param,
+        )
+    if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+        logger.error("openai rejected the api key; put a valid key into the secret", upstream_status=status)
+        return UpstreamError(
+            "OpenAI rejected this service's credentials. The operator must put a valid API key into the "
+            "service's secret.",
+            status=HTTPStatus.BAD_GATEWAY,
+            code="upstream_auth_failed",
+        )
+    if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT):
+        return UpstreamError(
+            f"OpenAI is unavailable (HTTP {status}). Retry in a moment.",
+            status=HTTPStatus(status),
+            code="upstream_unavailable",
+        )
+    return UpstreamError(
+        f"OpenAI failed to mint a client secret (HTTP {status}). Retry in a moment; if it persists, "
+        "the operator should check the service's logs.",
+        status=HTTPStatus.BAD_GATEWAY,
+        code="upstream_error",
+    )
+
+
+def _error_object(raw: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _minted(raw: bytes) -> Minted:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _invalid_answer("not json", len(raw)) from None
+    if not (
+        isinstance(body, dict)
+        and isinstance(body.get("value"), str)
+        and body["value"]
+        and isinstance(body.get("expires_at"), int)
+    ):
+        raise _invalid_answer("no client secret", len(raw))
+    return Minted(value=body["value"], expires_at=body["expires_at"], body=body)
+
+
+def _invalid_answer(problem: str, size: int) -> UpstreamError:
+    _count_error("invalid_response")
+    logger.error("openai answered 200 without a usable client secret", problem=problem, body_bytes=size)
+    return UpstreamError(
+        "OpenAI answered without a usable client secret. Retry in a moment.",
+        status=HTTPStatus.BAD_GATEWAY,
+        code="upstream_invalid_response",
+    )
+
+
+def _count_error(kind: str) -> None:
+    count("UpstreamErrors", kind=kind)

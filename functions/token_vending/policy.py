@@ -1,0 +1,341 @@
+"""The allowlist policy: which session settings a caller may ask for, and what the server fixes.
+
+A policy file holds named profiles. Each profile fixes some session fields (the caller cannot send
+them), lists the fields a caller may set with their bounds, and bounds the client secret's TTL.
+Every other field is refused: a known GA field as not allowed, anything else as unknown.
+Paths are dotted GA session paths, e.g. ``audio.output.voice``.
+"""
+
+import copy
+import functools
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from token_vending.errors import InvalidRequest
+from token_vending.session_fields import SESSION_FIELDS, SessionType
+
+# OpenAI accepts client secret lifetimes of 10 s to 2 h.
+MIN_TTL_SECONDS = 10
+MAX_TTL_SECONDS = 7200
+
+ProfileName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Scalar = str | int | float | bool
+
+# Names a GA request path ("session.audio.output.voice") the way the caller spelled it.
+ParamNamer = Callable[[str], str]
+
+
+def ga_param(path: str) -> str:
+    return path
+
+
+class PolicyError(Exception):
+    """The policy file cannot be used: the service refuses to mint until it is fixed."""
+
+
+class FieldRule(BaseModel):
+    """What a caller may send at one path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["string", "integer", "number", "boolean", "array", "null"]
+    enum: list[Scalar] | None = Field(default=None, min_length=1)
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = Field(default=None, ge=1)
+    min_items: int | None = Field(default=None, ge=0)
+    max_items: int | None = Field(default=None, ge=1)
+    nullable: bool = False
+    also: list[Scalar] = Field(default_factory=list, description="literal values accepted besides the type")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        numeric = self.type in ("integer", "number")
+        if (self.minimum is not None or self.maximum is not None) and not numeric:
+            raise ValueError("minimum/maximum apply to integer and number fields only")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum is greater than maximum")
+        if self.max_length is not None and self.type != "string":
+            raise ValueError("max_length applies to string fields only")
+        if (self.min_items is not None or self.max_items is not None) and self.type != "array":
+            raise ValueError("min_items/max_items apply to array fields only")
+        if self.enum is not None:
+            item_type = "string" if self.type == "array" else self.type
+            bad = [v for v in self.enum if _type_problem(item_type, v)]
+            if bad:
+                raise ValueError(f"enum values {bad!r} are not of type {item_type}")
+        return self
+
+    def problem(self, value: Any) -> tuple[str, str] | None:
+        """(code, what is wrong) if the value breaks the rule, else None."""
+        if value is None:
+            return None if self.nullable or self.type == "null" else ("invalid_type", f"expected {self.type}")
+        if value in self.also and not isinstance(value, bool):
+            return None
+        if wrong := _type_problem(self.type, value):
+            return "invalid_type", wrong
+        if self.type == "array":
+            return self._array_problem(value)
+        if self.enum is not None and value not in self.enum:
+            return "invalid_value", "must be one of " + ", ".join(map(_show, self.enum))
+        if self.minimum is not None and value < self.minimum:
+            return "invalid_value", f"must be at least {_show(self.minimum)}"
+        if self.maximum is not None and value > self.maximum:
+            return "invalid_value", f"must be at most {_show(self.maximum)}"
+        if self.max_length is not None and len(value) > self.max_length:
+            return "invalid_value", f"must be at most {self.max_length} characters"
+        return None
+
+    def _array_problem(self, items: list[Any]) -> tuple[str, str] | None:
+        if self.min_items is not None and len(items) < self.min_items:
+            return "invalid_value", f"must have at least {self.min_items} item(s)"
+        if self.max_items is not None and len(items) > self.max_items:
+            return "invalid_value", f"must have at most {self.max_items} item(s)"
+        if any(not isinstance(item, str) for item in items):
+            return "invalid_type", "expected an array of strings"
+        if self.enum is not None and any(item not in self.enum for item in items):
+            return "invalid_value", "items must be among " + ", ".join(map(_show, self.enum))
+        return None
+
+
+def _type_problem(type_: str, value: Any) -> str | None:
+    ok = {
+        "string": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value),
+        "boolean": isinstance(value, bool),
+        "array": isinstance(value, list),
+        "null": value is None,
+    }[type_]
+    return None if ok else f"expected {'an ' if type_ in ('integer', 'array') else 'a '}{type_}"
+
+
+def _show(value: Scalar) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"'{value}'" if isinstance(value, str) else json.dumps(value)
+
+
+class ExpiryBounds(BaseModel):
+    """The client secret's lifetime in seconds: what the caller gets by default, and may ask for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_seconds: int = Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
+    min_seconds: int = Field(default=MIN_TTL_SECONDS, ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
+    max_seconds: int = Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.min_seconds <= self.default_seconds <= self.max_seconds:
+            raise ValueError("need min_seconds <= default_seconds <= max_seconds")
+        return self
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    session_type: SessionType
+    expires_after: ExpiryBounds
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    settable: dict[str, FieldRule] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _paths_make_sense(self) -> Self:
+        known = SESSION_FIELDS[self.session_type]
+        for kind, paths in (("fixed", self.fixed), ("settable", self.settable)):
+            unknown = sorted(p for p in paths if p not in known or p == "type")
+            if unknown:
+                raise ValueError(f"{kind} names fields a {self.session_type} session does not have: {unknown}")
+        for path in self.settable:
+            if clash := self.fixed_clash(path):
+                raise ValueError(f"'{path}' is both settable and fixed (by '{clash}')")
+        return self
+
+    def fixed_clash(self, path: str) -> str | None:
+        for fixed in self.fixed:
+            if path == fixed or path.startswith(fixed + ".") or fixed.startswith(path + "."):
+                return fixed
+        return None
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    default_profiles: dict[SessionType, ProfileName]
+    profiles: dict[ProfileName, Profile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _defaults_exist(self) -> Self:
+        for session_type, name in self.default_profiles.items():
+            profile = self.profiles.get(name)
+            if profile is None:
+                raise ValueError(f"default profile '{name}' for {session_type} sessions is not defined")
+            if profile.session_type != session_type:
+                raise ValueError(f"default profile '{name}' is for {profile.session_type} sessions")
+        return self
+
+    def select(self, name: str | None, session_type: SessionType, *, param: str) -> tuple[str, Profile]:
+        """The profile a request asked for (or the default for its session type)."""
+        if name is None:
+            default = self.default_profiles.get(session_type)
+            if default is None:
+                raise InvalidRequest(
+                    f"This service has no default profile for {session_type} sessions; name one.",
+                    code="unknown_profile",
+                    param=PROFILE_HEADER,
+                )
+            name = default
+        profile = self.profiles.get(name)
+        if profile is None:
+            raise InvalidRequest(
+                f"Unknown profile '{_clip(name)}'. Known profiles: {', '.join(sorted(self.profiles))}.",
+                code="unknown_profile",
+                param=PROFILE_HEADER,
+            )
+        if profile.session_type != session_type:
+            raise InvalidRequest(
+                f"Profile '{name}' is for {profile.session_type} sessions, not {session_type}.",
+                code="invalid_value",
+                param=param,
+            )
+        return name, profile
+
+
+PROFILE_HEADER = "X-Profile"
+
+
+def _clip(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        return Policy.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
+        raise PolicyError(f"policy file {path} is invalid: {problems}") from None
+
+
+@functools.cache
+def cached_policy(path: Path) -> Policy:
+    """The policy, read once per container. A broken policy is re-read (and refused) on every request."""
+    return load_policy(path)
+
+
+def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
+    """Check a GA client-secret request against a profile; return the body to send upstream.
+
+    ``request`` is GA-shaped (``{"expires_after": ..., "session": ...}``); ``name`` turns a GA path
+    into the caller's own spelling for error messages. Raises InvalidRequest on the first problem.
+    """
+    for key in request:
+        if key not in ("expires_after", "session"):
+            raise _unknown(name(key))
+    session = request.get("session", {})
+    if not isinstance(session, dict):
+        raise InvalidRequest(
+            f"Invalid type for '{name('session')}': expected an object.",
+            code="invalid_type",
+            param=name("session"),
+        )
+    built: dict[str, Any] = {"type": profile.session_type}
+    for path, value in copy.deepcopy(profile.fixed).items():
+        _put(built, path, value)
+    for path, value in _leaves(session, "", profile.settable):
+        if path == "type":
+            if value != profile.session_type:
+                raise InvalidRequest(
+                    f"Invalid value for '{name('session.type')}': profile '{profile_name}' mints "
+                    f"'{profile.session_type}' sessions.",
+                    code="invalid_value",
+                    param=name("session.type"),
+                )
+            continue
+        _check_leaf(path, value, profile_name, profile, name)
+        _put(built, path, value)
+    return {"expires_after": _expiry(request.get("expires_after"), profile, name), "session": built}
+
+
+def _leaves(value: dict[str, Any], prefix: str, rules: dict[str, FieldRule]) -> Iterator[tuple[str, Any]]:
+    for key, item in value.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if "." in key or not key:
+            yield path, item  # cannot be a field: reported as unknown
+            continue
+        rule = rules.get(path)
+        if isinstance(item, dict) and (rule is None or rule.type == "null"):
+            yield from _leaves(item, path, rules)
+        else:
+            yield path, item
+
+
+def _check_leaf(path: str, value: Any, profile_name: str, profile: Profile, name: ParamNamer) -> None:
+    param = name(f"session.{path}")
+    if profile.fixed_clash(path):
+        raise InvalidRequest(
+            f"'{param}' is set by this service (profile '{profile_name}') and cannot be sent by the caller.",
+            code="parameter_not_allowed",
+            param=param,
+        )
+    rule = profile.settable.get(path)
+    if rule is None:
+        if path in SESSION_FIELDS[profile.session_type] or any(
+            path.startswith(known + ".") for known in profile.settable
+        ):
+            raise InvalidRequest(
+                f"'{param}' is not allowed by this service's policy (profile '{profile_name}').",
+                code="parameter_not_allowed",
+                param=param,
+            )
+        raise _unknown(param)
+    if problem := rule.problem(value):
+        code, what = problem
+        kind = "type" if code == "invalid_type" else "value"
+        raise InvalidRequest(f"Invalid {kind} for '{param}': {what}.", code=code, param=param)
+
+
+def _expiry(expires_after: Any, profile: Profile, name: ParamNamer) -> dict[str, Any]:
+    bounds = profile.expires_after
+    if expires_after is None:
+        return {"anchor": "created_at", "seconds": bounds.default_seconds}
+    if not isinstance(expires_after, dict):
+        param = name("expires_after")
+        raise InvalidRequest(f"Invalid type for '{param}': expected an object.", code="invalid_type", param=param)
+    for key in expires_after:
+        if key not in ("anchor", "seconds"):
+            raise _unknown(name(f"expires_after.{key}"))
+    if expires_after.get("anchor", "created_at") != "created_at":
+        param = name("expires_after.anchor")
+        raise InvalidRequest(f"Invalid value for '{param}': must be 'created_at'.", code="invalid_value", param=param)
+    seconds = expires_after.get("seconds", bounds.default_seconds)
+    param = name("expires_after.seconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise InvalidRequest(f"Invalid type for '{param}': expected an integer.", code="invalid_type", param=param)
+    if not bounds.min_seconds <= seconds <= bounds.max_seconds:
+        raise InvalidRequest(
+            f"Invalid value for '{param}': must be between {bounds.min_seconds} and {bounds.max_seconds}.",
+            code="invalid_value",
+            param=param,
+        )
+    return {"anchor": "created_at", "seconds": seconds}
+
+
+def _unknown(param: str) -> InvalidRequest:
+    return InvalidRequest(f"Unknown parameter: '{_clip(param)}'.", code="unknown_parameter", param=_clip(param))
+
+
+def _put(target: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value

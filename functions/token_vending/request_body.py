@@ -1,0 +1,55 @@
+"""The JSON object in an API Gateway request body, or a clear 4xx."""
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from token_vending.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+
+# A session request is well under 1 KiB; the largest legitimate field here (a transcription prompt)
+# is bounded by the policy. API Gateway itself would take 10 MB.
+MAX_BODY_BYTES = 16 * 1024
+
+
+def json_object(body: str | None, is_base64_encoded: bool, content_type: str | None) -> dict[str, Any]:
+    raw = _raw(body, is_base64_encoded)
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestTooLarge(
+            f"The request body is {len(raw)} bytes; this service accepts at most {MAX_BODY_BYTES}.",
+            code="request_too_large",
+        )
+    if not raw.strip():
+        return {}
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            "Send the request body as JSON, with the header 'Content-Type: application/json'.",
+            code="unsupported_content_type",
+            param="Content-Type",
+        )
+    try:
+        parsed = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The API expects a JSON object.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    return parsed
+
+
+def _raw(body: str | None, is_base64_encoded: bool) -> bytes:
+    if not body:
+        return b""
+    if not is_base64_encoded:
+        return body.encode()
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The request body is marked base64 but is not.", code="invalid_body") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

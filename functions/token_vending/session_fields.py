@@ -1,0 +1,108 @@
+"""The fields of a GA session configuration, as dotted paths (arrays and free-form objects are leaves).
+
+Taken from the official schema (RealtimeSessionCreateRequestGA and
+RealtimeTranscriptionSessionCreateRequestGA); tests/unit/test_session_fields.py keeps them in step.
+They tell an unknown field (a typo, a field OpenAI does not have) from a known one that the policy
+does not allow.
+"""
+
+from typing import Literal
+
+SessionType = Literal["realtime", "transcription"]
+
+REALTIME_FIELDS: frozenset[str] = frozenset(
+    {
+        "audio",
+        "audio.input",
+        "audio.input.format",
+        "audio.input.format.rate",
+        "audio.input.format.type",
+        "audio.input.noise_reduction",
+        "audio.input.noise_reduction.type",
+        "audio.input.transcription",
+        "audio.input.transcription.delay",
+        "audio.input.transcription.keywords",
+        "audio.input.transcription.language",
+        "audio.input.transcription.languages",
+        "audio.input.transcription.model",
+        "audio.input.transcription.prompt",
+        "audio.input.turn_detection",
+        "audio.input.turn_detection.create_response",
+        "audio.input.turn_detection.eagerness",
+        "audio.input.turn_detection.idle_timeout_ms",
+        "audio.input.turn_detection.interrupt_response",
+        "audio.input.turn_detection.prefix_padding_ms",
+        "audio.input.turn_detection.silence_duration_ms",
+        "audio.input.turn_detection.threshold",
+        "audio.input.turn_detection.type",
+        "audio.output",
+        "audio.output.format",
+        "audio.output.format.rate",
+        "audio.output.format.type",
+        "audio.output.speed",
+        "audio.output.voice",
+        "audio.output.voice.id",
+        "include",
+        "instructions",
+        "max_output_tokens",
+        "model",
+        "output_modalities",
+        "parallel_tool_calls",
+        "prompt",
+        "prompt.id",
+        "prompt.variables",
+        "prompt.version",
+        "reasoning",
+        "reasoning.effort",
+        "tool_choice",
+        "tool_choice.name",
+        "tool_choice.server_label",
+        "tool_choice.type",
+        "tools",
+        "tracing",
+        "tracing.group_id",
+        "tracing.metadata",
+        "tracing.workflow_name",
+        "truncation",
+        "truncation.retention_ratio",
+        "truncation.token_limits",
+        "truncation.token_limits.post_instructions",
+        "truncation.type",
+        "type",
+    }
+)
+
+TRANSCRIPTION_FIELDS: frozenset[str] = frozenset(
+    {
+        "audio",
+        "audio.input",
+        "audio.input.format",
+        "audio.input.format.rate",
+        "audio.input.format.type",
+        "audio.input.noise_reduction",
+        "audio.input.noise_reduction.type",
+        "audio.input.transcription",
+        "audio.input.transcription.delay",
+        "audio.input.transcription.keywords",
+        "audio.input.transcription.language",
+        "audio.input.transcription.languages",
+        "audio.input.transcription.model",
+        "audio.input.transcription.prompt",
+        "audio.input.turn_detection",
+        "audio.input.turn_detection.create_response",
+        "audio.input.turn_detection.eagerness",
+        "audio.input.turn_detection.idle_timeout_ms",
+        "audio.input.turn_detection.interrupt_response",
+        "audio.input.turn_detection.prefix_padding_ms",
+        "audio.input.turn_detection.silence_duration_ms",
+        "audio.input.turn_detection.threshold",
+        "audio.input.turn_detection.type",
+        "include",
+        "type",
+    }
+)
+
+SESSION_FIELDS: dict[SessionType, frozenset[str]] = {
+    "realtime": REALTIME_FIELDS,
+    "transcription": TRANSCRIPTION_FIELDS,
+}

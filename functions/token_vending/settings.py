@@ -1,0 +1,37 @@
+"""Configuration from the function's environment, validated once."""
+
+import functools
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+BUNDLED_POLICY = Path(__file__).with_name("policy.json")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    api_key_secret_id: str = Field(alias="OPENAI_API_KEY_SECRET_ID", min_length=1)
+    upstream_url: HttpUrl = Field(alias="OPENAI_UPSTREAM_URL", default=HttpUrl("https://api.openai.com"))
+    secret_cache_ttl_seconds: int = Field(alias="SECRET_CACHE_TTL_SECONDS", default=300, ge=0, le=3600)
+    upstream_connect_timeout_seconds: float = Field(alias="UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=2.0, gt=0, le=10)
+    upstream_read_timeout_seconds: float = Field(alias="UPSTREAM_READ_TIMEOUT_SECONDS", default=8.0, gt=0, le=25)
+    policy_path: Path = Field(alias="POLICY_PATH", default=BUNDLED_POLICY)
+
+    @property
+    def client_secrets_url(self) -> str:
+        return str(self.upstream_url).rstrip("/") + "/v1/realtime/client_secrets"
+
+
+class SettingsError(Exception):
+    """The environment does not describe a working deployment."""
+
+
+@functools.cache
+def get_settings() -> Settings:
+    try:
+        return Settings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid function environment: {problems}") from None

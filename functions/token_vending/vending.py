@@ -1,0 +1,110 @@
+"""Minting a client secret: check the request against the policy, fetch the key, ask OpenAI.
+
+Knows nothing of API Gateway: the handler hands it the endpoint, the JSON body and the profile.
+"""
+
+from typing import Any, Literal
+
+from token_vending.api_key import api_keys
+from token_vending.errors import InvalidRequest, ServiceMisconfigured
+from token_vending.observability import count, logger
+from token_vending.openai_client import create_client_secret
+from token_vending.policy import (
+    PROFILE_HEADER,
+    ParamNamer,
+    Policy,
+    PolicyError,
+    authorize,
+    cached_policy,
+    ga_param,
+)
+from token_vending.session_fields import SessionType
+from token_vending.settings import Settings, SettingsError, get_settings
+from token_vending.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
+
+_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
+Endpoint = Literal["client_secrets", "sessions", "transcription_sessions"]
+
+_BETA_SESSION_TYPE: dict[Endpoint, SessionType] = {
+    "sessions": "realtime",
+    "transcription_sessions": "transcription",
+}
+
+
+def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[str, Any]:
+    """The answer for one request to ``endpoint``, in that endpoint's own shape."""
+    settings = _settings()
+    policy = _policy(settings)
+    name: ParamNamer = ga_param
+    if endpoint == "client_secrets":
+        session_type = _ga_session_type(body)
+        request, profile_param = body, "session.type"
+    else:
+        session_type = _BETA_SESSION_TYPE[endpoint]
+        request, name, profile_param = beta_to_ga(body, session_type), BetaNames(FIELDS[session_type]), PROFILE_HEADER
+    profile_name, chosen = policy.select(profile, session_type, param=profile_param)
+    upstream_body = authorize(request, profile_name, chosen, name)
+    api_key = api_keys.get(settings.api_key_secret_id, settings.secret_cache_ttl_seconds)
+    minted = _create(settings, api_key, upstream_body, name)
+    count("ClientSecretsMinted", endpoint=endpoint, profile=profile_name)
+    logger.info(
+        "client secret minted",
+        endpoint=endpoint,
+        profile=profile_name,
+        session_type=session_type,
+        model=upstream_body["session"].get("model"),
+        ttl_seconds=upstream_body["expires_after"]["seconds"],
+        expires_at=minted.expires_at,
+    )
+    return minted.body if endpoint == "client_secrets" else ga_to_beta(minted.body, session_type)
+
+
+def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamNamer) -> Any:
+    try:
+        return create_client_secret(
+            settings.client_secrets_url,
+            api_key,
+            body,
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            read_timeout=settings.upstream_read_timeout_seconds,
+        )
+    except InvalidRequest as exc:
+        if exc.param:  # OpenAI names GA paths; a beta caller sent beta names
+            exc.param = name(exc.param)
+        raise
+
+
+def _ga_session_type(body: dict[str, Any]) -> SessionType:
+    session = body.get("session")
+    session_type = session.get("type", "realtime") if isinstance(session, dict) else "realtime"
+    for known in _SESSION_TYPES:
+        if session_type == known:
+            return known
+    raise InvalidRequest(
+        "Invalid value for 'session.type': must be 'realtime' or 'transcription'.",
+        code="invalid_value",
+        param="session.type",
+    )
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise _refuse("settings_invalid", str(exc)) from None
+
+
+def _policy(settings: Settings) -> Policy:
+    try:
+        return cached_policy(settings.policy_path)
+    except PolicyError as exc:
+        raise _refuse("policy_invalid", str(exc)) from None
+
+
+def _refuse(reason: str, problem: str) -> ServiceMisconfigured:
+    logger.error("refusing to mint: the deployment is misconfigured", reason=reason, problem=problem)
+    count("ConfigurationErrors", reason=reason)
+    return ServiceMisconfigured(
+        "This service is misconfigured and mints nothing until an operator fixes it (see the service's logs).",
+        code=reason,
+    )
