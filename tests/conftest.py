@@ -1,0 +1,181 @@
+"""Shared fixtures: moto's Secrets Manager over real HTTP, the OpenAI stub, the function's environment
+taken from template.yaml, events from events/, and a guard that fails any test whose output shows a secret.
+"""
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from local.gateway import LocalApi
+from local.openai_stub import OpenAIStub
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+TEMPLATE = ROOT / "template.yaml"
+FUNCTION = "TokenVendingFunction"
+# Fake, and long enough that a leak of any part of it would be noticed.
+TEST_API_KEY = "sk-test-4e1f0c2b9a7d4c55b0e3"
+REGION = "us-east-1"
+
+_minted_anywhere: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def secrets_manager_url() -> Iterator[str]:
+    """Moto's Secrets Manager, reached by the function's own boto3 through the ordinary endpoint setting."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        env.delenv("AWS_PROFILE", raising=False)
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        env.setenv("AWS_REGION", REGION)
+        yield url
+    server.stop()
+
+
+@pytest.fixture
+def secrets_manager(secrets_manager_url: str) -> Any:
+    return boto3.client("secretsmanager", endpoint_url=secrets_manager_url, region_name=REGION)
+
+
+@pytest.fixture
+def api_key_secret_arn(secrets_manager: Any) -> str:
+    """A fresh secret holding the test key, as the operator puts it in (JSON form)."""
+    created = secrets_manager.create_secret(
+        Name=f"openai-api-key-{uuid.uuid4().hex[:8]}", SecretString=json.dumps({"api_key": TEST_API_KEY})
+    )
+    return str(created["ARN"])
+
+
+@pytest.fixture(scope="session")
+def _stub_server() -> Iterator[OpenAIStub]:
+    with OpenAIStub(api_key=TEST_API_KEY) as stub:
+        yield stub
+
+
+@pytest.fixture
+def openai_stub(_stub_server: OpenAIStub) -> Iterator[OpenAIStub]:
+    _stub_server.reset()
+    yield _stub_server
+    _minted_anywhere.update(_stub_server.minted)
+    assert not _stub_server.handler_errors, _stub_server.handler_errors
+
+
+def template_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """The function's environment exactly as template.yaml gives it, for these parameter overrides."""
+    return LocalApi.from_template(TEMPLATE, overrides).functions[FUNCTION].environment
+
+
+@pytest.fixture
+def function_env(monkeypatch: pytest.MonkeyPatch, api_key_secret_arn: str, openai_stub: OpenAIStub) -> dict[str, str]:
+    """The template's environment, pointed at moto and the stub; every cache of the function cleared."""
+    from token_vending.api_key import api_keys
+    from token_vending.policy import cached_policy
+    from token_vending.settings import get_settings
+
+    environment = template_environment(
+        {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
+    )
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    # Short timeouts keep the fault tests quick; the values are still the function's own settings.
+    monkeypatch.setenv("UPSTREAM_READ_TIMEOUT_SECONDS", "0.5")
+    get_settings.cache_clear()
+    cached_policy.cache_clear()
+    api_keys.clear()
+    yield environment
+    get_settings.cache_clear()
+    cached_policy.cache_clear()
+    api_keys.clear()
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "TokenVendingFunction"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TokenVendingFunction"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+def load_event(name: str, **changes: Any) -> dict[str, Any]:
+    """An API Gateway event from events/, with top-level fields replaced (``body`` may be a dict)."""
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    for key, value in changes.items():
+        event[key] = json.dumps(value) if key == "body" and not isinstance(value, str) else value
+    return event
+
+
+@dataclass
+class Output:
+    """What the test printed: Powertools log lines and EMF metrics."""
+
+    _capsys: pytest.CaptureFixture[str]
+    _log_stream: io.StringIO
+    _printed: list[str] = field(default_factory=list)
+
+    def _drain(self) -> str:
+        out, err = self._capsys.readouterr()
+        self._printed.append(out + err)
+        return "".join(self._printed)
+
+    def text(self) -> str:
+        return self._log_stream.getvalue() + self._drain()
+
+    def logs(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self._log_stream.getvalue().splitlines() if line.startswith("{")]
+
+    def metrics(self) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self._drain().splitlines() if line.startswith('{"_aws"')]
+        return lines
+
+    def metric_count(self, name: str, **dimensions: str) -> int:
+        return sum(
+            int(sum(m[name]))
+            for m in self.metrics()
+            if name in m and all(m.get(key) == value for key, value in dimensions.items())
+        )
+
+
+@pytest.fixture(autouse=True)
+def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Output]:
+    """Captures what the function logs and prints, and fails the test if the API key or a minted secret shows."""
+    from token_vending.observability import logger
+
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    captured = Output(capsys, stream)
+    try:
+        yield captured
+    finally:
+        handler.setStream(previous)  # type: ignore[arg-type]
+    text = captured.text() + caplog.text
+    # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
+    secrets = {TEST_API_KEY, *_minted_anywhere}
+    leaked = sorted(s for s in secrets if s in text)
+    assert not leaked, f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}..."
