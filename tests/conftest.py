@@ -148,8 +148,7 @@ class Output:
         return [json.loads(line) for line in self._log_stream.getvalue().splitlines() if line.startswith("{")]
 
     def metrics(self) -> list[dict[str, Any]]:
-        lines = [json.loads(line) for line in self._drain().splitlines() if line.startswith('{"_aws"')]
-        return lines
+        return [json.loads(line) for line in self._drain().splitlines() if line.startswith('{"_aws"')]
 
     def metric_count(self, name: str, **dimensions: str) -> int:
         return sum(
