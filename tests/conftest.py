@@ -9,10 +9,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext as LambdaContext
 from moto.server import ThreadedMotoServer
 
 from local.gateway import LocalApi
@@ -105,7 +106,7 @@ def function_env(monkeypatch: pytest.MonkeyPatch, api_key_secret_arn: str, opena
 
 
 @dataclass
-class LambdaContext:
+class FakeLambdaContext:
     function_name: str = "TokenVendingFunction"
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TokenVendingFunction"
@@ -117,7 +118,8 @@ class LambdaContext:
 
 @pytest.fixture
 def lambda_context() -> LambdaContext:
-    return LambdaContext()
+    """The attributes Powertools reads from the runtime's context object."""
+    return cast(LambdaContext, FakeLambdaContext())
 
 
 def load_event(name: str, **changes: Any) -> dict[str, Any]:
@@ -172,7 +174,7 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
     try:
         yield captured
     finally:
-        handler.setStream(previous)  # type: ignore[arg-type]
+        handler.setStream(previous)
     text = captured.text() + caplog.text
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
     secrets = {TEST_API_KEY, *_minted_anywhere}

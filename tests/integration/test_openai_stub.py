@@ -1,0 +1,543 @@
+"""The OpenAI stub answers like the official schema says, and its faults do what they promise."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+from http.client import HTTPConnection
+from typing import Any
+
+import pytest
+import urllib3
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from local.openai_schema import GA_DOCUMENT, beta_errors, ga_errors, load_document
+from local.openai_stub import BETA_DISABLED_ERROR, CLIENT_SECRETS_PATH, Fault, OpenAIStub
+
+API_KEY = "sk-test-stub"
+RESPONSE_SCHEMA = "RealtimeCreateClientSecretResponse"
+REQUEST_SCHEMA = "RealtimeCreateClientSecretRequest"
+
+REALTIME_REQUEST: dict[str, Any] = {
+    "expires_after": {"anchor": "created_at", "seconds": 600},
+    "session": {"type": "realtime", "model": "gpt-realtime", "instructions": "You are a friendly assistant."},
+}
+TRANSCRIPTION_REQUEST: dict[str, Any] = {
+    "expires_after": {"anchor": "created_at", "seconds": 120},
+    "session": {"type": "transcription", "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}},
+}
+FULL_REALTIME_REQUEST: dict[str, Any] = {
+    "session": {
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "output_modalities": ["text"],
+        "instructions": "Be brief.",
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcmu"},
+                "transcription": {"model": "whisper-1", "language": "en"},
+                "noise_reduction": {"type": "near_field"},
+                "turn_detection": {"type": "semantic_vad", "eagerness": "low"},
+            },
+            "output": {"format": {"type": "audio/pcma"}, "voice": "marin", "speed": 1.25},
+        },
+        "include": ["item.input_audio_transcription.logprobs"],
+        "tracing": "auto",
+        "tools": [{"type": "function", "name": "lookup", "description": "Look up", "parameters": {"type": "object"}}],
+        "tool_choice": "required",
+        "max_output_tokens": 512,
+        "truncation": "disabled",
+    }
+}
+
+
+@pytest.fixture
+def stub() -> Iterator[OpenAIStub]:
+    with OpenAIStub(API_KEY) as running:
+        yield running
+    assert running.handler_errors == []
+
+
+@pytest.fixture
+def http() -> Iterator[urllib3.PoolManager]:
+    # No retries: every test sees exactly what the stub did to one request.
+    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2.0, read=10.0))
+    yield pool
+    pool.clear()
+
+
+def post(
+    http: urllib3.PoolManager,
+    stub: OpenAIStub,
+    body: object,
+    *,
+    path: str = CLIENT_SECRETS_PATH,
+    api_key: str | None = API_KEY,
+    timeout: urllib3.Timeout | None = None,
+) -> urllib3.BaseHTTPResponse:
+    headers = {"Content-Type": "application/json"}
+    if api_key is not None:
+        headers["Authorization"] = f"Bearer {api_key}"
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return http.request("POST", stub.base_url + path, body=raw, headers=headers, timeout=timeout)
+
+
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+
+def error_of(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    payload = response.json()
+    assert ga_errors("ErrorResponse", payload) == []
+    error: dict[str, Any] = payload["error"]
+    return error
+
+
+# --- success ---------------------------------------------------------------------------------------
+
+
+def test_realtime_secret_matches_the_official_response_schema(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given the official example request
+    # When it is sent with the right key
+    before = int(time.time())
+    response = post(http, stub, REALTIME_REQUEST)
+    after = int(time.time())
+
+    # Then the answer is a spec-valid realtime client secret
+    assert response.status == HTTPStatus.OK
+    assert response.headers["Content-Type"] == "application/json"
+    assert re.fullmatch(r"req_[0-9a-f]{32}", response.headers["x-request-id"])
+    answer = response.json()
+    assert ga_errors(RESPONSE_SCHEMA, answer) == []
+    assert re.fullmatch(r"ek_[0-9a-f]{32}", answer["value"])
+    assert before + 600 <= answer["expires_at"] <= after + 600
+    session = answer["session"]
+    assert session["type"] == "realtime"
+    assert session["object"] == "realtime.session"
+    assert re.fullmatch(r"sess_[A-Za-z0-9]{21}", session["id"])
+    assert session["instructions"] == "You are a friendly assistant."
+    assert session["audio"]["output"]["voice"] == "alloy"
+    # And the stub remembers the secret and the request
+    assert stub.minted == [answer["value"]]
+    [recorded] = stub.requests
+    assert (recorded.method, recorded.path) == ("POST", CLIENT_SECRETS_PATH)
+    assert recorded.headers["authorization"] == f"Bearer {API_KEY}"
+    assert recorded.json == REALTIME_REQUEST
+    assert recorded.schema_errors == []
+
+
+def test_transcription_secret_matches_the_official_response_schema(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a transcription session request expiring after 120 s
+    # When it is sent
+    before = int(time.time())
+    response = post(http, stub, TRANSCRIPTION_REQUEST)
+    after = int(time.time())
+
+    # Then the answer is a spec-valid transcription client secret
+    assert response.status == HTTPStatus.OK
+    answer = response.json()
+    assert ga_errors(RESPONSE_SCHEMA, answer) == []
+    assert before + 120 <= answer["expires_at"] <= after + 120
+    session = answer["session"]
+    assert (session["type"], session["object"]) == ("transcription", "realtime.transcription_session")
+    assert session["audio"]["input"]["transcription"] == {"model": "gpt-4o-transcribe"}
+    assert stub.minted == [answer["value"]]
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        pytest.param({}, id="empty-body-defaults"),
+        pytest.param({"session": {"type": "realtime"}}, id="bare-realtime"),
+        pytest.param({"session": {"type": "transcription"}}, id="bare-transcription"),
+        pytest.param(FULL_REALTIME_REQUEST, id="every-realtime-field"),
+        pytest.param(
+            {"session": {"type": "realtime", "tracing": None, "audio": {"input": {"turn_detection": None}}}},
+            id="nulls-that-switch-off",
+        ),
+    ],
+)
+def test_every_valid_request_gets_a_schema_valid_answer(
+    stub: OpenAIStub, http: urllib3.PoolManager, request_body: dict[str, Any]
+) -> None:
+    # Given a request the official schema accepts
+    assert ga_errors(REQUEST_SCHEMA, request_body) == []
+
+    # When it is sent
+    response = post(http, stub, request_body)
+
+    # Then the answer validates and echoes the requested session type
+    assert response.status == HTTPStatus.OK
+    answer = response.json()
+    assert ga_errors(RESPONSE_SCHEMA, answer) == []
+    assert answer["session"]["type"] == request_body.get("session", {}).get("type", "realtime")
+
+
+def test_chunked_request_body_is_read(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a request body sent in chunks
+    chunks = [b'{"session": ', b'{"type": "realtime"}}']
+
+    # When it is posted without a Content-Length
+    response = http.request(
+        "POST",
+        stub.base_url + CLIENT_SECRETS_PATH,
+        body=iter(chunks),
+        chunked=True,
+        headers=auth_headers(),
+    )
+
+    # Then the stub parsed it whole
+    assert response.status == HTTPStatus.OK
+    assert stub.requests[0].json == {"session": {"type": "realtime"}}
+
+
+# --- request validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_body", "param"),
+    [
+        pytest.param({"session": {"type": "bogus"}}, "session.type", id="unknown-session-type"),
+        pytest.param({"session": {}}, "session", id="session-without-type"),
+        pytest.param({"expires_after": {"seconds": 5}}, "expires_after.seconds", id="ttl-below-10"),
+        pytest.param({"expires_after": {"seconds": 7201}}, "expires_after.seconds", id="ttl-above-7200"),
+        pytest.param({"expires_after": {"anchor": "now"}}, "expires_after.anchor", id="unknown-anchor"),
+        pytest.param(
+            {"session": {"type": "realtime", "audio": {"output": {"speed": 3}}}},
+            "session.audio.output.speed",
+            id="nested-in-the-realtime-branch",
+        ),
+        pytest.param(["not", "an", "object"], None, id="not-an-object"),
+    ],
+)
+def test_schema_invalid_request_is_rejected_and_recorded(
+    stub: OpenAIStub, http: urllib3.PoolManager, request_body: object, param: str | None
+) -> None:
+    # Given a body the official request schema rejects
+    # When it is sent
+    response = post(http, stub, request_body)
+
+    # Then OpenAI's 400 envelope names the offending parameter
+    assert response.status == HTTPStatus.BAD_REQUEST
+    error = error_of(response)
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "invalid_value", param)
+    # And the request is recorded with the schema's verdict, and nothing is minted
+    [recorded] = stub.requests
+    assert recorded.schema_errors
+    assert recorded.schema_errors[0].startswith("$." + param if param else "$:")
+    assert stub.minted == []
+
+
+def test_unknown_session_property_is_not_an_error() -> None:
+    # Given a realtime session with a property the schema does not list
+    body = {"session": {"type": "realtime", "foo": 1}}
+
+    # When it is validated
+    errors = ga_errors(REQUEST_SCHEMA, body)
+
+    # Then it passes: the schema does not forbid additional properties
+    assert errors == []
+
+
+def test_unknown_session_type_lists_both_allowed_types() -> None:
+    # Given a session whose type matches neither oneOf branch
+    body = {"session": {"type": "bogus"}}
+
+    # When it is validated
+    errors = ga_errors(REQUEST_SCHEMA, body)
+
+    # Then the error names the path and both allowed values
+    assert errors == ["$.session.type: 'bogus' is not one of ['realtime', 'transcription']"]
+
+
+def test_official_example_answer_fails_its_own_schema() -> None:
+    # Given the example answer printed in the spec for RealtimeCreateClientSecretResponse
+    schema = load_document(GA_DOCUMENT)["components"]["schemas"][RESPONSE_SCHEMA]
+    example = json.loads(schema["x-oaiMeta"]["example"])
+
+    # When it is validated against that very schema
+    errors = ga_errors(RESPONSE_SCHEMA, example)
+
+    # Then its nulls are rejected (which is why the stub leaves those keys out)
+    assert errors == [
+        "$.session.audio.input.transcription: None is not of type 'object'",
+        "$.session.include: None is not of type 'array'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        pytest.param(b"{not json", "application/json", id="malformed-json"),
+        pytest.param(b"", "application/json", id="empty-body"),
+        pytest.param(b"{}", "text/plain", id="wrong-content-type"),
+    ],
+)
+def test_unparsable_request_is_a_400(
+    stub: OpenAIStub, http: urllib3.PoolManager, body: bytes, content_type: str
+) -> None:
+    # Given a body that is not a JSON document
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": content_type}
+
+    # When it is sent
+    response = http.request("POST", stub.base_url + CLIENT_SECRETS_PATH, body=body, headers=headers)
+
+    # Then it gets OpenAI's 400 envelope without a param
+    assert response.status == HTTPStatus.BAD_REQUEST
+    error = error_of(response)
+    assert (error["type"], error["param"]) == ("invalid_request_error", None)
+    assert stub.minted == []
+
+
+# --- authentication and routing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api_key", ["sk-test-wrong", None], ids=["wrong-key", "no-key"])
+def test_bad_key_is_a_401_that_does_not_echo_it(
+    stub: OpenAIStub, http: urllib3.PoolManager, api_key: str | None
+) -> None:
+    # Given a valid body
+    # When it is sent with a wrong key, or none
+    response = post(http, stub, REALTIME_REQUEST, api_key=api_key)
+
+    # Then OpenAI's 401 comes back, without the key in it, and nothing is minted
+    assert response.status == HTTPStatus.UNAUTHORIZED
+    error = error_of(response)
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_api_key")
+    assert b"sk-test" not in response.data
+    assert stub.minted == []
+
+
+@pytest.mark.parametrize("path", ["/v1/realtime/sessions", "/v1/realtime/transcription_sessions"])
+def test_beta_paths_answer_beta_api_shape_disabled(stub: OpenAIStub, http: urllib3.PoolManager, path: str) -> None:
+    # Given a beta-shaped body
+    body = {"model": "gpt-4o-realtime-preview", "modalities": ["audio", "text"]}
+
+    # When it is sent to a beta path
+    response = post(http, stub, body, path=path)
+
+    # Then it gets the real "beta switched off" 400, valid in both specs
+    assert response.status == HTTPStatus.BAD_REQUEST
+    assert response.json() == BETA_DISABLED_ERROR
+    assert error_of(response)["code"] == "beta_api_shape_disabled"
+    assert beta_errors("ErrorResponse", response.json()) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/realtime/calls"), ("POST", "/realtime/client_secrets"), ("GET", CLIENT_SECRETS_PATH)],
+)
+def test_anything_else_is_unknown_url(stub: OpenAIStub, http: urllib3.PoolManager, method: str, path: str) -> None:
+    # Given a route the stub does not serve
+    # When it is called
+    response = http.request(method, stub.base_url + path, headers={"Authorization": f"Bearer {API_KEY}"})
+
+    # Then it is OpenAI's 404
+    assert response.status == HTTPStatus.NOT_FOUND
+    error = error_of(response)
+    assert (error["type"], error["code"]) == ("invalid_request_error", "unknown_url")
+
+
+# --- faults ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code", "retry_after"),
+    [
+        pytest.param(Fault.rate_limited(), HTTPStatus.TOO_MANY_REQUESTS, "rate_limit_exceeded", "7", id="429"),
+        pytest.param(Fault.server_error(), HTTPStatus.INTERNAL_SERVER_ERROR, None, None, id="500"),
+        pytest.param(Fault.unavailable(retry_after=3), HTTPStatus.SERVICE_UNAVAILABLE, None, "3", id="503"),
+        pytest.param(Fault.unauthorized(), HTTPStatus.UNAUTHORIZED, "invalid_api_key", None, id="401"),
+        pytest.param(
+            Fault.error(HTTPStatus.BAD_GATEWAY, headers={"x-custom": "1"}), HTTPStatus.BAD_GATEWAY, None, None, id="502"
+        ),
+    ],
+)
+def test_error_fault_answers_once_with_openai_envelope(
+    stub: OpenAIStub,
+    http: urllib3.PoolManager,
+    fault: Fault,
+    status: HTTPStatus,
+    code: str | None,
+    retry_after: str | None,
+) -> None:
+    # Given an error fault queued
+    stub.inject(fault)
+
+    # When two valid requests are sent
+    failed = post(http, stub, REALTIME_REQUEST)
+    recovered = post(http, stub, REALTIME_REQUEST)
+
+    # Then the first gets the error with its headers, the second succeeds
+    assert failed.status == status
+    assert error_of(failed)["code"] == code
+    assert failed.headers.get("Retry-After") == retry_after
+    assert recovered.status == HTTPStatus.OK
+    assert stub.minted == [recovered.json()["value"]]
+    assert len(stub.requests) == 2
+
+
+def test_faults_apply_first_in_first_out(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given two faults queued
+    stub.inject(Fault.server_error())
+    stub.inject(Fault.rate_limited())
+
+    # When three requests are sent
+    statuses = [post(http, stub, REALTIME_REQUEST).status for _ in range(3)]
+
+    # Then the faults apply in order, once each
+    assert statuses == [HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.OK]
+
+
+def test_delay_fault_trips_the_read_timeout_and_stop_is_prompt(http: urllib3.PoolManager) -> None:
+    # Given a stub told to sit on the next request for a minute
+    stub = OpenAIStub(API_KEY).start()
+    stub.inject(Fault.delay(60))
+
+    # When a client with a short read timeout calls it
+    with pytest.raises(ReadTimeoutError):
+        post(http, stub, REALTIME_REQUEST, timeout=urllib3.Timeout(connect=2.0, read=0.2))
+
+    # Then the request arrived but nothing was minted, and stop() does not wait out the delay
+    assert len(stub.requests) == 1
+    assert stub.minted == []
+    started = time.monotonic()
+    stub.stop()
+    assert time.monotonic() - started < 5
+    assert stub.minted == []
+
+
+def test_reset_drops_a_delayed_answer(stub: OpenAIStub) -> None:
+    # Given a request held by a long delay, sent on a raw connection whose read times out quickly
+    stub.inject(Fault.delay(60))
+    host, port = stub.base_url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=0.2)
+    body = json.dumps(REALTIME_REQUEST)
+    connection.request("POST", CLIENT_SECRETS_PATH, body=body, headers=auth_headers())
+    with pytest.raises(TimeoutError):
+        connection.getresponse()
+    assert len(stub.requests) == 1  # recorded, so the handler holds the fault
+
+    # When the stub is reset (as between tests sharing one stub)
+    stub.reset()
+
+    # Then the held request is dropped at once, without an answer or a secret
+    assert connection.sock is not None
+    connection.sock.settimeout(5)
+    assert connection.sock.recv(1) == b""
+    connection.close()
+    assert stub.minted == []
+
+
+def test_short_delay_fault_still_answers(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a delay shorter than the client's read timeout
+    stub.inject(Fault.delay(0.05))
+
+    # When a request is sent
+    response = post(http, stub, REALTIME_REQUEST)
+
+    # Then it is answered as usual
+    assert response.status == HTTPStatus.OK
+    assert ga_errors(RESPONSE_SCHEMA, response.json()) == []
+
+
+def test_non_json_fault_answers_200_html(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a non-JSON fault queued
+    stub.inject(Fault.non_json())
+
+    # When a valid request is sent
+    response = post(http, stub, REALTIME_REQUEST)
+
+    # Then the 200 body is not JSON
+    assert response.status == HTTPStatus.OK
+    assert response.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(ValueError, match="Expecting value"):
+        json.loads(response.data)
+    assert stub.minted == []
+
+
+def test_missing_value_fault_answers_200_without_value(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a missing-value fault queued
+    stub.inject(Fault.missing_value())
+
+    # When a valid request is sent
+    response = post(http, stub, REALTIME_REQUEST)
+
+    # Then the 200 body lacks exactly `value`, and no secret counts as issued
+    assert response.status == HTTPStatus.OK
+    answer = response.json()
+    assert "value" not in answer
+    assert ga_errors(RESPONSE_SCHEMA, answer) == ["$: 'value' is a required property"]
+    assert stub.minted == []
+
+
+@pytest.mark.parametrize("request_body", [REALTIME_REQUEST, TRANSCRIPTION_REQUEST], ids=["realtime", "transcription"])
+def test_oversized_fault_answers_a_huge_valid_body(
+    stub: OpenAIStub, http: urllib3.PoolManager, request_body: dict[str, Any]
+) -> None:
+    # Given an oversized fault queued
+    stub.inject(Fault.oversized())
+
+    # When a valid request is sent
+    response = post(http, stub, request_body)
+
+    # Then the body is over 2 MiB, still spec-valid, and its secret counts as minted
+    assert response.status == HTTPStatus.OK
+    assert len(response.data) >= 2 * 1024 * 1024
+    answer = response.json()
+    assert ga_errors(RESPONSE_SCHEMA, answer) == []
+    assert stub.minted == [answer["value"]]
+
+
+def test_drop_fault_closes_without_answer(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a drop fault queued
+    stub.inject(Fault.drop())
+
+    # When a request is sent, then another
+    with pytest.raises(ProtocolError):
+        post(http, stub, REALTIME_REQUEST)
+    recovered = post(http, stub, REALTIME_REQUEST)
+
+    # Then the first got no answer, the second succeeds on a new connection
+    assert recovered.status == HTTPStatus.OK
+    assert len(stub.requests) == 2
+    assert stub.connections == 2
+
+
+# --- connections and bookkeeping ---------------------------------------------------------------------
+
+
+def test_keep_alive_reuses_one_connection(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given one urllib3 pool
+    # When two requests are sent through it, one of them an error
+    first = post(http, stub, REALTIME_REQUEST)
+    second = post(http, stub, {"session": {"type": "bogus"}})
+
+    # Then both went over a single TCP connection
+    assert (first.status, second.status) == (HTTPStatus.OK, HTTPStatus.BAD_REQUEST)
+    assert stub.connections == 1
+
+
+def test_reset_forgets_requests_secrets_and_faults(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a stub that minted a secret and holds a queued fault
+    post(http, stub, REALTIME_REQUEST)
+    stub.inject(Fault.server_error())
+
+    # When it is reset
+    stub.reset()
+
+    # Then nothing is remembered and the fault is gone
+    assert (stub.requests, stub.minted) == ([], [])
+    assert post(http, stub, REALTIME_REQUEST).status == HTTPStatus.OK
+
+
+def test_base_url_is_loopback_without_v1(stub: OpenAIStub) -> None:
+    # Given a running stub
+    # When its base URL is read
+    url = stub.base_url
+
+    # Then it is a loopback origin, the value for OPENAI_UPSTREAM_URL
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
