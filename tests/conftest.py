@@ -83,7 +83,9 @@ def template_environment(overrides: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def function_env(monkeypatch: pytest.MonkeyPatch, api_key_secret_arn: str, openai_stub: OpenAIStub) -> dict[str, str]:
+def function_env(
+    monkeypatch: pytest.MonkeyPatch, api_key_secret_arn: str, openai_stub: OpenAIStub
+) -> Iterator[dict[str, str]]:
     """The template's environment, pointed at moto and the stub; every cache of the function cleared."""
     from token_vending.api_key import api_keys
     from token_vending.policy import cached_policy
