@@ -5,6 +5,7 @@ taken from template.yaml, events from events/, and a guard that fails any test w
 import io
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,13 +171,14 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     stream = io.StringIO()
-    previous = handler.setStream(stream)
+    # Swapped by hand: setStream() would flush the old stream, which may be a finished test's capture.
+    previous, handler.stream = handler.stream, stream
     caplog.set_level(logging.DEBUG, logger="urllib3")
     captured = Output(capsys, stream)
     try:
         yield captured
     finally:
-        handler.setStream(previous)
+        handler.stream = sys.__stdout__ if getattr(previous, "closed", False) else previous
     text = captured.text() + caplog.text
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
     secrets = {TEST_API_KEY, *_minted_anywhere}

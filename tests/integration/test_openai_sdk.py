@@ -1,0 +1,106 @@
+"""The official OpenAI Python SDK, pointed at the local API with base_url, just works."""
+
+import os
+from collections.abc import Iterator
+from unittest import mock
+
+import openai
+import pytest
+
+from local.gateway import LocalApi
+from local.openai_schema import ga_errors
+from local.openai_stub import OpenAIStub
+from tests.conftest import TEMPLATE
+
+
+@pytest.fixture
+def client(api_key_secret_arn: str, openai_stub: OpenAIStub) -> Iterator[openai.OpenAI]:
+    """An SDK client on the local API Gateway, which serves the template's routes and environment."""
+    from token_vending.api_key import api_keys
+    from token_vending.settings import get_settings
+
+    overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
+    with mock.patch.dict(os.environ), LocalApi.from_template(TEMPLATE, overrides) as api:
+        get_settings.cache_clear()
+        api_keys.clear()
+        # The SDK insists on a key; our API ignores it (IAM authorises callers when deployed).
+        yield openai.OpenAI(api_key="unused-by-this-service", base_url=f"{api.url}/v1", max_retries=0)
+    get_settings.cache_clear()
+    api_keys.clear()
+
+
+def test_the_sdk_mints_a_ga_client_secret(client: openai.OpenAI, openai_stub: OpenAIStub) -> None:
+    # Given the SDK's GA call
+    # When it asks for a client secret
+    secret = client.realtime.client_secrets.create(
+        expires_after={"anchor": "created_at", "seconds": 300},
+        session={"type": "realtime", "audio": {"output": {"voice": "cedar"}}},
+    )
+
+    # Then it gets one, parsed into its own types
+    assert secret.value.startswith("ek_")
+    assert secret.expires_at > 0
+    assert secret.session.type == "realtime"
+    assert ga_errors("RealtimeCreateClientSecretRequest", openai_stub.requests[0].json) == []
+
+
+def test_the_sdk_mints_through_the_beta_sessions_call(client: openai.OpenAI) -> None:
+    # Given the SDK's beta call, switched off upstream but served here
+    # When it creates a session
+    session = client.beta.realtime.sessions.create(voice="marin", input_audio_format="g711_ulaw")
+
+    # Then it gets a client secret in the beta shape
+    assert session.client_secret.value.startswith("ek_")
+    assert session.voice == "marin"
+    assert session.input_audio_format == "g711_ulaw"
+
+
+def test_the_sdk_creates_a_beta_transcription_session(client: openai.OpenAI) -> None:
+    # Given the SDK's beta transcription call
+    # When it creates a transcription session
+    session = client.beta.realtime.transcription_sessions.create(
+        input_audio_transcription={"model": "gpt-4o-mini-transcribe"}
+    )
+
+    # Then it gets a client secret
+    assert session.client_secret.value.startswith("ek_")
+
+
+def test_a_value_outside_the_policy_raises_bad_request_naming_the_field(
+    client: openai.OpenAI, openai_stub: OpenAIStub
+) -> None:
+    # Given a voice the policy does not allow
+    # When the SDK asks for a secret with it
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.realtime.client_secrets.create(session={"type": "realtime", "audio": {"output": {"voice": "verse2"}}})
+
+    # Then the SDK raises its typed error, naming the field, and nothing reached OpenAI
+    assert raised.value.param == "session.audio.output.voice"
+    assert raised.value.code == "invalid_value"
+    assert openai_stub.requests == []
+
+
+def test_a_beta_value_outside_the_policy_names_the_beta_field(client: openai.OpenAI) -> None:
+    # Given a beta call with a temperature GA has no place for
+    # When the SDK creates the session
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.beta.realtime.sessions.create(temperature=1.1)
+
+    # Then the error names the beta field
+    assert raised.value.param == "temperature"
+
+
+def test_rate_limiting_upstream_raises_the_sdks_rate_limit_error(
+    client: openai.OpenAI, openai_stub: OpenAIStub
+) -> None:
+    # Given OpenAI rate limits the service
+    from local.openai_stub import Fault
+
+    openai_stub.inject(Fault.rate_limited(retry_after=3))
+
+    # When the SDK asks for a secret
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.realtime.client_secrets.create(session={"type": "realtime"})
+
+    # Then it sees a 429 with OpenAI's Retry-After passed on
+    assert raised.value.response.headers["retry-after"] == "3"
