@@ -1,0 +1,1 @@
+"""Local stand-ins (OpenAI stub, schema checks) for tests and `make run`."""

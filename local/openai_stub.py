@@ -1,0 +1,663 @@
+"""A loopback stand-in for OpenAI's Realtime token endpoints, faithful to the official schema.
+
+`POST /v1/realtime/client_secrets` checks the key and validates the body against
+`RealtimeCreateClientSecretRequest`, then answers with a spec-shaped client secret. The beta paths
+answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`. Tests queue faults
+(error statuses, a slow answer, bad bodies, a dropped connection) and read back what was received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import secrets
+import socket
+import socketserver
+import string
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self, cast
+from urllib.parse import urlsplit
+
+from local.openai_schema import Violation, ga_violations
+
+CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
+BETA_PATHS = frozenset({"/v1/realtime/sessions", "/v1/realtime/transcription_sessions"})
+DEFAULT_EXPIRES_SECONDS = 600
+OVERSIZED_BYTES = 2 * 1024 * 1024
+
+# What OpenAI answers to a beta-shaped call since the beta Realtime API was switched off (NOTES.md).
+BETA_DISABLED_ERROR: dict[str, Any] = {
+    "error": {
+        "type": "invalid_request_error",
+        "code": "beta_api_shape_disabled",
+        "message": "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
+        "param": None,
+    }
+}
+_UNPARSABLE_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+    "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+_PCM: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}
+_SERVER_VAD: dict[str, Any] = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 200,
+    "idle_timeout_ms": None,
+    "create_response": True,
+    "interrupt_response": True,
+}
+_SEMANTIC_VAD: dict[str, Any] = {
+    "type": "semantic_vad",
+    "eagerness": "auto",
+    "create_response": True,
+    "interrupt_response": True,
+}
+_TRANSCRIPTION_VAD: dict[str, Any] = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 200,
+}
+_DEFAULT_INSTRUCTIONS = "You are a helpful, witty, and friendly AI."
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as the stub received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    json: object | None  # the parsed body, None when empty or not JSON
+    schema_errors: list[str] = field(default_factory=list)  # RealtimeCreateClientSecretRequest's verdict
+
+
+class FaultKind(StrEnum):
+    """What a queued fault does to the request it meets."""
+
+    ERROR = "error"  # answer `status` with OpenAI's error envelope and `headers`
+    DELAY = "delay"  # wait `seconds` (or until stop()), then answer as usual
+    NON_JSON = "non_json"  # 200 with an HTML body
+    MISSING_VALUE = "missing_value"  # 200 with a spec-shaped body lacking `value`
+    OVERSIZED = "oversized"  # 200 with a valid body of at least `size` bytes
+    DROP = "drop"  # close the connection without an answer
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A misbehaviour for the next request; build one with the class methods."""
+
+    kind: FaultKind
+    status: HTTPStatus = HTTPStatus.OK
+    error_type: str = ""
+    code: str | None = None
+    message: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    seconds: float = 0.0
+    size: int = 0
+
+    @classmethod
+    def error(
+        cls,
+        status: HTTPStatus,
+        *,
+        error_type: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """`status` with an OpenAI error envelope; type and message default to what OpenAI sends."""
+        default_type = "server_error" if status >= HTTPStatus.INTERNAL_SERVER_ERROR else "invalid_request_error"
+        return cls(
+            FaultKind.ERROR,
+            status=status,
+            error_type=error_type or default_type,
+            code=code,
+            message=message or status.phrase,
+            headers=tuple((headers or {}).items()),
+        )
+
+    @classmethod
+    def unauthorized(cls) -> Fault:
+        """401 `invalid_api_key`, as for a revoked key."""
+        return cls.error(HTTPStatus.UNAUTHORIZED, code="invalid_api_key", message="Incorrect API key provided.")
+
+    @classmethod
+    def rate_limited(cls, retry_after: int | None = 7) -> Fault:
+        """429 `rate_limit_exceeded`, with `Retry-After: <seconds>` unless `retry_after` is None."""
+        return cls.error(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            error_type="requests",
+            code="rate_limit_exceeded",
+            message="Rate limit reached for requests. Please try again later.",
+            headers={} if retry_after is None else {"Retry-After": str(retry_after)},
+        )
+
+    @classmethod
+    def server_error(cls) -> Fault:
+        """500 `server_error`."""
+        return cls.error(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            message="The server had an error while processing your request. Sorry about that!",
+        )
+
+    @classmethod
+    def unavailable(cls, retry_after: int | None = None) -> Fault:
+        """503 `server_error` (overloaded), with `Retry-After` when given."""
+        return cls.error(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            message="The server is overloaded or not ready yet.",
+            headers={} if retry_after is None else {"Retry-After": str(retry_after)},
+        )
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Answer as usual after `seconds`; stop() or reset() cuts the wait short and drops the connection."""
+        return cls(FaultKind.DELAY, seconds=seconds)
+
+    @classmethod
+    def non_json(cls) -> Fault:
+        """200 whose body is HTML, as from a misbehaving proxy."""
+        return cls(FaultKind.NON_JSON)
+
+    @classmethod
+    def missing_value(cls) -> Fault:
+        """200 JSON with `expires_at` and `session` but no `value`."""
+        return cls(FaultKind.MISSING_VALUE)
+
+    @classmethod
+    def oversized(cls, size: int = OVERSIZED_BYTES) -> Fault:
+        """200 with a valid client secret whose body is at least `size` bytes (a huge `instructions`)."""
+        return cls(FaultKind.OVERSIZED, size=size)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection after reading the request, without an answer."""
+        return cls(FaultKind.DROP)
+
+
+class OpenAIStub:
+    """OpenAI on 127.0.0.1, in a daemon thread: `with OpenAIStub("sk-test-1") as stub: stub.base_url`."""
+
+    def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api_key = api_key
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        # Set by stop() and reset(): a delayed answer must not land in a later test's records.
+        self._cancel_delays = threading.Event()
+        self._requests: list[RecordedRequest] = []
+        self._minted: list[str] = []
+        self._faults: deque[Fault] = deque()
+        self._handler_errors: list[BaseException] = []
+        self._open_sockets: set[socket.socket] = set()
+        self._connections = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> OpenAIStub:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            raise RuntimeError("the stub is already running")
+        self._cancel_delays = threading.Event()
+        self._server = _Server(self._address, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-stub", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut delayed answers short and close every open connection."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        with self._lock:
+            self._cancel_delays.set()
+        server.shutdown()
+        with self._lock:
+            open_sockets = list(self._open_sockets)
+        for sock in open_sockets:
+            # Idle keep-alive connections would otherwise hold their handler threads.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>`, without /v1: the value for OPENAI_UPSTREAM_URL."""
+        if self._server is None:
+            raise RuntimeError("the stub is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def minted(self) -> list[str]:
+        """Every client secret value issued so far (a copy)."""
+        with self._lock:
+            return list(self._minted)
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since start (reset() keeps it: open connections stay open)."""
+        with self._lock:
+            return self._connections
+
+    @property
+    def handler_errors(self) -> list[BaseException]:
+        """Unexpected exceptions in request handlers (a stub bug); a client going away is not one."""
+        with self._lock:
+            return list(self._handler_errors)
+
+    def inject(self, fault: Fault) -> None:
+        """Queue `fault` for the next request; faults apply first in, first out, once each."""
+        with self._lock:
+            self._faults.append(fault)
+
+    def reset(self) -> None:
+        """Forget recorded requests, minted secrets and queued faults; drop answers still being delayed."""
+        with self._lock:
+            self._cancel_delays.set()
+            self._cancel_delays = threading.Event()
+            self._requests.clear()
+            self._minted.clear()
+            self._faults.clear()
+            self._handler_errors.clear()
+
+    def _record(self, request: RecordedRequest) -> tuple[Fault | None, threading.Event]:
+        """Keep `request`; the fault it meets, and the event that cuts a delay short."""
+        with self._lock:
+            self._requests.append(request)
+            return (self._faults.popleft() if self._faults else None), self._cancel_delays
+
+    def _mint(self, requested: Mapping[str, Any], *, issued: bool = True) -> dict[str, Any]:
+        """A client secret for a valid RealtimeCreateClientSecretRequest; `minted` keeps it if `issued`."""
+        expires_after = requested.get("expires_after") or {}
+        expires_at = int(time.time()) + int(expires_after.get("seconds", DEFAULT_EXPIRES_SECONDS))
+        session = requested.get("session") or {"type": "realtime"}
+        value = "ek_" + secrets.token_hex(16)
+        if issued:
+            with self._lock:
+                self._minted.append(value)
+        return {"value": value, "expires_at": expires_at, "session": _session(session, expires_at)}
+
+    def _accepted(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections += 1
+            self._open_sockets.add(sock)
+
+    def _released(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open_sockets.discard(sock)
+
+    def _failed(self, error: BaseException) -> None:
+        with self._lock:
+            self._handler_errors.append(error)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # stop() closes connections itself; joining handler threads could wait on a slow client.
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], stub: OpenAIStub) -> None:
+        self.stub = stub
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, a DNS lookup that can stall in a sandbox.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.stub._accepted(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.stub._released(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Quiet: a client that went away is routine; anything else is kept for tests to see.
+        error = sys.exception()
+        if error is not None and not isinstance(error, OSError):
+            self.stub._failed(error)
+
+
+class _BadRequestError(Exception):
+    """The request framing itself is broken; answer 400 and close."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so a client pool can reuse one connection
+    timeout = 30  # an idle keep-alive connection gives its thread back eventually
+    server_version = "openai-stub"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read `requests`, not stderr."""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    @property
+    def _stub(self) -> OpenAIStub:
+        return cast(_Server, self.server).stub
+
+    def _handle(self) -> None:
+        try:
+            body = self._read_body()
+        except _BadRequestError as error:
+            self._send_error(HTTPStatus.BAD_REQUEST, str(error), close=True)
+            return
+        route = urlsplit(self.path).path
+        parsed, parsable = _parse_json(body)
+        violations = (
+            ga_violations("RealtimeCreateClientSecretRequest", parsed)
+            if parsable and self.command == "POST" and route == CLIENT_SECRETS_PATH
+            else []
+        )
+        fault, cancelled = self._stub._record(
+            RecordedRequest(
+                method=self.command,
+                path=self.path,
+                headers={name.lower(): value for name, value in self.headers.items()},
+                body=body,
+                json=parsed,
+                schema_errors=[str(violation) for violation in violations],
+            )
+        )
+        if fault is not None and fault.kind is FaultKind.DELAY and cancelled.wait(fault.seconds):
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind is not FaultKind.DELAY:
+            valid = route == CLIENT_SECRETS_PATH and parsable and not violations
+            self._answer_fault(fault, parsed if valid and isinstance(parsed, dict) else {})
+            return
+        self._route(route, parsed, parsable, violations)
+
+    def _route(self, route: str, parsed: object, parsable: bool, violations: list[Violation]) -> None:
+        if self.command != "POST" or (route != CLIENT_SECRETS_PATH and route not in BETA_PATHS):
+            self._send_error(HTTPStatus.NOT_FOUND, f"Invalid URL ({self.command} {route})", code="unknown_url")
+            return
+        if not self._authorized():
+            self._send_error(
+                HTTPStatus.UNAUTHORIZED,
+                # Never echo the key (OpenAI shows a masked one; a stub need not show any).
+                "Incorrect API key provided." if self.headers.get("Authorization") else "Missing API key.",
+                code="invalid_api_key",
+            )
+            return
+        if route in BETA_PATHS:
+            self._send_json(HTTPStatus.BAD_REQUEST, BETA_DISABLED_ERROR)
+            return
+        if self.headers.get_content_type() != "application/json":
+            self._send_error(
+                HTTPStatus.BAD_REQUEST,
+                f"Invalid Content-Type header ({self.headers.get('Content-Type')}), expected application/json.",
+            )
+            return
+        if not parsable:
+            self._send_error(HTTPStatus.BAD_REQUEST, _UNPARSABLE_JSON)
+            return
+        if violations:
+            first = violations[0]
+            self._send_error(
+                HTTPStatus.BAD_REQUEST,
+                f"Invalid '{first.param}': {first.message}" if first.param else f"Invalid body: {first.message}",
+                param=first.param,
+                code="invalid_value",
+            )
+            return
+        self._send_json(HTTPStatus.OK, self._stub._mint(cast(dict[str, Any], parsed)))
+
+    def _authorized(self) -> bool:
+        expected = f"Bearer {self._stub.api_key}".encode()
+        given = (self.headers.get("Authorization") or "").encode()
+        return hmac.compare_digest(given, expected)
+
+    def _answer_fault(self, fault: Fault, requested: dict[str, Any]) -> None:
+        match fault.kind:
+            case FaultKind.ERROR:
+                self._send_error(
+                    fault.status, fault.message, error_type=fault.error_type, code=fault.code, headers=fault.headers
+                )
+            case FaultKind.NON_JSON:
+                page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            case FaultKind.MISSING_VALUE:
+                answer = self._stub._mint(requested, issued=False)
+                del answer["value"]
+                self._send_json(HTTPStatus.OK, answer)
+            case FaultKind.OVERSIZED:
+                answer = self._stub._mint(requested)
+                session = answer["session"]
+                # Pad a string the client is meant to read, so the body stays spec-valid.
+                if session["type"] == "transcription":
+                    session["audio"]["input"]["transcription"]["prompt"] = "x" * fault.size
+                else:
+                    session["instructions"] = "x" * fault.size
+                self._send_json(HTTPStatus.OK, answer)
+            case FaultKind.DROP | FaultKind.DELAY:
+                self.close_connection = True
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        if not length.isdigit():
+            raise _BadRequestError(f"Invalid Content-Length header ({length}).")
+        return self.rfile.read(int(length))
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise _BadRequestError("Invalid chunked body.") from None
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers, up to the blank line
+                    pass
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)  # the CRLF after each chunk
+
+    def _send_error(
+        self,
+        status: HTTPStatus,
+        message: str,
+        *,
+        error_type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> None:
+        envelope = {"error": {"type": error_type, "message": message, "param": param, "code": code}}
+        self._send_json(status, envelope, headers=headers, close=close)
+
+    def _send_json(
+        self,
+        status: HTTPStatus,
+        payload: Mapping[str, Any],
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> None:
+        body = json.dumps(payload).encode()
+        self._send(status, body, "application/json", headers=headers, close=close)
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-request-id", "req_" + secrets.token_hex(16))
+            for name, value in headers:
+                self.send_header(name, value)
+            if close:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+        except OSError:
+            # The client gave up (e.g. its read timeout fired during a delay fault).
+            self.close_connection = True
+
+
+def _parse_json(body: bytes) -> tuple[object | None, bool]:
+    """The parsed body and whether it parsed; an empty body does not."""
+    if not body:
+        return None, False
+    try:
+        return json.loads(body), True
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+        return None, False
+
+
+def _session(requested: Mapping[str, Any], expires_at: int) -> dict[str, Any]:
+    if requested.get("type") == "transcription":
+        return _transcription_session(requested, expires_at)
+    return _realtime_session(requested)
+
+
+def _realtime_session(requested: Mapping[str, Any]) -> dict[str, Any]:
+    """RealtimeSessionCreateResponseGA: the request over the defaults of OpenAI's example answer.
+
+    The example shows `transcription: null` and `include: null`, which the response schema rejects;
+    the stub leaves those keys out unless the request set them.
+    """
+    audio = requested.get("audio") or {}
+    audio_in, audio_out = audio.get("input") or {}, audio.get("output") or {}
+    audio_input: dict[str, Any] = {"format": audio_in.get("format", _PCM)}
+    if audio_in.get("transcription") is not None:
+        audio_input["transcription"] = audio_in["transcription"]
+    audio_input["noise_reduction"] = audio_in.get("noise_reduction")
+    audio_input["turn_detection"] = _turn_detection(
+        audio_in, {"server_vad": _SERVER_VAD, "semantic_vad": _SEMANTIC_VAD}
+    )
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": _random_id("sess_"),
+        "model": requested.get("model", "gpt-realtime"),
+        "output_modalities": requested.get("output_modalities", ["audio"]),
+        "instructions": requested.get("instructions", _DEFAULT_INSTRUCTIONS),
+        "tools": requested.get("tools", []),
+        "tool_choice": requested.get("tool_choice", "auto"),
+        "max_output_tokens": requested.get("max_output_tokens", "inf"),
+        "tracing": requested.get("tracing"),
+        "truncation": requested.get("truncation", "auto"),
+        "prompt": requested.get("prompt"),
+        "expires_at": 0,
+        "audio": {
+            "input": audio_input,
+            "output": {
+                "format": audio_out.get("format", _PCM),
+                "voice": audio_out.get("voice", "alloy"),
+                "speed": audio_out.get("speed", 1.0),
+            },
+        },
+    }
+    if "reasoning" in requested:
+        session["reasoning"] = requested["reasoning"]
+    if requested.get("include") is not None:
+        session["include"] = requested["include"]
+    return session
+
+
+def _transcription_session(requested: Mapping[str, Any], expires_at: int) -> dict[str, Any]:
+    """RealtimeTranscriptionSessionCreateResponseGA, shaped like OpenAI's example answer.
+
+    The example's `format: "pcm16"`, `language: null` and `noise_reduction: null` fail the response
+    schema; the stub sends a format object and leaves the nulls out.
+    """
+    audio_in = (requested.get("audio") or {}).get("input") or {}
+    audio_input: dict[str, Any] = {
+        "format": audio_in.get("format", _PCM),
+        "transcription": audio_in.get("transcription") or {"model": "gpt-4o-transcribe", "prompt": ""},
+    }
+    if audio_in.get("noise_reduction") is not None:
+        audio_input["noise_reduction"] = audio_in["noise_reduction"]
+    audio_input["turn_detection"] = _turn_detection(audio_in, {"server_vad": _TRANSCRIPTION_VAD})
+    session: dict[str, Any] = {
+        "id": _random_id("sess_"),
+        "type": "transcription",
+        "object": "realtime.transcription_session",
+        "expires_at": expires_at,
+    }
+    if requested.get("include") is not None:
+        session["include"] = requested["include"]
+    session["audio"] = {"input": audio_input}
+    return session
+
+
+def _turn_detection(audio_in: Mapping[str, Any], defaults: Mapping[str, dict[str, Any]]) -> Any:
+    """The requested turn detection over its type's defaults; null (off) stays null."""
+    if "turn_detection" not in audio_in:
+        return dict(defaults["server_vad"])
+    requested = audio_in["turn_detection"]
+    if requested is None:
+        return None
+    return {**defaults.get(requested.get("type", "server_vad"), {}), **requested}
+
+
+def _random_id(prefix: str, length: int = 21) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
