@@ -34,13 +34,18 @@ def traced_handler[F: Callable[..., Any]](handler: F) -> F:
     return Tracer().capture_lambda_handler(handler)  # type: ignore[return-value]
 
 
+def _namespace() -> str:
+    # The template sets it; a missing one must not turn a mint into a 500.
+    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenVending"
+
+
 def count(name: str, **dimensions: str) -> None:
     """Emit one EMF count with its own dimensions (on top of the service dimension)."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=_namespace()) as metric:
         for key, value in dimensions.items():
             metric.add_dimension(name=key, value=value)
 
 
 def milliseconds(name: str, value: float) -> None:
-    with single_metric(name=name, unit=MetricUnit.Milliseconds, value=value):
+    with single_metric(name=name, unit=MetricUnit.Milliseconds, value=value, namespace=_namespace()):
         pass
