@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from token_vending.errors import InvalidRequest
-from token_vending.session_fields import SESSION_FIELDS, SessionType
+from token_vending.session_fields import SESSION_FIELDS, SessionType, put
 
 # OpenAI accepts client secret lifetimes of 10 s to 2 h.
 MIN_TTL_SECONDS = 10
@@ -250,8 +250,8 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
         )
     built: dict[str, Any] = {"type": profile.session_type}
     for path, value in copy.deepcopy(profile.fixed).items():
-        _put(built, path, value)
-    for path, value in _leaves(session, "", profile.settable):
+        put(built, path, value)
+    for path, value in _leaves(session, "", profile):
         if path == "type":
             if value != profile.session_type:
                 raise InvalidRequest(
@@ -262,19 +262,19 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
                 )
             continue
         _check_leaf(path, value, profile_name, profile, name)
-        _put(built, path, value)
+        put(built, path, value)
     return {"expires_after": _expiry(request.get("expires_after"), profile, name), "session": built}
 
 
-def _leaves(value: dict[str, Any], prefix: str, rules: dict[str, FieldRule]) -> Iterator[tuple[str, Any]]:
+def _leaves(value: dict[str, Any], prefix: str, profile: Profile) -> Iterator[tuple[str, Any]]:
+    """(path, value) for each field the caller sent. Only known objects are entered, so the depth is
+    bounded by the schema, not by the caller: anything else is a leaf that the checks refuse."""
+    known = SESSION_FIELDS[profile.session_type]
     for key, item in value.items():
         path = f"{prefix}.{key}" if prefix else key
-        if "." in key or not key:
-            yield path, item  # cannot be a field: reported as unknown
-            continue
-        rule = rules.get(path)
-        if isinstance(item, dict) and (rule is None or rule.type == "null"):
-            yield from _leaves(item, path, rules)
+        rule = profile.settable.get(path)
+        if isinstance(item, dict) and path in known and (rule is None or rule.type == "null"):
+            yield from _leaves(item, path, profile)
         else:
             yield path, item
 
@@ -332,10 +332,3 @@ def _expiry(expires_after: Any, profile: Profile, name: ParamNamer) -> dict[str,
 
 def _unknown(param: str) -> InvalidRequest:
     return InvalidRequest(f"Unknown parameter: '{_clip(param)}'.", code="unknown_parameter", param=_clip(param))
-
-
-def _put(target: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[leaf] = value

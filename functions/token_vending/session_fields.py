@@ -6,7 +6,7 @@ They tell an unknown field (a typo, a field OpenAI does not have) from a known o
 does not allow.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 SessionType = Literal["realtime", "transcription"]
 
@@ -106,3 +106,11 @@ SESSION_FIELDS: dict[SessionType, frozenset[str]] = {
     "realtime": REALTIME_FIELDS,
     "transcription": TRANSCRIPTION_FIELDS,
 }
+
+
+def put(target: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path in a nested dict, creating the objects on the way."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value

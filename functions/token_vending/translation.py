@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from token_vending.errors import InvalidRequest
-from token_vending.session_fields import SessionType
+from token_vending.session_fields import SessionType, put
 
 BETA_DEFAULT_TEMPERATURE = 0.8
 
@@ -125,7 +125,7 @@ def beta_to_ga(request: dict[str, Any], session_type: SessionType) -> dict[str, 
             raise InvalidRequest(f"Unknown parameter: '{key[:64]}'.", code="unknown_parameter", param=key[:64])
         converted = field.to_ga(value, key)
         if field.ga is not None:
-            _put(ga, field.ga, converted)
+            put(ga, field.ga, converted)
     return ga
 
 
@@ -152,14 +152,7 @@ def _client_secret(value: Any, fields: dict[str, BetaField], ga: dict[str, Any])
         if field is None or field.ga is None:
             param = f"client_secret.{key}"[:64]
             raise InvalidRequest(f"Unknown parameter: '{param}'.", code="unknown_parameter", param=param)
-        _put(ga, field.ga, item)
-
-
-def _put(target: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[leaf] = value
+        put(ga, field.ga, item)
 
 
 def _invalid(param: str, what: str) -> InvalidRequest:
