@@ -70,7 +70,9 @@ class ApiKeySource:
         except ClientError as exc:
             aws_code = exc.response.get("Error", {}).get("Code", "Unknown")
             if reason := _OPERATOR_ERRORS.get(aws_code):
-                raise _misconfigured(reason, secret_id, aws_code=aws_code) from None
+                # AWS's message tells "no such secret" from "a secret with no value yet"; it holds no secret.
+                aws_message = str(exc.response.get("Error", {}).get("Message", ""))[:300]
+                raise _misconfigured(reason, secret_id, aws_code=aws_code, aws_message=aws_message) from None
             raise _unavailable(secret_id, aws_code) from None
         except BotoCoreError as exc:
             raise _unavailable(secret_id, type(exc).__name__) from None
@@ -79,7 +81,7 @@ class ApiKeySource:
 
 def _parse(secret_string: str | None, secret_id: str) -> str:
     text = (secret_string or "").strip()
-    if text.startswith("{"):
+    if text[:1] in ("{", "[", '"'):  # JSON: it must be the documented object
         try:
             document = json.loads(text)
         except ValueError:

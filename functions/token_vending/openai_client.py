@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, TimeoutError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 
 from token_vending.errors import InvalidRequest, UpstreamError
 from token_vending.observability import count, logger, milliseconds, traced
@@ -70,7 +70,8 @@ def create_client_secret(
 
 def _transport_error(exc: Exception) -> UpstreamError:
     reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
-    if isinstance(reason, TimeoutError):
+    # NewConnectionError (refused, DNS) subclasses ConnectTimeoutError in urllib3 2: test it first.
+    if isinstance(reason, TimeoutError) and not isinstance(reason, NewConnectionError):
         _count_error("timeout")
         return UpstreamError(
             "OpenAI did not answer in time. Retry in a moment.",
@@ -106,9 +107,16 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
             headers={"Retry-After": seconds} if seconds else {},
             error_type="rate_limit_error",
         )
-    if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY) and upstream_code != (
-        "beta_api_shape_disabled"
-    ):
+    if upstream_code == "beta_api_shape_disabled":
+        logger.error("openai took the call for a beta one; check OPENAI_UPSTREAM_URL", upstream_status=status)
+        count("ConfigurationErrors", reason="upstream_beta_disabled")
+        return UpstreamError(
+            "OpenAI refused the call as the retired beta API: this service's upstream URL is misconfigured. "
+            "The operator must fix it (see the service's logs).",
+            status=HTTPStatus.BAD_GATEWAY,
+            code="upstream_misconfigured",
+        )
+    if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY):
         # Our checks passed but OpenAI still refused the combination: the caller can act on its words.
         reason = error.get("message") if isinstance(error.get("message"), str) else "no reason given"
         param = error.get("param") if isinstance(error.get("param"), str) else None
@@ -126,10 +134,12 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
             code="upstream_auth_failed",
         )
     if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT):
+        seconds = retry_after if retry_after and retry_after.isdigit() else None
         return UpstreamError(
             f"OpenAI is unavailable (HTTP {status}). Retry in a moment.",
             status=HTTPStatus(status),
             code="upstream_unavailable",
+            headers={"Retry-After": seconds} if seconds else {},
         )
     return UpstreamError(
         f"OpenAI failed to mint a client secret (HTTP {status}). Retry in a moment; if it persists, "

@@ -64,6 +64,8 @@ class FieldRule(BaseModel):
             raise ValueError("max_length applies to string fields only")
         if (self.min_items is not None or self.max_items is not None) and self.type != "array":
             raise ValueError("min_items/max_items apply to array fields only")
+        if self.min_items is not None and self.max_items is not None and self.min_items > self.max_items:
+            raise ValueError("min_items is greater than max_items")
         if self.enum is not None:
             item_type = "string" if self.type == "array" else self.type
             bad = [v for v in self.enum if _type_problem(item_type, v)]
@@ -251,7 +253,7 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
     built: dict[str, Any] = {"type": profile.session_type}
     for path, value in copy.deepcopy(profile.fixed).items():
         put(built, path, value)
-    for path, value in _leaves(session, "", profile):
+    for path, value in _leaves(session, "", profile, name):
         if path == "type":
             if value != profile.session_type:
                 raise InvalidRequest(
@@ -266,15 +268,17 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
     return {"expires_after": _expiry(request.get("expires_after"), profile, name), "session": built}
 
 
-def _leaves(value: dict[str, Any], prefix: str, profile: Profile) -> Iterator[tuple[str, Any]]:
+def _leaves(value: dict[str, Any], prefix: str, profile: Profile, name: ParamNamer) -> Iterator[tuple[str, Any]]:
     """(path, value) for each field the caller sent. Only known objects are entered, so the depth is
     bounded by the schema, not by the caller: anything else is a leaf that the checks refuse."""
     known = SESSION_FIELDS[profile.session_type]
     for key, item in value.items():
         path = f"{prefix}.{key}" if prefix else key
+        if "." in key or not key:  # no field is named so; a dotted key must not pose as a path
+            raise _unknown(name(f"session.{path}"))
         rule = profile.settable.get(path)
         if isinstance(item, dict) and path in known and (rule is None or rule.type == "null"):
-            yield from _leaves(item, path, profile)
+            yield from _leaves(item, path, profile, name)
         else:
             yield path, item
 
@@ -289,9 +293,7 @@ def _check_leaf(path: str, value: Any, profile_name: str, profile: Profile, name
         )
     rule = profile.settable.get(path)
     if rule is None:
-        if path in SESSION_FIELDS[profile.session_type] or any(
-            path.startswith(known + ".") for known in profile.settable
-        ):
+        if path in SESSION_FIELDS[profile.session_type]:
             raise InvalidRequest(
                 f"'{param}' is not allowed by this service's policy (profile '{profile_name}').",
                 code="parameter_not_allowed",

@@ -49,6 +49,11 @@ def _tool_choice(value: Any, param: str) -> str | dict[str, str]:
     return value if value in _TOOL_CHOICE_MODES else {"type": "function", "name": value}
 
 
+def _turn_detection(value: Any, param: str) -> Any:
+    # Beta defaulted the type to server_vad; GA requires it.
+    return {"type": "server_vad", **value} if isinstance(value, dict) and "type" not in value else value
+
+
 def _dropped_modalities(value: Any, param: str) -> None:
     _modalities(value, param)  # still validated; a transcription session never answers
 
@@ -73,7 +78,7 @@ REALTIME: tuple[BetaField, ...] = (
     BetaField("input_audio_format", "session.audio.input.format", _audio_format, reshaped=True),
     BetaField("output_audio_format", "session.audio.output.format", _audio_format, reshaped=True),
     BetaField("input_audio_transcription", "session.audio.input.transcription"),
-    BetaField("turn_detection", "session.audio.input.turn_detection"),
+    BetaField("turn_detection", "session.audio.input.turn_detection", _turn_detection),
     BetaField("input_audio_noise_reduction", "session.audio.input.noise_reduction"),
     BetaField("tools", "session.tools"),
     BetaField("tool_choice", "session.tool_choice", _tool_choice, reshaped=True),
@@ -86,7 +91,7 @@ TRANSCRIPTION: tuple[BetaField, ...] = (
     BetaField("modalities", None, _dropped_modalities),
     BetaField("input_audio_format", "session.audio.input.format", _audio_format, reshaped=True),
     BetaField("input_audio_transcription", "session.audio.input.transcription"),
-    BetaField("turn_detection", "session.audio.input.turn_detection"),
+    BetaField("turn_detection", "session.audio.input.turn_detection", _turn_detection),
     BetaField("input_audio_noise_reduction", "session.audio.input.noise_reduction"),
     BetaField("include", "session.include"),
     BetaField("client_secret.expires_at", "expires_after"),

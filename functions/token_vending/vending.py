@@ -3,17 +3,19 @@
 Knows nothing of API Gateway: the handler hands it the endpoint, the JSON body and the profile.
 """
 
+from http import HTTPStatus
 from typing import Any, Literal
 
 from token_vending.api_key import api_keys
-from token_vending.errors import InvalidRequest, ServiceMisconfigured
+from token_vending.errors import InvalidRequest, ServiceMisconfigured, UpstreamError
 from token_vending.observability import count, logger
-from token_vending.openai_client import create_client_secret
+from token_vending.openai_client import Minted, create_client_secret
 from token_vending.policy import (
     PROFILE_HEADER,
     ParamNamer,
     Policy,
     PolicyError,
+    Profile,
     authorize,
     cached_policy,
     ga_param,
@@ -45,7 +47,7 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
     profile_name, chosen = policy.select(profile, session_type, param=profile_param)
     upstream_body = authorize(request, profile_name, chosen, name)
     api_key = api_keys.get(settings.api_key_secret_id, settings.secret_cache_ttl_seconds)
-    minted = _create(settings, api_key, upstream_body, name)
+    minted = _create(settings, api_key, upstream_body, name, chosen)
     count("ClientSecretsMinted", endpoint=endpoint, profile=profile_name)
     logger.info(
         "client secret minted",
@@ -59,7 +61,7 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
     return minted.body if endpoint == "client_secrets" else ga_to_beta(minted.body, session_type)
 
 
-def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamNamer) -> Any:
+def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamNamer, profile: Profile) -> Minted:
     try:
         return create_client_secret(
             settings.client_secrets_url,
@@ -69,6 +71,17 @@ def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamN
             read_timeout=settings.upstream_read_timeout_seconds,
         )
     except InvalidRequest as exc:
+        fixed = exc.param.removeprefix("session.") if exc.param and exc.param.startswith("session.") else None
+        if fixed and profile.fixed_clash(fixed):
+            # The caller cannot change what the policy fixes: the deployment is at fault, not the request.
+            logger.error("openai rejected a field the policy fixes", param=exc.param, upstream_code=exc.code)
+            count("ConfigurationErrors", reason="policy_rejected_upstream")
+            raise UpstreamError(
+                f"OpenAI rejected '{exc.param}', which this service's policy sets. The operator must fix the "
+                "policy (see the service's logs).",
+                status=HTTPStatus.BAD_GATEWAY,
+                code="policy_rejected_upstream",
+            ) from None
         if exc.param:  # OpenAI names GA paths; a beta caller sent beta names
             exc.param = name(exc.param)
         raise

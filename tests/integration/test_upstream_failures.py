@@ -1,0 +1,460 @@
+"""Every way OpenAI can fail, through the real handler over loopback HTTP: an honest status, OpenAI's
+error envelope with a message a person can act on, a metric by kind, and never the key or a traceback.
+"""
+
+import json
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import Any, NamedTuple, cast
+
+import pytest
+
+from local.openai_schema import beta_errors
+from local.openai_stub import Fault, OpenAIStub
+from tests.conftest import TEST_API_KEY, LambdaContext, Output, load_event
+from token_vending.app import lambda_handler
+from token_vending.settings import get_settings
+
+pytestmark = pytest.mark.usefixtures("function_env")
+
+BETA_DISABLED = Fault.error(
+    HTTPStatus.BAD_REQUEST,
+    code="beta_api_shape_disabled",
+    message="The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
+)
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def invoke(event: dict[str, Any], context: LambdaContext) -> Answer:
+    answer = lambda_handler(event, context)
+    return Answer(answer["statusCode"], answer["headers"], json.loads(answer["body"]))
+
+
+def mint(context: LambdaContext, event_name: str = "client_secrets.json") -> Answer:
+    return invoke(load_event(event_name), context)
+
+
+def assert_error_envelope(answer: Answer, *, error_type: str, code: str, param: str | None = None) -> str:
+    """The answer is OpenAI's error envelope, free of the key and of tracebacks; returns its message."""
+    assert answer.body == {
+        "error": {"type": error_type, "message": answer.body["error"]["message"], "param": param, "code": code}
+    }
+    assert beta_errors("ErrorResponse", answer.body) == []
+    assert answer.headers["Content-Type"] == "application/json"
+    message: str = answer.body["error"]["message"]
+    assert TEST_API_KEY not in json.dumps(answer.body)
+    assert "Traceback" not in message
+    assert 'File "' not in message
+    return message
+
+
+def assert_no_traceback_logged(output: Output) -> None:
+    assert "Traceback" not in output.text()
+    assert not [line for line in output.logs() if "exception" in line]
+    assert output.metric_count("UnexpectedErrors") == 0
+
+
+def use_upstream(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
+    """Point the function at another OpenAI; settings are read once per container, so re-read them."""
+    monkeypatch.setenv("OPENAI_UPSTREAM_URL", base_url)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def closed_port_url(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """OPENAI_UPSTREAM_URL on a loopback port nobody listens on: every connect is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    use_upstream(monkeypatch, url)
+    return url
+
+
+@pytest.fixture
+def own_stub(
+    function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: Output, caplog: pytest.LogCaptureFixture
+) -> Iterator[OpenAIStub]:
+    """A stub no earlier test has connected to, so its connection count is this test's alone.
+
+    The shared stub's port outlives tests and so does the function's pool: it may hold a connection already.
+    """
+    with OpenAIStub(api_key=TEST_API_KEY) as stub:
+        use_upstream(monkeypatch, stub.base_url)
+        yield stub
+        minted, errors = stub.minted, stub.handler_errors
+    assert not errors, errors
+    # conftest's guard knows only the shared stub's secrets.
+    shown = output.text() + caplog.text
+    assert not [value for value in minted if value in shown], "a minted secret appeared in the output"
+
+
+class _Refusal(NamedTuple):
+    param: str | None
+    code: str
+    message: str
+
+
+class _RefusingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        server = cast(_RefusingServer, self.server)
+        server.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        refusal = server.refusal
+        body = json.dumps(
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": refusal.message,
+                    "param": refusal.param,
+                    "code": refusal.code,
+                }
+            }
+        ).encode()
+        self.send_response(HTTPStatus.BAD_REQUEST)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+class _RefusingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+
+    def __init__(self, refusal: _Refusal) -> None:
+        self.refusal = refusal
+        self.requests: list[Any] = []
+        super().__init__(("127.0.0.1", 0), _RefusingHandler)
+
+
+@pytest.fixture
+def openai_refusing(
+    function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[_Refusal], _RefusingServer]]:
+    """OpenAI answering every mint with one 400 that names a `param`: the stub's faults cannot name one."""
+    servers: list[_RefusingServer] = []
+
+    def start(refusal: _Refusal) -> _RefusingServer:
+        server = _RefusingServer(refusal)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        host, port = server.server_address[:2]
+        use_upstream(monkeypatch, f"http://{host!s}:{port}")
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+# --- each failure, its status and its words ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code", "kind", "advice"),
+    [
+        pytest.param(
+            Fault.delay(30), HTTPStatus.GATEWAY_TIMEOUT, "upstream_timeout", "timeout", "Retry", id="read-timeout"
+        ),
+        pytest.param(Fault.drop(), HTTPStatus.BAD_GATEWAY, "upstream_unreachable", "connection", "Retry", id="dropped"),
+        pytest.param(Fault.server_error(), HTTPStatus.BAD_GATEWAY, "upstream_error", "500", "Retry", id="500"),
+        pytest.param(
+            Fault.unavailable(), HTTPStatus.SERVICE_UNAVAILABLE, "upstream_unavailable", "503", "Retry", id="503"
+        ),
+        pytest.param(
+            Fault.unauthorized(),
+            HTTPStatus.BAD_GATEWAY,
+            "upstream_auth_failed",
+            "401",
+            "operator must put a valid API key",
+            id="401",
+        ),
+        pytest.param(
+            Fault.non_json(),
+            HTTPStatus.BAD_GATEWAY,
+            "upstream_invalid_response",
+            "invalid_response",
+            "Retry",
+            id="200-not-json",
+        ),
+        pytest.param(
+            Fault.missing_value(),
+            HTTPStatus.BAD_GATEWAY,
+            "upstream_invalid_response",
+            "invalid_response",
+            "Retry",
+            id="200-without-value",
+        ),
+        pytest.param(
+            Fault.oversized(),
+            HTTPStatus.BAD_GATEWAY,
+            "upstream_invalid_response",
+            "invalid_response",
+            "Retry",
+            id="200-oversized",
+        ),
+        pytest.param(
+            BETA_DISABLED, HTTPStatus.BAD_GATEWAY, "upstream_misconfigured", "400", "operator", id="beta-disabled"
+        ),
+    ],
+)
+def test_an_upstream_failure_gets_an_honest_status_and_actionable_envelope(
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    output: Output,
+    fault: Fault,
+    status: HTTPStatus,
+    code: str,
+    kind: str,
+    advice: str,
+) -> None:
+    # Given OpenAI misbehaves this way on the next request
+    openai_stub.inject(fault)
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller gets the status that says whose problem it is, and words to act on
+    assert answer.status == status
+    message = assert_error_envelope(answer, error_type="upstream_error", code=code)
+    assert advice in message
+    # And the failure is counted by kind, OpenAI was asked once, and no traceback was logged
+    assert output.metric_count("UpstreamErrors", kind=kind) == 1
+    assert len(openai_stub.requests) == 1
+    assert_no_traceback_logged(output)
+
+
+def test_a_refused_connection_is_a_502_upstream_unreachable(
+    closed_port_url: str, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given nothing listens where OpenAI should be
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller gets a 502 saying OpenAI could not be reached, counted as a connection failure
+    assert answer.status == HTTPStatus.BAD_GATEWAY
+    assert "could not reach OpenAI" in assert_error_envelope(
+        answer, error_type="upstream_error", code="upstream_unreachable"
+    )
+    assert output.metric_count("UpstreamErrors", kind="connection") == 1
+    assert any(line["message"] == "openai unreachable" for line in output.logs())
+
+
+def test_a_refused_connection_is_retried_a_bounded_number_of_times(
+    closed_port_url: str, lambda_context: LambdaContext, output: Output, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given nothing listens where OpenAI should be
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the connect was retried twice (the request never left), then the caller got a 5xx envelope
+    retries = [r for r in caplog.records if r.name.startswith("urllib3") and r.getMessage().startswith("Retrying")]
+    assert len(retries) == 2
+    assert answer.status >= HTTPStatus.INTERNAL_SERVER_ERROR
+    assert "Retry" in assert_error_envelope(answer, error_type="upstream_error", code=answer.body["error"]["code"])
+    assert output.metric_count("UpstreamErrors") == 1
+    assert_no_traceback_logged(output)
+
+
+@pytest.mark.parametrize(("retry_after", "advice"), [(7, "Retry after 7 seconds."), (None, "Retry later.")])
+def test_rate_limiting_is_passed_on_with_its_retry_after(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, retry_after: int | None, advice: str
+) -> None:
+    # Given OpenAI rate-limits the next request
+    openai_stub.inject(Fault.rate_limited(retry_after))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller is rate-limited too, told when to come back, in the SDKs' rate-limit shape
+    assert answer.status == HTTPStatus.TOO_MANY_REQUESTS
+    message = assert_error_envelope(answer, error_type="rate_limit_error", code="rate_limit_exceeded")
+    assert advice in message
+    assert answer.headers.get("Retry-After") == (None if retry_after is None else str(retry_after))
+    assert output.metric_count("UpstreamErrors", kind="429") == 1
+
+
+def test_a_rejected_api_key_tells_the_operator_to_fix_the_secret(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given OpenAI rejects the service's key
+    openai_stub.inject(Fault.unauthorized())
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller gets a 502, not a 401 that would blame its own credentials
+    assert answer.status == HTTPStatus.BAD_GATEWAY
+    assert_error_envelope(answer, error_type="upstream_error", code="upstream_auth_failed")
+    # And an error log tells the operator what to do
+    errors = [line for line in output.logs() if line["level"] == "ERROR"]
+    assert any("put a valid key into the secret" in line["message"] for line in errors)
+
+
+def test_beta_api_shape_disabled_is_our_misconfiguration_not_the_callers(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given OpenAI answers that the beta shape is switched off
+    openai_stub.inject(BETA_DISABLED)
+
+    # When a beta client asks for a session
+    answer = mint(lambda_context, "sessions.json")
+
+    # Then it is a 502 server-side failure, not a 400 the caller could fix
+    assert answer.status == HTTPStatus.BAD_GATEWAY
+    assert answer.body["error"]["type"] != "invalid_request_error"
+    assert answer.body["error"]["param"] is None
+    assert output.metric_count("RequestsRejected") == 0
+    assert output.metric_count("UpstreamErrors", kind="400") == 1
+
+
+# --- OpenAI's own 400s, passed on in the caller's names ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event_name", "upstream_param", "caller_param"),
+    [
+        pytest.param("client_secrets.json", "session.audio.output.voice", "session.audio.output.voice", id="ga-as-is"),
+        pytest.param("sessions.json", "session.audio.output.voice", "voice", id="beta-voice"),
+        pytest.param(
+            "sessions.json",
+            "session.audio.input.turn_detection.silence_duration_ms",
+            "turn_detection.silence_duration_ms",
+            id="beta-nested",
+        ),
+        pytest.param("sessions.json", "session.audio.input.format.rate", "input_audio_format", id="beta-reshaped"),
+        pytest.param(
+            "transcription_sessions.json",
+            "session.audio.input.transcription.language",
+            "input_audio_transcription.language",
+            id="beta-transcription",
+        ),
+    ],
+)
+def test_an_upstream_400_naming_a_param_is_passed_on_in_the_callers_names(
+    openai_refusing: Callable[[_Refusal], _RefusingServer],
+    lambda_context: LambdaContext,
+    output: Output,
+    event_name: str,
+    upstream_param: str,
+    caller_param: str,
+) -> None:
+    # Given OpenAI refuses a value our policy let through
+    upstream = openai_refusing(_Refusal(upstream_param, "invalid_value", f"Invalid value for '{upstream_param}'."))
+
+    # When a client secret is requested
+    answer = mint(lambda_context, event_name)
+
+    # Then the caller gets OpenAI's 400 and reason, naming the field as the caller spelled it
+    assert answer.status == HTTPStatus.BAD_REQUEST
+    message = assert_error_envelope(
+        answer, error_type="invalid_request_error", code="invalid_value", param=caller_param
+    )
+    assert message == f"OpenAI rejected the session configuration: Invalid value for '{upstream_param}'."
+    assert len(upstream.requests) == 1
+    assert output.metric_count("UpstreamErrors", kind="400") == 1
+    assert output.metric_count("RequestsRejected", reason="invalid_value") == 1
+
+
+def test_an_upstream_400_on_a_server_fixed_field_is_not_blamed_on_the_caller(
+    openai_refusing: Callable[[_Refusal], _RefusingServer], lambda_context: LambdaContext
+) -> None:
+    # Given OpenAI no longer accepts the model the policy fixes (e.g. it was retired)
+    openai_refusing(_Refusal("session.model", "invalid_value", "Invalid value for 'session.model'."))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then it is a server-side failure, not a 400 about a field the caller may not even send
+    assert answer.status >= HTTPStatus.INTERNAL_SERVER_ERROR
+    assert answer.body["error"]["type"] != "invalid_request_error"
+
+
+# --- metrics on success -----------------------------------------------------------------------------------
+
+
+def test_a_mint_reports_upstream_latency_and_no_upstream_error(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given OpenAI answers normally
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the latency of the OpenAI call is emitted in milliseconds, and no error is counted
+    assert answer.status == HTTPStatus.OK
+    latencies = [m for m in output.metrics() if "UpstreamLatency" in m]
+    assert len(latencies) == 1
+    definition = latencies[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]
+    assert definition == {"Name": "UpstreamLatency", "Unit": "Milliseconds"}
+    assert sum(latencies[0]["UpstreamLatency"]) > 0
+    assert output.metric_count("UpstreamErrors") == 0
+
+
+# --- the connection and retries ---------------------------------------------------------------------------
+
+
+def test_warm_invocations_reuse_one_connection(own_stub: OpenAIStub, lambda_context: LambdaContext) -> None:
+    # Given a warm container that has never reached OpenAI
+
+    # When it mints twenty times
+    statuses = [mint(lambda_context).status for _ in range(20)]
+
+    # Then every mint succeeded over the one connection opened by the first
+    assert statuses == [HTTPStatus.OK] * 20
+    assert len(own_stub.requests) == 20
+    assert own_stub.connections == 1
+
+
+@pytest.mark.parametrize(
+    "fault", [pytest.param(Fault.drop(), id="dropped"), pytest.param(Fault.oversized(), id="oversized")]
+)
+def test_after_a_failure_that_closed_the_connection_the_next_mint_succeeds(
+    own_stub: OpenAIStub, lambda_context: LambdaContext, fault: Fault
+) -> None:
+    # Given a mint that failed and left its connection closed
+    own_stub.inject(fault)
+    assert mint(lambda_context).status == HTTPStatus.BAD_GATEWAY
+
+    # When the next request comes
+    answer = mint(lambda_context)
+
+    # Then it is minted over a fresh connection
+    assert answer.status == HTTPStatus.OK
+    assert answer.body["value"].startswith("ek_")
+    assert own_stub.connections == 2
+
+
+def test_a_read_timeout_is_not_retried_and_the_next_mint_succeeds(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext
+) -> None:
+    # Given OpenAI holds the next answer longer than the read timeout
+    openai_stub.inject(Fault.delay(30))
+
+    # When a client secret is requested
+    timed_out = mint(lambda_context)
+
+    # Then it fails with a 504 after one request: a second wait would not fit in the function's timeout
+    assert timed_out.status == HTTPStatus.GATEWAY_TIMEOUT
+    assert len(openai_stub.requests) == 1
+    # And the next request is minted
+    assert mint(lambda_context).status == HTTPStatus.OK
+    assert len(openai_stub.requests) == 2
