@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from token_vending.errors import InvalidRequest
-from token_vending.session_fields import SESSION_FIELDS, SessionType, put
+from token_vending.session_fields import SESSION_FIELDS, SESSION_OBJECTS, SessionType, put
 
 # OpenAI accepts client secret lifetimes of 10 s to 2 h.
 MIN_TTL_SECONDS = 10
@@ -271,13 +271,13 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
 def _leaves(value: dict[str, Any], prefix: str, profile: Profile, name: ParamNamer) -> Iterator[tuple[str, Any]]:
     """(path, value) for each field the caller sent. Only known objects are entered, so the depth is
     bounded by the schema, not by the caller: anything else is a leaf that the checks refuse."""
-    known = SESSION_FIELDS[profile.session_type]
+    objects = SESSION_OBJECTS[profile.session_type]
     for key, item in value.items():
         path = f"{prefix}.{key}" if prefix else key
         if "." in key or not key:  # no field is named so; a dotted key must not pose as a path
             raise _unknown(name(f"session.{path}"))
         rule = profile.settable.get(path)
-        if isinstance(item, dict) and path in known and (rule is None or rule.type == "null"):
+        if isinstance(item, dict) and path in objects and (rule is None or rule.type == "null"):
             yield from _leaves(item, path, profile, name)
         else:
             yield path, item

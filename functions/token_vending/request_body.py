@@ -44,7 +44,10 @@ def _raw(body: str | None, is_base64_encoded: bool) -> bytes:
     if not body:
         return b""
     if not is_base64_encoded:
-        return body.encode()
+        try:
+            return body.encode()
+        except UnicodeEncodeError:  # a lone surrogate: not text any JSON parser would take
+            raise InvalidRequest("The request body is not valid UTF-8 text.", code="invalid_json") from None
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):

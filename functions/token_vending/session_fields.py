@@ -107,6 +107,13 @@ SESSION_FIELDS: dict[SessionType, frozenset[str]] = {
     "transcription": TRANSCRIPTION_FIELDS,
 }
 
+# The objects whose keys are fields (audio, audio.input, ...), as opposed to leaves and free-form
+# objects like tracing.metadata, whose keys are the caller's own names.
+SESSION_OBJECTS: dict[SessionType, frozenset[str]] = {
+    session_type: frozenset(path.rsplit(".", 1)[0] for path in fields if "." in path)
+    for session_type, fields in SESSION_FIELDS.items()
+}
+
 
 def put(target: dict[str, Any], path: str, value: Any) -> None:
     """Set a dotted path in a nested dict, creating the objects on the way."""

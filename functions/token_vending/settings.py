@@ -4,7 +4,7 @@ import functools
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 
 BUNDLED_POLICY = Path(__file__).with_name("policy.json")
 
@@ -18,6 +18,13 @@ class Settings(BaseModel):
     upstream_connect_timeout_seconds: float = Field(alias="UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=2.0, gt=0, le=10)
     upstream_read_timeout_seconds: float = Field(alias="UPSTREAM_READ_TIMEOUT_SECONDS", default=8.0, gt=0, le=25)
     policy_path: Path = Field(alias="POLICY_PATH", default=BUNDLED_POLICY)
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _base_url_only(cls, url: HttpUrl) -> HttpUrl:
+        if url.query or url.fragment:
+            raise ValueError("must be a base URL, without a query or fragment")
+        return url
 
     @property
     def client_secrets_url(self) -> str:

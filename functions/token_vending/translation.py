@@ -44,9 +44,20 @@ def _modalities(value: Any, param: str) -> list[str]:
 
 
 def _tool_choice(value: Any, param: str) -> str | dict[str, str]:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         raise InvalidRequest(f"Invalid type for '{param}': expected a string.", code="invalid_type", param=param)
+    if not value:
+        raise _invalid(param, "must be 'auto', 'none', 'required' or a function name")
     return value if value in _TOOL_CHOICE_MODES else {"type": "function", "name": value}
+
+
+# A converter's answer for "nothing to send": the GA default already means the same.
+_OMIT = object()
+
+
+def _transcription(value: Any, param: str) -> Any:
+    # Beta clients send null to keep transcription off, which is GA's default; GA's schema takes no null.
+    return _OMIT if value is None else value
 
 
 def _turn_detection(value: Any, param: str) -> Any:
@@ -77,7 +88,7 @@ REALTIME: tuple[BetaField, ...] = (
     BetaField("speed", "session.audio.output.speed"),
     BetaField("input_audio_format", "session.audio.input.format", _audio_format, reshaped=True),
     BetaField("output_audio_format", "session.audio.output.format", _audio_format, reshaped=True),
-    BetaField("input_audio_transcription", "session.audio.input.transcription"),
+    BetaField("input_audio_transcription", "session.audio.input.transcription", _transcription),
     BetaField("turn_detection", "session.audio.input.turn_detection", _turn_detection),
     BetaField("input_audio_noise_reduction", "session.audio.input.noise_reduction"),
     BetaField("tools", "session.tools"),
@@ -90,7 +101,7 @@ REALTIME: tuple[BetaField, ...] = (
 TRANSCRIPTION: tuple[BetaField, ...] = (
     BetaField("modalities", None, _dropped_modalities),
     BetaField("input_audio_format", "session.audio.input.format", _audio_format, reshaped=True),
-    BetaField("input_audio_transcription", "session.audio.input.transcription"),
+    BetaField("input_audio_transcription", "session.audio.input.transcription", _transcription),
     BetaField("turn_detection", "session.audio.input.turn_detection", _turn_detection),
     BetaField("input_audio_noise_reduction", "session.audio.input.noise_reduction"),
     BetaField("include", "session.include"),
@@ -129,7 +140,7 @@ def beta_to_ga(request: dict[str, Any], session_type: SessionType) -> dict[str, 
         if field is None:
             raise InvalidRequest(f"Unknown parameter: '{key[:64]}'.", code="unknown_parameter", param=key[:64])
         converted = field.to_ga(value, key)
-        if field.ga is not None:
+        if field.ga is not None and converted is not _OMIT:
             put(ga, field.ga, converted)
     return ga
 

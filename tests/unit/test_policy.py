@@ -1,0 +1,863 @@
+"""The allowlist policy: loading it, choosing a profile, and checking a GA request against it."""
+
+import copy
+import json
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.openai_schema import ga_errors
+from token_vending.errors import InvalidRequest
+from token_vending.policy import (
+    PROFILE_HEADER,
+    Policy,
+    PolicyError,
+    Profile,
+    authorize,
+    cached_policy,
+    ga_param,
+    load_policy,
+)
+from token_vending.settings import BUNDLED_POLICY
+
+GA_REQUEST = "RealtimeCreateClientSecretRequest"
+
+# A small policy for the rule mechanics: one realtime and one transcription profile.
+SMALL_POLICY: dict[str, Any] = {
+    "version": 1,
+    "default_profiles": {"realtime": "voice", "transcription": "notes"},
+    "profiles": {
+        "voice": {
+            "session_type": "realtime",
+            "expires_after": {"default_seconds": 60, "min_seconds": 30, "max_seconds": 600},
+            "fixed": {"model": "gpt-realtime", "audio.output.format": {"type": "audio/pcm", "rate": 24000}},
+            "settable": {
+                "audio.output.voice": {"type": "string", "enum": ["alloy", "ash"]},
+                "audio.output.speed": {"type": "number", "minimum": 0.25, "maximum": 1.5},
+                "audio.input.turn_detection": {"type": "null"},
+                "audio.input.turn_detection.type": {"type": "string", "enum": ["server_vad", "semantic_vad"]},
+                "audio.input.turn_detection.create_response": {"type": "boolean"},
+                "audio.input.turn_detection.silence_duration_ms": {"type": "integer", "minimum": 100, "maximum": 3000},
+                "audio.input.noise_reduction": {"type": "null"},
+                "audio.input.noise_reduction.type": {"type": "string", "enum": ["near_field"], "nullable": True},
+                "audio.input.transcription.prompt": {"type": "string", "max_length": 5},
+                "output_modalities": {"type": "array", "enum": ["audio", "text"], "min_items": 1, "max_items": 1},
+                "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": 4096, "also": ["inf"]},
+            },
+        },
+        "notes": {
+            "session_type": "transcription",
+            "expires_after": {"default_seconds": 30, "max_seconds": 300},
+            "settable": {"include": {"type": "array", "enum": ["item.input_audio_transcription.logprobs"]}},
+        },
+    },
+}
+
+
+def small_policy() -> Policy:
+    return Policy.model_validate(SMALL_POLICY)
+
+
+def voice() -> Profile:
+    return small_policy().profiles["voice"]
+
+
+def nest(path: str, value: Any) -> dict[str, Any]:
+    """{"a": {"b": value}} for "a.b"."""
+    node: Any = value
+    for part in reversed(path.split(".")):
+        node = {part: node}
+    return node  # type: ignore[no-any-return]
+
+
+def refusal(request: dict[str, Any], profile: Profile | None = None) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as caught:
+        authorize(request, "voice", profile or voice(), ga_param)
+    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert caught.value.type == "invalid_request_error"
+    return caught.value
+
+
+def bundled(session_type: str) -> tuple[str, Profile]:
+    return load_policy(BUNDLED_POLICY).select(None, session_type, param="session.type")  # type: ignore[arg-type]
+
+
+def write_policy(tmp_path: Path, document: Any) -> Path:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+# --- the bundled policy ---
+
+
+def test_the_bundled_policy_loads_with_a_default_profile_per_session_type() -> None:
+    # Given / When
+    policy = load_policy(BUNDLED_POLICY)
+
+    # Then
+    assert policy.default_profiles == {"realtime": "assistant", "transcription": "transcription"}
+    assert policy.profiles["assistant"].session_type == "realtime"
+    assert policy.profiles["transcription"].session_type == "transcription"
+
+
+def test_the_policy_is_read_once_per_container() -> None:
+    # Given / When
+    first, second = cached_policy(BUNDLED_POLICY), cached_policy(BUNDLED_POLICY)
+
+    # Then
+    assert first is second
+
+
+def test_an_empty_realtime_request_gets_the_assistant_profiles_session() -> None:
+    # Given
+    profile_name, profile = bundled("realtime")
+
+    # When
+    body = authorize({}, profile_name, profile, ga_param)
+
+    # Then
+    assert body == {
+        "expires_after": {"anchor": "created_at", "seconds": 60},
+        "session": {
+            "type": "realtime",
+            "model": "gpt-realtime",
+            "instructions": "You are a friendly, concise voice assistant.",
+            "tools": [],
+        },
+    }
+    assert ga_errors(GA_REQUEST, body) == []
+
+
+def test_an_empty_transcription_request_gets_a_bare_transcription_session() -> None:
+    # Given
+    profile_name, profile = bundled("transcription")
+
+    # When
+    body = authorize({"session": {"type": "transcription"}}, profile_name, profile, ga_param)
+
+    # Then
+    assert body == {"expires_after": {"anchor": "created_at", "seconds": 60}, "session": {"type": "transcription"}}
+    assert ga_errors(GA_REQUEST, body) == []
+
+
+VALID_REALTIME_REQUESTS: list[dict[str, Any]] = [
+    {"session": {"type": "realtime"}},
+    {"expires_after": {"anchor": "created_at", "seconds": 600}, "session": {"output_modalities": ["text"]}},
+    {
+        "expires_after": {"seconds": 10},
+        "session": {
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "max_output_tokens": "inf",
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "noise_reduction": {"type": "far_field"},
+                    "transcription": {"model": "gpt-4o-transcribe", "language": "en", "prompt": "Names: Ada, Grace."},
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "threshold": 0.5,
+                        "prefix_padding_ms": 300,
+                        "silence_duration_ms": 500,
+                        "create_response": True,
+                        "interrupt_response": False,
+                    },
+                },
+                "output": {"format": {"type": "audio/pcmu"}, "voice": "marin", "speed": 1.25},
+            },
+        },
+    },
+    {
+        "session": {
+            "max_output_tokens": 4096,
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcma"},
+                    "noise_reduction": None,
+                    "turn_detection": {"type": "semantic_vad", "eagerness": "high"},
+                },
+                "output": {"format": {"type": "audio/pcma"}, "voice": "cedar", "speed": 0.25},
+            },
+        }
+    },
+    {"session": {"audio": {"input": {"turn_detection": None}}}},
+]
+
+VALID_TRANSCRIPTION_REQUESTS: list[dict[str, Any]] = [
+    {
+        "expires_after": {"anchor": "created_at", "seconds": 300},
+        "session": {
+            "type": "transcription",
+            "include": ["item.input_audio_transcription.logprobs"],
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "noise_reduction": {"type": "near_field"},
+                    "transcription": {"model": "whisper-1", "language": "de", "prompt": "Fachbegriffe"},
+                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 200},
+                }
+            },
+        },
+    },
+    {
+        "session": {
+            "type": "transcription",
+            "audio": {"input": {"noise_reduction": None, "turn_detection": None, "format": {"type": "audio/pcmu"}}},
+        }
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("session_type", "request_body"),
+    [("realtime", r) for r in VALID_REALTIME_REQUESTS] + [("transcription", r) for r in VALID_TRANSCRIPTION_REQUESTS],
+)
+def test_every_body_authorize_builds_is_a_valid_ga_request(session_type: str, request_body: dict[str, Any]) -> None:
+    # Given a valid GA request the bundled policy allows
+    assert ga_errors(GA_REQUEST, request_body | {"session": {"type": session_type, **request_body["session"]}}) == []
+    profile_name, profile = bundled(session_type)
+
+    # When
+    body = authorize(request_body, profile_name, profile, ga_param)
+
+    # Then what goes upstream is valid too
+    assert ga_errors(GA_REQUEST, body) == []
+
+
+def test_caller_fields_are_kept_alongside_the_fixed_ones() -> None:
+    # Given
+    profile_name, profile = bundled("realtime")
+    request = {"session": {"audio": {"output": {"voice": "verse"}}, "max_output_tokens": 200}}
+
+    # When
+    body = authorize(request, profile_name, profile, ga_param)
+
+    # Then
+    assert body["session"] == {
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "instructions": "You are a friendly, concise voice assistant.",
+        "tools": [],
+        "audio": {"output": {"voice": "verse"}},
+        "max_output_tokens": 200,
+    }
+
+
+def test_every_null_the_bundled_policy_allows_is_valid_for_ga() -> None:
+    # Given every path the bundled policy lets a caller set to null
+    policy = load_policy(BUNDLED_POLICY)
+    cases = [
+        (name, path)
+        for name, profile in policy.profiles.items()
+        for path, rule in profile.settable.items()
+        if rule.type == "null" or rule.nullable
+    ]
+    assert cases
+
+    # When each is sent as null
+    invalid = []
+    for name, path in cases:
+        profile = policy.profiles[name]
+        body = authorize({"session": nest(path, None)}, name, profile, ga_param)
+        invalid += [f"{name}: {error}" for error in ga_errors(GA_REQUEST, body)]
+
+    # Then the GA schema takes every body
+    assert invalid == []
+
+
+# --- choosing a profile ---
+
+
+@pytest.mark.parametrize(("session_type", "expected"), [("realtime", "voice"), ("transcription", "notes")])
+def test_without_a_name_the_default_profile_of_the_session_type_is_chosen(session_type: str, expected: str) -> None:
+    # Given
+    policy = small_policy()
+
+    # When
+    name, profile = policy.select(None, session_type, param="session.type")  # type: ignore[arg-type]
+
+    # Then
+    assert name == expected
+    assert profile is policy.profiles[expected]
+
+
+def test_a_named_profile_is_chosen() -> None:
+    # Given
+    policy = Policy.model_validate(
+        SMALL_POLICY | {"profiles": SMALL_POLICY["profiles"] | {"voice-eu": SMALL_POLICY["profiles"]["voice"]}}
+    )
+
+    # When
+    name, profile = policy.select("voice-eu", "realtime", param="session.type")
+
+    # Then
+    assert name == "voice-eu"
+    assert profile is policy.profiles["voice-eu"]
+
+
+def test_an_unknown_profile_is_refused_naming_the_header() -> None:
+    # Given
+    policy = small_policy()
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        policy.select("vip", "realtime", param="session.type")
+
+    # Then
+    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert caught.value.code == "unknown_profile"
+    assert caught.value.param == PROFILE_HEADER == "X-Profile"
+    assert "notes, voice" in caught.value.message
+
+
+def test_a_long_unknown_profile_name_is_clipped_in_the_message() -> None:
+    # Given
+    name = "x" * 1000
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        small_policy().select(name, "realtime", param="session.type")
+
+    # Then
+    assert name not in caught.value.message
+    assert len(caught.value.message) < 200
+
+
+def test_a_session_type_without_a_default_profile_needs_a_name() -> None:
+    # Given a policy with a default for realtime sessions only
+    policy = Policy.model_validate(changed(SMALL_POLICY, ("default_profiles", "transcription"), REMOVED))
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        policy.select(None, "transcription", param="session.type")
+
+    # Then
+    assert caught.value.code == "unknown_profile"
+    assert caught.value.param == "X-Profile"
+
+
+@pytest.mark.parametrize("param", ["session.type", "X-Profile"])
+def test_a_profile_for_the_other_session_type_is_refused_naming_the_given_param(param: str) -> None:
+    # Given
+    policy = small_policy()
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        policy.select("notes", "realtime", param=param)
+
+    # Then
+    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert caught.value.code == "invalid_value"
+    assert caught.value.param == param
+
+
+# --- building the GA body ---
+
+
+def test_the_body_merges_fixed_fields_with_the_callers_nested_fields() -> None:
+    # Given
+    request = {"session": {"type": "realtime", "audio": {"output": {"voice": "ash", "speed": 1.2}}}}
+
+    # When
+    body = authorize(request, "voice", voice(), ga_param)
+
+    # Then
+    assert body == {
+        "expires_after": {"anchor": "created_at", "seconds": 60},
+        "session": {
+            "type": "realtime",
+            "model": "gpt-realtime",
+            "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "ash", "speed": 1.2}},
+        },
+    }
+
+
+def test_the_session_type_comes_from_the_profile() -> None:
+    # Given a request that names no session type
+    # When
+    body = authorize({"session": {}}, "notes", small_policy().profiles["notes"], ga_param)
+
+    # Then
+    assert body["session"] == {"type": "transcription"}
+
+
+def test_fixed_values_are_copied_into_each_body() -> None:
+    # Given a body built once and then changed by whoever holds it
+    profile = voice()
+    first = authorize({}, "voice", profile, ga_param)
+    first["session"]["audio"]["output"]["format"]["rate"] = 8000
+
+    # When
+    second = authorize({}, "voice", profile, ga_param)
+
+    # Then the profile's fixed value is untouched
+    assert second["session"]["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("audio.output.voice", "alloy"),
+        ("audio.output.speed", 0.25),
+        ("audio.output.speed", 1.5),
+        ("audio.output.speed", 1),
+        ("audio.input.turn_detection", None),
+        ("audio.input.turn_detection.create_response", False),
+        ("audio.input.turn_detection.silence_duration_ms", 100),
+        ("audio.input.turn_detection.silence_duration_ms", 3000),
+        ("audio.input.noise_reduction", None),
+        ("audio.input.noise_reduction.type", None),
+        ("audio.input.transcription.prompt", "12345"),
+        ("output_modalities", ["text"]),
+        ("max_output_tokens", "inf"),
+        ("max_output_tokens", 1),
+        ("max_output_tokens", 4096),
+    ],
+)
+def test_a_value_within_the_rule_is_placed_at_its_path(path: str, value: Any) -> None:
+    # Given
+    request = {"session": nest(path, value)}
+
+    # When
+    body = authorize(request, "voice", voice(), ga_param)
+
+    # Then
+    node = body["session"]
+    for part in path.split("."):
+        node = node[part]
+    assert node == value
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "code"),
+    [
+        ("audio.output.voice", "nova", "invalid_value"),
+        ("audio.output.voice", None, "invalid_type"),
+        ("audio.output.voice", {"id": "voice_123"}, "invalid_type"),
+        ("audio.output.speed", 0.2, "invalid_value"),
+        ("audio.output.speed", 1.51, "invalid_value"),
+        ("audio.output.speed", "fast", "invalid_type"),
+        ("audio.output.speed", True, "invalid_type"),
+        ("audio.input.turn_detection", "off", "invalid_type"),
+        ("audio.input.turn_detection", [], "invalid_type"),
+        ("audio.input.turn_detection.type", "push_to_talk", "invalid_value"),
+        ("audio.input.turn_detection.create_response", "yes", "invalid_type"),
+        ("audio.input.turn_detection.create_response", 1, "invalid_type"),
+        ("audio.input.turn_detection.silence_duration_ms", 99, "invalid_value"),
+        ("audio.input.turn_detection.silence_duration_ms", 3001, "invalid_value"),
+        ("audio.input.turn_detection.silence_duration_ms", 500.5, "invalid_type"),
+        ("audio.input.turn_detection.silence_duration_ms", True, "invalid_type"),
+        ("audio.input.noise_reduction.type", "far_field", "invalid_value"),
+        ("audio.input.transcription.prompt", "123456", "invalid_value"),
+        ("audio.input.transcription.prompt", 12345, "invalid_type"),
+        ("output_modalities", ["audio", "text"], "invalid_value"),
+        ("output_modalities", [], "invalid_value"),
+        ("output_modalities", ["video"], "invalid_value"),
+        ("output_modalities", [1], "invalid_type"),
+        ("output_modalities", "audio", "invalid_type"),
+        ("max_output_tokens", True, "invalid_type"),
+        ("max_output_tokens", 0, "invalid_value"),
+        ("max_output_tokens", 4097, "invalid_value"),
+        ("max_output_tokens", 2.5, "invalid_type"),
+        ("max_output_tokens", "infinite", "invalid_type"),
+        ("max_output_tokens", None, "invalid_type"),
+    ],
+)
+def test_a_value_outside_the_rule_is_refused_naming_its_ga_path(path: str, value: Any, code: str) -> None:
+    # Given
+    request = {"session": nest(path, value)}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == (code, f"session.{path}")
+
+
+def test_an_array_rule_checks_every_item_against_its_enum() -> None:
+    # Given
+    profile = small_policy().profiles["notes"]
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        authorize({"session": {"include": ["item.logprobs"]}}, "notes", profile, ga_param)
+
+    # Then
+    assert (caught.value.code, caught.value.param) == ("invalid_value", "session.include")
+
+
+@pytest.mark.parametrize(
+    "path", ["audio.output.colour", "temperature", "audio.speakers", "audio.input.gain", "", "audio."]
+)
+def test_a_field_openai_does_not_have_is_unknown(path: str) -> None:
+    # Given
+    request = {"session": nest(path, "x")} if path else {"session": {"": "x"}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert error.code == "unknown_parameter"
+    assert error.param == f"session.{path}"
+
+
+def test_a_known_field_the_policy_does_not_list_is_not_allowed() -> None:
+    # Given a GA field that the profile neither fixes nor lets the caller set
+    request = {"session": {"instructions": "Speak like a pirate."}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("parameter_not_allowed", "session.instructions")
+
+
+def test_a_known_field_under_a_settable_parent_is_not_allowed() -> None:
+    # Given turn detection is settable, but not its idle timeout
+    request = {"session": {"audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 6000}}}}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("parameter_not_allowed", "session.audio.input.turn_detection.idle_timeout_ms")
+
+
+def test_a_known_parent_sent_whole_instead_of_its_settable_fields_is_not_allowed() -> None:
+    # Given transcription.prompt is settable, transcription itself is not
+    request = {"session": {"audio": {"input": {"transcription": "whisper-1"}}}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("parameter_not_allowed", "session.audio.input.transcription")
+
+
+def test_a_misspelt_field_under_a_settable_parent_is_unknown() -> None:
+    # Given
+    request = {"session": {"audio": {"input": {"turn_detection": {"tpye": "server_vad"}}}}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("unknown_parameter", "session.audio.input.turn_detection.tpye")
+
+
+@pytest.mark.parametrize(
+    ("session", "param"),
+    [
+        ({"tracing": {"metadata": {"k": "v"}}}, "session.tracing.metadata"),
+        ({"prompt": {"variables": {"name": "x"}}}, "session.prompt.variables"),
+    ],
+)
+def test_a_free_form_ga_object_the_policy_does_not_list_is_not_allowed(session: dict[str, Any], param: str) -> None:
+    # Given a GA object whose keys OpenAI leaves to the caller
+    request = {"session": session}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("parameter_not_allowed", param)
+
+
+@pytest.mark.parametrize(
+    ("session", "param"),
+    [
+        ({"model": "gpt-realtime-mini"}, "session.model"),
+        ({"model": "gpt-realtime"}, "session.model"),
+        ({"audio": {"output": {"format": {"type": "audio/pcmu"}}}}, "session.audio.output.format.type"),
+        ({"audio": {"output": {"format": None}}}, "session.audio.output.format"),
+        ({"audio": {"output": {"format": {"rate": 24000}}}}, "session.audio.output.format.rate"),
+    ],
+)
+def test_a_fixed_field_cannot_be_sent(session: dict[str, Any], param: str) -> None:
+    # Given / When
+    error = refusal({"session": session})
+
+    # Then
+    assert (error.code, error.param) == ("parameter_not_allowed", param)
+
+
+def test_a_parent_of_a_fixed_field_cannot_be_sent_either() -> None:
+    # Given the output format is fixed, and the caller sends the whole output as null
+    request = {"session": {"audio": {"output": None}}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("parameter_not_allowed", "session.audio.output")
+
+
+def test_a_session_type_other_than_the_profiles_is_refused() -> None:
+    # Given
+    request = {"session": {"type": "transcription"}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("invalid_value", "session.type")
+
+
+@pytest.mark.parametrize("key", ["sesion", "client_secret", "model"])
+def test_an_unknown_top_level_key_is_refused(key: str) -> None:
+    # Given
+    request: dict[str, Any] = {"session": {}, key: {}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("unknown_parameter", key)
+
+
+@pytest.mark.parametrize("session", ["realtime", None, [], 1])
+def test_a_session_that_is_not_an_object_is_refused(session: Any) -> None:
+    # Given / When
+    error = refusal({"session": session})
+
+    # Then
+    assert (error.code, error.param) == ("invalid_type", "session")
+
+
+@pytest.mark.parametrize(
+    ("session", "param"),
+    [
+        ({"audio.output.voice": "ash"}, "session.audio.output.voice"),
+        ({"audio.input": {"turn_detection": None}}, "session.audio.input"),
+        ({"audio": {"output.voice": "ash"}}, "session.audio.output.voice"),
+    ],
+)
+def test_a_key_containing_a_dot_is_unknown(session: dict[str, Any], param: str) -> None:
+    # Given a flat key spelling a nested path
+    request = {"session": session}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("unknown_parameter", param)
+
+
+def test_a_dotted_key_overlapping_a_nested_one_is_refused_not_a_crash() -> None:
+    # Given
+    request = {
+        "session": {
+            "audio.input.turn_detection": None,
+            "audio": {"input": {"turn_detection": {"type": "server_vad"}}},
+        }
+    }
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert error.code == "unknown_parameter"
+
+
+def test_errors_name_the_path_the_way_the_caller_spelled_it() -> None:
+    # Given a caller whose names differ from GA paths
+    def spelled(path: str) -> str:
+        return {"session.audio.output.voice": "voice"}.get(path, path)
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        authorize({"session": {"audio": {"output": {"voice": "nova"}}}}, "voice", voice(), spelled)
+
+    # Then
+    assert caught.value.param == "voice"
+    assert "'voice'" in caught.value.message
+
+
+def test_a_long_unknown_path_is_clipped() -> None:
+    # Given
+    key = "k" * 500
+
+    # When
+    error = refusal({"session": {key: 1}})
+
+    # Then
+    assert error.param is not None
+    assert len(error.param) <= 70
+
+
+# --- the client secret's lifetime ---
+
+
+@pytest.mark.parametrize("expires_after", [None, {}, {"anchor": "created_at"}])
+def test_without_seconds_the_profiles_default_lifetime_is_used(expires_after: dict[str, Any] | None) -> None:
+    # Given
+    request: dict[str, Any] = {} if expires_after is None else {"expires_after": expires_after}
+
+    # When
+    body = authorize(request, "voice", voice(), ga_param)
+
+    # Then
+    assert body["expires_after"] == {"anchor": "created_at", "seconds": 60}
+
+
+def test_an_explicit_null_lifetime_is_the_default() -> None:
+    # Given / When
+    body = authorize({"expires_after": None}, "voice", voice(), ga_param)
+
+    # Then
+    assert body["expires_after"] == {"anchor": "created_at", "seconds": 60}
+
+
+@pytest.mark.parametrize("seconds", [30, 300, 600])
+def test_a_lifetime_within_the_bounds_is_kept(seconds: int) -> None:
+    # Given
+    request = {"expires_after": {"seconds": seconds}}
+
+    # When
+    body = authorize(request, "voice", voice(), ga_param)
+
+    # Then
+    assert body["expires_after"] == {"anchor": "created_at", "seconds": seconds}
+
+
+@pytest.mark.parametrize(
+    ("expires_after", "code", "param"),
+    [
+        ({"seconds": 29}, "invalid_value", "expires_after.seconds"),
+        ({"seconds": 601}, "invalid_value", "expires_after.seconds"),
+        ({"seconds": 7200}, "invalid_value", "expires_after.seconds"),
+        ({"seconds": "60"}, "invalid_type", "expires_after.seconds"),
+        ({"seconds": 60.0}, "invalid_type", "expires_after.seconds"),
+        ({"seconds": True}, "invalid_type", "expires_after.seconds"),
+        ({"seconds": None}, "invalid_type", "expires_after.seconds"),
+        ({"anchor": "now", "seconds": 60}, "invalid_value", "expires_after.anchor"),
+        ({"anchor": None}, "invalid_value", "expires_after.anchor"),
+        ({"seconds": 60, "minutes": 1}, "unknown_parameter", "expires_after.minutes"),
+        (60, "invalid_type", "expires_after"),
+        ("60s", "invalid_type", "expires_after"),
+    ],
+)
+def test_a_lifetime_outside_the_rules_is_refused(expires_after: Any, code: str, param: str) -> None:
+    # Given / When
+    error = refusal({"expires_after": expires_after})
+
+    # Then
+    assert (error.code, error.param) == (code, param)
+
+
+# --- loading a policy file ---
+
+
+REMOVED = object()
+VOICE = ("profiles", "voice")
+SETTABLE = (*VOICE, "settable")
+FIXED = (*VOICE, "fixed")
+EXPIRY = (*VOICE, "expires_after")
+
+
+def changed(document: dict[str, Any], where: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of the document with the value at `where` replaced (or removed)."""
+    document = copy.deepcopy(document)
+    *parents, key = where
+    node = document
+    for part in parents:
+        node = node[part]
+    if value is REMOVED:
+        del node[key]
+    else:
+        node[key] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "problem"),
+    [
+        ((*SETTABLE, "audio.output.colour"), {"type": "string"}, "audio.output.colour"),
+        ((*SETTABLE, "temperature"), {"type": "number"}, "temperature"),
+        ((*SETTABLE, "type"), {"type": "string"}, "'type'"),
+        ((*FIXED, "type"), "realtime", "'type'"),
+        ((*FIXED, "voice"), "alloy", "'voice'"),
+        ((*SETTABLE, "model"), {"type": "string"}, "both settable and fixed"),
+        ((*SETTABLE, "audio.output.format.rate"), {"type": "integer"}, "both settable and fixed"),
+        ((*FIXED, "audio.output"), {"voice": "ash"}, "both settable and fixed"),
+        ((*EXPIRY, "max_seconds"), 7201, "max_seconds"),
+        ((*EXPIRY, "min_seconds"), 9, "min_seconds"),
+        ((*EXPIRY, "default_seconds"), 5, "default_seconds"),
+        ((*EXPIRY, "default_seconds"), 601, "default_seconds <= max_seconds"),
+        ((*EXPIRY, "default_seconds"), 29, "min_seconds <= default_seconds"),
+        ((*EXPIRY, "max_seconds"), REMOVED, "max_seconds"),
+        ((*SETTABLE, "audio.output.speed"), {"type": "number", "minimum": 2, "maximum": 1}, "minimum is greater"),
+        ((*SETTABLE, "audio.output.voice"), {"type": "string", "enum": ["alloy", 1]}, "not of type string"),
+        ((*SETTABLE, "audio.output.speed"), {"type": "number", "enum": [1, True]}, "not of type number"),
+        ((*SETTABLE, "output_modalities"), {"type": "array", "enum": [1]}, "not of type string"),
+        ((*SETTABLE, "audio.output.voice"), {"type": "string", "minimum": 1}, "minimum/maximum apply to integer"),
+        ((*SETTABLE, "audio.output.speed"), {"type": "number", "max_length": 1}, "max_length applies to string"),
+        ((*SETTABLE, "audio.output.voice"), {"type": "string", "max_items": 1}, "min_items/max_items apply to array"),
+        ((*SETTABLE, "output_modalities"), {"type": "array", "min_items": 2, "max_items": 1}, "min_items is greater"),
+        ((*SETTABLE, "audio.output.voice"), {"type": "object"}, "audio.output.voice"),
+        ((*SETTABLE, "audio.output.voice", "pattern"), "^a", "pattern"),
+        (("default_profiles", "realtime"), "missing", "default profile 'missing'"),
+        (("default_profiles", "realtime"), "notes", "default profile 'notes'"),
+        (("default_profiles", "translation"), "voice", "default_profiles"),
+        (("profiles",), {}, "profiles"),
+        (("profiles", "Voice EU"), SMALL_POLICY["profiles"]["voice"], "Voice EU"),
+        (("version",), 2, "version"),
+        (("defaults",), {}, "defaults"),
+        ((*VOICE, "session"), "realtime", "profiles.voice.session"),
+        ((*VOICE, "session_type"), "translation", "session_type"),
+        ((*EXPIRY, "seconds"), 60, "expires_after.seconds"),
+    ],
+)
+def test_an_invalid_policy_fails_at_load_naming_the_problem(
+    tmp_path: Path, where: tuple[str, ...], value: Any, problem: str
+) -> None:
+    # Given a policy file with one mistake
+    path = write_policy(tmp_path, changed(SMALL_POLICY, where, value))
+
+    # When
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    # Then
+    assert problem in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_the_small_policy_of_these_tests_is_itself_valid(tmp_path: Path) -> None:
+    # Given
+    path = write_policy(tmp_path, SMALL_POLICY)
+
+    # When
+    policy = load_policy(path)
+
+    # Then
+    assert set(policy.profiles) == {"voice", "notes"}
+
+
+@pytest.mark.parametrize("text", ["{not json", "", "[]", "null"])
+def test_a_file_that_is_not_a_policy_document_fails_at_load(tmp_path: Path, text: str) -> None:
+    # Given
+    path = tmp_path / "policy.json"
+    path.write_text(text)
+
+    # When
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    # Then
+    assert "is invalid" in str(caught.value)
+
+
+def test_a_missing_policy_file_fails_at_load_naming_it(tmp_path: Path) -> None:
+    # Given
+    path = tmp_path / "absent.json"
+
+    # When
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    # Then
+    assert str(caught.value) == f"cannot read policy file {path}: No such file or directory"

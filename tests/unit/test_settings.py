@@ -1,0 +1,151 @@
+"""The function's settings: read from the environment once, loud about what is wrong."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from token_vending.settings import BUNDLED_POLICY, Settings, SettingsError, get_settings
+
+VARIABLES = (
+    "OPENAI_API_KEY_SECRET_ID",
+    "OPENAI_UPSTREAM_URL",
+    "SECRET_CACHE_TTL_SECONDS",
+    "UPSTREAM_CONNECT_TIMEOUT_SECONDS",
+    "UPSTREAM_READ_TIMEOUT_SECONDS",
+    "POLICY_PATH",
+)
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """A clean function environment holding only the required variable; the settings cache is emptied around it."""
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", SECRET_ARN)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_settings_read_every_variable_by_its_environment_name() -> None:
+    # Given a full function environment
+    env = {
+        "OPENAI_API_KEY_SECRET_ID": SECRET_ARN,
+        "OPENAI_UPSTREAM_URL": "http://127.0.0.1:8765",
+        "SECRET_CACHE_TTL_SECONDS": "30",
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.5",
+        "UPSTREAM_READ_TIMEOUT_SECONDS": "3",
+        "POLICY_PATH": "/opt/policy.json",
+        "AWS_REGION": "us-east-1",
+    }
+
+    # When
+    settings = Settings.model_validate(env)
+
+    # Then
+    assert settings.api_key_secret_id == SECRET_ARN
+    assert str(settings.upstream_url) == "http://127.0.0.1:8765/"
+    assert settings.secret_cache_ttl_seconds == 30
+    assert settings.upstream_connect_timeout_seconds == 0.5
+    assert settings.upstream_read_timeout_seconds == 3.0
+    assert settings.policy_path == Path("/opt/policy.json")
+
+
+def test_settings_default_everything_but_the_secret_id() -> None:
+    # Given only the secret id
+    env = {"OPENAI_API_KEY_SECRET_ID": "openai-api-key"}
+
+    # When
+    settings = Settings.model_validate(env)
+
+    # Then
+    assert settings.client_secrets_url == "https://api.openai.com/v1/realtime/client_secrets"
+    assert settings.secret_cache_ttl_seconds == 300
+    assert settings.upstream_connect_timeout_seconds == 2.0
+    assert settings.upstream_read_timeout_seconds == 8.0
+    assert settings.policy_path == BUNDLED_POLICY
+
+
+def test_settings_are_frozen() -> None:
+    # Given
+    settings = Settings.model_validate({"OPENAI_API_KEY_SECRET_ID": "openai-api-key"})
+
+    # When / Then
+    with pytest.raises(ValidationError):
+        settings.secret_cache_ttl_seconds = 0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("upstream_url", "expected"),
+    [
+        ("https://api.openai.com", "https://api.openai.com/v1/realtime/client_secrets"),
+        ("https://api.openai.com/", "https://api.openai.com/v1/realtime/client_secrets"),
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765/v1/realtime/client_secrets"),
+        ("http://127.0.0.1:8765/", "http://127.0.0.1:8765/v1/realtime/client_secrets"),
+        ("https://proxy.example/openai/", "https://proxy.example/openai/v1/realtime/client_secrets"),
+    ],
+)
+def test_client_secrets_url_joins_without_a_double_slash(upstream_url: str, expected: str) -> None:
+    # Given
+    settings = Settings.model_validate(
+        {"OPENAI_API_KEY_SECRET_ID": "openai-api-key", "OPENAI_UPSTREAM_URL": upstream_url}
+    )
+
+    # When
+    url = settings.client_secrets_url
+
+    # Then
+    assert url == expected
+
+
+def test_get_settings_reads_the_process_environment_once(environment: pytest.MonkeyPatch) -> None:
+    # Given
+    first = get_settings()
+
+    # When the environment changes afterwards
+    environment.setenv("SECRET_CACHE_TTL_SECONDS", "1")
+
+    # Then the settings read at start stand
+    assert get_settings() is first
+    assert first.secret_cache_ttl_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OPENAI_API_KEY_SECRET_ID", ""),
+        ("OPENAI_UPSTREAM_URL", "not a url"),
+        ("OPENAI_UPSTREAM_URL", "ftp://api.openai.com"),
+        ("SECRET_CACHE_TTL_SECONDS", "-1"),
+        ("SECRET_CACHE_TTL_SECONDS", "3601"),
+        ("SECRET_CACHE_TTL_SECONDS", "five minutes"),
+        ("UPSTREAM_CONNECT_TIMEOUT_SECONDS", "0"),
+        ("UPSTREAM_READ_TIMEOUT_SECONDS", "-8"),
+        ("UPSTREAM_READ_TIMEOUT_SECONDS", "30"),
+    ],
+)
+def test_an_invalid_variable_fails_naming_it(environment: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    # Given
+    environment.setenv(variable, value)
+
+    # When
+    with pytest.raises(SettingsError) as caught:
+        get_settings()
+
+    # Then
+    assert variable in str(caught.value)
+
+
+def test_a_missing_secret_id_fails_naming_it(environment: pytest.MonkeyPatch) -> None:
+    # Given
+    environment.delenv("OPENAI_API_KEY_SECRET_ID")
+
+    # When
+    with pytest.raises(SettingsError) as caught:
+        get_settings()
+
+    # Then
+    assert "OPENAI_API_KEY_SECRET_ID" in str(caught.value)
