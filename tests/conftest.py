@@ -65,17 +65,17 @@ def api_key_secret_arn(secrets_manager: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def _stub_server() -> Iterator[OpenAIStub]:
+def stub_server() -> Iterator[OpenAIStub]:
     with OpenAIStub(api_key=TEST_API_KEY) as stub:
         yield stub
 
 
 @pytest.fixture
-def openai_stub(_stub_server: OpenAIStub) -> Iterator[OpenAIStub]:
-    _stub_server.reset()
-    yield _stub_server
-    _minted_anywhere.update(_stub_server.minted)
-    assert not _stub_server.handler_errors, _stub_server.handler_errors
+def openai_stub(stub_server: OpenAIStub) -> Iterator[OpenAIStub]:
+    stub_server.reset()
+    yield stub_server
+    _minted_anywhere.update(stub_server.minted)
+    assert not stub_server.handler_errors, stub_server.handler_errors
 
 
 def template_environment(overrides: dict[str, str]) -> dict[str, str]:
@@ -183,4 +183,5 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
     secrets = {TEST_API_KEY, *_minted_anywhere}
     leaked = sorted(s for s in secrets if s in text)
-    assert not leaked, f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}..."
+    if leaked:  # pytest.fail, not assert: assertion introspection would print the secret itself
+        pytest.fail(f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}...", pytrace=False)
