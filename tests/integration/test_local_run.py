@@ -454,7 +454,7 @@ def test_make_run_serves_client_secrets(local_service: LocalService) -> None:
 
 def _readme_block(language: str, containing: str) -> str:
     blocks = re.findall(rf"```{language}\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    return next(block for block in blocks if containing in block)
+    return str(next(block for block in blocks if containing in block))
 
 
 def test_the_readmes_local_python_example_works_as_written(local_service: LocalService) -> None:
