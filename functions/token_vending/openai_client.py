@@ -92,8 +92,8 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
     error = _error_object(raw)
     upstream_code = error.get("code") if isinstance(error.get("code"), str) else None
     logger.warning("openai refused to mint", upstream_status=status, upstream_code=upstream_code)
+    seconds = retry_after if retry_after and retry_after.isdigit() else None
     if status == HTTPStatus.TOO_MANY_REQUESTS:
-        seconds = retry_after if retry_after and retry_after.isdigit() else None
         if upstream_code == "insufficient_quota":
             message = "OpenAI reports that this service's quota is used up; the operator must check billing."
         else:
@@ -134,7 +134,6 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
             code="upstream_auth_failed",
         )
     if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT):
-        seconds = retry_after if retry_after and retry_after.isdigit() else None
         return UpstreamError(
             f"OpenAI is unavailable (HTTP {status}). Retry in a moment.",
             status=HTTPStatus(status),

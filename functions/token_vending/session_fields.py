@@ -72,34 +72,11 @@ REALTIME_FIELDS: frozenset[str] = frozenset(
     }
 )
 
+# A transcription session has the realtime session's input audio, and nothing of its output.
 TRANSCRIPTION_FIELDS: frozenset[str] = frozenset(
-    {
-        "audio",
-        "audio.input",
-        "audio.input.format",
-        "audio.input.format.rate",
-        "audio.input.format.type",
-        "audio.input.noise_reduction",
-        "audio.input.noise_reduction.type",
-        "audio.input.transcription",
-        "audio.input.transcription.delay",
-        "audio.input.transcription.keywords",
-        "audio.input.transcription.language",
-        "audio.input.transcription.languages",
-        "audio.input.transcription.model",
-        "audio.input.transcription.prompt",
-        "audio.input.turn_detection",
-        "audio.input.turn_detection.create_response",
-        "audio.input.turn_detection.eagerness",
-        "audio.input.turn_detection.idle_timeout_ms",
-        "audio.input.turn_detection.interrupt_response",
-        "audio.input.turn_detection.prefix_padding_ms",
-        "audio.input.turn_detection.silence_duration_ms",
-        "audio.input.turn_detection.threshold",
-        "audio.input.turn_detection.type",
-        "include",
-        "type",
-    }
+    path
+    for path in REALTIME_FIELDS
+    if path in ("type", "include", "audio", "audio.input") or path.startswith("audio.input.")
 )
 
 SESSION_FIELDS: dict[SessionType, frozenset[str]] = {
