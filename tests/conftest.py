@@ -173,13 +173,15 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
     stream = io.StringIO()
     # Swapped by hand: setStream() would flush the old stream, which may be a finished test's capture.
     previous, handler.stream = handler.stream, stream
-    caplog.set_level(logging.DEBUG, logger="urllib3")
+    caplog.set_level(logging.DEBUG)  # every library at DEBUG: botocore, for one, logs response bodies there
     captured = Output(capsys, stream)
     try:
         yield captured
     finally:
         handler.stream = sys.__stdout__ if getattr(previous, "closed", False) else previous
-    text = captured.text() + caplog.text
+    # (caplog.text would hold only the teardown's records by now: read every phase's)
+    records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]
+    text = captured.text() + "\n".join(r.getMessage() for r in records)
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
     secrets = {TEST_API_KEY, *_minted_anywhere}
     leaked = sorted(s for s in secrets if s in text)

@@ -5,6 +5,8 @@ for ``ttl_seconds`` and fetches it at most once per TTL, so a rotated key is pic
 """
 
 import json
+import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
 
 # Short and bounded: the key is on the path of every cold request.
 _BOTO_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+# botocore logs whole response bodies, the secret among them, at DEBUG: never let it.
+logging.getLogger("botocore").setLevel(logging.INFO)
+# An HTTP header value: an OpenAI key is printable ASCII with no spaces.
+_KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 # Fail closed on these: an operator has to act. Anything else may pass (throttling, an outage).
 _OPERATOR_ERRORS = {
     "ResourceNotFoundException": "api_key_missing",
@@ -50,13 +56,25 @@ class ApiKeySource:
             self._cached = None
             self._client = None
 
+    def forget(self) -> None:
+        """Drop the cached key (OpenAI refused it): the next request reads the secret again."""
+        with self._lock:
+            self._cached = None
+
     def get(self, secret_id: str, ttl_seconds: int) -> str:
         with self._lock:
-            cached = self._cached
+            cached = self._cached if self._cached and self._cached.secret_id == secret_id else None
             now = time.monotonic()
-            if cached and cached.secret_id == secret_id and now - cached.fetched_at < ttl_seconds:
+            if cached and now - cached.fetched_at < ttl_seconds:
                 return cached.api_key
-            api_key = self._fetch(secret_id)
+            try:
+                api_key = self._fetch(secret_id)
+            except DependencyUnavailable:
+                if cached is None:
+                    raise
+                # Secrets Manager is briefly out of reach: the key we hold is better than a 503.
+                logger.warning("serving the cached api key past its ttl", secret_id=secret_id)
+                return cached.api_key
             self._cached = _Cached(secret_id, api_key, now)
             return api_key
 
@@ -90,13 +108,13 @@ def _parse(secret_string: str | None, secret_id: str) -> str:
         if not isinstance(api_key, str):
             raise _misconfigured("api_key_malformed", secret_id, problem='JSON without a string "api_key"')
         text = api_key.strip()
-    if not text or any(character.isspace() for character in text):
-        raise _misconfigured("api_key_malformed", secret_id, problem="empty, or not a single token")
+    if not _KEY_CHARACTERS.fullmatch(text):
+        raise _misconfigured("api_key_malformed", secret_id, problem="empty, or not one token of printable ASCII")
     return text
 
 
 def _misconfigured(reason: str, secret_id: str, **details: str) -> ServiceMisconfigured:
-    logger.error("cannot use the openai api key secret", extra={"reason": reason, "secret_id": secret_id, **details})
+    logger.error("cannot use the openai api key secret", reason=reason, secret_id=secret_id, **details)  # type: ignore[arg-type]
     count("ConfigurationErrors", reason=reason)
     return ServiceMisconfigured(
         "This service cannot read its OpenAI API key, so it cannot mint client secrets. "

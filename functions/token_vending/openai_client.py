@@ -23,7 +23,8 @@ MAX_RESPONSE_BYTES = 256 * 1024
 _pool = urllib3.PoolManager(
     num_pools=2,
     maxsize=2,
-    retries=urllib3.Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
+    # One more try when the connection could not be made: the request never left.
+    retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
     headers={"User-Agent": "openai-realtime-token-vending/0.1"},
 )
 
@@ -50,14 +51,14 @@ def create_client_secret(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             preload_content=False,
         )
+        try:
+            raw = response.read(MAX_RESPONSE_BYTES + 1)
+        except HTTPError:
+            response.close()
+            raise
     except (MaxRetryError, HTTPError) as exc:
         raise _transport_error(exc) from None
-    try:
-        raw = response.read(MAX_RESPONSE_BYTES + 1)
-    except HTTPError as exc:
-        response.close()
-        raise _transport_error(exc) from None
-    finally:
+    finally:  # failures too: a timeout is the latency that matters most
         milliseconds("UpstreamLatency", (time.perf_counter() - started) * 1000)
     if len(raw) > MAX_RESPONSE_BYTES:
         response.close()  # neither read the rest into memory nor reuse the connection
@@ -109,7 +110,7 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
         )
     if upstream_code == "beta_api_shape_disabled":
         logger.error("openai took the call for a beta one; check OPENAI_UPSTREAM_URL", upstream_status=status)
-        count("ConfigurationErrors", reason="upstream_beta_disabled")
+        count("ConfigurationErrors", reason="upstream_misconfigured")
         return UpstreamError(
             "OpenAI refused the call as the retired beta API: this service's upstream URL is misconfigured. "
             "The operator must fix it (see the service's logs).",
@@ -127,6 +128,7 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
         )
     if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         logger.error("openai rejected the api key; put a valid key into the secret", upstream_status=status)
+        count("ConfigurationErrors", reason="upstream_auth_failed")
         return UpstreamError(
             "OpenAI rejected this service's credentials. The operator must put a valid API key into the "
             "service's secret.",

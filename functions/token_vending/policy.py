@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from token_vending.errors import InvalidRequest
-from token_vending.session_fields import SESSION_FIELDS, SESSION_OBJECTS, SessionType, put
+from token_vending.session_fields import REQUIRED_KEYS, SESSION_FIELDS, SESSION_OBJECTS, SessionType, get, put
 
 # OpenAI accepts client secret lifetimes of 10 s to 2 h.
 MIN_TTL_SECONDS = 10
@@ -76,8 +76,8 @@ class FieldRule(BaseModel):
     def problem(self, value: Any) -> tuple[str, str] | None:
         """(code, what is wrong) if the value breaks the rule, else None."""
         if value is None:
-            return None if self.nullable or self.type == "null" else ("invalid_type", f"expected {self.type}")
-        if value in self.also and not isinstance(value, bool):
+            return None if self.nullable or self.type == "null" else ("invalid_type", _expected(self.type))
+        if any(value == also and type(value) is type(also) for also in self.also):
             return None
         if wrong := _type_problem(self.type, value):
             return "invalid_type", wrong
@@ -109,12 +109,18 @@ def _type_problem(type_: str, value: Any) -> str | None:
     ok = {
         "string": isinstance(value, str),
         "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value),
+        # an int is always finite (and math.isfinite overflows on a 400-digit one)
+        "number": (isinstance(value, int) and not isinstance(value, bool))
+        or (isinstance(value, float) and math.isfinite(value)),
         "boolean": isinstance(value, bool),
         "array": isinstance(value, list),
         "null": value is None,
     }[type_]
-    return None if ok else f"expected {'an ' if type_ in ('integer', 'array') else 'a '}{type_}"
+    return None if ok else _expected(type_)
+
+
+def _expected(type_: str) -> str:
+    return f"expected {'an ' if type_ in ('integer', 'array') else 'a '}{type_}"
 
 
 def _show(value: Scalar) -> str:
@@ -265,6 +271,12 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
             continue
         _check_leaf(path, value, profile_name, profile, name)
         put(built, path, value)
+    for parent, key in REQUIRED_KEYS.items():
+        if isinstance(sent := get(built, parent), dict) and key not in sent:
+            param = name(f"session.{parent}.{key}")
+            raise InvalidRequest(
+                f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param
+            )
     return {"expires_after": _expiry(request.get("expires_after"), profile, name), "session": built}
 
 

@@ -37,6 +37,10 @@ def json_object(body: str | None, is_base64_encoded: bool, content_type: str | N
         ) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    try:  # a "\ud800" escape parses to a lone surrogate, which no log line or upstream body can carry
+        json.dumps(parsed, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise InvalidRequest("The request body holds an invalid unicode escape.", code="invalid_json") from None
     return parsed
 
 

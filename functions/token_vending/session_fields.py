@@ -91,6 +91,17 @@ SESSION_OBJECTS: dict[SessionType, frozenset[str]] = {
     for session_type, fields in SESSION_FIELDS.items()
 }
 
+# Keys OpenAI requires once their object is sent (a discriminator): checked before anything leaves.
+REQUIRED_KEYS: dict[str, str] = {"audio.input.turn_detection": "type"}
+
+
+def get(source: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path, or None."""
+    node: Any = source
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
 
 def put(target: dict[str, Any], path: str, value: Any) -> None:
     """Set a dotted path in a nested dict, creating the objects on the way."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from token_vending.errors import InvalidRequest
-from token_vending.session_fields import SessionType, put
+from token_vending.session_fields import SessionType, get, put
 
 BETA_DEFAULT_TEMPERATURE = 0.8
 
@@ -31,7 +31,7 @@ def _same(value: Any, param: str) -> Any:
 
 
 def _audio_format(value: Any, param: str) -> dict[str, Any]:
-    if value not in _AUDIO_FORMATS:
+    if not isinstance(value, str) or value not in _AUDIO_FORMATS:
         raise _invalid(param, "must be one of " + ", ".join(f"'{name}'" for name in _AUDIO_FORMATS))
     return dict(_AUDIO_FORMATS[value])
 
@@ -180,7 +180,7 @@ def ga_to_beta(minted: dict[str, Any], session_type: SessionType) -> dict[str, A
     session = minted.get("session")
     if not isinstance(session, dict):
         session = {}
-    audio_in = _dig(session, "audio", "input")
+    audio_in = _object_at(session, "audio.input")
     answer: dict[str, Any] = {
         "id": session.get("id"),
         "object": "realtime.session" if session_type == "realtime" else "realtime.transcription_session",
@@ -194,7 +194,7 @@ def ga_to_beta(minted: dict[str, Any], session_type: SessionType) -> dict[str, A
         answer["modalities"] = ["text"]
         answer["include"] = session.get("include")
         return _without_none(answer)
-    audio_out = _dig(session, "audio", "output")
+    audio_out = _object_at(session, "audio.output")
     tool_choice = session.get("tool_choice")
     answer |= {
         "model": session.get("model"),
@@ -213,15 +213,14 @@ def ga_to_beta(minted: dict[str, Any], session_type: SessionType) -> dict[str, A
     return _without_none(answer)
 
 
-def _dig(session: dict[str, Any], *keys: str) -> dict[str, Any]:
-    node: Any = session
-    for key in keys:
-        node = node.get(key) if isinstance(node, dict) else None
+def _object_at(session: dict[str, Any], path: str) -> dict[str, Any]:
+    node = get(session, path)
     return node if isinstance(node, dict) else {}
 
 
 def _beta_audio_format(ga_format: Any) -> str | None:
-    return _BETA_AUDIO_FORMAT.get(ga_format.get("type")) if isinstance(ga_format, dict) else None
+    kind = ga_format.get("type") if isinstance(ga_format, dict) else None
+    return _BETA_AUDIO_FORMAT.get(kind) if isinstance(kind, str) else None
 
 
 def _voice(voice: Any) -> str | None:

@@ -3,6 +3,7 @@
 Knows nothing of API Gateway: the handler hands it the endpoint, the JSON body and the profile.
 """
 
+import re
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -70,9 +71,12 @@ def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamN
             connect_timeout=settings.upstream_connect_timeout_seconds,
             read_timeout=settings.upstream_read_timeout_seconds,
         )
+    except UpstreamError as exc:
+        if exc.code == "upstream_auth_failed":
+            api_keys.forget()  # a rotated key is read again at once, not after the cache's TTL
+        raise
     except InvalidRequest as exc:
-        fixed = exc.param.removeprefix("session.") if exc.param and exc.param.startswith("session.") else None
-        if fixed and profile.fixed_clash(fixed):
+        if _names_fixed_field(exc.param, profile):
             # The caller cannot change what the policy fixes: the deployment is at fault, not the request.
             logger.error("openai rejected a field the policy fixes", param=exc.param, upstream_code=exc.code)
             count("ConfigurationErrors", reason="policy_rejected_upstream")
@@ -85,6 +89,14 @@ def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamN
         if exc.param:  # OpenAI names GA paths; a beta caller sent beta names
             exc.param = name(exc.param)
         raise
+
+
+def _names_fixed_field(param: str | None, profile: Profile) -> bool:
+    """Whether OpenAI's ``param`` (``session.tools[0].name``) falls on a field the policy fixes."""
+    if not param or not param.startswith("session."):
+        return False
+    session_path = re.sub(r"\[\d+\]", "", param.removeprefix("session."))
+    return profile.fixed_clash(session_path) is not None
 
 
 def _ga_session_type(body: dict[str, Any]) -> SessionType:

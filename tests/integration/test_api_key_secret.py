@@ -172,6 +172,29 @@ def test_a_rotated_key_is_not_fetched_within_the_ttl(
     assert_not_shown(output, caplog, answer.body, NEXT_KEY)
 
 
+def test_a_key_openai_refuses_is_read_again_at_once(
+    put_key: Callable[..., str],
+    secrets_manager: Any,
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    output: Output,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a warm container holding a key OpenAI has revoked (template TTL: 300 s)
+    arn = put_key(REVOKED_KEY)
+    assert mint(lambda_context).status == HTTPStatus.BAD_GATEWAY
+
+    # When the operator puts the new key in and the next request comes, well within the TTL
+    secrets_manager.put_secret_value(SecretId=arn, SecretString=TEST_API_KEY)
+    answer = mint(lambda_context)
+
+    # Then the refused key was not kept: the new one is read and used at once
+    assert answer.status == HTTPStatus.OK
+    assert bearer_tokens(openai_stub) == [f"Bearer {REVOKED_KEY}", f"Bearer {TEST_API_KEY}"]
+    assert output.metric_count("SecretFetches") == 2
+    assert_not_shown(output, caplog, answer.body, REVOKED_KEY)
+
+
 # --- failing closed ---------------------------------------------------------------------------------------
 
 MISSING_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-gone-AbCdEf"
@@ -205,6 +228,12 @@ MISSING_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-k
             "api_key_malformed",
             ("sk-test-split", "8e7f"),
             id="key-with-spaces",
+        ),
+        pytest.param(
+            {"secret_string": "sk-test-curly-2b1c\u201d"},
+            "api_key_malformed",
+            ("sk-test-curly-2b1c",),
+            id="key-with-a-pasted-curly-quote",
         ),
         pytest.param(
             {"secret_binary": b"sk-test-binary-6a0b"}, "api_key_malformed", ("sk-test-binary-6a0b",), id="binary-only"

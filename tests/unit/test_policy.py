@@ -418,8 +418,10 @@ def test_fixed_values_are_copied_into_each_body() -> None:
     ],
 )
 def test_a_value_within_the_rule_is_placed_at_its_path(path: str, value: Any) -> None:
-    # Given
+    # Given (a turn_detection object needs its type, as OpenAI requires)
     request = {"session": nest(path, value)}
+    if path.startswith("audio.input.turn_detection.") and not path.endswith(".type"):
+        request["session"]["audio"]["input"]["turn_detection"]["type"] = "server_vad"
 
     # When
     body = authorize(request, "voice", voice(), ga_param)
@@ -861,3 +863,25 @@ def test_a_missing_policy_file_fails_at_load_naming_it(tmp_path: Path) -> None:
 
     # Then
     assert str(caught.value) == f"cannot read policy file {path}: No such file or directory"
+
+
+def test_a_turn_detection_without_its_type_is_refused_before_openai() -> None:
+    # Given a turn_detection object without the type OpenAI requires
+    request = {"session": {"audio": {"input": {"turn_detection": {"silence_duration_ms": 500}}}}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("missing_required_parameter", "session.audio.input.turn_detection.type")
+
+
+def test_a_huge_integer_for_a_number_is_a_value_error_not_a_crash() -> None:
+    # Given an integer too large for a float, where the rule wants a number
+    request = {"session": {"audio": {"output": {"speed": 10**400}}}}
+
+    # When
+    error = refusal(request)
+
+    # Then
+    assert (error.code, error.param) == ("invalid_value", "session.audio.output.speed")

@@ -192,3 +192,15 @@ def test_json_content_types_with_parameters_or_other_case_are_accepted(content_t
 
     # Then
     assert request == {"voice": "alloy"}
+
+
+def test_a_lone_surrogate_escape_is_refused_as_invalid_json() -> None:
+    # Given JSON whose escape decodes to half a UTF-16 pair (no log line or upstream body could carry it)
+    body = '{"session": {"\\ud800": 1}}'
+
+    # When
+    error = refusal(body)
+
+    # Then
+    assert error.status == HTTPStatus.BAD_REQUEST
+    assert error.code == "invalid_json"

@@ -316,6 +316,8 @@ def test_a_long_unknown_field_is_clipped() -> None:
         ("realtime", "input_audio_format", "audio/pcm", "invalid_value"),
         ("realtime", "input_audio_format", None, "invalid_value"),
         ("realtime", "output_audio_format", "g722", "invalid_value"),
+        ("realtime", "input_audio_format", ["pcm16"], "invalid_value"),
+        ("realtime", "output_audio_format", {"type": "audio/pcm"}, "invalid_value"),
         ("transcription", "input_audio_format", "opus", "invalid_value"),
         ("realtime", "modalities", [], "invalid_value"),
         ("realtime", "modalities", ["video"], "invalid_value"),
