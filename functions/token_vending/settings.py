@@ -24,6 +24,11 @@ class Settings(BaseModel):
     def _base_url_only(cls, url: HttpUrl) -> HttpUrl:
         if url.query or url.fragment:
             raise ValueError("must be a base URL, without a query or fragment")
+        if (url.path or "").rstrip("/").endswith("/v1"):
+            raise ValueError("must not end in /v1: the function adds /v1/realtime/client_secrets")
+        # The API key travels in this request: cleartext only to a stand-in on this machine.
+        if url.scheme != "https" and url.host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+            raise ValueError("must be https (http only on loopback)")
         return url
 
     @property
