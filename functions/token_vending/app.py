@@ -33,6 +33,7 @@ def create_transcription_session() -> Response[Any]:
 
 def _mint(endpoint: vending.Endpoint) -> Response[Any]:
     event = app.current_event
+    app.context["endpoint"] = endpoint  # for the error handlers; the resolver clears it per request
     body = json_object(event.body, bool(event.is_base64_encoded), event.headers.get("content-type"))
     answer = vending.mint(endpoint, body, event.headers.get(PROFILE_HEADER.lower()))
     return _json(HTTPStatus.OK, answer)
@@ -40,7 +41,7 @@ def _mint(endpoint: vending.Endpoint) -> Response[Any]:
 
 @app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
 def api_error(error: ApiError) -> Response[Any]:
-    endpoint = app.current_event.raw_path.rsplit("/", 1)[-1]
+    endpoint = str(app.context.get("endpoint", "unknown"))
     if error.status < HTTPStatus.INTERNAL_SERVER_ERROR and error.status != HTTPStatus.TOO_MANY_REQUESTS:
         logger.info("request rejected", endpoint=endpoint, reason=error.code, param=error.param)
         count("RequestsRejected", endpoint=endpoint, reason=error.code)

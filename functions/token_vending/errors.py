@@ -48,10 +48,7 @@ class RequestTooLarge(InvalidRequest):
 
 
 class ServiceMisconfigured(ApiError):
-    """The deployment is broken (policy, secret, upstream key): refuse until an operator fixes it."""
-
-    status = HTTPStatus.INTERNAL_SERVER_ERROR
-    type = "server_error"
+    """The deployment is broken (policy, settings, secret): a 500 until an operator fixes it."""
 
 
 class DependencyUnavailable(ApiError):

@@ -26,6 +26,9 @@ MAX_TTL_SECONDS = 7200
 ProfileName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Scalar = str | int | float | bool
 
+# How a request names its profile (any case, as HTTP headers go).
+PROFILE_HEADER = "X-Profile"
+
 # Names a GA request path ("session.audio.output.voice") the way the caller spelled it.
 ParamNamer = Callable[[str], str]
 
@@ -215,9 +218,6 @@ class Policy(BaseModel):
                 param=param,
             )
         return name, profile
-
-
-PROFILE_HEADER = "X-Profile"
 
 
 def _clip(text: str, limit: int = 64) -> str:

@@ -38,13 +38,15 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
     """The answer for one request to ``endpoint``, in that endpoint's own shape."""
     settings = _settings()
     policy = _policy(settings)
-    name: ParamNamer = ga_param
+    name: ParamNamer
     if endpoint == "client_secrets":
         session_type = _ga_session_type(body)
-        request, profile_param = body, "session.type"
+        request, name, profile_param = body, ga_param, "session.type"
     else:
         session_type = _BETA_SESSION_TYPE[endpoint]
-        request, name, profile_param = beta_to_ga(body, session_type), BetaNames(FIELDS[session_type]), PROFILE_HEADER
+        request = beta_to_ga(body, session_type)
+        name = BetaNames(FIELDS[session_type])
+        profile_param = PROFILE_HEADER
     profile_name, chosen = policy.select(profile, session_type, param=profile_param)
     upstream_body = authorize(request, profile_name, chosen, name)
     api_key = api_keys.get(settings.api_key_secret_id, settings.secret_cache_ttl_seconds)
