@@ -1,7 +1,8 @@
 """Secrets Manager, the one place the OpenAI API key comes from.
 
 The secret string is the bare key or JSON ``{"api_key": "..."}``. A warm container keeps the key
-for ``ttl_seconds`` and fetches it at most once per TTL, so a rotated key is picked up within it.
+for ``ttl_seconds`` and fetches it at most once per TTL, so a rotated key is picked up within it; a
+key OpenAI refuses is forgotten at once, and a key already held outlives a Secrets Manager outage.
 """
 
 import json
