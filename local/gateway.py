@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote
 
 import yaml
+
+from local.running import Running
 
 ACCOUNT_ID = "123456789012"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
@@ -242,7 +243,7 @@ def _to_client(result: Any) -> LocalResponse:
     return LocalResponse(int(result["statusCode"]), headers, body)
 
 
-class LocalApi:
+class LocalApi(Running):
     """The HTTP API of a SAM template, served on loopback with the functions imported in-process."""
 
     def __init__(
@@ -363,17 +364,6 @@ class LocalApi:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for METHOD path and its path parameters; RouteNotFound if none."""

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from local.openai_schema import Violation, ga_violations
+from local.running import Running
 
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 BETA_PATHS = frozenset({"/v1/realtime/sessions", "/v1/realtime/transcription_sessions"})
@@ -190,7 +190,7 @@ class Fault:
         return cls(FaultKind.DROP)
 
 
-class OpenAIStub:
+class OpenAIStub(Running):
     """OpenAI on 127.0.0.1, in a daemon thread: `with OpenAIStub("sk-test-1") as stub: stub.base_url`."""
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -208,7 +208,7 @@ class OpenAIStub:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> OpenAIStub:
+    def start(self) -> Self:
         """Bind and serve in a daemon thread; returns self."""
         if self._server is not None:
             raise RuntimeError("the stub is already running")
@@ -237,18 +237,6 @@ class OpenAIStub:
         server.server_close()
         thread.join()
         self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-from types import TracebackType
 from typing import Self
 
 import boto3
 from moto.server import ThreadedMotoServer
+
+from local.running import Running
 
 REGION = "us-east-1"
 # What a Lambda execution role hands the function; moto accepts any credentials.
 _FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-class LocalSecretsManager:
+class LocalSecretsManager(Running):
     """moto's Secrets Manager on 127.0.0.1 (a free port), with one secret: {"api_key": <key>}."""
 
     def __init__(self, api_key: str, secret_name: str = "token-vending/openai-api-key") -> None:  # noqa: S107
@@ -76,14 +77,3 @@ class LocalSecretsManager:
             self._server.stop()
             self._server = None
         self._endpoint_url = self._secret_arn = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
