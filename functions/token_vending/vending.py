@@ -28,6 +28,7 @@ from token_vending.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
 _SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
 Endpoint = Literal["client_secrets", "sessions", "transcription_sessions"]
 
+_BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
 _BETA_SESSION_TYPE: dict[Endpoint, SessionType] = {
     "sessions": "realtime",
     "transcription_sessions": "transcription",
@@ -45,7 +46,7 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
     else:
         session_type = _BETA_SESSION_TYPE[endpoint]
         request = beta_to_ga(body, session_type)
-        name = BetaNames(FIELDS[session_type])
+        name = _BETA_NAMES[session_type]
         profile_param = PROFILE_HEADER
     profile_name, chosen = policy.select(profile, session_type, param=profile_param)
     upstream_body = authorize(request, profile_name, chosen, name)
