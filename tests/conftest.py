@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
+from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -65,6 +66,28 @@ def api_key_secret_arn(secrets_manager: Any) -> str:
 
 
 @pytest.fixture(scope="session")
+def extension_server(secrets_manager_url: str) -> Iterator[SecretsExtension]:
+    """The Parameters and Secrets Extension stand-in, in front of moto's Secrets Manager."""
+    environment = {
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager_url,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    with SecretsExtension(environment) as extension:
+        yield extension
+
+
+@pytest.fixture
+def secrets_via() -> str:
+    """How the function reads its key: "sdk" (boto3, the template's default) or "extension".
+
+    A test module that covers both overrides this fixture with ``params=["sdk", "extension"]``.
+    """
+    return "sdk"
+
+
+@pytest.fixture(scope="session")
 def stub_server() -> Iterator[OpenAIStub]:
     with OpenAIStub(api_key=TEST_API_KEY) as stub:
         yield stub
@@ -85,16 +108,25 @@ def template_environment(overrides: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture
 def function_env(
-    monkeypatch: pytest.MonkeyPatch, api_key_secret_arn: str, openai_stub: OpenAIStub
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    api_key_secret_arn: str,
+    openai_stub: OpenAIStub,
+    secrets_via: str,
 ) -> Iterator[dict[str, str]]:
-    """The template's environment, pointed at moto and the stub; every cache of the function cleared."""
+    """The template's environment, pointed at moto (or the extension stand-in before it) and the stub;
+    every cache of the function cleared."""
     from token_vending.api_key import api_keys
     from token_vending.policy import cached_policy
     from token_vending.settings import get_settings
 
-    environment = template_environment(
-        {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
-    )
+    overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
+    if secrets_via == "extension":
+        overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
+    environment = template_environment(overrides)
+    if secrets_via == "extension":
+        extension = request.getfixturevalue("extension_server")
+        environment |= extension.function_environment()  # the stand-in's port, and the session token
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     # Short timeouts keep the fault tests quick; the values are still the function's own settings.

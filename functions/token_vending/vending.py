@@ -50,7 +50,9 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
         profile_param = PROFILE_HEADER
     profile_name, chosen = policy.select(profile, session_type, param=profile_param)
     upstream_body = authorize(request, profile_name, chosen, name)
-    api_key = api_keys.get(settings.api_key_secret_id, settings.secret_cache_ttl_seconds)
+    api_key = api_keys.get(
+        settings.api_key_secret_id, settings.secret_cache_ttl_seconds, settings.secrets_extension_port
+    )
     minted = _create(settings, api_key, upstream_body, name, chosen)
     count("ClientSecretsMinted", endpoint=endpoint, profile=profile_name)
     logger.info(

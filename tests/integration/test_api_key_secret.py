@@ -38,6 +38,12 @@ def bearer_tokens(stub: OpenAIStub) -> list[str]:
     return [request.headers.get("authorization", "") for request in stub.requests]
 
 
+@pytest.fixture(params=["sdk", "extension"])
+def secrets_via(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on both paths: boto3, and the Parameters and Secrets Extension."""
+    return str(request.param)
+
+
 def configure(monkeypatch: pytest.MonkeyPatch, **environment: str) -> None:
     """Change the function's environment; settings are read once per container, so re-read them."""
     for name, value in environment.items():
@@ -291,13 +297,20 @@ def test_once_the_operator_puts_a_key_in_the_next_request_mints(
 
 
 def test_an_unreachable_secrets_manager_is_a_503_worth_retrying(
-    monkeypatch: pytest.MonkeyPatch, openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+    monkeypatch: pytest.MonkeyPatch,
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    output: Output,
+    secrets_via: str,
 ) -> None:
-    # Given Secrets Manager refuses connections (a closed loopback port)
+    # Given Secrets Manager (or the extension before it) refuses connections: a closed loopback port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{port}")
+    if secrets_via == "extension":
+        configure(monkeypatch, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT=str(port))
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{port}")
 
     # When a client secret is requested
     answer = mint(lambda_context)

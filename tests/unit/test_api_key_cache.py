@@ -16,7 +16,7 @@ class ScriptedSource(ApiKeySource):
         self.answers = list(answers)
         self.fetches = 0
 
-    def _fetch(self, secret_id: str) -> str:
+    def _fetch(self, secret_id: str, extension_port: int | None) -> str:
         self.fetches += 1
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):

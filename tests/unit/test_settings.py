@@ -47,7 +47,7 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
 
     # Then
     assert settings.api_key_secret_id == SECRET_ARN
-    assert str(settings.upstream_url) == "http://127.0.0.1:8765/"
+    assert settings.client_secrets_url == "http://127.0.0.1:8765/v1/realtime/client_secrets"
     assert settings.secret_cache_ttl_seconds == 30
     assert settings.upstream_connect_timeout_seconds == 0.5
     assert settings.upstream_read_timeout_seconds == 3.0
@@ -86,6 +86,7 @@ def test_settings_are_frozen() -> None:
         ("http://127.0.0.1:8765", "http://127.0.0.1:8765/v1/realtime/client_secrets"),
         ("http://127.0.0.1:8765/", "http://127.0.0.1:8765/v1/realtime/client_secrets"),
         ("https://proxy.example/openai/", "https://proxy.example/openai/v1/realtime/client_secrets"),
+        ("http://[::1]:8765", "http://[::1]:8765/v1/realtime/client_secrets"),
     ],
 )
 def test_client_secrets_url_joins_without_a_double_slash(upstream_url: str, expected: str) -> None:
@@ -123,6 +124,10 @@ def test_get_settings_reads_the_process_environment_once(environment: pytest.Mon
         ("OPENAI_UPSTREAM_URL", "https://api.openai.com/v1"),
         ("OPENAI_UPSTREAM_URL", "https://api.openai.com/v1/"),
         ("OPENAI_UPSTREAM_URL", "https://x.example/base?a=1"),
+        ("OPENAI_UPSTREAM_URL", "https://x.example/#top"),
+        ("OPENAI_UPSTREAM_URL", "https://"),
+        ("OPENAI_UPSTREAM_URL", "https://x.example:port"),
+        ("OPENAI_UPSTREAM_URL", "https://x.exa mple"),
         ("SECRET_CACHE_TTL_SECONDS", "-1"),
         ("SECRET_CACHE_TTL_SECONDS", "3601"),
         ("SECRET_CACHE_TTL_SECONDS", "five minutes"),
