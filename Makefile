@@ -16,12 +16,18 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 SAM_CLI_VERSION := 1.170.0
 CFN_LINT_VERSION := 1.58.0
 
-.PHONY: help run test lint typecheck unit validate build deploy clean
+# `make bench` runs the function as built for this machine (the template targets arm64), beside the
+# AWS SDK a Lambda Python runtime provides.
+BENCH_DIR := .aws-sam/bench
+HOST_ARCHITECTURE := $(shell uname -m)
+
+.PHONY: help run test lint typecheck unit validate build bench bench-build deploy clean
 
 help:
 	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager and OpenAI stub,"
 	@echo "             or the real OpenAI when OPENAI_API_KEY is set)"
 	@echo "make test    lint, type-check, validate and build the template, run the tests"
+	@echo "make bench   cold start, warm latency, memory and size against a bare urllib3 handler"
 	@echo "make deploy  sam build && sam deploy --guided"
 
 $(VENV)/.installed: pyproject.toml layers/dependencies/requirements.txt
@@ -55,11 +61,26 @@ validate: $(SAM_VENV)/.installed
 build: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) build
 
+bench-build: $(VENV)/.installed $(SAM_VENV)/.installed $(BENCH_DIR)/runtime/.installed
+	$(SAM_ENV) LAMBDA_ARCHITECTURE=$(HOST_ARCHITECTURE) $(SAM) build \
+		--build-dir $(BENCH_DIR)/build --cache-dir $(BENCH_DIR)/cache
+
+# The SDK the Lambda runtime provides, at the version the tests pin.
+$(BENCH_DIR)/runtime/.installed: pyproject.toml
+	rm -rf $(BENCH_DIR)/runtime
+	$(PY) -m pip install --quiet --target $(BENCH_DIR)/runtime \
+		"boto3==$$($(PY) -c 'import boto3; print(boto3.__version__)')"
+	@touch $@
+
+bench: bench-build
+	$(PY) -m local.bench $(BENCH_ARGS)
+
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q
 
 test: lint typecheck validate build
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick --output $(BENCH_DIR)/quick-results.json"
 
 deploy: build
 	$(SAM_ENV) $(SAM) deploy --guided

@@ -1,0 +1,333 @@
+"""`make bench`: the function as `sam build` built it, side by side with a bare urllib3 handler (floor.py).
+
+Both run as Lambda would run them, on the same loopback stand-ins: moto's Secrets Manager (behind a
+Parameters and Secrets Extension stand-in, or reached with boto3), and the OpenAI stub. Each container
+is a fresh interpreter (child.py). Cold runs alternate floor and function, round after round; warm
+figures come from one container per handler invoked ``--invocations`` times after its first call.
+
+Prints a table and writes the figures to bench-results.json (``--output``). ``--quick`` runs a few of
+everything, to prove the benchmark works (``make test``); its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.gateway import LocalApi
+from local.openai_stub import OpenAIStub
+from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.secrets_manager import LocalSecretsManager
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TEMPLATE = ROOT / "template.yaml"
+FUNCTION = "TokenVendingFunction"
+EVENT = ROOT / "events" / "client_secrets.json"
+# Fake, and distinct, so a leak into the logs is unmistakable.
+API_KEY = "sk-bench-3f9a1c7e5d2b"
+# A Lambda Python runtime is the interpreter and the AWS SDK; `make bench` installs that SDK here.
+DEFAULT_BUILD = ROOT / ".aws-sam" / "bench" / "build"
+DEFAULT_RUNTIME = ROOT / ".aws-sam" / "bench" / "runtime"
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+@dataclass
+class Variant:
+    """A handler and the container it runs in."""
+
+    name: str
+    sys_path: list[str]
+    handler: str
+    environment: dict[str, str]
+    cold_ms: list[float] = field(default_factory=list)
+    import_ms: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)
+    warm: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stand:
+    """The stand-ins every variant talks to."""
+
+    stub: OpenAIStub
+    extension: SecretsExtension
+    secrets: LocalSecretsManager
+    xray_daemon: socket.socket
+    logs: Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD, help="a `sam build` output for this machine")
+    parser.add_argument("--runtime-dir", type=Path, default=DEFAULT_RUNTIME, help="the AWS SDK a Lambda runtime has")
+    parser.add_argument("--rounds", type=int, default=15, help="cold starts of each handler, interleaved")
+    parser.add_argument("--invocations", type=int, default=2000, help="warm invocations of each handler")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench-results.json")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 50 invocations: proves it runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.invocations = 2, 50
+    for needed in (args.build_dir / FUNCTION, args.build_dir / "DependenciesLayer", args.runtime_dir / "boto3"):
+        if not needed.exists():
+            print(f"make bench: {needed} is missing; run `make bench`, which builds it", file=sys.stderr)
+            return 1
+
+    with ExitStack() as running:
+        stand = _stand_up(running)
+        variants = _variants(args.build_dir, args.runtime_dir, stand)
+        floor, ours = variants["floor"], variants["ours"]
+        print(f"cold starts: {args.rounds} rounds of {', '.join(variants)}, interleaved", flush=True)
+        for round_number in range(args.rounds):
+            order = list(variants.values())
+            shift = round_number % len(order)  # each handler takes each place in turn
+            for variant in order[shift:] + order[:shift]:
+                _cold_start(variant, stand)
+        print(f"warm: {args.invocations} invocations of floor and ours, after each one's first", flush=True)
+        for variant in (floor, ours):
+            _warm(variant, stand, args.invocations)
+        log_lines = _check_logs(stand.logs, args.invocations)
+
+    results = _results(variants, _build_bytes(args.build_dir), args, log_lines)
+    _print_table(results, variants)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def _stand_up(running: ExitStack) -> Stand:
+    stub = running.enter_context(OpenAIStub(api_key=API_KEY))
+    secrets = running.enter_context(LocalSecretsManager(api_key=API_KEY))
+    extension = running.enter_context(SecretsExtension(secrets.client_environment()))
+    # Tracing sends segments over UDP to the X-Ray daemon: this socket takes them and nobody reads them.
+    daemon = running.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    daemon.bind(("127.0.0.1", 0))
+    logs = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="bench-logs-")))
+    return Stand(stub, extension, secrets, daemon, logs)
+
+
+def _variants(build: Path, runtime: Path, stand: Stand) -> dict[str, Variant]:
+    """floor; ours as deployed with the extension; ours reading the key with boto3; ours traced."""
+    lambda_environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION}",
+        "LAMBDA_TASK_ROOT": str(build / FUNCTION),
+        "LAMBDA_RUNTIME_DIR": str(runtime),
+        **stand.secrets.client_environment(),
+        "AWS_SESSION_TOKEN": stand.extension.session_token,
+    }
+
+    def function(name: str, **overrides: str) -> Variant:
+        parameters = {
+            "OpenAIApiKeySecretArn": stand.secrets.secret_arn,
+            "OpenAIUpstreamUrl": stand.stub.base_url,
+            **overrides,
+        }
+        found = LocalApi.from_template(TEMPLATE, parameters).functions[FUNCTION]
+        environment = {
+            **lambda_environment,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(found.memory_size),
+            **found.environment,
+        }
+        layers = [str(build / "DependenciesLayer" / "python")]
+        if overrides.get("SecretsExtensionLayerArn"):
+            environment["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] = str(stand.extension.port)
+        if overrides.get("EnableTracing") == "true":
+            layers.append(str(build / "TracingLayer" / "python"))
+            environment["AWS_XRAY_DAEMON_ADDRESS"] = f"127.0.0.1:{stand.xray_daemon.getsockname()[1]}"
+            environment["_X_AMZN_TRACE_ID"] = TRACE_HEADER
+        return Variant(name, [str(build / FUNCTION), *layers, str(runtime)], found.handler, environment)
+
+    floor_environment = {
+        **lambda_environment,
+        "OPENAI_UPSTREAM_URL": stand.stub.base_url,
+        "OPENAI_API_KEY": API_KEY,
+    }
+    return {
+        "floor": Variant("floor", [str(HERE), str(runtime)], "floor.lambda_handler", floor_environment),
+        "ours": function("ours", SecretsExtensionLayerArn=LOCAL_LAYER_ARN),
+        "ours-sdk": function("ours-sdk"),
+        "ours-traced": function("ours-traced", SecretsExtensionLayerArn=LOCAL_LAYER_ARN, EnableTracing="true"),
+    }
+
+
+def _run(variant: Variant, stand: Stand, invocations: int) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """Start a container, wait for its first answer (the cold start), then for the rest of its run."""
+    config = {
+        "sys_path": variant.sys_path,
+        "handler": variant.handler,
+        "event": json.loads(EVENT.read_text()),
+        "invocations": invocations,
+    }
+    read_end, write_end = os.pipe()
+    config["report_fd"] = write_end
+    with (stand.logs / f"{variant.name}.log").open("ab") as log:
+        started = time.perf_counter()
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys._base_executable, "-I", "-B", str(HERE / "child.py"), json.dumps(config)],  # type: ignore[attr-defined]
+            env=variant.environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_end,),
+            cwd=tempfile.gettempdir(),
+        )
+        os.close(write_end)
+        with os.fdopen(read_end) as report:
+            first_line = report.readline()
+            cold_ms = (time.perf_counter() - started) * 1e3
+            last_line = report.readline()
+        if child.wait(timeout=600) != 0 or not first_line or not last_line:
+            raise SystemExit(
+                f"make bench: {variant.name} failed; see its log:\n{_tail(stand.logs / f'{variant.name}.log')}"
+            )
+    first, last = json.loads(first_line), json.loads(last_line)
+    if first["status"] != 200 or any(status != 200 for status in last["statuses"]):
+        raise SystemExit(f"make bench: {variant.name} did not mint (status {first['status']}, then {last['statuses']})")
+    return cold_ms, first, last
+
+
+def _cold_start(variant: Variant, stand: Stand) -> None:
+    cold_ms, first, _ = _run(variant, stand, invocations=0)
+    variant.cold_ms.append(cold_ms)
+    variant.import_ms.append(first["import_ms"])
+    variant.first_ms.append(first["first_ms"])
+
+
+def _warm(variant: Variant, stand: Stand, invocations: int) -> None:
+    connections, fetches = stand.stub.connections, stand.extension.requests
+    stand.stub.reset()
+    _, _, last = _run(variant, stand, invocations)
+    latencies = sorted(ns / 1e6 for ns in last["latencies_ns"])
+    variant.warm = {
+        "invocations": invocations,
+        "p50_ms": _percentile(latencies, 50),
+        "p99_ms": _percentile(latencies, 99),
+        "peak_rss_mb": last["peak_rss_kb"] / 1024,
+        # Over the container's whole life (its cold start and every warm invocation).
+        "upstream_connections": stand.stub.connections - connections,
+        "secret_fetches": stand.extension.requests - fetches if variant.name == "ours" else 0,
+        "boto3_imported": last["boto3_imported"],
+    }
+
+
+def _check_logs(logs: Path, invocations: int) -> int:
+    """Speed bought by dropping a feature does not count: the function logged and counted every mint."""
+    text = (logs / "ours.log").read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    minted_logs = sum(1 for line in lines if line.get("message") == "client secret minted")
+    minted_metrics = sum(1 for line in lines if "ClientSecretsMinted" in line)
+    expected = invocations + 1  # the warm container: its first call and the rest
+    if minted_logs < expected or minted_metrics < expected:
+        raise SystemExit(f"make bench: ours logged {minted_logs} mints and counted {minted_metrics}, not {expected}")
+    if API_KEY in "".join(path.read_text() for path in logs.iterdir()):
+        raise SystemExit("make bench: the API key appeared in a log")
+    return len(lines)
+
+
+def _build_bytes(build: Path) -> dict[str, int]:
+    def size(path: Path) -> int:
+        return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+    return {name: size(build / name) for name in (FUNCTION, "DependenciesLayer", "TracingLayer")}
+
+
+def _percentile(ordered: list[float], percent: float) -> float:
+    index = min(len(ordered) - 1, max(0, round(percent / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def _results(
+    variants: dict[str, Variant], sizes: dict[str, int], args: argparse.Namespace, log_lines: int
+) -> dict[str, Any]:
+    floor, ours = variants["floor"], variants["ours"]
+    cold = {name: statistics.median(variant.cold_ms) for name, variant in variants.items()}
+    build_bytes = sizes[FUNCTION] + sizes["DependenciesLayer"]
+    return {
+        "cold_ratio": round(cold["ours"] / cold["floor"], 2),
+        "warm_p50_ratio": round(ours.warm["p50_ms"] / floor.warm["p50_ms"], 2),
+        "warm_p99_ratio": round(ours.warm["p99_ms"] / floor.warm["p99_ms"], 2),
+        "rss_ratio": round(ours.warm["peak_rss_mb"] / floor.warm["peak_rss_mb"], 2),
+        "build_mb": round(build_bytes / 1e6, 2),
+        "upstream_connections": ours.warm["upstream_connections"],
+        "secret_fetches": ours.warm["secret_fetches"],
+        "cold_ms": {name: round(value, 1) for name, value in cold.items()},
+        "cold_ratio_by_variant": {name: round(value / cold["floor"], 2) for name, value in cold.items()},
+        "import_ms": {name: round(statistics.median(v.import_ms), 1) for name, v in variants.items()},
+        "first_invocation_ms": {name: round(statistics.median(v.first_ms), 2) for name, v in variants.items()},
+        "warm": {
+            name: {k: round(v, 3) if isinstance(v, float) else v for k, v in variants[name].warm.items()}
+            for name in ("floor", "ours")
+        },
+        "build_bytes": {**sizes, "function_and_layer": build_bytes},
+        "log_lines_checked": log_lines,
+        "method": {
+            "rounds": args.rounds,
+            "invocations": args.invocations,
+            "quick": args.quick,
+            "python": sys.version.split()[0],
+            "machine": os.uname().machine,
+            "cpus": os.cpu_count(),
+            "cold": "wall time from starting the interpreter to the first answer; median over rounds",
+        },
+    }
+
+
+def _print_table(results: dict[str, Any], variants: dict[str, Variant]) -> None:
+    warm, cold = results["warm"], results["cold_ms"]
+    rows = [
+        ("cold start, median (ms)", cold["floor"], cold["ours"], results["cold_ratio"]),
+        ("  of which import (ms)", results["import_ms"]["floor"], results["import_ms"]["ours"], None),
+        ("warm p50 (ms)", warm["floor"]["p50_ms"], warm["ours"]["p50_ms"], results["warm_p50_ratio"]),
+        ("warm p99 (ms)", warm["floor"]["p99_ms"], warm["ours"]["p99_ms"], results["warm_p99_ratio"]),
+        ("peak RSS (MB)", warm["floor"]["peak_rss_mb"], warm["ours"]["peak_rss_mb"], results["rss_ratio"]),
+        ("upstream connections", warm["floor"]["upstream_connections"], warm["ours"]["upstream_connections"], None),
+        ("secret fetches", "-", warm["ours"]["secret_fetches"], None),
+    ]
+    rows += [
+        (f"cold start, {name} (ms)", cold["floor"], cold[name], results["cold_ratio_by_variant"][name])
+        for name in variants
+        if name not in ("floor", "ours")
+    ]
+    print(f"\n{'':32} {'floor':>10} {'ours':>10} {'ours/floor':>11}")
+    for label, floor_value, ours_value, ratio in rows:
+        print(f"{label:32} {_cell(floor_value):>10} {_cell(ours_value):>10} {_cell(ratio, 'x'):>11}")
+    sizes = results["build_bytes"]
+    print(
+        f"{'build, function + layer (MB)':32} {'':>10} {results['build_mb']:>10.2f}"
+        f"   (function {sizes[FUNCTION] / 1e6:.2f}, layer {sizes['DependenciesLayer'] / 1e6:.2f};"
+        f" tracing layer {sizes['TracingLayer'] / 1e6:.2f} when on; boto3 from the runtime)"
+    )
+
+
+def _cell(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
