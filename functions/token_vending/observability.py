@@ -1,11 +1,12 @@
 """Logger, metrics and tracing, created once; every module imports them from here."""
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, single_metric
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 logger = Logger()
 
@@ -40,13 +41,31 @@ def _namespace() -> str:
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TokenVending"
 
 
+# One EMF emitter per container, flushed after each metric: each metric keeps its own dimensions, as
+# with single_metric, without building a new emitter every time (a third of single_metric's cost).
+_metrics: EphemeralMetrics | None = None
+_metrics_lock = threading.Lock()
+
+
+def _emit(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
+    global _metrics
+    with _metrics_lock:
+        service = os.environ.get("POWERTOOLS_SERVICE_NAME")
+        if _metrics is None or (_metrics.namespace, _metrics.service) != (_namespace(), service):
+            _metrics = EphemeralMetrics(namespace=_namespace(), service=service)
+        try:
+            for key, dimension in dimensions.items():
+                _metrics.add_dimension(name=key, value=dimension)
+            _metrics.add_metric(name=name, unit=unit, value=value)
+            _metrics.flush_metrics()
+        finally:
+            _metrics.clear_metrics()
+
+
 def count(name: str, **dimensions: str) -> None:
     """Emit one EMF count with its own dimensions (on top of the service dimension)."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=_namespace()) as metric:
-        for key, value in dimensions.items():
-            metric.add_dimension(name=key, value=value)
+    _emit(name, MetricUnit.Count, 1, dimensions)
 
 
 def milliseconds(name: str, value: float) -> None:
-    with single_metric(name=name, unit=MetricUnit.Milliseconds, value=value, namespace=_namespace()):
-        pass
+    _emit(name, MetricUnit.Milliseconds, value, {})

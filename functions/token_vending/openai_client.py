@@ -5,6 +5,7 @@ failures are retried (the request never left); a read timeout is not, as a secon
 fit in the function's timeout. Nothing here puts the API key or a minted value into a message.
 """
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ from http import HTTPStatus
 from typing import Any
 
 import urllib3
+from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
+from urllib3.util import parse_url
 
 from token_vending.errors import InvalidRequest, UpstreamError
 from token_vending.observability import count, logger, milliseconds, traced
@@ -20,13 +23,20 @@ from token_vending.observability import count, logger, milliseconds, traced
 # A client-secret answer is a few kilobytes; anything far bigger is not OpenAI answering.
 MAX_RESPONSE_BYTES = 256 * 1024
 
-_pool = urllib3.PoolManager(
+_pools = urllib3.PoolManager(
     num_pools=2,
     maxsize=2,
     # One more try when the connection could not be made: the request never left.
     retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
-    headers={"User-Agent": "openai-realtime-token-vending/0.1"},
 )
+_USER_AGENT = "openai-realtime-token-vending/0.1"
+
+
+@functools.cache
+def _upstream(url: str, connect_timeout: float, read_timeout: float) -> tuple[HTTPConnectionPool, str, urllib3.Timeout]:
+    """The pool, path and timeout for a URL, worked out once: a warm request goes straight to its pool."""
+    timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+    return _pools.connection_from_url(url), parse_url(url).request_uri, timeout
 
 
 @dataclass(frozen=True)
@@ -43,12 +53,17 @@ def create_client_secret(
     """POST the GA request; return the minted secret or raise UpstreamError/InvalidRequest."""
     started = time.perf_counter()
     try:
-        response = _pool.request(
+        pool, path, timeout = _upstream(url, connect_timeout, read_timeout)
+        response = pool.urlopen(
             "POST",
-            url,
+            path,
             body=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json",
+                "User-Agent": _USER_AGENT,
+            },
+            timeout=timeout,
             preload_content=False,
         )
         try:

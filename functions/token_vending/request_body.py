@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from token_vending.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
@@ -10,6 +11,7 @@ from token_vending.errors import InvalidRequest, RequestTooLarge, UnsupportedMed
 # A session request is well under 1 KiB; the largest legitimate field here (a transcription prompt)
 # is bounded by the policy. API Gateway itself would take 10 MB.
 MAX_BODY_BYTES = 16 * 1024
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def json_object(body: str | None, is_base64_encoded: bool, content_type: str | None) -> dict[str, Any]:
@@ -37,10 +39,13 @@ def json_object(body: str | None, is_base64_encoded: bool, content_type: str | N
         ) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
-    try:  # a "\ud800" escape parses to a lone surrogate, which no log line or upstream body can carry
-        json.dumps(parsed, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise InvalidRequest("The request body holds an invalid unicode escape.", code="invalid_json") from None
+    # A "\ud800" escape parses to a lone surrogate, which no log line or upstream body can carry. Only
+    # such an escape can make one (UTF-8 cannot), so the whole body is checked only when one is there.
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest("The request body holds an invalid unicode escape.", code="invalid_json") from None
     return parsed
 
 

@@ -194,9 +194,16 @@ def test_json_content_types_with_parameters_or_other_case_are_accepted(content_t
     assert request == {"voice": "alloy"}
 
 
-def test_a_lone_surrogate_escape_is_refused_as_invalid_json() -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param('{"session": {"\\ud800": 1}}', id="high-in-a-key"),
+        pytest.param('{"session": {"instructions": "\\uDC00"}}', id="low-upper-case-in-a-value"),
+        pytest.param('{"session": {"instructions": "\\ude00\\ud83d"}}', id="pair-in-the-wrong-order"),
+    ],
+)
+def test_a_lone_surrogate_escape_is_refused_as_invalid_json(body: str) -> None:
     # Given JSON whose escape decodes to half a UTF-16 pair (no log line or upstream body could carry it)
-    body = '{"session": {"\\ud800": 1}}'
 
     # When
     error = refusal(body)
@@ -204,3 +211,14 @@ def test_a_lone_surrogate_escape_is_refused_as_invalid_json() -> None:
     # Then
     assert error.status == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_json"
+
+
+def test_an_escaped_surrogate_pair_is_one_character() -> None:
+    # Given an emoji written as the JSON escape of its UTF-16 pair
+    body = '{"session": {"instructions": "hi \\ud83d\\ude00"}}'
+
+    # When
+    request = json_object(body, False, "application/json")
+
+    # Then
+    assert request == {"session": {"instructions": "hi \U0001f600"}}
