@@ -47,19 +47,38 @@ _metrics: EphemeralMetrics | None = None
 _metrics_lock = threading.Lock()
 
 
-def _emit(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
+def _emitter() -> EphemeralMetrics:
     global _metrics
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME")
+    if _metrics is None or (_metrics.namespace, _metrics.service) != (_namespace(), service):
+        _metrics = EphemeralMetrics(namespace=_namespace(), service=service)
+    return _metrics
+
+
+def _emit(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
     with _metrics_lock:
-        service = os.environ.get("POWERTOOLS_SERVICE_NAME")
-        if _metrics is None or (_metrics.namespace, _metrics.service) != (_namespace(), service):
-            _metrics = EphemeralMetrics(namespace=_namespace(), service=service)
+        metrics = _emitter()
         try:
             for key, dimension in dimensions.items():
-                _metrics.add_dimension(name=key, value=dimension)
-            _metrics.add_metric(name=name, unit=unit, value=value)
-            _metrics.flush_metrics()
+                metrics.add_dimension(name=key, value=dimension)
+            metrics.add_metric(name=name, unit=unit, value=value)
+            metrics.flush_metrics()
         finally:
-            _metrics.clear_metrics()
+            metrics.clear_metrics()
+
+
+def minted(endpoint: str, profile: str, upstream_ms: float) -> None:
+    """A successful mint: ClientSecretsMinted and its UpstreamLatency in one EMF document, published both
+    by service alone and by service, endpoint and profile. One document, not two: each costs about 35 us."""
+    with _metrics_lock:
+        metrics = _emitter()
+        try:
+            metrics.add_dimensions(service=metrics.service or "", endpoint=endpoint, profile=profile)
+            metrics.add_metric(name="ClientSecretsMinted", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=upstream_ms)
+            metrics.flush_metrics()
+        finally:
+            metrics.clear_metrics()
 
 
 def count(name: str, **dimensions: str) -> None:

@@ -44,6 +44,7 @@ class Minted:
     value: str
     expires_at: int
     body: dict[str, Any]  # OpenAI's whole answer: the client secret and the effective session
+    latency_ms: float  # of the call to OpenAI: the caller counts it with the mint, in one metrics document
 
 
 @traced
@@ -72,16 +73,21 @@ def create_client_secret(
             response.close()
             raise
     except (MaxRetryError, HTTPError) as exc:
-        raise _transport_error(exc) from None
-    finally:  # failures too: a timeout is the latency that matters most
+        # Failures count their latency on their own: a timeout is the latency that matters most.
         milliseconds("UpstreamLatency", (time.perf_counter() - started) * 1000)
-    if len(raw) > MAX_RESPONSE_BYTES:
-        response.close()  # neither read the rest into memory nor reuse the connection
-        raise _invalid_answer("oversized", len(raw))
-    response.release_conn()
-    if response.status != HTTPStatus.OK:
-        raise _status_error(response.status, raw, response.headers.get("Retry-After"))
-    return _minted(raw)
+        raise _transport_error(exc) from None
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        if len(raw) > MAX_RESPONSE_BYTES:
+            response.close()  # neither read the rest into memory nor reuse the connection
+            raise _invalid_answer("oversized", len(raw))
+        response.release_conn()
+        if response.status != HTTPStatus.OK:
+            raise _status_error(response.status, raw, response.headers.get("Retry-After"))
+        return _minted(raw, latency_ms)
+    except (UpstreamError, InvalidRequest):
+        milliseconds("UpstreamLatency", latency_ms)
+        raise
 
 
 def _transport_error(exc: Exception) -> UpstreamError:
@@ -174,7 +180,7 @@ def _error_object(raw: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def _minted(raw: bytes) -> Minted:
+def _minted(raw: bytes, latency_ms: float) -> Minted:
     try:
         body = json.loads(raw)
     except ValueError:
@@ -186,7 +192,7 @@ def _minted(raw: bytes) -> Minted:
         and isinstance(body.get("expires_at"), int)
     ):
         raise _invalid_answer("no client secret", len(raw))
-    return Minted(value=body["value"], expires_at=body["expires_at"], body=body)
+    return Minted(value=body["value"], expires_at=body["expires_at"], body=body, latency_ms=latency_ms)
 
 
 def _invalid_answer(problem: str, size: int) -> UpstreamError:

@@ -257,8 +257,9 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
             param=name("session"),
         )
     built: dict[str, Any] = {"type": profile.session_type}
-    for path, value in copy.deepcopy(profile.fixed).items():
-        put(built, path, value)
+    for path, value in profile.fixed.items():
+        # A copy of an object or list: the profile's own must never be shared with a request body.
+        put(built, path, copy.deepcopy(value) if isinstance(value, dict | list) else value)
     for path, value in _leaves(session, "", profile, name):
         if path == "type":
             if value != profile.session_type:

@@ -7,6 +7,7 @@ import re
 from http import HTTPStatus
 from typing import Any, Literal
 
+from token_vending import observability as metrics
 from token_vending.api_key import api_keys
 from token_vending.errors import InvalidRequest, ServiceMisconfigured, UpstreamError
 from token_vending.observability import count, logger
@@ -54,7 +55,7 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
         settings.api_key_secret_id, settings.secret_cache_ttl_seconds, settings.secrets_extension_port
     )
     minted = _create(settings, api_key, upstream_body, name, chosen)
-    count("ClientSecretsMinted", endpoint=endpoint, profile=profile_name)
+    metrics.minted(endpoint, profile_name, minted.latency_ms)
     logger.info(
         "client secret minted",
         endpoint=endpoint,

@@ -234,8 +234,13 @@ def test_an_upstream_failure_gets_an_honest_status_and_actionable_envelope(
     assert answer.status == status
     message = assert_error_envelope(answer, error_type="upstream_error", code=code)
     assert advice in message
-    # And the failure is counted by kind, OpenAI was asked once, and no traceback was logged
-    assert output.metric_count("UpstreamErrors", kind=kind) == 1
+    # And the failure is counted by kind, its latency on its own (by service), OpenAI was asked once, no mint
+    # was counted and no traceback was logged
+    metrics = output.metrics()
+    assert sum(int(sum(m["UpstreamErrors"])) for m in metrics if m.get("kind") == kind) == 1
+    latencies = [m for m in metrics if "UpstreamLatency" in m]
+    assert [m["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for m in latencies] == [[["service"]]]
+    assert not [m for m in metrics if "ClientSecretsMinted" in m]
     assert len(openai_stub.requests) == 1
     assert_no_traceback_logged(output)
 
@@ -399,13 +404,19 @@ def test_a_mint_reports_upstream_latency_and_no_upstream_error(
     # When a client secret is requested
     answer = mint(lambda_context)
 
-    # Then the latency of the OpenAI call is emitted in milliseconds, and no error is counted
+    # Then the mint and the latency of its OpenAI call are one EMF document, in milliseconds, published by
+    # service alone and by service, endpoint and profile; and no error is counted
     assert answer.status == HTTPStatus.OK
     latencies = [m for m in output.metrics() if "UpstreamLatency" in m]
     assert len(latencies) == 1
-    definition = latencies[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]
-    assert definition == {"Name": "UpstreamLatency", "Unit": "Milliseconds"}
+    directive = latencies[0]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Metrics"] == [
+        {"Name": "ClientSecretsMinted", "Unit": "Count"},
+        {"Name": "UpstreamLatency", "Unit": "Milliseconds"},
+    ]
+    assert directive["Dimensions"] == [["service"], ["service", "endpoint", "profile"]]
     assert sum(latencies[0]["UpstreamLatency"]) > 0
+    assert (latencies[0]["endpoint"], latencies[0]["profile"]) == ("client_secrets", "assistant")
     assert output.metric_count("UpstreamErrors") == 0
 
 
