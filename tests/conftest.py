@@ -185,7 +185,10 @@ class Output:
         return [json.loads(line) for line in self._log_stream.getvalue().splitlines() if line.startswith("{")]
 
     def metrics(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self._drain().splitlines() if line.startswith('{"_aws"')]
+        """EMF documents: JSON lines with an ``_aws`` key, printed by Metrics or logged (a mint's log line)."""
+        lines = self._log_stream.getvalue().splitlines() + self._drain().splitlines()
+        documents = [json.loads(line) for line in lines if line.startswith("{") and '"_aws"' in line]
+        return [document for document in documents if "_aws" in document]
 
     def metric_count(self, name: str, **dimensions: str) -> int:
         return sum(

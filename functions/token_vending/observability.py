@@ -1,7 +1,9 @@
 """Logger, metrics and tracing, created once; every module imports them from here."""
 
+import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,18 +69,34 @@ def _emit(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str])
             metrics.clear_metrics()
 
 
-def minted(endpoint: str, profile: str, upstream_ms: float) -> None:
-    """A successful mint: ClientSecretsMinted and its UpstreamLatency in one EMF document, published both
-    by service alone and by service, endpoint and profile. One document, not two: each costs about 35 us."""
-    with _metrics_lock:
-        metrics = _emitter()
-        try:
-            metrics.add_dimensions(service=metrics.service or "", endpoint=endpoint, profile=profile)
-            metrics.add_metric(name="ClientSecretsMinted", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=upstream_ms)
-            metrics.flush_metrics()
-        finally:
-            metrics.clear_metrics()
+def minted(endpoint: str, profile: str, upstream_ms: float) -> dict[str, Any]:
+    """The fields that make a mint's log line its EMF document: ClientSecretsMinted and the UpstreamLatency of
+    the call, published by service alone and by service, endpoint and profile.
+
+    CloudWatch takes metrics from any JSON log line with an ``_aws`` key, so the mint's line carries them
+    and no second line is written: a separate document cost about 90 us of every warm mint. Powertools
+    builds the document's shape once per endpoint and profile; each mint fills in its time and latency.
+    """
+    shape = _mint_shape(_namespace(), _service(), endpoint, profile)
+    return {
+        **shape,
+        "_aws": {**shape["_aws"], "Timestamp": int(time.time() * 1000)},
+        "UpstreamLatency": [upstream_ms],
+    }
+
+
+@functools.cache  # endpoints and profiles are the few the routes and the policy name
+def _mint_shape(namespace: str, service: str, endpoint: str, profile: str) -> dict[str, Any]:
+    metrics = EphemeralMetrics(namespace=namespace, service=service)
+    metrics.add_dimensions(service=service, endpoint=endpoint, profile=profile)
+    metrics.add_metric(name="ClientSecretsMinted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=0)
+    return dict(metrics.serialize_metric_set())
+
+
+def _service() -> str:
+    # The service the Logger names in every line, and so the dimension the mint's line publishes.
+    return os.environ.get("POWERTOOLS_SERVICE_NAME") or "service_undefined"
 
 
 def count(name: str, **dimensions: str) -> None:

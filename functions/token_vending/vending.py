@@ -55,15 +55,13 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
         settings.api_key_secret_id, settings.secret_cache_ttl_seconds, settings.secrets_extension_port
     )
     minted = _create(settings, api_key, upstream_body, name, chosen)
-    metrics.minted(endpoint, profile_name, minted.latency_ms)
     logger.info(
         "client secret minted",
-        endpoint=endpoint,
-        profile=profile_name,
         session_type=session_type,
         model=upstream_body["session"].get("model"),
         ttl_seconds=upstream_body["expires_after"]["seconds"],
         expires_at=minted.expires_at,
+        **metrics.minted(endpoint, profile_name, minted.latency_ms),  # with the endpoint and profile
     )
     return minted.body if endpoint == "client_secrets" else ga_to_beta(minted.body, session_type)
 

@@ -409,6 +409,10 @@ def test_a_mint_reports_upstream_latency_and_no_upstream_error(
     assert answer.status == HTTPStatus.OK
     latencies = [m for m in output.metrics() if "UpstreamLatency" in m]
     assert len(latencies) == 1
+    # And that document is the mint's own log line: one line per mint, not two
+    assert latencies[0]["message"] == "client secret minted"
+    assert latencies[0] in output.logs()
+    assert latencies[0]["service"] == "token-vending"
     directive = latencies[0]["_aws"]["CloudWatchMetrics"][0]
     assert directive["Metrics"] == [
         {"Name": "ClientSecretsMinted", "Unit": "Count"},
