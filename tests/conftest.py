@@ -201,6 +201,8 @@ class Output:
 @pytest.fixture(autouse=True)
 def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Output]:
     """Captures what the function logs and prints, and fails the test if the API key or a minted secret shows."""
+    # api_key holds botocore's logger at INFO, as in the function, before any fixture creates a secret with boto3.
+    import token_vending.api_key  # noqa: F401
     from token_vending.observability import logger
 
     handler = logger.registered_handler

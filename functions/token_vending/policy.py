@@ -4,17 +4,26 @@ A policy file holds named profiles. Each profile fixes some session fields (the 
 them), lists the fields a caller may set with their bounds, and bounds the client secret's TTL.
 Every other field is refused: a known GA field as not allowed, anything else as unknown.
 Paths are dotted GA session paths, e.g. ``audio.output.voice``.
+
+The policy is plain frozen dataclasses. pydantic checks a file against them (types, strictly, and no
+unknown keys; each class's ``__post_init__`` checks the rest), but its import is about half of a cold
+start, so that happens when the function is built: ``python -m token_vending.policy FILE`` validates
+the file and writes a record beside it. At run time a file whose record matches is read without
+pydantic; any other file is validated then, exactly as strictly.
 """
 
 import functools
+import hashlib
 import json
 import math
+import re
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
-
+from token_vending import session_fields
 from token_vending.errors import InvalidRequest
 from token_vending.session_fields import REQUIRED_KEYS, SESSION_FIELDS, SESSION_OBJECTS, SessionType, get, put
 
@@ -22,8 +31,12 @@ from token_vending.session_fields import REQUIRED_KEYS, SESSION_FIELDS, SESSION_
 MIN_TTL_SECONDS = 10
 MAX_TTL_SECONDS = 7200
 
-ProfileName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 Scalar = str | int | float | bool
+
+# How pydantic checks a policy file against these classes: JSON types as they are (no "5" for 5), and
+# no key the classes do not name.
+_PYDANTIC_CONFIG = {"extra": "forbid", "strict": True}
 
 # How a request names its profile (any case, as HTTP headers go).
 PROFILE_HEADER = "X-Profile"
@@ -40,32 +53,40 @@ class PolicyError(Exception):
     """The policy file cannot be used: the service refuses to mint until it is fixed."""
 
 
-class FieldRule(BaseModel):
+@dataclass(frozen=True)
+class FieldRule:
     """What a caller may send at one path."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__ = _PYDANTIC_CONFIG
 
     type: Literal["string", "integer", "number", "boolean", "array", "null"]
-    enum: list[Scalar] | None = Field(default=None, min_length=1)
+    enum: list[Scalar] | None = None
     minimum: float | None = None
     maximum: float | None = None
-    max_length: int | None = Field(default=None, ge=1)
-    min_items: int | None = Field(default=None, ge=0)
-    max_items: int | None = Field(default=None, ge=1)
+    max_length: int | None = None
+    min_items: int | None = None
+    max_items: int | None = None
     nullable: bool = False
-    also: list[Scalar] = Field(default_factory=list, description="literal values accepted besides the type")
+    also: list[Scalar] = field(default_factory=list)  # literal values accepted besides the type
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def __post_init__(self) -> None:
         numeric = self.type in ("integer", "number")
+        if self.enum is not None and not self.enum:
+            raise ValueError("enum must list at least one value")
         if (self.minimum is not None or self.maximum is not None) and not numeric:
             raise ValueError("minimum/maximum apply to integer and number fields only")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError("minimum is greater than maximum")
         if self.max_length is not None and self.type != "string":
             raise ValueError("max_length applies to string fields only")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError("max_length must be at least 1")
         if (self.min_items is not None or self.max_items is not None) and self.type != "array":
             raise ValueError("min_items/max_items apply to array fields only")
+        if self.min_items is not None and self.min_items < 0:
+            raise ValueError("min_items must be at least 0")
+        if self.max_items is not None and self.max_items < 1:
+            raise ValueError("max_items must be at least 1")
         if self.min_items is not None and self.max_items is not None and self.min_items > self.max_items:
             raise ValueError("min_items is greater than max_items")
         if self.enum is not None:
@@ -73,7 +94,6 @@ class FieldRule(BaseModel):
             bad = [v for v in self.enum if _type_problem(item_type, v)]
             if bad:
                 raise ValueError(f"enum values {bad!r} are not of type {item_type}")
-        return self
 
     def problem(self, value: Any) -> tuple[str, str] | None:
         """(code, what is wrong) if the value breaks the rule, else None."""
@@ -136,33 +156,35 @@ def _show(value: Scalar) -> str:
     return f"'{value}'" if isinstance(value, str) else json.dumps(value)
 
 
-class ExpiryBounds(BaseModel):
+@dataclass(frozen=True)
+class ExpiryBounds:
     """The client secret's lifetime in seconds: what the caller gets by default, and may ask for."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__ = _PYDANTIC_CONFIG
 
-    default_seconds: int = Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
-    min_seconds: int = Field(default=MIN_TTL_SECONDS, ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
-    max_seconds: int = Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
+    default_seconds: int
+    max_seconds: int
+    min_seconds: int = MIN_TTL_SECONDS
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
+    def __post_init__(self) -> None:
+        for name in ("default_seconds", "min_seconds", "max_seconds"):
+            if not MIN_TTL_SECONDS <= getattr(self, name) <= MAX_TTL_SECONDS:
+                raise ValueError(f"{name} must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS}")
         if not self.min_seconds <= self.default_seconds <= self.max_seconds:
             raise ValueError("need min_seconds <= default_seconds <= max_seconds")
-        return self
 
 
-class Profile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True)
+class Profile:
+    __pydantic_config__ = _PYDANTIC_CONFIG
 
-    description: str = ""
     session_type: SessionType
     expires_after: ExpiryBounds
-    fixed: dict[str, Any] = Field(default_factory=dict)
-    settable: dict[str, FieldRule] = Field(default_factory=dict)
+    description: str = ""
+    fixed: dict[str, Any] = field(default_factory=dict)
+    settable: dict[str, FieldRule] = field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _paths_make_sense(self) -> Self:
+    def __post_init__(self) -> None:
         known = SESSION_FIELDS[self.session_type]
         for kind, paths in (("fixed", self.fixed), ("settable", self.settable)):
             unknown = sorted(p for p in paths if p not in known or p == "type")
@@ -171,7 +193,17 @@ class Profile(BaseModel):
         for path in self.settable:
             if clash := self.fixed_clash(path):
                 raise ValueError(f"'{path}' is both settable and fixed (by '{clash}')")
-        return self
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> "Profile":
+        rules = document.get("settable", {})
+        return cls(
+            **{
+                **document,
+                "expires_after": ExpiryBounds(**document["expires_after"]),
+                "settable": {path: FieldRule(**rule) for path, rule in rules.items()},
+            }
+        )
 
     @functools.cached_property
     def _fixed_session(self) -> str:
@@ -208,22 +240,39 @@ class Profile(BaseModel):
         return found
 
 
-class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True)
+class Policy:
+    __pydantic_config__ = _PYDANTIC_CONFIG
 
     version: Literal[1]
-    default_profiles: dict[SessionType, ProfileName]
-    profiles: dict[ProfileName, Profile] = Field(min_length=1)
+    default_profiles: dict[SessionType, str]
+    profiles: dict[str, Profile]
 
-    @model_validator(mode="after")
-    def _defaults_exist(self) -> Self:
+    def __post_init__(self) -> None:
+        if not self.profiles:
+            raise ValueError("profiles must define at least one profile")
+        for name in [*self.profiles, *self.default_profiles.values()]:
+            if not PROFILE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"profile name '{_clip(name)}' must be 1 to 64 of a-z, 0-9, '-' and '_', starting with a "
+                    "letter or digit"
+                )
         for session_type, name in self.default_profiles.items():
             profile = self.profiles.get(name)
             if profile is None:
                 raise ValueError(f"default profile '{name}' for {session_type} sessions is not defined")
             if profile.session_type != session_type:
                 raise ValueError(f"default profile '{name}' is for {profile.session_type} sessions")
-        return self
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> "Policy":
+        """A policy from a document whose types were checked when it was validated: the checks across
+        fields (``__post_init__``) run again, the type checks do not."""
+        return cls(
+            version=document["version"],
+            default_profiles=document["default_profiles"],
+            profiles={name: Profile.from_document(profile) for name, profile in document["profiles"].items()},
+        )
 
     def select(self, name: str | None, session_type: SessionType, *, param: str) -> tuple[str, Profile]:
         """The profile a request asked for (or the default for its session type)."""
@@ -257,13 +306,48 @@ def _clip(text: str, limit: int = 64) -> str:
 
 
 def load_policy(path: Path) -> Policy:
+    """The policy in ``path``: read as it is if its validation record matches, else validated now."""
     try:
-        return Policy.model_validate_json(path.read_bytes())
+        raw = path.read_bytes()
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    if _record(path) == validation_record(raw):
+        return Policy.from_document(json.loads(raw))
+    return validate(path, raw)
+
+
+def validate(path: Path, raw: bytes) -> Policy:
+    """The policy in ``raw`` checked by pydantic, or a PolicyError naming every problem."""
+    from pydantic import TypeAdapter, ValidationError  # here only: about 80 ms of import
+
+    try:
+        return TypeAdapter(Policy).validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
         raise PolicyError(f"policy file {path} is invalid: {problems}") from None
+
+
+def validation_record(raw: bytes) -> str | None:
+    """What a validated policy's record holds: a digest of the file and of the code that judged it, so
+    a record stands for neither a changed file nor changed rules. None when that code cannot be read."""
+    digest = hashlib.sha256(raw)
+    try:
+        for judge in (__file__, session_fields.__file__):
+            digest.update(Path(judge).read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".validated")
+
+
+def _record(path: Path) -> str | None:
+    try:
+        return record_path(path).read_text().strip()
+    except OSError:
+        return None
 
 
 @functools.cache
@@ -376,3 +460,27 @@ def _expiry(expires_after: Any, profile: Profile, name: ParamNamer) -> dict[str,
 
 def _unknown(param: str) -> InvalidRequest:
     return InvalidRequest(f"Unknown parameter: '{_clip(param)}'.", code="unknown_parameter", param=_clip(param))
+
+
+def main(paths: list[str]) -> int:
+    """``python -m token_vending.policy FILE...``: validate each policy file; write the record beside each
+    valid one (sam build does this for the bundled policy), or say what is wrong and exit 1."""
+    if not paths:
+        print("usage: python -m token_vending.policy POLICY_FILE...", file=sys.stderr)
+        return 2
+    failed = False
+    for name in paths:
+        path = Path(name)
+        try:
+            raw = path.read_bytes()
+            validate(path, raw)
+        except (OSError, PolicyError) as exc:
+            print(f"token_vending.policy: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        record_path(path).write_text(f"{validation_record(raw)}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -19,6 +19,7 @@ from token_vending.policy import (
     cached_policy,
     ga_param,
     load_policy,
+    validate,
 )
 from token_vending.settings import BUNDLED_POLICY
 
@@ -56,8 +57,12 @@ SMALL_POLICY: dict[str, Any] = {
 }
 
 
+def validated(document: dict[str, Any]) -> Policy:
+    return validate(Path("test-policy.json"), json.dumps(document).encode())
+
+
 def small_policy() -> Policy:
-    return Policy.model_validate(SMALL_POLICY)
+    return validated(SMALL_POLICY)
 
 
 def voice() -> Profile:
@@ -286,7 +291,7 @@ def test_without_a_name_the_default_profile_of_the_session_type_is_chosen(sessio
 
 def test_a_named_profile_is_chosen() -> None:
     # Given
-    policy = Policy.model_validate(
+    policy = validated(
         SMALL_POLICY | {"profiles": SMALL_POLICY["profiles"] | {"voice-eu": SMALL_POLICY["profiles"]["voice"]}}
     )
 
@@ -328,7 +333,7 @@ def test_a_long_unknown_profile_name_is_clipped_in_the_message() -> None:
 
 def test_a_session_type_without_a_default_profile_needs_a_name() -> None:
     # Given a policy with a default for realtime sessions only
-    policy = Policy.model_validate(changed(SMALL_POLICY, ("default_profiles", "transcription"), REMOVED))
+    policy = validated(changed(SMALL_POLICY, ("default_profiles", "transcription"), REMOVED))
 
     # When
     with pytest.raises(InvalidRequest) as caught:

@@ -1,10 +1,10 @@
 """The function's settings: read from the environment once, loud about what is wrong."""
 
 from collections.abc import Iterator
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from token_vending.settings import BUNDLED_POLICY, Settings, SettingsError, get_settings
 
@@ -15,6 +15,7 @@ VARIABLES = (
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS",
     "UPSTREAM_READ_TIMEOUT_SECONDS",
     "POLICY_PATH",
+    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
 )
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
 
@@ -43,7 +44,7 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
     }
 
     # When
-    settings = Settings.model_validate(env)
+    settings = Settings.from_environment(env)
 
     # Then
     assert settings.api_key_secret_id == SECRET_ARN
@@ -59,7 +60,7 @@ def test_settings_default_everything_but_the_secret_id() -> None:
     env = {"OPENAI_API_KEY_SECRET_ID": "openai-api-key"}
 
     # When
-    settings = Settings.model_validate(env)
+    settings = Settings.from_environment(env)
 
     # Then
     assert settings.client_secrets_url == "https://api.openai.com/v1/realtime/client_secrets"
@@ -71,10 +72,10 @@ def test_settings_default_everything_but_the_secret_id() -> None:
 
 def test_settings_are_frozen() -> None:
     # Given
-    settings = Settings.model_validate({"OPENAI_API_KEY_SECRET_ID": "openai-api-key"})
+    settings = Settings.from_environment({"OPENAI_API_KEY_SECRET_ID": "openai-api-key"})
 
     # When / Then
-    with pytest.raises(ValidationError):
+    with pytest.raises(FrozenInstanceError):
         settings.secret_cache_ttl_seconds = 0  # type: ignore[misc]
 
 
@@ -91,7 +92,7 @@ def test_settings_are_frozen() -> None:
 )
 def test_client_secrets_url_joins_without_a_double_slash(upstream_url: str, expected: str) -> None:
     # Given
-    settings = Settings.model_validate(
+    settings = Settings.from_environment(
         {"OPENAI_API_KEY_SECRET_ID": "openai-api-key", "OPENAI_UPSTREAM_URL": upstream_url}
     )
 
@@ -134,6 +135,11 @@ def test_get_settings_reads_the_process_environment_once(environment: pytest.Mon
         ("UPSTREAM_CONNECT_TIMEOUT_SECONDS", "0"),
         ("UPSTREAM_READ_TIMEOUT_SECONDS", "-8"),
         ("UPSTREAM_READ_TIMEOUT_SECONDS", "30"),
+        ("UPSTREAM_READ_TIMEOUT_SECONDS", "nan"),
+        ("UPSTREAM_CONNECT_TIMEOUT_SECONDS", "soon"),
+        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "0"),
+        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "65536"),
+        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "http"),
     ],
 )
 def test_an_invalid_variable_fails_naming_it(environment: pytest.MonkeyPatch, variable: str, value: str) -> None:
@@ -158,3 +164,30 @@ def test_a_missing_secret_id_fails_naming_it(environment: pytest.MonkeyPatch) ->
 
     # Then
     assert "OPENAI_API_KEY_SECRET_ID" in str(caught.value)
+
+
+def test_every_problem_is_named_at_once(environment: pytest.MonkeyPatch) -> None:
+    # Given two variables wrong and the required one missing
+    environment.delenv("OPENAI_API_KEY_SECRET_ID")
+    environment.setenv("SECRET_CACHE_TTL_SECONDS", "-1")
+    environment.setenv("OPENAI_UPSTREAM_URL", "ftp://api.openai.com")
+
+    # When
+    with pytest.raises(SettingsError) as caught:
+        get_settings()
+
+    # Then one message names all three, so one redeploy fixes them
+    for variable in ("OPENAI_API_KEY_SECRET_ID", "SECRET_CACHE_TTL_SECONDS", "OPENAI_UPSTREAM_URL"):
+        assert variable in str(caught.value)
+
+
+def test_the_extension_port_is_read_when_the_template_sets_it() -> None:
+    # Given the variable the template sets when the extension layer is attached
+    env = {"OPENAI_API_KEY_SECRET_ID": "openai-api-key", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "2773"}
+
+    # When
+    settings = Settings.from_environment(env)
+
+    # Then
+    assert settings.secrets_extension_port == 2773
+    assert Settings.from_environment({"OPENAI_API_KEY_SECRET_ID": "x"}).secrets_extension_port is None

@@ -1,0 +1,100 @@
+"""The policy validated when the function is built: a cold start reads it without importing pydantic, and
+any file the build did not validate is validated at run time, as strictly (policy.py)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from token_vending.policy import main as validate_files
+from token_vending.policy import record_path
+from token_vending.settings import BUNDLED_POLICY
+
+pytestmark = pytest.mark.usefixtures("function_env")
+
+PROBE = """
+import json, sys
+from token_vending.app import lambda_handler
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "f", 256, "r"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+answer = lambda_handler(json.load(open("events/client_secrets.json")), Context())
+print(json.dumps({"pydantic": "pydantic" in sys.modules, "status": answer["statusCode"], "body": answer["body"]}))
+"""
+
+
+@pytest.fixture(params=["extension"])
+def secrets_via(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def cold_start(policy: Path) -> dict[str, object]:
+    """A fresh process with the function's environment and this policy: imports the handler and mints once."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "functions"), "POLICY_PATH": str(policy)}
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    result: dict[str, object] = json.loads(probe.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_policy_validated_at_build_is_read_without_pydantic(tmp_path: Path) -> None:
+    # Given the bundled policy, validated as sam build validates it
+    policy = Path(shutil.copy(BUNDLED_POLICY, tmp_path / "policy.json"))
+    assert validate_files([str(policy)]) == 0
+
+    # When a container starts and mints
+    result = cold_start(policy)
+
+    # Then it minted, and pydantic was never imported
+    assert result["status"] == HTTPStatus.OK
+    assert result["pydantic"] is False
+
+
+def test_a_policy_without_a_record_is_validated_at_run_time(tmp_path: Path) -> None:
+    # Given the bundled policy, copied without its record
+    policy = Path(shutil.copy(BUNDLED_POLICY, tmp_path / "policy.json"))
+
+    # When a container starts and mints
+    result = cold_start(policy)
+
+    # Then it minted, after validating the policy with pydantic
+    assert result["status"] == HTTPStatus.OK
+    assert result["pydantic"] is True
+
+
+def test_a_policy_changed_after_validation_is_validated_again_and_refused_if_invalid(tmp_path: Path) -> None:
+    # Given a validated policy, then edited so that a TTL bound is a string: its record no longer matches
+    policy = Path(shutil.copy(BUNDLED_POLICY, tmp_path / "policy.json"))
+    assert validate_files([str(policy)]) == 0
+    policy.write_text(policy.read_text().replace('"max_seconds": 600', '"max_seconds": "600"', 1))
+
+    # When a container starts and is asked to mint
+    result = cold_start(policy)
+
+    # Then it refuses, as for any invalid policy: the record stands for the file it was written for only
+    assert result["status"] == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert json.loads(str(result["body"]))["error"]["code"] == "policy_invalid"
+    assert result["pydantic"] is True
+
+
+def test_validating_an_invalid_policy_fails_and_writes_no_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a policy with an unknown key
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({**json.loads(BUNDLED_POLICY.read_text()), "defaults": {}}))
+
+    # When it is validated, as sam build does
+    status = validate_files([str(policy)])
+
+    # Then the build would fail, saying why, and nothing vouches for the file
+    assert status == 1
+    assert "defaults" in capsys.readouterr().err
+    assert not record_path(policy).exists()
