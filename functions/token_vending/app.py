@@ -52,7 +52,7 @@ def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str,
         return _api_error(error, endpoint, request_id)
     except Exception:
         return _unexpected_error(request_id)
-    return _json(HTTPStatus.OK, answer, request_id)
+    return _response(HTTPStatus.OK, answer, request_id)
 
 
 def _route_key(event: dict[str, Any]) -> str:
@@ -96,7 +96,11 @@ def _not_found(request_id: str) -> dict[str, Any]:
 def _json(
     status: HTTPStatus, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """An HTTP API (payload 2.0) response."""
+    return _response(status, json.dumps(body, separators=(",", ":")), request_id, headers)
+
+
+def _response(status: HTTPStatus, body: str, request_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An HTTP API (payload 2.0) response with a JSON body."""
     return {
         "statusCode": int(status),
         "headers": {
@@ -106,6 +110,6 @@ def _json(
             "x-request-id": request_id,
             **(headers or {}),
         },
-        "body": json.dumps(body, separators=(",", ":")),
+        "body": body,
         "isBase64Encoded": False,
     }

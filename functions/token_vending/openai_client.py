@@ -44,6 +44,7 @@ class Minted:
     value: str
     expires_at: int
     body: dict[str, Any]  # OpenAI's whole answer: the client secret and the effective session
+    text: str  # the same answer as OpenAI sent it, for callers of the GA endpoint to get unchanged
     latency_ms: float  # of the call to OpenAI: the caller counts it with the mint, in one metrics document
 
 
@@ -68,7 +69,9 @@ def create_client_secret(
             preload_content=False,
         )
         try:
-            raw = response.read(MAX_RESPONSE_BYTES + 1)
+            # A declared length within the cap is read in one go; anything else only up to just past the cap.
+            known = response.length_remaining is not None and response.length_remaining <= MAX_RESPONSE_BYTES
+            raw = response.read() if known else response.read(MAX_RESPONSE_BYTES + 1)
         except HTTPError:
             response.close()
             raise
@@ -182,7 +185,8 @@ def _error_object(raw: bytes) -> dict[str, Any]:
 
 def _minted(raw: bytes, latency_ms: float) -> Minted:
     try:
-        body = json.loads(raw)
+        text = raw.decode()
+        body = json.loads(text)
     except ValueError:
         raise _invalid_answer("not json", len(raw)) from None
     if not (
@@ -192,7 +196,7 @@ def _minted(raw: bytes, latency_ms: float) -> Minted:
         and isinstance(body.get("expires_at"), int)
     ):
         raise _invalid_answer("no client secret", len(raw))
-    return Minted(value=body["value"], expires_at=body["expires_at"], body=body, latency_ms=latency_ms)
+    return Minted(value=body["value"], expires_at=body["expires_at"], body=body, text=text, latency_ms=latency_ms)
 
 
 def _invalid_answer(problem: str, size: int) -> UpstreamError:

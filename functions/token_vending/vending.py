@@ -3,6 +3,7 @@
 Knows nothing of API Gateway: the handler hands it the endpoint, the JSON body and the profile.
 """
 
+import json
 import re
 from http import HTTPStatus
 from typing import Any, Literal
@@ -36,8 +37,8 @@ _BETA_SESSION_TYPE: dict[Endpoint, SessionType] = {
 }
 
 
-def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[str, Any]:
-    """The answer for one request to ``endpoint``, in that endpoint's own shape."""
+def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> str:
+    """The answer (JSON text) for one request to ``endpoint``, in that endpoint's own shape."""
     settings = _settings()
     policy = _policy(settings)
     name: ParamNamer
@@ -63,7 +64,9 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> dict[
         expires_at=minted.expires_at,
         **metrics.minted(endpoint, profile_name, minted.latency_ms),  # with the endpoint and profile
     )
-    return minted.body if endpoint == "client_secrets" else ga_to_beta(minted.body, session_type)
+    if endpoint == "client_secrets":
+        return minted.text  # OpenAI's answer as it came
+    return json.dumps(ga_to_beta(minted.body, session_type), separators=(",", ":"))
 
 
 def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamNamer, profile: Profile) -> Minted:

@@ -71,6 +71,19 @@ def test_ga_transcription_session_uses_the_transcription_profile(
     assert sent_upstream(openai_stub)["expires_after"]["seconds"] == 60
 
 
+def test_the_ga_answer_is_openais_own(openai_stub: OpenAIStub, lambda_context: LambdaContext) -> None:
+    # Given a GA request
+    event = load_event("client_secrets.json")
+
+    # When it is invoked
+    answer = lambda_handler(event, lambda_context)
+
+    # Then the body is OpenAI's answer as it came, not re-serialised (the stub writes JSON with spaces)
+    assert answer["statusCode"] == HTTPStatus.OK
+    assert answer["body"] == json.dumps(json.loads(answer["body"]))
+    assert json.loads(answer["body"])["value"] == openai_stub.minted[-1]
+
+
 def test_a_profile_is_chosen_with_the_x_profile_header(
     openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
 ) -> None:
