@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 import yaml
 
-from local.running import Running
+from local.running import Running, serve_in_background
 
 ACCOUNT_ID = "123456789012"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
@@ -349,10 +349,7 @@ class LocalApi(Running):
             self._handlers[function.logical_id] = getattr(importlib.import_module(module_name), attribute)
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _request_handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="local-api", daemon=True
-        )
-        self._thread.start()
+        self._thread = serve_in_background(self._server, "local-api")
         return self
 
     def stop(self) -> None:

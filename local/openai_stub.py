@@ -28,7 +28,7 @@ from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
 from local.openai_schema import Violation, ga_violations
-from local.running import Running
+from local.running import Running, serve_in_background
 
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 BETA_PATHS = frozenset({"/v1/realtime/sessions", "/v1/realtime/transcription_sessions"})
@@ -214,10 +214,7 @@ class OpenAIStub(Running):
             raise RuntimeError("the stub is already running")
         self._cancel_delays = threading.Event()
         self._server = _Server(self._address, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-stub", daemon=True
-        )
-        self._thread.start()
+        self._thread = serve_in_background(self._server, "openai-stub")
         return self
 
     def stop(self) -> None:

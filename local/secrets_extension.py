@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 from botocore.exceptions import ClientError
 
-from local.running import Running
+from local.running import Running, serve_in_background
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 # What `make run`, the tests and the benchmark give template.yaml's SecretsExtensionLayerArn: any
@@ -62,8 +62,7 @@ class SecretsExtension(Running):
         )
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, client))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="secrets-extension", daemon=True)
-        self._thread.start()
+        self._thread = serve_in_background(self._server, "secrets-extension")
         return self
 
     def stop(self) -> None:
@@ -71,6 +70,9 @@ class SecretsExtension(Running):
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def _count(self) -> None:
         with self._lock:

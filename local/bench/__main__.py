@@ -239,6 +239,7 @@ def _warm(variant: Variant, stand: Stand, invocations: int) -> None:
             previous.get("secret_fetches", 0), stand.extension.requests - fetches if variant.name == "ours" else 0
         ),
         "boto3_imported": last["boto3_imported"],
+        "pydantic_imported": last["pydantic_imported"],
     }
 
 

@@ -57,6 +57,7 @@ def main() -> None:
                 "latencies_ns": latencies_ns,
                 "peak_rss_kb": _peak_rss_kb(),
                 "boto3_imported": "boto3" in sys.modules,
+                "pydantic_imported": "pydantic" in sys.modules,
                 "xray_imported": "aws_xray_sdk" in sys.modules,
             }
         )
