@@ -311,7 +311,8 @@ def load_policy(path: Path) -> Policy:
         raw = path.read_bytes()
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
-    if _record(path) == validation_record(raw):
+    record = _record(path)
+    if record is not None and record == validation_record(raw):
         return Policy.from_document(json.loads(raw))
     return validate(path, raw)
 
@@ -478,7 +479,8 @@ def main(paths: list[str]) -> int:
             print(f"token_vending.policy: {exc}", file=sys.stderr)
             failed = True
             continue
-        record_path(path).write_text(f"{validation_record(raw)}\n")
+        if (record := validation_record(raw)) is not None:
+            record_path(path).write_text(record + "\n")
     return 1 if failed else 0
 
 

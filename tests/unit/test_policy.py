@@ -19,6 +19,7 @@ from token_vending.policy import (
     cached_policy,
     ga_param,
     load_policy,
+    main,
     validate,
 )
 from token_vending.settings import BUNDLED_POLICY
@@ -890,3 +891,29 @@ def test_a_huge_integer_for_a_number_is_a_value_error_not_a_crash() -> None:
 
     # Then
     assert (error.code, error.param) == ("invalid_value", "session.audio.output.speed")
+
+
+def test_without_a_record_a_policy_is_validated_even_when_no_record_could_be_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an invalid policy with no record beside it, where the code that judges policies cannot be read
+    path = write_policy(tmp_path, changed(SMALL_POLICY, ("version",), 2))
+    monkeypatch.setattr("token_vending.policy.validation_record", lambda raw: None)
+
+    # When / Then it is validated, and refused: a missing record never matches a missing digest
+    with pytest.raises(PolicyError):
+        load_policy(path)
+
+
+def test_a_recorded_policy_reads_as_the_validated_one(tmp_path: Path) -> None:
+    # Given the bundled and the small policy, each validated and recorded as the build does
+    for name, document in (("bundled", json.loads(BUNDLED_POLICY.read_text())), ("small", SMALL_POLICY)):
+        (tmp_path / name).mkdir()
+        path = write_policy(tmp_path / name, document)
+        assert main([str(path)]) == 0
+
+        # When each is loaded through its record
+        read = load_policy(path)
+
+        # Then it is the policy pydantic validated, profile for profile and rule for rule
+        assert read == validate(path, path.read_bytes())
