@@ -9,6 +9,7 @@ answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hmac
 import json
 import secrets
@@ -109,6 +110,7 @@ class Fault:
     headers: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
     size: int = 0
+    compressed: bool = False
 
     @classmethod
     def error(
@@ -180,9 +182,10 @@ class Fault:
         return cls(FaultKind.MISSING_VALUE)
 
     @classmethod
-    def oversized(cls, size: int = OVERSIZED_BYTES) -> Fault:
-        """200 with a valid client secret whose body is at least `size` bytes (a huge `instructions`)."""
-        return cls(FaultKind.OVERSIZED, size=size)
+    def oversized(cls, size: int = OVERSIZED_BYTES, *, compressed: bool = False) -> Fault:
+        """200 with a valid client secret whose body is at least `size` bytes (a huge `instructions`); if
+        `compressed`, sent gzip-encoded (unasked), so that its declared length is a few kilobytes."""
+        return cls(FaultKind.OVERSIZED, size=size, compressed=compressed)
 
     @classmethod
     def drop(cls) -> Fault:
@@ -201,6 +204,7 @@ class OpenAIStub(Running):
         self._cancel_delays = threading.Event()
         self._requests: list[RecordedRequest] = []
         self._minted: list[str] = []
+        self._answers: list[bytes] = []
         self._faults: deque[Fault] = deque()
         self._handler_errors: list[BaseException] = []
         self._open_sockets: set[socket.socket] = set()
@@ -256,6 +260,12 @@ class OpenAIStub(Running):
             return list(self._minted)
 
     @property
+    def answers(self) -> list[bytes]:
+        """Every response body sent so far, byte for byte, oldest first (a copy)."""
+        with self._lock:
+            return list(self._answers)
+
+    @property
     def connections(self) -> int:
         """TCP connections accepted since start (reset() keeps it: open connections stay open)."""
         with self._lock:
@@ -279,6 +289,7 @@ class OpenAIStub(Running):
             self._cancel_delays = threading.Event()
             self._requests.clear()
             self._minted.clear()
+            self._answers.clear()
             self._faults.clear()
             self._handler_errors.clear()
 
@@ -469,7 +480,11 @@ class _Handler(BaseHTTPRequestHandler):
                     session["audio"]["input"]["transcription"]["prompt"] = "x" * fault.size
                 else:
                     session["instructions"] = "x" * fault.size
-                self._send_json(HTTPStatus.OK, answer)
+                if fault.compressed:
+                    body = gzip.compress(json.dumps(answer).encode())
+                    self._send(HTTPStatus.OK, body, "application/json", headers=(("Content-Encoding", "gzip"),))
+                else:
+                    self._send_json(HTTPStatus.OK, answer)
             case FaultKind.DROP | FaultKind.DELAY:
                 self.close_connection = True
 
@@ -532,6 +547,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers: tuple[tuple[str, str], ...] = (),
         close: bool = False,
     ) -> None:
+        with self._stub._lock:
+            self._stub._answers.append(body)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

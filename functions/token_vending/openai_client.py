@@ -69,8 +69,13 @@ def create_client_secret(
             preload_content=False,
         )
         try:
-            # A declared length within the cap is read in one go; anything else only up to just past the cap.
-            known = response.length_remaining is not None and response.length_remaining <= MAX_RESPONSE_BYTES
+            # An unencoded answer of declared length within the cap is read in one go; anything else only
+            # up to just past the cap (a compressed length says nothing about the size decoded).
+            known = (
+                response.length_remaining is not None
+                and response.length_remaining <= MAX_RESPONSE_BYTES
+                and not response.headers.get("Content-Encoding")
+            )
             raw = response.read() if known else response.read(MAX_RESPONSE_BYTES + 1)
         except HTTPError:
             response.close()

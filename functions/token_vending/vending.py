@@ -8,7 +8,7 @@ import re
 from http import HTTPStatus
 from typing import Any, Literal
 
-from token_vending import observability as metrics
+from token_vending import observability
 from token_vending.api_key import api_keys
 from token_vending.errors import InvalidRequest, ServiceMisconfigured, UpstreamError
 from token_vending.observability import count, logger
@@ -56,13 +56,14 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> str:
         settings.api_key_secret_id, settings.secret_cache_ttl_seconds, settings.secrets_extension_port
     )
     minted = _create(settings, api_key, upstream_body, name, chosen)
-    logger.info(
-        "client secret minted",
+    observability.log_mint(
+        endpoint,
+        profile_name,
+        minted.latency_ms,
         session_type=session_type,
         model=upstream_body["session"].get("model"),
         ttl_seconds=upstream_body["expires_after"]["seconds"],
         expires_at=minted.expires_at,
-        **metrics.minted(endpoint, profile_name, minted.latency_ms),  # with the endpoint and profile
     )
     if endpoint == "client_secrets":
         return minted.text  # OpenAI's answer as it came

@@ -2,10 +2,13 @@
 error envelope with a message a person can act on, a metric by kind, and never the key or a traceback.
 """
 
+import gzip
 import json
+import logging
 import socket
 import socketserver
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -208,6 +211,14 @@ def openai_refusing(
             "invalid_response",
             "Retry",
             id="200-oversized",
+        ),
+        pytest.param(
+            Fault.oversized(compressed=True),
+            HTTPStatus.BAD_GATEWAY,
+            "upstream_invalid_response",
+            "invalid_response",
+            "Retry",
+            id="200-oversized-once-decompressed",
         ),
         pytest.param(
             BETA_DISABLED, HTTPStatus.BAD_GATEWAY, "upstream_misconfigured", "400", "operator", id="beta-disabled"
@@ -424,6 +435,26 @@ def test_a_mint_reports_upstream_latency_and_no_upstream_error(
     assert output.metric_count("UpstreamErrors") == 0
 
 
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_a_mint_is_counted_when_info_lines_are_not_written(
+    lambda_context: LambdaContext, output: Output, monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    # Given the function deployed with LogLevel WARNING or ERROR, so the mint's INFO line is not written
+    from token_vending.observability import logger
+
+    monkeypatch.setattr(logging.getLogger(logger.name), "level", getattr(logging, level))
+
+    # When a client secret is minted
+    answer = mint(lambda_context)
+
+    # Then the mint and its latency are counted all the same, in an EMF document of their own
+    assert answer.status == HTTPStatus.OK
+    assert not [line for line in output.logs() if line.get("message") == "client secret minted"]
+    assert output.metric_count("ClientSecretsMinted", endpoint="client_secrets", profile="assistant") == 1
+    (latency,) = [m for m in output.metrics() if "UpstreamLatency" in m]
+    assert latency["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["service", "endpoint", "profile"]]
+
+
 # --- the connection and retries ---------------------------------------------------------------------------
 
 
@@ -473,3 +504,50 @@ def test_a_read_timeout_is_not_retried_and_the_next_mint_succeeds(
     # And the next request is minted
     assert mint(lambda_context).status == HTTPStatus.OK
     assert len(openai_stub.requests) == 2
+
+
+class _BombHandler(BaseHTTPRequestHandler):
+    """A 200 whose gzip body declares a few kilobytes and decodes to 32 MB."""
+
+    protocol_version = "HTTP/1.1"
+    body = gzip.compress(b'{"value": "ek_bomb", "expires_at": 1, "session": {"instructions": "' + b"x" * 2**25 + b'"}}')
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(self.body)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_a_compressed_answer_is_not_decoded_past_the_cap(
+    function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
+) -> None:
+    # Given an upstream that answers with a small gzip body that decodes to 32 MB (urllib3 decodes unasked)
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _BombHandler) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        host, port = server.server_address[:2]
+        use_upstream(monkeypatch, f"http://{host!s}:{port}")
+        mint(lambda_context)  # a first call reads the key and connects: the second measures only the answer
+
+        # When a client secret is requested, with allocations traced
+        tracemalloc.start()
+        try:
+            answer = mint(lambda_context)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            server.shutdown()
+
+    # Then it is refused as an unusable answer, having decoded little more than the 256 KiB cap
+    assert answer.status == HTTPStatus.BAD_GATEWAY
+    assert answer.body["error"]["code"] == "upstream_invalid_response"
+    assert peak < 8 * 2**20
