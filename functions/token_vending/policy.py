@@ -36,7 +36,7 @@ Scalar = str | int | float | bool
 
 # How pydantic checks a policy file against these classes: JSON types as they are (no "5" for 5), and
 # no key the classes do not name.
-_PYDANTIC_CONFIG = {"extra": "forbid", "strict": True}
+_PYDANTIC_CONFIG = {"extra": "forbid", "strict": True, "allow_inf_nan": False}
 
 # How a request names its profile (any case, as HTTP headers go).
 PROFILE_HEADER = "X-Profile"
@@ -61,8 +61,8 @@ class FieldRule:
 
     type: Literal["string", "integer", "number", "boolean", "array", "null"]
     enum: list[Scalar] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    minimum: int | float | None = None  # an int stays one, as when the file is read without pydantic
+    maximum: int | float | None = None
     max_length: int | None = None
     min_items: int | None = None
     max_items: int | None = None
@@ -244,11 +244,13 @@ class Profile:
 class Policy:
     __pydantic_config__ = _PYDANTIC_CONFIG
 
-    version: Literal[1]
+    version: int  # 1; checked below, as pydantic's Literal[1] would take true and 1.0 for it
     default_profiles: dict[SessionType, str]
     profiles: dict[str, Profile]
 
     def __post_init__(self) -> None:
+        if type(self.version) is not int or self.version != 1:
+            raise ValueError("version must be 1")
         if not self.profiles:
             raise ValueError("profiles must define at least one profile")
         for name in [*self.profiles, *self.default_profiles.values()]:
@@ -313,7 +315,10 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
     record = _record(path)
     if record is not None and record == validation_record(raw):
-        return Policy.from_document(json.loads(raw))
+        try:
+            return Policy.from_document(json.loads(raw))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass  # the record vouches for what it should not: validate, and name the problem
     return validate(path, raw)
 
 

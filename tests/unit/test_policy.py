@@ -817,6 +817,11 @@ def changed(document: dict[str, Any], where: tuple[str, ...], value: Any) -> dic
         ((*VOICE, "session"), "realtime", "profiles.voice.session"),
         ((*VOICE, "session_type"), "translation", "session_type"),
         ((*EXPIRY, "seconds"), 60, "expires_after.seconds"),
+        (("version",), True, "version"),
+        (("version",), 1.0, "version"),
+        ((*EXPIRY, "max_seconds"), "600", "max_seconds"),
+        ((*SETTABLE, "audio.output.speed"), {"type": "number", "maximum": float("nan")}, "maximum"),
+        ((*SETTABLE, "audio.output.speed"), {"type": "number", "minimum": float("-inf")}, "minimum"),
     ],
 )
 def test_an_invalid_policy_fails_at_load_naming_the_problem(
@@ -915,5 +920,6 @@ def test_a_recorded_policy_reads_as_the_validated_one(tmp_path: Path) -> None:
         # When each is loaded through its record
         read = load_policy(path)
 
-        # Then it is the policy pydantic validated, profile for profile and rule for rule
-        assert read == validate(path, path.read_bytes())
+        # Then it is the policy pydantic validated, profile for profile and rule for rule, down to each
+        # value's type (repr tells 1 from 1.0 and from True, where == does not)
+        assert repr(read) == repr(validate(path, path.read_bytes()))
