@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote
 
 import yaml
 
-from local.running import Running, serve_in_background
+from local.running import LoopbackHttpServer, Running
 
 ACCOUNT_ID = "123456789012"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
@@ -265,8 +265,7 @@ class LocalApi(Running):
         self._handlers: dict[str, Handler] = {}
         self._applied: set[str] = set()  # variables the last function set: the next one does not see them
         self._invoke_lock = threading.Lock()  # one request at a time, like one Lambda container
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackHttpServer | None = None
 
     @classmethod
     def from_template(
@@ -335,8 +334,8 @@ class LocalApi(Running):
         """http://127.0.0.1:PORT, once started."""
         if self._server is None:
             raise RuntimeError("LocalApi is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self._server.address
+        return f"http://{host}:{port}"
 
     def start(self) -> Self:
         """Import every handler (the init phase, failing loudly) and serve in a background thread."""
@@ -347,20 +346,14 @@ class LocalApi(Running):
                 sys.path.insert(0, code_root)  # what the runtime does with /var/task
             module_name, _, attribute = function.handler.rpartition(".")
             self._handlers[function.logical_id] = getattr(importlib.import_module(module_name), attribute)
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _request_handler(self))
-        self._server.daemon_threads = True
-        self._thread = serve_in_background(self._server, "local-api")
+        self._server = LoopbackHttpServer(_request_handler(self), "local-api", self._port)
         return self
 
     def stop(self) -> None:
         """Stop serving; the imported handlers stay imported, as in a warm container."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for METHOD path and its path parameters; RouteNotFound if none."""

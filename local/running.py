@@ -2,6 +2,7 @@
 
 import socketserver
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 
@@ -24,3 +25,22 @@ class Running:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class LoopbackHttpServer:
+    """An HTTP server on 127.0.0.1 (``port`` 0: a free one), serving from a daemon thread until close()."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str, port: int = 0) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self._thread = serve_in_background(self._server, name)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

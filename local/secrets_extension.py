@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 from botocore.exceptions import ClientError
 
-from local.running import Running, serve_in_background
+from local.running import LoopbackHttpServer, Running
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 # What `make run`, the tests and the benchmark give template.yaml's SecretsExtensionLayerArn: any
@@ -37,15 +37,14 @@ class SecretsExtension(Running):
         self._client_environment = secrets_manager_environment
         self.session_token = session_token
         self.requests = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackHttpServer | None = None
         self._lock = threading.Lock()
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("SecretsExtension is not started")
-        return int(self._server.server_address[1])
+        return self._server.address[1]
 
     def function_environment(self) -> dict[str, str]:
         """What the template and Lambda give a function with the extension attached."""
@@ -60,19 +59,13 @@ class SecretsExtension(Running):
             aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
         )
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, client))
-        self._server.daemon_threads = True
-        self._thread = serve_in_background(self._server, "secrets-extension")
+        self._server = LoopbackHttpServer(_handler(self, client), "secrets-extension")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def _count(self) -> None:
         with self._lock:
