@@ -94,9 +94,7 @@ def log_mint(endpoint: str, profile: str, upstream_ms: float, **fields: Any) -> 
     with _metrics_lock:
         metrics = _emitter()
         try:
-            metrics.add_dimensions(service=_service(), endpoint=endpoint, profile=profile)
-            metrics.add_metric(name="ClientSecretsMinted", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=upstream_ms)
+            _add_mint(metrics, _service(), endpoint, profile, upstream_ms)
             metrics.flush_metrics()
         finally:
             metrics.clear_metrics()
@@ -105,10 +103,14 @@ def log_mint(endpoint: str, profile: str, upstream_ms: float, **fields: Any) -> 
 @functools.cache  # endpoints and profiles are the few the routes and the policy name
 def _mint_shape(namespace: str, service: str, endpoint: str, profile: str) -> dict[str, Any]:
     metrics = EphemeralMetrics(namespace=namespace, service=service)
+    _add_mint(metrics, service, endpoint, profile, upstream_ms=0)
+    return dict(metrics.serialize_metric_set())
+
+
+def _add_mint(metrics: EphemeralMetrics, service: str, endpoint: str, profile: str, upstream_ms: float) -> None:
     metrics.add_dimensions(service=service, endpoint=endpoint, profile=profile)
     metrics.add_metric(name="ClientSecretsMinted", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=0)
-    return dict(metrics.serialize_metric_set())
+    metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=upstream_ms)
 
 
 def _service() -> str:
