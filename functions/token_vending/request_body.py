@@ -12,6 +12,7 @@ from token_vending.errors import InvalidRequest, RequestTooLarge, UnsupportedMed
 # is bounded by the policy. API Gateway itself would take 10 MB.
 MAX_BODY_BYTES = 16 * 1024
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_BOM = b"\xef\xbb\xbf"
 
 
 def json_object(body: str | None, is_base64_encoded: bool, content_type: str | None) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def json_object(body: str | None, is_base64_encoded: bool, content_type: str | N
             param="Content-Type",
         )
     try:
-        parsed = json.loads(raw, parse_constant=_reject_constant)
+        parsed = json.loads(_utf8(raw), parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise InvalidRequest(
             "We could not parse the JSON body of your request. The API expects a JSON object.",
@@ -47,6 +48,20 @@ def json_object(body: str | None, is_base64_encoded: bool, content_type: str | N
         except UnicodeEncodeError:
             raise InvalidRequest("The request body holds an invalid unicode escape.", code="invalid_json") from None
     return parsed
+
+
+def _utf8(raw: bytes) -> str:
+    """The body as text: UTF-8, strictly. ``json.loads`` on bytes would guess UTF-16 or UTF-32 and let
+    encoded surrogates (``ED A0 80``) through, which no log line or upstream body can carry."""
+    try:
+        if raw.startswith(_BOM) or b"\x00" in raw:  # a UTF-8 BOM, or UTF-16/32 (NULs between ASCII)
+            raise UnicodeError
+        return raw.decode("utf-8")  # strict: no invalid sequences, no encoded surrogates
+    except UnicodeError:
+        raise InvalidRequest(
+            "The request body is not UTF-8 text. Send the JSON encoded as UTF-8, without a byte order mark.",
+            code="invalid_json",
+        ) from None
 
 
 def _raw(body: str | None, is_base64_encoded: bool) -> bytes:

@@ -1,5 +1,6 @@
 """The three routes, driven by the events/ files through the real handler, moto and the OpenAI stub."""
 
+import base64
 import json
 from http import HTTPStatus
 from typing import Any
@@ -443,3 +444,32 @@ def test_a_mint_is_logged_with_the_request_id_and_counted(
     metrics = output.metrics()
     assert any("UpstreamLatency" in m for m in metrics)
     assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TokenVending" for m in metrics)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            b'{"session": {"type": "realtime", "audio": {"input": {"transcription": {"prompt": "\xed\xa0\x80"}}}}}',
+            id="encoded-surrogate-in-a-value",
+        ),
+        pytest.param(b'{"session": {"type": "realtime", "\xed\xa0\x80": 1}}', id="encoded-surrogate-in-a-name"),
+        pytest.param('{"session": {"type": "realtime"}}'.encode("utf-16"), id="utf-16"),
+        pytest.param('{"session": {"type": "realtime"}}'.encode("utf-32"), id="utf-32"),
+    ],
+)
+def test_a_body_that_is_not_utf8_is_refused_logged_and_never_sent(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, raw: bytes
+) -> None:
+    # Given API Gateway's base64 form of a body that is not strict UTF-8
+    event = load_event("client_secrets.json", body=base64.b64encode(raw).decode(), isBase64Encoded=True)
+
+    # When it is invoked
+    status, _, body = invoke(event, lambda_context)
+
+    # Then a 400 in the envelope, nothing went upstream, and the rejection was logged and counted
+    assert status == HTTPStatus.BAD_REQUEST
+    assert body["error"]["code"] == "invalid_json"
+    assert openai_stub.requests == []
+    assert [line["reason"] for line in output.logs() if line["message"] == "request rejected"] == ["invalid_json"]
+    assert output.metric_count("RequestsRejected", reason="invalid_json") == 1

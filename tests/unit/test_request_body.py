@@ -222,3 +222,41 @@ def test_an_escaped_surrogate_pair_is_one_character() -> None:
 
     # Then
     assert request == {"session": {"instructions": "hi \U0001f600"}}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b'{"session": {"instructions": "\xed\xa0\x80"}}', id="encoded-surrogate-in-a-value"),
+        pytest.param(b'{"session": {"\xed\xa0\x80": 1}}', id="encoded-surrogate-in-a-name"),
+        pytest.param('{"session": {}}'.encode("utf-16"), id="utf-16-with-bom"),
+        pytest.param('{"session": {}}'.encode("utf-16-le"), id="utf-16-le"),
+        pytest.param('{"session": {}}'.encode("utf-16-be"), id="utf-16-be"),
+        pytest.param('{"session": {}}'.encode("utf-32"), id="utf-32-with-bom"),
+        pytest.param('{"session": {}}'.encode("utf-32-le"), id="utf-32-le"),
+        pytest.param(b'\xef\xbb\xbf{"session": {}}', id="utf-8-bom"),
+        pytest.param(b'{"session": {"instructions": "\xc0\xaf"}}', id="overlong"),
+    ],
+)
+def test_a_body_that_is_not_strict_utf8_is_refused(raw: bytes) -> None:
+    # Given bytes that json.loads would have decoded (it guesses UTF-16/32 and passes surrogates)
+    body = base64.b64encode(raw).decode()
+
+    # When
+    error = refusal(body, is_base64_encoded=True)
+
+    # Then a 400 that says what to send
+    assert error.status == HTTPStatus.BAD_REQUEST
+    assert error.code == "invalid_json"
+    assert "UTF-8" in error.message
+
+
+def test_utf8_beyond_ascii_is_read() -> None:
+    # Given a body with characters of several UTF-8 lengths
+    raw = '{"session": {"instructions": "é € 😀"}}'.encode()
+
+    # When
+    request = json_object(base64.b64encode(raw).decode(), True, JSON)
+
+    # Then
+    assert request == {"session": {"instructions": "é € 😀"}}
