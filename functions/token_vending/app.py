@@ -1,6 +1,6 @@
 """API Gateway (HTTP API, payload 2.0) entry point: routes and the answer's shape only.
 
-Three routes, each declared in template.yaml, so API Gateway has already matched the request to one
+Four routes, each declared in template.yaml, so API Gateway has already matched the request to one
 of them and says which in ``routeKey``: a dictionary look-up routes it. (Powertools' event handler
 did this before, at about 40 ms of import on every cold start, for routing we do not need.)
 """
@@ -29,9 +29,10 @@ gc.freeze()
 gc.enable()
 
 ROUTES: dict[str, vending.Endpoint] = {
-    "POST /v1/realtime/client_secrets": "client_secrets",
-    "POST /v1/realtime/sessions": "sessions",
-    "POST /v1/realtime/transcription_sessions": "transcription_sessions",
+    "POST /v1/realtime/client_secrets": vending.CLIENT_SECRETS,
+    "POST /v1/realtime/sessions": vending.SESSIONS,
+    "POST /v1/realtime/transcription_sessions": vending.TRANSCRIPTION_SESSIONS,
+    "POST /v1/realtime/translations/client_secrets": vending.TRANSLATION_CLIENT_SECRETS,
 }
 
 
@@ -49,7 +50,7 @@ def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str,
         body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
         answer = vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()))
     except ApiError as error:
-        return _api_error(error, endpoint, request_id)
+        return _api_error(error, endpoint.name, request_id)
     except Exception:
         return _unexpected_error(request_id)
     return _response(HTTPStatus.OK, answer, request_id)

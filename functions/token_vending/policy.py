@@ -25,7 +25,16 @@ from typing import Any, Literal
 
 from token_vending import session_fields
 from token_vending.errors import InvalidRequest
-from token_vending.session_fields import REQUIRED_KEYS, SESSION_FIELDS, SESSION_OBJECTS, SessionType, get, put
+from token_vending.session_fields import (
+    MISSING,
+    REQUIRED_KEYS,
+    SESSION_FIELDS,
+    SESSION_OBJECTS,
+    TYPED_SESSIONS,
+    SessionType,
+    get,
+    put,
+)
 
 # OpenAI accepts client secret lifetimes of 10 s to 2 h.
 MIN_TTL_SECONDS = 10
@@ -40,6 +49,8 @@ _PYDANTIC_CONFIG = {"extra": "forbid", "strict": True, "allow_inf_nan": False}
 
 # How a request names its profile (any case, as HTTP headers go).
 PROFILE_HEADER = "X-Profile"
+# Said in a refusal that OpenAI's API, not this service's policy, makes.
+OPENAI_RULE = "a rule of OpenAI's API"
 
 # Names a GA request path ("session.audio.output.voice") the way the caller spelled it.
 ParamNamer = Callable[[str], str]
@@ -192,7 +203,15 @@ class Profile:
                 raise ValueError(f"{kind} names fields a {self.session_type} session does not have: {unknown}")
         for path in self.settable:
             if clash := self.fixed_clash(path):
-                raise ValueError(f"'{path}' is both settable and fixed (by '{clash}')")
+                raise ValueError(
+                    f"'{path}' is both settable and fixed (by '{clash}'): to let callers choose it, remove '{clash}' "
+                    "from fixed"
+                )
+        for key in (key for parent, key in REQUIRED_KEYS[self.session_type].items() if not parent):
+            if key not in self.fixed and key not in self.settable:
+                raise ValueError(
+                    f"OpenAI requires '{key}' in a {self.session_type} session: fix it or make it settable"
+                )
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Profile":
@@ -207,7 +226,7 @@ class Profile:
 
     @functools.cached_property
     def _fixed_session(self) -> str:
-        session: dict[str, Any] = {"type": self.session_type}
+        session: dict[str, Any] = {"type": self.session_type} if self.session_type in TYPED_SESSIONS else {}
         for path, value in self.fixed.items():
             put(session, path, value)
         return json.dumps(session)
@@ -323,9 +342,17 @@ def load_policy(path: Path) -> Policy:
 
 
 def validate(path: Path, raw: bytes) -> Policy:
-    """The policy in ``raw`` checked by pydantic, or a PolicyError naming every problem."""
-    from pydantic import TypeAdapter, ValidationError  # here only: about 80 ms of import
-
+    """The policy in ``raw`` checked by pydantic, or a PolicyError naming every problem. Without pydantic
+    (a deployed function does not carry it) a PolicyError: nothing mints with an unchecked policy."""
+    try:
+        from pydantic import TypeAdapter, ValidationError  # here only: about 80 ms of import
+    except ImportError:
+        raise PolicyError(
+            f"policy file {path} has no validation record that matches it, and this function cannot validate it "
+            "(pydantic is a build-time tool, not deployed): build the function with `sam build`, which validates "
+            "and records the bundled policy, or run `python -m token_vending.policy FILE` with pydantic installed "
+            "and deploy the record it writes (FILE.validated) beside the file"
+        ) from None
     try:
         return TypeAdapter(Policy).validate_json(raw)
     except ValidationError as exc:
@@ -362,7 +389,7 @@ def cached_policy(path: Path) -> Policy:
     return load_policy(path)
 
 
-def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
+def check_request(request: dict[str, Any], profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
     """Check a GA client-secret request against a profile; return the body to send upstream.
 
     ``request`` is GA-shaped (``{"expires_after": ..., "session": ...}``); ``name`` turns a GA path
@@ -374,30 +401,51 @@ def authorize(request: dict[str, Any], profile_name: str, profile: Profile, name
     session = request.get("session", {})
     if not isinstance(session, dict):
         raise InvalidRequest(
-            f"Invalid type for '{name('session')}': expected an object.",
+            f"Invalid type for '{name('session')}': expected an object ({OPENAI_RULE}).",
             code="invalid_type",
             param=name("session"),
         )
     built = profile.fixed_session()
     for path, value in _leaves(session, "", profile, name):
-        if path == "type":
+        if path == "type" and profile.session_type in TYPED_SESSIONS:
             if value != profile.session_type:
                 raise InvalidRequest(
-                    f"Invalid value for '{name('session.type')}': profile '{profile_name}' mints "
-                    f"'{profile.session_type}' sessions.",
+                    f"Invalid value for '{name('session.type')}': profile '{profile_name}' of this service's "
+                    f"policy mints '{profile.session_type}' sessions; name another profile with the "
+                    f"{PROFILE_HEADER} header.",
                     code="invalid_value",
                     param=name("session.type"),
                 )
             continue
+        if clash := profile.fixed_clash(path):
+            if same_json(value, get(built, path, MISSING)):
+                continue  # the fixed value itself (OpenAI's samples send the model): nothing to change
+            raise _fixed(name(f"session.{path}"), clash, profile_name)
         _check_leaf(path, value, profile_name, profile, name)
         put(built, path, value)
-    for parent, key in REQUIRED_KEYS.items():
-        if isinstance(sent := get(built, parent), dict) and key not in sent:
-            param = name(f"session.{parent}.{key}")
+    for parent, key in REQUIRED_KEYS[profile.session_type].items():
+        sent = get(built, parent) if parent else built
+        if not isinstance(sent, dict):  # an empty object the caller sent left nothing in `built`
+            sent = get(session, parent)
+        if isinstance(sent, dict) and key not in sent:
+            param = name(f"session.{parent}.{key}" if parent else f"session.{key}")
             raise InvalidRequest(
-                f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param
+                f"Missing required parameter: '{param}' ({OPENAI_RULE}).",
+                code="missing_required_parameter",
+                param=param,
             )
-    return {"expires_after": _expiry(request.get("expires_after"), profile, name), "session": built}
+    return {"expires_after": _expiry(request.get("expires_after"), profile_name, profile, name), "session": built}
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two parsed JSON values are the same value: true is not 1, but 24000 is 24000.0."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(same_json, a, b))
+    if isinstance(a, int | float) and not isinstance(a, bool):
+        return isinstance(b, int | float) and not isinstance(b, bool) and a == b
+    return type(a) is type(b) and a == b
 
 
 def _leaves(value: dict[str, Any], prefix: str, profile: Profile, name: ParamNamer) -> Iterator[tuple[str, Any]]:
@@ -415,19 +463,25 @@ def _leaves(value: dict[str, Any], prefix: str, profile: Profile, name: ParamNam
             yield path, item
 
 
+def _fixed(param: str, clash: str, profile_name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"'{param}' is fixed by this service's policy (profile '{profile_name}'): leave it out, or send exactly "
+        f"the fixed value. To let callers choose it, an operator moves '{clash}' from the profile's \"fixed\" "
+        'to its "settable" fields in the policy file (policy.json).',
+        code="parameter_not_allowed",
+        param=param,
+    )
+
+
 def _check_leaf(path: str, value: Any, profile_name: str, profile: Profile, name: ParamNamer) -> None:
     param = name(f"session.{path}")
-    if profile.fixed_clash(path):
-        raise InvalidRequest(
-            f"'{param}' is set by this service (profile '{profile_name}') and cannot be sent by the caller.",
-            code="parameter_not_allowed",
-            param=param,
-        )
     rule = profile.settable.get(path)
     if rule is None:
         if path in SESSION_FIELDS[profile.session_type]:
             raise InvalidRequest(
-                f"'{param}' is not allowed by this service's policy (profile '{profile_name}').",
+                f"'{param}' is not allowed by this service's policy (profile '{profile_name}'). To let callers set "
+                f"it, an operator adds '{path}' to the profile's \"settable\" fields in the policy file "
+                "(policy.json).",
                 code="parameter_not_allowed",
                 param=param,
             )
@@ -435,29 +489,49 @@ def _check_leaf(path: str, value: Any, profile_name: str, profile: Profile, name
     if problem := rule.problem(value):
         code, what = problem
         kind = "type" if code == "invalid_type" else "value"
-        raise InvalidRequest(f"Invalid {kind} for '{param}': {what}.", code=code, param=param)
+        raise InvalidRequest(
+            f"Invalid {kind} for '{param}': {what}, by this service's policy (profile '{profile_name}'); an "
+            f"operator can change the rule for '{path}' in the policy file (policy.json).",
+            code=code,
+            param=param,
+        )
 
 
-def _expiry(expires_after: Any, profile: Profile, name: ParamNamer) -> dict[str, Any]:
+def _expiry(expires_after: Any, profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
     bounds = profile.expires_after
     if expires_after is None:
         return {"anchor": "created_at", "seconds": bounds.default_seconds}
     if not isinstance(expires_after, dict):
         param = name("expires_after")
-        raise InvalidRequest(f"Invalid type for '{param}': expected an object.", code="invalid_type", param=param)
+        raise InvalidRequest(
+            f"Invalid type for '{param}': expected an object ({OPENAI_RULE}).", code="invalid_type", param=param
+        )
     for key in expires_after:
         if key not in ("anchor", "seconds"):
             raise _unknown(name(f"expires_after.{key}"))
     if expires_after.get("anchor", "created_at") != "created_at":
         param = name("expires_after.anchor")
-        raise InvalidRequest(f"Invalid value for '{param}': must be 'created_at'.", code="invalid_value", param=param)
+        raise InvalidRequest(
+            f"Invalid value for '{param}': must be 'created_at' ({OPENAI_RULE}).", code="invalid_value", param=param
+        )
     seconds = expires_after.get("seconds", bounds.default_seconds)
     param = name("expires_after.seconds")
     if not isinstance(seconds, int) or isinstance(seconds, bool):
-        raise InvalidRequest(f"Invalid type for '{param}': expected an integer.", code="invalid_type", param=param)
+        raise InvalidRequest(
+            f"Invalid type for '{param}': expected an integer ({OPENAI_RULE}).", code="invalid_type", param=param
+        )
+    if not MIN_TTL_SECONDS <= seconds <= MAX_TTL_SECONDS:
+        raise InvalidRequest(
+            f"Invalid value for '{param}': must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS} ({OPENAI_RULE}).",
+            code="invalid_value",
+            param=param,
+        )
     if not bounds.min_seconds <= seconds <= bounds.max_seconds:
         raise InvalidRequest(
-            f"Invalid value for '{param}': must be between {bounds.min_seconds} and {bounds.max_seconds}.",
+            f"Invalid value for '{param}': this service's policy (profile '{profile_name}') allows "
+            f"{bounds.min_seconds} to {bounds.max_seconds} seconds (OpenAI allows {MIN_TTL_SECONDS} to "
+            f'{MAX_TTL_SECONDS}); an operator can change the profile\'s "expires_after" in the policy file '
+            "(policy.json).",
             code="invalid_value",
             param=param,
         )
@@ -465,7 +539,11 @@ def _expiry(expires_after: Any, profile: Profile, name: ParamNamer) -> dict[str,
 
 
 def _unknown(param: str) -> InvalidRequest:
-    return InvalidRequest(f"Unknown parameter: '{_clip(param)}'.", code="unknown_parameter", param=_clip(param))
+    return InvalidRequest(
+        f"Unknown parameter: '{_clip(param)}'. OpenAI's Realtime API has no such field here.",
+        code="unknown_parameter",
+        param=_clip(param),
+    )
 
 
 def main(paths: list[str]) -> int:

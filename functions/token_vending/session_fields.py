@@ -1,14 +1,16 @@
 """The fields of a GA session configuration, as dotted paths (arrays and free-form objects are leaves).
 
-Taken from the official schema (RealtimeSessionCreateRequestGA and
-RealtimeTranscriptionSessionCreateRequestGA); tests/unit/test_session_fields.py keeps them in step.
+Taken from the official schema (RealtimeSessionCreateRequestGA, RealtimeTranscriptionSessionCreateRequestGA
+and RealtimeTranslationSessionCreateRequest); tests/unit/test_session_fields.py keeps them in step.
 They tell an unknown field (a typo, a field OpenAI does not have) from a known one that the policy
 does not allow.
 """
 
 from typing import Any, Literal
 
-SessionType = Literal["realtime", "transcription"]
+SessionType = Literal["realtime", "transcription", "translation"]
+# The session types whose configuration names its type (a translation session has no `type` field).
+TYPED_SESSIONS: frozenset[SessionType] = frozenset({"realtime", "transcription"})
 
 REALTIME_FIELDS: frozenset[str] = frozenset(
     {
@@ -79,9 +81,25 @@ TRANSCRIPTION_FIELDS: frozenset[str] = frozenset(
     if path in ("type", "include", "audio", "audio.input") or path.startswith("audio.input.")
 )
 
+# A translation session (POST /v1/realtime/translations/client_secrets): a model, and the audio around it.
+TRANSLATION_FIELDS: frozenset[str] = frozenset(
+    {
+        "audio",
+        "audio.input",
+        "audio.input.noise_reduction",
+        "audio.input.noise_reduction.type",
+        "audio.input.transcription",
+        "audio.input.transcription.model",
+        "audio.output",
+        "audio.output.language",
+        "model",
+    }
+)
+
 SESSION_FIELDS: dict[SessionType, frozenset[str]] = {
     "realtime": REALTIME_FIELDS,
     "transcription": TRANSCRIPTION_FIELDS,
+    "translation": TRANSLATION_FIELDS,
 }
 
 # The objects whose keys are fields (audio, audio.input, ...), as opposed to leaves and free-form
@@ -91,15 +109,24 @@ SESSION_OBJECTS: dict[SessionType, frozenset[str]] = {
     for session_type, fields in SESSION_FIELDS.items()
 }
 
-# Keys OpenAI requires once their object is sent (a discriminator): checked before anything leaves.
-REQUIRED_KEYS: dict[str, str] = {"audio.input.turn_detection": "type"}
+# Keys OpenAI requires once their object is sent (a discriminator; "" is the session itself), by object:
+# checked before anything leaves.
+REQUIRED_KEYS: dict[SessionType, dict[str, str]] = {
+    "realtime": {"audio.input.turn_detection": "type"},
+    "transcription": {"audio.input.turn_detection": "type"},
+    "translation": {"": "model", "audio.input.transcription": "model", "audio.input.noise_reduction": "type"},
+}
+
+MISSING: Any = object()  # get()'s answer for a path with nothing at it, when asked to tell it from null
 
 
-def get(source: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path, or None."""
+def get(source: dict[str, Any], path: str, default: Any = None) -> Any:
+    """The value at a dotted path, or ``default``."""
     node: Any = source
     for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
     return node
 
 

@@ -64,9 +64,9 @@ class Settings:
             raise SettingsError(f"invalid function environment: {'; '.join(problems)}")
         return settings
 
-    @property
-    def client_secrets_url(self) -> str:
-        return self.upstream_url + "/v1/realtime/client_secrets"
+    def upstream(self, path: str) -> str:
+        """The URL of an OpenAI path (``/v1/...``) on the configured upstream."""
+        return self.upstream_url + path
 
 
 def _non_empty(value: str) -> str:

@@ -5,8 +5,9 @@ Knows nothing of API Gateway: the handler hands it the endpoint, the JSON body a
 
 import json
 import re
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any
 
 from token_vending import observability
 from token_vending.api_key import api_keys
@@ -19,45 +20,58 @@ from token_vending.policy import (
     Policy,
     PolicyError,
     Profile,
-    authorize,
     cached_policy,
+    check_request,
     ga_param,
 )
 from token_vending.session_fields import SessionType
 from token_vending.settings import Settings, SettingsError, get_settings
 from token_vending.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
 
-_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
-Endpoint = Literal["client_secrets", "sessions", "transcription_sessions"]
+_GA_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One of our routes: what it mints, where upstream, and in which shape it speaks."""
+
+    name: str  # in logs and metrics
+    upstream_path: str  # of OpenAI's GA call that mints for it
+    session_type: SessionType | None  # None: the body's session.type says
+    beta: bool = False  # the retired beta shape, translated onto GA and back
+
+
+CLIENT_SECRETS = Endpoint("client_secrets", "/v1/realtime/client_secrets", None)
+SESSIONS = Endpoint("sessions", "/v1/realtime/client_secrets", "realtime", beta=True)
+TRANSCRIPTION_SESSIONS = Endpoint("transcription_sessions", "/v1/realtime/client_secrets", "transcription", beta=True)
+TRANSLATION_CLIENT_SECRETS = Endpoint(
+    "translation_client_secrets", "/v1/realtime/translations/client_secrets", "translation"
+)
 
 _BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
-_BETA_SESSION_TYPE: dict[Endpoint, SessionType] = {
-    "sessions": "realtime",
-    "transcription_sessions": "transcription",
-}
 
 
 def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> str:
     """The answer (JSON text) for one request to ``endpoint``, in that endpoint's own shape."""
     settings = _settings()
     policy = _policy(settings)
-    name: ParamNamer
-    if endpoint == "client_secrets":
-        session_type = _ga_session_type(body)
-        request, name, profile_param = body, ga_param, "session.type"
+    name: ParamNamer = ga_param
+    request, profile_param = body, PROFILE_HEADER
+    if endpoint.session_type is None:
+        session_type, profile_param = _ga_session_type(body), "session.type"
+    elif endpoint.beta:
+        session_type = endpoint.session_type
+        request, name = beta_to_ga(body, session_type), _BETA_NAMES[session_type]
     else:
-        session_type = _BETA_SESSION_TYPE[endpoint]
-        request = beta_to_ga(body, session_type)
-        name = _BETA_NAMES[session_type]
-        profile_param = PROFILE_HEADER
+        session_type = endpoint.session_type
     profile_name, chosen = policy.select(profile, session_type, param=profile_param)
-    upstream_body = authorize(request, profile_name, chosen, name)
+    upstream_body = check_request(request, profile_name, chosen, name)
     api_key = api_keys.get(
         settings.api_key_secret_id, settings.secret_cache_ttl_seconds, settings.secrets_extension_port
     )
-    minted = _create(settings, api_key, upstream_body, name, chosen)
+    minted = _create(settings.upstream(endpoint.upstream_path), settings, api_key, upstream_body, name, chosen)
     observability.log_mint(
-        endpoint,
+        endpoint.name,
         profile_name,
         minted.latency_ms,
         session_type=session_type,
@@ -65,15 +79,17 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> str:
         ttl_seconds=upstream_body["expires_after"]["seconds"],
         expires_at=minted.expires_at,
     )
-    if endpoint == "client_secrets":
+    if not endpoint.beta:
         return minted.text  # OpenAI's answer as it came
     return json.dumps(ga_to_beta(minted.body, session_type), separators=(",", ":"))
 
 
-def _create(settings: Settings, api_key: str, body: dict[str, Any], name: ParamNamer, profile: Profile) -> Minted:
+def _create(
+    url: str, settings: Settings, api_key: str, body: dict[str, Any], name: ParamNamer, profile: Profile
+) -> Minted:
     try:
         return create_client_secret(
-            settings.client_secrets_url,
+            url,
             api_key,
             body,
             connect_timeout=settings.upstream_connect_timeout_seconds,
@@ -110,7 +126,7 @@ def _names_fixed_field(param: str | None, profile: Profile) -> bool:
 def _ga_session_type(body: dict[str, Any]) -> SessionType:
     session = body.get("session")
     session_type = session.get("type", "realtime") if isinstance(session, dict) else "realtime"
-    for known in _SESSION_TYPES:
+    for known in _GA_SESSION_TYPES:
         if session_type == known:
             return known
     raise InvalidRequest(

@@ -72,6 +72,66 @@ def test_ga_transcription_session_uses_the_transcription_profile(
     assert sent_upstream(openai_stub)["expires_after"]["seconds"] == 60
 
 
+def test_a_translation_client_secret_is_minted_with_the_policy_applied(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given OpenAI's own sample request for a translation client secret
+    event = load_event("translation_client_secrets.json")
+
+    # When it is invoked
+    answer = lambda_handler(event, lambda_context)
+
+    # Then the caller gets OpenAI's answer as it came, and the mint is counted under its endpoint
+    assert answer["statusCode"] == HTTPStatus.OK
+    body = json.loads(answer["body"])
+    assert body["value"].startswith("ek_")
+    assert ga_errors("RealtimeTranslationClientSecretCreateResponse", body) == []
+    assert answer["body"].encode() == openai_stub.answers[-1]
+    assert output.metric_count("ClientSecretsMinted", endpoint="translation_client_secrets", profile="translation") == 1
+    # And OpenAI's translation call got the profile's model and the caller's language, with no session type
+    [request] = openai_stub.requests
+    assert request.path == "/v1/realtime/translations/client_secrets"
+    assert ga_errors("RealtimeTranslationClientSecretCreateRequest", request.json) == []
+    assert isinstance(request.json, dict)
+    assert request.json["session"]["model"] == "gpt-realtime-translate"
+    assert request.json["session"]["audio"]["output"] == {"language": "es"}
+    assert "type" not in request.json["session"]
+    assert request.json["expires_after"] == {"anchor": "created_at", "seconds": 300}
+
+
+@pytest.mark.parametrize(
+    ("session", "code", "param"),
+    [
+        (
+            {"model": "gpt-realtime-translate", "audio": {"output": {"language": "xx"}}},
+            "invalid_value",
+            "session.audio.output.language",
+        ),
+        ({"model": "gpt-realtime-translate-mini"}, "parameter_not_allowed", "session.model"),
+        ({"type": "translation"}, "unknown_parameter", "session.type"),
+        (
+            {"audio": {"input": {"transcription": {}}}},
+            "missing_required_parameter",
+            "session.audio.input.transcription.model",
+        ),
+        ({"instructions": "Translate freely."}, "unknown_parameter", "session.instructions"),
+    ],
+)
+def test_a_translation_request_outside_the_policy_is_refused(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, session: dict[str, Any], code: str, param: str
+) -> None:
+    # Given a translation request the policy or OpenAI's schema does not allow
+    event = load_event("translation_client_secrets.json", body={"session": session})
+
+    # When it is invoked
+    status, _, body = invoke(event, lambda_context)
+
+    # Then a 400 naming the field, and nothing reached OpenAI
+    assert status == HTTPStatus.BAD_REQUEST
+    assert (body["error"]["code"], body["error"]["param"]) == (code, param)
+    assert openai_stub.requests == []
+
+
 def test_the_ga_answer_is_openais_own(openai_stub: OpenAIStub, lambda_context: LambdaContext) -> None:
     # Given a GA request
     event = load_event("client_secrets.json")
@@ -223,7 +283,7 @@ def test_an_sdk_call_without_a_body_gets_the_profile_defaults(
         ),
         pytest.param(
             "client_secrets.json",
-            {"body": {"session": {"tools": []}}},
+            {"body": {"session": {"tools": [{"type": "function", "name": "lookup"}]}}},
             HTTPStatus.BAD_REQUEST,
             "parameter_not_allowed",
             "session.tools",

@@ -15,14 +15,15 @@ from token_vending.policy import (
     Policy,
     PolicyError,
     Profile,
-    authorize,
     cached_policy,
+    check_request,
     ga_param,
     load_policy,
     main,
     validate,
 )
 from token_vending.settings import BUNDLED_POLICY
+from token_vending.translation import FIELDS, BetaNames, beta_to_ga
 
 GA_REQUEST = "RealtimeCreateClientSecretRequest"
 
@@ -80,7 +81,7 @@ def nest(path: str, value: Any) -> dict[str, Any]:
 
 def refusal(request: dict[str, Any], profile: Profile | None = None) -> InvalidRequest:
     with pytest.raises(InvalidRequest) as caught:
-        authorize(request, "voice", profile or voice(), ga_param)
+        check_request(request, "voice", profile or voice(), ga_param)
     assert caught.value.status == HTTPStatus.BAD_REQUEST
     assert caught.value.type == "invalid_request_error"
     return caught.value
@@ -104,7 +105,11 @@ def test_the_bundled_policy_loads_with_a_default_profile_per_session_type() -> N
     policy = load_policy(BUNDLED_POLICY)
 
     # Then
-    assert policy.default_profiles == {"realtime": "assistant", "transcription": "transcription"}
+    assert policy.default_profiles == {
+        "realtime": "assistant",
+        "transcription": "transcription",
+        "translation": "translation",
+    }
     assert policy.profiles["assistant"].session_type == "realtime"
     assert policy.profiles["transcription"].session_type == "transcription"
 
@@ -122,7 +127,7 @@ def test_an_empty_realtime_request_gets_the_assistant_profiles_session() -> None
     profile_name, profile = bundled("realtime")
 
     # When
-    body = authorize({}, profile_name, profile, ga_param)
+    body = check_request({}, profile_name, profile, ga_param)
 
     # Then
     assert body == {
@@ -142,7 +147,7 @@ def test_an_empty_transcription_request_gets_a_bare_transcription_session() -> N
     profile_name, profile = bundled("transcription")
 
     # When
-    body = authorize({"session": {"type": "transcription"}}, profile_name, profile, ga_param)
+    body = check_request({"session": {"type": "transcription"}}, profile_name, profile, ga_param)
 
     # Then
     assert body == {"expires_after": {"anchor": "created_at", "seconds": 60}, "session": {"type": "transcription"}}
@@ -227,7 +232,7 @@ def test_every_body_authorize_builds_is_a_valid_ga_request(session_type: str, re
     profile_name, profile = bundled(session_type)
 
     # When
-    body = authorize(request_body, profile_name, profile, ga_param)
+    body = check_request(request_body, profile_name, profile, ga_param)
 
     # Then what goes upstream is valid too
     assert ga_errors(GA_REQUEST, body) == []
@@ -239,7 +244,7 @@ def test_caller_fields_are_kept_alongside_the_fixed_ones() -> None:
     request = {"session": {"audio": {"output": {"voice": "verse"}}, "max_output_tokens": 200}}
 
     # When
-    body = authorize(request, profile_name, profile, ga_param)
+    body = check_request(request, profile_name, profile, ga_param)
 
     # Then
     assert body["session"] == {
@@ -267,8 +272,9 @@ def test_every_null_the_bundled_policy_allows_is_valid_for_ga() -> None:
     invalid = []
     for name, path in cases:
         profile = policy.profiles[name]
-        body = authorize({"session": nest(path, None)}, name, profile, ga_param)
-        invalid += [f"{name}: {error}" for error in ga_errors(GA_REQUEST, body)]
+        body = check_request({"session": nest(path, None)}, name, profile, ga_param)
+        schema = "RealtimeTranslationClientSecretCreateRequest" if profile.session_type == "translation" else GA_REQUEST
+        invalid += [f"{name}: {error}" for error in ga_errors(schema, body)]
 
     # Then the GA schema takes every body
     assert invalid == []
@@ -368,7 +374,7 @@ def test_the_body_merges_fixed_fields_with_the_callers_nested_fields() -> None:
     request = {"session": {"type": "realtime", "audio": {"output": {"voice": "ash", "speed": 1.2}}}}
 
     # When
-    body = authorize(request, "voice", voice(), ga_param)
+    body = check_request(request, "voice", voice(), ga_param)
 
     # Then
     assert body == {
@@ -384,7 +390,7 @@ def test_the_body_merges_fixed_fields_with_the_callers_nested_fields() -> None:
 def test_the_session_type_comes_from_the_profile() -> None:
     # Given a request that names no session type
     # When
-    body = authorize({"session": {}}, "notes", small_policy().profiles["notes"], ga_param)
+    body = check_request({"session": {}}, "notes", small_policy().profiles["notes"], ga_param)
 
     # Then
     assert body["session"] == {"type": "transcription"}
@@ -393,11 +399,11 @@ def test_the_session_type_comes_from_the_profile() -> None:
 def test_fixed_values_are_copied_into_each_body() -> None:
     # Given a body built once and then changed by whoever holds it
     profile = voice()
-    first = authorize({}, "voice", profile, ga_param)
+    first = check_request({}, "voice", profile, ga_param)
     first["session"]["audio"]["output"]["format"]["rate"] = 8000
 
     # When
-    second = authorize({}, "voice", profile, ga_param)
+    second = check_request({}, "voice", profile, ga_param)
 
     # Then the profile's fixed value is untouched
     assert second["session"]["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
@@ -430,7 +436,7 @@ def test_a_value_within_the_rule_is_placed_at_its_path(path: str, value: Any) ->
         request["session"]["audio"]["input"]["turn_detection"]["type"] = "server_vad"
 
     # When
-    body = authorize(request, "voice", voice(), ga_param)
+    body = check_request(request, "voice", voice(), ga_param)
 
     # Then
     node = body["session"]
@@ -491,7 +497,7 @@ def test_an_array_rule_checks_every_item_against_its_enum() -> None:
 
     # When
     with pytest.raises(InvalidRequest) as caught:
-        authorize({"session": {"include": ["item.logprobs"]}}, "notes", profile, ga_param)
+        check_request({"session": {"include": ["item.logprobs"]}}, "notes", profile, ga_param)
 
     # Then
     assert (caught.value.code, caught.value.param) == ("invalid_value", "session.include")
@@ -578,18 +584,57 @@ def test_a_free_form_ga_object_the_policy_does_not_list_is_not_allowed(session: 
     ("session", "param"),
     [
         ({"model": "gpt-realtime-mini"}, "session.model"),
-        ({"model": "gpt-realtime"}, "session.model"),
+        ({"model": "GPT-REALTIME"}, "session.model"),
         ({"audio": {"output": {"format": {"type": "audio/pcmu"}}}}, "session.audio.output.format.type"),
         ({"audio": {"output": {"format": None}}}, "session.audio.output.format"),
-        ({"audio": {"output": {"format": {"rate": 24000}}}}, "session.audio.output.format.rate"),
+        ({"audio": {"output": {"format": {"rate": 16000}}}}, "session.audio.output.format.rate"),
+        ({"audio": {"output": {"format": {"type": "audio/pcm", "rate": True}}}}, "session.audio.output.format.rate"),
+        ({"audio": {"output": {"format": {"type": "audio/pcm", "extra": 1}}}}, "session.audio.output.format.extra"),
     ],
 )
-def test_a_fixed_field_cannot_be_sent(session: dict[str, Any], param: str) -> None:
+def test_a_fixed_field_cannot_be_sent_with_another_value(session: dict[str, Any], param: str) -> None:
     # Given / When
     error = refusal({"session": session})
 
-    # Then
+    # Then a refusal that says whose rule it is and what an operator changes
     assert (error.code, error.param) == ("parameter_not_allowed", param)
+    assert "profile 'voice'" in error.message
+    assert "send exactly the fixed value" in error.message
+    assert '"fixed"' in error.message
+    assert "policy file" in error.message
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        pytest.param({"model": "gpt-realtime"}, id="openai-samples-model"),
+        pytest.param({"audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}}}}, id="whole-object"),
+        pytest.param({"audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000.0}}}}, id="same-number"),
+        pytest.param({"audio": {"output": {"format": {"rate": 24000}}}}, id="one-key-of-it"),
+    ],
+)
+def test_a_fixed_field_may_be_sent_with_its_own_value(session: dict[str, Any]) -> None:
+    # Given a request that repeats what the profile fixes (OpenAI's documentation samples send the model)
+    # When
+    body = check_request({"session": session}, "voice", voice(), ga_param)
+
+    # Then it passes, and the fixed values are what goes upstream
+    assert body["session"]["model"] == "gpt-realtime"
+    assert body["session"]["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+
+
+def test_a_fixed_field_is_compared_after_beta_translation() -> None:
+    # Given a profile that fixes the GA output modalities, and a beta request that says the same in beta words
+    document = changed(SMALL_POLICY, (*VOICE, "fixed"), {"model": "gpt-realtime", "output_modalities": ["audio"]})
+    del document["profiles"]["voice"]["settable"]["output_modalities"]
+    profile = validated(document).profiles["voice"]
+    request = beta_to_ga({"model": "gpt-realtime", "modalities": ["audio", "text"]}, "realtime")
+
+    # When
+    body = check_request(request, "voice", profile, BetaNames(FIELDS["realtime"]))
+
+    # Then
+    assert body["session"]["output_modalities"] == ["audio"]
 
 
 def test_a_parent_of_a_fixed_field_cannot_be_sent_either() -> None:
@@ -677,7 +722,7 @@ def test_errors_name_the_path_the_way_the_caller_spelled_it() -> None:
 
     # When
     with pytest.raises(InvalidRequest) as caught:
-        authorize({"session": {"audio": {"output": {"voice": "nova"}}}}, "voice", voice(), spelled)
+        check_request({"session": {"audio": {"output": {"voice": "nova"}}}}, "voice", voice(), spelled)
 
     # Then
     assert caught.value.param == "voice"
@@ -705,7 +750,7 @@ def test_without_seconds_the_profiles_default_lifetime_is_used(expires_after: di
     request: dict[str, Any] = {} if expires_after is None else {"expires_after": expires_after}
 
     # When
-    body = authorize(request, "voice", voice(), ga_param)
+    body = check_request(request, "voice", voice(), ga_param)
 
     # Then
     assert body["expires_after"] == {"anchor": "created_at", "seconds": 60}
@@ -713,7 +758,7 @@ def test_without_seconds_the_profiles_default_lifetime_is_used(expires_after: di
 
 def test_an_explicit_null_lifetime_is_the_default() -> None:
     # Given / When
-    body = authorize({"expires_after": None}, "voice", voice(), ga_param)
+    body = check_request({"expires_after": None}, "voice", voice(), ga_param)
 
     # Then
     assert body["expires_after"] == {"anchor": "created_at", "seconds": 60}
@@ -725,7 +770,7 @@ def test_a_lifetime_within_the_bounds_is_kept(seconds: int) -> None:
     request = {"expires_after": {"seconds": seconds}}
 
     # When
-    body = authorize(request, "voice", voice(), ga_param)
+    body = check_request(request, "voice", voice(), ga_param)
 
     # Then
     assert body["expires_after"] == {"anchor": "created_at", "seconds": seconds}
@@ -809,13 +854,15 @@ def changed(document: dict[str, Any], where: tuple[str, ...], value: Any) -> dic
         ((*SETTABLE, "audio.output.voice", "pattern"), "^a", "pattern"),
         (("default_profiles", "realtime"), "missing", "default profile 'missing'"),
         (("default_profiles", "realtime"), "notes", "default profile 'notes'"),
-        (("default_profiles", "translation"), "voice", "default_profiles"),
+        (("default_profiles", "translation"), "voice", "default profile 'voice' is for realtime"),
+        (("default_profiles", "speech"), "voice", "default_profiles"),
         (("profiles",), {}, "profiles"),
         (("profiles", "Voice EU"), SMALL_POLICY["profiles"]["voice"], "Voice EU"),
         (("version",), 2, "version"),
         (("defaults",), {}, "defaults"),
         ((*VOICE, "session"), "realtime", "profiles.voice.session"),
-        ((*VOICE, "session_type"), "translation", "session_type"),
+        ((*VOICE, "session_type"), "speech", "session_type"),
+        ((*VOICE, "session_type"), "translation", "a translation session does not have"),
         ((*EXPIRY, "seconds"), 60, "expires_after.seconds"),
         (("version",), True, "version"),
         (("version",), 1.0, "version"),

@@ -7,7 +7,7 @@ from http import HTTPStatus
 import pytest
 
 from token_vending.errors import InvalidRequest
-from token_vending.policy import authorize, ga_param, load_policy
+from token_vending.policy import check_request, ga_param, load_policy
 from token_vending.request_body import MAX_BODY_BYTES, json_object
 from token_vending.settings import BUNDLED_POLICY
 
@@ -127,7 +127,7 @@ def test_a_deeply_nested_body_within_the_size_limit_ends_in_a_400_not_a_crash() 
 
     # When the body is read and checked against the policy
     with pytest.raises(InvalidRequest) as caught:
-        authorize(json_object(body, False, JSON), profile_name, profile, ga_param)
+        check_request(json_object(body, False, JSON), profile_name, profile, ga_param)
 
     # Then the caller hears what is wrong
     assert caught.value.status == HTTPStatus.BAD_REQUEST

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.schema_paths import session_paths
-from token_vending.session_fields import REALTIME_FIELDS, SESSION_FIELDS, TRANSCRIPTION_FIELDS
+from token_vending.session_fields import REALTIME_FIELDS, SESSION_FIELDS, TRANSCRIPTION_FIELDS, TRANSLATION_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -11,8 +11,9 @@ from token_vending.session_fields import REALTIME_FIELDS, SESSION_FIELDS, TRANSC
     [
         ("RealtimeSessionCreateRequestGA", REALTIME_FIELDS),
         ("RealtimeTranscriptionSessionCreateRequestGA", TRANSCRIPTION_FIELDS),
+        ("RealtimeTranslationSessionCreateRequest", TRANSLATION_FIELDS),
     ],
-    ids=["realtime", "transcription"],
+    ids=["realtime", "transcription", "translation"],
 )
 def test_field_list_equals_the_paths_of_the_official_schema(schema_name: str, fields: frozenset[str]) -> None:
     # Given the official GA request schema for one session type
@@ -27,4 +28,8 @@ def test_field_list_equals_the_paths_of_the_official_schema(schema_name: str, fi
 def test_session_fields_are_keyed_by_session_type() -> None:
     # Given / When the lookup the policy uses
     # Then each session type finds its own list
-    assert SESSION_FIELDS == {"realtime": REALTIME_FIELDS, "transcription": TRANSCRIPTION_FIELDS}
+    assert SESSION_FIELDS == {
+        "realtime": REALTIME_FIELDS,
+        "transcription": TRANSCRIPTION_FIELDS,
+        "translation": TRANSLATION_FIELDS,
+    }

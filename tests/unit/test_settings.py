@@ -48,7 +48,7 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
 
     # Then
     assert settings.api_key_secret_id == SECRET_ARN
-    assert settings.client_secrets_url == "http://127.0.0.1:8765/v1/realtime/client_secrets"
+    assert settings.upstream("/v1/realtime/client_secrets") == "http://127.0.0.1:8765/v1/realtime/client_secrets"
     assert settings.secret_cache_ttl_seconds == 30
     assert settings.upstream_connect_timeout_seconds == 0.5
     assert settings.upstream_read_timeout_seconds == 3.0
@@ -63,7 +63,7 @@ def test_settings_default_everything_but_the_secret_id() -> None:
     settings = Settings.from_environment(env)
 
     # Then
-    assert settings.client_secrets_url == "https://api.openai.com/v1/realtime/client_secrets"
+    assert settings.upstream("/v1/realtime/client_secrets") == "https://api.openai.com/v1/realtime/client_secrets"
     assert settings.secret_cache_ttl_seconds == 300
     assert settings.upstream_connect_timeout_seconds == 2.0
     assert settings.upstream_read_timeout_seconds == 8.0
@@ -90,14 +90,14 @@ def test_settings_are_frozen() -> None:
         ("http://[::1]:8765", "http://[::1]:8765/v1/realtime/client_secrets"),
     ],
 )
-def test_client_secrets_url_joins_without_a_double_slash(upstream_url: str, expected: str) -> None:
+def test_an_upstream_url_joins_without_a_double_slash(upstream_url: str, expected: str) -> None:
     # Given
     settings = Settings.from_environment(
         {"OPENAI_API_KEY_SECRET_ID": "openai-api-key", "OPENAI_UPSTREAM_URL": upstream_url}
     )
 
     # When
-    url = settings.client_secrets_url
+    url = settings.upstream("/v1/realtime/client_secrets")
 
     # Then
     assert url == expected

@@ -8,7 +8,7 @@ import pytest
 
 from local.openai_schema import beta_errors, ga_errors
 from token_vending.errors import InvalidRequest
-from token_vending.policy import Profile, authorize, load_policy
+from token_vending.policy import Profile, check_request, load_policy
 from token_vending.session_fields import SessionType
 from token_vending.settings import BUNDLED_POLICY
 from token_vending.translation import FIELDS, REALTIME, TRANSCRIPTION, BetaNames, beta_to_ga, ga_to_beta
@@ -145,7 +145,7 @@ def bundled(session_type: SessionType) -> tuple[str, Profile]:
 def mint_body(request: dict[str, Any], session_type: SessionType) -> dict[str, Any]:
     """What the service sends upstream for a beta request: translated, then checked by the bundled policy."""
     profile_name, profile = bundled(session_type)
-    return authorize(beta_to_ga(request, session_type), profile_name, profile, BetaNames(FIELDS[session_type]))
+    return check_request(beta_to_ga(request, session_type), profile_name, profile, BetaNames(FIELDS[session_type]))
 
 
 def policy_refusal(request: dict[str, Any], session_type: SessionType = "realtime") -> InvalidRequest:
