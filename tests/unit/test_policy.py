@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -970,3 +971,33 @@ def test_a_recorded_policy_reads_as_the_validated_one(tmp_path: Path) -> None:
         # Then it is the policy pydantic validated, profile for profile and rule for rule, down to each
         # value's type (repr tells 1 from 1.0 and from True, where == does not)
         assert repr(read) == repr(validate(path, path.read_bytes()))
+
+
+def _readme_settable_rule() -> tuple[str, dict[str, Any]]:
+    """The README's example rule for letting callers choose a fixed field: its path and its rule."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if "gpt-realtime-mini" in b)
+    ((path, rule),) = json.loads("{" + block + "}").items()
+    return path, rule
+
+
+def test_the_readmes_steps_for_letting_callers_choose_a_fixed_field_work() -> None:
+    # Given the bundled policy and the README's two steps for the model of the default profile
+    document = json.loads(BUNDLED_POLICY.read_text())
+    profile = document["profiles"]["assistant"]
+    path, rule = _readme_settable_rule()
+    only_step_two = copy.deepcopy(document)
+    only_step_two["profiles"]["assistant"]["settable"][path] = rule
+
+    # When both steps are applied
+    del profile["fixed"][path]
+    profile["settable"][path] = rule
+    policy = validated(document)
+
+    # Then callers may choose among the listed models, and step two alone is refused, naming the fix
+    chosen = check_request(
+        {"session": {path: "gpt-realtime-mini"}}, "assistant", policy.profiles["assistant"], ga_param
+    )
+    assert chosen["session"]["model"] == "gpt-realtime-mini"
+    with pytest.raises(PolicyError, match=f"remove '{path}' from fixed"):
+        validated(only_step_two)
