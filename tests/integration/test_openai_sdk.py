@@ -10,17 +10,26 @@ import pytest
 from local.gateway import LocalApi
 from local.openai_schema import ga_errors
 from local.openai_stub import OpenAIStub
+from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from tests.conftest import TEMPLATE
 
 
 @pytest.fixture
-def client(api_key_secret_arn: str, openai_stub: OpenAIStub) -> Iterator[openai.OpenAI]:
-    """An SDK client on the local API Gateway, which serves the template's routes and environment."""
+def client(
+    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension
+) -> Iterator[openai.OpenAI]:
+    """An SDK client on the local API Gateway, which serves the template's routes and environment (the
+    default deployment: the key read through the Parameters and Secrets Extension, here its stand-in)."""
     from token_vending.api_key import api_keys
     from token_vending.settings import get_settings
 
-    overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
-    with mock.patch.dict(os.environ), LocalApi.from_template(TEMPLATE, overrides) as api:
+    overrides = {
+        "OpenAIApiKeySecretArn": api_key_secret_arn,
+        "OpenAIUpstreamUrl": openai_stub.base_url,
+        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
+    }
+    environment = extension_server.function_environment()
+    with mock.patch.dict(os.environ), LocalApi.from_template(TEMPLATE, overrides, environment=environment) as api:
         get_settings.cache_clear()
         api_keys.clear()
         # The SDK insists on a key; our API ignores it (IAM authorises callers when deployed).
@@ -42,6 +51,37 @@ def test_the_sdk_mints_a_ga_client_secret(client: openai.OpenAI, openai_stub: Op
     assert secret.expires_at > 0
     assert secret.session.type == "realtime"
     assert ga_errors("RealtimeCreateClientSecretRequest", openai_stub.requests[0].json) == []
+
+
+def test_openai_documentation_samples_mint_unchanged(client: openai.OpenAI, openai_stub: OpenAIStub) -> None:
+    # Given the calls of OpenAI's own documentation, which name the model
+    # When the SDK makes them
+    realtime = client.realtime.client_secrets.create(
+        session={"type": "realtime", "model": "gpt-realtime", "audio": {"output": {"voice": "marin"}}}
+    )
+    beta = client.beta.realtime.sessions.create(model="gpt-realtime", voice="verse")
+    translation = client.realtime.translations.client_secrets.create(
+        expires_after={"anchor": "created_at", "seconds": 600},
+        session={
+            "model": "gpt-realtime-translate",
+            "audio": {
+                "input": {"transcription": {"model": "gpt-realtime-whisper"}, "noise_reduction": None},
+                "output": {"language": "es"},
+            },
+        },
+    )
+
+    # Then each gets a client secret in its own shape, and OpenAI got schema-valid requests
+    assert realtime.value.startswith("ek_")
+    assert realtime.session.type == "realtime"
+    assert beta.client_secret.value.startswith("ek_")
+    assert translation.value.startswith("ek_")
+    assert translation.session.type == "translation"
+    schemas = {
+        "/v1/realtime/client_secrets": "RealtimeCreateClientSecretRequest",
+        "/v1/realtime/translations/client_secrets": "RealtimeTranslationClientSecretCreateRequest",
+    }
+    assert [ga_errors(schemas[request.path], request.json) for request in openai_stub.requests] == [[], [], []]
 
 
 def test_the_sdk_mints_through_the_beta_sessions_call(client: openai.OpenAI) -> None:
