@@ -80,7 +80,7 @@ def extension_server(secrets_manager_url: str) -> Iterator[SecretsExtension]:
 
 @pytest.fixture
 def secrets_via() -> str:
-    """How the function reads its key: "sdk" (boto3, the template's default) or "extension".
+    """How the function reads its key: "sdk" (boto3) or "extension" (the template's default).
 
     A test module that covers both overrides this fixture with ``params=["sdk", "extension"]``.
     """
@@ -123,6 +123,8 @@ def function_env(
     overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
     if secrets_via == "extension":
         overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
+    else:
+        overrides["SecretsReader"] = "sdk"
     environment = template_environment(overrides)
     if secrets_via == "extension":
         extension = request.getfixturevalue("extension_server")
