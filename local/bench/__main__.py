@@ -5,8 +5,10 @@ Parameters and Secrets Extension stand-in, or reached with boto3), and the OpenA
 is a fresh interpreter (child.py). Cold runs alternate floor and function, round after round; warm
 figures come from one container per handler invoked ``--invocations`` times after its first call.
 
-Prints a table and writes the figures to bench-results.json (``--output``). ``--quick`` runs a few of
-everything, to prove the benchmark works (``make test``); its figures mean nothing.
+"default" is the function with the template's default parameters, whatever they choose; "ours" is it with
+the extension attached explicitly. Prints a table and writes the figures to bench-results.json
+(``--output``). ``--quick`` runs a few of everything, to prove the benchmark works (``make test``); its
+figures mean nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Variant:
     sys_path: list[str]
     handler: str
     environment: dict[str, str]
+    via_extension: bool = False
     cold_ms: list[float] = field(default_factory=list)
     import_ms: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as running:
         stand = _stand_up(running)
         variants = _variants(args.build_dir, args.runtime_dir, stand)
-        floor, ours = variants["floor"], variants["ours"]
+        warmed = [variants[name] for name in ("floor", "ours", "default")]
         print(f"cold starts: {args.rounds} rounds of {', '.join(variants)}, interleaved", flush=True)
         for round_number in range(args.rounds):
             order = list(variants.values())
@@ -98,14 +101,14 @@ def main(argv: list[str] | None = None) -> int:
                 _cold_start(variant, stand)
         containers = 1 if args.quick else WARM_CONTAINERS
         print(
-            f"warm: {containers} containers each of floor and ours, alternating, {args.invocations} invocations"
-            " each after its first",
+            f"warm: {containers} containers each of {', '.join(v.name for v in warmed)}, alternating,"
+            f" {args.invocations} invocations each after its first",
             flush=True,
         )
         for _ in range(containers):
-            for variant in (floor, ours):
+            for variant in warmed:
                 _warm(variant, stand, args.invocations)
-        log_lines = _check_logs(stand.logs, expected=containers * (args.invocations + 1))
+        log_lines = _check_logs(stand.logs, [v.name for v in warmed], expected=containers * (args.invocations + 1))
 
     results = _results(variants, _build_bytes(args.build_dir), args, log_lines)
     _print_table(results, variants)
@@ -126,7 +129,7 @@ def _stand_up(running: ExitStack) -> Stand:
 
 
 def _variants(build: Path, runtime: Path, stand: Stand) -> dict[str, Variant]:
-    """floor; ours as deployed with the extension; ours reading the key with boto3; ours traced."""
+    """floor; ours with the extension; the template's defaults; ours reading the key with boto3; ours traced."""
     lambda_environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -156,13 +159,15 @@ def _variants(build: Path, runtime: Path, stand: Stand) -> dict[str, Variant]:
             **found.environment,
         }
         layers = [str(build / "DependenciesLayer" / "python")]
-        if overrides.get("SecretsExtensionLayerArn"):
+        # As the template decides: it sets the port only where it attaches the extension.
+        via_extension = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT" in found.environment
+        if via_extension:
             environment["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] = str(stand.extension.port)
-        if overrides.get("EnableTracing") == "true":
+        if found.environment.get("POWERTOOLS_TRACE_DISABLED") == "false":
             layers.append(str(build / "TracingLayer" / "python"))
             environment["AWS_XRAY_DAEMON_ADDRESS"] = f"127.0.0.1:{stand.xray_daemon.getsockname()[1]}"
             environment["_X_AMZN_TRACE_ID"] = TRACE_HEADER
-        return Variant(name, [str(build / FUNCTION), *layers, str(runtime)], found.handler, environment)
+        return Variant(name, [str(build / FUNCTION), *layers, str(runtime)], found.handler, environment, via_extension)
 
     floor_environment = {
         **lambda_environment,
@@ -171,8 +176,9 @@ def _variants(build: Path, runtime: Path, stand: Stand) -> dict[str, Variant]:
     }
     return {
         "floor": Variant("floor", [str(HERE), str(runtime)], "floor.lambda_handler", floor_environment),
-        "ours": function("ours", SecretsExtensionLayerArn=LOCAL_LAYER_ARN),
-        "ours-sdk": function("ours-sdk"),
+        "ours": function("ours", SecretsReader="extension", SecretsExtensionLayerArn=LOCAL_LAYER_ARN),
+        "default": function("default"),
+        "ours-sdk": function("ours-sdk", SecretsReader="sdk"),
         "ours-traced": function("ours-traced", SecretsExtensionLayerArn=LOCAL_LAYER_ARN, EnableTracing="true"),
     }
 
@@ -236,24 +242,31 @@ def _warm(variant: Variant, stand: Stand, invocations: int) -> None:
         # Over each container's whole life (its cold start and every warm invocation): the most any opened.
         "upstream_connections": max(previous.get("upstream_connections", 0), stand.stub.connections - connections),
         "secret_fetches": max(
-            previous.get("secret_fetches", 0), stand.extension.requests - fetches if variant.name == "ours" else 0
+            previous.get("secret_fetches", 0), stand.extension.requests - fetches if variant.via_extension else 0
         ),
         "boto3_imported": last["boto3_imported"],
         "pydantic_imported": last["pydantic_imported"],
     }
 
 
-def _check_logs(logs: Path, expected: int) -> int:
+def _check_logs(logs: Path, names: list[str], expected: int) -> int:
     """Speed bought by dropping a feature does not count: the function logged and counted every mint."""
-    text = (logs / "ours.log").read_text()
-    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-    minted_logs = sum(1 for line in lines if line.get("message") == "client secret minted")
-    minted_metrics = sum(1 for line in lines if "ClientSecretsMinted" in line)
-    if minted_logs < expected or minted_metrics < expected:
-        raise SystemExit(f"make bench: ours logged {minted_logs} mints and counted {minted_metrics}, not {expected}")
+    checked = 0
+    for name in names:
+        if name == "floor":
+            continue
+        text = (logs / f"{name}.log").read_text()
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        minted_logs = sum(1 for line in lines if line.get("message") == "client secret minted")
+        minted_metrics = sum(1 for line in lines if "ClientSecretsMinted" in line)
+        if minted_logs < expected or minted_metrics < expected:
+            raise SystemExit(
+                f"make bench: {name} logged {minted_logs} mints and counted {minted_metrics}, not {expected}"
+            )
+        checked += len(lines)
     if API_KEY in "".join(path.read_text() for path in logs.iterdir()):
         raise SystemExit("make bench: the API key appeared in a log")
-    return len(lines)
+    return checked
 
 
 def _build_bytes(build: Path) -> dict[str, int]:
@@ -271,7 +284,7 @@ def _percentile(ordered: list[float], percent: float) -> float:
 def _results(
     variants: dict[str, Variant], sizes: dict[str, int], args: argparse.Namespace, log_lines: int
 ) -> dict[str, Any]:
-    floor, ours = variants["floor"], variants["ours"]
+    floor, ours, default = variants["floor"], variants["ours"], variants["default"]
     cold = {name: statistics.median(variant.cold_ms) for name, variant in variants.items()}
     build_bytes = sizes[FUNCTION] + sizes["DependenciesLayer"]
     return {
@@ -279,6 +292,9 @@ def _results(
         "warm_p50_ratio": round(ours.warm["p50_ms"] / floor.warm["p50_ms"], 2),
         "warm_p99_ratio": round(ours.warm["p99_ms"] / floor.warm["p99_ms"], 2),
         "rss_ratio": round(ours.warm["peak_rss_mb"] / floor.warm["peak_rss_mb"], 2),
+        "cold_ratio_default": round(cold["default"] / cold["floor"], 2),
+        "rss_ratio_default": round(default.warm["peak_rss_mb"] / floor.warm["peak_rss_mb"], 2),
+        "default_reads_key_via": "extension" if default.via_extension else "sdk",
         "build_mb": round(build_bytes / 1e6, 2),
         "upstream_connections": ours.warm["upstream_connections"],
         "secret_fetches": ours.warm["secret_fetches"],
@@ -292,7 +308,7 @@ def _results(
                 for k, v in variants[name].warm.items()
                 if k != "latencies_ms"
             }
-            for name in ("floor", "ours")
+            for name in ("floor", "ours", "default")
         },
         "build_bytes": {**sizes, "function_and_layer": build_bytes},
         "log_lines_checked": log_lines,
@@ -316,6 +332,12 @@ def _print_table(results: dict[str, Any], variants: dict[str, Variant]) -> None:
         ("warm p50 (ms)", warm["floor"]["p50_ms"], warm["ours"]["p50_ms"], results["warm_p50_ratio"]),
         ("warm p99 (ms)", warm["floor"]["p99_ms"], warm["ours"]["p99_ms"], results["warm_p99_ratio"]),
         ("peak RSS (MB)", warm["floor"]["peak_rss_mb"], warm["ours"]["peak_rss_mb"], results["rss_ratio"]),
+        (
+            "peak RSS, default (MB)",
+            warm["floor"]["peak_rss_mb"],
+            warm["default"]["peak_rss_mb"],
+            results["rss_ratio_default"],
+        ),
         ("upstream connections", warm["floor"]["upstream_connections"], warm["ours"]["upstream_connections"], None),
         ("secret fetches", "-", warm["ours"]["secret_fetches"], None),
     ]
