@@ -1,5 +1,6 @@
 """The policy validated when the function is built: a cold start reads it without importing pydantic, and
-any file the build did not validate is validated at run time, as strictly (policy.py)."""
+any file the build did not validate is validated at run time, as strictly (policy.py), or refused where
+pydantic is not installed, as in a deployed function."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from http import HTTPStatus
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -20,6 +22,8 @@ pytestmark = pytest.mark.usefixtures("function_env")
 
 PROBE = """
 import json, sys
+if sys.argv[1] == "without-pydantic":
+    sys.modules["pydantic"] = None  # as in a deployed function: `import pydantic` raises ImportError
 from token_vending.app import lambda_handler
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "f", 256, "r"
@@ -34,13 +38,22 @@ def secrets_via(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def cold_start(policy: Path) -> dict[str, object]:
-    """A fresh process with the function's environment and this policy: imports the handler and mints once."""
+def cold_start(policy: Path, *, pydantic: bool = True) -> dict[str, object]:
+    """A fresh process with the function's environment and this policy: imports the handler and mints once.
+    ``logs`` holds the JSON lines it logged."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT / "functions"), "POLICY_PATH": str(policy)}
     probe = subprocess.run(
-        [sys.executable, "-c", PROBE], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", PROBE, "with-pydantic" if pydantic else "without-pydantic"],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    result: dict[str, object] = json.loads(probe.stdout.strip().splitlines()[-1])
+    *logged, last = probe.stdout.strip().splitlines()
+    result: dict[str, object] = json.loads(last)
+    result["logs"] = [json.loads(line) for line in logged if line.startswith("{")]
     return result
 
 
@@ -82,6 +95,34 @@ def test_a_policy_changed_after_validation_is_validated_again_and_refused_if_inv
     assert result["status"] == HTTPStatus.INTERNAL_SERVER_ERROR
     assert json.loads(str(result["body"]))["error"]["code"] == "policy_invalid"
     assert result["pydantic"] is True
+
+
+def test_a_policy_without_a_record_is_refused_where_pydantic_is_not_installed(tmp_path: Path) -> None:
+    # Given the bundled policy without its record, in a container without pydantic (as deployed)
+    policy = Path(shutil.copy(BUNDLED_POLICY, tmp_path / "policy.json"))
+
+    # When it starts and is asked to mint
+    result = cold_start(policy, pydantic=False)
+
+    # Then it refuses (fail closed), and its log tells the operator how to build the policy's record
+    assert result["status"] == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert json.loads(str(result["body"]))["error"]["code"] == "policy_invalid"
+    logs = cast(list[dict[str, str]], result["logs"])
+    refusal = next(line for line in logs if line.get("reason") == "policy_invalid")
+    assert "sam build" in refusal["problem"]
+    assert "python -m token_vending.policy FILE" in refusal["problem"]
+
+
+def test_a_policy_validated_at_build_needs_no_pydantic(tmp_path: Path) -> None:
+    # Given the bundled policy, validated as sam build validates it
+    policy = Path(shutil.copy(BUNDLED_POLICY, tmp_path / "policy.json"))
+    assert validate_files([str(policy)]) == 0
+
+    # When a container without pydantic starts and mints
+    result = cold_start(policy, pydantic=False)
+
+    # Then it minted
+    assert result["status"] == HTTPStatus.OK
 
 
 def test_validating_an_invalid_policy_fails_and_writes_no_record(
