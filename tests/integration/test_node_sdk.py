@@ -1,0 +1,70 @@
+"""The official OpenAI Node SDK (the npm `openai` package pinned in package.json) against the local API.
+
+tests/node/*.test.mjs hold the calls and their assertions; this test serves the local API and runs them.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from unittest import mock
+
+from local.gateway import LocalApi
+from local.openai_stub import OpenAIStub
+from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from tests.conftest import ROOT, TEMPLATE
+
+NODE_TESTS = ROOT / "tests" / "node"
+SDK_PACKAGE = ROOT / "node_modules" / "openai" / "package.json"
+PINNED = json.loads((ROOT / "package.json").read_text())["dependencies"]["openai"]
+# Credentials or a base URL of the developer's own would point the SDK elsewhere, or at real OpenAI.
+_SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+
+
+def test_the_node_sdk_works_against_the_local_api(
+    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension
+) -> None:
+    # Given Node.js, the pinned SDK, and the local API serving the template's routes and environment (the
+    # default deployment: the key read through the Parameters and Secrets Extension, here its stand-in)
+    node = shutil.which("node")
+    assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
+    assert SDK_PACKAGE.is_file(), "the openai npm package is not installed: run `npm ci` in the repository root"
+    installed = json.loads(SDK_PACKAGE.read_text())["version"]
+    assert installed == PINNED, f"node_modules has openai {installed}, package.json pins {PINNED}: run `npm ci`"
+    scripts = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
+    assert scripts, f"no *.test.mjs files in {NODE_TESTS}"
+    from token_vending.api_key import api_keys
+    from token_vending.settings import get_settings
+
+    overrides = {
+        "OpenAIApiKeySecretArn": api_key_secret_arn,
+        "OpenAIUpstreamUrl": openai_stub.base_url,
+        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
+    }
+    function_environment = extension_server.function_environment()
+    with (
+        mock.patch.dict(os.environ),
+        LocalApi.from_template(TEMPLATE, overrides, environment=function_environment) as api,
+    ):
+        get_settings.cache_clear()
+        api_keys.clear()
+        environment = {name: value for name, value in os.environ.items() if name not in _SDK_ENVIRONMENT}
+        environment["TOKEN_VENDING_BASE_URL"] = f"{api.url}/v1"
+
+        # When node's test runner runs the SDK scripts (files listed: node 21+ reads arguments as globs)
+        finished = subprocess.run(
+            [node, "--test", "--test-reporter=spec", *scripts],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    get_settings.cache_clear()
+    api_keys.clear()
+
+    # Then every script passes; node's output goes through pytest's capture, which the secret guard reads
+    sys.stdout.write(finished.stdout + finished.stderr)
+    assert finished.returncode == 0, "the Node SDK tests failed: node's output is in the captured stdout"
