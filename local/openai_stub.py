@@ -1,9 +1,11 @@
 """A loopback stand-in for OpenAI's Realtime token endpoints, faithful to the official schema.
 
 `POST /v1/realtime/client_secrets` checks the key and validates the body against
-`RealtimeCreateClientSecretRequest`, then answers with a spec-shaped client secret. The beta paths
-answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`. Tests queue faults
-(error statuses, a slow answer, bad bodies, a dropped connection) and read back what was received.
+`RealtimeCreateClientSecretRequest`, then answers with a spec-shaped client secret;
+`POST /v1/realtime/translations/client_secrets` does the same with the translation schemas. The beta
+paths answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`. Tests queue
+faults (error statuses, a slow or dripping answer, bad bodies, a dropped connection) and read back what
+was received: the most recent requests and answers, so that a long run (the benchmark) stays small.
 """
 
 from __future__ import annotations
@@ -32,9 +34,19 @@ from local.openai_schema import Violation, ga_violations
 from local.running import Running, serve_in_background
 
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
+TRANSLATION_CLIENT_SECRETS_PATH = "/v1/realtime/translations/client_secrets"
+# Each minting route and the schema of the body it takes.
+REQUEST_SCHEMAS = {
+    CLIENT_SECRETS_PATH: "RealtimeCreateClientSecretRequest",
+    TRANSLATION_CLIENT_SECRETS_PATH: "RealtimeTranslationClientSecretCreateRequest",
+}
 BETA_PATHS = frozenset({"/v1/realtime/sessions", "/v1/realtime/transcription_sessions"})
 DEFAULT_EXPIRES_SECONDS = 600
 OVERSIZED_BYTES = 2 * 1024 * 1024
+# Requests and answers kept (the most recent); minted values are kept for longer, as the tests' secret
+# guard reads them all after each test (reset() empties them).
+HISTORY = 1000
+MINTED_HISTORY = 10_000
 
 # What OpenAI answers to a beta-shaped call since the beta Realtime API was switched off (NOTES.md).
 BETA_DISABLED_ERROR: dict[str, Any] = {
@@ -84,7 +96,7 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names
     body: bytes
     json: object | None  # the parsed body, None when empty or not JSON
-    schema_errors: list[str] = field(default_factory=list)  # RealtimeCreateClientSecretRequest's verdict
+    schema_errors: list[str] = field(default_factory=list)  # the verdict of the route's request schema
 
 
 class FaultKind(StrEnum):
@@ -92,8 +104,11 @@ class FaultKind(StrEnum):
 
     ERROR = "error"  # answer `status` with OpenAI's error envelope and `headers`
     DELAY = "delay"  # wait `seconds` (or until stop()), then answer as usual
+    DRIP_HEADERS = "drip_headers"  # a client secret whose status line and headers come a byte every `seconds`
+    DRIP_BODY = "drip_body"  # a client secret: headers at once, then its body a byte every `seconds`
     NON_JSON = "non_json"  # 200 with an HTML body
     MISSING_VALUE = "missing_value"  # 200 with a spec-shaped body lacking `value`
+    ALTERED = "altered"  # 200 with a spec-shaped body whose top-level `fields` are replaced
     OVERSIZED = "oversized"  # 200 with a valid body of at least `size` bytes
     DROP = "drop"  # close the connection without an answer
 
@@ -106,11 +121,13 @@ class Fault:
     status: HTTPStatus = HTTPStatus.OK
     error_type: str = ""
     code: str | None = None
+    param: str | None = None
     message: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
     size: int = 0
     compressed: bool = False
+    fields: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def error(
@@ -119,6 +136,7 @@ class Fault:
         *,
         error_type: str | None = None,
         code: str | None = None,
+        param: str | None = None,
         message: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Fault:
@@ -129,6 +147,7 @@ class Fault:
             status=status,
             error_type=error_type or default_type,
             code=code,
+            param=param,
             message=message or status.phrase,
             headers=tuple((headers or {}).items()),
         )
@@ -172,6 +191,18 @@ class Fault:
         return cls(FaultKind.DELAY, seconds=seconds)
 
     @classmethod
+    def drip_headers(cls, interval: float) -> Fault:
+        """Answer a client secret, its status line and headers one byte every `interval` seconds (then the
+        body at once); stop() or reset() cuts it short and drops the connection."""
+        return cls(FaultKind.DRIP_HEADERS, seconds=interval)
+
+    @classmethod
+    def drip_body(cls, interval: float) -> Fault:
+        """Answer a client secret, the headers at once, then the body one byte every `interval` seconds;
+        stop() or reset() cuts it short and drops the connection."""
+        return cls(FaultKind.DRIP_BODY, seconds=interval)
+
+    @classmethod
     def non_json(cls) -> Fault:
         """200 whose body is HTML, as from a misbehaving proxy."""
         return cls(FaultKind.NON_JSON)
@@ -180,6 +211,11 @@ class Fault:
     def missing_value(cls) -> Fault:
         """200 JSON with `expires_at` and `session` but no `value`."""
         return cls(FaultKind.MISSING_VALUE)
+
+    @classmethod
+    def altered(cls, **fields: Any) -> Fault:
+        """200 with a spec-shaped client secret whose top-level `fields` are replaced (`expires_at=True`)."""
+        return cls(FaultKind.ALTERED, fields=tuple(fields.items()))
 
     @classmethod
     def oversized(cls, size: int = OVERSIZED_BYTES, *, compressed: bool = False) -> Fault:
@@ -196,15 +232,15 @@ class Fault:
 class OpenAIStub(Running):
     """OpenAI on 127.0.0.1, in a daemon thread: `with OpenAIStub("sk-test-1") as stub: stub.base_url`."""
 
-    def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0, *, history: int = HISTORY) -> None:
         self.api_key = api_key
         self._address = (host, port)
         self._lock = threading.Lock()
         # Set by stop() and reset(): a delayed answer must not land in a later test's records.
         self._cancel_delays = threading.Event()
-        self._requests: list[RecordedRequest] = []
-        self._minted: list[str] = []
-        self._answers: list[bytes] = []
+        self._requests: deque[RecordedRequest] = deque(maxlen=history)
+        self._minted: deque[str] = deque(maxlen=max(history, MINTED_HISTORY))
+        self._answers: deque[bytes] = deque(maxlen=history)
         self._faults: deque[Fault] = deque()
         self._handler_errors: list[BaseException] = []
         self._open_sockets: set[socket.socket] = set()
@@ -249,19 +285,19 @@ class OpenAIStub(Running):
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, oldest first (a copy)."""
+        """The requests received since reset(), oldest first, at most `history` of them (a copy)."""
         with self._lock:
             return list(self._requests)
 
     @property
     def minted(self) -> list[str]:
-        """Every client secret value issued so far (a copy)."""
+        """The client secret values issued since reset(), the last 10,000 at least (a copy)."""
         with self._lock:
             return list(self._minted)
 
     @property
     def answers(self) -> list[bytes]:
-        """Every response body sent so far, byte for byte, oldest first (a copy)."""
+        """The response bodies sent since reset(), byte for byte, oldest first, at most `history` (a copy)."""
         with self._lock:
             return list(self._answers)
 
@@ -299,16 +335,20 @@ class OpenAIStub(Running):
             self._requests.append(request)
             return (self._faults.popleft() if self._faults else None), self._cancel_delays
 
-    def _mint(self, requested: Mapping[str, Any], *, issued: bool = True) -> dict[str, Any]:
-        """A client secret for a valid RealtimeCreateClientSecretRequest; `minted` keeps it if `issued`."""
+    def _mint(self, requested: Mapping[str, Any], route: str, *, issued: bool = True) -> dict[str, Any]:
+        """A client secret for a valid request to `route` (a key of REQUEST_SCHEMAS); `minted` keeps it if
+        `issued`."""
         expires_after = requested.get("expires_after") or {}
         expires_at = int(time.time()) + int(expires_after.get("seconds", DEFAULT_EXPIRES_SECONDS))
-        session = requested.get("session") or {"type": "realtime"}
         value = "ek_" + secrets.token_hex(16)
         if issued:
             with self._lock:
                 self._minted.append(value)
-        return {"value": value, "expires_at": expires_at, "session": _session(session, expires_at)}
+        if route == TRANSLATION_CLIENT_SECRETS_PATH:
+            session = _translation_session(requested.get("session") or {}, expires_at)
+        else:
+            session = _session(requested.get("session") or {"type": "realtime"}, expires_at)
+        return {"value": value, "expires_at": expires_at, "session": session}
 
     def _accepted(self, sock: socket.socket) -> None:
         with self._lock:
@@ -395,11 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route = urlsplit(self.path).path
         parsed, parsable = _parse_json(body)
-        violations = (
-            ga_violations("RealtimeCreateClientSecretRequest", parsed)
-            if parsable and self.command == "POST" and route == CLIENT_SECRETS_PATH
-            else []
-        )
+        schema = REQUEST_SCHEMAS.get(route) if self.command == "POST" else None
+        violations = ga_violations(schema, parsed) if parsable and schema else []
         fault, cancelled = self._stub._record(
             RecordedRequest(
                 method=self.command,
@@ -414,13 +451,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault is not None and fault.kind is not FaultKind.DELAY:
-            valid = route == CLIENT_SECRETS_PATH and parsable and not violations
-            self._answer_fault(fault, parsed if valid and isinstance(parsed, dict) else {})
+            valid = schema is not None and parsable and not violations
+            minting = route if route in REQUEST_SCHEMAS else CLIENT_SECRETS_PATH
+            self._answer_fault(fault, parsed if valid and isinstance(parsed, dict) else {}, minting, cancelled)
             return
         self._route(route, parsed, parsable, violations)
 
     def _route(self, route: str, parsed: object, parsable: bool, violations: list[Violation]) -> None:
-        if self.command != "POST" or (route != CLIENT_SECRETS_PATH and route not in BETA_PATHS):
+        if self.command != "POST" or (route not in REQUEST_SCHEMAS and route not in BETA_PATHS):
             self._send_error(HTTPStatus.NOT_FOUND, f"Invalid URL ({self.command} {route})", code="unknown_url")
             return
         if not self._authorized():
@@ -452,31 +490,44 @@ class _Handler(BaseHTTPRequestHandler):
                 code="invalid_value",
             )
             return
-        self._send_json(HTTPStatus.OK, self._stub._mint(cast(dict[str, Any], parsed)))
+        self._send_json(HTTPStatus.OK, self._stub._mint(cast(dict[str, Any], parsed), route))
 
     def _authorized(self) -> bool:
         expected = f"Bearer {self._stub.api_key}".encode()
         given = (self.headers.get("Authorization") or "").encode()
         return hmac.compare_digest(given, expected)
 
-    def _answer_fault(self, fault: Fault, requested: dict[str, Any]) -> None:
+    def _answer_fault(self, fault: Fault, requested: dict[str, Any], route: str, cancelled: threading.Event) -> None:
         match fault.kind:
             case FaultKind.ERROR:
                 self._send_error(
-                    fault.status, fault.message, error_type=fault.error_type, code=fault.code, headers=fault.headers
+                    fault.status,
+                    fault.message,
+                    error_type=fault.error_type,
+                    param=fault.param,
+                    code=fault.code,
+                    headers=fault.headers,
                 )
+            case FaultKind.DRIP_HEADERS | FaultKind.DRIP_BODY:
+                self._drip(fault, json.dumps(self._stub._mint(requested, route)).encode(), cancelled)
             case FaultKind.NON_JSON:
                 page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
                 self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
             case FaultKind.MISSING_VALUE:
-                answer = self._stub._mint(requested, issued=False)
+                answer = self._stub._mint(requested, route, issued=False)
                 del answer["value"]
                 self._send_json(HTTPStatus.OK, answer)
+            case FaultKind.ALTERED:
+                fields = dict(fault.fields)
+                answer = self._stub._mint(requested, route, issued="value" not in fields)
+                self._send_json(HTTPStatus.OK, answer | fields)
             case FaultKind.OVERSIZED:
-                answer = self._stub._mint(requested)
+                answer = self._stub._mint(requested, route)
                 session = answer["session"]
                 # Pad a string the client is meant to read, so the body stays spec-valid.
-                if session["type"] == "transcription":
+                if session["type"] == "translation":
+                    session["audio"]["output"]["language"] = "x" * fault.size
+                elif session["type"] == "transcription":
                     session["audio"]["input"]["transcription"]["prompt"] = "x" * fault.size
                 else:
                     session["instructions"] = "x" * fault.size
@@ -487,6 +538,28 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send_json(HTTPStatus.OK, answer)
             case FaultKind.DROP | FaultKind.DELAY:
                 self.close_connection = True
+
+    def _drip(self, fault: Fault, body: bytes, cancelled: threading.Event) -> None:
+        """A 200 whose head (DRIP_HEADERS) or body (DRIP_BODY) is written a byte every `fault.seconds`."""
+        with self._stub._lock:
+            self._stub._answers.append(body)
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"x-request-id: req_{secrets.token_hex(16)}\r\n\r\n"
+        ).encode()
+        dripped = head if fault.kind is FaultKind.DRIP_HEADERS else body
+        try:
+            for part in (head, body):
+                if part is not dripped:
+                    self.wfile.write(part)
+                    continue
+                for index in range(len(part)):
+                    if cancelled.wait(fault.seconds):
+                        self.close_connection = True
+                        return
+                    self.wfile.write(part[index : index + 1])
+        except OSError:
+            self.close_connection = True  # the client gave up
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -651,6 +724,27 @@ def _transcription_session(requested: Mapping[str, Any], expires_at: int) -> dic
         session["include"] = requested["include"]
     session["audio"] = {"input": audio_input}
     return session
+
+
+def _translation_session(requested: Mapping[str, Any], expires_at: int) -> dict[str, Any]:
+    """RealtimeTranslationSession, shaped like OpenAI's example answer: the input's transcription and noise
+    reduction as requested or null, the output language only when requested."""
+    audio = requested.get("audio") or {}
+    audio_in, audio_out = audio.get("input") or {}, audio.get("output") or {}
+    output = {"language": audio_out["language"]} if "language" in audio_out else {}
+    return {
+        "id": _random_id("sess_"),
+        "type": "translation",
+        "expires_at": expires_at,
+        "model": requested.get("model", "gpt-realtime-translate"),
+        "audio": {
+            "input": {
+                "transcription": audio_in.get("transcription"),
+                "noise_reduction": audio_in.get("noise_reduction"),
+            },
+            "output": output,
+        },
+    }
 
 
 def _turn_detection(audio_in: Mapping[str, Any], defaults: Mapping[str, dict[str, Any]]) -> Any:

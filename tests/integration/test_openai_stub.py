@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
-from http.client import HTTPConnection
+from http.client import HTTPConnection, IncompleteRead
 from typing import Any
 
 import pytest
@@ -15,11 +16,19 @@ import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from local.openai_schema import GA_DOCUMENT, beta_errors, ga_errors, load_document
-from local.openai_stub import BETA_DISABLED_ERROR, CLIENT_SECRETS_PATH, Fault, OpenAIStub
+from local.openai_stub import (
+    BETA_DISABLED_ERROR,
+    CLIENT_SECRETS_PATH,
+    TRANSLATION_CLIENT_SECRETS_PATH,
+    Fault,
+    OpenAIStub,
+)
 
 API_KEY = "sk-test-stub"
 RESPONSE_SCHEMA = "RealtimeCreateClientSecretResponse"
 REQUEST_SCHEMA = "RealtimeCreateClientSecretRequest"
+TRANSLATION_RESPONSE_SCHEMA = "RealtimeTranslationClientSecretCreateResponse"
+TRANSLATION_REQUEST_SCHEMA = "RealtimeTranslationClientSecretCreateRequest"
 
 REALTIME_REQUEST: dict[str, Any] = {
     "expires_after": {"anchor": "created_at", "seconds": 600},
@@ -192,6 +201,114 @@ def test_chunked_request_body_is_read(stub: OpenAIStub, http: urllib3.PoolManage
     # Then the stub parsed it whole
     assert response.status == HTTPStatus.OK
     assert stub.requests[0].json == {"session": {"type": "realtime"}}
+
+
+# --- translation client secrets ----------------------------------------------------------------------
+
+
+def _translation_example() -> dict[str, Any]:
+    """The request of the spec's own curl example for the translation route."""
+    curl = load_document(GA_DOCUMENT)["paths"]["/realtime/translations/client_secrets"]["post"]["x-oaiMeta"]
+    example: dict[str, Any] = json.loads(curl["examples"]["request"]["curl"].split("-d '", 1)[1].rsplit("'", 1)[0])
+    return example
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        pytest.param(_translation_example(), id="official-example"),
+        pytest.param({"session": {"model": "gpt-realtime-translate"}}, id="model-only"),
+        pytest.param(
+            {
+                "expires_after": {"anchor": "created_at", "seconds": 120},
+                "session": {
+                    "model": "gpt-realtime-translate",
+                    "audio": {
+                        "input": {"transcription": None, "noise_reduction": {"type": "far_field"}},
+                        "output": {"language": "de"},
+                    },
+                },
+            },
+            id="noise-reduction-no-transcription",
+        ),
+    ],
+)
+def test_a_translation_secret_matches_the_official_response_schema(
+    stub: OpenAIStub, http: urllib3.PoolManager, request_body: dict[str, Any]
+) -> None:
+    # Given a translation request the official schema accepts
+    assert ga_errors(TRANSLATION_REQUEST_SCHEMA, request_body) == []
+
+    # When it is sent to the translation route
+    before = int(time.time())
+    response = post(http, stub, request_body, path=TRANSLATION_CLIENT_SECRETS_PATH)
+
+    # Then the answer is a spec-valid translation client secret echoing the requested session
+    assert response.status == HTTPStatus.OK
+    answer = response.json()
+    assert ga_errors(TRANSLATION_RESPONSE_SCHEMA, answer) == []
+    assert re.fullmatch(r"ek_[0-9a-f]{32}", answer["value"])
+    seconds = request_body.get("expires_after", {}).get("seconds", 600)
+    assert before + seconds <= answer["expires_at"] <= int(time.time()) + seconds
+    session, requested = answer["session"], request_body["session"]
+    assert (session["type"], session["model"], session["expires_at"]) == (
+        "translation",
+        requested["model"],
+        answer["expires_at"],
+    )
+    requested_audio = requested.get("audio", {})
+    assert session["audio"]["output"] == requested_audio.get("output", {})
+    for name in ("transcription", "noise_reduction"):
+        assert session["audio"]["input"][name] == requested_audio.get("input", {}).get(name)
+    # And the stub remembers the secret, and the request with the translation schema's verdict
+    assert stub.minted == [answer["value"]]
+    [recorded] = stub.requests
+    assert (recorded.path, recorded.schema_errors) == (TRANSLATION_CLIENT_SECRETS_PATH, [])
+
+
+@pytest.mark.parametrize(
+    ("request_body", "param"),
+    [
+        pytest.param({"session": {}}, "session", id="no-model"),
+        pytest.param({}, None, id="no-session"),
+        pytest.param({"session": {"model": 7}}, "session.model", id="model-not-a-string"),
+        pytest.param(
+            {"session": {"model": "gpt-realtime-translate", "audio": {"input": {"transcription": {}}}}},
+            "session.audio.input.transcription",
+            id="transcription-without-model",
+        ),
+        pytest.param(
+            {"session": {"model": "gpt-realtime-translate"}, "expires_after": {"seconds": 5}},
+            "expires_after.seconds",
+            id="ttl-below-10",
+        ),
+    ],
+)
+def test_a_schema_invalid_translation_request_is_a_400(
+    stub: OpenAIStub, http: urllib3.PoolManager, request_body: dict[str, Any], param: str | None
+) -> None:
+    # Given a body the translation request schema rejects
+    assert ga_errors(TRANSLATION_REQUEST_SCHEMA, request_body) != []
+
+    # When it is sent to the translation route
+    response = post(http, stub, request_body, path=TRANSLATION_CLIENT_SECRETS_PATH)
+
+    # Then OpenAI's 400 envelope names the parameter, and nothing is minted
+    assert response.status == HTTPStatus.BAD_REQUEST
+    error = error_of(response)
+    assert (error["code"], error["param"]) == ("invalid_value", param)
+    assert stub.requests[0].schema_errors
+    assert stub.minted == []
+
+
+def test_a_translation_request_needs_the_key(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a valid translation request
+    # When it is sent with a wrong key
+    response = post(http, stub, _translation_example(), path=TRANSLATION_CLIENT_SECRETS_PATH, api_key="sk-test-x")
+
+    # Then it is OpenAI's 401, and nothing is minted
+    assert response.status == HTTPStatus.UNAUTHORIZED
+    assert stub.minted == []
 
 
 # --- request validation ------------------------------------------------------------------------------
@@ -541,3 +658,103 @@ def test_base_url_is_loopback_without_v1(stub: OpenAIStub) -> None:
 
     # Then it is a loopback origin, the value for OPENAI_UPSTREAM_URL
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+
+
+# --- dripping answers, altered answers, bounded history --------------------------------------------
+
+
+def read_answer(sock: socket.socket) -> tuple[bytes, bytes, list[int]]:
+    """The head and body of one answer, and the size of each read it took, up to its Content-Length."""
+    received, sizes = b"", []
+    while chunk := sock.recv(65536):
+        received += chunk
+        sizes.append(len(chunk))
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = re.search(rb"Content-Length: (\d+)", head)
+        if length and len(body) >= int(length.group(1)):
+            return head, body, sizes
+    raise AssertionError("the connection closed before the answer was whole")
+
+
+@pytest.mark.parametrize(
+    ("fault", "dripped"),
+    [
+        pytest.param(Fault.drip_headers(0.002), "head", id="headers"),
+        pytest.param(Fault.drip_body(0.002), "body", id="body"),
+    ],
+)
+def test_a_drip_fault_sends_its_answer_a_byte_at_a_time(stub: OpenAIStub, fault: Fault, dripped: str) -> None:
+    # Given a drip fault queued
+    stub.inject(fault)
+
+    # When a valid request is sent on a raw socket, and the answer read as it comes
+    host, port = stub.base_url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=5)
+    connection.request("POST", CLIENT_SECRETS_PATH, body=json.dumps(REALTIME_REQUEST), headers=auth_headers())
+    assert connection.sock is not None
+    head, body, sizes = read_answer(connection.sock)
+    connection.close()
+
+    # Then the dripped part came a byte at a time (reads of one byte, most of them), and the whole is a
+    # spec-valid client secret
+    assert sizes.count(1) > len(head if dripped == "head" else body) // 2
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    answer = json.loads(body)
+    assert ga_errors(RESPONSE_SCHEMA, answer) == []
+    assert stub.minted == [answer["value"]]
+
+
+def test_reset_cuts_a_drip_short(stub: OpenAIStub) -> None:
+    # Given an answer dripping a byte a minute
+    stub.inject(Fault.drip_body(60))
+    host, port = stub.base_url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=5)
+    connection.request("POST", CLIENT_SECRETS_PATH, body=json.dumps(REALTIME_REQUEST), headers=auth_headers())
+    response = connection.getresponse()  # the headers come at once
+
+    # When the stub is reset (as between tests sharing one stub)
+    stub.reset()
+
+    # Then the connection is dropped at once, the body unfinished
+    with pytest.raises(IncompleteRead):
+        response.read()
+    connection.close()
+
+
+@pytest.mark.parametrize("fields", [{"expires_at": True}, {"value": "", "expires_at": "soon"}])
+def test_an_altered_fault_replaces_top_level_fields(
+    stub: OpenAIStub, http: urllib3.PoolManager, fields: dict[str, Any]
+) -> None:
+    # Given an altered answer queued
+    stub.inject(Fault.altered(**fields))
+
+    # When a valid request is sent
+    answer = post(http, stub, REALTIME_REQUEST).json()
+
+    # Then the 200 carries those fields in place of the spec's, and a secret counts as issued only if sent
+    assert {name: answer[name] for name in fields} == fields
+    assert answer["session"]["type"] == "realtime"
+    assert stub.minted == ([] if "value" in fields else [answer["value"]])
+
+
+def test_an_error_fault_can_name_a_param(stub: OpenAIStub, http: urllib3.PoolManager) -> None:
+    # Given a 400 naming a parameter queued
+    stub.inject(Fault.error(HTTPStatus.BAD_REQUEST, code="invalid_value", param="session.audio.output.voice"))
+
+    # When a valid request is sent
+    response = post(http, stub, REALTIME_REQUEST)
+
+    # Then the envelope names it
+    assert error_of(response)["param"] == "session.audio.output.voice"
+
+
+def test_history_keeps_the_most_recent_requests_and_answers(http: urllib3.PoolManager) -> None:
+    # Given a stub that keeps three of each
+    with OpenAIStub(API_KEY, history=3) as stub:
+        # When five requests are answered
+        values = [post(http, stub, REALTIME_REQUEST).json()["value"] for _ in range(5)]
+
+        # Then the last three requests and answers are kept, and every minted secret is still known
+        assert len(stub.requests) == 3
+        assert [json.loads(answer)["value"] for answer in stub.answers] == values[2:]
+        assert stub.minted == values
