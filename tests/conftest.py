@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,6 +158,22 @@ class FakeLambdaContext:
 def lambda_context() -> LambdaContext:
     """The attributes Powertools reads from the runtime's context object."""
     return cast(LambdaContext, FakeLambdaContext())
+
+
+@dataclass
+class CountdownLambdaContext(FakeLambdaContext):
+    """An invocation with `remaining_ms` left when it starts, counting down as Lambda's context does."""
+
+    remaining_ms: int = 15_000
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.remaining_ms - int((time.monotonic() - self.started) * 1000))
+
+
+def lambda_context_with(remaining_ms: int) -> LambdaContext:
+    """A fresh invocation's context with `remaining_ms` left (the fixture's always has 15 s)."""
+    return cast(LambdaContext, CountdownLambdaContext(remaining_ms=remaining_ms))
 
 
 def load_event(name: str, **changes: Any) -> dict[str, Any]:

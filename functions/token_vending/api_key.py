@@ -8,6 +8,10 @@ Two ways to read it, chosen by the deployment: through the AWS Parameters and Se
 Extension on localhost when it is attached (``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`` is set), with
 the urllib3 the function already uses; otherwise with boto3, imported only then. boto3's import and
 client cost about 160 ms of the cold start that the extension saves.
+
+A read through the extension keeps to the request's deadline, and to a budget of its own so that a
+slow extension leaves time to mint with a key already held. boto3 keeps its own bounds: two tries of
+a 1 s connect and a 2 s wait for each read (it offers no total to cap per call).
 """
 
 import json
@@ -21,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 
+from token_vending.deadline import Deadline, DeadlineHTTPConnectionPool, keeping_to
 from token_vending.errors import DependencyUnavailable, ServiceMisconfigured
 from token_vending.observability import count, logger, traced
 
@@ -36,6 +41,8 @@ _CONNECT_TIMEOUT_SECONDS = 1
 _READ_TIMEOUT_SECONDS = 2
 # The extension waits for Secrets Manager (the template caps that at 2 s): allow for it.
 _EXTENSION_TIMEOUT = urllib3.Timeout(connect=_CONNECT_TIMEOUT_SECONDS, read=_READ_TIMEOUT_SECONDS + 1)
+# One connect and one answer, however the answer arrives.
+_EXTENSION_BUDGET_SECONDS = _CONNECT_TIMEOUT_SECONDS + _READ_TIMEOUT_SECONDS + 1
 _EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 # An HTTP header value: an OpenAI key is printable ASCII with no spaces.
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
@@ -72,15 +79,15 @@ class ApiKeySource:
         with self._lock:
             self._cached = None
 
-    def get(self, secret_id: str, ttl_seconds: int, extension_port: int | None = None) -> str:
-        """The key; read through the extension on ``extension_port`` when given, else with boto3."""
+    def get(self, secret_id: str, ttl_seconds: int, extension_port: int | None = None, *, deadline: Deadline) -> str:
+        """The key; read by ``deadline`` through the extension on ``extension_port`` when given, else with boto3."""
         with self._lock:
             cached = self._cached if self._cached and self._cached.secret_id == secret_id else None
             now = time.monotonic()
             if cached and now - cached.fetched_at < ttl_seconds:
                 return cached.api_key
             try:
-                api_key = self._fetch(secret_id, extension_port)
+                api_key = self._fetch(secret_id, extension_port, deadline)
             except DependencyUnavailable:
                 if cached is None:
                     raise
@@ -91,10 +98,12 @@ class ApiKeySource:
             return api_key
 
     @traced
-    def _fetch(self, secret_id: str, extension_port: int | None) -> str:
+    def _fetch(self, secret_id: str, extension_port: int | None, deadline: Deadline) -> str:
+        if deadline.passed:
+            raise _unavailable(secret_id, "timeout")
         count("SecretFetches", via="extension" if extension_port else "sdk")
         if extension_port:
-            return _parse(_via_extension(secret_id, extension_port), secret_id)
+            return _parse(_via_extension(secret_id, extension_port, deadline), secret_id)
         return _parse(self._via_sdk(secret_id), secret_id)
 
     def _via_sdk(self, secret_id: str) -> str | None:
@@ -124,21 +133,27 @@ class ApiKeySource:
 _extension_pools: dict[int, urllib3.HTTPConnectionPool] = {}
 
 
-def _via_extension(secret_id: str, port: int) -> str | None:
+def _via_extension(secret_id: str, port: int, deadline: Deadline) -> str | None:
     """GetSecretValue through the extension: its answer is GetSecretValue's, as JSON."""
     pool = _extension_pools.get(port)
     if pool is None:
         retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
-        pool = _extension_pools[port] = urllib3.HTTPConnectionPool("localhost", port, maxsize=1, retries=retries)
+        pool = _extension_pools[port] = DeadlineHTTPConnectionPool("localhost", port, maxsize=1, retries=retries)
+    budget = deadline.within(_EXTENSION_BUDGET_SECONDS)
     try:
-        response = pool.request(
-            "GET",
-            f"/secretsmanager/get?secretId={quote(secret_id, safe='')}",
-            headers={_EXTENSION_TOKEN_HEADER: os.environ.get("AWS_SESSION_TOKEN", "")},
-            timeout=_EXTENSION_TIMEOUT,
-        )
+        with keeping_to(budget):
+            response = pool.request(
+                "GET",
+                f"/secretsmanager/get?secretId={quote(secret_id, safe='')}",
+                headers={_EXTENSION_TOKEN_HEADER: os.environ.get("AWS_SESSION_TOKEN", "")},
+                timeout=_EXTENSION_TIMEOUT,
+            )
     except HTTPError as exc:
-        raise _unavailable(secret_id, f"extension {type(exc).__name__}") from None
+        reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
+        timed_out = isinstance(reason, TimeoutError) and not isinstance(reason, NewConnectionError)
+        raise _unavailable(
+            secret_id, "timeout" if budget.passed or timed_out else f"extension {type(exc).__name__}"
+        ) from None
     if response.status != 200:
         # The extension passes Secrets Manager's error on, its code in the text; the text holds no secret.
         text = response.data[:1000].decode("utf-8", "replace")

@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from token_vending import vending
+from token_vending.deadline import Deadline
 from token_vending.errors import ApiError
 from token_vending.observability import count, logger, traced_handler
 from token_vending.policy import PROFILE_HEADER
@@ -48,7 +49,10 @@ def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str,
         # API Gateway sends header names in lower case; a local or hand-made event may not.
         headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
         body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
-        answer = vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()))
+        # One deadline for the whole request, ending before Lambda's timeout, so a slow OpenAI or Secrets
+        # Manager still gets our envelope rather than API Gateway's bare 5xx.
+        deadline = Deadline.of_invocation(context)
+        answer = vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()), deadline=deadline)
     except ApiError as error:
         return _api_error(error, endpoint.name, request_id)
     except Exception:

@@ -2,13 +2,19 @@
 
 One urllib3 pool per container, so a warm invocation reuses the TLS connection. Only connection
 failures are retried (the request never left); a read timeout is not, as a second wait would not
-fit in the function's timeout. Nothing here puts the API key or a minted value into a message.
+fit in the function's timeout. The whole exchange keeps to the request's deadline (deadline.py).
+Nothing here puts the API key or a minted value into a message, and OpenAI's own words reach an
+answer, a log line or a metric only clipped to a safe character set.
 """
 
+import email.utils
 import functools
 import json
+import math
+import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -17,11 +23,21 @@ from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 from urllib3.util import parse_url
 
+from token_vending.deadline import POOL_CLASSES, Deadline, keeping_to
 from token_vending.errors import InvalidRequest, UpstreamError
 from token_vending.observability import count, logger, milliseconds, traced
 
 # A client-secret answer is a few kilobytes; anything far bigger is not OpenAI answering.
 MAX_RESPONSE_BYTES = 256 * 1024
+# OpenAI's error `code` and `param` are identifiers and paths (`session.tools[0].name`); its `message`
+# is a sentence. Clipped to these before they reach an answer, a log line or a metric dimension.
+MAX_TOKEN_CHARS = 64
+MAX_MESSAGE_CHARS = 500
+_UNSAFE_TOKEN_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\[\]-]")
+# Retry-After beyond this is passed on as this. The OpenAI SDKs do not retry at all past 120 s, so any
+# longer wait still reads as "not now", and no upstream can park callers for longer.
+MAX_RETRY_AFTER_SECONDS = 300
+_ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digits
 
 _pools = urllib3.PoolManager(
     num_pools=2,
@@ -29,6 +45,7 @@ _pools = urllib3.PoolManager(
     # One more try when the connection could not be made: the request never left.
     retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
 )
+_pools.pool_classes_by_scheme = POOL_CLASSES  # connections that keep to the request's deadline
 _USER_AGENT = "openai-realtime-token-vending/0.1"
 
 
@@ -50,40 +67,50 @@ class Minted:
 
 @traced
 def create_client_secret(
-    url: str, api_key: str, body: dict[str, Any], *, connect_timeout: float, read_timeout: float
+    url: str,
+    api_key: str,
+    body: dict[str, Any],
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: Deadline,
 ) -> Minted:
-    """POST the GA request; return the minted secret or raise UpstreamError/InvalidRequest."""
+    """POST the GA request by ``deadline``; return the minted secret or raise UpstreamError/InvalidRequest.
+
+    The timeouts bound each phase (connect, and each read); the deadline bounds them all together.
+    """
     started = time.perf_counter()
     try:
         pool, path, timeout = _upstream(url, connect_timeout, read_timeout)
-        response = pool.urlopen(
-            "POST",
-            path,
-            body=json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Content-Type": "application/json",
-                "User-Agent": _USER_AGENT,
-            },
-            timeout=timeout,
-            preload_content=False,
-        )
-        try:
-            # An unencoded answer of declared length within the cap is read in one go; anything else only
-            # up to just past the cap (a compressed length says nothing about the size decoded).
-            known = (
-                response.length_remaining is not None
-                and response.length_remaining <= MAX_RESPONSE_BYTES
-                and not response.headers.get("Content-Encoding")
+        with keeping_to(deadline):
+            response = pool.urlopen(
+                "POST",
+                path,
+                body=json.dumps(body).encode(),
+                headers={
+                    "Authorization": f"Bearer {api_key}",
+                    "Content-Type": "application/json",
+                    "User-Agent": _USER_AGENT,
+                },
+                timeout=timeout,
+                preload_content=False,
             )
-            raw = response.read() if known else response.read(MAX_RESPONSE_BYTES + 1)
-        except HTTPError:
-            response.close()
-            raise
+            try:
+                # An unencoded answer of declared length within the cap is read in one go; anything else
+                # only up to just past the cap (a compressed length says nothing about the size decoded).
+                known = (
+                    response.length_remaining is not None
+                    and response.length_remaining <= MAX_RESPONSE_BYTES
+                    and not response.headers.get("Content-Encoding")
+                )
+                raw = response.read() if known else response.read(MAX_RESPONSE_BYTES + 1)
+            except HTTPError:
+                response.close()  # never back into the pool half read
+                raise
     except (MaxRetryError, HTTPError) as exc:
         # Failures count their latency on their own: a timeout is the latency that matters most.
         milliseconds("UpstreamLatency", (time.perf_counter() - started) * 1000)
-        raise _transport_error(exc) from None
+        raise _transport_error(exc, deadline) from None
     latency_ms = (time.perf_counter() - started) * 1000
     try:
         if len(raw) > MAX_RESPONSE_BYTES:
@@ -98,11 +125,13 @@ def create_client_secret(
         raise
 
 
-def _transport_error(exc: Exception) -> UpstreamError:
+def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamError:
     reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
-    # NewConnectionError (refused, DNS) subclasses ConnectTimeoutError in urllib3 2: test it first.
-    if isinstance(reason, TimeoutError) and not isinstance(reason, NewConnectionError):
+    # NewConnectionError (refused, DNS) subclasses ConnectTimeoutError in urllib3 2: test it first. Past the
+    # deadline, whatever urllib3 made of the cut (a timeout, a broken connection) is a timeout.
+    if deadline.passed or (isinstance(reason, TimeoutError) and not isinstance(reason, NewConnectionError)):
         _count_error("timeout")
+        logger.warning("openai did not answer in time", deadline_passed=deadline.passed)
         return UpstreamError(
             "OpenAI did not answer in time. Retry in a moment.",
             status=HTTPStatus.GATEWAY_TIMEOUT,
@@ -120,9 +149,9 @@ def _transport_error(exc: Exception) -> UpstreamError:
 def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception:
     _count_error(str(status))
     error = _error_object(raw)
-    upstream_code = error.get("code") if isinstance(error.get("code"), str) else None
+    upstream_code = _token(error.get("code"))
     logger.warning("openai refused to mint", upstream_status=status, upstream_code=upstream_code)
-    seconds = retry_after if retry_after and retry_after.isdigit() else None
+    seconds = _retry_after(retry_after)
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         if upstream_code == "insufficient_quota":
             message = "OpenAI reports that this service's quota is used up; the operator must check billing."
@@ -148,12 +177,10 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
         )
     if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY):
         # Our checks passed but OpenAI still refused the combination: the caller can act on its words.
-        reason = error.get("message") if isinstance(error.get("message"), str) else "no reason given"
-        param = error.get("param") if isinstance(error.get("param"), str) else None
         return InvalidRequest(
-            f"OpenAI rejected the session configuration: {str(reason)[:500]}",
+            f"OpenAI rejected the session configuration: {_message(error.get('message')) or 'no reason given'}",
             code=upstream_code or "invalid_value",
-            param=param,
+            param=_token(error.get("param")),
         )
     if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         logger.error("openai rejected the api key; put a valid key into the secret", upstream_status=status)
@@ -179,6 +206,39 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
     )
 
 
+def _token(value: object) -> str | None:
+    """An upstream `code` or `param` cut down to a safe character set and length; None if nothing is left."""
+    if not isinstance(value, str):
+        return None
+    return _UNSAFE_TOKEN_CHARACTERS.sub("", value[: 4 * MAX_TOKEN_CHARS])[:MAX_TOKEN_CHARS] or None
+
+
+def _message(value: object) -> str | None:
+    """An upstream `message` without control or format characters, clipped."""
+    if not isinstance(value, str):
+        return None
+    printable = "".join(c for c in value[: 2 * MAX_MESSAGE_CHARS] if c.isprintable()).strip()
+    return printable[:MAX_MESSAGE_CHARS] or None
+
+
+def _retry_after(value: str | None) -> str | None:
+    """Whole seconds from OpenAI's Retry-After (ASCII digits or an HTTP date), capped; None for anything else."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if _ASCII_DIGITS.fullmatch(value):
+        seconds = int(value) if len(value) < 10 else MAX_RETRY_AFTER_SECONDS
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0, math.ceil((when - datetime.now(UTC)).total_seconds()))
+    return str(min(seconds, MAX_RETRY_AFTER_SECONDS))
+
+
 def _error_object(raw: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(raw)
@@ -198,7 +258,7 @@ def _minted(raw: bytes, latency_ms: float) -> Minted:
         isinstance(body, dict)
         and isinstance(body.get("value"), str)
         and body["value"]
-        and isinstance(body.get("expires_at"), int)
+        and type(body.get("expires_at")) is int  # not a bool, which isinstance(_, int) takes
     ):
         raise _invalid_answer("no client secret", len(raw))
     return Minted(value=body["value"], expires_at=body["expires_at"], body=body, text=text, latency_ms=latency_ms)

@@ -11,6 +11,7 @@ from typing import Any
 
 from token_vending import observability
 from token_vending.api_key import api_keys
+from token_vending.deadline import Deadline
 from token_vending.errors import InvalidRequest, ServiceMisconfigured, UpstreamError
 from token_vending.observability import count, logger
 from token_vending.openai_client import Minted, create_client_secret
@@ -51,7 +52,7 @@ TRANSLATION_CLIENT_SECRETS = Endpoint(
 _BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
 
 
-def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> str:
+def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, *, deadline: Deadline) -> str:
     """The answer (JSON text) for one request to ``endpoint``, in that endpoint's own shape."""
     settings = _settings()
     policy = _policy(settings)
@@ -67,9 +68,14 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> str:
     profile_name, chosen = policy.select(profile, session_type, param=profile_param)
     upstream_body = check_request(request, profile_name, chosen, name)
     api_key = api_keys.get(
-        settings.api_key_secret_id, settings.secret_cache_ttl_seconds, settings.secrets_extension_port
+        settings.api_key_secret_id,
+        settings.secret_cache_ttl_seconds,
+        settings.secrets_extension_port,
+        deadline=deadline,
     )
-    minted = _create(settings.upstream(endpoint.upstream_path), settings, api_key, upstream_body, name, chosen)
+    minted = _create(
+        settings.upstream(endpoint.upstream_path), settings, api_key, upstream_body, name, chosen, deadline
+    )
     observability.log_mint(
         endpoint.name,
         profile_name,
@@ -85,7 +91,13 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None) -> str:
 
 
 def _create(
-    url: str, settings: Settings, api_key: str, body: dict[str, Any], name: ParamNamer, profile: Profile
+    url: str,
+    settings: Settings,
+    api_key: str,
+    body: dict[str, Any],
+    name: ParamNamer,
+    profile: Profile,
+    deadline: Deadline,
 ) -> Minted:
     try:
         return create_client_secret(
@@ -94,6 +106,7 @@ def _create(
             body,
             connect_timeout=settings.upstream_connect_timeout_seconds,
             read_timeout=settings.upstream_read_timeout_seconds,
+            deadline=deadline,
         )
     except UpstreamError as exc:
         if exc.code == "upstream_auth_failed":

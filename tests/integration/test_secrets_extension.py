@@ -7,13 +7,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
 
 import pytest
 
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
-from tests.conftest import ROOT, TEST_API_KEY, LambdaContext, Output, load_event
+from tests.conftest import ROOT, TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
 from token_vending.app import lambda_handler
 from token_vending.settings import get_settings
 
@@ -85,3 +90,116 @@ def test_boto3_is_imported_only_without_the_extension(port_set: bool, imported: 
     # extension (Powertools imports the botocore package itself, 0.5 ms, to register its user agent)
     assert result["status"] == HTTPStatus.OK
     assert (result["boto3"], result["client"]) == (imported, imported)
+
+
+# --- a slow extension -------------------------------------------------------------------------------------
+
+DRIP_INTERVAL = 0.25  # well within the extension path's 3 s read timeout: only a total bound stops it
+REMAINING_MS = 2_000  # the invocation's time left; its deadline is a second before
+
+
+class _DrippingExtension(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, drip: str) -> None:
+        self.drip = drip  # "headers" or "body"
+        self.stopped = threading.Event()
+        super().__init__(("127.0.0.1", 0), _DrippingExtensionHandler)
+
+
+class _DrippingExtensionHandler(BaseHTTPRequestHandler):
+    """GetSecretValue's answer, its headers or its body a byte every DRIP_INTERVAL."""
+
+    protocol_version = "HTTP/1.1"
+    body = json.dumps({"Name": "openai-api-key", "SecretString": "sk-test-dripped-1a2b"}).encode()
+
+    def do_GET(self) -> None:
+        server = cast(_DrippingExtension, self.server)
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n\r\n"
+        parts = head.encode(), self.body
+        dripped = parts[0] if server.drip == "headers" else parts[1]
+        try:
+            for part in parts:
+                if part is not dripped:
+                    self.wfile.write(part)
+                    continue
+                for index in range(len(part)):
+                    if server.stopped.wait(DRIP_INTERVAL):
+                        break
+                    self.wfile.write(part[index : index + 1])
+        except OSError:
+            pass  # the function gave up
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture(params=["headers", "body"])
+def dripping_extension(request: pytest.FixtureRequest) -> Iterator[_DrippingExtension]:
+    server = _DrippingExtension(str(request.param))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.stopped.set()
+    server.shutdown()
+    server.server_close()
+
+
+def use_extension_port(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(port))
+    get_settings.cache_clear()
+
+
+def test_a_dripping_extension_gets_a_503_before_the_function_times_out(
+    dripping_extension: _DrippingExtension,
+    extension_server: SecretsExtension,
+    monkeypatch: pytest.MonkeyPatch,
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    output: Output,
+) -> None:
+    # Given a cold container whose extension drips its answer
+    use_extension_port(monkeypatch, dripping_extension.server_address[1])
+
+    # When an invocation with 2 s left asks for a client secret
+    started = time.monotonic()
+    answer = lambda_handler(load_event("client_secrets.json"), lambda_context_with(REMAINING_MS))
+    elapsed = time.monotonic() - started
+
+    # Then the caller is told to retry, in the envelope, before Lambda would have stopped the function
+    assert answer["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
+    body = json.loads(answer["body"])
+    assert body["error"]["code"] == "secrets_unavailable"
+    assert "Retry" in body["error"]["message"]
+    assert elapsed < REMAINING_MS / 1000
+    # And the log says it timed out, and nothing went upstream
+    assert any(line.get("aws_code") == "timeout" for line in output.logs())
+    assert output.metric_count("DependencyErrors", dependency="secretsmanager") == 1
+    assert openai_stub.requests == []
+    # And once the extension answers again, the next invocation mints
+    use_extension_port(monkeypatch, extension_server.port)
+    assert lambda_handler(load_event("client_secrets.json"), lambda_context)["statusCode"] == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("dripping_extension", ["body"], indirect=True)
+def test_a_slow_extension_leaves_time_to_mint_with_the_key_held(
+    dripping_extension: _DrippingExtension,
+    monkeypatch: pytest.MonkeyPatch,
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    output: Output,
+) -> None:
+    # Given a warm container holding the key, past its TTL, whose extension now drips its answer
+    monkeypatch.setenv("SECRET_CACHE_TTL_SECONDS", "0")
+    get_settings.cache_clear()
+    assert lambda_handler(load_event("client_secrets.json"), lambda_context)["statusCode"] == HTTPStatus.OK
+    use_extension_port(monkeypatch, dripping_extension.server_address[1])
+
+    # When the next invocation (15 s left) asks for a client secret
+    answer = lambda_handler(load_event("client_secrets.json"), lambda_context)
+
+    # Then the read was cut by its own budget, not the request's deadline, and the key held minted
+    assert answer["statusCode"] == HTTPStatus.OK
+    assert any(line["message"] == "serving the cached api key past its ttl" for line in output.logs())
+    assert len(openai_stub.requests) == 2

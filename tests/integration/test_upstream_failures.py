@@ -2,23 +2,34 @@
 error envelope with a message a person can act on, a metric by kind, and never the key or a traceback.
 """
 
+import email.utils
 import gzip
+import ipaddress
 import json
 import logging
 import socket
 import socketserver
+import ssl
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from local.openai_schema import beta_errors
 from local.openai_stub import Fault, OpenAIStub
-from tests.conftest import TEST_API_KEY, LambdaContext, Output, load_event
+from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
 from token_vending.app import lambda_handler
 from token_vending.settings import get_settings
 
@@ -551,3 +562,339 @@ def test_a_compressed_answer_is_not_decoded_past_the_cap(
     assert answer.status == HTTPStatus.BAD_GATEWAY
     assert answer.body["error"]["code"] == "upstream_invalid_response"
     assert peak < 8 * 2**20
+
+
+# --- one deadline per request -----------------------------------------------------------------------------
+
+# A byte every quarter second comes well within the template's 8 s read timeout, so only a bound on the
+# whole exchange stops it; the whole answer would take half a minute or more.
+DRIP_INTERVAL = 0.25
+# The invocation's time left in these tests; the deadline is a second before it.
+REMAINING_MS = 2_000
+
+
+@pytest.fixture
+def template_read_timeout(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template's read timeout (8 s), not the short one the other fault tests use."""
+    monkeypatch.setenv("UPSTREAM_READ_TIMEOUT_SECONDS", "8")
+    get_settings.cache_clear()
+
+
+def assert_cut_by_the_deadline(answer: Answer, elapsed: float, output: Output) -> None:
+    """A 504 envelope, in time for the caller to get it, and logged and counted as a timeout."""
+    assert answer.status == HTTPStatus.GATEWAY_TIMEOUT
+    assert "Retry" in assert_error_envelope(answer, error_type="upstream_error", code="upstream_timeout")
+    assert elapsed < REMAINING_MS / 1000  # before Lambda would have stopped the function
+    assert output.metric_count("UpstreamErrors", kind="timeout") == 1
+    [line] = [line for line in output.logs() if line["message"] == "openai did not answer in time"]
+    assert line["deadline_passed"] is True
+    assert_no_traceback_logged(output)
+
+
+@pytest.mark.usefixtures("template_read_timeout")
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(Fault.drip_headers(DRIP_INTERVAL), id="dripped-headers"),
+        pytest.param(Fault.drip_body(DRIP_INTERVAL), id="dripped-body"),
+    ],
+)
+def test_a_dripping_upstream_gets_a_504_before_the_function_times_out(
+    own_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, fault: Fault
+) -> None:
+    # Given a warm container (key read, connection open) and an OpenAI that drips its next answer
+    assert mint(lambda_context).status == HTTPStatus.OK
+    own_stub.inject(fault)
+
+    # When an invocation with 2 s left asks for a client secret
+    started = time.monotonic()
+    answer = mint(lambda_context_with(REMAINING_MS))
+    elapsed = time.monotonic() - started
+
+    # Then the caller gets our 504 envelope in time, and logs and metrics say timeout
+    assert_cut_by_the_deadline(answer, elapsed, output)
+    # And the next invocation mints over a fresh connection: the cut one never went back into the pool
+    assert mint(lambda_context).status == HTTPStatus.OK
+    assert own_stub.connections == 2
+
+
+@pytest.mark.usefixtures("template_read_timeout")
+def test_the_deadline_holds_when_the_handler_runs_in_a_worker_thread(openai_stub: OpenAIStub, output: Output) -> None:
+    # Given an OpenAI that drips its next answer, and a handler run off the main thread (as `make run` does)
+    openai_stub.inject(Fault.drip_body(DRIP_INTERVAL))
+
+    # When an invocation with 2 s left asks for a client secret
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        answer = worker.submit(mint, lambda_context_with(REMAINING_MS)).result()
+    elapsed = time.monotonic() - started
+
+    # Then it is cut by the deadline all the same
+    assert_cut_by_the_deadline(answer, elapsed, output)
+
+
+def test_an_invocation_out_of_time_does_not_call_openai(openai_stub: OpenAIStub, lambda_context: LambdaContext) -> None:
+    # Given a warm container holding the key
+    assert mint(lambda_context).status == HTTPStatus.OK
+
+    # When an invocation with less time left than the margin to answer in asks for a client secret
+    answer = mint(lambda_context_with(500))
+
+    # Then it gets the 504 at once, and OpenAI was not asked
+    assert answer.status == HTTPStatus.GATEWAY_TIMEOUT
+    assert answer.body["error"]["code"] == "upstream_timeout"
+    assert len(openai_stub.requests) == 1
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a certificate for 127.0.0.1 it signed: (CA file, certificate file, key file)."""
+    now = datetime.now(UTC)
+
+    def certificate(subject: str, key: Any, issuer: x509.Name, signer: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
+        )
+        if ca:
+            usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+            builder = builder.add_extension(usage, critical=True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("token vending test CA", ca_key, x509.Name([]), ca_key, ca=True)
+    ca = certificate("token vending test CA", ca_key, ca.subject, ca_key, ca=True)
+    server = certificate("127.0.0.1", server_key, ca.subject, ca_key, ca=False)
+    files = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return files
+
+
+class _DripServer(ThreadingHTTPServer):
+    daemon_threads = True
+    stopped = threading.Event()
+    drip = False
+
+
+class _DrippingHandler(BaseHTTPRequestHandler):
+    """A 200 whose headers come at once and whose body, once the server's `drip` is set, a byte every
+    DRIP_INTERVAL."""
+
+    protocol_version = "HTTP/1.1"
+    body = json.dumps({"value": "ek_test_tls", "expires_at": 1, "session": {"type": "realtime"}}).encode()
+
+    def do_POST(self) -> None:
+        server = cast(_DripServer, self.server)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        try:
+            if not server.drip:
+                self.wfile.write(self.body)
+                return
+            for index in range(len(self.body)):
+                if server.stopped.wait(DRIP_INTERVAL):
+                    break
+                self.wfile.write(self.body[index : index + 1])
+        except OSError:
+            pass  # the client gave up
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.mark.usefixtures("template_read_timeout")
+def test_the_deadline_holds_over_tls(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given an OpenAI over TLS, as in AWS (its CA trusted through SSL_CERT_FILE, which OpenSSL reads), that
+    # minted once over a connection still open, and now drips its answers
+    ca_file, certificate_file, key_file = _certificates(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate_file, key_file)
+    server = _DripServer(("127.0.0.1", 0), _DrippingHandler)
+    server.stopped = threading.Event()
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    use_upstream(monkeypatch, f"https://127.0.0.1:{server.server_address[1]}")
+    try:
+        assert mint(lambda_context).status == HTTPStatus.OK
+        server.drip = True
+
+        # When an invocation with 2 s left asks for a client secret
+        started = time.monotonic()
+        answer = mint(lambda_context_with(REMAINING_MS))
+        elapsed = time.monotonic() - started
+    finally:
+        server.stopped.set()
+        server.shutdown()
+        server.server_close()
+
+    # Then the TLS connection kept to the deadline too
+    assert_cut_by_the_deadline(answer, elapsed, output)
+
+
+# --- OpenAI's own words, bounded --------------------------------------------------------------------------
+
+LONG_CODE = "long_code_" + "c" * 5_000
+LONG_PARAM = "session.audio." + "p" * 5_000
+LONG_MESSAGE = "Bad\x1b[31m value\u202e\x00 " + "m" * 5_000
+
+
+def assert_shown_nowhere(output: Output, caplog: pytest.LogCaptureFixture, answer: Answer, *texts: str) -> None:
+    shown = json.dumps(answer.body) + json.dumps(answer.headers) + output.text() + caplog.text
+    assert not [text for text in texts if text in shown], "upstream text appeared unclipped"
+
+
+@pytest.mark.parametrize(
+    ("status", "answered_status", "answered_code"),
+    [
+        (HTTPStatus.BAD_REQUEST, HTTPStatus.BAD_REQUEST, LONG_CODE[:64]),
+        (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.TOO_MANY_REQUESTS, LONG_CODE[:64]),
+        (HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.BAD_GATEWAY, "upstream_error"),
+    ],
+)
+def test_oversized_upstream_error_text_is_clipped_everywhere(
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    output: Output,
+    caplog: pytest.LogCaptureFixture,
+    status: HTTPStatus,
+    answered_status: HTTPStatus,
+    answered_code: str,
+) -> None:
+    # Given OpenAI refuses with a 5,000-character code, param and message, the message with control characters
+    openai_stub.inject(Fault.error(status, code=LONG_CODE, param=LONG_PARAM, message=LONG_MESSAGE))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the answer carries the code clipped to 64 safe characters, never the whole of any of them
+    assert answer.status == answered_status
+    assert answer.body["error"]["code"] == answered_code
+    assert_shown_nowhere(output, caplog, answer, LONG_CODE[:65], LONG_PARAM[:65], "m" * 501, "\x1b", "\u202e")
+    # And every metric dimension is one of a few short values
+    dimensions = [
+        document[name]
+        for document in output.metrics()
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for names in directive["Dimensions"]
+        for name in names
+    ]
+    assert dimensions
+    assert all(len(value) <= 64 for value in dimensions)
+    assert_no_traceback_logged(output)
+
+
+def test_an_upstream_400_passes_its_words_on_clipped_to_safe_characters(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given OpenAI refuses a combination with an oversized code, param and message
+    openai_stub.inject(Fault.error(HTTPStatus.BAD_REQUEST, code=LONG_CODE, param=LONG_PARAM, message=LONG_MESSAGE))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller still learns what OpenAI said, as much of it as is safe to pass on
+    message = assert_error_envelope(
+        answer, error_type="invalid_request_error", code=LONG_CODE[:64], param=LONG_PARAM[:64]
+    )
+    assert message.startswith("OpenAI rejected the session configuration: Bad[31m value ")
+    assert message.isprintable()
+    assert len(message) <= len("OpenAI rejected the session configuration: ") + 500
+    # And the refusal is counted under the clipped code
+    assert output.metric_count("RequestsRejected", reason=LONG_CODE[:64]) == 1
+
+
+def _http_date(seconds_from_now: int) -> str:
+    return email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "passed_on"),
+    [
+        pytest.param("7", "7", id="seconds"),
+        pytest.param("99999", "300", id="capped"),
+        pytest.param("9" * 5_000, "300", id="5000-digits"),
+        pytest.param("\u00b2", None, id="superscript-two"),
+        pytest.param("1.5", None, id="fraction"),
+        pytest.param("-3", None, id="negative"),
+        pytest.param("7, 8", None, id="two-values"),
+        pytest.param("soon", None, id="words"),
+        pytest.param("Wed, 21 Oct 2015 07:28:00 GMT", "0", id="date-passed"),
+        pytest.param(_http_date(3_600), "300", id="date-capped"),
+    ],
+)
+@pytest.mark.parametrize("status", [HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE])
+def test_retry_after_is_passed_on_only_as_whole_seconds_capped(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, status: HTTPStatus, retry_after: str, passed_on: str | None
+) -> None:
+    # Given OpenAI asks the service to back off with this Retry-After
+    openai_stub.inject(Fault.error(status, code="rate_limit_exceeded", headers={"Retry-After": retry_after}))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller is told to back off too, with whole seconds up to the cap, or no Retry-After at all
+    assert answer.status == status
+    assert answer.headers.get("Retry-After") == passed_on
+    assert retry_after not in answer.body["error"]["message"] or retry_after == passed_on
+
+
+def test_retry_after_as_an_http_date_becomes_seconds(openai_stub: OpenAIStub, lambda_context: LambdaContext) -> None:
+    # Given OpenAI asks the service to come back at a time half a minute away
+    openai_stub.inject(Fault.error(HTTPStatus.TOO_MANY_REQUESTS, headers={"Retry-After": _http_date(30)}))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller is told the seconds until then (the date has whole seconds; the clock moved on a little)
+    assert answer.status == HTTPStatus.TOO_MANY_REQUESTS
+    assert 27 <= int(answer.headers["Retry-After"]) <= 30
+    assert f"Retry after {answer.headers['Retry-After']} seconds." in answer.body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"expires_at": True}, id="expires-at-true"),
+        pytest.param({"expires_at": "1756310470"}, id="expires-at-text"),
+        pytest.param({"expires_at": 1756310470.5}, id="expires-at-fraction"),
+        pytest.param({"value": ""}, id="value-empty"),
+        pytest.param({"value": 12345}, id="value-a-number"),
+    ],
+)
+def test_a_minted_answer_without_a_usable_value_and_expiry_is_refused(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, fields: dict[str, Any]
+) -> None:
+    # Given OpenAI answers 200 with a client secret whose value or expiry is not what the schema says
+    openai_stub.inject(Fault.altered(**fields))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the caller gets a 502 saying OpenAI's answer was unusable, counted as such
+    assert answer.status == HTTPStatus.BAD_GATEWAY
+    assert_error_envelope(answer, error_type="upstream_error", code="upstream_invalid_response")
+    assert output.metric_count("UpstreamErrors", kind="invalid_response") == 1
