@@ -1,7 +1,11 @@
 """A local API Gateway HTTP API (payload format 2.0) serving the functions that template.yaml declares.
 
 Routes, handlers and environment come from the template itself, so the local API cannot drift from the
-deployed one. Only the intrinsics an Environment block needs are resolved; anything else fails loudly.
+deployed one. Refs to the template's own resources resolve to local stand-ins (a name or an ARN, as
+CloudFormation's Ref returns for the type); other intrinsics an Environment block needs are resolved,
+and anything else fails loudly. HTTP itself is waitress's (threaded, strict HTTP/1.1 parsing); this
+module answers what API Gateway answers itself: no route, a payload over 10 MB, a function past its
+timeout or one that raised.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import logging
 import os
 import re
 import sys
@@ -16,25 +21,39 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import yaml
+from waitress import wasyncore  # type: ignore[import-untyped]
+from waitress.server import create_server  # type: ignore[import-untyped]
 
-from local.running import LoopbackHttpServer, Running
+from local.running import Running
 
 ACCOUNT_ID = "123456789012"
+# HTTP API's own limits: the request payload, and how long it waits for an integration.
+PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
+INTEGRATION_TIMEOUT_SECONDS = 30
+# What API Gateway answers itself, instead of the function's answer.
+NOT_FOUND = (HTTPStatus.NOT_FOUND, "Not Found")
+TOO_LARGE = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
+TIMED_OUT = (HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
+FUNCTION_FAILED = (HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
 # HTTP API hands these media types to the function as text and base64-encodes every other body.
 _TEXT_MEDIA_TYPES = ("application/json", "application/xml", "application/javascript")
 # The Lambda runtime has no profile; a developer's AWS_PROFILE would override the fake credentials.
 _NOT_IN_LAMBDA = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+# Hop-by-hop headers: the connection's business (WSGI forbids an application to set them).
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding"}
+    | {"upgrade", "content-length"}
+)
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -56,16 +75,53 @@ def _long_form(loader: yaml.SafeLoader, tag: str, node: yaml.Node) -> dict[str, 
         value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
     if tag in ("Ref", "Condition"):
         return {tag: value}
-    if tag == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
     return {f"Fn::{tag}": value}
 
 
 CloudFormationLoader.add_multi_constructor("!", _long_form)
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """How CloudFormation names a resource type: the property that names it, its ARN, what Ref returns."""
+
+    name_property: str
+    arn: str  # formatted with partition, region, account and name
+    ref: str = "name"  # "name", "arn" or "url"
+
+
+def _regional(service: str, resource: str) -> str:
+    return f"arn:{{partition}}:{service}:{{region}}:{{account}}:{resource}"
+
+
+_FUNCTION = _Kind("FunctionName", _regional("lambda", "function:{name}"))
+_LAYER = _Kind("LayerName", _regional("lambda", "layer:{name}:1"), "arn")
+_KINDS: dict[str, _Kind] = {
+    # Secrets Manager appends six random characters to the name.
+    "AWS::SecretsManager::Secret": _Kind("Name", _regional("secretsmanager", "secret:{name}-AbCdEf"), "arn"),
+    "AWS::DynamoDB::Table": _Kind("TableName", _regional("dynamodb", "table/{name}")),
+    "AWS::Logs::LogGroup": _Kind("LogGroupName", _regional("logs", "log-group:{name}:*")),
+    "AWS::Serverless::Function": _FUNCTION,
+    "AWS::Lambda::Function": _FUNCTION,
+    "AWS::Serverless::LayerVersion": _LAYER,
+    "AWS::Lambda::LayerVersion": _LAYER,
+    "AWS::SQS::Queue": _Kind("QueueName", _regional("sqs", "{name}"), "url"),
+    "AWS::SNS::Topic": _Kind("TopicName", _regional("sns", "{name}"), "arn"),
+    "AWS::S3::Bucket": _Kind("BucketName", "arn:{partition}:s3:::{name}"),
+    "AWS::IAM::Role": _Kind("RoleName", "arn:{partition}:iam::{account}:role/{name}"),
+    "AWS::SSM::Parameter": _Kind("Name", _regional("ssm", "parameter/{name}")),
+    "AWS::Serverless::StateMachine": _Kind("Name", _regional("states", "stateMachine:{name}"), "arn"),
+    "AWS::StepFunctions::StateMachine": _Kind("StateMachineName", _regional("states", "stateMachine:{name}"), "arn"),
+    "AWS::Events::EventBus": _Kind("Name", _regional("events", "event-bus/{name}")),
+}
+
+
 class _Resolver:
-    """Resolves Ref, Fn::If, Fn::Sub, Fn::Join and conditions against parameters, as CloudFormation would."""
+    """Resolves Ref, Fn::GetAtt, Fn::If, Fn::Sub, Fn::Join and conditions, as CloudFormation would.
+
+    Parameters take their overrides or defaults (an ``AWS::SSM::Parameter::Value<...>`` parameter its
+    Default, as no Parameter Store is asked); the template's resources resolve to local stand-ins.
+    """
 
     def __init__(self, template: Mapping[str, Any], overrides: Mapping[str, str], region: str) -> None:
         declared: Mapping[str, Any] = template.get("Parameters") or {}
@@ -87,10 +143,11 @@ class _Resolver:
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Partition": "aws",
             "AWS::StackName": "local",
+            "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": _NO_VALUE,
         }
         self._conditions: Mapping[str, Any] = template.get("Conditions") or {}
-        self._resources = set(template.get("Resources") or {})
+        self._resources: Mapping[str, Any] = template.get("Resources") or {}
 
     def value(self, node: Any, where: str) -> Any:
         if isinstance(node, list):
@@ -101,6 +158,9 @@ class _Resolver:
             ((key, arg),) = node.items()
             if key == "Ref":
                 return self._ref(arg, where)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+                return self._get_att(logical_id, str(self.value(attribute, where)), where)
             if key == "Fn::If":
                 condition, if_true, if_false = arg
                 return self.value(if_true if self.condition(condition, where) else if_false, where)
@@ -141,11 +201,53 @@ class _Resolver:
         if name in self._parameters:
             return self._parameters[name]
         if name in self._resources:
-            raise TemplateError(
-                f"{where}: Ref {name} names a resource, which exists only once deployed; "
-                "choose parameter overrides that avoid it"
-            )
+            kind = self._kind(name, where)
+            if kind is None:
+                return name  # a type without a known Ref: its logical id stands in
+            return {"name": self._name, "arn": self._arn, "url": self._queue_url}[kind.ref](name, where)
         raise TemplateError(f"{where}: Ref {name} has no value (no such parameter, or no Default/override)")
+
+    def _get_att(self, logical_id: str, attribute: str, where: str) -> str:
+        if logical_id not in self._resources:
+            raise TemplateError(f"{where}: Fn::GetAtt {logical_id}.{attribute} names no resource of the template")
+        self._kind(logical_id, where)  # refuses a resource its condition leaves out
+        if attribute == "Arn" or (attribute.endswith("Arn") and attribute[:-3] in self._type(logical_id)):
+            return self._arn(logical_id, where)
+        if attribute.endswith("Name"):
+            return self._name(logical_id, where)
+        if attribute == "QueueUrl":
+            return self._queue_url(logical_id, where)
+        return f"{self._name(logical_id, where)}-{attribute}"  # a placeholder of the right kind: a string
+
+    def _type(self, logical_id: str) -> str:
+        return str(self._resources[logical_id].get("Type", ""))
+
+    def _kind(self, logical_id: str, where: str) -> _Kind | None:
+        condition = self._resources[logical_id].get("Condition")
+        if condition is not None and not self.condition(condition, logical_id):
+            raise TemplateError(
+                f"{where}: {logical_id} is a resource its condition {condition} leaves out with these parameters"
+            )
+        return _KINDS.get(self._type(logical_id))
+
+    def _name(self, logical_id: str, where: str) -> str:
+        kind = _KINDS.get(self._type(logical_id))
+        properties = self._resources[logical_id].get("Properties") or {}
+        if kind is not None and kind.name_property in properties:
+            return str(self.value(properties[kind.name_property], f"{logical_id}.{kind.name_property}"))
+        return f"local-{logical_id}"  # CloudFormation generates <stack>-<logical id>-<random>
+
+    def _arn(self, logical_id: str, where: str) -> str:
+        kind = _KINDS.get(self._type(logical_id))
+        pseudo = {"partition": "aws", "region": self._pseudo["AWS::Region"], "account": ACCOUNT_ID}
+        if kind is None:  # arn:aws:<service>:...:<logical id>, the service read off the type
+            service = self._type(logical_id).split("::")[1].lower() if "::" in self._type(logical_id) else "local"
+            return _regional(service, logical_id).format(**pseudo)
+        return kind.arn.format(name=self._name(logical_id, where).lstrip("/"), **pseudo)
+
+    def _queue_url(self, logical_id: str, where: str) -> str:
+        region = self._pseudo["AWS::Region"]
+        return f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{self._name(logical_id, where)}"
 
     def _sub(self, arg: Any, where: str) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else arg
@@ -156,6 +258,9 @@ class _Resolver:
                 return "${" + name[1:] + "}"
             if name in variables:
                 return str(self.value(variables[name], where))
+            logical_id, _, attribute = name.partition(".")
+            if attribute and logical_id in self._resources:
+                return self._get_att(logical_id, attribute, where)
             return str(self._ref(name, where))
 
         return re.sub(r"\$\{([^}]+)\}", substitute, text)
@@ -204,8 +309,29 @@ class LocalResponse:
     body: bytes
 
 
+@dataclass(frozen=True)
+class AccessRecord:
+    """One request as the gateway served it; ``note`` says what API Gateway answered itself, and why."""
+
+    started: datetime
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    request_id: str
+    note: str = ""
+
+
 class RouteNotFound(LookupError):
     """No route of the template matches the request."""
+
+
+class FunctionTimedOut(Exception):
+    """The function did not return within its timeout (it keeps running, as a thread cannot be stopped)."""
+
+
+class FunctionFailed(Exception):
+    """The function raised; ``__cause__`` is what it raised."""
 
 
 @dataclass
@@ -225,8 +351,9 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
-def _json_response(status: HTTPStatus, message: str) -> LocalResponse:
-    body = json.dumps({"message": message}).encode()
+def _gateway_response(answer: tuple[HTTPStatus, str]) -> LocalResponse:
+    status, message = answer
+    body = json.dumps({"message": message}, separators=(",", ":")).encode()
     return LocalResponse(status, [("content-type", "application/json")], body)
 
 
@@ -238,9 +365,51 @@ def _to_client(result: Any) -> LocalResponse:
         return LocalResponse(HTTPStatus.OK, [("content-type", "application/json")], inferred.encode())
     headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
     headers += [("set-cookie", str(cookie)) for cookie in result.get("cookies") or []]
+    for name, value in headers:
+        (name + value).encode("latin-1")  # raises on what HTTP/1.1 cannot carry: a malformed result
     text = str(result.get("body") or "")
     body = base64.b64decode(text, validate=True) if result.get("isBase64Encoded") else text.encode()
     return LocalResponse(int(result["statusCode"]), headers, body)
+
+
+class _Environments:
+    """os.environ holds one function's environment at a time, as its container would.
+
+    Invocations of that function run side by side; another function's wait until they are done. With
+    one function (or one at a time) os.environ is set once and never touched per request.
+    """
+
+    def __init__(self, apply: Callable[[LocalFunction], None]) -> None:
+        self._apply = apply
+        self._changed = threading.Condition()
+        self._current: str | None = None
+        self._running = 0
+
+    def applied(self, function: LocalFunction) -> None:
+        """``function``'s environment is in place (the init phase set it)."""
+        with self._changed:
+            self._current = function.logical_id
+
+    def enter(self, function: LocalFunction, deadline: float) -> bool:
+        """Take os.environ for ``function``; False if the deadline passed while another function held it."""
+        with self._changed:
+            free = self._changed.wait_for(
+                lambda: self._running == 0 or self._current == function.logical_id,
+                timeout=max(0.0, deadline - time.monotonic()),
+            )
+            if not free:
+                return False
+            if self._current != function.logical_id:
+                self._apply(function)
+                self._current = function.logical_id
+            self._running += 1
+            return True
+
+    def leave(self) -> None:
+        with self._changed:
+            self._running -= 1
+            if self._running == 0:
+                self._changed.notify_all()
 
 
 class LocalApi(Running):
@@ -255,17 +424,19 @@ class LocalApi(Running):
         port: int = 0,
         environment: Mapping[str, str] | None = None,
         region: str = "us-east-1",
+        on_request: Callable[[AccessRecord], None] | None = None,
     ) -> None:
         self.functions = dict(functions)
         self.routes = tuple(routes)
         self.authorizers = frozenset(authorizers)
         self.region = region
+        self.on_request = on_request
         self._port = port
         self._environment = dict(environment or {})
         self._handlers: dict[str, Handler] = {}
         self._applied: set[str] = set()  # variables the last function set: the next one does not see them
-        self._invoke_lock = threading.Lock()  # one request at a time, like one Lambda container
-        self._server: LoopbackHttpServer | None = None
+        self._environments = _Environments(self._apply_environment)
+        self._server: _Server | None = None
 
     @classmethod
     def from_template(
@@ -276,6 +447,7 @@ class LocalApi(Running):
         port: int = 0,
         environment: Mapping[str, str] | None = None,
         region: str = "us-east-1",
+        on_request: Callable[[AccessRecord], None] | None = None,
     ) -> LocalApi:
         """Read the functions with HttpApi events; `environment` is what the runtime adds (credentials)."""
         template_path = Path(template_path)
@@ -327,6 +499,7 @@ class LocalApi(Running):
             port=port,
             environment=environment,
             region=region,
+            on_request=on_request,
         )
 
     @property
@@ -334,19 +507,31 @@ class LocalApi(Running):
         """http://127.0.0.1:PORT, once started."""
         if self._server is None:
             raise RuntimeError("LocalApi is not started")
-        host, port = self._server.address
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.port}"
 
-    def start(self) -> Self:
-        """Import every handler (the init phase, failing loudly) and serve in a background thread."""
+    def load(self) -> Self:
+        """The init phase: import every handler with its function's environment, failing loudly."""
         for function in self.functions.values():
+            if function.logical_id in self._handlers:
+                continue
             self._apply_environment(function)
+            self._environments.applied(function)
             code_root = str(function.code_uri)
             if code_root not in sys.path:
                 sys.path.insert(0, code_root)  # what the runtime does with /var/task
             module_name, _, attribute = function.handler.rpartition(".")
             self._handlers[function.logical_id] = getattr(importlib.import_module(module_name), attribute)
-        self._server = LoopbackHttpServer(_request_handler(self), "local-api", self._port)
+        return self
+
+    def start(self) -> Self:
+        """Take the port (OSError if it is in use), import every handler, then serve in the background."""
+        server = _Server(self._wsgi, self._port)
+        try:
+            self.load()
+        except BaseException:
+            server.close()
+            raise
+        self._server = server.serve()
         return self
 
     def stop(self) -> None:
@@ -369,12 +554,19 @@ class LocalApi(Running):
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
         source_ip: str = "127.0.0.1",
+        protocol: str = "HTTP/1.1",
     ) -> dict[str, Any]:
         """The payload-2.0 event API Gateway sends for `METHOD target` (target = path?query)."""
-        return self._route_and_event(method, target, headers, body, source_ip)[1]
+        return self._route_and_event(method, target, headers, body, source_ip, protocol)[1]
 
     def _route_and_event(
-        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes, source_ip: str
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        protocol: str = "HTTP/1.1",
     ) -> tuple[Route, dict[str, Any]]:
         raw_path, _, raw_query = target.partition("?")
         route, path_parameters = self.match(method, unquote(raw_path))
@@ -407,11 +599,11 @@ class LocalApi(Running):
                 "http": {
                     "method": method,
                     "path": unquote(raw_path),
-                    "protocol": "HTTP/1.1",
+                    "protocol": protocol,
                     "sourceIp": source_ip,
                     "userAgent": joined.get("user-agent", ""),
                 },
-                "requestId": base64.b64encode(uuid.uuid4().bytes[:12]).decode(),
+                "requestId": _request_id(),
                 "routeKey": route.route_key,
                 "stage": "$default",
                 "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
@@ -435,6 +627,52 @@ class LocalApi(Running):
                 event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
         return route, event
 
+    def context(self, logical_id: str, timeout: float | None = None) -> LambdaContext:
+        """A fresh Lambda context for one invocation of the function, its deadline ``timeout`` from now."""
+        function = self.functions[logical_id]
+        return LambdaContext(
+            function_name=function.logical_id,
+            memory_limit_in_mb=function.memory_size,
+            invoked_function_arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{function.logical_id}",
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + (function.timeout if timeout is None else timeout),
+            log_group_name=f"/aws/lambda/{function.logical_id}",
+        )
+
+    def call(self, logical_id: str, event: dict[str, Any], context: LambdaContext | None = None) -> Any:
+        """Invoke the function with ``event`` and return its result, by its context's deadline.
+
+        FunctionTimedOut past the deadline (the call goes on in its thread, its result unused);
+        FunctionFailed if the function raised. Invocations of one function run concurrently. Call it
+        once the handlers are imported (``load`` or ``start``).
+        """
+        function = self.functions[logical_id]
+        context = context or self.context(logical_id)
+        if not self._environments.enter(function, context.deadline):
+            raise FunctionTimedOut(f"{logical_id} waited past its deadline for another function's environment")
+        outcome: list[tuple[bool, Any]] = []
+        done = threading.Event()
+
+        def invoke() -> None:
+            try:
+                outcome.append((True, self._handlers[logical_id](event, context)))
+            except BaseException as error:  # reported to the caller, as Lambda reports an unhandled error
+                outcome.append((False, error))
+            finally:
+                done.set()
+
+        try:
+            threading.Thread(target=invoke, name=f"invoke-{context.aws_request_id}", daemon=True).start()
+            finished = done.wait(max(0.0, context.deadline - time.monotonic()))
+        finally:
+            self._environments.leave()
+        if not finished:
+            raise FunctionTimedOut(f"{logical_id} did not return within {function.timeout} s")
+        succeeded, value = outcome[0]
+        if not succeeded:
+            raise FunctionFailed(f"{logical_id} raised {type(value).__name__}") from value
+        return value
+
     def invoke(
         self,
         method: str,
@@ -442,31 +680,76 @@ class LocalApi(Running):
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
         source_ip: str = "127.0.0.1",
+        protocol: str = "HTTP/1.1",
     ) -> LocalResponse:
-        """Route the request, invoke the function (one at a time) and map its result back."""
+        """Route the request, invoke the function and map its result back, as API Gateway does."""
+        return self._serve_request(method, target, headers, body, source_ip, protocol)[0]
+
+    def _serve_request(
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        protocol: str,
+    ) -> tuple[LocalResponse, str, str]:
+        """The answer, its request id, and what the gateway answered itself (empty: the function's answer)."""
         try:
-            route, event = self._route_and_event(method, target, headers, body, source_ip)
+            route, event = self._route_and_event(method, target, headers, body, source_ip, protocol)
         except RouteNotFound:
-            return _json_response(HTTPStatus.NOT_FOUND, "Not Found")
+            request_id = _request_id()
+            response, note = _gateway_response(NOT_FOUND), "no such route"
+        else:
+            request_id = event["requestContext"]["requestId"]
+            response, note = self._invoke_route(route, event)
+        response.headers.append(("apigw-requestid", request_id))
+        return response, request_id, note
+
+    def _invoke_route(self, route: Route, event: dict[str, Any]) -> tuple[LocalResponse, str]:
         function = self.functions[route.function]
-        context = LambdaContext(
-            function_name=function.logical_id,
-            memory_limit_in_mb=function.memory_size,
-            invoked_function_arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{function.logical_id}",
-            aws_request_id=str(uuid.uuid4()),
-            deadline=time.monotonic() + function.timeout,
-            log_group_name=f"/aws/lambda/{function.logical_id}",
+        # API Gateway stops waiting at its integration timeout even if the function's is longer.
+        context = self.context(route.function, min(function.timeout, INTEGRATION_TIMEOUT_SECONDS))
+        try:
+            result = self.call(route.function, event, context)
+        except FunctionTimedOut:
+            print(f"{context.aws_request_id} Task timed out after {function.timeout:.2f} seconds", file=sys.stderr)
+            return _gateway_response(TIMED_OUT), f"the function timed out ({function.timeout} s)"
+        except FunctionFailed as failed:
+            traceback.print_exception(failed.__cause__ or failed)  # what the function's log would show
+            return _gateway_response(FUNCTION_FAILED), f"the function raised {type(failed.__cause__).__name__}"
+        try:
+            return _to_client(result), ""
+        except (ValueError, TypeError, UnicodeError) as error:
+            print(f"{context.aws_request_id} malformed function result: {error}", file=sys.stderr)
+            return _gateway_response(FUNCTION_FAILED), "the function's result is malformed"
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        """The WSGI application waitress serves: one HTTP request, answered as API Gateway would."""
+        started, clock = datetime.now(), time.perf_counter()
+        method = str(environ["REQUEST_METHOD"])
+        target = _raw_target(environ)
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress has checked it (and de-chunked the body)
+        if length > PAYLOAD_LIMIT_BYTES:
+            request_id = _request_id()
+            response, note = _gateway_response(TOO_LARGE), f"payload over {PAYLOAD_LIMIT_BYTES // 2**20} MB"
+            response.headers.append(("apigw-requestid", request_id))
+        else:
+            body = environ["wsgi.input"].read(length) if length else b""
+            headers = [(_header_name(key), str(value)) for key, value in environ.items() if _is_header(key)]
+            protocol = str(environ.get("SERVER_PROTOCOL", "HTTP/1.1"))
+            source_ip = str(environ.get("REMOTE_ADDR", "127.0.0.1"))
+            response, request_id, note = self._serve_request(method, target, headers, body, source_ip, protocol)
+        headers = [(name, value) for name, value in response.headers if name.lower() not in _HOP_BY_HOP]
+        start_response(
+            f"{response.status} {_reason(response.status)}",
+            [*headers, ("Content-Length", str(len(response.body)))],
         )
-        with self._invoke_lock:
-            self._apply_environment(function)
-            try:
-                result = self._handlers[function.logical_id](event, context)
-                response = _to_client(result)
-            except Exception:
-                traceback.print_exc()  # what the function's log would show
-                response = _json_response(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
-        response.headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
-        return response
+        if self.on_request is not None:
+            duration_ms = (time.perf_counter() - clock) * 1000
+            path = target.partition("?")[0]
+            self.on_request(AccessRecord(started, method, path, response.status, duration_ms, request_id, note))
+        return iter([b""] if method == "HEAD" else [response.body])
 
     def _apply_environment(self, function: LocalFunction) -> None:
         """The function's environment: what the runtime sets, the template's variables, then credentials."""
@@ -488,6 +771,35 @@ class LocalApi(Running):
         self._applied = set(environment)
 
 
+def _request_id() -> str:
+    return base64.b64encode(uuid.uuid4().bytes[:12]).decode()
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _is_header(key: str) -> bool:
+    return key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+def _header_name(key: str) -> str:
+    return key.removeprefix("HTTP_").replace("_", "-").lower()
+
+
+def _raw_target(environ: Mapping[str, Any]) -> str:
+    """The request target as the client sent it (path?query), percent-encoding intact."""
+    uri = str(environ.get("REQUEST_URI") or "")
+    if uri.startswith("/"):
+        return uri
+    path = quote(str(environ.get("PATH_INFO") or "/").encode("latin-1"), safe="/;=,:@!$&'()*+~")
+    query = str(environ.get("QUERY_STRING") or "")
+    return f"{path}?{query}" if query else path
+
+
 def _route(function: str, properties: Mapping[str, Any]) -> Route:
     if str(properties.get("PayloadFormatVersion", "2.0")) != "2.0":
         raise TemplateError(f"{function}: only HttpApi payload format 2.0 is served locally")
@@ -500,23 +812,41 @@ def _route(function: str, properties: Mapping[str, Any]) -> Route:
     return Route(method, path, function, re.compile(pattern))
 
 
-def _request_handler(api: LocalApi) -> type[BaseHTTPRequestHandler]:
-    class RequestHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+class _Server:
+    """waitress on 127.0.0.1, its event loop on a daemon thread until close()."""
 
-        def _serve(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            response = api.invoke(self.command, self.path, self.headers.items(), body, self.client_address[0])
-            self.send_response(response.status)
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
+    def __init__(self, app: Callable[..., Any], port: int) -> None:
+        # A full task queue only means callers wait, as they would for Lambda: not worth a warning.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        self._server = create_server(
+            app,
+            host="127.0.0.1",
+            port=port,
+            threads=32,  # invocations waiting on slow functions must not hold up the others
+            backlog=2048,
+            connection_limit=1000,
+            asyncore_use_poll=True,  # select() stops at file descriptor 1024
+            ident="",  # no Server header: API Gateway sends none
+            clear_untrusted_proxy_headers=False,  # the function sees the headers the client sent
+        )
+        self.port = int(self._server.effective_port)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+    def serve(self) -> Self:
+        self._thread = threading.Thread(target=self._loop, name="local-api", daemon=True)
+        self._thread.start()
+        return self
 
-    return RequestHandler
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=1.0, map=self._server._map, use_poll=True, count=1)
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._server.pull_trigger()  # wakes the loop, which then ends
+            self._thread.join()
+        for channel in list(self._server._map.values()):  # the listener, the trigger and every connection
+            channel.close()
+        self._server.task_dispatcher.shutdown(timeout=1)
