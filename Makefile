@@ -21,32 +21,48 @@ CFN_LINT_VERSION := 1.58.0
 BENCH_DIR := .aws-sam/bench
 HOST_ARCHITECTURE := $(shell uname -m)
 
-.PHONY: help run test lint typecheck unit validate build bench bench-build deploy clean
+.PHONY: help run invoke test lint typecheck unit validate build bench bench-build deploy clean
 
 help:
 	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager and OpenAI stub,"
 	@echo "             or the real OpenAI when OPENAI_API_KEY is set)"
+	@echo "             (OPENAI_BASE_URL too: any OpenAI-compatible host; LOG_FORMAT=json: the function's log lines)"
+	@echo "make invoke EVENT=events/client_secrets.json"
+	@echo "             sam local invoke without Docker: the function on one event, its result as JSON"
 	@echo "make test    lint, type-check, validate and build the template, run the tests"
 	@echo "make bench   cold start, warm latency, memory and size against a bare urllib3 handler"
 	@echo "make deploy  sam build && sam deploy --guided"
 
+# Progress goes to stderr, so that `make invoke ... | jq` reads only the result even on a first run.
 $(VENV)/.installed: pyproject.toml layers/dependencies/requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: install it (or set PYTHON=/path/to/python3.13)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -r layers/dependencies/requirements.txt --group dev
+	@echo "Setting up $(VENV) with $(PYTHON) (once; again only when the pinned versions change):" >&2
+	@$(PYTHON) -m venv $(VENV)
+	@echo "  pip" >&2
+	@$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	@echo "  the function's dependencies (layers/dependencies/requirements.txt) and the dev tools (pyproject.toml:" >&2
+	@echo "  boto3, moto, waitress, the openai SDK, pytest, ruff, mypy); about 30 s" >&2
+	@$(PY) -m pip install --quiet -r layers/dependencies/requirements.txt --group dev
 	@touch $@
+	@echo "  $(VENV) is ready" >&2
 
 # aws-sam-cli pins its own boto3 and pydantic: it lives in its own venv so it cannot downgrade ours.
 $(SAM_VENV)/.installed:
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: install it (or set PYTHON=/path/to/python3.13)"; exit 1; }
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
+	@echo "Setting up $(SAM_VENV): the AWS SAM CLI $(SAM_CLI_VERSION) and cfn-lint (once; about a minute)" >&2
+	@$(PYTHON) -m venv $(SAM_VENV)
+	@$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	@$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
 	@touch $@
+	@echo "  $(SAM_VENV) is ready" >&2
 
 run: $(VENV)/.installed
-	$(PY) -m local
+	@$(PY) -m local
+
+# FUNCTION= picks the function when the template has several.
+invoke: $(VENV)/.installed
+	@test -n "$(EVENT)" || { echo "make invoke: name an event file, e.g. make invoke EVENT=events/client_secrets.json"; exit 2; }
+	@$(PY) -m local.invoke "$(EVENT)" $(if $(FUNCTION),--function "$(FUNCTION)")
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -78,9 +94,10 @@ bench: bench-build
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q
 
+# The quick bench only proves the benchmark runs; pytest goes last so that its summary ends the output.
 test: lint typecheck validate build
-	$(PY) -m pytest
 	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick --output $(BENCH_DIR)/quick-results.json"
+	$(PY) -m pytest
 
 deploy: build
 	$(SAM_ENV) $(SAM) deploy --guided

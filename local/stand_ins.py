@@ -1,0 +1,111 @@
+"""What `make run` and `make invoke` give the function in place of AWS and OpenAI.
+
+moto's Secrets Manager holds the OpenAI API key; the function reads it through a stand-in for the
+Parameters and Secrets Lambda Extension (SECRETS_VIA=sdk: with boto3). OpenAI is the local stub, the
+real OpenAI when OPENAI_API_KEY is set, or any OpenAI-compatible host when OPENAI_BASE_URL is set too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from local.openai_stub import OpenAIStub
+from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.secrets_manager import LocalSecretsManager
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+REAL_OPENAI = "https://api.openai.com"
+STUB_API_KEY = "sk-local-dev"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class SetupError(Exception):
+    """A setting of the developer's that cannot be used; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class StandIns:
+    """The template's parameter overrides and the runtime's extra environment that point at the stand-ins."""
+
+    overrides: dict[str, str]
+    environment: dict[str, str]
+    description: list[str]  # one line each, for a person
+
+
+def check(environ: Mapping[str, str]) -> None:
+    """Refuse unusable settings before anything starts (SetupError)."""
+    _secrets_via(environ)
+    _openai(environ)
+
+
+def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
+    """Start the stand-ins; ``running`` stops them."""
+    secrets_via = _secrets_via(environ)
+    chosen = _openai(environ)
+    if chosen is None:
+        stub = running.enter_context(OpenAIStub(api_key=STUB_API_KEY))
+        upstream, api_key = stub.base_url, STUB_API_KEY
+        openai = f"the local OpenAI stub at {stub.base_url} (OPENAI_API_KEY for the real one)"
+    else:
+        upstream, api_key = chosen
+        openai = f"{upstream}/v1 with the key in OPENAI_API_KEY"
+    secrets = running.enter_context(LocalSecretsManager(api_key=api_key))
+    overrides = {"OpenAIApiKeySecretArn": secrets.secret_arn, "OpenAIUpstreamUrl": upstream}
+    environment = secrets.client_environment()
+    if secrets_via == "extension":
+        extension = running.enter_context(SecretsExtension(secrets.client_environment()))
+        overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
+        environment |= extension.function_environment()
+        via = f"through a Parameters and Secrets Extension stand-in on port {extension.port} (SECRETS_VIA=sdk: boto3)"
+    else:
+        overrides["SecretsExtensionLayerArn"] = ""  # whatever the template's default: no extension
+        via = "with boto3"
+    description = [
+        f"OpenAI: {openai}",
+        f"Secrets Manager: moto at {secrets.endpoint_url}, secret {secrets.secret_arn}",
+        f"the function reads the key {via}",
+    ]
+    return StandIns(overrides, environment, description)
+
+
+def upstream_url(base_url: str) -> str:
+    """OPENAI_BASE_URL as the OpenAI SDKs take it (ending in /v1) -> the function's upstream (without /v1)."""
+    shown = f"OPENAI_BASE_URL={base_url!r}"
+    parts = urlsplit(base_url.strip())
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise SetupError(f"{shown} has a port that is not a number") from None
+    path = parts.path.rstrip("/")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SetupError(f"{shown} is not a URL: give the base URL an OpenAI SDK takes, e.g. https://api.openai.com/v1")
+    if not path.endswith("/v1"):
+        raise SetupError(f"{shown} must end in /v1, as the OpenAI SDKs take it (e.g. https://api.openai.com/v1)")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise SetupError(f"{shown} must be https (http only on this machine): the API key travels with every mint")
+    return f"{parts.scheme}://{parts.netloc}{path.removesuffix('/v1')}"
+
+
+def _openai(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The upstream URL and key the environment chooses; None for the local stub."""
+    api_key = environ.get("OPENAI_API_KEY", "").strip()
+    base_url = environ.get("OPENAI_BASE_URL", "").strip()
+    if base_url and not api_key:
+        raise SetupError(
+            "OPENAI_BASE_URL is set but OPENAI_API_KEY is not: set the key for that host too, "
+            "or unset OPENAI_BASE_URL for the local OpenAI stub"
+        )
+    if not api_key:
+        return None
+    return (upstream_url(base_url) if base_url else REAL_OPENAI), api_key
+
+
+def _secrets_via(environ: Mapping[str, str]) -> str:
+    secrets_via = environ.get("SECRETS_VIA", "extension")
+    if secrets_via not in ("extension", "sdk"):
+        raise SetupError(f"SECRETS_VIA={secrets_via!r} must be extension or sdk")
+    return secrets_via
