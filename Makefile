@@ -56,6 +56,16 @@ $(SAM_VENV)/.installed:
 	@touch $@
 	@echo "  $(SAM_VENV) is ready" >&2
 
+# The official Node SDK the tests drive (package.json pins it), with Node.js and npm from Debian if the
+# machine has neither and allows apt-get.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& echo "Installing Node.js and npm with apt-get (for the Node SDK tests)" >&2 \
+		&& apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; } \
+		|| { echo "Node.js 20+ with npm is required for the Node SDK tests: install it"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 run: $(VENV)/.installed
 	@$(PY) -m local
 
@@ -95,7 +105,7 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q
 
 # The quick bench only proves the benchmark runs; pytest goes last so that its summary ends the output.
-test: lint typecheck validate build
+test: lint typecheck validate build node_modules/.installed
 	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick --output $(BENCH_DIR)/quick-results.json"
 	$(PY) -m pytest
 
@@ -103,4 +113,4 @@ deploy: build
 	$(SAM_ENV) $(SAM) deploy --guided
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules

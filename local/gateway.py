@@ -42,7 +42,9 @@ INTEGRATION_TIMEOUT_SECONDS = 30
 # What API Gateway answers itself, instead of the function's answer.
 NOT_FOUND = (HTTPStatus.NOT_FOUND, "Not Found")
 TOO_LARGE = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
-TIMED_OUT = (HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
+# A function past its own Timeout is a failed invocation ("Task timed out"), answered like any other
+# failure; only a function still running at the integration timeout (30 s) gets Service Unavailable.
+INTEGRATION_TIMED_OUT = (HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
 FUNCTION_FAILED = (HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
 # HTTP API hands these media types to the function as text and base64-encodes every other body.
@@ -713,8 +715,10 @@ class LocalApi(Running):
         try:
             result = self.call(route.function, event, context)
         except FunctionTimedOut:
+            if function.timeout >= INTEGRATION_TIMEOUT_SECONDS:
+                return _gateway_response(INTEGRATION_TIMED_OUT), f"no answer in {INTEGRATION_TIMEOUT_SECONDS} s"
             print(f"{context.aws_request_id} Task timed out after {function.timeout:.2f} seconds", file=sys.stderr)
-            return _gateway_response(TIMED_OUT), f"the function timed out ({function.timeout} s)"
+            return _gateway_response(FUNCTION_FAILED), f"the function timed out ({function.timeout} s)"
         except FunctionFailed as failed:
             traceback.print_exception(failed.__cause__ or failed)  # what the function's log would show
             return _gateway_response(FUNCTION_FAILED), f"the function raised {type(failed.__cause__).__name__}"

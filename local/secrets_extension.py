@@ -23,8 +23,8 @@ from botocore.exceptions import ClientError
 from local.running import LoopbackHttpServer, Running
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
-# What `make run`, the tests and the benchmark give template.yaml's SecretsExtensionLayerArn: any
-# layer ARN turns the extension path on; this stand-in plays the layer.
+# What `make run`, the tests and the benchmark give template.yaml's SecretsExtensionLayerArn (deployed, an
+# AWS public parameter names the real layer): this stand-in plays the layer.
 LOCAL_LAYER_ARN = "arn:aws:lambda:us-east-1:123456789012:layer:local-secrets-extension:1"
 # Stands in for the session token Lambda gives every function (the execution role's credentials).
 SESSION_TOKEN = "local-session-token"  # noqa: S105 - not a credential

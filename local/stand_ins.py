@@ -62,7 +62,7 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
         environment |= extension.function_environment()
         via = f"through a Parameters and Secrets Extension stand-in on port {extension.port} (SECRETS_VIA=sdk: boto3)"
     else:
-        overrides["SecretsExtensionLayerArn"] = ""  # whatever the template's default: no extension
+        overrides["SecretsReader"] = "sdk"
         via = "with boto3"
     description = [
         f"OpenAI: {openai}",

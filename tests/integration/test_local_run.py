@@ -291,21 +291,22 @@ def test_a_port_in_use_names_the_port_and_another_to_use() -> None:
     assert "Traceback" not in ran.stderr
 
 
-def _invoke(event: str) -> subprocess.CompletedProcess[str]:
+def _invoke(event: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "local.invoke", event],
         cwd=REPO,
-        env=_environment(),
+        env={**_environment(), **settings},
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def test_make_invoke_prints_the_functions_result_for_an_event_file() -> None:
-    # Given the GA event file
+@pytest.mark.parametrize("secrets_via", ["extension", "sdk"])
+def test_make_invoke_prints_the_functions_result_for_an_event_file(secrets_via: str) -> None:
+    # Given the GA event file, and the way the function is to read its key
     # When `make invoke` runs the function on it
-    ran = _invoke("events/client_secrets.json")
+    ran = _invoke("events/client_secrets.json", SECRETS_VIA=secrets_via)
 
     # Then stdout is the function's payload-2.0 result as JSON, its logs went to stderr, and it exits 0
     assert ran.returncode == 0, ran.stderr[-2000:]
@@ -313,6 +314,7 @@ def test_make_invoke_prints_the_functions_result_for_an_event_file() -> None:
     assert result["statusCode"] == HTTPStatus.OK
     assert json.loads(result["body"])["value"].startswith("ek_")
     assert '"message":"client secret minted"' in ran.stderr
+    assert f'"via":"{secrets_via}"' in ran.stderr  # the SecretFetches metric: the key came the chosen way
     assert STUB_API_KEY not in ran.stdout + ran.stderr
 
 
