@@ -106,7 +106,7 @@ class FaultKind(StrEnum):
     DELAY = "delay"  # wait `seconds` (or until stop()), then answer as usual
     DRIP_HEADERS = "drip_headers"  # a client secret whose status line and headers come a byte every `seconds`
     DRIP_BODY = "drip_body"  # a client secret: headers at once, then its body a byte every `seconds`
-    NON_JSON = "non_json"  # 200 with an HTML body
+    NON_JSON = "non_json"  # `status` with a body that is not what OpenAI sends (an HTML page, or `body`)
     MISSING_VALUE = "missing_value"  # 200 with a spec-shaped body lacking `value`
     ALTERED = "altered"  # 200 with a spec-shaped body whose top-level `fields` are replaced
     OVERSIZED = "oversized"  # 200 with a valid body of at least `size` bytes
@@ -128,6 +128,7 @@ class Fault:
     size: int = 0
     compressed: bool = False
     fields: tuple[tuple[str, Any], ...] = ()
+    body: bytes = b""
 
     @classmethod
     def error(
@@ -203,9 +204,9 @@ class Fault:
         return cls(FaultKind.DRIP_BODY, seconds=interval)
 
     @classmethod
-    def non_json(cls) -> Fault:
-        """200 whose body is HTML, as from a misbehaving proxy."""
-        return cls(FaultKind.NON_JSON)
+    def non_json(cls, body: bytes = b"", status: HTTPStatus = HTTPStatus.OK) -> Fault:
+        """`status` whose body is HTML, as from a misbehaving proxy, or these bytes, sent as JSON."""
+        return cls(FaultKind.NON_JSON, status=status, body=body)
 
     @classmethod
     def missing_value(cls) -> Fault:
@@ -510,9 +511,11 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             case FaultKind.DRIP_HEADERS | FaultKind.DRIP_BODY:
                 self._drip(fault, json.dumps(self._stub._mint(requested, route)).encode(), cancelled)
+            case FaultKind.NON_JSON if fault.body:
+                self._send(fault.status, fault.body, "application/json")
             case FaultKind.NON_JSON:
                 page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-                self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+                self._send(fault.status, page, "text/html; charset=utf-8")
             case FaultKind.MISSING_VALUE:
                 answer = self._stub._mint(requested, route, issued=False)
                 del answer["value"]

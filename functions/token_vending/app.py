@@ -71,7 +71,7 @@ def _route_key(event: dict[str, Any]) -> str:
 def _api_error(error: ApiError, endpoint: str, request_id: str) -> dict[str, Any]:
     if error.status < HTTPStatus.INTERNAL_SERVER_ERROR and error.status != HTTPStatus.TOO_MANY_REQUESTS:
         logger.info("request rejected", endpoint=endpoint, reason=error.code, param=error.param)
-        count("RequestsRejected", endpoint=endpoint, reason=error.code)
+        count("RequestsRejected", endpoint=endpoint, reason=error.metric_reason)
     else:
         logger.warning("request failed", endpoint=endpoint, reason=error.code, status=int(error.status))
     return _json(error.status, error.envelope(), request_id, error.headers)

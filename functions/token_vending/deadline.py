@@ -122,12 +122,16 @@ class _Connection(HTTPConnection):
 
     def _new_conn(self) -> socket.socket:
         deadline = _in_force.get()
-        if deadline is not None:
-            try:
-                self.timeout = deadline.timeout(self.timeout)  # TCP connect, and TLS handshake after it
-            except TimeoutError:
-                raise ConnectTimeoutError(self, "The request's deadline passed before connecting.") from None
-        return super()._new_conn()
+        if deadline is None:
+            return super()._new_conn()
+        try:
+            self.timeout = deadline.timeout(self.timeout)  # the TCP connect
+            sock = super()._new_conn()
+            # The TLS handshake that follows waits on this socket's timeout: only what the connect left.
+            sock.settimeout(deadline.timeout(self.timeout))
+        except TimeoutError:
+            raise ConnectTimeoutError(self, "The request's deadline passed while connecting.") from None
+        return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         deadline = _in_force.get()

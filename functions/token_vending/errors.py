@@ -28,6 +28,11 @@ class ApiError(Exception):
         self.param = param
         self.headers = headers or {}
 
+    @property
+    def metric_reason(self) -> str:
+        """The `reason` dimension it is counted under: one of this service's own codes."""
+        return self.code
+
     def envelope(self) -> dict[str, Any]:
         return {"error": {"type": self.type, "message": self.message, "param": self.param, "code": self.code}}
 
@@ -37,6 +42,14 @@ class InvalidRequest(ApiError):
 
     status = HTTPStatus.BAD_REQUEST
     type = "invalid_request_error"
+
+
+class UpstreamRejected(InvalidRequest):
+    """OpenAI refused a request our checks passed; its code is OpenAI's, so its count is under one reason."""
+
+    @property
+    def metric_reason(self) -> str:
+        return "upstream_rejected"  # OpenAI's codes are not ours to mint metric dimensions from
 
 
 class UnsupportedMediaType(InvalidRequest):

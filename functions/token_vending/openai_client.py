@@ -24,7 +24,7 @@ from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, Tim
 from urllib3.util import parse_url
 
 from token_vending.deadline import POOL_CLASSES, Deadline, keeping_to
-from token_vending.errors import InvalidRequest, UpstreamError
+from token_vending.errors import InvalidRequest, UpstreamError, UpstreamRejected
 from token_vending.observability import count, logger, milliseconds, traced
 
 # A client-secret answer is a few kilobytes; anything far bigger is not OpenAI answering.
@@ -38,6 +38,9 @@ _UNSAFE_TOKEN_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\[\]-]")
 # longer wait still reads as "not now", and no upstream can park callers for longer.
 MAX_RETRY_AFTER_SECONDS = 300
 _ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digits
+# A minted `expires_at` is at most OpenAI's longest TTL away, give or take a day of clock skew.
+_LONGEST_TTL_SECONDS = 7200
+_CLOCK_SKEW_SECONDS = 86400
 
 _pools = urllib3.PoolManager(
     num_pools=2,
@@ -177,7 +180,7 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
         )
     if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY):
         # Our checks passed but OpenAI still refused the combination: the caller can act on its words.
-        return InvalidRequest(
+        return UpstreamRejected(
             f"OpenAI rejected the session configuration: {_message(error.get('message')) or 'no reason given'}",
             code=upstream_code or "invalid_value",
             param=_token(error.get("param")),
@@ -227,7 +230,8 @@ def _retry_after(value: str | None) -> str | None:
     if not value:
         return None
     if _ASCII_DIGITS.fullmatch(value):
-        seconds = int(value) if len(value) < 10 else MAX_RETRY_AFTER_SECONDS
+        digits = value.lstrip("0") or "0"
+        seconds = int(digits) if len(digits) < 10 else MAX_RETRY_AFTER_SECONDS
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -236,13 +240,13 @@ def _retry_after(value: str | None) -> str | None:
         if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
             when = when.replace(tzinfo=UTC)
         seconds = max(0, math.ceil((when - datetime.now(UTC)).total_seconds()))
-    return str(min(seconds, MAX_RETRY_AFTER_SECONDS))
+    return str(min(max(seconds, 1), MAX_RETRY_AFTER_SECONDS))  # "0" would invite a retry storm
 
 
 def _error_object(raw: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser follows
         return {}
     error = parsed.get("error") if isinstance(parsed, dict) else None
     return error if isinstance(error, dict) else {}
@@ -252,16 +256,23 @@ def _minted(raw: bytes, latency_ms: float) -> Minted:
     try:
         text = raw.decode()
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser follows
         raise _invalid_answer("not json", len(raw)) from None
     if not (
         isinstance(body, dict)
         and isinstance(body.get("value"), str)
         and body["value"]
         and type(body.get("expires_at")) is int  # not a bool, which isinstance(_, int) takes
+        and _plausible_expiry(body["expires_at"])
     ):
         raise _invalid_answer("no client secret", len(raw))
     return Minted(value=body["value"], expires_at=body["expires_at"], body=body, text=text, latency_ms=latency_ms)
+
+
+def _plausible_expiry(expires_at: int) -> bool:
+    """Unix seconds no further than a day of clock skew from the 10 s to 2 h OpenAI mints for."""
+    now = time.time()
+    return now - _CLOCK_SKEW_SECONDS <= expires_at <= now + _LONGEST_TTL_SECONDS + _CLOCK_SKEW_SECONDS
 
 
 def _invalid_answer(problem: str, size: int) -> UpstreamError:

@@ -2,6 +2,7 @@
 error envelope with a message a person can act on, a metric by kind, and never the key or a traceback.
 """
 
+import contextlib
 import email.utils
 import gzip
 import ipaddress
@@ -398,7 +399,7 @@ def test_an_upstream_400_naming_a_param_is_passed_on_in_the_callers_names(
     assert message == f"OpenAI rejected the session configuration: Invalid value for '{upstream_param}'."
     assert len(upstream.requests) == 1
     assert output.metric_count("UpstreamErrors", kind="400") == 1
-    assert output.metric_count("RequestsRejected", reason="invalid_value") == 1
+    assert output.metric_count("RequestsRejected", reason="upstream_rejected") == 1
 
 
 def test_an_upstream_400_on_a_server_fixed_field_is_not_blamed_on_the_caller(
@@ -698,7 +699,9 @@ class _DrippingHandler(BaseHTTPRequestHandler):
     DRIP_INTERVAL."""
 
     protocol_version = "HTTP/1.1"
-    body = json.dumps({"value": "ek_test_tls", "expires_at": 1, "session": {"type": "realtime"}}).encode()
+    body = json.dumps(
+        {"value": "ek_test_tls", "expires_at": int(time.time()) + 600, "session": {"type": "realtime"}}
+    ).encode()
 
     def do_POST(self) -> None:
         server = cast(_DripServer, self.server)
@@ -823,8 +826,8 @@ def test_an_upstream_400_passes_its_words_on_clipped_to_safe_characters(
     assert message.startswith("OpenAI rejected the session configuration: Bad[31m value ")
     assert message.isprintable()
     assert len(message) <= len("OpenAI rejected the session configuration: ") + 500
-    # And the refusal is counted under the clipped code
-    assert output.metric_count("RequestsRejected", reason=LONG_CODE[:64]) == 1
+    # And the refusal is counted under one reason of our own, not a dimension value OpenAI chooses
+    assert output.metric_count("RequestsRejected", reason="upstream_rejected") == 1
 
 
 def _http_date(seconds_from_now: int) -> str:
@@ -842,7 +845,9 @@ def _http_date(seconds_from_now: int) -> str:
         pytest.param("-3", None, id="negative"),
         pytest.param("7, 8", None, id="two-values"),
         pytest.param("soon", None, id="words"),
-        pytest.param("Wed, 21 Oct 2015 07:28:00 GMT", "0", id="date-passed"),
+        pytest.param("Wed, 21 Oct 2015 07:28:00 GMT", "1", id="date-passed"),
+        pytest.param("0", "1", id="zero"),
+        pytest.param("00000000005", "5", id="leading-zeros"),
         pytest.param(_http_date(3_600), "300", id="date-capped"),
     ],
 )
@@ -859,7 +864,7 @@ def test_retry_after_is_passed_on_only_as_whole_seconds_capped(
     # Then the caller is told to back off too, with whole seconds up to the cap, or no Retry-After at all
     assert answer.status == status
     assert answer.headers.get("Retry-After") == passed_on
-    assert retry_after not in answer.body["error"]["message"] or retry_after == passed_on
+    assert f"after {retry_after} seconds" not in answer.body["error"]["message"] or retry_after == passed_on
 
 
 def test_retry_after_as_an_http_date_becomes_seconds(openai_stub: OpenAIStub, lambda_context: LambdaContext) -> None:
@@ -883,6 +888,8 @@ def test_retry_after_as_an_http_date_becomes_seconds(openai_stub: OpenAIStub, la
         pytest.param({"expires_at": 1756310470.5}, id="expires-at-fraction"),
         pytest.param({"value": ""}, id="value-empty"),
         pytest.param({"value": 12345}, id="value-a-number"),
+        pytest.param({"expires_at": int("9" * 4000)}, id="expires-at-4000-digits"),
+        pytest.param({"expires_at": 0}, id="expires-at-1970"),
     ],
 )
 def test_a_minted_answer_without_a_usable_value_and_expiry_is_refused(
@@ -898,3 +905,83 @@ def test_a_minted_answer_without_a_usable_value_and_expiry_is_refused(
     assert answer.status == HTTPStatus.BAD_GATEWAY
     assert_error_envelope(answer, error_type="upstream_error", code="upstream_invalid_response")
     assert output.metric_count("UpstreamErrors", kind="invalid_response") == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        pytest.param(HTTPStatus.OK, b"[" * 100_000 + b"]" * 100_000, id="200-nested-deeper-than-the-parser"),
+        pytest.param(
+            HTTPStatus.BAD_REQUEST, b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", id="400-nested-error"
+        ),
+    ],
+)
+def test_an_answer_nested_deeper_than_the_parser_follows_is_an_upstream_failure_not_a_crash(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, status: HTTPStatus, body: bytes
+) -> None:
+    # Given OpenAI answers with JSON nested deeper than json.loads can follow (200 KB, under the size cap)
+    openai_stub.inject(Fault.non_json(body, status=status))
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then an honest upstream status in the envelope, and no traceback
+    assert answer.status in (HTTPStatus.BAD_GATEWAY, HTTPStatus.BAD_REQUEST)
+    assert answer.body["error"]["code"] in ("upstream_invalid_response", "invalid_value")
+    assert_no_traceback_logged(output)
+
+
+@pytest.fixture
+def slow_to_connect_silent_tls_port() -> Iterator[int]:
+    """A loopback port whose TCP connect completes only after a SYN retransmission (about 1 s: its accept
+    queue is full) and which then never answers a TLS ClientHello."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue: the next SYN is dropped and retransmitted
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    stop, accepted = threading.Event(), []
+
+    def accept_late() -> None:
+        stop.wait(0.5)
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(listener.accept()[0])  # and never speak TLS
+
+    thread = threading.Thread(target=accept_late, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join()
+        for sock in [*fillers, *accepted, listener]:
+            sock.close()
+
+
+@pytest.mark.usefixtures("function_env")
+def test_the_tls_handshake_gets_only_what_the_connect_left_of_the_deadline(
+    monkeypatch: pytest.MonkeyPatch, slow_to_connect_silent_tls_port: int
+) -> None:
+    # Given an OpenAI over TLS that is slow to connect and then silent, and an invocation with 2.5 s left
+    # (a deadline 1.5 s away) whose connect timeout alone (2 s) would outlast it
+    use_upstream(monkeypatch, f"https://127.0.0.1:{slow_to_connect_silent_tls_port}")
+    monkeypatch.setenv("UPSTREAM_CONNECT_TIMEOUT_SECONDS", "2")
+    get_settings.cache_clear()
+
+    # When a client secret is requested
+    started = time.monotonic()
+    answer = mint(lambda_context_with(2_500))
+    waited = time.monotonic() - started
+
+    # Then our 504 comes by the deadline (with half a second to spare), not after connect plus a full handshake
+    assert answer.status == HTTPStatus.GATEWAY_TIMEOUT
+    assert answer.body["error"]["code"] == "upstream_timeout"
+    assert waited < 2.0
