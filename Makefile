@@ -26,11 +26,13 @@ HOST_ARCHITECTURE := $(shell uname -m)
 help:
 	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager and OpenAI stub,"
 	@echo "             or the real OpenAI when OPENAI_API_KEY is set)"
-	@echo "             (OPENAI_BASE_URL too: any OpenAI-compatible host; LOG_FORMAT=json: the function's log lines)"
+	@echo "             (OPENAI_BASE_URL too: any OpenAI-compatible host; LOG_FORMAT=json: the function's log lines;"
+	@echo "             PORT=3001: another port; SECRETS_VIA=sdk: the key read with boto3, not the extension)"
 	@echo "make invoke EVENT=events/client_secrets.json"
 	@echo "             sam local invoke without Docker: the function on one event, its result as JSON"
 	@echo "make test    lint, type-check, validate and build the template, run the tests"
 	@echo "make bench   cold start, warm latency, memory and size against a bare urllib3 handler"
+	@echo "make build   sam build, with the SAM CLI pinned in .venv-sam"
 	@echo "make deploy  sam build && sam deploy --guided"
 
 # Progress goes to stderr, so that `make invoke ... | jq` reads only the result even on a first run.

@@ -8,16 +8,16 @@ LOG_FORMAT=json shows the function's own log lines instead. See local/stand_ins.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import sys
-import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
 
 from local import stand_ins
 from local.console import Console
-from local.gateway import LocalApi, TemplateError
+from local.gateway import AccessRecord, LocalApi, TemplateError
 from local.stand_ins import TEMPLATE, SetupError
 
 EXAMPLE_BODY = '{"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}'
@@ -26,9 +26,10 @@ LOG_FORMATS = ("short", "json")
 
 def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
     """Start everything, print how to reach it, and block until SIGINT or SIGTERM."""
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+    # Blocked in this thread before any other starts (they inherit it), then waited for: a handler that
+    # sets an Event can deadlock against the main thread's own wait on it.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     terminal = sys.stdout
     with ExitStack() as running:
         local = stand_ins.start(running, environ)
@@ -40,7 +41,7 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
             local.overrides,
             port=port,
             environment=local.environment,
-            on_request=console.request if console is not None else None,
+            on_request=console.request if console is not None else _gateway_answer_as_json,
         )
         running.enter_context(api)
         lines = [
@@ -59,8 +60,15 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
             "  one line per request (LOG_FORMAT=json: the function's own log lines); Ctrl-C stops",
         ]
         print("\n".join(lines), file=terminal, flush=True)
-        stopping.wait()
+        signal.sigwait(stop_signals)
         print("stopping", file=terminal, flush=True)
+
+
+def _gateway_answer_as_json(record: AccessRecord) -> None:
+    """With LOG_FORMAT=json, what API Gateway answered itself (the function logged nothing), as a JSON line."""
+    if record.note:
+        line = {"gateway": record.note, "method": record.method, "path": record.path, "status": record.status}
+        print(json.dumps({**line, "requestId": record.request_id}), flush=True)
 
 
 def main() -> int:

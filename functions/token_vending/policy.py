@@ -564,6 +564,9 @@ def main(paths: list[str]) -> int:
             continue
         if (record := validation_record(raw)) is not None:
             record_path(path).write_text(record + "\n")
+            print(f"{path}: valid; its record is {record_path(path)}, to deploy beside it")
+        else:
+            print(f"{path}: valid (no record written: this code's own files could not be read)")
     return 1 if failed else 0
 
 

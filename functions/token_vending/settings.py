@@ -37,7 +37,8 @@ class Settings:
 
         def read[T](variable: str, parse: Callable[[str], T], default: T) -> T:
             value = environment.get(variable)
-            if value is None:
+            if value is None or (value == "" and variable != "OPENAI_API_KEY_SECRET_ID"):
+                # Empty is unset: `sam local` turns the template's `!If [..., AWS::NoValue]` into ""
                 return default
             try:
                 return parse(value)

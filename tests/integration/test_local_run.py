@@ -227,7 +227,12 @@ def test_log_format_json_prints_the_functions_own_log_lines() -> None:
 
         # Then the terminal shows the function's JSON log line for it, as CloudWatch would hold it
         line = service.line(r'"message":"client secret minted"')
+
+        # And a request API Gateway answers itself (the function logs nothing) still gets a line
+        urllib3.request("GET", f"{service.url}/v1/nope", timeout=10, retries=False)
+        unrouted = json.loads(service.line(r'"gateway":'))
     assert json.loads(line)["profile"] == "assistant"
+    assert (unrouted["status"], unrouted["path"]) == (HTTPStatus.NOT_FOUND, "/v1/nope")
 
 
 def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> None:

@@ -139,3 +139,24 @@ def test_validating_an_invalid_policy_fails_and_writes_no_record(
     assert status == 1
     assert "defaults" in capsys.readouterr().err
     assert not record_path(policy).exists()
+
+
+def test_the_readmes_policy_check_command_validates_the_bundled_policy(tmp_path: Path) -> None:
+    # Given the README's command for checking a policy, run on a copy of the bundled one
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("PYTHONPATH=functions"))
+    copy_of_policy = tmp_path / "policy.json"
+    copy_of_policy.write_bytes(BUNDLED_POLICY.read_bytes())
+    command = command.replace(".venv/bin/python", sys.executable).replace(
+        "functions/token_vending/policy.json", str(copy_of_policy)
+    )
+
+    # When it runs from the repository's root
+    ran = subprocess.run(
+        ["bash", "-c", command], cwd=BUNDLED_POLICY.parents[2], capture_output=True, text=True, check=False
+    )
+
+    # Then it says the file is valid and writes its record
+    assert ran.returncode == 0, ran.stderr
+    assert "valid" in ran.stdout
+    assert record_path(copy_of_policy).exists()

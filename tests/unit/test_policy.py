@@ -1001,3 +1001,13 @@ def test_the_readmes_steps_for_letting_callers_choose_a_fixed_field_work() -> No
     assert chosen["session"]["model"] == "gpt-realtime-mini"
     with pytest.raises(PolicyError, match=f"remove '{path}' from fixed"):
         validated(only_step_two)
+
+
+def test_the_readmes_example_policy_is_valid() -> None:
+    # Given the README's example policy
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if '"default_profiles"' in b)
+
+    # When / Then it validates, and its profile mints what it shows
+    policy = validated(json.loads(example))
+    assert policy.select(None, "realtime", param="session.type")[0] == "assistant"

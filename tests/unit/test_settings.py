@@ -191,3 +191,19 @@ def test_the_extension_port_is_read_when_the_template_sets_it() -> None:
     # Then
     assert settings.secrets_extension_port == 2773
     assert Settings.from_environment({"OPENAI_API_KEY_SECRET_ID": "x"}).secrets_extension_port is None
+
+
+def test_an_empty_optional_variable_is_unset_as_sam_local_writes_no_value() -> None:
+    # Given the environment `sam local invoke` gives the function: AWS::NoValue becomes ""
+    env = {
+        "OPENAI_API_KEY_SECRET_ID": "openai-api-key",
+        "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "",
+        "UPSTREAM_READ_TIMEOUT_SECONDS": "",
+    }
+
+    # When
+    settings = Settings.from_environment(env)
+
+    # Then each takes its default: no extension, so the key is read with boto3
+    assert settings.secrets_extension_port is None
+    assert settings.upstream_read_timeout_seconds == 8.0
