@@ -3,7 +3,6 @@ any file the build did not validate is validated at run time, as strictly (polic
 pydantic is not installed, as in a deployed function."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from typing import cast
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.probes import run_probe
 from token_vending.policy import main as validate_files
 from token_vending.policy import record_path
 from token_vending.settings import BUNDLED_POLICY
@@ -41,18 +40,7 @@ def secrets_via(request: pytest.FixtureRequest) -> str:
 def cold_start(policy: Path, *, pydantic: bool = True) -> dict[str, object]:
     """A fresh process with the function's environment and this policy: imports the handler and mints once.
     ``logs`` holds the JSON lines it logged."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "functions"), "POLICY_PATH": str(policy)}
-    probe = subprocess.run(
-        [sys.executable, "-c", PROBE, "with-pydantic" if pydantic else "without-pydantic"],
-        env=environment,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    *logged, last = probe.stdout.strip().splitlines()
-    result: dict[str, object] = json.loads(last)
+    result, logged = run_probe(PROBE, "with-pydantic" if pydantic else "without-pydantic", POLICY_PATH=str(policy))
     result["logs"] = [json.loads(line) for line in logged if line.startswith("{")]
     return result
 

@@ -5,8 +5,6 @@ behaviour (forms, cache, rotation, failing closed) on both paths.
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +16,8 @@ import pytest
 
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
-from tests.conftest import ROOT, TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
+from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
+from tests.probes import run_probe
 from token_vending.app import lambda_handler
 from token_vending.settings import get_settings
 
@@ -76,15 +75,10 @@ def test_an_extension_that_refuses_the_session_token_fails_closed(
 @pytest.mark.parametrize(("port_set", "imported"), [(True, False), (False, True)])
 def test_boto3_is_imported_only_without_the_extension(port_set: bool, imported: bool) -> None:
     # Given the function's environment with the extension's port set, or without it
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
-    if not port_set:
-        del environment["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"]
+    port = os.environ["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] if port_set else ""  # empty is unset
 
     # When a fresh process imports the handler and mints
-    probe = subprocess.run(
-        [sys.executable, "-c", PROBE], env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
-    )
-    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    result, _ = run_probe(PROBE, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT=port)
 
     # Then it minted either way, and boto3 and botocore's client were loaded only to read the key without the
     # extension (Powertools imports the botocore package itself, 0.5 ms, to register its user agent)

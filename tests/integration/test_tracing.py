@@ -1,14 +1,11 @@
 """With tracing on, what reaches X-Ray holds neither the API key nor a minted client secret."""
 
-import json
-import os
-import subprocess
-import sys
 from http import HTTPStatus
 
 import pytest
 
 from tests.conftest import ROOT, TEST_API_KEY
+from tests.probes import run_probe
 
 # Runs in a fresh process: whether to trace is decided when the handler is imported.
 # The X-Ray SDK sends segments over UDP to AWS_XRAY_DAEMON_ADDRESS; this script is that daemon.
@@ -41,27 +38,15 @@ print(json.dumps({"status": answer["statusCode"], "value": json.loads(answer["bo
 @pytest.mark.usefixtures("function_env")
 def test_traces_hold_no_secret() -> None:
     # Given the function with tracing on, as in Lambda (a trace header, a task root, no `sam local`)
-    environment = {
-        **os.environ,
-        "POWERTOOLS_TRACE_DISABLED": "false",
-        "LAMBDA_TASK_ROOT": str(ROOT / "functions"),
-        "AWS_LAMBDA_FUNCTION_NAME": "TokenVendingFunction",
-        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-        "PYTHONPATH": str(ROOT / "functions"),
-    }
-    environment.pop("AWS_SAM_LOCAL", None)
-
-    # When it mints a client secret
-    ran = subprocess.run(
-        [sys.executable, "-c", TRACED_MINT],
-        env=environment,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    # When it mints a client secret (AWS_SAM_LOCAL empty: unset, as in Lambda)
+    result, _ = run_probe(
+        TRACED_MINT,
+        POWERTOOLS_TRACE_DISABLED="false",
+        LAMBDA_TASK_ROOT=str(ROOT / "functions"),
+        AWS_LAMBDA_FUNCTION_NAME="TokenVendingFunction",
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        AWS_SAM_LOCAL="",
     )
-    result = json.loads(ran.stdout.strip().splitlines()[-1])
 
     # Then segments were traced, and none of them holds the key or the minted value
     assert result["status"] == HTTPStatus.OK

@@ -1,14 +1,10 @@
 """Tracing costs nothing at start-up when it is off: the X-Ray SDK is not even imported."""
 
-import json
-import os
-import subprocess
-import sys
 from http import HTTPStatus
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.probes import run_probe
 
 PROBE = """
 import json, sys
@@ -24,23 +20,12 @@ print(json.dumps({"xray": "aws_xray_sdk" in sys.modules, "status": status}))
 
 def run_handler(trace_disabled: str) -> dict[str, object]:
     """Import the handler in a fresh process and invoke it on a request it refuses (nothing upstream)."""
-    environment = {
-        **os.environ,
-        "POWERTOOLS_TRACE_DISABLED": trace_disabled,
-        "POWERTOOLS_SERVICE_NAME": "token-vending",
-        "OPENAI_API_KEY_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused-AbCdEf",
-        "PYTHONPATH": str(ROOT / "functions"),
-    }
-    probe = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=environment,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+    result, _ = run_probe(
+        PROBE,
+        POWERTOOLS_TRACE_DISABLED=trace_disabled,
+        POWERTOOLS_SERVICE_NAME="token-vending",
+        OPENAI_API_KEY_SECRET_ID="arn:aws:secretsmanager:us-east-1:123456789012:secret:unused-AbCdEf",
     )
-    result: dict[str, object] = json.loads(probe.stdout.strip().splitlines()[-1])
     return result
 
 
