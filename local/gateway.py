@@ -303,6 +303,18 @@ class Route:
 
 
 @dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request as the client sent it; ``target`` is path?query, percent-encoding intact."""
+
+    method: str
+    target: str
+    headers: Iterable[tuple[str, str]] = ()
+    body: bytes = b""
+    source_ip: str = "127.0.0.1"
+    protocol: str = "HTTP/1.1"
+
+
+@dataclass(frozen=True)
 class LocalResponse:
     """What the gateway answers the client."""
 
@@ -550,31 +562,18 @@ class LocalApi(Running):
         raise RouteNotFound(f"{method} {path}")
 
     def build_event(
-        self,
-        method: str,
-        target: str,
-        headers: Iterable[tuple[str, str]] = (),
-        body: bytes = b"",
-        source_ip: str = "127.0.0.1",
-        protocol: str = "HTTP/1.1",
+        self, method: str, target: str, headers: Iterable[tuple[str, str]] = (), body: bytes = b""
     ) -> dict[str, Any]:
         """The payload-2.0 event API Gateway sends for `METHOD target` (target = path?query)."""
-        return self._route_and_event(method, target, headers, body, source_ip, protocol)[1]
+        return self._route_and_event(HttpRequest(method, target, headers, body))[1]
 
-    def _route_and_event(
-        self,
-        method: str,
-        target: str,
-        headers: Iterable[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-        protocol: str = "HTTP/1.1",
-    ) -> tuple[Route, dict[str, Any]]:
-        raw_path, _, raw_query = target.partition("?")
+    def _route_and_event(self, request: HttpRequest) -> tuple[Route, dict[str, Any]]:
+        method, body, source_ip, protocol = request.method, request.body, request.source_ip, request.protocol
+        raw_path, _, raw_query = request.target.partition("?")
         route, path_parameters = self.match(method, unquote(raw_path))
         joined: dict[str, str] = {}
         cookies: list[str] = []
-        for name, value in headers:
+        for name, value in request.headers:
             if name.lower() == "cookie":  # cookies get a field of their own, not a header
                 cookies += [c.strip() for c in value.split(";") if c.strip()]
             else:
@@ -675,30 +674,11 @@ class LocalApi(Running):
             raise FunctionFailed(f"{logical_id} raised {type(value).__name__}") from value
         return value
 
-    def invoke(
-        self,
-        method: str,
-        target: str,
-        headers: Iterable[tuple[str, str]] = (),
-        body: bytes = b"",
-        source_ip: str = "127.0.0.1",
-        protocol: str = "HTTP/1.1",
-    ) -> LocalResponse:
-        """Route the request, invoke the function and map its result back, as API Gateway does."""
-        return self._serve_request(method, target, headers, body, source_ip, protocol)[0]
-
-    def _serve_request(
-        self,
-        method: str,
-        target: str,
-        headers: Iterable[tuple[str, str]],
-        body: bytes,
-        source_ip: str,
-        protocol: str,
-    ) -> tuple[LocalResponse, str, str]:
-        """The answer, its request id, and what the gateway answered itself (empty: the function's answer)."""
+    def _serve_request(self, request: HttpRequest) -> tuple[LocalResponse, str, str]:
+        """Route the request, invoke the function and map its result back, as API Gateway does: the answer,
+        its request id, and what the gateway answered itself (empty: the function's answer)."""
         try:
-            route, event = self._route_and_event(method, target, headers, body, source_ip, protocol)
+            route, event = self._route_and_event(request)
         except RouteNotFound:
             request_id = _request_id()
             response, note = _gateway_response(NOT_FOUND), "no such route"
@@ -739,11 +719,15 @@ class LocalApi(Running):
             response, note = _gateway_response(TOO_LARGE), f"payload over {PAYLOAD_LIMIT_BYTES // 2**20} MB"
             response.headers.append(("apigw-requestid", request_id))
         else:
-            body = environ["wsgi.input"].read(length) if length else b""
-            headers = [(_header_name(key), str(value)) for key, value in environ.items() if _is_header(key)]
-            protocol = str(environ.get("SERVER_PROTOCOL", "HTTP/1.1"))
-            source_ip = str(environ.get("REMOTE_ADDR", "127.0.0.1"))
-            response, request_id, note = self._serve_request(method, target, headers, body, source_ip, protocol)
+            request = HttpRequest(
+                method,
+                target,
+                headers=[(_header_name(key), str(value)) for key, value in environ.items() if _is_header(key)],
+                body=environ["wsgi.input"].read(length) if length else b"",
+                source_ip=str(environ.get("REMOTE_ADDR", "127.0.0.1")),
+                protocol=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+            )
+            response, request_id, note = self._serve_request(request)
         headers = [(name, value) for name, value in response.headers if name.lower() not in _HOP_BY_HOP]
         start_response(
             f"{response.status} {_reason(response.status)}",
