@@ -46,6 +46,7 @@ TOO_LARGE = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
 # failure; only a function still running at the integration timeout (30 s) gets Service Unavailable.
 INTEGRATION_TIMED_OUT = (HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
 FUNCTION_FAILED = (HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
+_LOCAL_STACK_UUID = "00000000-0000-4000-8000-000000000000"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
 # HTTP API hands these media types to the function as text and base64-encodes every other body.
 _TEXT_MEDIA_TYPES = ("application/json", "application/xml", "application/javascript")
@@ -118,18 +119,27 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
-class _Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::If, Fn::Sub, Fn::Join and conditions, as CloudFormation would.
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::If, Fn::Sub, Fn::Join, Fn::Select, Fn::Split and conditions, as
+    CloudFormation would.
 
     Parameters take their overrides or defaults (an ``AWS::SSM::Parameter::Value<...>`` parameter its
-    Default, as no Parameter Store is asked); the template's resources resolve to local stand-ins.
+    Default, as no Parameter Store is asked); the template's resources resolve to local stand-ins, or to
+    ``physical``: for a resource that really exists locally (moto's), its Ref ("Ref") and attributes.
     """
 
-    def __init__(self, template: Mapping[str, Any], overrides: Mapping[str, str], region: str) -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        overrides: Mapping[str, str],
+        region: str,
+        physical: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self._physical: dict[str, Mapping[str, str]] = dict(physical or {})
         declared: Mapping[str, Any] = template.get("Parameters") or {}
         if unknown := sorted(set(overrides) - set(declared)):
             raise TemplateError(f"parameter overrides {unknown} are not parameters of the template")
-        self._parameters: dict[str, str] = {}
+        self._parameters: dict[str, str | list[str]] = {}
         for name, spec in declared.items():
             value = overrides.get(name, spec.get("Default"))
             if value is None:
@@ -139,12 +149,14 @@ class _Resolver:
                 raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
             if pattern is not None and not re.fullmatch(pattern, str(value)):
                 raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
-            self._parameters[name] = str(value)
+            # A CommaDelimitedList is a list wherever it is used: "" is [""], as CloudFormation has it.
+            self._parameters[name] = str(value).split(",") if spec.get("Type") == "CommaDelimitedList" else str(value)
         self._pseudo: dict[str, object] = {
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Partition": "aws",
             "AWS::StackName": "local",
+            "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/local/{_LOCAL_STACK_UUID}",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": _NO_VALUE,
         }
@@ -171,6 +183,12 @@ class _Resolver:
             if key == "Fn::Join":
                 delimiter, items = arg
                 return delimiter.join(str(item) for item in self.value(items, where))
+            if key == "Fn::Select":
+                index, items = arg
+                return self.value(items, where)[int(self.value(index, where))]
+            if key == "Fn::Split":
+                delimiter, text = arg
+                return str(self.value(text, where)).split(delimiter)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{where}: {key} is not supported by the local gateway")
         resolved = {key: self.value(item, f"{where}.{key}") for key, item in node.items()}
@@ -202,6 +220,8 @@ class _Resolver:
             return self._pseudo[name]
         if name in self._parameters:
             return self._parameters[name]
+        if name in self._physical and "Ref" in self._physical[name]:
+            return self._physical[name]["Ref"]
         if name in self._resources:
             kind = self._kind(name, where)
             if kind is None:
@@ -213,6 +233,8 @@ class _Resolver:
         if logical_id not in self._resources:
             raise TemplateError(f"{where}: Fn::GetAtt {logical_id}.{attribute} names no resource of the template")
         self._kind(logical_id, where)  # refuses a resource its condition leaves out
+        if attribute in self._physical.get(logical_id, {}):
+            return self._physical[logical_id][attribute]
         if attribute == "Arn" or (attribute.endswith("Arn") and attribute[:-3] in self._type(logical_id)):
             return self._arn(logical_id, where)
         if attribute.endswith("Name"):
@@ -466,7 +488,7 @@ class LocalApi(Running):
         """Read the functions with HttpApi events; `environment` is what the runtime adds (credentials)."""
         template_path = Path(template_path)
         template = yaml.load(template_path.read_text(), Loader=CloudFormationLoader)  # noqa: S506
-        resolver = _Resolver(template, parameter_overrides or {}, region)
+        resolver = Resolver(template, parameter_overrides or {}, region)
         defaults: Mapping[str, Any] = (template.get("Globals") or {}).get("Function") or {}
         functions: dict[str, LocalFunction] = {}
         routes: list[Route] = []

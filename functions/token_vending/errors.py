@@ -52,6 +52,13 @@ class UpstreamRejected(InvalidRequest):
         return "upstream_rejected"  # OpenAI's codes are not ours to mint metric dimensions from
 
 
+class PermissionDenied(ApiError):
+    """The caller is known but may not have what it asked for (a profile its claims do not open)."""
+
+    status = HTTPStatus.FORBIDDEN
+    type = "invalid_request_error"
+
+
 class UnsupportedMediaType(InvalidRequest):
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
