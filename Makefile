@@ -21,7 +21,7 @@ CFN_LINT_VERSION := 1.58.0
 BENCH_DIR := .aws-sam/bench
 HOST_ARCHITECTURE := $(shell uname -m)
 
-.PHONY: help run invoke test lint typecheck unit validate build bench bench-build deploy clean
+.PHONY: help run invoke test lint typecheck unit validate build bench bench-build deploy clean chromium
 
 help:
 	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager and OpenAI stub,"
@@ -68,6 +68,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
+# Debian's Chromium for the browser test, where the machine allows apt-get; where it does not, that test
+# skips saying how to install it (and fails in CI, where CI=true).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& echo "Installing Chromium with apt-get (for the browser test)" >&2 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "Chromium is missing and apt-get (as root) could not install it: the browser test will skip (in CI: fail)" >&2
+
 run: $(VENV)/.installed
 	@$(PY) -m local
 
@@ -107,7 +115,7 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q
 
 # The quick bench only proves the benchmark runs; pytest goes last so that its summary ends the output.
-test: lint typecheck validate build node_modules/.installed
+test: lint typecheck validate build node_modules/.installed chromium
 	$(MAKE) --no-print-directory bench BENCH_ARGS="--quick --output $(BENCH_DIR)/quick-results.json"
 	$(PY) -m pytest
 

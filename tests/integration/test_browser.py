@@ -1,0 +1,150 @@
+"""The API from a web page, in a real headless Chromium (Debian's package, driven by playwright-core).
+
+Two loopback sites serve the same page (tests/browser/page.html), which loads the official openai npm SDK as
+a browser loads ES modules. The local API allows the first site's origin only: from there the SDK mints with
+the user's token as its apiKey; from the second the browser itself blocks the call after API Gateway's
+preflight answer, and the function never runs. tests/browser/drive.mjs runs the pages.
+"""
+
+import json
+import mimetypes
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+
+from tests.conftest import ROOT
+
+BROWSER = ROOT / "tests" / "browser"
+DRIVER = BROWSER / "drive.mjs"
+SDK = ROOT / "node_modules" / "openai"
+PLAYWRIGHT = ROOT / "node_modules" / "playwright-core" / "package.json"
+PINNED = json.loads((ROOT / "package.json").read_text())["dependencies"]
+INSTALL_CHROMIUM = (
+    "headless Chromium is not installed: `make test` installs Debian's package where it runs as root with "
+    "apt-get; elsewhere run `sudo apt-get install chromium` (Debian, Ubuntu), then run the tests again"
+)
+
+
+class Site:
+    """A web app's origin on loopback: the page, its script, and the SDK's ES modules under /openai/."""
+
+    def __init__(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="browser-site", daemon=True)
+
+    @property
+    def origin(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class _PageHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        path = self._file()
+        if path is None:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        body = path.read_bytes()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _file(self) -> Path | None:
+        route = self.path.split("?", 1)[0]
+        if route == "/":
+            return BROWSER / "page.html"
+        if route == "/calls.mjs":
+            return BROWSER / "calls.mjs"
+        if route.startswith("/openai/"):
+            path = (SDK / route.removeprefix("/openai/")).resolve()
+            if path.is_relative_to(SDK.resolve()) and path.is_file():
+                return path
+        return None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: a page load is dozens of module requests."""
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's Chromium; missing, the test skips saying how to install it, except in CI, where it fails."""
+    path = shutil.which("chromium")
+    if path is None:
+        if _ci():
+            pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser test never skips there)", pytrace=False)
+        pytest.skip(INSTALL_CHROMIUM)
+    node = shutil.which("node")
+    assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
+    for package in ("openai", "playwright-core"):
+        manifest = ROOT / "node_modules" / package / "package.json"
+        assert manifest.is_file(), f"the {package} npm package is not installed: run `npm ci` in the repository root"
+        installed = json.loads(manifest.read_text())["version"]
+        assert installed == PINNED[package], (
+            f"node_modules has {package} {installed}, package.json pins {PINNED[package]}: run `npm ci`"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[tuple[Site, Site]]:
+    """Two origins serving the same page: the API allows the first only."""
+    with Site() as allowed, Site() as other:
+        yield allowed, other
+
+
+def drive(chromium: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs the steps in one headless Chromium; what the pages saw (no token, no minted value)."""
+    node = shutil.which("node")
+    assert node
+    finished = subprocess.run(
+        [node, str(DRIVER)],
+        input=json.dumps({"executablePath": chromium, "steps": steps}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Through pytest's capture, which the secret guard reads
+    sys.stdout.write(finished.stdout + finished.stderr)
+    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
+    seen: dict[str, Any] = json.loads(finished.stdout)
+    return seen
+
+
+def test_the_official_sdk_loads_in_headless_chromium(chromium: str, sites: tuple[Site, Site]) -> None:
+    # Given the page on a web app's origin
+    allowed, _ = sites
+
+    # When Chromium opens it
+    seen = drive(chromium, [{"url": f"{allowed.origin}/", "call": "sdk", "args": {}}])
+
+    # Then the pinned SDK loaded as ES modules, with nothing failing on the page
+    [step] = seen["steps"]
+    assert step["result"] == {"ok": True, "version": PINNED["openai"]}
+    assert step["consoleErrors"] == []
+    assert step["failedRequests"] == []
