@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from token_vending import session_fields
-from token_vending.errors import InvalidRequest
+from token_vending.caller import Caller
+from token_vending.errors import InvalidRequest, PermissionDenied
 from token_vending.session_fields import (
     MISSING,
     REQUIRED_KEYS,
@@ -41,6 +42,13 @@ MIN_TTL_SECONDS = 10
 MAX_TTL_SECONDS = 7200
 
 PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# What a profile may require of a caller: groups and scopes as OAuth spells scopes (printable ASCII,
+# no space); an issuer is a URL, or the IAM caller's own issuer.
+REQUIRED_NAME = {
+    "groups": re.compile(r"[!-~]{1,256}"),
+    "scopes": re.compile(r"[!-~]{1,256}"),
+    "issuers": re.compile(r"[ -~]{1,256}"),
+}
 Scalar = str | int | float | bool
 
 # How pydantic checks a policy file against these classes: JSON types as they are (no "5" for 5), and
@@ -186,12 +194,59 @@ class ExpiryBounds:
 
 
 @dataclass(frozen=True)
+class Requirements:
+    """What a caller needs to use a profile: every key given must be met, each by any one of its names
+    (a group the caller is in, a scope its token carries, the issuer that vouched for it)."""
+
+    __pydantic_config__ = _PYDANTIC_CONFIG
+
+    groups: list[str] | None = None
+    scopes: list[str] | None = None
+    issuers: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        given = self._given()
+        if not given:
+            raise ValueError(
+                "requires must name groups, scopes or issuers; to open the profile to every caller, leave requires out"
+            )
+        for key, names in given:
+            if not names:
+                raise ValueError(f"{key} must list at least one name; to require no {key}, leave the key out")
+            for name in names:
+                if not REQUIRED_NAME[key].fullmatch(name):
+                    spaces = "" if key == "issuers" else ", without spaces"
+                    raise ValueError(
+                        f"{key} name {json.dumps(_clip(name))} must be 1 to 256 printable ASCII characters{spaces}"
+                    )
+
+    def _given(self) -> list[tuple[str, list[str]]]:
+        return [(key, names) for key in REQUIRED_NAME if (names := getattr(self, key)) is not None]
+
+    def unmet(self, caller: Caller) -> list[str]:
+        """The keys the caller does not meet, in the order they are declared."""
+        held = {"groups": caller.groups, "scopes": caller.scopes, "issuers": frozenset((caller.issuer,))}
+        return [key for key, names in self._given() if held[key].isdisjoint(names)]
+
+    def describe(self) -> str:
+        """What the profile requires, e.g. "one of the groups 'a', 'b' and one of the scopes 'c'": the
+        operator's names, never the caller's."""
+        return " and ".join(f"one of the {key} {_names(names)}" for key, names in self._given())
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    listed = ", ".join(f"'{_clip(name)}'" for name in names[:shown])
+    return listed + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+@dataclass(frozen=True)
 class Profile:
     __pydantic_config__ = _PYDANTIC_CONFIG
 
     session_type: SessionType
     expires_after: ExpiryBounds
     description: str = ""
+    requires: Requirements | None = None  # None: open to every authenticated caller
     fixed: dict[str, Any] = field(default_factory=dict)
     settable: dict[str, FieldRule] = field(default_factory=dict)
 
@@ -216,13 +271,18 @@ class Profile:
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Profile":
         rules = document.get("settable", {})
+        requires = document.get("requires")
         return cls(
             **{
                 **document,
                 "expires_after": ExpiryBounds(**document["expires_after"]),
+                "requires": None if requires is None else Requirements(**requires),
                 "settable": {path: FieldRule(**rule) for path, rule in rules.items()},
             }
         )
+
+    def allows(self, caller: Caller) -> bool:
+        return self.requires is None or not self.requires.unmet(caller)
 
     @functools.cached_property
     def _fixed_session(self) -> str:
@@ -264,7 +324,8 @@ class Policy:
     __pydantic_config__ = _PYDANTIC_CONFIG
 
     version: int  # 1; checked below, as pydantic's Literal[1] would take true and 1.0 for it
-    default_profiles: dict[SessionType, str]
+    # A profile name, or candidates in order: a caller gets the first one it may use.
+    default_profiles: dict[SessionType, str | list[str]]
     profiles: dict[str, Profile]
 
     def __post_init__(self) -> None:
@@ -272,18 +333,38 @@ class Policy:
             raise ValueError("version must be 1")
         if not self.profiles:
             raise ValueError("profiles must define at least one profile")
-        for name in [*self.profiles, *self.default_profiles.values()]:
+        for name in [*self.profiles, *(name for names in self._defaults.values() for name in names)]:
             if not PROFILE_NAME.fullmatch(name):
                 raise ValueError(
                     f"profile name '{_clip(name)}' must be 1 to 64 of a-z, 0-9, '-' and '_', starting with a "
                     "letter or digit"
                 )
-        for session_type, name in self.default_profiles.items():
+        for session_type, names in self._defaults.items():
+            self._check_defaults(session_type, names)
+
+    def _check_defaults(self, session_type: SessionType, names: tuple[str, ...]) -> None:
+        if not names:
+            raise ValueError(f"default profiles for {session_type} sessions must list at least one profile")
+        for position, name in enumerate(names):
             profile = self.profiles.get(name)
             if profile is None:
                 raise ValueError(f"default profile '{name}' for {session_type} sessions is not defined")
             if profile.session_type != session_type:
                 raise ValueError(f"default profile '{name}' is for {profile.session_type} sessions")
+            if name in names[:position]:
+                raise ValueError(f"default profiles for {session_type} sessions name '{name}' twice")
+            if profile.requires is None and position < len(names) - 1:
+                raise ValueError(
+                    f"default profile '{name}' for {session_type} sessions requires nothing, so every caller gets "
+                    "it and the profiles after it are never chosen: put the profiles that require claims first"
+                )
+
+    @functools.cached_property
+    def _defaults(self) -> dict[SessionType, tuple[str, ...]]:
+        return {
+            session_type: (names,) if isinstance(names, str) else tuple(names)
+            for session_type, names in self.default_profiles.items()
+        }
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Policy":
@@ -295,22 +376,33 @@ class Policy:
             profiles={name: Profile.from_document(profile) for name, profile in document["profiles"].items()},
         )
 
-    def select(self, name: str | None, session_type: SessionType, *, param: str) -> tuple[str, Profile]:
-        """The profile a request asked for (or the default for its session type)."""
+    def select(self, name: str | None, session_type: SessionType, caller: Caller, *, param: str) -> tuple[str, Profile]:
+        """The profile a request named, or the first default for its session type that the caller may use.
+
+        A profile the caller may not use is refused before its session type is compared, so a caller
+        learns nothing more of it than that it is closed to them.
+        """
         if name is None:
-            default = self.default_profiles.get(session_type)
-            if default is None:
-                raise InvalidRequest(
-                    f"This service has no default profile for {session_type} sessions; name one.",
-                    code="unknown_profile",
-                    param=PROFILE_HEADER,
-                )
-            name = default
+            return self._default(session_type, caller)
         profile = self.profiles.get(name)
         if profile is None:
+            open_to_caller = [known for known, profile in self.profiles.items() if profile.allows(caller)]
+            known = (
+                f"Profiles you may use: {', '.join(sorted(open_to_caller))}."
+                if open_to_caller
+                else (
+                    "This service's policy has no profile your sign-in may use; ask the service's operator for access."
+                )
+            )
             raise InvalidRequest(
-                f"Unknown profile '{_clip(name)}'. Known profiles: {', '.join(sorted(self.profiles))}.",
-                code="unknown_profile",
+                f"Unknown profile '{_clip(name)}'. {known}", code="unknown_profile", param=PROFILE_HEADER
+            )
+        if profile.requires is not None and (unmet := profile.requires.unmet(caller)):
+            raise PermissionDenied(
+                f"Profile '{name}' of this service's policy requires {profile.requires.describe()}; your sign-in "
+                f"{_lacks(unmet)}. Ask the service's operator for access, or name another profile with the "
+                f"{PROFILE_HEADER} header.",
+                code="permission_denied",
                 param=PROFILE_HEADER,
             )
         if profile.session_type != session_type:
@@ -320,6 +412,44 @@ class Policy:
                 param=param,
             )
         return name, profile
+
+    def _default(self, session_type: SessionType, caller: Caller) -> tuple[str, Profile]:
+        names = self._defaults.get(session_type)
+        if names is None:
+            raise InvalidRequest(
+                f"This service has no default profile for {session_type} sessions; name one with the "
+                f"{PROFILE_HEADER} header.",
+                code="unknown_profile",
+                param=PROFILE_HEADER,
+            )
+        for name in names:
+            if (profile := self.profiles[name]).allows(caller):
+                return name, profile
+        closed = "; ".join(
+            f"'{name}' requires {requires.describe()}"
+            for name in names
+            if (requires := self.profiles[name].requires) is not None
+        )
+        raise PermissionDenied(
+            f"No default profile of this service's policy for {session_type} sessions is open to your sign-in "
+            f"({closed}). Ask the service's operator for access, or name another profile with the "
+            f"{PROFILE_HEADER} header.",
+            code="permission_denied",
+            param=PROFILE_HEADER,
+        )
+
+
+# What a caller's sign-in lacks, by key only: its own claims (huge, or holding control characters) are
+# not echoed back.
+_LACKS = {
+    "groups": "is in none of those groups",
+    "scopes": "has none of those scopes",
+    "issuers": "comes from another issuer",
+}
+
+
+def _lacks(unmet: list[str]) -> str:
+    return " and ".join(_LACKS[key] for key in unmet)
 
 
 def _clip(text: str, limit: int = 64) -> str:

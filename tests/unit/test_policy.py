@@ -10,18 +10,22 @@ from typing import Any
 import pytest
 
 from local.openai_schema import ga_errors
-from token_vending.errors import InvalidRequest
+from token_vending.caller import Caller
+from token_vending.errors import InvalidRequest, PermissionDenied
 from token_vending.policy import (
     PROFILE_HEADER,
     Policy,
     PolicyError,
     Profile,
+    Requirements,
     cached_policy,
     check_request,
     ga_param,
     load_policy,
     main,
+    record_path,
     validate,
+    validation_record,
 )
 from token_vending.settings import BUNDLED_POLICY
 from token_vending.translation import FIELDS, BetaNames, beta_to_ga
@@ -60,6 +64,43 @@ SMALL_POLICY: dict[str, Any] = {
 }
 
 
+ISSUER = "https://issuer.example"
+
+
+def caller(*, groups: tuple[str, ...] = (), scopes: tuple[str, ...] = (), issuer: str = ISSUER) -> Caller:
+    return Caller(issuer=issuer, subject="user-1", groups=frozenset(groups), scopes=frozenset(scopes))
+
+
+# Signed in, with no group or scope: every ungated profile is open to it, and only those.
+ANYONE = caller()
+
+
+def _gated(session_type: str, requires: dict[str, list[str]]) -> dict[str, Any]:
+    return {"session_type": session_type, "expires_after": {"default_seconds": 60, "max_seconds": 600}} | {
+        "requires": requires,
+        "fixed": {"model": "gpt-realtime"} if session_type == "realtime" else {},
+    }
+
+
+# The small policy with profiles gated by identity, and a realtime default that depends on the caller.
+GATED_POLICY: dict[str, Any] = {
+    "version": 1,
+    "default_profiles": {"realtime": ["staff-pro", "studio", "voice"], "transcription": "notes"},
+    "profiles": SMALL_POLICY["profiles"]
+    | {
+        "studio": _gated("realtime", {"groups": ["premium", "staff"]}),
+        "scoped": _gated("realtime", {"scopes": ["voice:pro", "voice:all"]}),
+        "partner": _gated("realtime", {"issuers": ["https://partner.example"]}),
+        "staff-pro": _gated("realtime", {"groups": ["staff"], "scopes": ["voice:pro"]}),
+        "notes-pro": _gated("transcription", {"groups": ["premium"]}),
+    },
+}
+
+
+def gated_policy() -> Policy:
+    return validated(GATED_POLICY)
+
+
 def validated(document: dict[str, Any]) -> Policy:
     return validate(Path("test-policy.json"), json.dumps(document).encode())
 
@@ -89,7 +130,7 @@ def refusal(request: dict[str, Any], profile: Profile | None = None) -> InvalidR
 
 
 def bundled(session_type: str) -> tuple[str, Profile]:
-    return load_policy(BUNDLED_POLICY).select(None, session_type, param="session.type")  # type: ignore[arg-type]
+    return load_policy(BUNDLED_POLICY).select(None, session_type, ANYONE, param="session.type")  # type: ignore[arg-type]
 
 
 def write_policy(tmp_path: Path, document: Any) -> Path:
@@ -107,11 +148,12 @@ def test_the_bundled_policy_loads_with_a_default_profile_per_session_type() -> N
 
     # Then
     assert policy.default_profiles == {
-        "realtime": "assistant",
+        "realtime": ["premium", "assistant"],
         "transcription": "transcription",
         "translation": "translation",
     }
     assert policy.profiles["assistant"].session_type == "realtime"
+    assert policy.profiles["assistant"].requires is None
     assert policy.profiles["transcription"].session_type == "transcription"
 
 
@@ -290,7 +332,7 @@ def test_without_a_name_the_default_profile_of_the_session_type_is_chosen(sessio
     policy = small_policy()
 
     # When
-    name, profile = policy.select(None, session_type, param="session.type")  # type: ignore[arg-type]
+    name, profile = policy.select(None, session_type, ANYONE, param="session.type")  # type: ignore[arg-type]
 
     # Then
     assert name == expected
@@ -304,7 +346,7 @@ def test_a_named_profile_is_chosen() -> None:
     )
 
     # When
-    name, profile = policy.select("voice-eu", "realtime", param="session.type")
+    name, profile = policy.select("voice-eu", "realtime", ANYONE, param="session.type")
 
     # Then
     assert name == "voice-eu"
@@ -317,7 +359,7 @@ def test_an_unknown_profile_is_refused_naming_the_header() -> None:
 
     # When
     with pytest.raises(InvalidRequest) as caught:
-        policy.select("vip", "realtime", param="session.type")
+        policy.select("vip", "realtime", ANYONE, param="session.type")
 
     # Then
     assert caught.value.status == HTTPStatus.BAD_REQUEST
@@ -332,7 +374,7 @@ def test_a_long_unknown_profile_name_is_clipped_in_the_message() -> None:
 
     # When
     with pytest.raises(InvalidRequest) as caught:
-        small_policy().select(name, "realtime", param="session.type")
+        small_policy().select(name, "realtime", ANYONE, param="session.type")
 
     # Then
     assert name not in caught.value.message
@@ -345,7 +387,7 @@ def test_a_session_type_without_a_default_profile_needs_a_name() -> None:
 
     # When
     with pytest.raises(InvalidRequest) as caught:
-        policy.select(None, "transcription", param="session.type")
+        policy.select(None, "transcription", ANYONE, param="session.type")
 
     # Then
     assert caught.value.code == "unknown_profile"
@@ -359,12 +401,241 @@ def test_a_profile_for_the_other_session_type_is_refused_naming_the_given_param(
 
     # When
     with pytest.raises(InvalidRequest) as caught:
-        policy.select("notes", "realtime", param=param)
+        policy.select("notes", "realtime", ANYONE, param=param)
 
     # Then
     assert caught.value.status == HTTPStatus.BAD_REQUEST
     assert caught.value.code == "invalid_value"
     assert caught.value.param == param
+
+
+# --- choosing a profile by identity ---
+
+
+@pytest.mark.parametrize(
+    ("profile_name", "who", "allowed"),
+    [
+        ("voice", ANYONE, True),
+        ("voice", Caller(issuer="aws-iam", subject="arn:aws:iam::123456789012:role/backend", auth="iam"), True),
+        ("studio", caller(groups=("premium",)), True),
+        ("studio", caller(groups=("viewers", "staff")), True),
+        ("studio", caller(groups=("viewers",)), False),
+        ("studio", caller(groups=("Premium", "premium ", "premium\n")), False),
+        ("studio", caller(scopes=("premium",)), False),
+        ("studio", Caller(issuer="aws-iam", subject="arn:aws:iam::123456789012:role/backend", auth="iam"), False),
+        ("scoped", caller(scopes=("openid", "voice:all")), True),
+        ("scoped", caller(scopes=("openid",)), False),
+        ("scoped", caller(groups=("voice:pro",)), False),
+        ("partner", caller(issuer="https://partner.example"), True),
+        ("partner", caller(issuer="https://partner.example/"), False),
+        ("partner", ANYONE, False),
+        ("staff-pro", caller(groups=("staff",), scopes=("voice:pro",)), True),
+        ("staff-pro", caller(groups=("staff",)), False),
+        ("staff-pro", caller(scopes=("voice:pro",)), False),
+    ],
+)
+def test_a_profile_is_open_to_a_caller_who_meets_each_of_its_requirements(
+    profile_name: str, who: Caller, allowed: bool
+) -> None:
+    # Given
+    profile = gated_policy().profiles[profile_name]
+
+    # When / Then: every key given is met, each by any one of its names
+    assert profile.allows(who) is allowed
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        (caller(groups=("staff",), scopes=("voice:pro",)), "staff-pro"),
+        (caller(groups=("staff",)), "studio"),
+        (caller(groups=("premium",), scopes=("voice:pro",)), "studio"),
+        (caller(scopes=("voice:pro",)), "voice"),
+        (ANYONE, "voice"),
+    ],
+)
+def test_the_first_default_the_caller_may_use_is_chosen(who: Caller, expected: str) -> None:
+    # Given a realtime default of three candidates: staff-pro, studio, voice (ungated)
+    policy = gated_policy()
+
+    # When
+    name, profile = policy.select(None, "realtime", who, param="session.type")
+
+    # Then
+    assert name == expected
+    assert profile is policy.profiles[expected]
+
+
+def test_a_named_profile_is_chosen_for_a_caller_who_may_use_it() -> None:
+    # Given
+    policy = gated_policy()
+
+    # When a premium member names a profile that is not among the defaults
+    name, profile = policy.select("studio", "realtime", caller(groups=("premium",)), param=PROFILE_HEADER)
+
+    # Then
+    assert (name, profile) == ("studio", policy.profiles["studio"])
+
+
+def permission_denied(policy: Policy, name: str | None, session_type: str, who: Caller) -> PermissionDenied:
+    with pytest.raises(PermissionDenied) as caught:
+        policy.select(name, session_type, who, param="session.type")  # type: ignore[arg-type]
+    error = caught.value
+    assert error.status == HTTPStatus.FORBIDDEN
+    assert error.envelope()["error"] | {"message": ""} == {
+        "type": "invalid_request_error",
+        "message": "",
+        "param": PROFILE_HEADER,
+        "code": "permission_denied",
+    }
+    return error
+
+
+def test_naming_a_profile_the_caller_may_not_use_is_forbidden_naming_what_it_requires() -> None:
+    # Given a caller in a group the profile does not name
+    who = caller(groups=("viewers",))
+
+    # When
+    error = permission_denied(gated_policy(), "studio", "realtime", who)
+
+    # Then the message says what the profile requires and who can help, and nothing of the caller's claims
+    assert error.message == (
+        "Profile 'studio' of this service's policy requires one of the groups 'premium', 'staff'; your sign-in is "
+        "in none of those groups. Ask the service's operator for access, or name another profile with the "
+        "X-Profile header."
+    )
+
+
+def test_a_refusal_names_only_the_requirements_the_caller_does_not_meet() -> None:
+    # Given a caller with the profile's group but not its scope
+    who = caller(groups=("staff",), scopes=("openid",))
+
+    # When
+    error = permission_denied(gated_policy(), "staff-pro", "realtime", who)
+
+    # Then
+    assert "requires one of the groups 'staff' and one of the scopes 'voice:pro'; your sign-in has none of " in (
+        error.message
+    )
+    assert "groups" not in error.message.split("your sign-in")[1]
+
+
+def test_a_refusal_never_echoes_the_callers_claims() -> None:
+    # Given a caller whose claims are huge and hold control characters
+    noisy = "\x1b[31m" + "g" * 100_000 + "\r\n"
+    who = caller(groups=(noisy, "x" * 5000), scopes=(noisy,), issuer="https://evil.example/" + noisy)
+
+    # When it names profiles gated on each kind of claim
+    messages = [permission_denied(gated_policy(), name, "realtime", who).message for name in ("studio", "partner")]
+
+    # Then each message is short, printable, and holds none of them
+    for message in messages:
+        assert len(message) < 400
+        assert message.isprintable()
+        assert "ggg" not in message
+        assert "evil" not in message
+
+
+def test_a_gated_profile_of_another_session_type_is_forbidden_not_described() -> None:
+    # Given a transcription profile for premium members, named in a realtime request by a caller outside it
+    # When
+    error = permission_denied(gated_policy(), "notes-pro", "realtime", ANYONE)
+
+    # Then it is refused as closed to the caller, without saying which session type it mints
+    assert "transcription" not in error.message
+
+
+def test_a_gated_profile_of_another_session_type_is_a_400_for_a_caller_who_may_use_it() -> None:
+    # Given
+    who = caller(groups=("premium",))
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        gated_policy().select("notes-pro", "realtime", who, param="session.type")
+
+    # Then
+    assert (caught.value.status, caught.value.code) == (HTTPStatus.BAD_REQUEST, "invalid_value")
+
+
+def test_no_default_open_to_the_caller_is_forbidden_naming_the_candidates_requirements() -> None:
+    # Given a realtime default of gated profiles only
+    policy = validated(changed(GATED_POLICY, ("default_profiles", "realtime"), ["staff-pro", "studio"]))
+
+    # When a caller in neither asks for the default
+    error = permission_denied(policy, None, "realtime", caller(scopes=("voice:pro",)))
+
+    # Then
+    assert error.message == (
+        "No default profile of this service's policy for realtime sessions is open to your sign-in ('staff-pro' "
+        "requires one of the groups 'staff' and one of the scopes 'voice:pro'; 'studio' requires one of the "
+        "groups 'premium', 'staff'). Ask the service's operator for access, or name another profile with the "
+        "X-Profile header."
+    )
+
+
+def test_a_single_gated_default_closed_to_the_caller_is_forbidden() -> None:
+    # Given
+    policy = validated(changed(GATED_POLICY, ("default_profiles", "transcription"), "notes-pro"))
+
+    # When / Then
+    permission_denied(policy, None, "transcription", ANYONE)
+    assert policy.select(None, "transcription", caller(groups=("premium",)), param="session.type")[0] == "notes-pro"
+
+
+@pytest.mark.parametrize(
+    ("who", "listed"),
+    [
+        (ANYONE, "notes, voice"),
+        (caller(groups=("premium",)), "notes, notes-pro, studio, voice"),
+        (caller(issuer="https://partner.example"), "notes, partner, voice"),
+    ],
+)
+def test_an_unknown_profile_lists_only_the_profiles_the_caller_may_use(who: Caller, listed: str) -> None:
+    # Given / When
+    with pytest.raises(InvalidRequest) as caught:
+        gated_policy().select("vip", "realtime", who, param="session.type")
+
+    # Then
+    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert (caught.value.code, caught.value.param) == ("unknown_profile", PROFILE_HEADER)
+    assert caught.value.message == f"Unknown profile 'vip'. Profiles you may use: {listed}."
+
+
+def test_an_unknown_profile_for_a_caller_who_may_use_none_says_whom_to_ask() -> None:
+    # Given a policy whose every profile is gated
+    document = copy.deepcopy(GATED_POLICY)
+    for name in ("voice", "notes"):
+        document["profiles"][name]["requires"] = {"groups": ["staff"]}
+    document["default_profiles"] = {"realtime": "voice"}
+
+    # When
+    with pytest.raises(InvalidRequest) as caught:
+        validated(document).select("vip", "realtime", ANYONE, param="session.type")
+
+    # Then
+    assert caught.value.message == (
+        "Unknown profile 'vip'. This service's policy has no profile your sign-in may use; ask the service's "
+        "operator for access."
+    )
+
+
+def test_the_bundled_premium_profile_is_the_default_for_premium_members_only() -> None:
+    # Given
+    policy = load_policy(BUNDLED_POLICY)
+    member, outsider = caller(groups=("premium",)), caller(groups=("free",))
+
+    # When
+    chosen = {who: policy.select(None, "realtime", who, param="session.type") for who in (member, outsider)}
+
+    # Then members get the longer-lived secrets, and everyone else the assistant
+    assert chosen[member][0] == "premium"
+    assert chosen[member][1].expires_after == chosen[member][1].expires_after.__class__(300, 1800, 10)
+    assert chosen[outsider][0] == "assistant"
+    assert chosen[outsider][1].expires_after.max_seconds == 600
+    assert set(chosen[member][1].settable["audio.output.voice"].enum or ()) >= set(
+        chosen[outsider][1].settable["audio.output.voice"].enum or ()
+    )
+    permission_denied(policy, "premium", "realtime", outsider)
 
 
 # --- building the GA body ---
@@ -853,6 +1124,24 @@ def changed(document: dict[str, Any], where: tuple[str, ...], value: Any) -> dic
         ((*SETTABLE, "output_modalities"), {"type": "array", "min_items": 2, "max_items": 1}, "min_items is greater"),
         ((*SETTABLE, "audio.output.voice"), {"type": "object"}, "audio.output.voice"),
         ((*SETTABLE, "audio.output.voice", "pattern"), "^a", "pattern"),
+        ((*VOICE, "requires"), {"groups": []}, "groups must list at least one name; to require no groups, leave"),
+        ((*VOICE, "requires"), {"scopes": []}, "to require no scopes, leave the key out"),
+        ((*VOICE, "requires"), {}, "leave requires out"),
+        ((*VOICE, "requires"), {"roles": ["admin"]}, "requires.roles"),
+        ((*VOICE, "requires"), {"groups": "premium"}, "requires.groups"),
+        ((*VOICE, "requires"), {"groups": [1]}, "requires.groups"),
+        ((*VOICE, "requires"), {"groups": ["premium users"]}, "printable ASCII characters, without spaces"),
+        ((*VOICE, "requires"), {"scopes": ["x" * 257]}, "1 to 256 printable ASCII"),
+        ((*VOICE, "requires"), {"groups": [""]}, "1 to 256 printable ASCII"),
+        ((*VOICE, "requires"), {"groups": ["prémium"]}, "1 to 256 printable ASCII"),
+        ((*VOICE, "requires"), {"issuers": ["https://issuer.example/\u0007"]}, "1 to 256 printable ASCII"),
+        ((*VOICE, "requires"), "premium", "requires"),
+        (("default_profiles", "realtime"), [], "default profiles for realtime sessions must list at least one"),
+        (("default_profiles", "realtime"), ["missing", "voice"], "default profile 'missing'"),
+        (("default_profiles", "realtime"), ["notes"], "default profile 'notes' is for transcription"),
+        (("default_profiles", "realtime"), ["Voice"], "profile name 'Voice'"),
+        (("default_profiles", "realtime"), [1], "default_profiles"),
+        (("default_profiles", "realtime"), {"voice": True}, "default_profiles"),
         (("default_profiles", "realtime"), "missing", "default profile 'missing'"),
         (("default_profiles", "realtime"), "notes", "default profile 'notes'"),
         (("default_profiles", "translation"), "voice", "default profile 'voice' is for realtime"),
@@ -959,8 +1248,9 @@ def test_without_a_record_a_policy_is_validated_even_when_no_record_could_be_com
 
 
 def test_a_recorded_policy_reads_as_the_validated_one(tmp_path: Path) -> None:
-    # Given the bundled and the small policy, each validated and recorded as the build does
-    for name, document in (("bundled", json.loads(BUNDLED_POLICY.read_text())), ("small", SMALL_POLICY)):
+    # Given the bundled, the small and the gated policy, each validated and recorded as the build does
+    documents = (("bundled", json.loads(BUNDLED_POLICY.read_text())), ("small", SMALL_POLICY), ("gated", GATED_POLICY))
+    for name, document in documents:
         (tmp_path / name).mkdir()
         path = write_policy(tmp_path / name, document)
         assert main([str(path)]) == 0
@@ -1010,4 +1300,62 @@ def test_the_readmes_example_policy_is_valid() -> None:
 
     # When / Then it validates, and its profile mints what it shows
     policy = validated(json.loads(example))
-    assert policy.select(None, "realtime", param="session.type")[0] == "assistant"
+    assert policy.select(None, "realtime", ANYONE, param="session.type")[0] == "assistant"
+
+
+@pytest.mark.parametrize(
+    ("candidates", "problem"),
+    [
+        (
+            ["voice", "studio"],
+            "'voice' for realtime sessions requires nothing, so every caller gets it and the profiles after it are "
+            "never chosen: put the profiles that require claims first",
+        ),
+        (["studio", "studio", "voice"], "default profiles for realtime sessions name 'studio' twice"),
+        (["studio", "notes-pro"], "default profile 'notes-pro' is for transcription sessions"),
+    ],
+)
+def test_default_candidates_that_cannot_all_be_chosen_are_refused_at_load(
+    tmp_path: Path, candidates: list[str], problem: str
+) -> None:
+    # Given a realtime default with a candidate that would never be chosen
+    path = write_policy(tmp_path, changed(GATED_POLICY, ("default_profiles", "realtime"), candidates))
+
+    # When
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    # Then the operator is told why
+    assert problem in str(caught.value)
+
+
+def test_a_default_list_of_gated_profiles_only_is_valid() -> None:
+    # Given / When: some callers get a 403 for the default, which is the operator's choice to make
+    policy = validated(changed(GATED_POLICY, ("default_profiles", "realtime"), ["studio"]))
+
+    # Then
+    assert policy.default_profiles["realtime"] == ["studio"]
+
+
+def test_a_recorded_policy_rebuilds_each_profiles_requirements(tmp_path: Path) -> None:
+    # Given the gated policy, validated and recorded as the build does
+    path = write_policy(tmp_path, GATED_POLICY)
+    assert main([str(path)]) == 0
+
+    # When it is loaded through its record, without pydantic
+    policy = load_policy(path)
+
+    # Then requirements are values that judge callers, and defaults keep their candidates
+    assert policy.profiles["studio"].requires == Requirements(groups=["premium", "staff"])
+    assert policy.select(None, "realtime", caller(groups=("staff",)), param="session.type")[0] == "studio"
+    assert policy.select(None, "realtime", ANYONE, param="session.type")[0] == "voice"
+
+
+def test_a_record_that_vouches_for_bad_requirements_is_not_trusted(tmp_path: Path) -> None:
+    # Given a policy with an empty group list, and a record that matches it (as if the check were skipped)
+    path = write_policy(tmp_path, changed(GATED_POLICY, ("profiles", "studio", "requires", "groups"), []))
+    record_path(path).write_text(f"{validation_record(path.read_bytes())}\n")
+
+    # When / Then it is validated anyway, and refused
+    with pytest.raises(PolicyError, match="leave the key out"):
+        load_policy(path)

@@ -6,6 +6,7 @@ from http import HTTPStatus
 
 import pytest
 
+from token_vending.caller import Caller
 from token_vending.errors import InvalidRequest
 from token_vending.policy import check_request, ga_param, load_policy
 from token_vending.request_body import MAX_BODY_BYTES, json_object
@@ -123,7 +124,9 @@ def test_a_deeply_nested_body_within_the_size_limit_ends_in_a_400_not_a_crash() 
     body = '{"session":' + '{"a":' * depth + "1" + "}" * depth + "}"
     assert len(body) <= MAX_BODY_BYTES
     policy = load_policy(BUNDLED_POLICY)
-    profile_name, profile = policy.select(None, "realtime", param="session.type")
+    profile_name, profile = policy.select(
+        None, "realtime", Caller("https://issuer.example", "user-1"), param="session.type"
+    )
 
     # When the body is read and checked against the policy
     with pytest.raises(InvalidRequest) as caught:

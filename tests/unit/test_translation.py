@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from local.openai_schema import beta_errors, ga_errors
+from token_vending.caller import Caller
 from token_vending.errors import InvalidRequest
 from token_vending.policy import Profile, check_request, load_policy
 from token_vending.session_fields import SessionType
@@ -139,7 +140,9 @@ def refusal(request: dict[str, Any], session_type: SessionType = "realtime") -> 
 
 
 def bundled(session_type: SessionType) -> tuple[str, Profile]:
-    return load_policy(BUNDLED_POLICY).select(None, session_type, param="X-Profile")
+    return load_policy(BUNDLED_POLICY).select(
+        None, session_type, Caller("https://issuer.example", "user-1"), param="X-Profile"
+    )
 
 
 def mint_body(request: dict[str, Any], session_type: SessionType) -> dict[str, Any]:
