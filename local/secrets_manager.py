@@ -1,37 +1,36 @@
-"""An embedded Secrets Manager for `make run`: moto's server mode holding the OpenAI API key."""
+"""An embedded Secrets Manager for `make run`: the OpenAI API key and the safety identifier key in moto."""
 
 from __future__ import annotations
 
 import json
-import logging
+import secrets
 from typing import Self
 
-import boto3
-from moto.server import ThreadedMotoServer
-
+from local.aws import FAKE_CREDENTIALS, REGION, LocalAws, secrets_manager_client
 from local.running import Running
-
-REGION = "us-east-1"
-# What a Lambda execution role hands the function; moto accepts any credentials.
-_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 class LocalSecretsManager(Running):
-    """moto's Secrets Manager on 127.0.0.1 (a free port), with one secret: {"api_key": <key>}."""
+    """One secret, {"api_key": <key>, "safety_identifier_key": <64 random hex characters, new each run>},
+    in moto's Secrets Manager: on ``aws`` if given (which the caller starts and stops), else on a moto
+    server of its own."""
 
-    def __init__(self, api_key: str, secret_name: str = "token-vending/openai-api-key") -> None:  # noqa: S107
+    def __init__(
+        self,
+        api_key: str,
+        secret_name: str = "token-vending/openai-api-key",  # noqa: S107
+        aws: LocalAws | None = None,
+    ) -> None:
         self._api_key = api_key
         self._secret_name = secret_name
-        self._server: ThreadedMotoServer | None = None
-        self._endpoint_url: str | None = None
+        self._aws = aws
+        self._own_aws: LocalAws | None = None
         self._secret_arn: str | None = None
 
     @property
     def endpoint_url(self) -> str:
-        """The server's URL, e.g. http://127.0.0.1:54321."""
-        if self._endpoint_url is None:
-            raise RuntimeError("LocalSecretsManager is not started")
-        return self._endpoint_url
+        """The moto server's URL, e.g. http://127.0.0.1:54321."""
+        return self._server().endpoint_url
 
     @property
     def secret_arn(self) -> str:
@@ -48,32 +47,29 @@ class LocalSecretsManager(Running):
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.endpoint_url,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
-            **_FAKE_CREDENTIALS,
+            **FAKE_CREDENTIALS,
         }
 
     def start(self) -> Self:
-        """Start the server on a free port and create the secret."""
-        # moto's per-request access log would drown the gateway's own.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        self._server = server
-        host, port = server.get_host_and_port()
-        self._endpoint_url = f"http://{host}:{port}"
-        client = boto3.client(
-            "secretsmanager",
-            endpoint_url=self._endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=_FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=_FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        """Start moto (unless given one) and create the secret."""
+        if self._aws is None:
+            self._own_aws = LocalAws().start()
+        secret = {"api_key": self._api_key, "safety_identifier_key": secrets.token_hex(32)}
+        created = secrets_manager_client(self.endpoint_url).create_secret(
+            Name=self._secret_name, SecretString=json.dumps(secret)
         )
-        created = client.create_secret(Name=self._secret_name, SecretString=json.dumps({"api_key": self._api_key}))
         self._secret_arn = created["ARN"]
         return self
 
     def stop(self) -> None:
-        """Stop the server; the secret goes with it."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        self._endpoint_url = self._secret_arn = None
+        """Stop moto if it is this one's own; the secret goes with it."""
+        if self._own_aws is not None:
+            self._own_aws.stop()
+            self._own_aws = None
+        self._secret_arn = None
+
+    def _server(self) -> LocalAws:
+        server = self._aws or self._own_aws
+        if server is None:
+            raise RuntimeError("LocalSecretsManager is not started")
+        return server
