@@ -1303,6 +1303,17 @@ def test_the_readmes_example_policy_is_valid() -> None:
     assert policy.select(None, "realtime", ANYONE, param="session.type")[0] == "assistant"
 
 
+def test_the_readmes_profiles_by_identity_example_is_valid() -> None:
+    # Given the README's example of profiles gated by identity
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if '"requires"' in b)
+
+    # When / Then it validates: a premium member gets premium by default, everyone else the assistant
+    policy = validated(json.loads(example))
+    assert policy.select(None, "realtime", caller(groups=("premium",)), param="session.type")[0] == "premium"
+    assert policy.select(None, "realtime", ANYONE, param="session.type")[0] == "assistant"
+
+
 @pytest.mark.parametrize(
     ("candidates", "problem"),
     [
