@@ -21,13 +21,17 @@ CFN_LINT_VERSION := 1.58.0
 BENCH_DIR := .aws-sam/bench
 HOST_ARCHITECTURE := $(shell uname -m)
 
-.PHONY: help run invoke test lint typecheck unit validate build bench bench-build deploy clean chromium
+.PHONY: help run token invoke test lint typecheck unit validate build bench bench-build deploy clean chromium
 
 help:
-	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager and OpenAI stub,"
+	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager, sign-in, OpenAI stub,"
 	@echo "             or the real OpenAI when OPENAI_API_KEY is set)"
 	@echo "             (OPENAI_BASE_URL too: any OpenAI-compatible host; LOG_FORMAT=json: the function's log lines;"
-	@echo "             PORT=3001: another port; SECRETS_VIA=sdk: the key read with boto3, not the extension)"
+	@echo "             PORT=3001: another port; SECRETS_VIA=sdk: the key read with boto3, not the extension;"
+	@echo "             AUTH=none: no token checked, locally only; ALLOWED_ORIGINS=http://localhost:5173: CORS)"
+	@echo "make token   a user's token for the running make run, alone on stdout: export TOKEN=\$$(make -s token)"
+	@echo "             (TOKEN_USER=alice: another user; TOKEN_GROUPS=premium: its groups, comma-separated;"
+	@echo "             PORT=3001: the make run on that port)"
 	@echo "make invoke EVENT=events/client_secrets.json"
 	@echo "             sam local invoke without Docker: the function on one event, its result as JSON"
 	@echo "make test    lint, type-check, validate and build the template, run the tests"
@@ -78,6 +82,10 @@ chromium:
 
 run: $(VENV)/.installed
 	@$(PY) -m local
+
+# The token alone on stdout, so that TOKEN=$$(make -s token) holds just it.
+token: $(VENV)/.installed
+	@$(PY) -m local.token
 
 # FUNCTION= picks the function when the template has several.
 invoke: $(VENV)/.installed

@@ -1,5 +1,8 @@
-"""`make run`: the API of template.yaml on 127.0.0.1, with a local Secrets Manager and OpenAI stub.
+"""`make run`: the API of template.yaml on 127.0.0.1, with a local Secrets Manager, sign-in and OpenAI stub.
 
+As deployed by default, every request needs a user's token: `make token` (local/token.py) signs a
+development user in to the template's own user pool, held by moto, and the gateway checks the token as
+API Gateway's JWT authorizer does. AUTH=none turns that off, locally only, and says so on every request.
 With OPENAI_API_KEY set, the function talks to the real OpenAI (the key goes into the local secret), or
 with OPENAI_BASE_URL too, to that OpenAI-compatible host. The terminal shows one line per request;
 LOG_FORMAT=json shows the function's own log lines instead. See local/stand_ins.py for the stand-ins.
@@ -15,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from contextlib import ExitStack
 
-from local import stand_ins
+from local import stand_ins, token
 from local.console import Console
 from local.gateway import AccessRecord, LocalApi, TemplateError
 from local.stand_ins import TEMPLATE, SetupError
@@ -42,26 +45,51 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
             port=port,
             environment=local.environment,
             on_request=console.request if console is not None else _gateway_answer_as_json,
+            **local.gateway_options(),
         )
         running.enter_context(api)
+        # Only the process holding the port gets here: the state file of the port is this run's.
+        state = token.write_state(port, api.url, local.user_pool, local.authenticate)
+        running.callback(state.unlink, missing_ok=True)
         lines = [
             f"token vending API on {api.url}",
             f"  routes: {', '.join(route.route_key for route in api.routes)}",
             f"  OpenAI SDK base_url: {api.url}/v1",
             *(f"  {line}" for line in local.description),
-        ]
-        if api.authorizers:
-            lines.append(
-                f"  auth: the deployed API requires {', '.join(sorted(api.authorizers))}; none is enforced here"
-            )
-        lines += [
-            f"  try: curl -s {api.url}/v1/realtime/client_secrets "
-            f"-H 'Content-Type: application/json' -d '{EXAMPLE_BODY}'",
+            *_how_to_call(api.url, port, local),
             "  one line per request (LOG_FORMAT=json: the function's own log lines); Ctrl-C stops",
         ]
         print("\n".join(lines), file=terminal, flush=True)
         signal.sigwait(stop_signals)
         print("stopping", file=terminal, flush=True)
+
+
+def _how_to_call(url: str, port: int, local: stand_ins.StandIns) -> list[str]:
+    mint = f"curl -s {url}/v1/realtime/client_secrets -H 'Content-Type: application/json' -d '{EXAMPLE_BODY}'"
+    origins = ", ".join(local.allowed_origins or [])
+    cors = [
+        f"  CORS: pages on {origins} may call it (ALLOWED_ORIGINS, in place of the template's AllowedOrigins)"
+        if origins
+        else "  CORS: the template's AllowedOrigins (ALLOWED_ORIGINS=http://localhost:5173 make run: that page's)"
+    ]
+    if not local.authenticate:
+        return [
+            "  authentication: OFF (AUTH=none), here only: every request reaches the function as one anonymous",
+            "    user; the deployed API requires a user's token",
+            *cors,
+            f"  try: {mint}",
+        ]
+    if local.user_pool is None:
+        return [*cors, f"  try: {mint}"]
+    on_port = "" if str(port) == token.DEFAULT_PORT else f"PORT={port} "
+    return [
+        "  authentication: every request needs a user's token, checked as the deployed JWT authorizer checks it",
+        f"  a token, in another terminal: export TOKEN=$({on_port}make -s token)",
+        "    (TOKEN_USER=alice: another user; TOKEN_GROUPS=premium: its groups, comma-separated)",
+        *cors,
+        f'  try: {mint} -H "Authorization: Bearer $TOKEN"',
+        f'  an OpenAI SDK takes the token as its api_key: OpenAI(api_key=TOKEN, base_url="{url}/v1")',
+    ]
 
 
 def _gateway_answer_as_json(record: AccessRecord) -> None:

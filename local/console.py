@@ -46,11 +46,13 @@ class Console:
             sys.stdout = previous
 
     def request(self, record: AccessRecord) -> None:
-        """The request's line: time, method, path, status, duration, and what became of it."""
+        """The request's line: time, method, path, status, duration, what became of it, and the gateway's note."""
         with self._lock:
-            outcome = record.note or self._outcomes.pop(record.request_id, "")
+            outcome = self._outcomes.pop(record.request_id, "")
+        # The gateway's note: why it answered itself, or that it let the request in unchecked (AUTH=none).
+        said = "; ".join(part for part in (outcome, record.note) if part)
         line = f"{record.started:%H:%M:%S} {record.method} {record.path} {record.status} {record.duration_ms:.0f} ms"
-        self._print(f"{line}  {outcome}" if outcome else line)
+        self._print(f"{line}  {said}" if said else line)
 
     def _function_line(self, line: str) -> None:
         record = _json_object(line)

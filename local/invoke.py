@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         stand_ins.check(os.environ)
         with ExitStack() as running:
             local = stand_ins.start(running, os.environ)
-            api = LocalApi.from_template(TEMPLATE, local.overrides, environment=local.environment)
+            api = LocalApi.from_template(
+                TEMPLATE, local.overrides, environment=local.environment, **local.gateway_options()
+            )
             function = _function(api, arguments.function)
             print(f"make invoke: {function} ({api.functions[function].handler}) on {arguments.event}", file=sys.stderr)
             for line in local.description:

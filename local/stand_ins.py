@@ -1,26 +1,35 @@
 """What `make run` and `make invoke` give the function in place of AWS and OpenAI.
 
-moto's Secrets Manager holds the OpenAI API key; the function reads it through a stand-in for the
-Parameters and Secrets Lambda Extension (SECRETS_VIA=sdk: with boto3). OpenAI is the local stub, the
-real OpenAI when OPENAI_API_KEY is set, or any OpenAI-compatible host when OPENAI_BASE_URL is set too.
+One moto server holds the secret (the OpenAI API key and a safety identifier key) and the template's
+Cognito user pool, the issuer of the tokens the gateway checks (AUTH=none: none checked). The function
+reads the secret through a stand-in for the Parameters and Secrets Lambda Extension (SECRETS_VIA=sdk: with
+boto3). OpenAI is the local stub, the real OpenAI when OPENAI_API_KEY is set, or any OpenAI-compatible
+host when OPENAI_BASE_URL is set too. ALLOWED_ORIGINS takes the place of the template's CORS origins.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from local import user_pool
+from local.aws import LocalAws
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
+from local.user_pool import UserPool
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 REAL_OPENAI = "https://api.openai.com"
 STUB_API_KEY = "sk-local-dev"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# What API Gateway takes in AllowOrigins: "*", "http(s)://*", or an origin (scheme://host[:port], no path).
+_ORIGIN = re.compile(r"\*|https?://(\*|[^\s/?#*]+)")
 
 
 class SetupError(Exception):
@@ -34,12 +43,26 @@ class StandIns:
     overrides: dict[str, str]
     environment: dict[str, str]
     description: list[str]  # one line each, for a person
+    user_pool: UserPool | None  # the template's, when it creates one under these overrides
+    authenticate: bool  # False with AUTH=none
+    allowed_origins: list[str] | None  # ALLOWED_ORIGINS, in place of the template's
+
+    def gateway_options(self) -> dict[str, Any]:
+        """LocalApi.from_template's arguments for the local issuer, AUTH and ALLOWED_ORIGINS."""
+        return {
+            "physical": self.user_pool.physical if self.user_pool else None,
+            "discovery": self.user_pool.discovery if self.user_pool else None,
+            "authenticate": self.authenticate,
+            "allowed_origins": self.allowed_origins,
+        }
 
 
 def check(environ: Mapping[str, str]) -> None:
     """Refuse unusable settings before anything starts (SetupError)."""
     _secrets_via(environ)
     _openai(environ)
+    _authenticate(environ)
+    _allowed_origins(environ)
 
 
 def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
@@ -53,8 +76,10 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
     else:
         upstream, api_key = chosen
         openai = f"{upstream}/v1 with the key in OPENAI_API_KEY"
-    secrets = running.enter_context(LocalSecretsManager(api_key=api_key))
+    aws = running.enter_context(LocalAws())
+    secrets = running.enter_context(LocalSecretsManager(api_key=api_key, aws=aws))
     overrides = {"OpenAIApiKeySecretArn": secrets.secret_arn, "OpenAIUpstreamUrl": upstream}
+    pool = user_pool.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
     environment = secrets.client_environment()
     if secrets_via == "extension":
         extension = running.enter_context(SecretsExtension(secrets.client_environment()))
@@ -66,10 +91,13 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
         via = "with boto3"
     description = [
         f"OpenAI: {openai}",
-        f"Secrets Manager: moto at {secrets.endpoint_url}, secret {secrets.secret_arn}",
+        f"Secrets Manager: moto at {aws.endpoint_url}, secret {secrets.secret_arn}",
         f"the function reads the key {via}",
     ]
-    return StandIns(overrides, environment, description)
+    if pool is not None:
+        groups = ", ".join(sorted(pool.groups())) or "none"
+        description.append(f"sign-in: the template's Cognito user pool in moto, {pool.pool_id} (groups: {groups})")
+    return StandIns(overrides, environment, description, pool, _authenticate(environ), _allowed_origins(environ))
 
 
 def upstream_url(base_url: str) -> str:
@@ -102,6 +130,28 @@ def _openai(environ: Mapping[str, str]) -> tuple[str, str] | None:
     if not api_key:
         return None
     return (upstream_url(base_url) if base_url else REAL_OPENAI), api_key
+
+
+def _authenticate(environ: Mapping[str, str]) -> bool:
+    auth = environ.get("AUTH", "").strip()
+    if auth not in ("", "none"):
+        raise SetupError(
+            f"AUTH={auth!r}: only AUTH=none (authentication off, locally only) is a setting; "
+            "leave AUTH unset for what is deployed"
+        )
+    return auth != "none"
+
+
+def _allowed_origins(environ: Mapping[str, str]) -> list[str] | None:
+    """ALLOWED_ORIGINS, comma-separated; None when unset or empty (the template's origins)."""
+    origins = [origin.strip() for origin in environ.get("ALLOWED_ORIGINS", "").split(",") if origin.strip()]
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise SetupError(
+                f"ALLOWED_ORIGINS: {origin!r} is not an origin: give scheme://host[:port] with no path "
+                "(e.g. http://localhost:5173), or *, comma-separated"
+            )
+    return origins or None
 
 
 def _secrets_via(environ: Mapping[str, str]) -> str:
