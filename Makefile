@@ -119,7 +119,7 @@ $(BENCH_DIR)/runtime/.installed: pyproject.toml
 bench: bench-build
 	$(PY) -m local.bench $(BENCH_ARGS)
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(PY) -m pytest tests/unit -q
 
 # The quick bench only proves the benchmark runs; pytest goes last so that its summary ends the output.
