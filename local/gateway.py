@@ -1,11 +1,12 @@
 """A local API Gateway HTTP API (payload format 2.0) serving the functions that template.yaml declares.
 
-Routes, handlers and environment come from the template itself, so the local API cannot drift from the
-deployed one. Refs to the template's own resources resolve to local stand-ins (a name or an ARN, as
-CloudFormation's Ref returns for the type); other intrinsics an Environment block needs are resolved,
-and anything else fails loudly. HTTP itself is waitress's (threaded, strict HTTP/1.1 parsing); this
-module answers what API Gateway answers itself: no route, a payload over 10 MB, a function past its
-timeout or one that raised.
+The API comes from the template itself (its AWS::ApiGatewayV2 Route, Integration and Authorizer
+resources, and the Api's CorsConfiguration), and so do handlers and environment, so the local API cannot
+drift from the deployed one. Refs to the template's own resources resolve to local stand-ins (a name or
+an ARN, as CloudFormation's Ref returns for the type) or to what really exists locally; other intrinsics
+are resolved, and anything else fails loudly. HTTP itself is waitress's (threaded, strict HTTP/1.1
+parsing); this module answers what API Gateway answers itself: CORS preflights, a refused token (through
+local/jwt_authorizer.py), no route, a payload over 10 MB, a function past its timeout or one that raised.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -33,6 +34,7 @@ import yaml
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.server import create_server  # type: ignore[import-untyped]
 
+from local.jwt_authorizer import JwtAuthorizer, Refused
 from local.running import Running
 
 ACCOUNT_ID = "123456789012"
@@ -46,6 +48,13 @@ TOO_LARGE = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
 # failure; only a function still running at the integration timeout (30 s) gets Service Unavailable.
 INTEGRATION_TIMED_OUT = (HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
 FUNCTION_FAILED = (HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error")
+# An authorizer's refusals: a token that fails (401), a token without a required scope (403).
+REFUSED = {HTTPStatus.UNAUTHORIZED: "Unauthorized", HTTPStatus.FORBIDDEN: "Forbidden"}
+# With authentication off (AUTH=none), every request is this one caller, as a JWT authorizer would pass it.
+AUTH_NONE_CLAIMS = {"iss": "local:auth-none", "sub": "anonymous"}
+AUTH_NONE_NOTE = "authentication is off (AUTH=none)"
+_ROUTE, _INTEGRATION = "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration"
+_AUTHORIZER, _API = "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::Api"
 _LOCAL_STACK_UUID = "00000000-0000-4000-8000-000000000000"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
 # HTTP API hands these media types to the function as text and base64-encodes every other body.
@@ -312,12 +321,15 @@ class LocalFunction:
 
 @dataclass(frozen=True)
 class Route:
-    """An HttpApi event: METHOD /path -> function."""
+    """An AWS::ApiGatewayV2::Route: METHOD /path -> the function its integration invokes, and who may call."""
 
     method: str
     path: str
     function: str
     pattern: re.Pattern[str] = field(compare=False, repr=False)
+    authorization: str = "NONE"  # AuthorizationType: NONE, JWT or AWS_IAM
+    authorizer: str | None = None  # the JWT authorizer's logical id
+    scopes: tuple[str, ...] | None = None  # AuthorizationScopes; None: the route has none
 
     @property
     def route_key(self) -> str:
@@ -393,6 +405,69 @@ def _gateway_response(answer: tuple[HTTPStatus, str]) -> LocalResponse:
     return LocalResponse(status, [("content-type", "application/json")], body)
 
 
+def _refusal(refused: Refused) -> LocalResponse:
+    response = _gateway_response((refused.status, REFUSED[refused.status]))
+    if refused.challenge is not None:
+        response.headers.append(("www-authenticate", refused.challenge))
+    return response
+
+
+@dataclass(frozen=True)
+class Cors:
+    """An HTTP API's CorsConfiguration, which API Gateway applies itself (http-api-cors.html)."""
+
+    origins: tuple[str, ...]
+    methods: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    credentials: bool = False
+
+    def allowed_origin(self, origin: str | None) -> str | None:
+        """access-control-allow-origin for a request from ``origin``; None if that origin is not allowed."""
+        if not origin:
+            return None
+        given = origin.lower()
+        for allowed in self.origins:
+            if allowed == "*":
+                return "*"
+            if allowed.lower() in ("https://*", "http://*"):
+                if given.startswith(allowed.lower()[:-1]):
+                    return origin
+            elif allowed.lower().rstrip("/") == given:
+                return origin
+        return None
+
+    def preflight(self, origin: str | None) -> LocalResponse:
+        """API Gateway's own answer to a preflight: 204, with the CORS headers if the origin is allowed."""
+        allow = self.allowed_origin(origin)
+        if allow is None:
+            return LocalResponse(HTTPStatus.NO_CONTENT, [], b"")
+        headers = [("access-control-allow-origin", allow)]
+        if self.methods:
+            headers.append(("access-control-allow-methods", ",".join(self.methods)))
+        if self.headers:
+            headers.append(("access-control-allow-headers", ",".join(self.headers)))
+        if self.max_age is not None:
+            headers.append(("access-control-max-age", str(self.max_age)))
+        if self.credentials:
+            headers.append(("access-control-allow-credentials", "true"))
+        return LocalResponse(HTTPStatus.NO_CONTENT, headers, b"")
+
+    def applied(self, response: LocalResponse, origin: str | None) -> LocalResponse:
+        """Any other answer (the function's or the gateway's own): the integration's CORS headers dropped,
+        as API Gateway ignores them, and the configuration's added for an allowed origin."""
+        headers = [(name, value) for name, value in response.headers if not name.lower().startswith("access-control-")]
+        allow = self.allowed_origin(origin)
+        if allow is not None:
+            headers.append(("access-control-allow-origin", allow))
+            if self.expose_headers:
+                headers.append(("access-control-expose-headers", ",".join(self.expose_headers)))
+            if self.credentials:
+                headers.append(("access-control-allow-credentials", "true"))
+        return LocalResponse(response.status, headers, response.body)
+
+
 def _to_client(result: Any) -> LocalResponse:
     """Map a payload-2.0 function result to the HTTP answer, as API Gateway does."""
     if not (isinstance(result, dict) and "statusCode" in result):
@@ -456,7 +531,9 @@ class LocalApi(Running):
         functions: Mapping[str, LocalFunction],
         routes: Iterable[Route],
         *,
-        authorizers: Iterable[str] = (),
+        authorizers: Mapping[str, JwtAuthorizer] | None = None,
+        cors: Cors | None = None,
+        authenticate: bool = True,
         port: int = 0,
         environment: Mapping[str, str] | None = None,
         region: str = "us-east-1",
@@ -464,7 +541,9 @@ class LocalApi(Running):
     ) -> None:
         self.functions = dict(functions)
         self.routes = tuple(routes)
-        self.authorizers = frozenset(authorizers)
+        self.authorizers = dict(authorizers or {})  # JWT authorizers by logical id
+        self.cors = cors
+        self.authenticate = authenticate
         self.region = region
         self.on_request = on_request
         self._port = port
@@ -480,63 +559,79 @@ class LocalApi(Running):
         template_path: Path | str,
         parameter_overrides: Mapping[str, str] | None = None,
         *,
+        physical: Mapping[str, Mapping[str, str]] | None = None,
+        discovery: Mapping[str, str] | None = None,
+        authenticate: bool = True,
+        allowed_origins: Sequence[str] | None = None,
         port: int = 0,
         environment: Mapping[str, str] | None = None,
         region: str = "us-east-1",
         on_request: Callable[[AccessRecord], None] | None = None,
     ) -> LocalApi:
-        """Read the functions with HttpApi events; `environment` is what the runtime adds (credentials)."""
+        """The API of the template's AWS::ApiGatewayV2 resources present with these parameters: its routes,
+        the functions their integrations invoke, its JWT authorizers and its CORS configuration.
+
+        ``physical``: Resolver's (e.g. the user pool that exists locally); ``discovery``: an issuer's URL ->
+        the URL of its OIDC discovery document, where it is not the issuer's own; ``authenticate=False``
+        (AUTH=none) lets every request in as one anonymous caller; ``allowed_origins`` replaces the CORS
+        configuration's origins; ``environment`` is what the runtime adds (credentials).
+        """
         template_path = Path(template_path)
         template = yaml.load(template_path.read_text(), Loader=CloudFormationLoader)  # noqa: S506
-        resolver = Resolver(template, parameter_overrides or {}, region)
-        defaults: Mapping[str, Any] = (template.get("Globals") or {}).get("Function") or {}
-        functions: dict[str, LocalFunction] = {}
+        resolver = Resolver(template, parameter_overrides or {}, region, physical)
+        declared: Mapping[str, Any] = template.get("Resources") or {}
+        resources = {
+            logical_id: resource
+            for logical_id, resource in declared.items()
+            if "Condition" not in resource or resolver.condition(resource["Condition"], logical_id)
+        }
         routes: list[Route] = []
-        authorizers: set[str] = set()
-        for logical_id, resource in (template.get("Resources") or {}).items():
-            properties = resource.get("Properties") or {}
-            if resource.get("Type") == "AWS::Serverless::HttpApi":
-                authorizers.add(str((properties.get("Auth") or {}).get("DefaultAuthorizer", "NONE")))
-            if resource.get("Type") != "AWS::Serverless::Function":
-                continue
-            if "Condition" in resource and not resolver.condition(resource["Condition"], logical_id):
-                continue
-            events = [e for e in (properties.get("Events") or {}).values() if e.get("Type") == "HttpApi"]
-            if not events:
-                continue
-            merged = {**defaults, **properties}
-            if "Handler" not in merged or "CodeUri" not in merged:
-                raise TemplateError(f"{logical_id}: only zip functions (Handler and CodeUri) run locally")
-            variables = {
-                **((defaults.get("Environment") or {}).get("Variables") or {}),
-                **((properties.get("Environment") or {}).get("Variables") or {}),
-            }
-            environment_values = resolver.value(variables, f"{logical_id} Environment.Variables")
-            functions[logical_id] = LocalFunction(
-                logical_id=logical_id,
-                handler=str(resolver.value(merged["Handler"], f"{logical_id} Handler")),
-                code_uri=(template_path.parent / str(resolver.value(merged["CodeUri"], logical_id))).resolve(),
-                environment={
-                    name: _environment_value(value, f"{logical_id} Environment.Variables.{name}")
-                    for name, value in environment_values.items()
-                },
-                memory_size=int(resolver.value(merged.get("MemorySize", 128), f"{logical_id} MemorySize")),
-                timeout=int(resolver.value(merged.get("Timeout", 3), f"{logical_id} Timeout")),
+        apis: set[str] = set()
+        for logical_id, resource in resources.items():
+            if resource.get("Type") == _ROUTE:
+                properties = resolver.value(resource.get("Properties") or {}, logical_id)
+                apis.add(str(properties.get("ApiId")))
+                function = _integrated_function(logical_id, properties, resources, resolver)
+                routes.append(_route(logical_id, properties, function))
+        defaults: Mapping[str, Any] = (template.get("Globals") or {}).get("Function") or {}
+        functions = {
+            route.function: _local_function(
+                route.function, resources[route.function], defaults, resolver, template_path
             )
-            for event in events:
-                routes.append(_route(logical_id, event.get("Properties") or {}))
-                auth = (event.get("Properties") or {}).get("Auth") or {}
-                if "Authorizer" in auth:
-                    authorizers.add(str(auth["Authorizer"]))
+            for route in routes
+        }
+        authorizers = {
+            route.authorizer: _jwt_authorizer(route.authorizer, resources, resolver, discovery or {})
+            for route in routes
+            if route.authorizer is not None
+        }
+        if len(apis) > 1:
+            raise TemplateError(f"routes of several APIs ({', '.join(sorted(apis))}): the local gateway serves one")
+        cors = _cors(next(iter(apis)), resources, resolver, allowed_origins) if apis else None
         return cls(
             functions,
             routes,
-            authorizers=authorizers - {"NONE"},
+            authorizers=authorizers,
+            cors=cors,
+            authenticate=authenticate,
             port=port,
             environment=environment,
             region=region,
             on_request=on_request,
         )
+
+    @property
+    def authorizer(self) -> str:
+        """Who may call, in a line for a person."""
+        kinds = {route.authorization for route in self.routes} - {"NONE"}
+        if not kinds:
+            return "none: no route requires authorization"
+        if not self.authenticate:
+            return f"none: {AUTH_NONE_NOTE}, every request is {AUTH_NONE_CLAIMS['sub']} of {AUTH_NONE_CLAIMS['iss']}"
+        described = [authorizer.describe() for authorizer in self.authorizers.values()]
+        if "AWS_IAM" in kinds:
+            described.append("AWS_IAM (SigV4)")
+        return "; ".join(described)
 
     @property
     def url(self) -> str:
@@ -560,7 +655,9 @@ class LocalApi(Running):
         return self
 
     def start(self) -> Self:
-        """Take the port (OSError if it is in use), import every handler, then serve in the background."""
+        """Check the routes can be authorized here (TemplateError), take the port (OSError if it is in use),
+        import every handler, then serve in the background."""
+        self._check_authorization()
         server = _Server(self._wsgi, self._port)
         try:
             self.load()
@@ -575,6 +672,22 @@ class LocalApi(Running):
         if self._server is not None:
             self._server.close()
             self._server = None
+
+    def _check_authorization(self) -> None:
+        if not self.authenticate:
+            return
+        if iam := sorted(route.route_key for route in self.routes if route.authorization == "AWS_IAM"):
+            raise TemplateError(
+                f"routes {', '.join(iam)} require AWS_IAM (SigV4), which the local gateway does not check: "
+                "turn authentication off locally (AUTH=none) to call them, or use CallerAuth=jwt"
+            )
+        for logical_id, authorizer in self.authorizers.items():
+            if not authorizer.discovery_url.startswith(("https://", "http://")):
+                raise TemplateError(
+                    f"{logical_id}: the JWT issuer is {authorizer.issuer!r}, not a URL (a stand-in for a resource "
+                    "that does not exist locally: give its Ref and attributes as `physical`, or its discovery "
+                    "document's URL in `discovery`), or turn authentication off locally (AUTH=none)"
+                )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for METHOD path and its path parameters; RouteNotFound if none."""
@@ -697,8 +810,16 @@ class LocalApi(Running):
         return value
 
     def _serve_request(self, request: HttpRequest) -> tuple[LocalResponse, str, str]:
-        """Route the request, invoke the function and map its result back, as API Gateway does: the answer,
-        its request id, and what the gateway answered itself (empty: the function's answer)."""
+        """Answer a preflight, or route the request, authorize it, invoke the function and map its result
+        back, as API Gateway does: the answer, its request id, and what the gateway answered itself, and
+        why (empty: the function's answer)."""
+        origin = _header_value(request.headers, "origin")
+        preflight = request.method == "OPTIONS" and origin is not None
+        if self.cors is not None and preflight and _header_value(request.headers, "access-control-request-method"):
+            request_id = _request_id()
+            response = self.cors.preflight(origin)
+            response.headers.append(("apigw-requestid", request_id))
+            return response, request_id, "CORS preflight"
         try:
             route, event = self._route_and_event(request)
         except RouteNotFound:
@@ -706,9 +827,28 @@ class LocalApi(Running):
             response, note = _gateway_response(NOT_FOUND), "no such route"
         else:
             request_id = event["requestContext"]["requestId"]
-            response, note = self._invoke_route(route, event)
+            try:
+                self._authorize(route, event)
+            except Refused as refused:
+                response, note = _refusal(refused), f"refused by the authorizer: {refused}"
+            else:
+                response, note = self._invoke_route(route, event)
+        if self.cors is not None:
+            response = self.cors.applied(response, origin)
         response.headers.append(("apigw-requestid", request_id))
         return response, request_id, note
+
+    def _authorize(self, route: Route, event: dict[str, Any]) -> None:
+        """The route's authorizer, as API Gateway runs it before the function: its context into the event,
+        or Refused."""
+        if route.authorization == "NONE":
+            return
+        context = event["requestContext"]
+        if not self.authenticate:
+            context["authorizer"] = {"jwt": {"claims": dict(AUTH_NONE_CLAIMS), "scopes": None}}
+        elif route.authorizer is not None:
+            authorization = event["headers"].get("authorization")
+            context["authorizer"] = self.authorizers[route.authorizer].authorize(authorization, route.scopes)
 
     def _invoke_route(self, route: Route, event: dict[str, Any]) -> tuple[LocalResponse, str]:
         function = self.functions[route.function]
@@ -736,15 +876,18 @@ class LocalApi(Running):
         method = str(environ["REQUEST_METHOD"])
         target = _raw_target(environ)
         length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress has checked it (and de-chunked the body)
+        request_headers = [(_header_name(key), str(value)) for key, value in environ.items() if _is_header(key)]
         if length > PAYLOAD_LIMIT_BYTES:
             request_id = _request_id()
             response, note = _gateway_response(TOO_LARGE), f"payload over {PAYLOAD_LIMIT_BYTES // 2**20} MB"
+            if self.cors is not None:
+                response = self.cors.applied(response, _header_value(request_headers, "origin"))
             response.headers.append(("apigw-requestid", request_id))
         else:
             request = HttpRequest(
                 method,
                 target,
-                headers=[(_header_name(key), str(value)) for key, value in environ.items() if _is_header(key)],
+                headers=request_headers,
                 body=environ["wsgi.input"].read(length) if length else b"",
                 source_ip=str(environ.get("REMOTE_ADDR", "127.0.0.1")),
                 protocol=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
@@ -756,6 +899,8 @@ class LocalApi(Running):
             [*headers, ("Content-Length", str(len(response.body)))],
         )
         if self.on_request is not None:
+            if not self.authenticate:
+                note = f"{note}; {AUTH_NONE_NOTE}" if note else AUTH_NONE_NOTE
             duration_ms = (time.perf_counter() - clock) * 1000
             path = target.partition("?")[0]
             self.on_request(AccessRecord(started, method, path, response.status, duration_ms, request_id, note))
@@ -792,6 +937,11 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
+def _header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of the header ``name`` (lower case), or None."""
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
 def _is_header(key: str) -> bool:
     return key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
 
@@ -810,16 +960,132 @@ def _raw_target(environ: Mapping[str, Any]) -> str:
     return f"{path}?{query}" if query else path
 
 
-def _route(function: str, properties: Mapping[str, Any]) -> Route:
-    if str(properties.get("PayloadFormatVersion", "2.0")) != "2.0":
-        raise TemplateError(f"{function}: only HttpApi payload format 2.0 is served locally")
-    if "Path" not in properties or "Method" not in properties:
-        raise TemplateError(f"{function}: an HttpApi event without Path and Method ($default) is not served")
-    path, method = str(properties["Path"]), str(properties["Method"]).upper()
+def _route(logical_id: str, properties: Mapping[str, Any], function: str) -> Route:
+    """A Route resource's resolved properties as the gateway serves them."""
+    method, _, path = str(properties.get("RouteKey", "")).partition(" ")
+    if not path.startswith("/"):
+        raise TemplateError(f"{logical_id}: RouteKey {properties.get('RouteKey')!r} is not served locally ($default)")
     if "+}" in path:
-        raise TemplateError(f"{function}: greedy path parameters ({path}) are not served locally")
+        raise TemplateError(f"{logical_id}: greedy path parameters ({path}) are not served locally")
+    authorization = str(properties.get("AuthorizationType", "NONE"))
+    if authorization not in ("NONE", "JWT", "AWS_IAM"):
+        raise TemplateError(f"{logical_id}: AuthorizationType {authorization} is not served locally")
+    authorizer = str(properties["AuthorizerId"]) if authorization == "JWT" and "AuthorizerId" in properties else None
+    if authorization == "JWT" and authorizer is None:
+        raise TemplateError(f"{logical_id}: AuthorizationType JWT needs an AuthorizerId")
+    scopes = [str(scope) for scope in properties.get("AuthorizationScopes") or [] if scope]
     pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
-    return Route(method, path, function, re.compile(pattern))
+    return Route(
+        method.upper(),
+        path,
+        function,
+        re.compile(pattern),
+        authorization=authorization,
+        authorizer=authorizer,
+        scopes=tuple(scopes) if scopes else None,
+    )
+
+
+def _integrated_function(
+    logical_id: str, properties: Mapping[str, Any], resources: Mapping[str, Any], resolver: Resolver
+) -> str:
+    """The logical id of the function a route's integration invokes (Lambda proxy, payload format 2.0)."""
+    target = str(properties.get("Target", ""))
+    integration_id = target.removeprefix("integrations/")
+    integration = resources.get(integration_id)
+    if not target.startswith("integrations/") or integration is None or integration.get("Type") != _INTEGRATION:
+        raise TemplateError(f"{logical_id}: Target {target!r} names no AWS::ApiGatewayV2::Integration of the template")
+    integrated = resolver.value(integration.get("Properties") or {}, integration_id)
+    if integrated.get("IntegrationType") != "AWS_PROXY" or str(integrated.get("PayloadFormatVersion")) != "2.0":
+        raise TemplateError(f"{integration_id}: only Lambda proxy integrations with payload format 2.0 are served")
+    uri = str(integrated.get("IntegrationUri", ""))
+    for function_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        arn = str(resolver.value({"Fn::GetAtt": [function_id, "Arn"]}, integration_id))
+        name = str(resolver.value({"Ref": function_id}, integration_id))
+        if uri in (arn, name) or f"{arn}/invocations" in uri:
+            return function_id
+    raise TemplateError(f"{integration_id}: IntegrationUri {uri} invokes none of the template's functions")
+
+
+def _local_function(
+    logical_id: str, resource: Mapping[str, Any], defaults: Mapping[str, Any], resolver: Resolver, template_path: Path
+) -> LocalFunction:
+    properties = resource.get("Properties") or {}
+    merged = {**defaults, **properties}
+    if "Handler" not in merged or "CodeUri" not in merged:
+        raise TemplateError(f"{logical_id}: only zip functions (Handler and CodeUri) run locally")
+    variables = {
+        **((defaults.get("Environment") or {}).get("Variables") or {}),
+        **((properties.get("Environment") or {}).get("Variables") or {}),
+    }
+    environment_values = resolver.value(variables, f"{logical_id} Environment.Variables")
+    return LocalFunction(
+        logical_id=logical_id,
+        handler=str(resolver.value(merged["Handler"], f"{logical_id} Handler")),
+        code_uri=(template_path.parent / str(resolver.value(merged["CodeUri"], logical_id))).resolve(),
+        environment={
+            name: _environment_value(value, f"{logical_id} Environment.Variables.{name}")
+            for name, value in environment_values.items()
+        },
+        memory_size=int(resolver.value(merged.get("MemorySize", 128), f"{logical_id} MemorySize")),
+        timeout=int(resolver.value(merged.get("Timeout", 3), f"{logical_id} Timeout")),
+    )
+
+
+def _jwt_authorizer(
+    logical_id: str, resources: Mapping[str, Any], resolver: Resolver, discovery: Mapping[str, str]
+) -> JwtAuthorizer:
+    resource = resources.get(logical_id)
+    if resource is None or resource.get("Type") != _AUTHORIZER:
+        raise TemplateError(f"AuthorizerId {logical_id} names no AWS::ApiGatewayV2::Authorizer of the template")
+    properties = resolver.value(resource.get("Properties") or {}, logical_id)
+    if properties.get("AuthorizerType") != "JWT":
+        raise TemplateError(f"{logical_id}: only JWT authorizers are served locally")
+    if properties.get("IdentitySource") != ["$request.header.Authorization"]:
+        raise TemplateError(f"{logical_id}: only the identity source $request.header.Authorization is served locally")
+    configuration = properties.get("JwtConfiguration") or {}
+    issuer = str(configuration.get("Issuer", ""))
+    audiences = [str(audience) for audience in configuration.get("Audience") or []]
+    return JwtAuthorizer(issuer, audiences, discovery.get(issuer))
+
+
+def _cors(
+    api_id: str, resources: Mapping[str, Any], resolver: Resolver, allowed_origins: Sequence[str] | None
+) -> Cors | None:
+    """The API's CorsConfiguration resolved; with ``allowed_origins``, the one that configures CORS (of an
+    Fn::If against AWS::NoValue) with those origins in place of its own."""
+    api = resources.get(api_id)
+    if api is None or api.get("Type") != _API:
+        raise TemplateError(f"ApiId {api_id} names no AWS::ApiGatewayV2::Api of the template")
+    node = (api.get("Properties") or {}).get("CorsConfiguration")
+    if allowed_origins is not None:
+        if not [origin for origin in allowed_origins if origin.strip()]:
+            return None
+        if isinstance(node, dict) and set(node) == {"Fn::If"}:
+            _, if_true, if_false = node["Fn::If"]
+            node = if_true if if_false == {"Ref": "AWS::NoValue"} else if_false
+    configuration = resolver.value(node, f"{api_id}.CorsConfiguration")
+    if not isinstance(configuration, dict):  # none, or AWS::NoValue
+        if allowed_origins is not None:
+            raise TemplateError(f"{api_id} has no CorsConfiguration for the allowed origins to go in")
+        return None
+
+    def strings(key: str) -> tuple[str, ...]:
+        return tuple(str(item).strip() for item in configuration.get(key) or [] if str(item).strip())
+
+    max_age = configuration.get("MaxAge")
+    return Cors(
+        origins=tuple(o.strip() for o in allowed_origins if o.strip())
+        if allowed_origins is not None
+        else strings("AllowOrigins"),
+        methods=strings("AllowMethods"),
+        headers=strings("AllowHeaders"),
+        expose_headers=strings("ExposeHeaders"),
+        max_age=int(max_age) if max_age is not None else None,
+        credentials=str(configuration.get("AllowCredentials", "false")).lower() == "true",
+    )
 
 
 class _Server:

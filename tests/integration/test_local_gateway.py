@@ -1,5 +1,6 @@
-"""The local API Gateway built from a SAM template: resolution, the payload-2.0 event, HTTP, and the
-answers API Gateway gives itself (no route, too large, timed out, failed)."""
+"""The local API Gateway built from a template's AWS::ApiGatewayV2 resources: resolution, the payload-2.0
+event, HTTP, and the answers API Gateway gives itself (no route, too large, timed out, failed). Tokens:
+test_local_auth.py; CORS: test_local_cors.py."""
 
 import base64
 import http.client
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from local.gateway import PAYLOAD_LIMIT_BYTES, LocalApi, RouteNotFound, TemplateError
+from local.gateway import AUTH_NONE_NOTE, PAYLOAD_LIMIT_BYTES, AccessRecord, LocalApi, RouteNotFound, TemplateError
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -57,9 +58,64 @@ Resources:
   Widget:
     Type: Custom::Widget
   Api:
-    Type: AWS::Serverless::HttpApi
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: local-test, ProtocolType: HTTP}
+  EchoIntegration:
+    Type: AWS::ApiGatewayV2::Integration
     Properties:
-      Auth: {DefaultAuthorizer: AWS_IAM, EnableIamAuthorizer: true}
+      ApiId: !Ref Api
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !GetAtt EchoFunction.Arn
+      PayloadFormatVersion: "2.0"
+  StoreIntegration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Api
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/\
+${StoreFunction.Arn}/invocations"
+      PayloadFormatVersion: "2.0"
+  InferredIntegration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, PayloadFormatVersion: "2.0",
+                 IntegrationUri: !Ref InferredFunction}
+  BrokenIntegration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, PayloadFormatVersion: "2.0",
+                 IntegrationUri: !GetAtt BrokenFunction.Arn}
+  SlowIntegration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, PayloadFormatVersion: "2.0",
+                 IntegrationUri: !GetAtt SlowFunction.Arn}
+  PairIntegration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, PayloadFormatVersion: "2.0",
+                 IntegrationUri: !GetAtt PairFunction.Arn}
+  EchoRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: POST /v1/echo, Target: !Sub "integrations/${EchoIntegration}"}
+  ItemRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: "get /v1/items/{item}", Target: !Sub "integrations/${EchoIntegration}"}
+  DebugRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Condition: Verbose
+    Properties: {ApiId: !Ref Api, RouteKey: GET /v1/debug, Target: !Sub "integrations/${EchoIntegration}"}
+  StoreRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: POST /v1/store, Target: !Sub "integrations/${StoreIntegration}"}
+  BareRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: POST /v1/bare, Target: !Sub "integrations/${InferredIntegration}"}
+  BrokenRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: POST /v1/broken, Target: !Sub "integrations/${BrokenIntegration}"}
+  SlowRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: POST /v1/slow, Target: !Sub "integrations/${SlowIntegration}"}
+  PairRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: POST /v1/pair, Target: !Sub "integrations/${PairIntegration}"}
   EchoFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -72,9 +128,6 @@ Resources:
           KEY_SECRET_ID: !If [CreateKeySecret, !Ref KeySecret, !Ref KeySecretArn]
           DEBUG_ONLY: !If [Verbose, "yes", !Ref AWS::NoValue]
           REGION: !Ref AWS::Region
-      Events:
-        Echo: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /v1/echo, Method: POST}}
-        Item: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: "/v1/items/{item}", Method: get}}
   StoreFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -88,37 +141,21 @@ Resources:
           LOGS: !Sub "${Logs.Arn}"
           WIDGET: !Ref Widget
           LAYER: !Ref LayerArn
-      Events:
-        Store: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /v1/store, Method: POST}}
   InferredFunction:
     Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: code/
-      Handler: local_run_echo.app.bare
-      Events:
-        Bare: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /v1/bare, Method: POST}}
+    Properties: {CodeUri: code/, Handler: local_run_echo.app.bare}
   BrokenFunction:
     Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: code/
-      Handler: local_run_echo.app.broken
-      Events:
-        Broken: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /v1/broken, Method: POST}}
+    Properties: {CodeUri: code/, Handler: local_run_echo.app.broken}
   SlowFunction:
     Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: code/
-      Handler: local_run_echo.app.slow
-      Timeout: 1
-      Events:
-        Slow: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /v1/slow, Method: POST}}
+    Properties: {CodeUri: code/, Handler: local_run_echo.app.slow, Timeout: 1}
   PairFunction:
     Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: code/
-      Handler: local_run_echo.app.pair
-      Events:
-        Pair: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: /v1/pair, Method: POST}}
+    Properties: {CodeUri: code/, Handler: local_run_echo.app.pair}
+  UnroutedFunction:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: code/, Handler: local_run_echo.app.missing}
 """
 
 ECHO_HANDLER = """\
@@ -210,12 +247,14 @@ def _exchange(api: LocalApi, request: bytes) -> http.client.HTTPResponse:
     return response
 
 
-def test_routes_come_from_the_template(api: LocalApi):
-    # Given the gateway built from the template
-    # When its routes are listed
+def test_routes_come_from_the_templates_route_resources(api: LocalApi):
+    # Given the gateway built from the template's AWS::ApiGatewayV2 resources
+    # When its routes and functions are listed
     routes = {(route.route_key, route.function) for route in api.routes}
 
-    # Then every HttpApi event is a route to its function, and the API's authorizer is known
+    # Then every Route present is served by the function its integration invokes (a GetAtt of the ARN,
+    # a Sub of the invocation URI, or a Ref), a route its condition leaves out is not, and a function
+    # no route reaches is not loaded
     assert routes == {
         ("POST /v1/echo", "EchoFunction"),
         ("GET /v1/items/{item}", "EchoFunction"),
@@ -225,7 +264,67 @@ def test_routes_come_from_the_template(api: LocalApi):
         ("POST /v1/slow", "SlowFunction"),
         ("POST /v1/pair", "PairFunction"),
     }
-    assert api.authorizers == {"AWS_IAM"}
+    assert "UnroutedFunction" not in api.functions
+    assert api.authorizer == "none: no route requires authorization"
+    assert api.cors is None
+
+
+def test_a_route_present_under_its_condition_is_served(template: Path):
+    # Given the parameters under which the debug route's condition holds
+    overrides = {"KeySecretArn": SECRET_ARN, "LogLevel": "DEBUG"}
+
+    # When the gateway reads the template
+    routes = {route.route_key for route in LocalApi.from_template(template, overrides).routes}
+
+    # Then that route is served too
+    assert "GET /v1/debug" in routes
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("IntegrationUri: !Ref InferredFunction", "IntegrationUri: !Ref Items"), "invokes none of the template's"),
+        (('PayloadFormatVersion: "2.0"', 'PayloadFormatVersion: "1.0"'), "payload format 2.0"),
+        (("RouteKey: POST /v1/bare", "RouteKey: $default"), "is not served locally ($default)"),
+        (
+            ('Target: !Sub "integrations/${PairIntegration}"', "Target: nowhere"),
+            "names no AWS::ApiGatewayV2::Integration",
+        ),
+    ],
+)
+def test_a_route_the_gateway_cannot_serve_fails_loudly(template: Path, change: tuple[str, str], message: str):
+    # Given a route whose integration invokes no function, with payload format 1.0, $default, or no target
+    text = TEMPLATE.replace(*change)
+    assert text != TEMPLATE
+    (template.parent / "unservable.yaml").write_text(text)
+
+    # When / Then the gateway refuses the template, naming what it cannot serve
+    with pytest.raises(TemplateError, match=re.escape(message)):
+        LocalApi.from_template(template.parent / "unservable.yaml", {"KeySecretArn": SECRET_ARN})
+
+
+def test_an_iam_route_is_refused_at_start_unless_authentication_is_off(template: Path):
+    # Given a route that requires SigV4, which the local gateway does not check
+    text = TEMPLATE.replace("RouteKey: POST /v1/bare,", "RouteKey: POST /v1/bare, AuthorizationType: AWS_IAM,")
+    (template.parent / "iam.yaml").write_text(text)
+
+    # When the gateway starts with authentication on, then off (AUTH=none)
+    with pytest.raises(TemplateError, match=r"POST /v1/bare require AWS_IAM .* \(AUTH=none\)"):
+        LocalApi.from_template(template.parent / "iam.yaml", {"KeySecretArn": SECRET_ARN}).start()
+    records: list[AccessRecord] = []
+    overrides = {"KeySecretArn": SECRET_ARN}
+    with LocalApi.from_template(
+        template.parent / "iam.yaml", overrides, authenticate=False, on_request=records.append
+    ) as api:
+        echo = _post(f"{api.url}/v1/echo").json()["event"]
+        bare = _post(f"{api.url}/v1/bare")
+
+    # Then it refuses to start with authentication on; with it off, the route is served as one anonymous
+    # caller (routes without authorization get no authorizer context), and every request says so
+    assert bare.status == HTTPStatus.OK
+    assert "authorizer" not in echo["requestContext"]
+    assert api.authorizer.startswith("none: authentication is off (AUTH=none)")
+    assert [record.note for record in records] == [AUTH_NONE_NOTE, AUTH_NONE_NOTE]
 
 
 def test_environment_comes_from_globals_function_and_overrides(template: Path):
