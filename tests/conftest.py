@@ -1,14 +1,16 @@
-"""Shared fixtures: moto's Secrets Manager over real HTTP, the OpenAI stub, the function's environment
-taken from template.yaml, events from events/, and a guard that fails any test whose output shows a secret.
+"""Shared fixtures: moto's Secrets Manager and the template's Cognito user pool over real HTTP, the OpenAI
+stub, the function's environment taken from template.yaml, events from events/, and a guard that fails any
+test whose output shows a secret: the API key, a client secret, a user's token or an e-mail address.
 """
 
 import io
 import json
 import logging
+import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.user_pool import UserPool, create_from_template, dev_username
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -28,9 +31,18 @@ TEMPLATE = ROOT / "template.yaml"
 FUNCTION = "TokenVendingFunction"
 # Fake, and long enough that a leak of any part of it would be noticed.
 TEST_API_KEY = "sk-test-4e1f0c2b9a7d4c55b0e3"
+TEST_SAFETY_KEY = "safety-test-5d0c8e1a7b3f4e62a9c1d7f0b8e4a2c6"
 REGION = "us-east-1"
 
 _minted_anywhere: set[str] = set()
+# Every token the user pool fixtures signed, and the addresses of their users.
+_user_tokens: set[str] = set()
+_user_emails: set[str] = set()
+# A JWT's header and payload: base64url JSON objects, so each starts eyJ ('{"').
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}")
+# An address: a dot-atom local part, then a domain ending in a letters-only TLD (not "openai@6.49.0",
+# not a decorator, which has no local part).
+_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![\w-])")
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +64,30 @@ def secrets_manager_url() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def user_pool(secrets_manager_url: str) -> UserPool:
+    """The template's user pool, app client and groups, in the same moto server, made as `make run` makes them."""
+    import token_vending.api_key  # noqa: F401 - holds botocore's logger at INFO: it logs bodies (tokens) at DEBUG
+
+    pool = create_from_template(TEMPLATE, {}, secrets_manager_url, REGION)
+    assert pool is not None, "template.yaml creates no user pool with its defaults"
+    return pool
+
+
+@pytest.fixture
+def user_token(user_pool: UserPool) -> Callable[..., str]:
+    """``user_token(user="developer", groups=())``: a fresh access token signed by the user pool, whose user
+    (created on first use) is a member of exactly ``groups``. The output guard fails a test that shows it."""
+
+    def token(user: str = "developer", groups: Iterable[str] = ()) -> str:
+        _user_emails.add(dev_username(user))
+        signed = user_pool.token(user, groups)
+        _user_tokens.add(signed)
+        return signed
+
+    return token
+
+
 @pytest.fixture
 def secrets_manager(secrets_manager_url: str) -> Any:
     return boto3.client("secretsmanager", endpoint_url=secrets_manager_url, region_name=REGION)
@@ -59,9 +95,10 @@ def secrets_manager(secrets_manager_url: str) -> Any:
 
 @pytest.fixture
 def api_key_secret_arn(secrets_manager: Any) -> str:
-    """A fresh secret holding the test key, as the operator puts it in (JSON form)."""
+    """A fresh secret holding the test keys, as the operator puts them in (JSON form)."""
+    secret = {"api_key": TEST_API_KEY, "safety_identifier_key": TEST_SAFETY_KEY}
     created = secrets_manager.create_secret(
-        Name=f"openai-api-key-{uuid.uuid4().hex[:8]}", SecretString=json.dumps({"api_key": TEST_API_KEY})
+        Name=f"openai-api-key-{uuid.uuid4().hex[:8]}", SecretString=json.dumps(secret)
     )
     return str(created["ARN"])
 
@@ -239,7 +276,18 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
     records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]
     text = captured.text() + "\n".join(r.getMessage() for r in records)
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
-    secrets = {TEST_API_KEY, *_minted_anywhere}
+    secrets = {TEST_API_KEY, TEST_SAFETY_KEY, *_minted_anywhere}
     leaked = sorted(s for s in secrets if s in text)
-    if leaked:  # pytest.fail, not assert: assertion introspection would print the secret itself
+    # pytest.fail, not assert: assertion introspection would print the secret itself
+    if leaked:
         pytest.fail(f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}...", pytrace=False)
+    if any(token in text for token in _user_tokens | _issued_elsewhere()) or _JWT.search(text):
+        pytest.fail("a user's token (or something shaped like a JWT) appeared in the output", pytrace=False)
+    if any(email in text for email in _user_emails) or _EMAIL.search(text):
+        pytest.fail("an e-mail address appeared in the output", pytrace=False)
+
+
+def _issued_elsewhere() -> set[str]:
+    """The tokens tests/issuers.py signed, if a test has imported it."""
+    issuers = sys.modules.get("tests.issuers")
+    return set(getattr(issuers, "MINTED", ()))

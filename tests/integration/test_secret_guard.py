@@ -1,4 +1,5 @@
-"""The guard in conftest.py fails a test whose output shows the API key or a minted client secret."""
+"""The guard in conftest.py fails a test whose output shows the API key, a minted client secret, a user's
+token or an e-mail address."""
 
 import pytest
 
@@ -48,3 +49,56 @@ def test_the_guard_fails_exactly_the_tests_that_leak(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=4, errors=3)
     result.stdout.fnmatch_lines(["*a secret appeared in the output*"])
     result.stdout.no_fnmatch_line("*sk-test-4e1f*")
+
+
+IDENTITY_TESTS = """
+import pytest
+
+from token_vending.observability import logger
+
+# What the JWT header {"alg":"none"} and payload {"sub":"x"} encode to: shaped like a token, signed by no one.
+UNSIGNED = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
+
+
+def test_clean(user_token):
+    user_token("developer", ["premium"])  # signed, and kept out of the output
+    print("openai@6.49.0 @pytest.fixture a @ b root@localhost eyJ 3 @ 4.5")
+    logger.info("client secret minted", user="5f2c" * 16)
+
+
+def test_prints_a_user_token(user_token):
+    print(user_token())
+
+
+def test_logs_a_jwt_shaped_value():
+    logger.info("caller", authorization=f"Bearer {UNSIGNED}")
+
+
+def test_logs_a_test_users_address(user_token):
+    user_token("alice")
+    logger.info("caller", username="alice@example.test")
+
+
+def test_prints_any_address():
+    print("contact: someone.else+tag@mail.company.co.uk")
+"""
+
+
+def test_the_guard_fails_exactly_the_tests_that_show_a_token_or_an_address(pytester: pytest.Pytester) -> None:
+    # Given the project's fixtures and five tests, four of which let a user's token or an address into the output
+    pytester.makeconftest("from tests.conftest import *  # noqa: F403\n")
+    pytester.makepyfile(test_identity=IDENTITY_TESTS)
+    pytester.syspathinsert(ROOT)
+    pytester.syspathinsert(ROOT / "functions")
+
+    # When they run
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--show-capture=no")
+
+    # Then the clean one passes and each of the others errors in the guard's teardown, saying what it saw
+    result.assert_outcomes(passed=5, errors=4)
+    result.stdout.fnmatch_lines(["*a user's token (or something shaped like a JWT) appeared in the output*"])
+    result.stdout.fnmatch_lines(["*an e-mail address appeared in the output*"])
+    # And the report shows neither
+    result.stdout.no_fnmatch_line("*eyJ*")
+    result.stdout.no_fnmatch_line("*@example.test*")
+    result.stdout.no_fnmatch_line("*company.co.uk*")
