@@ -1,0 +1,386 @@
+"""Tokens through the local gateway over HTTP, checked as API Gateway's JWT authorizer checks them.
+
+The gateway serves template.yaml with a loopback issuer's URL as JwtIssuer (tests/issuers.py). A good
+token mints; every bad one is refused with API Gateway's own status and body, and neither the function
+nor OpenAI sees the request.
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from local.gateway import AccessRecord, LocalApi
+from local.openai_stub import OpenAIStub
+from tests.conftest import TEMPLATE, Output
+from tests.issuers import LoopbackIssuer, other_key, remember
+
+MINT_PATH = "/v1/realtime/client_secrets"
+MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
+UNAUTHORIZED = b'{"message":"Unauthorized"}'
+FORBIDDEN = b'{"message":"Forbidden"}'
+REQUIRED_SCOPE = "realtime/mint"
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LoopbackIssuer]:
+    with LoopbackIssuer(audience="token-vending-test") as started:
+        yield started
+
+
+@contextmanager
+def serving(
+    issuer: LoopbackIssuer, secret_arn: str, stub: OpenAIStub, records: list[AccessRecord] | None = None, **more: str
+) -> Iterator[LocalApi]:
+    """template.yaml on the local gateway, trusting the loopback issuer; ``more``: other parameter overrides."""
+    from token_vending.api_key import api_keys
+    from token_vending.policy import cached_policy
+    from token_vending.settings import get_settings
+
+    overrides = {
+        "JwtIssuer": issuer.url,
+        "JwtAudiences": f"{issuer.audience},another-app",
+        "OpenAIApiKeySecretArn": secret_arn,
+        "OpenAIUpstreamUrl": stub.base_url,
+        "SecretsReader": "sdk",
+        **more,
+    }
+    discovery = {issuer.url: issuer.discovery_url}
+    on_request = records.append if records is not None else None
+    with (
+        mock.patch.dict(os.environ),
+        LocalApi.from_template(TEMPLATE, overrides, discovery=discovery, on_request=on_request) as api,
+    ):
+        for cache in (get_settings.cache_clear, cached_policy.cache_clear, api_keys.clear):
+            cache()
+        yield api
+    for cache in (get_settings.cache_clear, cached_policy.cache_clear, api_keys.clear):
+        cache()
+
+
+@pytest.fixture
+def records() -> list[AccessRecord]:
+    return []
+
+
+@pytest.fixture
+def api(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, records: list[AccessRecord]
+) -> Iterator[LocalApi]:
+    with serving(issuer, api_key_secret_arn, openai_stub, records) as started:
+        yield started
+
+
+@pytest.fixture
+def scoped_api(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, records: list[AccessRecord]
+) -> Iterator[LocalApi]:
+    """The same, deployed with JwtRequiredScopes."""
+    with serving(issuer, api_key_secret_arn, openai_stub, records, JwtRequiredScopes=REQUIRED_SCOPE) as started:
+        yield started
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    data: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def _mint(api: LocalApi, target: str = MINT_PATH, **headers: str) -> Answer:
+    """POST a mint (http.client: urllib3 would log the target, and with it a token in the query string)."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=10)
+    try:
+        connection.request("POST", target, body=MINT_BODY, headers={"content-type": "application/json", **headers})
+        response = connection.getresponse()
+        return Answer(response.status, {name.lower(): value for name, value in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def _segment(value: dict[str, Any] | bytes) -> str:
+    data = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(issuer: LoopbackIssuer) -> str:
+    """alg "none": no signature at all."""
+    header = {"alg": "none", "typ": "JWT", "kid": issuer.key.kid}
+    return remember(f"{_segment(header)}.{_segment(issuer.claims())}.")
+
+
+def _hmac_with_the_public_key(issuer: LoopbackIssuer) -> str:
+    """HS256 keyed with the issuer's RSA public key (PEM): the old algorithm-confusion attack."""
+    header = {"alg": "HS256", "typ": "JWT", "kid": issuer.key.kid}
+    signing_input = f"{_segment(header)}.{_segment(issuer.claims())}"
+    signature = hmac.new(issuer.key.as_pem(private=False), signing_input.encode(), hashlib.sha256).digest()
+    return remember(f"{signing_input}.{_segment(signature)}")
+
+
+def _tampered(issuer: LoopbackIssuer) -> str:
+    """A good token whose claims were changed after signing (another subject)."""
+    header, _, signature = issuer.token().split(".")
+    return remember(f"{header}.{_segment(issuer.claims(sub='someone-else'))}.{signature}")
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+# (name, the request's target and headers, the www-authenticate error_description; None: no header)
+BAD_REQUESTS: list[tuple[str, Callable[[LoopbackIssuer], tuple[str, dict[str, str]]], str | None]] = [
+    ("no token", lambda issuer: (MINT_PATH, {}), None),
+    ("empty authorization", lambda issuer: (MINT_PATH, {"authorization": ""}), None),
+    ("malformed", lambda issuer: (MINT_PATH, _bearer("not-a-jwt")), "the token is malformed"),
+    ("three garbage segments", lambda issuer: (MINT_PATH, _bearer("abc.def.ghi")), "the token is malformed"),
+    ("bad signature", lambda issuer: (MINT_PATH, _bearer(_tampered(issuer))), "the token's signature is invalid"),
+    ("alg none", lambda issuer: (MINT_PATH, _bearer(_unsigned(issuer))), "signing method none is invalid"),
+    (
+        "HS256 with the public key",
+        lambda issuer: (MINT_PATH, _bearer(_hmac_with_the_public_key(issuer))),
+        "signing method HS256 is invalid",
+    ),
+    (
+        "another issuer",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(iss="https://another-issuer.test"))),
+        "the token does not have a valid issuer",
+    ),
+    (
+        "another audience",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(aud="someone-elses-app"))),
+        "the token does not have a valid audience",
+    ),
+    (
+        "aud wrong, client_id right: aud is evaluated",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(aud="someone-elses-app", client_id=issuer.audience))),
+        "the token does not have a valid audience",
+    ),
+    (
+        "expired",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(iat=int(time.time()) - 600, exp=int(time.time()) - 1))),
+        "the token has expired",
+    ),
+    ("no exp", lambda issuer: (MINT_PATH, _bearer(issuer.token(exp=None))), "the token has no expiry"),
+    (
+        "nbf in the future",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(nbf=int(time.time()) + 300))),
+        "the token is not valid yet",
+    ),
+    (
+        "iat in the future",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(iat=int(time.time()) + 300))),
+        "the token was issued in the future",
+    ),
+    ("token in the query string", lambda issuer: (f"{MINT_PATH}?access_token={issuer.token()}", {}), None),
+    ("token in another header", lambda issuer: (MINT_PATH, {"x-authorization": f"Bearer {issuer.token()}"}), None),
+    ("Bearer alone", lambda issuer: (MINT_PATH, {"authorization": "Bearer"}), "the token is malformed"),
+    (
+        "unknown kid",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(key=other_key()))),
+        "the token's kid matches no key of the issuer",
+    ),
+    (
+        "a kid of the issuer's, another key's signature",
+        lambda issuer: (MINT_PATH, _bearer(issuer.token(key=other_key(), kid=issuer.key.kid))),
+        "the token's signature is invalid",
+    ),
+]
+
+
+def test_a_good_token_mints(
+    api: LocalApi, issuer: LoopbackIssuer, openai_stub: OpenAIStub, records: list[AccessRecord]
+) -> None:
+    # Given a token the issuer signed for the API's audience
+    token = issuer.token()
+
+    # When it is sent as a bearer token
+    response = _mint(api, **_bearer(token))
+
+    # Then the function mints, and OpenAI got the mint
+    assert response.status == HTTPStatus.OK, response.data
+    assert response.json()["value"].startswith("ek_")
+    assert len(openai_stub.requests) == 1
+    assert records[-1].note == ""
+
+
+def test_a_token_without_the_bearer_prefix_and_a_cognito_access_token_mint(
+    api: LocalApi, issuer: LoopbackIssuer, openai_stub: OpenAIStub
+) -> None:
+    # Given a token sent bare (API Gateway takes it with or without "Bearer "), and one shaped as
+    # Cognito's access tokens are: client_id and no aud
+    bare = issuer.token()
+    cognito = issuer.token(aud=None, client_id=issuer.audience, token_use="access", scope="openid profile")
+
+    # When each is sent
+    statuses = [_mint(api, authorization=bare).status, _mint(api, **_bearer(cognito)).status]
+
+    # Then both mint
+    assert statuses == [HTTPStatus.OK, HTTPStatus.OK]
+    assert len(openai_stub.requests) == 2
+
+
+@pytest.mark.parametrize(("case", "request_for", "reason"), BAD_REQUESTS, ids=[case for case, _, _ in BAD_REQUESTS])
+def test_a_bad_token_is_api_gateways_401_and_reaches_nothing(
+    api: LocalApi,
+    issuer: LoopbackIssuer,
+    openai_stub: OpenAIStub,
+    output: Output,
+    records: list[AccessRecord],
+    case: str,
+    request_for: Callable[[LoopbackIssuer], tuple[str, dict[str, str]]],
+    reason: str | None,
+) -> None:
+    # Given a request whose token is missing, misplaced or bad in one way
+    target, headers = request_for(issuer)
+    logged_before = len(output.logs())
+
+    # When it is sent
+    response = _mint(api, target, **headers)
+
+    # Then API Gateway's own 401 answers it, saying why in www-authenticate (a missing token: no header)
+    assert response.status == HTTPStatus.UNAUTHORIZED
+    assert response.data == UNAUTHORIZED
+    assert response.headers["content-type"] == "application/json"
+    if reason is None:
+        assert "www-authenticate" not in response.headers
+    else:
+        challenge = f'Bearer scope="" error="invalid_token" error_description="{reason}"'
+        assert response.headers["www-authenticate"] == challenge
+    # And neither the function nor OpenAI saw it; the access record says the authorizer refused it
+    assert output.logs()[logged_before:] == []
+    assert openai_stub.requests == []
+    assert records[-1].note.startswith("refused by the authorizer")
+
+
+def test_an_unknown_kid_fetches_the_jwks_once_more_and_a_rotated_key_is_then_trusted(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+) -> None:
+    # Given a gateway that has fetched the issuer's keys once
+    with serving(issuer, api_key_secret_arn, openai_stub) as api:
+        assert _mint(api, **_bearer(issuer.token())).status == HTTPStatus.OK
+        fetched = issuer.jwks_fetches
+
+        # When a token names a kid the issuer never published, then the issuer rotates to a new key
+        unknown = _mint(api, **_bearer(issuer.token(key=other_key())))
+        after_unknown = issuer.jwks_fetches
+        issuer.rotate()
+        rotated = _mint(api, **_bearer(issuer.token()))
+        cached = _mint(api, **_bearer(issuer.token()))
+
+    # Then the unknown kid costs one more fetch and a 401; the new key is fetched once and then kept
+    assert unknown.status == HTTPStatus.UNAUTHORIZED
+    assert after_unknown == fetched + 1
+    assert [rotated.status, cached.status] == [HTTPStatus.OK, HTTPStatus.OK]
+    assert issuer.jwks_fetches == fetched + 2
+
+
+def test_a_token_without_a_required_scope_is_api_gateways_403(
+    scoped_api: LocalApi, issuer: LoopbackIssuer, openai_stub: OpenAIStub, output: Output
+) -> None:
+    # Given routes that require the scope realtime/mint, and a good token with other scopes
+    token = issuer.token(scope="openid profile")
+    logged_before = len(output.logs())
+
+    # When it is sent
+    response = _mint(scoped_api, **_bearer(token))
+
+    # Then API Gateway answers 403 itself, naming the scopes required, and nothing else sees it
+    assert response.status == HTTPStatus.FORBIDDEN
+    assert response.data == FORBIDDEN
+    assert response.headers["www-authenticate"].startswith(
+        f'Bearer scope="{REQUIRED_SCOPE}" error="insufficient_scope"'
+    )
+    assert output.logs()[logged_before:] == []
+    assert openai_stub.requests == []
+
+
+@pytest.mark.parametrize("granted", [{"scope": f"openid {REQUIRED_SCOPE}"}, {"scp": [REQUIRED_SCOPE, "profile"]}])
+def test_a_token_with_a_required_scope_mints(
+    scoped_api: LocalApi, issuer: LoopbackIssuer, openai_stub: OpenAIStub, granted: dict[str, Any]
+) -> None:
+    # Given a token with the required scope, in scope (space-separated) or scp (a list)
+    token = issuer.token(**granted)
+
+    # When it is sent
+    response = _mint(scoped_api, **_bearer(token))
+
+    # Then it mints
+    assert response.status == HTTPStatus.OK, response.data
+    assert len(openai_stub.requests) == 1
+
+
+def test_claims_reach_the_function_flattened_as_api_gateway_passes_them(
+    api: LocalApi, scoped_api: LocalApi, issuer: LoopbackIssuer
+) -> None:
+    # Given a token with a list, a number, a boolean, a null and an object among its claims
+    claims: dict[str, Any] = {
+        "sub": "user-1",
+        "scope": f"openid {REQUIRED_SCOPE}",
+        "cognito:groups": ["admin", "poweruser"],
+        "auth_time": 1787996002,
+        "email_verified": True,
+        "nickname": None,
+        "address": {"country": "NO"},
+    }
+    token = issuer.token(**claims)
+
+    # When the route's authorizer accepts it, on a route without and one with authorization scopes
+    plain = api.authorizers["CallerJwtAuthorizer"].authorize(f"Bearer {token}", api.routes[0].scopes)
+    scoped = scoped_api.authorizers["CallerJwtAuthorizer"].authorize(f"Bearer {token}", scoped_api.routes[0].scopes)
+
+    # Then every claim is a string (arrays in brackets, space-separated), a null claim is left out, and
+    # scopes are null unless the route has authorization scopes
+    passed = plain["jwt"]["claims"]
+    assert passed["sub"] == "user-1"
+    assert passed["cognito:groups"] == "[admin poweruser]"
+    assert passed["auth_time"] == "1787996002"
+    assert passed["email_verified"] == "true"
+    assert passed["exp"] == str(int(passed["exp"]))
+    assert passed["address"] == '{"country":"NO"}'
+    assert "nickname" not in passed
+    assert plain["jwt"]["scopes"] is None
+    assert scoped["jwt"]["scopes"] == ["openid", REQUIRED_SCOPE]
+    assert scoped_api.routes[0].scopes == (REQUIRED_SCOPE,)
+
+
+def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+) -> None:
+    # Given the gateway with authentication off (AUTH=none)
+    from token_vending.settings import get_settings
+
+    records: list[AccessRecord] = []
+    overrides = {
+        "OpenAIApiKeySecretArn": api_key_secret_arn,
+        "OpenAIUpstreamUrl": openai_stub.base_url,
+        "SecretsReader": "sdk",
+    }
+    with (
+        mock.patch.dict(os.environ),
+        LocalApi.from_template(TEMPLATE, overrides, authenticate=False, on_request=records.append) as api,
+    ):
+        get_settings.cache_clear()
+
+        # When a request without a token, and one with a bad token, are sent
+        statuses = [_mint(api).status, _mint(api, authorization="Bearer not-a-jwt").status]
+    get_settings.cache_clear()
+
+    # Then both mint, as the anonymous caller, and every request's record says authentication is off
+    assert statuses == [HTTPStatus.OK, HTTPStatus.OK]
+    assert len(openai_stub.requests) == 2
+    assert [record.note for record in records] == ["authentication is off (AUTH=none)"] * 2
+    assert "authentication is off" in api.authorizer
