@@ -1,7 +1,9 @@
-"""The official OpenAI Python SDK, pointed at the local API with base_url, just works."""
+"""The official OpenAI Python SDK, pointed at the local API with base_url and a user's token as its api_key,
+just works."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from unittest import mock
 
 import openai
@@ -11,15 +13,17 @@ from local.gateway import LocalApi
 from local.openai_schema import ga_errors
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.user_pool import UserPool
 from tests.conftest import TEMPLATE
 
 
 @pytest.fixture
-def client(
-    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension
-) -> Iterator[openai.OpenAI]:
-    """An SDK client on the local API Gateway, which serves the template's routes and environment (the
-    default deployment: the key read through the Parameters and Secrets Extension, here its stand-in)."""
+def api(
+    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension, user_pool: UserPool
+) -> Iterator[LocalApi]:
+    """The local API Gateway, serving the template's routes, environment and JWT authorizer (the default
+    deployment: tokens of the template's user pool, here moto's; the key read through the Parameters and
+    Secrets Extension, here its stand-in)."""
     from token_vending.api_key import api_keys
     from token_vending.settings import get_settings
 
@@ -29,13 +33,27 @@ def client(
         "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
     }
     environment = extension_server.function_environment()
-    with mock.patch.dict(os.environ), LocalApi.from_template(TEMPLATE, overrides, environment=environment) as api:
+    with (
+        mock.patch.dict(os.environ),
+        LocalApi.from_template(
+            TEMPLATE,
+            overrides,
+            physical=user_pool.physical,
+            discovery=user_pool.discovery,
+            environment=environment,
+        ) as api,
+    ):
         get_settings.cache_clear()
         api_keys.clear()
-        # The SDK insists on a key; our API ignores it (IAM authorises callers when deployed).
-        yield openai.OpenAI(api_key="unused-by-this-service", base_url=f"{api.url}/v1", max_retries=0)
+        yield api
     get_settings.cache_clear()
     api_keys.clear()
+
+
+@pytest.fixture
+def client(api: LocalApi, user_token: Callable[..., str]) -> openai.OpenAI:
+    """An SDK client whose api_key is a signed-in user's token, as an app holds it."""
+    return openai.OpenAI(api_key=user_token(), base_url=f"{api.url}/v1", max_retries=0)
 
 
 def test_the_sdk_mints_a_ga_client_secret(client: openai.OpenAI, openai_stub: OpenAIStub) -> None:
@@ -144,3 +162,38 @@ def test_rate_limiting_upstream_raises_the_sdks_rate_limit_error(
 
     # Then it sees a 429 with OpenAI's Retry-After passed on
     assert raised.value.response.headers["retry-after"] == "3"
+
+
+def test_without_a_users_token_the_sdk_raises_its_authentication_error(api: LocalApi, openai_stub: OpenAIStub) -> None:
+    # Given an SDK client whose api_key is no token of the issuer's (an OpenAI key's shape)
+    stranger = openai.OpenAI(api_key="sk-not-a-token", base_url=f"{api.url}/v1", max_retries=0)
+
+    # When it asks for a client secret
+    with pytest.raises(openai.AuthenticationError) as raised:
+        stranger.realtime.client_secrets.create(session={"type": "realtime"})
+
+    # Then API Gateway's 401 reaches it as the SDK's typed error, and nothing reached OpenAI
+    assert raised.value.status_code == HTTPStatus.UNAUTHORIZED
+    assert openai_stub.requests == []
+
+
+def test_a_premium_user_gets_the_premium_profile_and_others_a_permission_denied_error(
+    api: LocalApi, user_token: Callable[..., str], openai_stub: OpenAIStub
+) -> None:
+    # Given a member of the premium group, and a user of no group
+    premium = openai.OpenAI(api_key=user_token("paula", ["premium"]), base_url=f"{api.url}/v1", max_retries=0)
+    plain = openai.OpenAI(api_key=user_token("oliver"), base_url=f"{api.url}/v1", max_retries=0)
+
+    # When the premium user mints, naming no profile
+    secret = premium.realtime.client_secrets.create(session={"type": "realtime"})
+    # And the other names the premium profile
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        plain.realtime.client_secrets.create(session={"type": "realtime"}, extra_headers={"X-Profile": "premium"})
+
+    # Then the first gets a client secret of the premium profile (5 minutes by default; the assistant's is 1)
+    assert secret.value.startswith("ek_")
+    assert openai_stub.requests[0].json["expires_after"]["seconds"] == 300
+    # And the other the SDK's typed 403, naming the header, with nothing more sent upstream
+    assert raised.value.code == "permission_denied"
+    assert raised.value.param == "X-Profile"
+    assert len(openai_stub.requests) == 1
