@@ -71,6 +71,11 @@ class ServiceMisconfigured(ApiError):
     """The deployment is broken (policy, settings, secret): a 500 until an operator fixes it."""
 
 
+class CallerUnidentified(ServiceMisconfigured):
+    """The request reached the function without a caller API Gateway vouched for: a route without an
+    authorizer, or an issuer whose tokens name no subject. Every deployed route has one, so a 500."""
+
+
 class DependencyUnavailable(ApiError):
     """An AWS dependency failed in a way that may pass: the caller may retry."""
 

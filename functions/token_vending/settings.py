@@ -1,6 +1,6 @@
 """Configuration from the function's environment, checked once, every problem named.
 
-Plain code rather than pydantic: seven variables do not need it, and pydantic's import is about half of
+Plain code rather than pydantic: eight variables do not need it, and pydantic's import is about half of
 a cold start (the policy is validated when the function is built for the same reason; see policy.py).
 """
 
@@ -30,6 +30,8 @@ class Settings:
     # Set by the template when the AWS Parameters and Secrets Lambda Extension is attached: the key is
     # read through it on localhost. Unset: the key is read with boto3.
     secrets_extension_port: int | None = None
+    # The JWT claim that lists the caller's groups, for profiles that require one.
+    groups_claim: str = "cognito:groups"
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "Settings":
@@ -58,6 +60,7 @@ class Settings:
             ),
             policy_path=read("POLICY_PATH", Path, cls.policy_path),
             secrets_extension_port=read("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", _integer(1, 65535), None),
+            groups_claim=read("GROUPS_CLAIM", _claim_name, cls.groups_claim),
         )
         if "OPENAI_API_KEY_SECRET_ID" not in environment:
             problems.insert(0, "OPENAI_API_KEY_SECRET_ID: is required (the secret holding the OpenAI API key)")
@@ -73,6 +76,12 @@ class Settings:
 def _non_empty(value: str) -> str:
     if not value:
         raise ValueError("must not be empty")
+    return value
+
+
+def _claim_name(value: str) -> str:
+    if not (len(value) <= 256 and value.isprintable() and value.strip() == value):
+        raise ValueError("must be a claim name such as cognito:groups (printable, no surrounding spaces)")
     return value
 
 

@@ -16,6 +16,7 @@ VARIABLES = (
     "UPSTREAM_READ_TIMEOUT_SECONDS",
     "POLICY_PATH",
     "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
+    "GROUPS_CLAIM",
 )
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
 
@@ -40,6 +41,7 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
         "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.5",
         "UPSTREAM_READ_TIMEOUT_SECONDS": "3",
         "POLICY_PATH": "/opt/policy.json",
+        "GROUPS_CLAIM": "https://example.com/roles",
         "AWS_REGION": "us-east-1",
     }
 
@@ -53,6 +55,7 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
     assert settings.upstream_connect_timeout_seconds == 0.5
     assert settings.upstream_read_timeout_seconds == 3.0
     assert settings.policy_path == Path("/opt/policy.json")
+    assert settings.groups_claim == "https://example.com/roles"
 
 
 def test_settings_default_everything_but_the_secret_id() -> None:
@@ -68,6 +71,7 @@ def test_settings_default_everything_but_the_secret_id() -> None:
     assert settings.upstream_connect_timeout_seconds == 2.0
     assert settings.upstream_read_timeout_seconds == 8.0
     assert settings.policy_path == BUNDLED_POLICY
+    assert settings.groups_claim == "cognito:groups"
 
 
 def test_settings_are_frozen() -> None:
@@ -140,6 +144,9 @@ def test_get_settings_reads_the_process_environment_once(environment: pytest.Mon
         ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "0"),
         ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "65536"),
         ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "http"),
+        ("GROUPS_CLAIM", " cognito:groups"),
+        ("GROUPS_CLAIM", "groups\n"),
+        ("GROUPS_CLAIM", "g" * 257),
     ],
 )
 def test_an_invalid_variable_fails_naming_it(environment: pytest.MonkeyPatch, variable: str, value: str) -> None:
