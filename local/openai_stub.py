@@ -2,7 +2,9 @@
 
 `POST /v1/realtime/client_secrets` checks the key and validates the body against
 `RealtimeCreateClientSecretRequest`, then answers with a spec-shaped client secret;
-`POST /v1/realtime/translations/client_secrets` does the same with the translation schemas. The beta
+`POST /v1/realtime/translations/client_secrets` does the same with the translation schemas. Both
+require an `OpenAI-Safety-Identifier` header (OpenAI takes one and does not insist; the stub does, so
+that a mint without the end user's identifier fails in tests). The beta
 paths answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`. Tests queue
 faults (error statuses, a slow or dripping answer, bad bodies, a dropped connection) and read back what
 was received: the most recent requests and answers, so that a long run (the benchmark) stays small.
@@ -14,6 +16,7 @@ import contextlib
 import gzip
 import hmac
 import json
+import re
 import secrets
 import socket
 import socketserver
@@ -84,6 +87,9 @@ _TRANSCRIPTION_VAD: dict[str, Any] = {
     "silence_duration_ms": 200,
 }
 _DEFAULT_INSTRUCTIONS = "You are a helpful, witty, and friendly AI."
+SAFETY_IDENTIFIER_HEADER = "OpenAI-Safety-Identifier"
+# OpenAI's `safety_identifier` is at most 64 characters; a header value is printable ASCII.
+_SAFETY_IDENTIFIER = re.compile(r"[\x20-\x7e]{1,64}")
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -97,6 +103,7 @@ class RecordedRequest:
     body: bytes
     json: object | None  # the parsed body, None when empty or not JSON
     schema_errors: list[str] = field(default_factory=list)  # the verdict of the route's request schema
+    safety_identifier: str | None = None  # the OpenAI-Safety-Identifier header as sent, None if absent
 
 
 class FaultKind(StrEnum):
@@ -446,6 +453,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
                 json=parsed,
                 schema_errors=[str(violation) for violation in violations],
+                safety_identifier=self.headers.get(SAFETY_IDENTIFIER_HEADER),
             )
         )
         if fault is not None and fault.kind is FaultKind.DELAY and cancelled.wait(fault.seconds):
@@ -472,6 +480,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if route in BETA_PATHS:
             self._send_json(HTTPStatus.BAD_REQUEST, BETA_DISABLED_ERROR)
+            return
+        if problem := _safety_identifier_problem(self.headers.get(SAFETY_IDENTIFIER_HEADER)):
+            self._send_error(HTTPStatus.BAD_REQUEST, problem, code="invalid_safety_identifier")
             return
         if self.headers.get_content_type() != "application/json":
             self._send_error(
@@ -640,6 +651,21 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             # The client gave up (e.g. its read timeout fired during a delay fault).
             self.close_connection = True
+
+
+def _safety_identifier_problem(value: str | None) -> str | None:
+    """Why the header is unusable, or None. The value is never echoed: it may be a user's identity."""
+    if value is None:
+        return (
+            f"Missing {SAFETY_IDENTIFIER_HEADER} header. This stub requires the end user's safety identifier on "
+            "every client secret request."
+        )
+    if not _SAFETY_IDENTIFIER.fullmatch(value):
+        return (
+            f"Invalid {SAFETY_IDENTIFIER_HEADER} header: expected 1 to 64 printable ASCII characters, got "
+            f"{len(value)} characters."
+        )
+    return None
 
 
 def _parse_json(body: bytes) -> tuple[object | None, bool]:

@@ -25,6 +25,8 @@ from local.openai_stub import (
 )
 
 API_KEY = "sk-test-stub"
+# What the function sends: an HMAC in hex.
+SAFETY_ID = "3f1c" * 16
 RESPONSE_SCHEMA = "RealtimeCreateClientSecretResponse"
 REQUEST_SCHEMA = "RealtimeCreateClientSecretRequest"
 TRANSLATION_RESPONSE_SCHEMA = "RealtimeTranslationClientSecretCreateResponse"
@@ -85,17 +87,24 @@ def post(
     *,
     path: str = CLIENT_SECRETS_PATH,
     api_key: str | None = API_KEY,
+    safety_identifier: str | None = SAFETY_ID,
     timeout: urllib3.Timeout | None = None,
 ) -> urllib3.BaseHTTPResponse:
     headers = {"Content-Type": "application/json"}
     if api_key is not None:
         headers["Authorization"] = f"Bearer {api_key}"
+    if safety_identifier is not None:
+        headers["OpenAI-Safety-Identifier"] = safety_identifier
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return http.request("POST", stub.base_url + path, body=raw, headers=headers, timeout=timeout)
 
 
 def auth_headers() -> dict[str, str]:
-    return {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    return {
+        "Authorization": f"Bearer {API_KEY}",
+        "Content-Type": "application/json",
+        "OpenAI-Safety-Identifier": SAFETY_ID,
+    }
 
 
 def error_of(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
@@ -397,7 +406,7 @@ def test_unparsable_request_is_a_400(
     stub: OpenAIStub, http: urllib3.PoolManager, body: bytes, content_type: str
 ) -> None:
     # Given a body that is not a JSON document
-    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": content_type}
+    headers = {**auth_headers(), "Content-Type": content_type}
 
     # When it is sent
     response = http.request("POST", stub.base_url + CLIENT_SECRETS_PATH, body=body, headers=headers)
@@ -407,6 +416,52 @@ def test_unparsable_request_is_a_400(
     error = error_of(response)
     assert (error["type"], error["param"]) == ("invalid_request_error", None)
     assert stub.minted == []
+
+
+# --- the safety identifier -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [CLIENT_SECRETS_PATH, TRANSLATION_CLIENT_SECRETS_PATH])
+def test_a_mint_records_the_safety_identifier_it_was_sent(
+    stub: OpenAIStub, http: urllib3.PoolManager, path: str
+) -> None:
+    # Given a valid request carrying the end user's identifier
+    body = REALTIME_REQUEST if path == CLIENT_SECRETS_PATH else {"session": {"model": "gpt-realtime-translate"}}
+
+    # When it is sent
+    response = post(http, stub, body, path=path)
+
+    # Then it mints, and the history says for whom
+    assert response.status == HTTPStatus.OK
+    assert [request.safety_identifier for request in stub.requests] == [SAFETY_ID]
+
+
+@pytest.mark.parametrize(
+    "safety_identifier",
+    [
+        pytest.param(None, id="missing"),
+        pytest.param("", id="empty"),
+        pytest.param("a" * 65, id="over-64"),
+        pytest.param("user\x7f", id="not-printable"),
+        pytest.param("usér", id="not-ascii"),
+    ],
+)
+def test_a_mint_without_a_usable_safety_identifier_is_a_400(
+    stub: OpenAIStub, http: urllib3.PoolManager, safety_identifier: str | None
+) -> None:
+    # Given a valid body with the right key
+    # When it is sent without a usable OpenAI-Safety-Identifier
+    response = post(http, stub, REALTIME_REQUEST, safety_identifier=safety_identifier)
+
+    # Then OpenAI's envelope says what is wrong, without echoing the value, and nothing is minted
+    assert response.status == HTTPStatus.BAD_REQUEST
+    error = error_of(response)
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_safety_identifier")
+    assert "OpenAI-Safety-Identifier" in error["message"]
+    if safety_identifier:
+        assert safety_identifier not in error["message"]
+    assert stub.minted == []
+    assert [request.safety_identifier for request in stub.requests] == [safety_identifier]
 
 
 # --- authentication and routing ----------------------------------------------------------------------
