@@ -1,0 +1,285 @@
+"""CORS through the local gateway over HTTP, from the template's CorsConfiguration, as API Gateway applies it:
+preflights answered by the gateway itself, and the origin's headers on every answer, errors included."""
+
+import http.client
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from local.gateway import PAYLOAD_LIMIT_BYTES, Cors, LocalApi, LocalResponse
+from local.openai_stub import OpenAIStub
+from tests.conftest import TEMPLATE
+from tests.issuers import LoopbackIssuer
+
+MINT_PATH = "/v1/realtime/client_secrets"
+MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
+APP = "https://app.example.test"
+DEV_PAGE = "http://localhost:5173"
+# What a page's fetch through the official openai npm SDK (6.x, client.mjs) asks a preflight for, with
+# the profile header of this API.
+SDK_HEADERS = [
+    "authorization",
+    "content-type",
+    "x-profile",
+    "openai-organization",
+    "openai-project",
+    "x-stainless-arch",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
+]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    data: bytes
+
+    def cors(self) -> dict[str, str]:
+        return {name: value for name, value in self.headers.items() if name.startswith("access-control-")}
+
+
+def _send(api: LocalApi, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
+    try:
+        connection.request(method, path, body=body or None, headers=headers)
+        response = connection.getresponse()
+        return Answer(response.status, {name.lower(): value for name, value in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def _preflight(api: LocalApi, origin: str, path: str = MINT_PATH) -> Answer:
+    headers = {
+        "origin": origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": ",".join(SDK_HEADERS),
+    }
+    return _send(api, "OPTIONS", path, headers)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LoopbackIssuer]:
+    with LoopbackIssuer() as started:
+        yield started
+
+
+@contextmanager
+def serving(
+    issuer: LoopbackIssuer,
+    secret_arn: str,
+    stub: OpenAIStub,
+    allowed_origins: Sequence[str] | None = None,
+    **more: str,
+) -> Iterator[LocalApi]:
+    from token_vending.api_key import api_keys
+    from token_vending.settings import get_settings
+
+    overrides = {
+        "JwtIssuer": issuer.url,
+        "JwtAudiences": issuer.audience,
+        "OpenAIApiKeySecretArn": secret_arn,
+        "OpenAIUpstreamUrl": stub.base_url,
+        "SecretsReader": "sdk",
+        **more,
+    }
+    with (
+        mock.patch.dict(os.environ),
+        LocalApi.from_template(
+            TEMPLATE, overrides, discovery={issuer.url: issuer.discovery_url}, allowed_origins=allowed_origins
+        ) as api,
+    ):
+        get_settings.cache_clear()
+        api_keys.clear()
+        yield api
+    get_settings.cache_clear()
+    api_keys.clear()
+
+
+@pytest.fixture
+def api(issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub) -> Iterator[LocalApi]:
+    """The template deployed with AllowedOrigins: the app's origin and a development page's."""
+    with serving(issuer, api_key_secret_arn, openai_stub, AllowedOrigins=f"{APP},{DEV_PAGE}") as started:
+        yield started
+
+
+def test_a_preflight_from_an_allowed_origin_is_answered_by_the_gateway(api: LocalApi, openai_stub: OpenAIStub):
+    # Given a page on an allowed origin about to POST through the SDK
+    # When the browser sends its preflight (no token: preflights never carry one)
+    answer = _preflight(api, APP)
+
+    # Then the gateway answers it itself, before routes and the authorizer: 204, the origin echoed, and
+    # every method and header the page needs allowed
+    assert answer.status == HTTPStatus.NO_CONTENT
+    assert answer.data == b""
+    cors = answer.cors()
+    assert cors["access-control-allow-origin"] == APP
+    assert cors["access-control-allow-methods"] == "POST"
+    assert set(SDK_HEADERS) <= set(cors["access-control-allow-headers"].split(","))
+    assert cors["access-control-max-age"] == "600"
+    assert openai_stub.requests == []
+
+
+def test_a_preflight_from_another_origin_gets_no_cors_headers(api: LocalApi):
+    # Given a page on an origin the configuration does not list (nor a look-alike of one)
+    for origin in ("https://evil.example.test", "https://app.example.test.evil.test", "http://app.example.test"):
+        # When its browser sends the preflight
+        answer = _preflight(api, origin)
+
+        # Then the gateway answers 204 with no CORS headers, so the browser blocks the call
+        assert answer.status == HTTPStatus.NO_CONTENT
+        assert answer.cors() == {}
+
+
+def test_an_origin_compares_case_insensitively_on_scheme_and_host(api: LocalApi):
+    # Given an allowed origin written in capitals by its browser
+    # When it sends a preflight
+    answer = _preflight(api, "HTTPS://App.Example.Test")
+
+    # Then it is allowed, its own spelling echoed
+    assert answer.cors()["access-control-allow-origin"] == "HTTPS://App.Example.Test"
+
+
+def test_without_cors_a_preflight_is_not_found(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+):
+    # Given the template's default: AllowedOrigins empty, so no CorsConfiguration
+    with serving(issuer, api_key_secret_arn, openai_stub) as api:
+        # When a browser sends a preflight
+        answer = _preflight(api, APP)
+
+    # Then, as no route is OPTIONS, it is API Gateway's 404, with no CORS headers
+    assert api.cors is None
+    assert answer.status == HTTPStatus.NOT_FOUND
+    assert json.loads(answer.data) == {"message": "Not Found"}
+    assert answer.cors() == {}
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("minted", HTTPStatus.OK),
+        ("refused by the function", HTTPStatus.BAD_REQUEST),
+        ("refused by the authorizer", HTTPStatus.UNAUTHORIZED),
+        ("no route", HTTPStatus.NOT_FOUND),
+    ],
+)
+def test_every_answer_to_an_allowed_origin_carries_its_cors_headers(
+    api: LocalApi, issuer: LoopbackIssuer, case: str, status: HTTPStatus
+):
+    # Given a request from an allowed page: a good mint, a body the function refuses, no token, no route
+    authorization = {"authorization": f"Bearer {issuer.token()}"}
+    body, path, headers = MINT_BODY, MINT_PATH, {"content-type": "application/json", "origin": DEV_PAGE}
+    if case == "refused by the function":
+        body = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "nope"}}}}).encode()
+    if case == "no route":
+        path = "/v1/nowhere"
+    if case != "refused by the authorizer":
+        headers |= authorization
+
+    # When it is sent
+    answer = _send(api, "POST", path, headers, body)
+
+    # Then whoever answered, the page may read the answer and the exposed headers
+    assert answer.status == status, answer.data
+    assert answer.cors() == {
+        "access-control-allow-origin": DEV_PAGE,
+        "access-control-expose-headers": "x-request-id,retry-after",
+    }
+
+
+def test_the_gateways_413_carries_the_cors_headers_too(api: LocalApi):
+    # Given a body over HTTP API's 10 MB limit, from an allowed page
+    # When it is sent
+    headers = {"origin": APP, "content-type": "text/plain"}
+    answer = _send(api, "POST", MINT_PATH, headers, b"x" * (PAYLOAD_LIMIT_BYTES + 1))
+
+    # Then API Gateway's own 413 still lets the page read it
+    assert answer.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert answer.cors()["access-control-allow-origin"] == APP
+
+
+def test_an_answer_to_another_origin_has_no_cors_headers(api: LocalApi, issuer: LoopbackIssuer):
+    # Given a mint from a page on an origin not allowed (a server-side caller sends no Origin at all)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {issuer.token()}"}
+
+    # When each is sent
+    other = _send(api, "POST", MINT_PATH, {**headers, "origin": "https://evil.example.test"}, MINT_BODY)
+    server = _send(api, "POST", MINT_PATH, headers, MINT_BODY)
+
+    # Then the gateway answers both, with no CORS headers: the browser keeps the answer from the page
+    assert [other.status, server.status] == [HTTPStatus.OK, HTTPStatus.OK]
+    assert other.cors() == server.cors() == {}
+
+
+def test_the_integrations_own_cors_headers_are_dropped():
+    # Given a CORS configuration and a function answer that sets CORS headers of its own
+    cors = Cors(origins=(APP,), expose_headers=("x-request-id",))
+    answer = LocalResponse(200, [("Access-Control-Allow-Origin", "*"), ("content-type", "application/json")], b"{}")
+
+    # When the gateway applies its configuration, for an allowed and for another origin
+    allowed = cors.applied(answer, APP)
+    other = cors.applied(answer, "https://evil.example.test")
+
+    # Then only the configuration's headers are sent, as API Gateway ignores the integration's
+    assert allowed.headers == [
+        ("content-type", "application/json"),
+        ("access-control-allow-origin", APP),
+        ("access-control-expose-headers", "x-request-id"),
+    ]
+    assert other.headers == [("content-type", "application/json")]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin", "expected"),
+    [
+        ([DEV_PAGE], DEV_PAGE, DEV_PAGE),
+        ([DEV_PAGE], APP, None),
+        (["https://*"], APP, APP),
+        (["https://*"], DEV_PAGE, None),
+        (["*"], DEV_PAGE, "*"),
+    ],
+)
+def test_allowed_origins_override_the_templates(
+    issuer: LoopbackIssuer,
+    api_key_secret_arn: str,
+    openai_stub: OpenAIStub,
+    allowed: list[str],
+    origin: str,
+    expected: str | None,
+):
+    # Given the template's default (no CORS), and ALLOWED_ORIGINS given locally
+    with serving(issuer, api_key_secret_arn, openai_stub, allowed_origins=allowed) as api:
+        # When a page on an origin sends a preflight
+        answer = _preflight(api, origin)
+
+    # Then the template's CORS configuration applies with those origins in place of its own
+    assert answer.status == HTTPStatus.NO_CONTENT
+    assert answer.cors().get("access-control-allow-origin") == expected
+    if expected is not None:
+        assert answer.cors()["access-control-allow-methods"] == "POST"
+
+
+def test_allowed_origins_replace_the_templates_own_origins(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+):
+    # Given a template deployed with AllowedOrigins, and ALLOWED_ORIGINS naming another
+    with serving(issuer, api_key_secret_arn, openai_stub, [DEV_PAGE], AllowedOrigins=APP) as api:
+        # When pages on each send preflights
+        answers: dict[str, Any] = {origin: _preflight(api, origin).cors() for origin in (APP, DEV_PAGE)}
+
+    # Then only the override's origin is allowed
+    assert answers[APP] == {}
+    assert answers[DEV_PAGE]["access-control-allow-origin"] == DEV_PAGE
