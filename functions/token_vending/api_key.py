@@ -1,8 +1,9 @@
-"""Secrets Manager, the one place the OpenAI API key comes from.
+"""Secrets Manager, the one place the OpenAI API key and the safety identifier key come from.
 
-The secret string is the bare key or JSON ``{"api_key": "..."}``. A warm container keeps the key
-for ``ttl_seconds`` and fetches it at most once per TTL, so a rotated key is picked up within it; a
-key OpenAI refuses is forgotten at once, and a key already held outlives a Secrets Manager outage.
+The secret string is JSON ``{"api_key": "...", "safety_identifier_key": "..."}``; a bare key, the form
+earlier versions took, is refused as having no safety identifier key. A warm container keeps both for
+``ttl_seconds`` and fetches them at most once per TTL, so a rotated key is picked up within it; an API
+key OpenAI refuses is forgotten at once, and keys already held outlive a Secrets Manager outage.
 
 Two ways to read it, chosen by the deployment: through the AWS Parameters and Secrets Lambda
 Extension on localhost when it is attached (``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`` is set), with
@@ -46,6 +47,8 @@ _EXTENSION_BUDGET_SECONDS = _CONNECT_TIMEOUT_SECONDS + _READ_TIMEOUT_SECONDS + 1
 _EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 # An HTTP header value: an OpenAI key is printable ASCII with no spaces.
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+# An HMAC key an operator generates (README: `openssl rand -hex 32`): long enough not to be guessed.
+_SAFETY_KEY = re.compile(r"[\x20-\x7e]{32,}")
 # Fail closed on these: an operator has to act. Anything else may pass (throttling, an outage).
 _OPERATOR_ERRORS = {
     "ResourceNotFoundException": "api_key_missing",
@@ -57,9 +60,20 @@ _OPERATOR_ERRORS = {
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """What the secret holds: the OpenAI API key, and the key of the callers' safety identifiers."""
+
+    api_key: str
+    safety_identifier_key: str
+
+    def __repr__(self) -> str:
+        return "Credentials(...)"  # never the keys, in a traceback or a debugger
+
+
+@dataclass(frozen=True)
 class _Cached:
     secret_id: str
-    api_key: str
+    credentials: Credentials
     fetched_at: float
 
 
@@ -75,30 +89,32 @@ class ApiKeySource:
             self._client = None
 
     def forget(self) -> None:
-        """Drop the cached key (OpenAI refused it): the next request reads the secret again."""
+        """Drop the cached keys (OpenAI refused the API key): the next request reads the secret again."""
         with self._lock:
             self._cached = None
 
-    def get(self, secret_id: str, ttl_seconds: int, extension_port: int | None = None, *, deadline: Deadline) -> str:
-        """The key; read by ``deadline`` through the extension on ``extension_port`` when given, else with boto3."""
+    def get(
+        self, secret_id: str, ttl_seconds: int, extension_port: int | None = None, *, deadline: Deadline
+    ) -> Credentials:
+        """The keys; read by ``deadline`` through the extension on ``extension_port`` when given, else with boto3."""
         with self._lock:
             cached = self._cached if self._cached and self._cached.secret_id == secret_id else None
             now = time.monotonic()
             if cached and now - cached.fetched_at < ttl_seconds:
-                return cached.api_key
+                return cached.credentials
             try:
-                api_key = self._fetch(secret_id, extension_port, deadline)
+                credentials = self._fetch(secret_id, extension_port, deadline)
             except DependencyUnavailable:
                 if cached is None:
                     raise
-                # Secrets Manager is briefly out of reach: the key we hold is better than a 503.
+                # Secrets Manager is briefly out of reach: the keys we hold are better than a 503.
                 logger.warning("serving the cached api key past its ttl", secret_id=secret_id)
-                return cached.api_key
-            self._cached = _Cached(secret_id, api_key, now)
-            return api_key
+                return cached.credentials
+            self._cached = _Cached(secret_id, credentials, now)
+            return credentials
 
     @traced
-    def _fetch(self, secret_id: str, extension_port: int | None, deadline: Deadline) -> str:
+    def _fetch(self, secret_id: str, extension_port: int | None, deadline: Deadline) -> Credentials:
         if deadline.passed:
             raise _unavailable(secret_id, "timeout")
         count("SecretFetches", via="extension" if extension_port else "sdk")
@@ -179,30 +195,56 @@ def _aws_error(secret_id: str, aws_code: str, aws_message: str) -> ServiceMiscon
     return _unavailable(secret_id, aws_code)
 
 
-def _parse(secret_string: str | None, secret_id: str) -> str:
+def _parse(secret_string: str | None, secret_id: str) -> Credentials:
     text = (secret_string or "").strip()
-    if text[:1] in ("{", "[", '"'):  # JSON: it must be the documented object
-        try:
-            document = json.loads(text)
-        except ValueError:
-            raise _misconfigured("api_key_malformed", secret_id, problem="not valid JSON") from None
-        api_key = document.get("api_key") if isinstance(document, dict) else None
-        if not isinstance(api_key, str):
-            raise _misconfigured("api_key_malformed", secret_id, problem='JSON without a string "api_key"')
-        text = api_key.strip()
-    if not _KEY_CHARACTERS.fullmatch(text):
+    if text[:1] not in ("{", "[", '"'):
+        if not _KEY_CHARACTERS.fullmatch(text):
+            raise _misconfigured("api_key_malformed", secret_id, problem="empty, or not one token of printable ASCII")
+        # The bare key of earlier versions: there is no safety identifier key beside it.
+        raise _safety_key_refused("safety_identifier_key_missing", secret_id, problem="a bare key, not JSON")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise _misconfigured("api_key_malformed", secret_id, problem="not valid JSON") from None
+    if not (isinstance(document, dict) and isinstance(document.get("api_key"), str)):
+        raise _misconfigured("api_key_malformed", secret_id, problem='JSON without a string "api_key"')
+    api_key = document["api_key"].strip()
+    if not _KEY_CHARACTERS.fullmatch(api_key):
         raise _misconfigured("api_key_malformed", secret_id, problem="empty, or not one token of printable ASCII")
-    return text
+    safety_key = document.get("safety_identifier_key")
+    if safety_key is None or safety_key == "":
+        raise _safety_key_refused("safety_identifier_key_missing", secret_id, problem='no "safety_identifier_key"')
+    if not (isinstance(safety_key, str) and _SAFETY_KEY.fullmatch(safety_key)):
+        raise _safety_key_refused(
+            "safety_identifier_key_malformed",
+            secret_id,
+            problem='"safety_identifier_key" is not a string of at least 32 printable ASCII characters',
+        )
+    return Credentials(api_key, safety_key)
 
 
 def _misconfigured(reason: str, secret_id: str, **details: str) -> ServiceMisconfigured:
-    logger.error("cannot use the openai api key secret", reason=reason, secret_id=secret_id, **details)  # type: ignore[arg-type]
-    count("ConfigurationErrors", reason=reason)
+    _log_refusal(reason, secret_id, details)
     return ServiceMisconfigured(
         "This service cannot read its OpenAI API key, so it cannot mint client secrets. "
         "The operator must put a valid key into the service's secret (see the service's logs).",
         code=reason,
     )
+
+
+def _safety_key_refused(reason: str, secret_id: str, **details: str) -> ServiceMisconfigured:
+    _log_refusal(reason, secret_id, details)
+    return ServiceMisconfigured(
+        "This service has no usable key for its callers' safety identifiers, so it cannot mint client secrets. "
+        'The operator must store the service\'s secret as JSON with both "api_key" and "safety_identifier_key" '
+        "(a random value of at least 32 printable ASCII characters; see the README, Deploying).",
+        code=reason,
+    )
+
+
+def _log_refusal(reason: str, secret_id: str, details: dict[str, str]) -> None:
+    logger.error("cannot use the openai api key secret", reason=reason, secret_id=secret_id, **details)  # type: ignore[arg-type]
+    count("ConfigurationErrors", reason=reason)
 
 
 def _unavailable(secret_id: str, aws_code: str) -> DependencyUnavailable:

@@ -1,5 +1,6 @@
-"""The OpenAI API key, read from Secrets Manager (moto's server, over HTTP) through the real handler:
-both secret forms, the TTL cache, rotation, and failing closed with words an operator can act on.
+"""The OpenAI API key and the safety identifier key, read from Secrets Manager (moto's server, over HTTP)
+through the real handler: the JSON secret, the TTL cache, rotation, and failing closed with words an
+operator can act on (the bare key of earlier versions among them: it has no safety identifier key).
 """
 
 import json
@@ -13,7 +14,8 @@ import pytest
 
 from local.openai_schema import beta_errors
 from local.openai_stub import OpenAIStub
-from tests.conftest import TEST_API_KEY, LambdaContext, Output, load_event
+from tests.callers import expected_safety_identifier
+from tests.conftest import TEST_API_KEY, TEST_SAFETY_KEY, LambdaContext, Output, load_event
 from token_vending.app import lambda_handler
 from token_vending.settings import get_settings
 
@@ -22,6 +24,16 @@ pytestmark = pytest.mark.usefixtures("function_env")
 # Keys the stub does not accept, each distinct so a leak of one is unmistakable.
 REVOKED_KEY = "sk-test-revoked-7c1d"
 NEXT_KEY = "sk-test-next-5b8e"
+NEXT_SAFETY_KEY = "safety-test-next-0e6b2d9c4a8f1e3b7d5c9a2f"
+
+
+def secret_json(api_key: str = TEST_API_KEY, safety_identifier_key: str = TEST_SAFETY_KEY, **extra: Any) -> str:
+    """The secret as the README has the operator store it."""
+    return json.dumps({"api_key": api_key, "safety_identifier_key": safety_identifier_key, **extra})
+
+
+def safety_identifiers(stub: OpenAIStub) -> list[str | None]:
+    return [request.safety_identifier for request in stub.requests]
 
 
 class Answer(NamedTuple):
@@ -81,24 +93,48 @@ def put_key(function_env: dict[str, str], secrets_manager: Any, monkeypatch: pyt
 @pytest.mark.parametrize(
     "secret_string",
     [
-        pytest.param(json.dumps({"api_key": TEST_API_KEY}), id="json"),
-        pytest.param(TEST_API_KEY, id="bare"),
-        pytest.param(f"{TEST_API_KEY}\n", id="bare-pasted-with-newline"),
-        pytest.param(json.dumps({"api_key": f" {TEST_API_KEY} ", "org": "org-test"}), id="json-padded-extra-field"),
+        pytest.param(secret_json(), id="json"),
+        pytest.param(secret_json(f" {TEST_API_KEY} ", org="org-test") + "\n", id="json-padded-extra-field"),
     ],
 )
-def test_the_key_is_read_from_the_secret_in_either_form(
+def test_the_keys_are_read_from_the_json_secret(
     put_key: Callable[..., str], openai_stub: OpenAIStub, lambda_context: LambdaContext, secret_string: str
 ) -> None:
-    # Given the secret holds the key in one of the accepted forms
+    # Given the secret holds both keys as the README says
     put_key(secret_string)
 
     # When a client secret is requested
     answer = mint(lambda_context)
 
-    # Then OpenAI was called with exactly that key
+    # Then OpenAI was called with exactly that API key, and a safety identifier made with the other key
     assert answer.status == HTTPStatus.OK
     assert bearer_tokens(openai_stub) == [f"Bearer {TEST_API_KEY}"]
+    assert safety_identifiers(openai_stub) == [expected_safety_identifier(load_event("client_secrets.json"))]
+
+
+def test_a_rotated_safety_identifier_key_changes_the_identifier_once_the_ttl_has_passed(
+    put_key: Callable[..., str],
+    secrets_manager: Any,
+    openai_stub: OpenAIStub,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: LambdaContext,
+    output: Output,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a container that has minted for a caller, with a TTL that has always passed
+    arn = put_key(secret_json())
+    configure(monkeypatch, SECRET_CACHE_TTL_SECONDS="0")
+    assert mint(lambda_context).status == HTTPStatus.OK
+
+    # When the operator rotates the safety identifier key, as the README shows, and the same caller mints twice
+    secrets_manager.put_secret_value(SecretId=arn, SecretString=secret_json(safety_identifier_key=NEXT_SAFETY_KEY))
+    answers = [mint(lambda_context) for _ in range(2)]
+
+    # Then the caller has a new identifier, stable from then on, and the new key showed nowhere
+    assert [answer.status for answer in answers] == [HTTPStatus.OK] * 2
+    before, after, again = safety_identifiers(openai_stub)
+    assert before != after == again
+    assert_not_shown(output, caplog, answers[-1].body, NEXT_SAFETY_KEY)
 
 
 # --- the TTL cache ----------------------------------------------------------------------------------------
@@ -142,12 +178,12 @@ def test_a_rotated_key_is_used_once_the_ttl_has_passed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a container whose secret holds a key OpenAI has revoked, and a TTL that has always passed
-    arn = put_key(REVOKED_KEY)
+    arn = put_key(secret_json(REVOKED_KEY))
     configure(monkeypatch, SECRET_CACHE_TTL_SECONDS="0")
     assert mint(lambda_context).status == HTTPStatus.BAD_GATEWAY
 
     # When the operator puts the new key in and the next request comes
-    secrets_manager.put_secret_value(SecretId=arn, SecretString=TEST_API_KEY)
+    secrets_manager.put_secret_value(SecretId=arn, SecretString=secret_json())
     answer = mint(lambda_context)
 
     # Then it is minted with the new key, without a cold start
@@ -168,7 +204,7 @@ def test_a_rotated_key_is_not_fetched_within_the_ttl(
     assert mint(lambda_context).status == HTTPStatus.OK
 
     # When the key is rotated and the next request comes within the TTL
-    secrets_manager.put_secret_value(SecretId=api_key_secret_arn, SecretString=json.dumps({"api_key": NEXT_KEY}))
+    secrets_manager.put_secret_value(SecretId=api_key_secret_arn, SecretString=secret_json(NEXT_KEY))
     answer = mint(lambda_context)
 
     # Then the cached key is still the one used, and Secrets Manager was not asked again
@@ -187,11 +223,11 @@ def test_a_key_openai_refuses_is_read_again_at_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a warm container holding a key OpenAI has revoked (template TTL: 300 s)
-    arn = put_key(REVOKED_KEY)
+    arn = put_key(secret_json(REVOKED_KEY))
     assert mint(lambda_context).status == HTTPStatus.BAD_GATEWAY
 
     # When the operator puts the new key in and the next request comes, well within the TTL
-    secrets_manager.put_secret_value(SecretId=arn, SecretString=TEST_API_KEY)
+    secrets_manager.put_secret_value(SecretId=arn, SecretString=secret_json())
     answer = mint(lambda_context)
 
     # Then the refused key was not kept: the new one is read and used at once
@@ -244,6 +280,50 @@ MISSING_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-k
         pytest.param(
             {"secret_binary": b"sk-test-binary-6a0b"}, "api_key_malformed", ("sk-test-binary-6a0b",), id="binary-only"
         ),
+        # The bare key earlier versions took: there is no safety identifier key beside it.
+        pytest.param({"secret_string": TEST_API_KEY}, "safety_identifier_key_missing", (), id="bare-key"),
+        pytest.param(
+            {"secret_string": f"{TEST_API_KEY}\n"}, "safety_identifier_key_missing", (), id="bare-pasted-with-newline"
+        ),
+        pytest.param(
+            {"secret_string": json.dumps({"api_key": TEST_API_KEY})},
+            "safety_identifier_key_missing",
+            (),
+            id="json-without-safety-key",
+        ),
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key="")}, "safety_identifier_key_missing", (), id="empty"
+        ),
+        pytest.param(
+            {"secret_string": json.dumps({"api_key": TEST_API_KEY, "safety_identifier_key": None})},
+            "safety_identifier_key_missing",
+            (),
+            id="null",
+        ),
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key="short-safety-key-of-31-chars-xx")},
+            "safety_identifier_key_malformed",
+            ("short-safety-key-of-31-chars-xx",),
+            id="31-characters",
+        ),
+        pytest.param(
+            {"secret_string": json.dumps({"api_key": TEST_API_KEY, "safety_identifier_key": 12345678901234567890})},
+            "safety_identifier_key_malformed",
+            ("12345678901234567890",),
+            id="a-number",
+        ),
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key="safety-key-with-a-newline-\n-1b9c7e5d3a")},
+            "safety_identifier_key_malformed",
+            ("safety-key-with-a-newline-",),
+            id="not-printable",
+        ),
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key="safety-key-n\u00f6t-ascii-4c2e8a6f0d1b9e")},
+            "safety_identifier_key_malformed",
+            ("safety-key-n\u00f6t-ascii",),
+            id="not-ascii",
+        ),
     ],
 )
 def test_an_unusable_secret_fails_closed_and_tells_the_operator(
@@ -272,7 +352,13 @@ def test_an_unusable_secret_fails_closed_and_tells_the_operator(
         "error": {"type": "server_error", "message": answer.body["error"]["message"], "param": None, "code": reason}
     }
     assert beta_errors("ErrorResponse", answer.body) == []
-    assert "operator must put a valid key into the service's secret" in answer.body["error"]["message"]
+    if reason.startswith("safety_identifier_key"):
+        assert (
+            'operator must store the service\'s secret as JSON with both "api_key" and "safety_identifier_key"'
+            in (answer.body["error"]["message"])
+        )
+    else:
+        assert "operator must put a valid key into the service's secret" in answer.body["error"]["message"]
     # And nothing went upstream, the reason is counted and logged for the operator, without the secret's value
     assert openai_stub.requests == []
     assert output.metric_count("ConfigurationErrors", reason=reason) == 1
@@ -287,8 +373,8 @@ def test_once_the_operator_puts_a_key_in_the_next_request_mints(
     arn = put_key()
     assert mint(lambda_context).status == HTTPStatus.INTERNAL_SERVER_ERROR
 
-    # When the operator puts the key in, as the template's description says
-    secrets_manager.put_secret_value(SecretId=arn, SecretString=TEST_API_KEY)
+    # When the operator puts the keys in, as the README says
+    secrets_manager.put_secret_value(SecretId=arn, SecretString=secret_json())
     answer = mint(lambda_context)
 
     # Then the next request mints at once: a failure is never cached
