@@ -2,7 +2,8 @@
 
 Four routes, each declared in template.yaml, so API Gateway has already matched the request to one
 of them and says which in ``routeKey``: a dictionary look-up routes it. (Powertools' event handler
-did this before, at about 40 ms of import on every cold start, for routing we do not need.)
+did this before, at about 40 ms of import on every cold start, for routing we do not need.) The caller
+comes from the route's authorizer (``requestContext.authorizer``), turned into a Caller here, at the edge.
 """
 
 # Imports build a few hundred thousand objects and no garbage: collecting while they run is wasted
@@ -17,6 +18,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from token_vending import vending
+from token_vending.caller import caller_from_request_context
 from token_vending.deadline import Deadline
 from token_vending.errors import ApiError
 from token_vending.observability import count, logger, traced_handler
@@ -40,19 +42,21 @@ ROUTES: dict[str, vending.Endpoint] = {
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler
 def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str, Any]:
-    request_id = str(event.get("requestContext", {}).get("requestId") or "")
+    request_context = event.get("requestContext") or {}
+    request_id = str(request_context.get("requestId") or "")
     logger.set_correlation_id(request_id or None)
     endpoint = ROUTES.get(_route_key(event))
     if endpoint is None:
         return _not_found(request_id)
     try:
+        caller = caller_from_request_context(request_context, vending.checked_settings().groups_claim)
         # API Gateway sends header names in lower case; a local or hand-made event may not.
         headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
         body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
         # One deadline for the whole request, ending before Lambda's timeout, so a slow OpenAI or Secrets
         # Manager still gets our envelope rather than API Gateway's bare 5xx.
         deadline = Deadline.of_invocation(context)
-        answer = vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()), deadline=deadline)
+        answer = vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()), caller, deadline=deadline)
     except ApiError as error:
         return _api_error(error, endpoint.name, request_id)
     except Exception:

@@ -74,13 +74,15 @@ def create_client_secret(
     api_key: str,
     body: dict[str, Any],
     *,
+    safety_identifier: str,
     connect_timeout: float,
     read_timeout: float,
     deadline: Deadline,
 ) -> Minted:
     """POST the GA request by ``deadline``; return the minted secret or raise UpstreamError/InvalidRequest.
 
-    The timeouts bound each phase (connect, and each read); the deadline bounds them all together.
+    ``safety_identifier`` names the end user to OpenAI (safety.py). The timeouts bound each phase
+    (connect, and each read); the deadline bounds them all together.
     """
     started = time.perf_counter()
     try:
@@ -94,6 +96,7 @@ def create_client_secret(
                     "Authorization": f"Bearer {api_key}",
                     "Content-Type": "application/json",
                     "User-Agent": _USER_AGENT,
+                    "OpenAI-Safety-Identifier": safety_identifier,
                 },
                 timeout=timeout,
                 preload_content=False,

@@ -1,6 +1,7 @@
 """Minting a client secret: check the request against the policy, fetch the key, ask OpenAI.
 
-Knows nothing of API Gateway: the handler hands it the endpoint, the JSON body and the profile.
+Knows nothing of API Gateway: the handler hands it the endpoint, the JSON body, the profile and the caller.
+The caller is named to OpenAI and in every later log line of the request only by its safety identifier.
 """
 
 import json
@@ -10,9 +11,10 @@ from http import HTTPStatus
 from typing import Any
 
 from token_vending import observability
-from token_vending.api_key import api_keys
+from token_vending.api_key import Credentials, api_keys
+from token_vending.caller import Caller
 from token_vending.deadline import Deadline
-from token_vending.errors import InvalidRequest, ServiceMisconfigured, UpstreamError
+from token_vending.errors import ApiError, InvalidRequest, ServiceMisconfigured, UpstreamError
 from token_vending.observability import count, logger
 from token_vending.openai_client import Minted, create_client_secret
 from token_vending.policy import (
@@ -25,6 +27,7 @@ from token_vending.policy import (
     check_request,
     ga_param,
 )
+from token_vending.safety import safety_identifier
 from token_vending.session_fields import SessionType
 from token_vending.settings import Settings, SettingsError, get_settings
 from token_vending.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
@@ -52,10 +55,16 @@ TRANSLATION_CLIENT_SECRETS = Endpoint(
 _BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
 
 
-def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, *, deadline: Deadline) -> str:
-    """The answer (JSON text) for one request to ``endpoint``, in that endpoint's own shape."""
-    settings = _settings()
+def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, caller: Caller, *, deadline: Deadline) -> str:
+    """The answer (JSON text) for one request to ``endpoint`` by ``caller``, in that endpoint's own shape."""
+    settings = checked_settings()
     policy = _policy(settings)
+    # The keys first, so that every later line of this request names the caller, a refusal by the policy
+    # included. A secret that cannot be read fails the request only once the request itself has passed.
+    keys = _read_keys(settings, deadline)
+    user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
+    if user:
+        logger.append_keys(user=user)  # the handler clears it with the rest of the invocation's state
     name: ParamNamer = ga_param
     request, profile_param = body, PROFILE_HEADER
     if endpoint.session_type is None:
@@ -65,16 +74,12 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, *, deadl
         request, name = beta_to_ga(body, session_type), _BETA_NAMES[session_type]
     else:
         session_type = endpoint.session_type
-    profile_name, chosen = policy.select(profile, session_type, param=profile_param)
+    profile_name, chosen = policy.select(profile, session_type, caller, param=profile_param)
     upstream_body = check_request(request, profile_name, chosen, name)
-    api_key = api_keys.get(
-        settings.api_key_secret_id,
-        settings.secret_cache_ttl_seconds,
-        settings.secrets_extension_port,
-        deadline=deadline,
-    )
+    if isinstance(keys, ApiError):
+        raise keys
     minted = _create(
-        settings.upstream(endpoint.upstream_path), settings, api_key, upstream_body, name, chosen, deadline
+        settings.upstream(endpoint.upstream_path), settings, keys, user, upstream_body, name, chosen, deadline
     )
     observability.log_mint(
         endpoint.name,
@@ -90,10 +95,23 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, *, deadl
     return json.dumps(ga_to_beta(minted.body, session_type), separators=(",", ":"))
 
 
+def _read_keys(settings: Settings, deadline: Deadline) -> Credentials | ApiError:
+    try:
+        return api_keys.get(
+            settings.api_key_secret_id,
+            settings.secret_cache_ttl_seconds,
+            settings.secrets_extension_port,
+            deadline=deadline,
+        )
+    except ApiError as error:
+        return error
+
+
 def _create(
     url: str,
     settings: Settings,
-    api_key: str,
+    credentials: Credentials,
+    user: str,
     body: dict[str, Any],
     name: ParamNamer,
     profile: Profile,
@@ -102,8 +120,9 @@ def _create(
     try:
         return create_client_secret(
             url,
-            api_key,
+            credentials.api_key,
             body,
+            safety_identifier=user,
             connect_timeout=settings.upstream_connect_timeout_seconds,
             read_timeout=settings.upstream_read_timeout_seconds,
             deadline=deadline,
@@ -149,7 +168,8 @@ def _ga_session_type(body: dict[str, Any]) -> SessionType:
     )
 
 
-def _settings() -> Settings:
+def checked_settings() -> Settings:
+    """The function's settings; ServiceMisconfigured (logged and counted) when the environment is broken."""
     try:
         return get_settings()
     except SettingsError as exc:

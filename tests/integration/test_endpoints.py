@@ -1,7 +1,10 @@
-"""The three routes, driven by the events/ files through the real handler, moto and the OpenAI stub."""
+"""The four routes, driven by the events/ files through the real handler, moto and the OpenAI stub; the
+caller each event's authorizer names, its safety identifier, and the profiles its claims open."""
 
 import base64
+import copy
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -9,6 +12,7 @@ import pytest
 
 from local.openai_schema import beta_errors, ga_errors
 from local.openai_stub import OpenAIStub
+from tests.callers import expected_safety_identifier
 from tests.conftest import TEST_API_KEY, LambdaContext, Output, load_event
 from token_vending.app import lambda_handler
 from token_vending.request_body import MAX_BODY_BYTES
@@ -533,3 +537,257 @@ def test_a_body_that_is_not_utf8_is_refused_logged_and_never_sent(
     assert openai_stub.requests == []
     assert [line["reason"] for line in output.logs() if line["message"] == "request rejected"] == ["invalid_json"]
     assert output.metric_count("RequestsRejected", reason="invalid_json") == 1
+
+
+# --- the caller ---------------------------------------------------------------------------------------
+
+
+def with_claims(event: dict[str, Any], **claims: str) -> dict[str, Any]:
+    """The event with these JWT claims set, as API Gateway passes them (every value a string)."""
+    changed = copy.deepcopy(event)
+    changed["requestContext"]["authorizer"]["jwt"]["claims"].update(claims)
+    return changed
+
+
+def premium_member(event: dict[str, Any]) -> dict[str, Any]:
+    """The event's user, in the user pool's premium group (API Gateway flattens the array)."""
+    return with_claims(event, **{"cognito:groups": "[premium]"})
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    [
+        "client_secrets.json",
+        "client_secrets_transcription.json",
+        "sessions.json",
+        "transcription_sessions.json",
+        "translation_client_secrets.json",
+    ],
+)
+def test_every_mint_names_its_caller_to_openai_by_safety_identifier(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, event_name: str
+) -> None:
+    # Given an event whose authorizer vouched for a signed-in user
+    event = load_event(event_name)
+
+    # When it is invoked twice
+    statuses = [invoke(event, lambda_context)[0] for _ in range(2)]
+
+    # Then OpenAI got the HMAC of the user's issuer and subject both times, and never the subject itself
+    assert statuses == [HTTPStatus.OK] * 2
+    expected = expected_safety_identifier(event)
+    assert [request.safety_identifier for request in openai_stub.requests] == [expected] * 2
+    subject = event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+    assert not [request for request in openai_stub.requests if subject in request.body.decode()]
+    # And the mint's log line names the user by the same identifier
+    minted = [line for line in output.logs() if line["message"] == "client secret minted"]
+    assert [line["user"] for line in minted] == [expected] * 2
+
+
+def test_one_user_has_one_identifier_and_another_user_another(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext
+) -> None:
+    # Given two requests by the same user (other groups, another token) and one by someone else
+    same_user = [load_event("client_secrets.json"), premium_member(load_event("sessions.json"))]
+    other_user = with_claims(load_event("client_secrets.json"), sub="0c1d2e3f-4a5b-6c7d-8e9f-a0b1c2d3e4f5")
+
+    # When each is invoked
+    for event in [*same_user, other_user]:
+        assert invoke(event, lambda_context)[0] == HTTPStatus.OK
+
+    # Then the user is stable across calls, and the other user differs
+    first, second, third = (request.safety_identifier for request in openai_stub.requests)
+    assert first == second != third
+    assert third == expected_safety_identifier(other_user)
+
+
+def test_an_iam_caller_mints_with_its_own_identifier(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given a SigV4 request (CallerAuth=iam): the IAM principal is the caller
+    event = load_event("client_secrets_iam.json")
+
+    # When it is invoked
+    status, _, _ = invoke(event, lambda_context)
+
+    # Then it mints, naming the principal by the HMAC of its account and ARN
+    assert status == HTTPStatus.OK
+    [request] = openai_stub.requests
+    assert request.safety_identifier == expected_safety_identifier(event)
+    assert "arn:aws:sts" not in output.text()
+
+
+def test_a_premium_member_gets_the_premium_profile_by_default(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given a member of the premium group asking without naming a profile
+    event = premium_member(load_event("client_secrets.json", body={"session": {"type": "realtime"}}))
+
+    # When it is invoked
+    status, _, _ = invoke(event, lambda_context)
+
+    # Then the first default the caller may use is theirs: premium, with its longer default TTL
+    assert status == HTTPStatus.OK
+    assert output.metric_count("ClientSecretsMinted", endpoint="client_secrets", profile="premium") == 1
+    assert sent_upstream(openai_stub)["expires_after"]["seconds"] == 300
+
+
+def test_an_ordinary_caller_gets_the_open_default(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given a user in no group, asking without naming a profile
+    event = load_event("client_secrets.json", body={"session": {"type": "realtime"}})
+
+    # When it is invoked
+    status, _, _ = invoke(event, lambda_context)
+
+    # Then the profile open to everyone is theirs
+    assert status == HTTPStatus.OK
+    assert output.metric_count("ClientSecretsMinted", endpoint="client_secrets", profile="assistant") == 1
+    assert sent_upstream(openai_stub)["expires_after"]["seconds"] == 60
+
+
+@pytest.mark.parametrize("event_name", ["client_secrets.json", "sessions.json", "client_secrets_iam.json"])
+def test_a_profile_the_caller_may_not_use_is_a_403_and_nothing_goes_upstream(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, event_name: str
+) -> None:
+    # Given a caller outside the premium group naming the premium profile
+    event = load_event(event_name)
+    event["headers"]["x-profile"] = "premium"
+
+    # When it is invoked
+    status, headers, body = invoke(event, lambda_context)
+
+    # Then OpenAI's permission error envelope (the SDKs' PermissionDeniedError), naming the header
+    assert status == HTTPStatus.FORBIDDEN
+    assert body == {
+        "error": {
+            "type": "invalid_request_error",
+            "message": body["error"]["message"],
+            "param": "X-Profile",
+            "code": "permission_denied",
+        }
+    }
+    assert "premium" in body["error"]["message"]
+    assert headers["Content-Type"] == "application/json"
+    # And nothing went upstream; the refusal is logged with the caller's pseudonymous id and counted
+    assert openai_stub.requests == []
+    [rejected] = [line for line in output.logs() if line["message"] == "request rejected"]
+    assert (rejected["reason"], rejected["user"]) == ("permission_denied", expected_safety_identifier(event))
+    assert output.metric_count("RequestsRejected", reason="permission_denied") == 1
+
+
+def test_a_request_the_policy_refuses_is_logged_with_its_caller(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given a request the policy refuses
+    event = load_event("client_secrets_rejected.json")
+
+    # When it is invoked
+    status, _, _ = invoke(event, lambda_context)
+
+    # Then the refusal names the caller by its safety identifier
+    assert status == HTTPStatus.BAD_REQUEST
+    [rejected] = [line for line in output.logs() if line["message"] == "request rejected"]
+    assert rejected["user"] == expected_safety_identifier(event)
+
+
+def test_an_invalid_request_is_refused_even_when_the_secret_cannot_be_read(
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a secret the function cannot read (no such secret)
+    from token_vending.settings import get_settings
+
+    monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf")
+    get_settings.cache_clear()
+
+    # When an invalid request and a valid one come in
+    rejected, _, rejected_body = invoke(load_event("client_secrets_rejected.json"), lambda_context)
+    valid, _, valid_body = invoke(load_event("client_secrets.json"), lambda_context)
+
+    # Then the invalid one is told what is wrong with it; the valid one gets the deployment's 500
+    assert (rejected, rejected_body["error"]["code"]) == (HTTPStatus.BAD_REQUEST, "parameter_not_allowed")
+    assert (valid, valid_body["error"]["code"]) == (HTTPStatus.INTERNAL_SERVER_ERROR, "api_key_missing")
+    assert openai_stub.requests == []
+
+
+@pytest.mark.parametrize(
+    "authorizer",
+    [pytest.param(None, id="no-authorizer"), pytest.param({}, id="empty"), pytest.param({"lambda": {}}, id="lambda")],
+)
+def test_a_request_without_a_caller_is_the_deployments_fault(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, authorizer: dict[str, Any] | None
+) -> None:
+    # Given a route that reached the function without an authorizer
+    event = load_event("client_secrets.json")
+    if authorizer is None:
+        del event["requestContext"]["authorizer"]
+    else:
+        event["requestContext"]["authorizer"] = authorizer
+
+    # When it is invoked
+    status, _, body = invoke(event, lambda_context)
+
+    # Then a 500 telling the operator to fix the deployment; nothing went upstream
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert body == {
+        "error": {
+            "type": "server_error",
+            "message": body["error"]["message"],
+            "param": None,
+            "code": "caller_unidentified",
+        }
+    }
+    assert "operator must fix its deployment" in body["error"]["message"]
+    assert openai_stub.requests == []
+    # And the operator sees why, as an error, counted as a configuration error
+    [logged] = [line for line in output.logs() if line["level"] == "ERROR"]
+    assert logged["reason"] == "caller_unidentified"
+    assert output.metric_count("ConfigurationErrors", reason="caller_unidentified") == 1
+
+
+HOSTILE = '\n\r\x00\u2028\u2029\x1b[31m"}{'
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({"cognito:groups": "[" + "premium-" * 131_072 + "]"}, id="a-1-MB-groups-claim"),
+        pytest.param({"cognito:groups": "[" + "g " * 524_288 + "premium]"}, id="half-a-million-groups"),
+        pytest.param({"sub": f"user{HOSTILE}", "iss": f"https://issuer.example{HOSTILE}"}, id="control-characters"),
+        pytest.param({"sub": "s" * 1_000_000}, id="a-1-MB-subject"),
+        pytest.param({"username": HOSTILE * 1000, "scope": HOSTILE}, id="other-claims"),
+    ],
+)
+def test_a_hostile_claim_never_breaks_a_log_line_or_a_metric(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output, claims: dict[str, str]
+) -> None:
+    # Given a token whose claims are huge or hold control and line-separator characters
+    event = with_claims(load_event("client_secrets.json"), **claims)
+    refused = copy.deepcopy(event)
+    refused["headers"]["x-profile"] = "premium"
+
+    # When it mints, and asks for a profile it may not use
+    minted_status, _, _ = invoke(event, lambda_context)
+    refused_status, _, _ = invoke(refused, lambda_context)
+
+    # Then the mint went through as for anyone (no group of the huge claims counts), named by a hex identifier
+    assert (minted_status, refused_status) == (HTTPStatus.OK, HTTPStatus.FORBIDDEN)
+    [request] = openai_stub.requests
+    assert request.safety_identifier == expected_safety_identifier(event)
+    # And every line written is one JSON object, small, carrying no claim
+    lines = output.text().splitlines()
+    assert lines
+    for line in lines:
+        assert line.startswith("{")
+        assert len(line) < 4096
+        json.loads(line)
+    for value in claims.values():
+        assert value[:12] not in output.text()
+        assert json.dumps(value)[1:13] not in output.text()  # nor its escaped form
+    # And the metrics carry only this service's own dimensions: short names of its own
+    for document in output.metrics():
+        for dimension in document["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]:
+            assert re.fullmatch(r"[a-z0-9_-]{1,64}", document[dimension]), dimension
