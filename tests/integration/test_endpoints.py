@@ -791,3 +791,18 @@ def test_a_hostile_claim_never_breaks_a_log_line_or_a_metric(
     for document in output.metrics():
         for dimension in document["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]:
             assert re.fullmatch(r"[a-z0-9_-]{1,64}", document[dimension]), dimension
+
+
+def test_a_warm_container_never_names_the_previous_caller(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, output: Output
+) -> None:
+    # Given a warm container that has just minted for a user
+    assert invoke(load_event("client_secrets.json"), lambda_context)[0] == HTTPStatus.OK
+
+    # When the next request has a body that is not JSON (refused before the caller is named)
+    status, _, _ = invoke(load_event("client_secrets.json", body="{not json"), lambda_context)
+
+    # Then its refusal carries no user: not the previous caller's
+    assert status == HTTPStatus.BAD_REQUEST
+    [rejected] = [line for line in output.logs() if line["message"] == "request rejected"]
+    assert "user" not in rejected
