@@ -34,6 +34,7 @@ import yaml
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.server import create_server  # type: ignore[import-untyped]
 
+from local.iam_authorizer import IamAuthorizer
 from local.jwt_authorizer import JwtAuthorizer, Refused
 from local.running import Running
 
@@ -406,7 +407,7 @@ def _gateway_response(answer: tuple[HTTPStatus, str]) -> LocalResponse:
 
 
 def _refusal(refused: Refused) -> LocalResponse:
-    response = _gateway_response((refused.status, REFUSED[refused.status]))
+    response = _gateway_response((refused.status, refused.message or REFUSED[refused.status]))
     if refused.challenge is not None:
         response.headers.append(("www-authenticate", refused.challenge))
     return response
@@ -542,6 +543,7 @@ class LocalApi(Running):
         self.functions = dict(functions)
         self.routes = tuple(routes)
         self.authorizers = dict(authorizers or {})  # JWT authorizers by logical id
+        self.iam = IamAuthorizer(region, ACCOUNT_ID)
         self.cors = cors
         self.authenticate = authenticate
         self.region = region
@@ -630,7 +632,7 @@ class LocalApi(Running):
             return f"none: {AUTH_NONE_NOTE}, every request is {AUTH_NONE_CLAIMS['sub']} of {AUTH_NONE_CLAIMS['iss']}"
         described = [authorizer.describe() for authorizer in self.authorizers.values()]
         if "AWS_IAM" in kinds:
-            described.append("AWS_IAM (SigV4)")
+            described.append(self.iam.describe())
         return "; ".join(described)
 
     @property
@@ -676,11 +678,6 @@ class LocalApi(Running):
     def _check_authorization(self) -> None:
         if not self.authenticate:
             return
-        if iam := sorted(route.route_key for route in self.routes if route.authorization == "AWS_IAM"):
-            raise TemplateError(
-                f"routes {', '.join(iam)} require AWS_IAM (SigV4), which the local gateway does not check: "
-                "turn authentication off locally (AUTH=none) to call them, or use CallerAuth=jwt"
-            )
         for logical_id, authorizer in self.authorizers.items():
             if not authorizer.discovery_url.startswith(("https://", "http://")):
                 raise TemplateError(
@@ -828,7 +825,7 @@ class LocalApi(Running):
         else:
             request_id = event["requestContext"]["requestId"]
             try:
-                self._authorize(route, event)
+                self._authorize(route, event, request)
             except Refused as refused:
                 response, note = _refusal(refused), f"refused by the authorizer: {refused}"
             else:
@@ -838,7 +835,7 @@ class LocalApi(Running):
         response.headers.append(("apigw-requestid", request_id))
         return response, request_id, note
 
-    def _authorize(self, route: Route, event: dict[str, Any]) -> None:
+    def _authorize(self, route: Route, event: dict[str, Any], request: HttpRequest) -> None:
         """The route's authorizer, as API Gateway runs it before the function: its context into the event,
         or Refused."""
         if route.authorization == "NONE":
@@ -846,6 +843,8 @@ class LocalApi(Running):
         context = event["requestContext"]
         if not self.authenticate:
             context["authorizer"] = {"jwt": {"claims": dict(AUTH_NONE_CLAIMS), "scopes": None}}
+        elif route.authorization == "AWS_IAM":
+            context["authorizer"] = self.iam.authorize(request.method, request.target, request.headers, request.body)
         elif route.authorizer is not None:
             authorization = event["headers"].get("authorization")
             context["authorizer"] = self.authorizers[route.authorizer].authorize(authorization, route.scopes)

@@ -37,10 +37,11 @@ class Refused(Exception):
     www-authenticate when there is one. The message says why, for the gateway's access record; it never
     holds the token or a claim."""
 
-    def __init__(self, status: HTTPStatus, why: str, challenge: str | None) -> None:
+    def __init__(self, status: HTTPStatus, why: str, challenge: str | None, *, message: str | None = None) -> None:
         super().__init__(why)
         self.status = status
         self.challenge = challenge
+        self.message = message  # the body's message, where it is not the status's own (Unauthorized, Forbidden)
 
 
 def _invalid(reason: str, detail: str = "") -> Refused:

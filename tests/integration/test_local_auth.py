@@ -2,7 +2,7 @@
 
 The gateway serves template.yaml with a loopback issuer's URL as JwtIssuer (tests/issuers.py). A good
 token mints; every bad one is refused with API Gateway's own status and body, and neither the function
-nor OpenAI sees the request.
+nor OpenAI sees the request. With CallerAuth=iam, SigV4 with the local credentials.
 """
 
 import base64
@@ -20,8 +20,12 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from local.gateway import AccessRecord, LocalApi
+from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from local.openai_stub import OpenAIStub
 from tests.conftest import TEMPLATE, Output
 from tests.issuers import LoopbackIssuer, other_key, remember
@@ -384,3 +388,32 @@ def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
     assert len(openai_stub.requests) == 2
     assert [record.note for record in records] == ["authentication is off (AUTH=none)"] * 2
     assert "authentication is off" in api.authorizer
+
+
+def test_with_caller_auth_iam_a_sigv4_signed_mint_passes_and_an_unsigned_one_reaches_nothing(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, output: Output
+) -> None:
+    # Given the template deployed for backends (CallerAuth=iam)
+    with serving(issuer, api_key_secret_arn, openai_stub, CallerAuth="iam", JwtIssuer="", JwtAudiences="") as api:
+        request = AWSRequest(
+            method="POST", url=f"{api.url}{MINT_PATH}", data=MINT_BODY, headers={"content-type": "application/json"}
+        )
+        SigV4Auth(Credentials(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY), "execute-api", api.region).add_auth(
+            request
+        )
+
+        # When an unsigned mint, a token instead of a signature, and a signed mint are sent
+        logged_before = len(output.logs())
+        unsigned = _mint(api)
+        token = _mint(api, **_bearer(issuer.token()))
+        logged_refusing = output.logs()[logged_before:]
+        requests_refusing = len(openai_stub.requests)
+        signed = _mint(api, **dict(request.headers.items()))
+
+    # Then the unsigned ones are API Gateway's 403 and reach neither the function nor OpenAI; the signed
+    # one mints as the IAM caller
+    assert [unsigned.status, token.status] == [HTTPStatus.FORBIDDEN, HTTPStatus.FORBIDDEN]
+    assert unsigned.data == token.data == FORBIDDEN
+    assert (logged_refusing, requests_refusing) == ([], 0)
+    assert signed.status == HTTPStatus.OK, signed.data
+    assert len(openai_stub.requests) == 1

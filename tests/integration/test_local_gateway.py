@@ -19,8 +19,12 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from local.gateway import AUTH_NONE_NOTE, PAYLOAD_LIMIT_BYTES, AccessRecord, LocalApi, RouteNotFound, TemplateError
+from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -303,26 +307,60 @@ def test_a_route_the_gateway_cannot_serve_fails_loudly(template: Path, change: t
         LocalApi.from_template(template.parent / "unservable.yaml", {"KeySecretArn": SECRET_ARN})
 
 
-def test_an_iam_route_is_refused_at_start_unless_authentication_is_off(template: Path):
-    # Given a route that requires SigV4, which the local gateway does not check
-    text = TEMPLATE.replace("RouteKey: POST /v1/bare,", "RouteKey: POST /v1/bare, AuthorizationType: AWS_IAM,")
+@pytest.fixture(scope="module")
+def iam_template(template: Path) -> Path:
+    """The template with the echo route requiring AWS_IAM (SigV4)."""
+    text = TEMPLATE.replace("RouteKey: POST /v1/echo,", "RouteKey: POST /v1/echo, AuthorizationType: AWS_IAM,")
+    assert text != TEMPLATE
     (template.parent / "iam.yaml").write_text(text)
+    return template.parent / "iam.yaml"
 
-    # When the gateway starts with authentication on, then off (AUTH=none)
-    with pytest.raises(TemplateError, match=r"POST /v1/bare require AWS_IAM .* \(AUTH=none\)"):
-        LocalApi.from_template(template.parent / "iam.yaml", {"KeySecretArn": SECRET_ARN}).start()
+
+def _signed(api: LocalApi, path: str, secret: str = LOCAL_SECRET_ACCESS_KEY) -> dict[str, str]:
+    """Headers of a POST of {} signed with SigV4 for execute-api, as botocore signs (access key "testing")."""
+    request = AWSRequest(
+        method="POST", url=f"{api.url}{path}", data=b"{}", headers={"content-type": "application/json"}
+    )
+    SigV4Auth(Credentials(LOCAL_ACCESS_KEY_ID, secret), "execute-api", api.region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_an_iam_route_takes_sigv4_signed_with_the_local_credentials(iam_template: Path):
+    # Given a route that requires AWS_IAM
+    with LocalApi.from_template(iam_template, {"KeySecretArn": SECRET_ARN}) as api:
+        # When it is called signed with the local credentials, unsigned, and signed with another secret
+        signed = _post(f"{api.url}/v1/echo", b"{}", **_signed(api, "/v1/echo"))
+        unsigned = _post(f"{api.url}/v1/echo")
+        wrong = _post(f"{api.url}/v1/echo", b"{}", **_signed(api, "/v1/echo", secret="not-the-local-secret"))
+
+    # Then the signed call reaches the function with API Gateway's iam authorizer context; the others
+    # are API Gateway's 403s
+    assert signed.status == HTTPStatus.CREATED, signed.data
+    iam = signed.json()["event"]["requestContext"]["authorizer"]["iam"]
+    assert iam["accessKey"] == "testing"
+    assert iam["accountId"] == "123456789012"
+    assert set(iam) == {"accessKey", "accountId", "callerId", "cognitoIdentity", "principalOrgId", "userArn", "userId"}
+    assert (unsigned.status, unsigned.json()) == (HTTPStatus.FORBIDDEN, {"message": "Forbidden"})
+    assert wrong.status == HTTPStatus.FORBIDDEN
+    assert wrong.json()["message"].startswith("The request signature we calculated does not match")
+    assert api.authorizer.startswith("AWS_IAM: SigV4")
+
+
+def test_with_authentication_off_every_request_is_one_anonymous_caller(iam_template: Path):
+    # Given the gateway with authentication off (AUTH=none)
     records: list[AccessRecord] = []
     overrides = {"KeySecretArn": SECRET_ARN}
-    with LocalApi.from_template(
-        template.parent / "iam.yaml", overrides, authenticate=False, on_request=records.append
-    ) as api:
+    with LocalApi.from_template(iam_template, overrides, authenticate=False, on_request=records.append) as api:
+        # When an unsigned request reaches an AWS_IAM route, and another a route without authorization
         echo = _post(f"{api.url}/v1/echo").json()["event"]
         bare = _post(f"{api.url}/v1/bare")
 
-    # Then it refuses to start with authentication on; with it off, the route is served as one anonymous
-    # caller (routes without authorization get no authorizer context), and every request says so
+    # Then the first gets the anonymous caller as a JWT authorizer would pass it, the second no authorizer
+    # context, and every request's record says authentication is off
+    assert echo["requestContext"]["authorizer"] == {
+        "jwt": {"claims": {"iss": "local:auth-none", "sub": "anonymous"}, "scopes": None}
+    }
     assert bare.status == HTTPStatus.OK
-    assert "authorizer" not in echo["requestContext"]
     assert api.authorizer.startswith("none: authentication is off (AUTH=none)")
     assert [record.note for record in records] == [AUTH_NONE_NOTE, AUTH_NONE_NOTE]
 
