@@ -14,15 +14,16 @@ function failure(error) {
 }
 
 function clientSecret(secret) {
-  return { isClientSecret: typeof secret?.value === "string" && secret.value.startsWith("ek_"), type: secret?.session?.type };
+  const isClientSecret = typeof secret?.value === "string" && secret.value.startsWith("ek_");
+  return { isClientSecret, type: secret?.session?.type };
 }
 
-// The README's browser example: the user's token is the SDK's apiKey.
+// The README's browser example: the user's token is the SDK's apiKey (X-Profile optional).
 export async function mintWithSdk({ api, token, profile }) {
   const client = new OpenAI({ apiKey: token, baseURL: `${api}/v1`, dangerouslyAllowBrowser: true, maxRetries: 0 });
   try {
     const secret = await client.realtime.clientSecrets.create(
-      { session: { type: "realtime", model: "gpt-realtime" } },
+      { session: { type: "realtime" } },
       profile ? { headers: { "X-Profile": profile } } : undefined,
     );
     return { ok: true, ...clientSecret(secret) };

@@ -39,7 +39,7 @@ try {
     );
     await page.goto(url);
     const result = await page.evaluate(
-      ([name, input]) => (window.calls ? window.calls[name](input) : { ok: false, error: "the page's module did not load" }),
+      ([name, input]) => window.calls?.[name](input) ?? { ok: false, error: "the page's module did not load" },
       [call, args],
     );
     results.push({ url, call, result, consoleErrors, failedRequests });

@@ -13,15 +13,21 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
+from unittest import mock
 
 import pytest
 
-from tests.conftest import ROOT
+from local.gateway import AccessRecord, LocalApi
+from local.openai_stub import OpenAIStub
+from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.user_pool import UserPool
+from tests.conftest import ROOT, TEMPLATE
 
 BROWSER = ROOT / "tests" / "browser"
 DRIVER = BROWSER / "drive.mjs"
@@ -148,3 +154,133 @@ def test_the_official_sdk_loads_in_headless_chromium(chromium: str, sites: tuple
     assert step["result"] == {"ok": True, "version": PINNED["openai"]}
     assert step["consoleErrors"] == []
     assert step["failedRequests"] == []
+
+
+@dataclass
+class Served:
+    """The local API, allowing the first site's origin, and what it served."""
+
+    api: LocalApi
+    token: str
+    records: list[AccessRecord]
+
+
+@pytest.fixture
+def served(
+    sites: tuple[Site, Site],
+    user_pool: UserPool,
+    user_token: Callable[..., str],
+    api_key_secret_arn: str,
+    openai_stub: OpenAIStub,
+    extension_server: SecretsExtension,
+) -> Iterator[Served]:
+    """The template's default deployment: JWT callers of the embedded user pool, CORS for the first site."""
+    from token_vending.api_key import api_keys
+    from token_vending.settings import get_settings
+
+    allowed, _ = sites
+    overrides = {
+        "OpenAIApiKeySecretArn": api_key_secret_arn,
+        "OpenAIUpstreamUrl": openai_stub.base_url,
+        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
+    }
+    records: list[AccessRecord] = []
+    with (
+        mock.patch.dict(os.environ),
+        LocalApi.from_template(
+            TEMPLATE,
+            overrides,
+            physical=user_pool.physical,
+            discovery=user_pool.discovery,
+            allowed_origins=[allowed.origin],
+            environment=extension_server.function_environment(),
+            on_request=records.append,
+        ) as api,
+    ):
+        get_settings.cache_clear()
+        api_keys.clear()
+        yield Served(api, user_token(), records)
+    get_settings.cache_clear()
+    api_keys.clear()
+
+
+def test_the_sdk_mints_from_a_page_on_an_allowed_origin(
+    chromium: str, sites: tuple[Site, Site], served: Served, openai_stub: OpenAIStub
+) -> None:
+    # Given a page on an origin the API allows, holding the signed-in user's token
+    allowed, _ = sites
+    call = {"api": served.api.url, "token": served.token}
+
+    # When the README's browser example runs in it
+    seen = drive(chromium, [{"url": f"{allowed.origin}/", "call": "mintWithSdk", "args": call}])
+
+    # Then the SDK gets a client secret, after API Gateway's preflight, with nothing blocked
+    [step] = seen["steps"]
+    assert step["result"] == {"ok": True, "isClientSecret": True, "type": "realtime"}
+    assert step["consoleErrors"] == []
+    assert step["failedRequests"] == []
+    assert [(r.method, r.status) for r in served.records] == [
+        ("OPTIONS", HTTPStatus.NO_CONTENT),
+        ("POST", HTTPStatus.OK),
+    ]
+    assert len(openai_stub.requests) == 1
+
+
+def test_the_browser_blocks_a_page_on_another_origin_and_the_function_never_runs(
+    chromium: str, sites: tuple[Site, Site], served: Served, openai_stub: OpenAIStub
+) -> None:
+    # Given the same page and token on an origin the API does not allow
+    _, other = sites
+    call = {"api": served.api.url, "token": served.token}
+
+    # When the SDK, then a plain fetch, ask for a client secret
+    seen = drive(
+        chromium,
+        [
+            {"url": f"{other.origin}/", "call": "mintWithSdk", "args": call},
+            {"url": f"{other.origin}/", "call": "mintWithFetch", "args": call},
+        ],
+    )
+
+    # Then the browser stops each at the preflight (API Gateway's 204 without CORS headers): the SDK sees a
+    # connection error, fetch a TypeError, and the console says CORS did it
+    sdk, fetched = seen["steps"]
+    assert sdk["result"] == {
+        "ok": False,
+        "error": "APIConnectionError",
+        "status": None,
+        "cause": "TypeError: Failed to fetch",
+    }
+    assert fetched["result"] == {"ok": False, "error": "TypeError", "message": "Failed to fetch"}
+    for step in (sdk, fetched):
+        assert any("blocked by CORS policy" in line for line in step["consoleErrors"]), step["consoleErrors"]
+    # ... and only the preflights reached the gateway: the function never ran, nothing went upstream
+    assert [(r.method, r.status) for r in served.records] == [("OPTIONS", HTTPStatus.NO_CONTENT)] * 2
+    assert openai_stub.requests == []
+
+
+def test_a_plain_fetch_mints_with_the_token_and_reads_the_401_without_one(
+    chromium: str, sites: tuple[Site, Site], served: Served, openai_stub: OpenAIStub
+) -> None:
+    # Given a page on the allowed origin
+    allowed, _ = sites
+    page = f"{allowed.origin}/"
+
+    # When it posts with fetch, with the user's token and then without one
+    seen = drive(
+        chromium,
+        [
+            {"url": page, "call": "mintWithFetch", "args": {"api": served.api.url, "token": served.token}},
+            {"url": page, "call": "mintWithFetch", "args": {"api": served.api.url}},
+        ],
+    )
+
+    # Then the first gets a client secret; the second reads API Gateway's own 401 (it carries the CORS
+    # headers, so the page may see it), and only the first reached OpenAI
+    signed_in, anonymous = (step["result"] for step in seen["steps"])
+    assert signed_in["status"] == HTTPStatus.OK
+    assert signed_in["body"] == {"isClientSecret": True, "type": "realtime"}
+    assert signed_in["requestId"], "x-request-id is not exposed to the page"
+    assert anonymous["status"] == HTTPStatus.UNAUTHORIZED
+    assert anonymous["body"] == {"message": "Unauthorized"}
+    assert len(openai_stub.requests) == 1
