@@ -1,6 +1,8 @@
-"""The official OpenAI Node SDK (the npm `openai` package pinned in package.json) against the local API.
+"""The official OpenAI Node SDK (the npm `openai` package pinned in package.json) against the local API, with
+a signed-in user's token as its apiKey.
 
-tests/node/*.test.mjs hold the calls and their assertions; this test serves the local API and runs them.
+tests/node/*.test.mjs hold the calls and their assertions; this test serves the local API with the template's
+JWT authorizer (tokens of its user pool, here in moto), signs two users in, and runs them.
 """
 
 import json
@@ -8,11 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from unittest import mock
 
 from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.user_pool import UserPool
 from tests.conftest import ROOT, TEMPLATE
 
 NODE_TESTS = ROOT / "tests" / "node"
@@ -23,10 +27,15 @@ _SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OP
 
 
 def test_the_node_sdk_works_against_the_local_api(
-    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension
+    api_key_secret_arn: str,
+    openai_stub: OpenAIStub,
+    extension_server: SecretsExtension,
+    user_pool: UserPool,
+    user_token: Callable[..., str],
 ) -> None:
-    # Given Node.js, the pinned SDK, and the local API serving the template's routes and environment (the
-    # default deployment: the key read through the Parameters and Secrets Extension, here its stand-in)
+    # Given Node.js, the pinned SDK, and the local API serving the template's routes, environment and JWT
+    # authorizer (the default deployment: tokens of its user pool; the key read through the Parameters and
+    # Secrets Extension, here its stand-in), and two signed-in users, one of them in the premium group
     node = shutil.which("node")
     assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
     assert SDK_PACKAGE.is_file(), "the openai npm package is not installed: run `npm ci` in the repository root"
@@ -45,12 +54,21 @@ def test_the_node_sdk_works_against_the_local_api(
     function_environment = extension_server.function_environment()
     with (
         mock.patch.dict(os.environ),
-        LocalApi.from_template(TEMPLATE, overrides, environment=function_environment) as api,
+        LocalApi.from_template(
+            TEMPLATE,
+            overrides,
+            physical=user_pool.physical,
+            discovery=user_pool.discovery,
+            environment=function_environment,
+        ) as api,
     ):
         get_settings.cache_clear()
         api_keys.clear()
         environment = {name: value for name, value in os.environ.items() if name not in _SDK_ENVIRONMENT}
         environment["TOKEN_VENDING_BASE_URL"] = f"{api.url}/v1"
+        # In the environment, not on the command line, where any process could read them
+        environment["TOKEN_VENDING_USER_TOKEN"] = user_token("node-user")
+        environment["TOKEN_VENDING_PREMIUM_TOKEN"] = user_token("node-premium-member", groups=["premium"])
 
         # When node's test runner runs the SDK scripts (files listed: node 21+ reads arguments as globs)
         finished = subprocess.run(

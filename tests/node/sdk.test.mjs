@@ -1,16 +1,21 @@
-// The official OpenAI Node SDK, pointed at this API with baseURL, just works.
-// Run by tests/integration/test_node_sdk.py, which serves the local API and sets TOKEN_VENDING_BASE_URL.
-// Never print a minted value: assertions on it carry their own message, so node shows no actual value.
+// The official OpenAI Node SDK, pointed at this API with baseURL and given the user's token as its apiKey,
+// just works. Run by tests/integration/test_node_sdk.py, which serves the local API with the embedded issuer
+// and sets TOKEN_VENDING_BASE_URL and the tokens of two users (one of them in the premium group).
+// Never print a minted value or a token: assertions on them carry their own message, so node shows neither.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import OpenAI from "openai";
 
 const baseURL = process.env.TOKEN_VENDING_BASE_URL;
+const userToken = process.env.TOKEN_VENDING_USER_TOKEN;
+const premiumToken = process.env.TOKEN_VENDING_PREMIUM_TOKEN;
 assert.ok(baseURL, "set TOKEN_VENDING_BASE_URL to the local API's /v1 URL (the pytest side does)");
+assert.ok(userToken && premiumToken, "set TOKEN_VENDING_USER_TOKEN and TOKEN_VENDING_PREMIUM_TOKEN (pytest does)");
 
-// The SDK insists on a key; this API ignores it (IAM authorises callers when deployed).
-const client = new OpenAI({ apiKey: "unused-by-this-service", baseURL, maxRetries: 0 });
+// The README's call: the signed-in user's access token is the SDK's apiKey.
+const client = new OpenAI({ apiKey: userToken, baseURL, maxRetries: 0 });
+const premium = new OpenAI({ apiKey: premiumToken, baseURL, maxRetries: 0 });
 
 function assertSecret(value, expiresAt) {
   assert.ok(typeof value === "string" && value.startsWith("ek_"), "the value is not an ek_ client secret");
@@ -106,4 +111,67 @@ test("a beta field outside the policy is named as the beta caller sent it", asyn
     assert.equal(error.param, "temperature");
     return true;
   });
+});
+
+test("no token: AuthenticationError, and API Gateway's own 401", async () => {
+  // Given a client that sends no Authorization header at all (null unsets the SDK's own)
+  const anonymous = new OpenAI({ apiKey: "unused", baseURL, maxRetries: 0, defaultHeaders: { Authorization: null } });
+
+  // When it asks for a client secret
+  // Then the SDK raises its typed 401
+  await assert.rejects(anonymous.realtime.clientSecrets.create({ session: { type: "realtime" } }), (error) => {
+    const name = error?.constructor?.name;
+    assert.ok(error instanceof OpenAI.AuthenticationError, `expected AuthenticationError, got ${name}`);
+    assert.equal(error.status, 401);
+    return true;
+  });
+});
+
+test("an OpenAI-style key instead of a user's token: AuthenticationError", async () => {
+  // Given the key a developer might paste from OpenAI's samples (not a token of the issuer)
+  const withKey = new OpenAI({ apiKey: "sk-not-a-user-token", baseURL, maxRetries: 0 });
+
+  // When it asks for a client secret
+  // Then the SDK raises its typed 401
+  await assert.rejects(withKey.realtime.clientSecrets.create({ session: { type: "realtime" } }), (error) => {
+    const name = error?.constructor?.name;
+    assert.ok(error instanceof OpenAI.AuthenticationError, `expected AuthenticationError, got ${name}`);
+    assert.equal(error.status, 401);
+    return true;
+  });
+});
+
+test("X-Profile premium without the premium group: PermissionDeniedError naming the header", async () => {
+  // Given a user outside the premium group
+  // When the SDK asks for the premium profile by name
+  // Then it raises its typed 403 with OpenAI's code and param
+  await assert.rejects(
+    client.realtime.clientSecrets.create({ session: { type: "realtime" } }, { headers: { "X-Profile": "premium" } }),
+    (error) => {
+      assert.ok(
+        error instanceof OpenAI.PermissionDeniedError,
+        `expected PermissionDeniedError, got ${error?.constructor?.name}`,
+      );
+      assert.equal(error.status, 403);
+      assert.equal(error.code, "permission_denied");
+      assert.equal(error.param, "X-Profile");
+      return true;
+    },
+  );
+});
+
+test("a premium member gets the premium profile by default, and by name", async () => {
+  // Given a user in the premium group, whose default realtime profile is premium (5 minutes, not 1)
+  // When the SDK asks for a client secret, without and with X-Profile
+  const byDefault = await premium.realtime.clientSecrets.create({ session: { type: "realtime" } });
+  const byName = await premium.realtime.clientSecrets.create(
+    { session: { type: "realtime" } },
+    { headers: { "X-Profile": "premium" } },
+  );
+
+  // Then both are client secrets valid for longer than the basic profile's 60 s
+  for (const secret of [byDefault, byName]) {
+    assertSecret(secret.value, secret.expires_at);
+    assert.ok(secret.expires_at - Date.now() / 1000 > 120, "the secret does not outlive the basic profile's TTL");
+  }
 });
