@@ -39,6 +39,7 @@ FUNCTION = "TokenVendingFunction"
 EVENT = ROOT / "events" / "client_secrets.json"
 # Fake, and distinct, so a leak into the logs is unmistakable.
 API_KEY = "sk-bench-3f9a1c7e5d2b"
+SAFETY_KEY = "floor-safety-key-8c2e6a0f4b7d1e9c3a5f"  # the floor's own; the function's is in the local secret
 # A Lambda Python runtime is the interpreter and the AWS SDK; `make bench` installs that SDK here.
 DEFAULT_BUILD = ROOT / ".aws-sam" / "bench" / "build"
 DEFAULT_RUNTIME = ROOT / ".aws-sam" / "bench" / "runtime"
@@ -173,6 +174,7 @@ def _variants(build: Path, runtime: Path, stand: Stand) -> dict[str, Variant]:
         **lambda_environment,
         "OPENAI_UPSTREAM_URL": stand.stub.base_url,
         "OPENAI_API_KEY": API_KEY,
+        "SAFETY_IDENTIFIER_KEY": SAFETY_KEY,
     }
     return {
         "floor": Variant("floor", [str(HERE), str(runtime)], "floor.lambda_handler", floor_environment),
@@ -257,7 +259,10 @@ def _check_logs(logs: Path, names: list[str], expected: int) -> int:
             continue
         text = (logs / f"{name}.log").read_text()
         lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-        minted_logs = sum(1 for line in lines if line.get("message") == "client secret minted")
+        # A mint counts only if its line names the caller by a safety identifier (as the stub required it).
+        minted_logs = sum(
+            1 for line in lines if line.get("message") == "client secret minted" and len(line.get("user", "")) == 64
+        )
         minted_metrics = sum(1 for line in lines if "ClientSecretsMinted" in line)
         if minted_logs < expected or minted_metrics < expected:
             raise SystemExit(

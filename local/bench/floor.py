@@ -1,10 +1,12 @@
 """The floor the benchmark measures the function against: the least a token vending handler can do.
 
-Parse the body, one urllib3 POST to OpenAI with the key, hand back the answer. No validation, no
-policy, no logs, no metrics, and the key from the environment rather than Secrets Manager. Not a
-service anyone should deploy: a reference for what Python, json and urllib3 alone cost.
+Parse the body, name the end user (an HMAC of the token's issuer and subject, as OpenAI asks), one
+urllib3 POST to OpenAI with the key, hand back the answer. No validation, no policy, no logs, no
+metrics, and the keys from the environment rather than Secrets Manager. Not a service anyone should
+deploy: a reference for what Python, json, hmac and urllib3 alone cost.
 """
 
+import hmac
 import json
 import os
 
@@ -13,9 +15,13 @@ import urllib3
 _pool = urllib3.PoolManager()
 _URL = os.environ["OPENAI_UPSTREAM_URL"].rstrip("/") + "/v1/realtime/client_secrets"
 _HEADERS = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}", "Content-Type": "application/json"}
+_SAFETY_KEY = os.environ["SAFETY_IDENTIFIER_KEY"].encode()
 
 
 def lambda_handler(event: dict, context: object) -> dict:  # type: ignore[type-arg]
+    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
+    user = hmac.new(_SAFETY_KEY, f"{claims['iss']} {claims['sub']}".encode(), "sha256").hexdigest()
     body = json.loads(event.get("body") or "{}")
-    answer = _pool.request("POST", _URL, body=json.dumps(body).encode(), headers=_HEADERS)
+    headers = {**_HEADERS, "OpenAI-Safety-Identifier": user}
+    answer = _pool.request("POST", _URL, body=json.dumps(body).encode(), headers=headers)
     return {"statusCode": answer.status, "headers": {"Content-Type": "application/json"}, "body": answer.data.decode()}
