@@ -65,29 +65,32 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
 
 
 def _how_to_call(url: str, port: int, local: stand_ins.StandIns) -> list[str]:
-    mint = f"curl -s {url}/v1/realtime/client_secrets -H 'Content-Type: application/json' -d '{EXAMPLE_BODY}'"
-    origins = ", ".join(local.allowed_origins or [])
-    cors = [
-        f"  CORS: pages on {origins} may call it (ALLOWED_ORIGINS, in place of the template's AllowedOrigins)"
-        if origins
-        else "  CORS: the template's AllowedOrigins (ALLOWED_ORIGINS=http://localhost:5173 make run: that page's)"
-    ]
+    def mint(authorization: str = "") -> str:
+        headers = f"{authorization} -H 'Content-Type: application/json'"
+        return f"curl -s {url}/v1/realtime/client_secrets{headers} -d '{EXAMPLE_BODY}'"
+
+    if local.allowed_origins:
+        cors = f"  CORS: pages on {', '.join(local.allowed_origins)} may call it (ALLOWED_ORIGINS, not the template's)"
+    else:
+        cors = (
+            "  CORS: the template's AllowedOrigins (ALLOWED_ORIGINS=http://localhost:5173 make run: that page may call)"
+        )
     if not local.authenticate:
         return [
             "  authentication: OFF (AUTH=none), here only: every request reaches the function as one anonymous",
             "    user; the deployed API requires a user's token",
-            *cors,
-            f"  try: {mint}",
+            cors,
+            f"  try: {mint()}",
         ]
     if local.user_pool is None:
-        return [*cors, f"  try: {mint}"]
+        return [cors, f"  try: {mint()}"]
     on_port = "" if str(port) == token.DEFAULT_PORT else f"PORT={port} "
     return [
         "  authentication: every request needs a user's token, checked as the deployed JWT authorizer checks it",
         f"  a token, in another terminal: export TOKEN=$({on_port}make -s token)",
         "    (TOKEN_USER=alice: another user; TOKEN_GROUPS=premium: its groups, comma-separated)",
-        *cors,
-        f'  try: {mint} -H "Authorization: Bearer $TOKEN"',
+        cors,
+        f"  try: {mint(' -H "Authorization: Bearer $TOKEN"')}",
         f'  an OpenAI SDK takes the token as its api_key: OpenAI(api_key=TOKEN, base_url="{url}/v1")',
     ]
 

@@ -1,4 +1,5 @@
-"""`make run` (python -m local) and `make invoke` (python -m local.invoke) as processes, end to end."""
+"""`make run` (python -m local), `make token` (python -m local.token) and `make invoke` (python -m local.invoke)
+as processes, end to end."""
 
 import http.client
 import json
@@ -24,13 +25,20 @@ import urllib3
 
 from local.openai_stub import OpenAIStub
 from local.secrets_manager import LocalSecretsManager
+from local.token import state_path
 
 REPO = Path(__file__).resolve().parents[2]
 STUB_API_KEY = "sk-local-dev"  # what `make run` puts in its local secret for its own stub
 # The developer's own settings would point the local run elsewhere.
-_SETTINGS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOG_FORMAT", "SECRETS_VIA", "PORT")
+_SETTINGS = (
+    *("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOG_FORMAT", "SECRETS_VIA", "PORT"),
+    *("AUTH", "ALLOWED_ORIGINS", "TOKEN_USER", "TOKEN_GROUPS"),
+)
 MINT_BODY = {"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
 REFUSED_BODY = b'{"session": {"type": "realtime", "audio": {"output": {"voice": "nope"}}}}'
+# A JWT: three base64url parts, the first two JSON objects ({" is eyJ).
+JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+AUTH_OFF = "authentication is off (AUTH=none)"
 
 
 def _free_port() -> int:
@@ -57,17 +65,44 @@ def _drained(lines: queue.Queue[str | None]) -> str:
     return "".join(text)
 
 
+def _make_token(port: int, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`make token` (what it runs) for the `make run` on ``port``."""
+    return subprocess.run(
+        [sys.executable, "-m", "local.token"],
+        cwd=REPO,
+        env=_environment(PORT=str(port), **settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @dataclass
 class LocalService:
     url: str
+    port: int
     stdout: queue.Queue[str | None]
-    printed: list[str] = field(default_factory=list)
-    minted: list[str] = field(default_factory=list)
+    printed: list[str] = field(default_factory=list, repr=False)
+    # Out of the repr, which a failing test's report would show.
+    minted: list[str] = field(default_factory=list, repr=False)
+    tokens: list[str] = field(default_factory=list, repr=False)
+
+    def token(self, user: str = "developer", groups: str = "") -> str:
+        """A user's token from `make token`, which prints it alone on stdout."""
+        ran = _make_token(self.port, TOKEN_USER=user, TOKEN_GROUPS=groups)
+        assert ran.returncode == 0, ran.stderr
+        assert JWT.fullmatch(ran.stdout.removesuffix("\n")), "make token printed more than the token"
+        self.tokens.append(ran.stdout.strip())
+        return self.tokens[-1]
 
     def line(self, pattern: str) -> str:
         """The next printed line matching ``pattern`` (a regex); fails after 10 s without one."""
         while True:
-            line = self.stdout.get(timeout=10)
+            try:
+                line = self.stdout.get(timeout=10)
+            except queue.Empty:
+                pytest.fail(f"python -m local printed no line matching {pattern!r} in 10 s")
             assert line is not None, f"python -m local exited:\n{''.join(self.printed)}"
             self.printed.append(line)
             if re.search(pattern, line):
@@ -94,9 +129,9 @@ def _local_run(**settings: str) -> Iterator[LocalService]:
     ]
     for reader in readers:
         reader.start()
-    service = LocalService(f"http://127.0.0.1:{service_port}", stdout)
+    service = LocalService(f"http://127.0.0.1:{service_port}", service_port, stdout)
     try:
-        while not any(service.url in line for line in service.printed):
+        while not any("Ctrl-C stops" in line for line in service.printed):  # the end of its start text
             line = stdout.get(timeout=60)
             assert line is not None, f"python -m local exited early:\n{''.join(service.printed)}{_drained(stderr)}"
             service.printed.append(line)
@@ -109,8 +144,11 @@ def _local_run(**settings: str) -> Iterator[LocalService]:
     output, errors = "".join(service.printed) + _drained(stdout), _drained(stderr)
     assert exit_code == 0, errors
     assert "Traceback" not in errors
-    for secret in [STUB_API_KEY, settings.get("OPENAI_API_KEY", STUB_API_KEY), *service.minted]:
+    for secret in [STUB_API_KEY, settings.get("OPENAI_API_KEY", STUB_API_KEY), *service.minted, *service.tokens]:
         assert secret not in output + errors, "a secret appeared in the output of python -m local"
+    assert "@example.test" not in output + errors, "a user's address appeared in the output of python -m local"
+    # And what `make token` reads goes with it
+    assert not state_path(service_port).exists()
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +158,11 @@ def local_service() -> Iterator[LocalService]:
         yield service
 
 
-def _mint(url: str) -> urllib3.BaseHTTPResponse:
-    return urllib3.request("POST", f"{url}/v1/realtime/client_secrets", json=MINT_BODY, timeout=30, retries=False)
+def _mint(url: str, token: str | None = None) -> urllib3.BaseHTTPResponse:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return urllib3.request(
+        "POST", f"{url}/v1/realtime/client_secrets", json=MINT_BODY, headers=headers, timeout=30, retries=False
+    )
 
 
 def test_the_local_secrets_manager_is_reached_through_the_ordinary_boto3_path():
@@ -131,14 +172,30 @@ def test_the_local_secrets_manager_is_reached_through_the_ordinary_boto3_path():
         os.environ.update(secrets.client_environment())
         answer = boto3.client("secretsmanager").get_secret_value(SecretId=secrets.secret_arn)
 
-    # Then the secret is the JSON the function expects
-    assert json.loads(answer["SecretString"]) == {"api_key": "sk-test-1"}
+    # Then the secret is the JSON the function expects: the key, and a safety identifier key new each run
+    secret = json.loads(answer["SecretString"])
+    assert secret["api_key"] == "sk-test-1"
+    assert re.fullmatch(r"[0-9a-f]{64}", secret["safety_identifier_key"])
+
+
+def test_make_run_says_how_to_get_and_use_a_token(local_service: LocalService) -> None:
+    # Given `make run` serving on a port other than 3000
+    # When it has started
+    started = "".join(local_service.printed)
+
+    # Then it says every request needs a token, and how to get one from that run and use it
+    assert "every request needs a user's token" in started
+    assert f"export TOKEN=$(PORT={local_service.port} make -s token)" in started
+    assert '-H "Authorization: Bearer $TOKEN"' in started
+    assert "api_key=TOKEN" in started
 
 
 def test_make_run_serves_client_secrets_with_one_short_line_each(local_service: LocalService) -> None:
-    # Given `make run` serving on a free port
-    # When a client secret is asked for over HTTP
-    response = _mint(local_service.url)
+    # Given `make run` serving on a free port, and a user's token from `make token`
+    token = local_service.token()
+
+    # When a client secret is asked for over HTTP with it
+    response = _mint(local_service.url, token)
 
     # Then the function minted one through the local Secrets Manager and the stub
     assert response.status == HTTPStatus.OK, response.data
@@ -162,7 +219,7 @@ def test_make_run_takes_a_chunked_body_and_prints_why_it_refused_it(local_servic
         "POST",
         "/v1/realtime/client_secrets",
         body=iter([REFUSED_BODY[:20], REFUSED_BODY[20:]]),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {local_service.token()}"},
     )
     response = connection.getresponse()
     answer = json.loads(response.read())
@@ -181,12 +238,13 @@ def _readme_block(language: str, containing: str) -> str:
 
 
 def test_the_readmes_local_python_example_works_as_written(local_service: LocalService) -> None:
-    # Given the README's SDK example for the local service (it names port 3000)
+    # Given the README's SDK example for the local service (it names port 3000), and TOKEN from `make token`
     example = _readme_block("python", "http://127.0.0.1:3000/v1")
 
     # When it runs against `make run`
     ran = subprocess.run(
         [sys.executable, "-c", example.replace("http://127.0.0.1:3000", local_service.url)],
+        env=_environment(TOKEN=local_service.token()),
         capture_output=True,
         text=True,
         timeout=60,
@@ -200,12 +258,15 @@ def test_the_readmes_local_python_example_works_as_written(local_service: LocalS
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_the_readmes_local_curl_example_works_as_written(local_service: LocalService) -> None:
-    # Given the README's curl example for the local service
+    # Given the README's curl example for the local service, which takes its token from `make -s token`
     example = _readme_block("bash", "curl -s http://127.0.0.1:3000")
+    assert "$(make -s token)" in example
 
-    # When it runs against `make run`
+    # When it runs against `make run` (on its port: PORT= tells `make token` which run)
     ran = subprocess.run(
         ["bash", "-c", example.replace("http://127.0.0.1:3000", local_service.url)],
+        cwd=REPO,
+        env=_environment(PORT=str(local_service.port)),
         capture_output=True,
         text=True,
         timeout=60,
@@ -222,7 +283,7 @@ def test_log_format_json_prints_the_functions_own_log_lines() -> None:
     # Given `make run` with LOG_FORMAT=json
     with _local_run(LOG_FORMAT="json") as service:
         # When a client secret is minted
-        response = _mint(service.url)
+        response = _mint(service.url, service.token())
         service.minted.append(response.json()["value"])
 
         # Then the terminal shows the function's JSON log line for it, as CloudWatch would hold it
@@ -241,7 +302,7 @@ def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> Non
         settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-compatible-host-5b1e"}
         with _local_run(**settings) as service:
             # When `make run` mints a client secret
-            response = _mint(service.url)
+            response = _mint(service.url, service.token())
             service.minted.append(response.json()["value"])
 
     # Then the mint reached that host, with the key from OPENAI_API_KEY
@@ -259,6 +320,8 @@ def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> Non
         ({"OPENAI_BASE_URL": "http://host.example/v1", "OPENAI_API_KEY": "sk-x"}, "must be https"),
         ({"LOG_FORMAT": "yaml"}, "LOG_FORMAT='yaml' must be one of short, json"),
         ({"PORT": "http"}, "PORT='http' is not a port number"),
+        ({"AUTH": "off"}, "AUTH='off': only AUTH=none"),
+        ({"ALLOWED_ORIGINS": "http://localhost:5173/app"}, "is not an origin: give scheme://host[:port]"),
     ],
 )
 def test_a_setting_make_run_cannot_use_is_refused_saying_what_to_do(settings: dict[str, str], message: str) -> None:
@@ -272,6 +335,119 @@ def test_a_setting_make_run_cannot_use_is_refused_saying_what_to_do(settings: di
     assert ran.returncode == 2
     assert message in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_without_a_token_it_is_401_and_nothing_reaches_openai() -> None:
+    # Given `make run` minting from an OpenAI host of the test's own, so that what reaches it can be seen
+    with OpenAIStub(api_key="sk-auth-host-2c7d") as host:
+        settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-auth-host-2c7d"}
+        with _local_run(**settings) as service:
+            # When a client secret is asked for with no token, and with a token that is not one
+            missing = _mint(service.url)
+            forged = _mint(service.url, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+            # And then with a user's token
+            accepted = _mint(service.url, service.token())
+            service.minted.append(accepted.json()["value"])
+            refused_line = service.line(r"POST /v1/realtime/client_secrets 401 ")
+
+    # Then both are API Gateway's 401, and only the user's request reached OpenAI
+    assert (missing.status, missing.json()) == (HTTPStatus.UNAUTHORIZED, {"message": "Unauthorized"})
+    assert (forged.status, forged.json()) == (HTTPStatus.UNAUTHORIZED, {"message": "Unauthorized"})
+    assert accepted.status == HTTPStatus.OK
+    assert [request.path for request in host.requests] == ["/v1/realtime/client_secrets"]
+    # And the terminal line says the authorizer refused it
+    assert "client secret minted" not in refused_line
+
+
+def test_make_token_for_the_premium_group_gets_the_premium_profile_by_default(local_service: LocalService) -> None:
+    # Given a token of a member of the premium group (a user of its own: the groups are made exactly these)
+    token = local_service.token(user="pat", groups="premium")
+
+    # When a client secret is asked for, naming no profile
+    response = _mint(local_service.url, token)
+    local_service.minted.append(response.json()["value"])
+
+    # Then the premium profile minted it (no other test here mints with it)
+    assert response.status == HTTPStatus.OK
+    local_service.line(r"POST /v1/realtime/client_secrets 200 .* client secret minted \(profile premium\)$")
+
+
+def test_make_token_refuses_a_group_the_user_pool_has_not(local_service: LocalService) -> None:
+    # Given a group template.yaml does not create
+    # When `make token` is asked for a member of it
+    ran = _make_token(local_service.port, TOKEN_GROUPS="premium,staff")
+
+    # Then it prints no token, and names the group, the pool's groups and where groups come from
+    assert ran.returncode == 2
+    assert ran.stdout == ""
+    assert "TOKEN_GROUPS names staff, which the user pool has not (its groups: premium)" in ran.stderr
+    assert "template.yaml" in ran.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_token_prints_the_token_alone_on_its_line(local_service: LocalService) -> None:
+    # Given `make run` on a port of its own
+    # When `make -s token` is run for it, as the README has it
+    ran = subprocess.run(
+        ["make", "-s", "token"],
+        cwd=REPO,
+        env=_environment(PORT=str(local_service.port)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    local_service.tokens.append(ran.stdout.strip())
+
+    # Then stdout is the token and a newline, nothing else
+    assert ran.returncode == 0, ran.stderr
+    assert JWT.fullmatch(ran.stdout.removesuffix("\n"))
+
+
+def test_make_token_without_make_run_says_what_to_do() -> None:
+    # Given no `make run` on a port
+    port = _free_port()
+
+    # When `make token` asks that port's run for a token
+    ran = _make_token(port)
+
+    # Then it prints no token and says to start `make run` for that port first
+    assert ran.returncode == 1
+    assert ran.stdout == ""
+    assert f"no make run is serving on port {port}. Start it in another terminal (PORT={port} make run)" in ran.stderr
+
+
+def test_auth_none_mints_without_a_token_and_says_so_on_every_request() -> None:
+    # Given `make run` with AUTH=none, and ALLOWED_ORIGINS for a page of the developer's
+    with _local_run(AUTH="none", ALLOWED_ORIGINS="http://localhost:5173") as service:
+        # When a client secret is asked for with no token, from that page, and then an unrouted path
+        response = _mint(service.url)
+        service.minted.append(response.json()["value"])
+        preflight = urllib3.request(
+            "OPTIONS",
+            f"{service.url}/v1/realtime/client_secrets",
+            headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},
+            timeout=10,
+            retries=False,
+        )
+        urllib3.request("GET", f"{service.url}/v1/nope", timeout=10, retries=False)
+        lines = [service.line(r" POST /v1/realtime/client_secrets 200 "), service.line(r" GET /v1/nope 404 ")]
+        # And `make token` still gives a token, saying it will not be checked
+        ran = _make_token(service.port)
+        service.tokens.append(ran.stdout.strip())
+    started = "".join(service.printed)
+
+    # Then the function minted it for the anonymous user
+    assert response.status == HTTPStatus.OK
+    # And the start and every request line say authentication is off
+    assert "authentication: OFF (AUTH=none)" in started
+    assert all(AUTH_OFF in line for line in lines), lines
+    assert "client secret minted" in lines[0]
+    assert ran.returncode == 0
+    assert "has authentication off (AUTH=none): it will not check this token" in ran.stderr
+    # And the page's origin is allowed, as ALLOWED_ORIGINS has it
+    assert "CORS: pages on http://localhost:5173 may call it" in started
+    assert preflight.headers.get("access-control-allow-origin") == "http://localhost:5173"
 
 
 def test_a_port_in_use_names_the_port_and_another_to_use() -> None:

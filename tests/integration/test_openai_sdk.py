@@ -173,7 +173,7 @@ def test_without_a_users_token_the_sdk_raises_its_authentication_error(api: Loca
         stranger.realtime.client_secrets.create(session={"type": "realtime"})
 
     # Then API Gateway's 401 reaches it as the SDK's typed error, and nothing reached OpenAI
-    assert raised.value.status_code == HTTPStatus.UNAUTHORIZED
+    assert raised.value.response.status_code == HTTPStatus.UNAUTHORIZED
     assert openai_stub.requests == []
 
 
@@ -192,7 +192,9 @@ def test_a_premium_user_gets_the_premium_profile_and_others_a_permission_denied_
 
     # Then the first gets a client secret of the premium profile (5 minutes by default; the assistant's is 1)
     assert secret.value.startswith("ek_")
-    assert openai_stub.requests[0].json["expires_after"]["seconds"] == 300
+    sent = openai_stub.requests[0].json
+    assert isinstance(sent, dict)
+    assert sent["expires_after"]["seconds"] == 300
     # And the other the SDK's typed 403, naming the header, with nothing more sent upstream
     assert raised.value.code == "permission_denied"
     assert raised.value.param == "X-Profile"
