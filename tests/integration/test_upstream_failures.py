@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from local.openai_schema import beta_errors
 from local.openai_stub import Fault, OpenAIStub
+from tests.callers import expected_safety_identifier
 from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
 from token_vending.app import lambda_handler
 from token_vending.settings import get_settings
@@ -266,6 +267,10 @@ def test_an_upstream_failure_gets_an_honest_status_and_actionable_envelope(
     assert not [m for m in metrics if "ClientSecretsMinted" in m]
     assert len(openai_stub.requests) == 1
     assert_no_traceback_logged(output)
+    # And the failure's lines name the caller by its safety identifier, as a mint's line would
+    expected = expected_safety_identifier(load_event("client_secrets.json"))
+    failed = [line for line in output.logs() if line["message"] == "request failed"]
+    assert [line["user"] for line in failed] == [expected]
 
 
 def test_a_refused_connection_is_a_502_upstream_unreachable(
