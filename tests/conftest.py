@@ -24,6 +24,7 @@ from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.user_pool import UserPool, create_from_template, dev_username
+from tests.issuers import MINTED_TOKENS
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -35,7 +36,7 @@ TEST_SAFETY_KEY = "safety-test-5d0c8e1a7b3f4e62a9c1d7f0b8e4a2c6"
 REGION = "us-east-1"
 
 _minted_anywhere: set[str] = set()
-# Every token the user pool fixtures signed, and the addresses of their users.
+# Every token the user pool fixtures signed, and the addresses of their users (tests/issuers.py keeps its own).
 _user_tokens: set[str] = set()
 _user_emails: set[str] = set()
 # A JWT's header and payload: base64url JSON objects, so each starts eyJ ('{"').
@@ -281,13 +282,7 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
     # pytest.fail, not assert: assertion introspection would print the secret itself
     if leaked:
         pytest.fail(f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}...", pytrace=False)
-    if any(token in text for token in _user_tokens | _issued_elsewhere()) or _JWT.search(text):
+    if any(token in text for token in _user_tokens | MINTED_TOKENS) or _JWT.search(text):
         pytest.fail("a user's token (or something shaped like a JWT) appeared in the output", pytrace=False)
     if any(email in text for email in _user_emails) or _EMAIL.search(text):
         pytest.fail("an e-mail address appeared in the output", pytrace=False)
-
-
-def _issued_elsewhere() -> set[str]:
-    """The tokens tests/issuers.py signed, if a test has imported it."""
-    issuers = sys.modules.get("tests.issuers")
-    return set(getattr(issuers, "MINTED", ()))
