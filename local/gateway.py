@@ -5,8 +5,9 @@ resources, and the Api's CorsConfiguration), and so do handlers and environment,
 drift from the deployed one. Refs to the template's own resources resolve to local stand-ins (a name or
 an ARN, as CloudFormation's Ref returns for the type) or to what really exists locally; other intrinsics
 are resolved, and anything else fails loudly. HTTP itself is waitress's (threaded, strict HTTP/1.1
-parsing); this module answers what API Gateway answers itself: CORS preflights, a refused token (through
-local/jwt_authorizer.py), no route, a payload over 10 MB, a function past its timeout or one that raised.
+parsing); this module answers what API Gateway answers itself: CORS preflights, a refused token or
+signature (local/jwt_authorizer.py, local/iam_authorizer.py), no route, a payload over 10 MB, a function
+past its timeout or one that raised.
 """
 
 from __future__ import annotations
