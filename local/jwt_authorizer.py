@@ -12,6 +12,7 @@ checked by joserfc.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from http import HTTPStatus
@@ -23,6 +24,7 @@ from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, Jos
 from joserfc.jwk import RSAKey
 
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]{1,16}")
 _FETCH_TIMEOUT = urllib3.Timeout(connect=2.0, read=5.0)
 # What a time claim that fails tells the caller, in API Gateway's words where they are known.
 _TIME_CLAIMS = {
@@ -101,7 +103,9 @@ class JwtAuthorizer:
     def _key(self, header: Mapping[str, Any]) -> RSAKey:
         algorithm, kid = header.get("alg"), header.get("kid")
         if algorithm not in RSA_ALGORITHMS:
-            raise _invalid(f"signing method {algorithm} is invalid")
+            # The token's own text goes into a header and a log line only if it is a plain name.
+            named = algorithm if isinstance(algorithm, str) and _PLAIN_NAME.fullmatch(algorithm) else "of the token"
+            raise _invalid(f"signing method {named} is invalid")
         if not isinstance(kid, str) or not kid:
             raise _invalid("the token has no kid")
         with self._lock:

@@ -127,6 +127,12 @@ def _unsigned(issuer: LoopbackIssuer) -> str:
     return remember(f"{_segment(header)}.{_segment(issuer.claims())}.")
 
 
+def _with_header(issuer: LoopbackIssuer, **header: Any) -> str:
+    """A good token's claims and signature under another header."""
+    _, claims, signature = issuer.token().split(".")
+    return remember(f"{_segment({'kid': issuer.key.kid, **header})}.{claims}.{signature}")
+
+
 def _hmac_with_the_public_key(issuer: LoopbackIssuer) -> str:
     """HS256 keyed with the issuer's RSA public key (PEM): the old algorithm-confusion attack."""
     header = {"alg": "HS256", "typ": "JWT", "kid": issuer.key.kid}
@@ -157,6 +163,11 @@ BAD_REQUESTS: list[tuple[str, Callable[[LoopbackIssuer], tuple[str, dict[str, st
         "HS256 with the public key",
         lambda issuer: (MINT_PATH, _bearer(_hmac_with_the_public_key(issuer))),
         "signing method HS256 is invalid",
+    ),
+    (
+        "an alg that would break a header",
+        lambda issuer: (MINT_PATH, _bearer(_with_header(issuer, alg='RS256"\r\nx-injected: 1'))),
+        "signing method of the token is invalid",
     ),
     (
         "another issuer",
