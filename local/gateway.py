@@ -161,7 +161,9 @@ class Resolver:
             if pattern is not None and not re.fullmatch(pattern, str(value)):
                 raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
             # A CommaDelimitedList is a list wherever it is used: "" is [""], as CloudFormation has it.
-            self._parameters[name] = str(value).split(",") if spec.get("Type") == "CommaDelimitedList" else str(value)
+            # CloudFormation trims the spaces around each member.
+            listed = spec.get("Type") == "CommaDelimitedList"
+            self._parameters[name] = [item.strip() for item in str(value).split(",")] if listed else str(value)
         self._pseudo: dict[str, object] = {
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT_ID,

@@ -742,3 +742,18 @@ def test_fifty_clients_are_all_served_without_a_reset(api: LocalApi):
 
     # Then all 5,000 are answered: no connection reset, no error
     assert failures == []
+
+
+def test_a_comma_delimited_list_parameter_is_a_list_of_trimmed_members_as_cloudformation_has_it() -> None:
+    # Given a template with a CommaDelimitedList parameter
+    from local.gateway import Resolver
+
+    template = {"Parameters": {"Origins": {"Type": "CommaDelimitedList", "Default": ""}}}
+
+    # When it is left empty, or given with spaces after the commas
+    empty = Resolver(template, {}, "us-east-1").value({"Ref": "Origins"}, "test")
+    given = Resolver(template, {"Origins": "https://a.example, https://b.example"}, "us-east-1")
+
+    # Then it is [""] (as CloudFormation has it), or each member without its spaces
+    assert empty == [""]
+    assert given.value({"Ref": "Origins"}, "test") == ["https://a.example", "https://b.example"]
