@@ -19,15 +19,15 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
-from unittest import mock
 
 import pytest
 
 from local.gateway import AccessRecord, LocalApi
 from local.openai_stub import OpenAIStub
-from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
-from tests.conftest import ROOT, TEMPLATE
+from tests.conftest import ROOT
+from tests.local_api import serving_default
 
 BROWSER = ROOT / "tests" / "browser"
 DRIVER = BROWSER / "drive.mjs"
@@ -175,33 +175,17 @@ def served(
     extension_server: SecretsExtension,
 ) -> Iterator[Served]:
     """The template's default deployment: JWT callers of the embedded user pool, CORS for the first site."""
-    from token_vending.api_key import api_keys
-    from token_vending.settings import get_settings
-
     allowed, _ = sites
-    overrides = {
-        "OpenAIApiKeySecretArn": api_key_secret_arn,
-        "OpenAIUpstreamUrl": openai_stub.base_url,
-        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
-    }
     records: list[AccessRecord] = []
-    with (
-        mock.patch.dict(os.environ),
-        LocalApi.from_template(
-            TEMPLATE,
-            overrides,
-            physical=user_pool.physical,
-            discovery=user_pool.discovery,
-            allowed_origins=[allowed.origin],
-            environment=extension_server.function_environment(),
-            on_request=records.append,
-        ) as api,
-    ):
-        get_settings.cache_clear()
-        api_keys.clear()
+    with serving_default(
+        api_key_secret_arn,
+        openai_stub.base_url,
+        extension_server,
+        user_pool,
+        allowed_origins=[allowed.origin],
+        on_request=records.append,
+    ) as api:
         yield Served(api, user_token(), records)
-    get_settings.cache_clear()
-    api_keys.clear()
 
 
 def test_the_sdk_mints_from_a_page_on_an_allowed_origin(

@@ -10,14 +10,12 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from unittest import mock
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -27,8 +25,9 @@ from botocore.credentials import Credentials
 from local.gateway import AccessRecord, LocalApi
 from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from local.openai_stub import OpenAIStub
-from tests.conftest import TEMPLATE, Output
+from tests.conftest import Output
 from tests.issuers import LoopbackIssuer, other_key, remember
+from tests.local_api import serving as serving_template
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
@@ -48,9 +47,6 @@ def serving(
     issuer: LoopbackIssuer, secret_arn: str, stub: OpenAIStub, records: list[AccessRecord] | None = None, **more: str
 ) -> Iterator[LocalApi]:
     """template.yaml on the local gateway, trusting the loopback issuer; ``more``: other parameter overrides."""
-    from token_vending.api_key import api_keys
-    from token_vending.policy import cached_policy
-    from token_vending.settings import get_settings
 
     overrides = {
         "JwtIssuer": issuer.url,
@@ -62,15 +58,8 @@ def serving(
     }
     discovery = {issuer.url: issuer.discovery_url}
     on_request = records.append if records is not None else None
-    with (
-        mock.patch.dict(os.environ),
-        LocalApi.from_template(TEMPLATE, overrides, discovery=discovery, on_request=on_request) as api,
-    ):
-        for cache in (get_settings.cache_clear, cached_policy.cache_clear, api_keys.clear):
-            cache()
+    with serving_template(overrides, discovery=discovery, on_request=on_request) as api:
         yield api
-    for cache in (get_settings.cache_clear, cached_policy.cache_clear, api_keys.clear):
-        cache()
 
 
 @pytest.fixture
@@ -376,7 +365,6 @@ def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
     issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
 ) -> None:
     # Given the gateway with authentication off (AUTH=none)
-    from token_vending.settings import get_settings
 
     records: list[AccessRecord] = []
     overrides = {
@@ -384,15 +372,9 @@ def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
         "OpenAIUpstreamUrl": openai_stub.base_url,
         "SecretsReader": "sdk",
     }
-    with (
-        mock.patch.dict(os.environ),
-        LocalApi.from_template(TEMPLATE, overrides, authenticate=False, on_request=records.append) as api,
-    ):
-        get_settings.cache_clear()
-
+    with serving_template(overrides, authenticate=False, on_request=records.append) as api:
         # When a request without a token, and one with a bad token, are sent
         statuses = [_mint(api).status, _mint(api, authorization="Bearer not-a-jwt").status]
-    get_settings.cache_clear()
 
     # Then both mint, as the anonymous caller, and every request's record says authentication is off
     assert statuses == [HTTPStatus.OK, HTTPStatus.OK]

@@ -3,20 +3,18 @@ preflights answered by the gateway itself, and the origin's headers on every ans
 
 import http.client
 import json
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from unittest import mock
 
 import pytest
 
 from local.gateway import PAYLOAD_LIMIT_BYTES, Cors, LocalApi, LocalResponse
 from local.openai_stub import OpenAIStub
-from tests.conftest import TEMPLATE
 from tests.issuers import LoopbackIssuer
+from tests.local_api import serving as serving_template
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
@@ -84,9 +82,6 @@ def serving(
     allowed_origins: Sequence[str] | None = None,
     **more: str,
 ) -> Iterator[LocalApi]:
-    from token_vending.api_key import api_keys
-    from token_vending.settings import get_settings
-
     overrides = {
         "JwtIssuer": issuer.url,
         "JwtAudiences": issuer.audience,
@@ -95,17 +90,9 @@ def serving(
         "SecretsReader": "sdk",
         **more,
     }
-    with (
-        mock.patch.dict(os.environ),
-        LocalApi.from_template(
-            TEMPLATE, overrides, discovery={issuer.url: issuer.discovery_url}, allowed_origins=allowed_origins
-        ) as api,
-    ):
-        get_settings.cache_clear()
-        api_keys.clear()
+    discovery = {issuer.url: issuer.discovery_url}
+    with serving_template(overrides, discovery=discovery, allowed_origins=allowed_origins) as api:
         yield api
-    get_settings.cache_clear()
-    api_keys.clear()
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from unittest import mock
 
-from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
-from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
-from tests.conftest import ROOT, TEMPLATE
+from tests.conftest import ROOT
+from tests.local_api import serving_default
 
 NODE_TESTS = ROOT / "tests" / "node"
 SDK_PACKAGE = ROOT / "node_modules" / "openai" / "package.json"
@@ -43,27 +42,7 @@ def test_the_node_sdk_works_against_the_local_api(
     assert installed == PINNED, f"node_modules has openai {installed}, package.json pins {PINNED}: run `npm ci`"
     scripts = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
     assert scripts, f"no *.test.mjs files in {NODE_TESTS}"
-    from token_vending.api_key import api_keys
-    from token_vending.settings import get_settings
-
-    overrides = {
-        "OpenAIApiKeySecretArn": api_key_secret_arn,
-        "OpenAIUpstreamUrl": openai_stub.base_url,
-        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
-    }
-    function_environment = extension_server.function_environment()
-    with (
-        mock.patch.dict(os.environ),
-        LocalApi.from_template(
-            TEMPLATE,
-            overrides,
-            physical=user_pool.physical,
-            discovery=user_pool.discovery,
-            environment=function_environment,
-        ) as api,
-    ):
-        get_settings.cache_clear()
-        api_keys.clear()
+    with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:
         environment = {name: value for name, value in os.environ.items() if name not in _SDK_ENVIRONMENT}
         environment["TOKEN_VENDING_BASE_URL"] = f"{api.url}/v1"
         # In the environment, not on the command line, where any process could read them
@@ -80,8 +59,6 @@ def test_the_node_sdk_works_against_the_local_api(
             timeout=120,
             check=False,
         )
-    get_settings.cache_clear()
-    api_keys.clear()
 
     # Then every script passes; node's output goes through pytest's capture, which the secret guard reads
     sys.stdout.write(finished.stdout + finished.stderr)

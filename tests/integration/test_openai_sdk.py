@@ -1,10 +1,8 @@
 """The official OpenAI Python SDK, pointed at the local API with base_url and a user's token as its api_key,
 just works."""
 
-import os
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from unittest import mock
 
 import openai
 import pytest
@@ -12,9 +10,9 @@ import pytest
 from local.gateway import LocalApi
 from local.openai_schema import ga_errors
 from local.openai_stub import OpenAIStub
-from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
-from tests.conftest import TEMPLATE
+from tests.local_api import serving_default
 
 
 @pytest.fixture
@@ -24,30 +22,8 @@ def api(
     """The local API Gateway, serving the template's routes, environment and JWT authorizer (the default
     deployment: tokens of the template's user pool, here moto's; the key read through the Parameters and
     Secrets Extension, here its stand-in)."""
-    from token_vending.api_key import api_keys
-    from token_vending.settings import get_settings
-
-    overrides = {
-        "OpenAIApiKeySecretArn": api_key_secret_arn,
-        "OpenAIUpstreamUrl": openai_stub.base_url,
-        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
-    }
-    environment = extension_server.function_environment()
-    with (
-        mock.patch.dict(os.environ),
-        LocalApi.from_template(
-            TEMPLATE,
-            overrides,
-            physical=user_pool.physical,
-            discovery=user_pool.discovery,
-            environment=environment,
-        ) as api,
-    ):
-        get_settings.cache_clear()
-        api_keys.clear()
+    with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:
         yield api
-    get_settings.cache_clear()
-    api_keys.clear()
 
 
 @pytest.fixture

@@ -1,0 +1,54 @@
+"""The template served by the local API Gateway for one test, with the function's per-container caches fresh."""
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from local.gateway import LocalApi
+from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from local.stand_ins import TEMPLATE
+from local.user_pool import UserPool
+
+
+def _clear_caches() -> None:
+    from token_vending.api_key import api_keys
+    from token_vending.policy import cached_policy
+    from token_vending.settings import get_settings
+
+    get_settings.cache_clear()
+    cached_policy.cache_clear()
+    api_keys.clear()
+
+
+@contextmanager
+def serving(overrides: Mapping[str, str], **options: Any) -> Iterator[LocalApi]:
+    """template.yaml under ``overrides``, started with LocalApi's ``options``; os.environ restored after."""
+    with mock.patch.dict(os.environ), LocalApi.from_template(TEMPLATE, overrides, **options) as api:
+        _clear_caches()
+        try:
+            yield api
+        finally:
+            _clear_caches()
+
+
+@contextmanager
+def serving_default(
+    secret_arn: str, upstream: str, extension: SecretsExtension, user_pool: UserPool, **options: Any
+) -> Iterator[LocalApi]:
+    """The template's default deployment: JWT callers of the embedded user pool, the key read through the
+    Parameters and Secrets Extension (its stand-in), OpenAI at ``upstream``."""
+    overrides = {
+        "OpenAIApiKeySecretArn": secret_arn,
+        "OpenAIUpstreamUrl": upstream,
+        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
+    }
+    with serving(
+        overrides,
+        physical=user_pool.physical,
+        discovery=user_pool.discovery,
+        environment=extension.function_environment(),
+        **options,
+    ) as api:
+        yield api
