@@ -370,3 +370,36 @@ def test_an_issuer_without_audiences_is_refused_before_deploying(
 
     # Then a JWT issuer with no audience is refused, and nothing else is
     assert failing == (["IssuerNeedsAudiences"] if refused else [])
+
+
+# What CloudFormation lets a rule use (the Rules section's own functions); Fn::Join and the others fail there at
+# deploy time, though cfn-lint does not say so and the resolver above would evaluate them.
+RULE_FUNCTIONS = {
+    "Fn::And",
+    "Fn::Contains",
+    "Fn::EachMemberEquals",
+    "Fn::EachMemberIn",
+    "Fn::Equals",
+    "Fn::Not",
+    "Fn::Or",
+    "Fn::RefAll",
+    "Fn::ValueOf",
+    "Fn::ValueOfAll",
+}
+
+
+def test_the_rules_use_only_the_functions_cloudformation_allows_in_rules() -> None:
+    # Given the template's Rules
+    rules = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)["Rules"]  # noqa: S506
+
+    # When every function they call is listed
+    def functions(node: Any) -> set[str]:
+        if isinstance(node, list):
+            return set().union(*map(functions, node)) if node else set()
+        if isinstance(node, dict):
+            own = {key for key in node if key.startswith("Fn::")}
+            return own | (set().union(*map(functions, node.values())) if node else set())
+        return set()
+
+    # Then each is a rule function
+    assert functions(rules) <= RULE_FUNCTIONS
