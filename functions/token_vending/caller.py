@@ -5,13 +5,12 @@ receives a Caller and never the event. Raw claims go nowhere else: logs and metr
 only by its pseudonymous safety identifier (safety.py).
 
 API Gateway hands every JWT claim over as a string: numbers as digits, arrays flattened Go-style to
-``"[a b]"`` (space-separated, no quotes). Groups and scopes are read from that form, from a plain
-single value, or from JSON array text (a hand-made event), and only the first ``MAX_VALUES`` of at most
-``MAX_VALUE_CHARS`` each are kept, so a huge claim costs little and an item cut short is never kept.
+``"[a b]"`` (space-separated, no quotes). Groups and scopes are read from that form or from a plain
+single value, and only the first ``MAX_VALUES`` of at most ``MAX_VALUE_CHARS`` each are kept, so a huge
+claim costs little and an item cut short is never kept. Text that looks like JSON is not parsed as JSON:
+API Gateway never sends it, and a group named ``"premium"`` (quotes and all) must not pass for ``premium``.
 """
 
-import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,8 +22,6 @@ AuthMethod = Literal["jwt", "iam"]
 
 MAX_VALUES = 100
 MAX_VALUE_CHARS = 256
-# A quoted JSON string, escapes included: items of JSON array text, found one at a time.
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 @dataclass(frozen=True)
@@ -81,20 +78,20 @@ def _iam_caller(iam: Mapping[str, Any]) -> Caller:
 def claim_values(value: object, *, split_plain: bool) -> frozenset[str]:
     """The items of a list-valued claim as API Gateway passes it.
 
-    ``"[a b]"`` (API Gateway's flattening) and ``'["a", "b"]'`` (JSON) are lists; any other text is one
-    value, or, with ``split_plain``, space-separated values (OAuth's ``scope``).
+    ``"[a b]"`` (API Gateway's flattening) is a list; any other text is one value, or, with
+    ``split_plain``, space-separated values (OAuth's ``scope``).
     """
     if isinstance(value, list):
         return _bounded(value)
     if not isinstance(value, str):
         return frozenset()
     text = value.strip()
+    items: Iterable[object]
     if text.startswith("[") and text.endswith("]"):
-        inner = text[1:-1].strip()
-        if inner.startswith('"'):
-            items: Iterable[object] = _json_strings(inner)
-        else:
-            items = _words(inner)
+        # The flattening joins items with spaces and quotes none, so it cannot carry a name that holds a
+        # space: ["Not premium"] arrives as "[Not premium]", read as "Not" and "premium". Such names are
+        # ambiguous; a policy names groups without spaces (policy.py refuses others).
+        items = _words(text[1:-1])
     elif split_plain:
         items = _words(text)
     else:
@@ -106,18 +103,6 @@ def _words(text: str) -> list[str]:
     # maxsplit stops the scan early: the last item holds the unsplit rest, and is dropped if there is one.
     words = text.split(maxsplit=MAX_VALUES)
     return words[:MAX_VALUES]
-
-
-def _json_strings(text: str) -> Iterable[str]:
-    for index, match in enumerate(_JSON_STRING.finditer(text)):
-        if index == MAX_VALUES:
-            return
-        try:
-            item = json.loads(match.group())
-        except ValueError:
-            continue
-        if isinstance(item, str):
-            yield item
 
 
 def _bounded(items: Iterable[object]) -> frozenset[str]:

@@ -58,8 +58,7 @@ def test_a_cognito_access_token_becomes_a_jwt_caller() -> None:
         pytest.param("[]", set(), id="empty-list"),
         pytest.param("premium", {"premium"}, id="plain-single-value"),
         pytest.param("Premium Users", {"Premium Users"}, id="plain-value-keeps-its-spaces"),
-        pytest.param('["premium", "beta"]', {"premium", "beta"}, id="json-array-text"),
-        pytest.param('["a \\"quoted\\" group"]', {'a "quoted" group'}, id="json-escapes"),
+        pytest.param("[ premium  beta ]", {"premium", "beta"}, id="extra-spaces"),
         pytest.param(["premium", "beta", 7], {"premium", "beta"}, id="a-real-list"),
         pytest.param("", set(), id="empty"),
         pytest.param(None, set(), id="absent"),
@@ -75,6 +74,37 @@ def test_groups_are_read_from_each_form_a_claim_arrives_in(value: Any, groups: s
 
     # Then
     assert caller.groups == groups
+
+
+@pytest.mark.parametrize(
+    ("token_groups", "flattened"),
+    [
+        pytest.param(['"premium"'], '["premium"]', id="a-group-named-with-quotes"),
+        pytest.param(['"premium"', '"beta"'], '["premium" "beta"]', id="two-quoted-names"),
+        pytest.param(['["premium"]'], '[["premium"]]', id="a-group-named-like-json"),
+    ],
+)
+def test_a_group_named_like_json_text_is_not_read_as_json(token_groups: list[str], flattened: str) -> None:
+    # Given a token whose groups are named with quotes, as API Gateway flattens them
+    assert "[" + " ".join(token_groups) + "]" == flattened
+
+    # When
+    caller = caller_from_request_context(jwt_context({GROUPS_CLAIM: flattened}), GROUPS_CLAIM)
+
+    # Then the names keep their quotes: none of them is the group premium
+    assert "premium" not in caller.groups
+    assert caller.groups == set(token_groups)
+
+
+def test_a_group_name_with_a_space_cannot_be_told_from_two_groups() -> None:
+    # Given a token in one group "Not premium": API Gateway flattens it as it would two groups
+    flattened = "[Not premium]"
+
+    # When
+    caller = caller_from_request_context(jwt_context({GROUPS_CLAIM: flattened}), GROUPS_CLAIM)
+
+    # Then it reads as two groups (which is why a policy may not name groups with spaces)
+    assert caller.groups == {"Not", "premium"}
 
 
 def test_the_groups_claim_is_the_one_configured() -> None:
@@ -166,7 +196,7 @@ def test_only_the_first_groups_are_kept_and_overlong_ones_dropped() -> None:
     names[3] = "x" * (MAX_VALUE_CHARS + 1)
 
     # When
-    for value in (f"[{' '.join(names)}]", json.dumps(names), names):
+    for value in (f"[{' '.join(names)}]", names):
         groups = claim_values(value, split_plain=False)
 
         # Then the first MAX_VALUES are looked at; the overlong one is not kept, nor any after them
@@ -189,8 +219,8 @@ def test_a_group_cut_short_by_the_bound_is_never_kept() -> None:
     [
         pytest.param("[" + "a " * 500_000 + "]", id="a-million-characters-of-groups"),
         pytest.param("[" + "a" * 1_000_000 + "]", id="one-group-a-million-characters-long"),
-        pytest.param(json.dumps(["a"] * 200_000), id="json-array-of-200000"),
-        pytest.param("[" + '"a",' * 250_000 + "]", id="json-that-never-ends-well"),
+        pytest.param(json.dumps(["a"] * 200_000), id="json-array-text-of-200000"),
+        pytest.param(["a"] * 1_000_000, id="a-list-of-a-million"),
     ],
 )
 def test_a_huge_claim_costs_little_and_keeps_little(value: str) -> None:
@@ -206,16 +236,27 @@ def test_a_huge_claim_costs_little_and_keeps_little(value: str) -> None:
     print(f"{len(value)} characters read in {(time.process_time() - started) * 1000:.1f} ms of CPU")
 
 
-@pytest.mark.parametrize("bad", ["\n", "\r", "\x00", "\u2028", "\x1b[31m"])
+@pytest.mark.parametrize("bad", ["\x00", "\x1b[31m", "\x7f", "\u200b"])
 def test_groups_with_control_characters_are_dropped(bad: str) -> None:
-    # Given a group whose name holds a control or separator character
-    value = json.dumps(["premium", f"evil{bad}group"])
+    # Given a group whose name holds a control or format character, flattened or in a list
+    for value in (f"[premium evil{bad}group]", ["premium", f"evil{bad}group"]):
+        # When
+        groups = claim_values(value, split_plain=False)
+
+        # Then only the printable one is kept
+        assert groups == {"premium"}
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r", "\u2028", "\t"])
+def test_line_and_tab_characters_in_a_flattened_claim_separate_groups(separator: str) -> None:
+    # Given a flattened claim with a line or tab character inside it
+    value = f"[premium evil{separator}group]"
 
     # When
     groups = claim_values(value, split_plain=False)
 
-    # Then only the printable one is kept
-    assert groups == {"premium"}
+    # Then no group holds it
+    assert groups == {"premium", "evil", "group"}
 
 
 def test_control_characters_in_iss_and_sub_are_kept_as_the_identity() -> None:
