@@ -90,15 +90,36 @@ def put_key(function_env: dict[str, str], secrets_manager: Any, monkeypatch: pyt
 # --- reading the key --------------------------------------------------------------------------------------
 
 
+# Safety identifier keys as an operator makes them: `openssl rand -hex 32`, `openssl rand -base64 32` and 48.
+HEX_SAFETY_KEY = "d575265a790a650f69b7be26851e9c56c8da6ca69542db3717015dc6193080b3"
+BASE64_SAFETY_KEY = "Pus2pdCUjNyO4XWgNGDmHJxkxXKuc0+4NbJYgRUnWro="
+LONG_BASE64_SAFETY_KEY = "1MSt8S6V+EoaL1UNESnxeq9os3jV9GwTpcvYdbRlPScqmC1J4bOE94m8FAS2BEsj"
+
+
 @pytest.mark.parametrize(
-    "secret_string",
+    ("secret_string", "safety_key"),
     [
-        pytest.param(secret_json(), id="json"),
-        pytest.param(secret_json(f" {TEST_API_KEY} ", org="org-test") + "\n", id="json-padded-extra-field"),
+        pytest.param(secret_json(), TEST_SAFETY_KEY, id="json"),
+        pytest.param(
+            secret_json(f" {TEST_API_KEY} ", org="org-test") + "\n", TEST_SAFETY_KEY, id="json-padded-extra-field"
+        ),
+        pytest.param(secret_json(safety_identifier_key=HEX_SAFETY_KEY), HEX_SAFETY_KEY, id="openssl-rand-hex-32"),
+        pytest.param(
+            secret_json(safety_identifier_key=BASE64_SAFETY_KEY), BASE64_SAFETY_KEY, id="openssl-rand-base64-32"
+        ),
+        pytest.param(
+            secret_json(safety_identifier_key=LONG_BASE64_SAFETY_KEY),
+            LONG_BASE64_SAFETY_KEY,
+            id="openssl-rand-base64-48",
+        ),
     ],
 )
 def test_the_keys_are_read_from_the_json_secret(
-    put_key: Callable[..., str], openai_stub: OpenAIStub, lambda_context: LambdaContext, secret_string: str
+    put_key: Callable[..., str],
+    openai_stub: OpenAIStub,
+    lambda_context: LambdaContext,
+    secret_string: str,
+    safety_key: str,
 ) -> None:
     # Given the secret holds both keys as the README says
     put_key(secret_string)
@@ -109,7 +130,9 @@ def test_the_keys_are_read_from_the_json_secret(
     # Then OpenAI was called with exactly that API key, and a safety identifier made with the other key
     assert answer.status == HTTPStatus.OK
     assert bearer_tokens(openai_stub) == [f"Bearer {TEST_API_KEY}"]
-    assert safety_identifiers(openai_stub) == [expected_safety_identifier(load_event("client_secrets.json"))]
+    assert safety_identifiers(openai_stub) == [
+        expected_safety_identifier(load_event("client_secrets.json"), safety_key)
+    ]
 
 
 def test_a_rotated_safety_identifier_key_changes_the_identifier_once_the_ttl_has_passed(
@@ -306,6 +329,31 @@ MISSING_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-k
             ("short-safety-key-of-31-chars-xx",),
             id="31-characters",
         ),
+        # Long enough, but a placeholder or a typo rather than a random key.
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key=" " * 32)},
+            "safety_identifier_key_malformed",
+            (),
+            id="32-spaces",
+        ),
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key="a" * 32)},
+            "safety_identifier_key_malformed",
+            ("a" * 32,),
+            id="one-character-32-times",
+        ),
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key="0123456" * 10)},
+            "safety_identifier_key_malformed",
+            ("0123456" * 10,),
+            id="7-distinct-characters",
+        ),
+        pytest.param(
+            {"secret_string": secret_json(safety_identifier_key="d575265a790a650f 69b7be26851e9c56c8da6ca6")},
+            "safety_identifier_key_malformed",
+            ("d575265a790a650f", "69b7be26851e9c56c8da6ca6"),
+            id="with-a-space",
+        ),
         pytest.param(
             {"secret_string": json.dumps({"api_key": TEST_API_KEY, "safety_identifier_key": 12345678901234567890})},
             "safety_identifier_key_malformed",
@@ -357,6 +405,7 @@ def test_an_unusable_secret_fails_closed_and_tells_the_operator(
             'operator must store the service\'s secret as JSON with both "api_key" and "safety_identifier_key"'
             in (answer.body["error"]["message"])
         )
+        assert "`openssl rand -hex 32`" in answer.body["error"]["message"]
     else:
         assert "operator must put a valid key into the service's secret" in answer.body["error"]["message"]
     # And nothing went upstream, the reason is counted and logged for the operator, without the secret's value
