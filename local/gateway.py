@@ -131,8 +131,8 @@ _KINDS: dict[str, _Kind] = {
 
 
 class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::If, Fn::Sub, Fn::Join, Fn::Select, Fn::Split and conditions, as
-    CloudFormation would.
+    """Resolves Ref, Fn::GetAtt, Fn::If, Fn::Sub, Fn::Join, Fn::Select, Fn::Split and conditions (with the
+    rule functions Fn::Contains, Fn::EachMemberEquals and Fn::EachMemberIn), as CloudFormation would.
 
     Parameters take their overrides or defaults (an ``AWS::SSM::Parameter::Value<...>`` parameter its
     Default, as no Parameter Store is asked); the template's resources resolve to local stand-ins, or to
@@ -155,15 +155,19 @@ class Resolver:
             value = overrides.get(name, spec.get("Default"))
             if value is None:
                 continue  # only an error if something refers to it
-            allowed, pattern = spec.get("AllowedValues"), spec.get("AllowedPattern")
-            if allowed is not None and str(value) not in [str(a) for a in allowed]:
-                raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
-            if pattern is not None and not re.fullmatch(pattern, str(value)):
-                raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
             # A CommaDelimitedList is a list wherever it is used: "" is [""], as CloudFormation has it.
-            # CloudFormation trims the spaces around each member.
+            # CloudFormation trims the spaces around each member, and checks each member against
+            # AllowedValues and AllowedPattern.
             listed = spec.get("Type") == "CommaDelimitedList"
-            self._parameters[name] = [item.strip() for item in str(value).split(",")] if listed else str(value)
+            members = [item.strip() for item in str(value).split(",")] if listed else [str(value)]
+            allowed, pattern = spec.get("AllowedValues"), spec.get("AllowedPattern")
+            for member in members:
+                shown = f"{name}={value!r}" + (f" (its member {member!r})" if listed else "")
+                if allowed is not None and member not in [str(a) for a in allowed]:
+                    raise TemplateError(f"parameter {shown} is not one of {allowed}")
+                if pattern is not None and not re.fullmatch(pattern, member):
+                    raise TemplateError(f"parameter {shown} does not match {pattern}")
+            self._parameters[name] = members if listed else str(value)
         self._pseudo: dict[str, object] = {
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT_ID,
@@ -226,7 +230,23 @@ class Resolver:
             return all(self.condition(item, where) for item in arg)
         if key == "Fn::Or":
             return any(self.condition(item, where) for item in arg)
+        # The rule functions (a template's Rules use them): a list against a value, or another list.
+        if key == "Fn::Contains":
+            members, wanted = (self.value(side, where) for side in arg)
+            return str(wanted) in self._members(members, key, where)
+        if key == "Fn::EachMemberEquals":
+            members, wanted = (self.value(side, where) for side in arg)
+            return all(member == str(wanted) for member in self._members(members, key, where))
+        if key == "Fn::EachMemberIn":
+            members, allowed = (self.value(side, where) for side in arg)
+            return set(self._members(members, key, where)) <= set(self._members(allowed, key, where))
         raise TemplateError(f"{where}: {key} is not supported in a condition by the local gateway")
+
+    @staticmethod
+    def _members(value: Any, function: str, where: str) -> list[str]:
+        if not isinstance(value, list):
+            raise TemplateError(f"{where}: {function} needs a list, got {value!r}")
+        return [str(member) for member in value]
 
     def _ref(self, name: str, where: str) -> object:
         if name in self._pseudo:

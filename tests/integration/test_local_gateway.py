@@ -757,3 +757,55 @@ def test_a_comma_delimited_list_parameter_is_a_list_of_trimmed_members_as_cloudf
     # Then it is [""] (as CloudFormation has it), or each member without its spaces
     assert empty == [""]
     assert given.value({"Ref": "Origins"}, "test") == ["https://a.example", "https://b.example"]
+
+
+LISTED = {
+    "Parameters": {
+        "Origins": {"Type": "CommaDelimitedList", "Default": "", "AllowedPattern": r"^$|^https?://[^/\s]+$"},
+        "Levels": {"Type": "CommaDelimitedList", "Default": "INFO", "AllowedValues": ["DEBUG", "INFO"]},
+    }
+}
+
+
+def test_a_comma_delimited_lists_allowed_pattern_and_values_apply_to_each_member() -> None:
+    # Given CommaDelimitedList parameters with an AllowedPattern and AllowedValues
+    from local.gateway import Resolver
+
+    # When several members are given, each allowed (the joined string would not match the pattern)
+    resolver = Resolver(LISTED, {"Origins": "https://a.example, http://localhost:5173", "Levels": "DEBUG,INFO"}, "x")
+
+    # Then they are accepted, member by member; and one member outside them is refused, by name
+    assert resolver.value({"Ref": "Origins"}, "test") == ["https://a.example", "http://localhost:5173"]
+    with pytest.raises(TemplateError, match=re.escape("(its member 'https://b.example/app') does not match")):
+        Resolver(LISTED, {"Origins": "https://a.example,https://b.example/app"}, "x")
+    with pytest.raises(TemplateError, match=re.escape("(its member 'TRACE') is not one of")):
+        Resolver(LISTED, {"Levels": "INFO,TRACE"}, "x")
+
+
+@pytest.mark.parametrize(
+    ("origins", "expected"),
+    [
+        ("", {"NoneGiven": True, "HasLocalhost": False, "AllLocal": True}),
+        ("http://localhost:5173", {"NoneGiven": False, "HasLocalhost": True, "AllLocal": True}),
+        ("http://localhost:5173,https://a.example", {"NoneGiven": False, "HasLocalhost": True, "AllLocal": False}),
+    ],
+)
+def test_conditions_take_the_rule_functions_on_a_list(origins: str, expected: dict[str, bool]) -> None:
+    # Given conditions written with the rule functions (as a template's Rules use them)
+    from local.gateway import Resolver
+
+    template = {
+        **LISTED,
+        "Conditions": {
+            "NoneGiven": {"Fn::EachMemberEquals": [{"Ref": "Origins"}, ""]},
+            "HasLocalhost": {"Fn::Contains": [{"Ref": "Origins"}, "http://localhost:5173"]},
+            "AllLocal": {"Fn::EachMemberIn": [{"Ref": "Origins"}, ["", "http://localhost:5173"]]},
+        },
+    }
+
+    # When they are evaluated for the parameter's value
+    resolver = Resolver(template, {"Origins": origins}, "x")
+
+    # Then each is what CloudFormation evaluates it to
+    assert {name: resolver.condition(name, "test") for name in expected} == expected
+    assert resolver.condition({"Fn::Not": [{"Fn::EachMemberEquals": [{"Ref": "Origins"}, ""]}]}, "t") is bool(origins)
