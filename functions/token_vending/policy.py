@@ -229,9 +229,25 @@ class Requirements:
         return [key for key, names in self._given() if held[key].isdisjoint(names)]
 
     def describe(self) -> str:
-        """What the profile requires, e.g. "one of the groups 'a', 'b' and one of the scopes 'c'": the
-        operator's names, never the caller's."""
-        return " and ".join(f"one of the {key} {_names(names)}" for key, names in self._given())
+        """What the profile requires, e.g. "one of the groups 'a', 'b' and the scope 'c'": the operator's
+        names, never the caller's."""
+        return " and ".join(
+            f"the {key[:-1]} {_names(names)}" if len(names) == 1 else f"one of the {key} {_names(names)}"
+            for key, names in self._given()
+        )
+
+    def lacking(self, unmet: list[str]) -> str:
+        """What a caller's sign-in lacks, by key only, e.g. "is not in that group": its own claims (huge, or
+        holding control characters) are not echoed back."""
+        return " and ".join(_LACKS[key][len(getattr(self, key)) > 1] for key in unmet)
+
+
+# What a sign-in lacks, for one required name and for several.
+_LACKS = {
+    "groups": ("is not in that group", "is in none of those groups"),
+    "scopes": ("does not have that scope", "has none of those scopes"),
+    "issuers": ("comes from another issuer", "comes from another issuer"),
+}
 
 
 def _names(names: list[str], shown: int = 5) -> str:
@@ -391,7 +407,7 @@ class Policy:
                 f"Profiles you may use: {', '.join(sorted(open_to_caller))}."
                 if open_to_caller
                 else (
-                    "This service's policy has no profile your sign-in may use; ask the service's operator for access."
+                    "This service's policy has no profile this caller may use; ask the service's operator for access."
                 )
             )
             raise InvalidRequest(
@@ -399,9 +415,9 @@ class Policy:
             )
         if profile.requires is not None and (unmet := profile.requires.unmet(caller)):
             raise PermissionDenied(
-                f"Profile '{name}' of this service's policy requires {profile.requires.describe()}; your sign-in "
-                f"{_lacks(unmet)}. Ask the service's operator for access, or name another profile with the "
-                f"{PROFILE_HEADER} header.",
+                f"Profile '{name}' of this service's policy requires {profile.requires.describe()}; this caller's "
+                f"sign-in {profile.requires.lacking(unmet)}. Ask the service's operator for access, or name another "
+                f"profile with the {PROFILE_HEADER} header.",
                 code="permission_denied",
                 param=PROFILE_HEADER,
             )
@@ -431,25 +447,12 @@ class Policy:
             if (requires := self.profiles[name].requires) is not None
         )
         raise PermissionDenied(
-            f"No default profile of this service's policy for {session_type} sessions is open to your sign-in "
+            f"No default profile of this service's policy for {session_type} sessions is open to this caller "
             f"({closed}). Ask the service's operator for access, or name another profile with the "
             f"{PROFILE_HEADER} header.",
             code="permission_denied",
             param=PROFILE_HEADER,
         )
-
-
-# What a caller's sign-in lacks, by key only: its own claims (huge, or holding control characters) are
-# not echoed back.
-_LACKS = {
-    "groups": "is in none of those groups",
-    "scopes": "has none of those scopes",
-    "issuers": "comes from another issuer",
-}
-
-
-def _lacks(unmet: list[str]) -> str:
-    return " and ".join(_LACKS[key] for key in unmet)
 
 
 def _clip(text: str, limit: int = 64) -> str:

@@ -500,10 +500,60 @@ def test_naming_a_profile_the_caller_may_not_use_is_forbidden_naming_what_it_req
 
     # Then the message says what the profile requires and who can help, and nothing of the caller's claims
     assert error.message == (
-        "Profile 'studio' of this service's policy requires one of the groups 'premium', 'staff'; your sign-in is "
-        "in none of those groups. Ask the service's operator for access, or name another profile with the "
-        "X-Profile header."
+        "Profile 'studio' of this service's policy requires one of the groups 'premium', 'staff'; this caller's "
+        "sign-in is in none of those groups. Ask the service's operator for access, or name another profile with "
+        "the X-Profile header."
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "who", "says"),
+    [
+        pytest.param(
+            "notes-pro",
+            ANYONE,
+            "requires the group 'premium'; this caller's sign-in is not in that group.",
+            id="one-group",
+        ),
+        pytest.param(
+            "scoped",
+            ANYONE,
+            "requires one of the scopes 'voice:pro', 'voice:all'; this caller's sign-in has none of those scopes.",
+            id="several-scopes",
+        ),
+        pytest.param(
+            "staff-pro",
+            caller(groups=("staff",)),
+            "requires the group 'staff' and the scope 'voice:pro'; this caller's sign-in does not have that scope.",
+            id="one-scope",
+        ),
+        pytest.param(
+            "partner",
+            ANYONE,
+            "requires the issuer 'https://partner.example'; this caller's sign-in comes from another issuer.",
+            id="one-issuer",
+        ),
+    ],
+)
+def test_a_refusal_reads_naturally_for_one_required_name_and_for_several(name: str, who: Caller, says: str) -> None:
+    # Given / When a caller names a profile closed to it
+    error = permission_denied(gated_policy(), name, "realtime", who)
+
+    # Then
+    assert says in error.message
+    assert "one of the groups 'premium'" not in error.message
+
+
+def test_a_refusal_of_an_unauthenticated_local_caller_does_not_speak_of_its_sign_in() -> None:
+    # Given the caller `make run` passes with AUTH=none
+    who = caller(issuer="local:auth-none")
+
+    # When
+    error = permission_denied(gated_policy(), "studio", "realtime", who)
+
+    # Then the message is about this caller, not "your sign-in"
+    assert "your sign-in" not in error.message
+    assert "this caller's sign-in is in none of those groups" in error.message
 
 
 def test_a_refusal_names_only_the_requirements_the_caller_does_not_meet() -> None:
@@ -514,10 +564,10 @@ def test_a_refusal_names_only_the_requirements_the_caller_does_not_meet() -> Non
     error = permission_denied(gated_policy(), "staff-pro", "realtime", who)
 
     # Then
-    assert "requires one of the groups 'staff' and one of the scopes 'voice:pro'; your sign-in has none of " in (
+    assert "requires the group 'staff' and the scope 'voice:pro'; this caller's sign-in does not have that scope." in (
         error.message
     )
-    assert "groups" not in error.message.split("your sign-in")[1]
+    assert "group" not in error.message.split("this caller's sign-in")[1]
 
 
 def test_a_refusal_never_echoes_the_callers_claims() -> None:
@@ -566,10 +616,9 @@ def test_no_default_open_to_the_caller_is_forbidden_naming_the_candidates_requir
 
     # Then
     assert error.message == (
-        "No default profile of this service's policy for realtime sessions is open to your sign-in ('staff-pro' "
-        "requires one of the groups 'staff' and one of the scopes 'voice:pro'; 'studio' requires one of the "
-        "groups 'premium', 'staff'). Ask the service's operator for access, or name another profile with the "
-        "X-Profile header."
+        "No default profile of this service's policy for realtime sessions is open to this caller ('staff-pro' "
+        "requires the group 'staff' and the scope 'voice:pro'; 'studio' requires one of the groups 'premium', "
+        "'staff'). Ask the service's operator for access, or name another profile with the X-Profile header."
     )
 
 
@@ -614,7 +663,7 @@ def test_an_unknown_profile_for_a_caller_who_may_use_none_says_whom_to_ask() -> 
 
     # Then
     assert caught.value.message == (
-        "Unknown profile 'vip'. This service's policy has no profile your sign-in may use; ask the service's "
+        "Unknown profile 'vip'. This service's policy has no profile this caller may use; ask the service's "
         "operator for access."
     )
 
