@@ -851,6 +851,15 @@ class LocalApi(Running):
                 self._authorize(route, event, request)
             except Refused as refused:
                 response, note = _refusal(refused), f"refused by the authorizer: {refused}"
+            except Exception as error:  # a fault of the gateway's own: the caller still gets API Gateway's 401
+                # Where, and the type only: the message may quote the token's own text.
+                where = "".join(traceback.format_tb(error.__traceback__))
+                print(
+                    f"{request_id} gateway fault: the authorizer raised {type(error).__name__}\n{where}",
+                    file=sys.stderr,
+                )
+                response = _gateway_response((HTTPStatus.UNAUTHORIZED, REFUSED[HTTPStatus.UNAUTHORIZED]))
+                note = f"refused by the authorizer: a gateway fault ({type(error).__name__}, see stderr)"
             else:
                 response, note = self._invoke_route(route, event)
         if self.cors is not None:

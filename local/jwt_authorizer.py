@@ -24,6 +24,8 @@ from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, Jos
 from joserfc.jwk import RSAKey
 
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
+# Header parameters whose value is a string (RFC 7515 4.1, RFC 7516 4.1); crit is a list of strings.
+_STRING_HEADERS = ("alg", "kid", "typ", "cty", "zip", "jku", "x5u", "x5t", "x5t#S256")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9]{1,16}")
 _FETCH_TIMEOUT = urllib3.Timeout(connect=2.0, read=5.0)
 # What a time claim that fails tells the caller, in API Gateway's words where they are known.
@@ -102,7 +104,7 @@ class JwtAuthorizer:
 
     def _key(self, header: Mapping[str, Any]) -> RSAKey:
         algorithm, kid = header.get("alg"), header.get("kid")
-        if algorithm not in RSA_ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in RSA_ALGORITHMS:
             # The token's own text goes into a header and a log line only if it is a plain name.
             named = algorithm if isinstance(algorithm, str) and _PLAIN_NAME.fullmatch(algorithm) else "of the token"
             raise _invalid(f"signing method {named} is invalid")
@@ -181,9 +183,18 @@ def _bearer(authorization: str | None) -> str:
 
 def _header(token: str) -> dict[str, Any]:
     try:
-        return dict(jws.extract_compact(token.encode()).headers())
+        header = dict(jws.extract_compact(token.encode()).headers())
     except (JoseError, ValueError, UnicodeError):
         raise _invalid("the token is malformed") from None
+    # The header is the caller's JSON: a name that must be a string may be a list or an object, which
+    # would fail a set lookup (ours or joserfc's) with a TypeError instead of a refusal.
+    names = [header.get(name) for name in _STRING_HEADERS if name in header]
+    crit = header.get("crit", [])
+    if not all(isinstance(name, str) for name in names) or not (
+        isinstance(crit, list) and all(isinstance(name, str) for name in crit)
+    ):
+        raise _invalid("the token is malformed")
+    return header
 
 
 def _scopes(claims: Mapping[str, Any]) -> tuple[str, ...]:

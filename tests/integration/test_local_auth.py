@@ -159,6 +159,31 @@ BAD_REQUESTS: list[tuple[str, Callable[[LoopbackIssuer], tuple[str, dict[str, st
         "signing method of the token is invalid",
     ),
     (
+        "an alg that is a list",
+        lambda issuer: (MINT_PATH, _bearer(_with_header(issuer, alg=["RS256"]))),
+        "the token is malformed",
+    ),
+    (
+        "an alg that is an object",
+        lambda issuer: (MINT_PATH, _bearer(_with_header(issuer, alg={"RS256": True}))),
+        "the token is malformed",
+    ),
+    (
+        "a kid that is a list",
+        lambda issuer: (MINT_PATH, _bearer(_with_header(issuer, alg="RS256", kid=[issuer.key.kid]))),
+        "the token is malformed",
+    ),
+    (
+        "a typ that is a list",
+        lambda issuer: (MINT_PATH, _bearer(_with_header(issuer, alg="RS256", typ=["JWT"]))),
+        "the token is malformed",
+    ),
+    (
+        "a crit member that is a list",
+        lambda issuer: (MINT_PATH, _bearer(_with_header(issuer, alg="RS256", crit=[["exp"]]))),
+        "the token is malformed",
+    ),
+    (
         "another issuer",
         lambda issuer: (MINT_PATH, _bearer(issuer.token(iss="https://another-issuer.test"))),
         "the token does not have a valid issuer",
@@ -290,6 +315,42 @@ def test_an_unknown_kid_fetches_the_jwks_once_more_and_a_rotated_key_is_then_tru
     assert after_unknown == fetched + 1
     assert [rotated.status, cached.status] == [HTTPStatus.OK, HTTPStatus.OK]
     assert issuer.jwks_fetches == fetched + 2
+
+
+class _FaultyAuthorizer:
+    """An authorizer with a bug: it raises what no refusal is."""
+
+    def authorize(self, authorization: str | None, scopes: Any) -> dict[str, Any]:
+        raise TypeError("unhashable type: 'list'")
+
+
+def test_an_authorizer_that_fails_is_api_gateways_401_and_a_gateway_fault_on_stderr(
+    api: LocalApi,
+    issuer: LoopbackIssuer,
+    openai_stub: OpenAIStub,
+    output: Output,
+    records: list[AccessRecord],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a gateway whose JWT authorizer raises on a token, as a bug in it would
+    for logical_id in api.authorizers:
+        monkeypatch.setitem(api.authorizers, logical_id, _FaultyAuthorizer())
+    logged_before = len(output.logs())
+
+    # When a request is sent
+    response = _mint(api, **_bearer(issuer.token()))
+
+    # Then the caller gets API Gateway's 401 (not waitress's 500), and nothing else sees the request
+    assert response.status == HTTPStatus.UNAUTHORIZED
+    assert response.data == UNAUTHORIZED
+    assert response.headers["content-type"] == "application/json"
+    assert output.logs()[logged_before:] == []
+    assert openai_stub.requests == []
+    # And the access record and stderr say it was the gateway's own fault, and where
+    assert records[-1].note == "refused by the authorizer: a gateway fault (TypeError, see stderr)"
+    printed = output.text()
+    assert f"{records[-1].request_id} gateway fault: the authorizer raised TypeError" in printed
+    assert "in authorize" in printed
 
 
 def test_a_token_without_a_required_scope_is_api_gateways_403(
