@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Collection, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -28,6 +29,8 @@ RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
 _STRING_HEADERS = ("alg", "kid", "typ", "cty", "zip", "jku", "x5u", "x5t", "x5t#S256")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9]{1,16}")
 _FETCH_TIMEOUT = urllib3.Timeout(connect=2.0, read=5.0)
+# Tokens naming kids the issuer never published cost one fetch of its keys per this many seconds, at most.
+REFETCH_INTERVAL_SECONDS = 10.0
 # What a time claim that fails tells the caller, in API Gateway's words where they are known.
 _TIME_CLAIMS = {
     "exp": "the token has expired",
@@ -62,17 +65,27 @@ class JwtAuthorizer:
     """One AWS::ApiGatewayV2::Authorizer of type JWT: an issuer and the audiences its tokens may be for.
 
     ``discovery_url`` is where its OIDC discovery document is (default: the issuer's own
-    /.well-known/openid-configuration). The JWKS is fetched on first use, kept, and fetched again once
-    when a token names a kid it does not hold (the issuer rotated its keys).
+    /.well-known/openid-configuration). The JWKS is fetched on first use, kept, and fetched again when a
+    token names a kid it does not hold (the issuer rotated its keys): at once the first time, then at most
+    once per REFETCH_INTERVAL_SECONDS, so that tokens with made-up kids cannot keep it fetching.
     """
 
-    def __init__(self, issuer: str, audiences: Collection[str], discovery_url: str | None = None) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        audiences: Collection[str],
+        discovery_url: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.issuer = issuer
         self.audiences = frozenset(a for a in audiences if a)
         self.discovery_url = discovery_url or f"{issuer.rstrip('/')}/.well-known/openid-configuration"
         self._http = urllib3.PoolManager(timeout=_FETCH_TIMEOUT, retries=False)
         self._lock = threading.Lock()
         self._keys: dict[str, RSAKey] | None = None
+        self._clock = clock
+        self._refetched: float | None = None  # when a kid we did not hold last made us fetch the keys again
 
     def describe(self) -> str:
         audiences = ", ".join(sorted(self.audiences)) or "(none)"
@@ -110,9 +123,14 @@ class JwtAuthorizer:
             raise _invalid(f"signing method {named} is invalid")
         if not isinstance(kid, str) or not kid:
             raise _invalid("the token has no kid")
+        keys = self._keys  # replaced whole, never changed: read without the lock
+        if keys is not None and kid in keys:
+            return keys[kid]
         with self._lock:
             try:
-                if self._keys is None or kid not in self._keys:
+                if self._keys is None:
+                    self._keys = self._fetch_keys()
+                elif kid not in self._keys and self._may_refetch():
                     self._keys = self._fetch_keys()  # a kid we do not hold: the issuer may have rotated
             except IssuerUnreachable as error:
                 raise _invalid("the issuer's keys could not be fetched", str(error)) from None
@@ -120,6 +138,14 @@ class JwtAuthorizer:
         if key is None:
             raise _invalid("the token's kid matches no key of the issuer")
         return key
+
+    def _may_refetch(self) -> bool:
+        """Whether a kid we do not hold may fetch the keys again now (holding the lock); if so, it is counted."""
+        now = self._clock()
+        if self._refetched is not None and now - self._refetched < REFETCH_INTERVAL_SECONDS:
+            return False
+        self._refetched = now
+        return True
 
     def _check_claims(self, claims: Mapping[str, Any]) -> None:
         if claims.get("iss") != self.issuer:

@@ -24,6 +24,7 @@ from botocore.credentials import Credentials
 
 from local.gateway import AccessRecord, LocalApi
 from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from local.jwt_authorizer import REFETCH_INTERVAL_SECONDS, JwtAuthorizer, Refused
 from local.openai_stub import OpenAIStub
 from tests.conftest import Output
 from tests.issuers import LoopbackIssuer, other_key, remember
@@ -295,7 +296,7 @@ def test_a_bad_token_is_api_gateways_401_and_reaches_nothing(
     assert records[-1].note.startswith("refused by the authorizer")
 
 
-def test_an_unknown_kid_fetches_the_jwks_once_more_and_a_rotated_key_is_then_trusted(
+def test_a_rotated_key_is_fetched_at_once_and_then_kept(
     issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
 ) -> None:
     # Given a gateway that has fetched the issuer's keys once
@@ -303,18 +304,59 @@ def test_an_unknown_kid_fetches_the_jwks_once_more_and_a_rotated_key_is_then_tru
         assert _mint(api, **_bearer(issuer.token())).status == HTTPStatus.OK
         fetched = issuer.jwks_fetches
 
-        # When a token names a kid the issuer never published, then the issuer rotates to a new key
-        unknown = _mint(api, **_bearer(issuer.token(key=other_key())))
-        after_unknown = issuer.jwks_fetches
+        # When the issuer rotates to a new key, and tokens it signs with that key arrive
         issuer.rotate()
         rotated = _mint(api, **_bearer(issuer.token()))
         cached = _mint(api, **_bearer(issuer.token()))
 
-    # Then the unknown kid costs one more fetch and a 401; the new key is fetched once and then kept
-    assert unknown.status == HTTPStatus.UNAUTHORIZED
-    assert after_unknown == fetched + 1
+    # Then the new key's kid is fetched at once, then kept: both mint, for one more fetch
     assert [rotated.status, cached.status] == [HTTPStatus.OK, HTTPStatus.OK]
-    assert issuer.jwks_fetches == fetched + 2
+    assert issuer.jwks_fetches == fetched + 1
+
+
+def test_tokens_with_unknown_kids_in_a_row_fetch_the_jwks_once_more_at_most(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+) -> None:
+    # Given a gateway that has fetched the issuer's keys once
+    with serving(issuer, api_key_secret_arn, openai_stub) as api:
+        assert _mint(api, **_bearer(issuer.token())).status == HTTPStatus.OK
+        fetched = issuer.jwks_fetches
+
+        # When five tokens in a row name kids the issuer never published (each its own key)
+        statuses = [_mint(api, **_bearer(issuer.token(key=other_key()))).status for _ in range(5)]
+        # And then a good token arrives
+        good = _mint(api, **_bearer(issuer.token()))
+
+    # Then each is API Gateway's 401, and together they cost one more fetch of the keys at most
+    assert statuses == [HTTPStatus.UNAUTHORIZED] * 5
+    assert issuer.jwks_fetches <= fetched + 1
+    # And a token of a key already held still mints, without a fetch
+    assert good.status == HTTPStatus.OK
+    assert issuer.jwks_fetches <= fetched + 1
+
+
+def test_an_unknown_kid_fetches_the_jwks_again_only_after_the_refetch_interval(issuer: LoopbackIssuer) -> None:
+    # Given the issuer's authorizer, on a clock the test moves, that has fetched its keys once
+    now = [1000.0]
+    authorizer = JwtAuthorizer(issuer.url, [issuer.audience], issuer.discovery_url, clock=lambda: now[0])
+    authorizer.authorize(f"Bearer {issuer.token()}", None)
+    fetched = issuer.jwks_fetches
+
+    def unknown_kid() -> None:
+        with pytest.raises(Refused, match="kid matches no key"):
+            authorizer.authorize(f"Bearer {issuer.token(key=other_key())}", None)
+
+    # When unknown kids arrive at once, just before the interval ends, and once it has
+    unknown_kid()
+    after_first = issuer.jwks_fetches
+    now[0] += REFETCH_INTERVAL_SECONDS - 0.5
+    unknown_kid()
+    within = issuer.jwks_fetches
+    now[0] += 0.5
+    unknown_kid()
+
+    # Then the first fetches at once, the second not, the third again
+    assert [after_first, within, issuer.jwks_fetches] == [fetched + 1, fetched + 1, fetched + 2]
 
 
 class _FaultyAuthorizer:
