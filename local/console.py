@@ -3,6 +3,7 @@
 Lambda keeps what a function writes to stdout; so does this: each JSON log line says what became of its
 request (matched by ``correlation_id``, the API Gateway request id), EMF documents are dropped (they are
 CloudWatch's), a warning or an error is printed at once in short, and anything else passes through.
+What a request or the function's log brings is printed with its control characters escaped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TextIO
 
-from local.gateway import AccessRecord
+from local.gateway import AccessRecord, printable
 
 # Keys every Powertools log line carries: the short form leaves them out.
 _STANDARD_KEYS = frozenset(
@@ -70,11 +71,13 @@ class Console:
             fields = " ".join(f"{key}={_text(value)}" for key, value in record.items() if key not in _STANDARD_KEYS)
             self._print(f"{datetime.now():%H:%M:%S} {level} {message}" + (f"  {fields}" if fields else ""))
             if record.get("exception"):
-                self._print("  " + str(record["exception"]).replace("\n", "\n  "))
+                self._print(*("  " + line for line in str(record["exception"]).split("\n")))
 
-    def _print(self, text: str) -> None:
+    def _print(self, *lines: str) -> None:
+        """Each line on a line of its own: what it holds cannot start another, nor drive the terminal."""
+        text = "".join(printable(line) + "\n" for line in lines)
         with self._lock:
-            self._terminal.write(text + "\n")
+            self._terminal.write(text)
             self._terminal.flush()
 
 

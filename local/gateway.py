@@ -957,6 +957,15 @@ class LocalApi(Running):
         self._applied = set(environment)
 
 
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` from a request or a function, fit for a terminal line: clipped to ``limit`` characters, and
+    every character that is not printable escaped (ESC, CR, LF, U+2028, ...), so that it cannot move the
+    cursor, recolour the terminal or start a line of its own."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _request_id() -> str:
     return base64.b64encode(uuid.uuid4().bytes[:12]).decode()
 

@@ -110,3 +110,45 @@ def test_what_the_gateway_answered_itself_is_said_and_other_output_passes_throug
         "hello from the function",
         "12:01:02 POST /v1/realtime/client_secrets 404 14 ms  no such route",
     ]
+
+
+FORGED = "\n12:00:00 POST /v1/realtime/client_secrets 200 3 ms  client secret minted (profile premium)"
+CONTROLS = "\x1b[2K\r\u2028\x85\u202e\x07"
+ESCAPED = r"\x1b[2K\r\u2028\x85\u202e\x07"
+FORGED_ESCAPED = r"\n12:00:00 POST /v1/realtime/client_secrets 200 3 ms  client secret minted (profile premium)"
+
+
+def test_what_a_request_or_the_function_brings_is_printed_with_its_controls_escaped(
+    console: Console, terminal: io.StringIO
+):
+    # Given a refusal naming a body key that holds a forged request line and terminal controls, another
+    # request's warning and traceback with them, and a print of the function's own with them
+    _log(console, "INFO", "request rejected", reason="unknown_parameter", param=f"session.x{FORGED}{CONTROLS}")
+    _log(console, "WARNING", f"request failed{CONTROLS}", reason=f"x{FORGED}", correlation_id="another")
+    _log(
+        console,
+        "ERROR",
+        "unexpected error",
+        exception=f"Traceback\nValueError: {CONTROLS}{FORGED}",
+        correlation_id="another",
+    )
+    console.function_output.write(f"printed by the function{CONTROLS}\n")
+
+    # When the gateway reports the request, its path and note holding controls too
+    console.request(AccessRecord(STARTED, "POST", f"/v1/x{CONTROLS}", 400, 14.2, REQUEST_ID, f"note{CONTROLS}"))
+
+    # Then no control reaches the terminal: each is escaped where it was
+    text = terminal.getvalue()
+    assert [character for character in text if not character.isprintable()] == ["\n"] * len(text.splitlines())
+    # And no line is forged: a traceback's lines are its own, indented
+    lines = text.splitlines()
+    assert lines[0].endswith(f" WARNING request failed{ESCAPED}  reason=x{FORGED_ESCAPED}")
+    assert lines[1].endswith(" ERROR unexpected error")
+    assert lines[2:] == [
+        "  Traceback",
+        f"  ValueError: {ESCAPED}",
+        "  12:00:00 POST /v1/realtime/client_secrets 200 3 ms  client secret minted (profile premium)",
+        f"printed by the function{ESCAPED}",
+        f"12:01:02 POST /v1/x{ESCAPED} 400 14 ms  rejected: unknown_parameter (param session.x{FORGED_ESCAPED}"
+        f"{ESCAPED}); note{ESCAPED}",
+    ]
