@@ -57,6 +57,9 @@ AUTH_NONE_CLAIMS = {"iss": "local:auth-none", "sub": "anonymous"}
 AUTH_NONE_NOTE = "authentication is off (AUTH=none)"
 _ROUTE, _INTEGRATION = "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration"
 _AUTHORIZER, _API = "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::Api"
+# A preflight's origin, in a note: shown up to this many characters; suggested as ALLOWED_ORIGINS if it is one.
+_ORIGIN_SHOWN = 100
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _LOCAL_STACK_UUID = "00000000-0000-4000-8000-000000000000"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
 # HTTP API hands these media types to the function as text and base64-encodes every other body.
@@ -835,16 +838,23 @@ class LocalApi(Running):
         why (empty: the function's answer)."""
         origin = _header_value(request.headers, "origin")
         preflight = request.method == "OPTIONS" and origin is not None
-        if self.cors is not None and preflight and _header_value(request.headers, "access-control-request-method"):
+        preflight = preflight and bool(_header_value(request.headers, "access-control-request-method"))
+        if self.cors is not None and preflight:
             request_id = _request_id()
             response = self.cors.preflight(origin)
             response.headers.append(("apigw-requestid", request_id))
-            return response, request_id, "CORS preflight"
+            note = "CORS preflight"
+            if self.cors.allowed_origin(origin) is None:
+                note = f"CORS preflight from {printable(origin or '', _ORIGIN_SHOWN)}, which is not allowed"
+            return response, request_id, note
         try:
             route, event = self._route_and_event(request)
         except RouteNotFound:
             request_id = _request_id()
             response, note = _gateway_response(NOT_FOUND), "no such route"
+            if preflight:  # and no CORS: no route is OPTIONS
+                example = origin if origin and _ORIGIN.fullmatch(origin) and len(origin) <= _ORIGIN_SHOWN else "..."
+                note = f"no CORS: this API allows no origins (ALLOWED_ORIGINS={example} make run)"
         else:
             request_id = event["requestContext"]["requestId"]
             try:

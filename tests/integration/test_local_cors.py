@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local.gateway import PAYLOAD_LIMIT_BYTES, Cors, LocalApi, LocalResponse
+from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, Cors, LocalApi, LocalResponse
 from local.openai_stub import OpenAIStub
 from tests.issuers import LoopbackIssuer
 from tests.local_api import serving as serving_template
@@ -80,6 +80,7 @@ def serving(
     secret_arn: str,
     stub: OpenAIStub,
     allowed_origins: Sequence[str] | None = None,
+    records: list[AccessRecord] | None = None,
     **more: str,
 ) -> Iterator[LocalApi]:
     overrides = {
@@ -91,18 +92,30 @@ def serving(
         **more,
     }
     discovery = {issuer.url: issuer.discovery_url}
-    with serving_template(overrides, discovery=discovery, allowed_origins=allowed_origins) as api:
+    on_request = records.append if records is not None else None
+    with serving_template(
+        overrides, discovery=discovery, allowed_origins=allowed_origins, on_request=on_request
+    ) as api:
         yield api
 
 
 @pytest.fixture
-def api(issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub) -> Iterator[LocalApi]:
+def records() -> list[AccessRecord]:
+    return []
+
+
+@pytest.fixture
+def api(
+    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, records: list[AccessRecord]
+) -> Iterator[LocalApi]:
     """The template deployed with AllowedOrigins: the app's origin and a development page's."""
-    with serving(issuer, api_key_secret_arn, openai_stub, AllowedOrigins=f"{APP},{DEV_PAGE}") as started:
-        yield started
+    with serving(issuer, api_key_secret_arn, openai_stub, records=records, AllowedOrigins=f"{APP},{DEV_PAGE}") as api:
+        yield api
 
 
-def test_a_preflight_from_an_allowed_origin_is_answered_by_the_gateway(api: LocalApi, openai_stub: OpenAIStub):
+def test_a_preflight_from_an_allowed_origin_is_answered_by_the_gateway(
+    api: LocalApi, openai_stub: OpenAIStub, records: list[AccessRecord]
+):
     # Given a page on an allowed origin about to POST through the SDK
     # When the browser sends its preflight (no token: preflights never carry one)
     answer = _preflight(api, APP)
@@ -117,9 +130,10 @@ def test_a_preflight_from_an_allowed_origin_is_answered_by_the_gateway(api: Loca
     assert set(SDK_HEADERS) <= set(cors["access-control-allow-headers"].split(","))
     assert cors["access-control-max-age"] == "600"
     assert openai_stub.requests == []
+    assert records[-1].note == "CORS preflight"
 
 
-def test_a_preflight_from_another_origin_gets_no_cors_headers(api: LocalApi):
+def test_a_preflight_from_another_origin_gets_no_cors_headers(api: LocalApi, records: list[AccessRecord]):
     # Given a page on an origin the configuration does not list (nor a look-alike of one)
     for origin in ("https://evil.example.test", "https://app.example.test.evil.test", "http://app.example.test"):
         # When its browser sends the preflight
@@ -128,6 +142,22 @@ def test_a_preflight_from_another_origin_gets_no_cors_headers(api: LocalApi):
         # Then the gateway answers 204 with no CORS headers, so the browser blocks the call
         assert answer.status == HTTPStatus.NO_CONTENT
         assert answer.cors() == {}
+        assert answer.data == b""
+        # And the access record says which origin is not allowed
+        assert records[-1].note == f"CORS preflight from {origin}, which is not allowed"
+
+
+def test_a_refused_origin_is_shown_escaped_and_clipped(api: LocalApi, records: list[AccessRecord]):
+    # Given an origin with characters a terminal would act on (HTTP lets obs-text through) and far too long
+    origin = "https://evil.example.test\x85\x9b2K" + "x" * 300
+
+    # When its preflight is sent
+    answer = _preflight(api, origin)
+
+    # Then it is refused as any other, and the note shows its first 100 characters, the control escaped
+    assert (answer.status, answer.cors()) == (HTTPStatus.NO_CONTENT, {})
+    shown = r"https://evil.example.test\x85\x9b2K" + "x" * 71 + "..."
+    assert records[-1].note == f"CORS preflight from {shown}, which is not allowed"
 
 
 def test_an_origin_compares_case_insensitively_on_scheme_and_host(api: LocalApi):
@@ -143,7 +173,8 @@ def test_without_cors_a_preflight_is_not_found(
     issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
 ):
     # Given the template's default: AllowedOrigins empty, so no CorsConfiguration
-    with serving(issuer, api_key_secret_arn, openai_stub) as api:
+    records: list[AccessRecord] = []
+    with serving(issuer, api_key_secret_arn, openai_stub, records=records) as api:
         # When a browser sends a preflight
         answer = _preflight(api, APP)
 
@@ -151,7 +182,10 @@ def test_without_cors_a_preflight_is_not_found(
     assert api.cors is None
     assert answer.status == HTTPStatus.NOT_FOUND
     assert json.loads(answer.data) == {"message": "Not Found"}
+    assert answer.headers["content-type"] == "application/json"
     assert answer.cors() == {}
+    # And the access record says CORS is off, and how to allow the page's origin locally
+    assert records[-1].note == f"no CORS: this API allows no origins (ALLOWED_ORIGINS={APP} make run)"
 
 
 @pytest.mark.parametrize(
