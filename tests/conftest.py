@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +45,38 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}")
 # An address: a dot-atom local part, then a domain ending in a letters-only TLD (not "openai@6.49.0",
 # not a decorator, which has no local part).
 _EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?![\w-])")
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+# What every LogRecord has; anything else on a record came in through `extra=`.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def _token_pieces(tokens: Iterable[str]) -> set[str]:
+    """What shows a token: the whole; its payload (the claims: subject, username, groups) alone; and its first
+    24 characters, the first piece of a token printed in two (a second piece that lacks them holds the payload)."""
+    pieces: set[str] = set()
+    for token in tokens:
+        pieces |= {token, token[:24]}
+        segments = token.split(".")
+        if len(segments) == 3 and segments[1]:
+            pieces.add(segments[1])
+    return pieces
+
+
+def _record_text(record: logging.LogRecord) -> str:
+    """A record as a handler could show it: its message, exception and stack, and its extra fields."""
+    extras = (repr(value) for key, value in vars(record).items() if key not in _RECORD_FIELDS)
+    return "\n".join([logging.Formatter().format(record), *extras])
+
+
+def _decoded(text: str) -> str:
+    """The text with JSON \\u escapes and (repeated) percent-encoding undone, so "alice%40example.test" reads as
+    an address."""
+    text = _JSON_ESCAPE.sub(lambda escape: chr(int(escape[1], 16)), text)
+    for _ in range(3):
+        text, previous = urllib.parse.unquote(text), text
+        if text == previous:
+            break
+    return text
 
 
 @pytest.fixture(scope="session")
@@ -275,14 +308,16 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
         handler.stream = sys.__stdout__ if getattr(previous, "closed", False) else previous
     # (caplog.text would hold only the teardown's records by now: read every phase's)
     records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]
-    text = captured.text() + "\n".join(r.getMessage() for r in records)
+    shown = captured.text() + "\n".join(_record_text(r) for r in records)
+    decoded = _decoded(shown)
+    text = shown if decoded == shown else f"{shown}\n{decoded}"
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
     secrets = {TEST_API_KEY, TEST_SAFETY_KEY, *_minted_anywhere}
     leaked = sorted(s for s in secrets if s in text)
     # pytest.fail, not assert: assertion introspection would print the secret itself
     if leaked:
         pytest.fail(f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}...", pytrace=False)
-    if any(token in text for token in _user_tokens | MINTED_TOKENS) or _JWT.search(text):
+    if any(piece in text for piece in _token_pieces(_user_tokens | MINTED_TOKENS)) or _JWT.search(text):
         pytest.fail("a user's token (or something shaped like a JWT) appeared in the output", pytrace=False)
     if any(email in text for email in _user_emails) or _EMAIL.search(text):
         pytest.fail("an e-mail address appeared in the output", pytrace=False)

@@ -1,9 +1,23 @@
 """The guard in conftest.py fails a test whose output shows the API key, a minted client secret, a user's
 token or an e-mail address."""
 
+import os
+
 import pytest
 
 from tests.conftest import ROOT
+
+
+def run_in_own_process(pytester: pytest.Pytester, **test_files: str) -> pytest.RunResult:
+    """Runs test files with the project's fixtures in a pytest of their own process: in this one, this test's
+    own guard would see their log records, leaks and all. Their captured output stays out of the report (the
+    guard would see the leaks there too)."""
+    pytester.makeconftest("from tests.conftest import *  # noqa: F403\n")
+    pytester.makepyfile(**test_files)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "functions")]))
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--show-capture=no")
+
 
 LEAKY_TESTS = """
 import json
@@ -36,14 +50,8 @@ def test_logs_a_minted_secret(lambda_context):
 
 def test_the_guard_fails_exactly_the_tests_that_leak(pytester: pytest.Pytester) -> None:
     # Given the project's fixtures and four tests, three of which let a secret into the output
-    pytester.makeconftest("from tests.conftest import *  # noqa: F403\n")
-    pytester.makepyfile(test_leaky=LEAKY_TESTS)
-    pytester.syspathinsert(ROOT)
-    pytester.syspathinsert(ROOT / "functions")
-
-    # When they run
-    # (without their captured output in the report: this test's own guard would see the key there)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--show-capture=no")
+    # When they run, in a pytest of their own
+    result = run_in_own_process(pytester, test_leaky=LEAKY_TESTS)
 
     # Then the clean one passes and each leaky one errors in the guard's teardown
     result.assert_outcomes(passed=4, errors=3)
@@ -86,13 +94,8 @@ def test_prints_any_address():
 
 def test_the_guard_fails_exactly_the_tests_that_show_a_token_or_an_address(pytester: pytest.Pytester) -> None:
     # Given the project's fixtures and five tests, four of which let a user's token or an address into the output
-    pytester.makeconftest("from tests.conftest import *  # noqa: F403\n")
-    pytester.makepyfile(test_identity=IDENTITY_TESTS)
-    pytester.syspathinsert(ROOT)
-    pytester.syspathinsert(ROOT / "functions")
-
-    # When they run
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--show-capture=no")
+    # When they run, in a pytest of their own
+    result = run_in_own_process(pytester, test_identity=IDENTITY_TESTS)
 
     # Then the clean one passes and each of the others errors in the guard's teardown, saying what it saw
     result.assert_outcomes(passed=5, errors=4)
@@ -102,3 +105,78 @@ def test_the_guard_fails_exactly_the_tests_that_show_a_token_or_an_address(pytes
     result.stdout.no_fnmatch_line("*eyJ*")
     result.stdout.no_fnmatch_line("*@example.test*")
     result.stdout.no_fnmatch_line("*company.co.uk*")
+
+
+PIECES_TESTS = r"""
+import json
+import logging
+import urllib.parse
+
+from token_vending.observability import logger
+
+library = logging.getLogger("some.library")
+
+
+def test_clean(user_token):
+    user_token("carol", ["premium"])  # signed, and kept out of the output
+    print("100% done, %zz, a%2Fb, " + json.dumps({"name": "café"}))  # decoding these shows no address
+    try:
+        raise ValueError("no profile named 'premium'")
+    except ValueError:
+        library.debug("refused", exc_info=True, extra={"profile": "premium"})
+
+
+def test_logs_a_tokens_payload_alone(user_token):
+    logger.info("caller", claims=user_token("dave").split(".")[1])
+
+
+def test_prints_a_token_in_two_pieces(user_token):
+    token = user_token("erin")
+    cut = token.index(".") + 5  # the first piece ends one character into the payload: only its start shows it
+    print(token[:cut])
+    print(token[cut:])
+
+
+def test_a_library_logs_a_token_in_its_exception(user_token):
+    token = user_token("frank")
+    try:
+        raise ValueError(f"bad token {token}")
+    except ValueError:
+        library.debug("failed", exc_info=True)
+
+
+def test_a_library_logs_a_token_as_an_extra_field(user_token):
+    library.debug("calling", extra={"authorization": f"Bearer {user_token('grace')}"})
+
+
+def test_prints_a_percent_encoded_address():
+    print("callback?login_hint=" + urllib.parse.quote("heidi@example.test", safe=""))
+
+
+def test_prints_a_json_escaped_address():
+    print(r'{"username": "ivan\u0040example.test"}')
+"""
+
+
+def test_the_guard_fails_the_tests_that_show_a_piece_of_a_token_or_an_encoded_address(
+    pytester: pytest.Pytester,
+) -> None:
+    # Given the project's fixtures and seven tests, six of which show a token's piece, a token in a library's
+    # record, or an address in an encoded form
+    # When they run, in a pytest of their own
+    result = run_in_own_process(pytester, test_pieces=PIECES_TESTS)
+
+    # Then the clean one passes and each of the others errors in the guard's teardown
+    result.assert_outcomes(passed=7, errors=6)
+    for test, saw in [
+        ("test_logs_a_tokens_payload_alone", "a user's token"),
+        ("test_prints_a_token_in_two_pieces", "a user's token"),
+        ("test_a_library_logs_a_token_in_its_exception", "a user's token"),
+        ("test_a_library_logs_a_token_as_an_extra_field", "a user's token"),
+        ("test_prints_a_percent_encoded_address", "an e-mail address"),
+        ("test_prints_a_json_escaped_address", "an e-mail address"),
+    ]:
+        result.stdout.fnmatch_lines([f"*ERROR at teardown of {test} *", f"{saw} *"], consecutive=True)
+    # And the report shows neither
+    result.stdout.no_fnmatch_line("*eyJ*")
+    result.stdout.no_fnmatch_line("*example.test*")
