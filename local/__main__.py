@@ -15,12 +15,15 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import replace
+from http import HTTPStatus
 
 from local import stand_ins, token
 from local.console import Console
 from local.gateway import AccessRecord, LocalApi, TemplateError
+from local.jwt_authorizer import WRONG_ISSUER
 from local.stand_ins import TEMPLATE, SetupError
 
 EXAMPLE_BODY = '{"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}'
@@ -44,7 +47,7 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
             local.overrides,
             port=port,
             environment=local.environment,
-            on_request=console.request if console is not None else _gateway_answer_as_json,
+            on_request=_with_hints(console.request if console is not None else _gateway_answer_as_json, port),
             **local.gateway_options(),
         )
         running.enter_context(api)
@@ -56,7 +59,7 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
             f"  routes: {', '.join(route.route_key for route in api.routes)}",
             f"  OpenAI SDK base_url: {api.url}/v1",
             *(f"  {line}" for line in local.description),
-            *_how_to_call(api.url, port, local),
+            *_how_to_call(api, port, local),
             "  one line per request (LOG_FORMAT=json: the function's own log lines); Ctrl-C stops",
         ]
         print("\n".join(lines), file=terminal, flush=True)
@@ -64,17 +67,21 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
         print("stopping", file=terminal, flush=True)
 
 
-def _how_to_call(url: str, port: int, local: stand_ins.StandIns) -> list[str]:
+def _how_to_call(api: LocalApi, port: int, local: stand_ins.StandIns) -> list[str]:
+    url = api.url
+
     def mint(authorization: str = "") -> str:
         headers = f"{authorization} -H 'Content-Type: application/json'"
         return f"curl -s {url}/v1/realtime/client_secrets{headers} -d '{EXAMPLE_BODY}'"
 
-    if local.allowed_origins:
-        cors = f"  CORS: pages on {', '.join(local.allowed_origins)} may call it (ALLOWED_ORIGINS, not the template's)"
-    else:
+    if api.cors is None:
         cors = (
-            "  CORS: the template's AllowedOrigins (ALLOWED_ORIGINS=http://localhost:5173 make run: that page may call)"
+            "  CORS: none (the template's AllowedOrigins is empty): "
+            "ALLOWED_ORIGINS=http://localhost:5173 make run lets that page call"
         )
+    else:
+        source = "ALLOWED_ORIGINS, not the template's" if local.allowed_origins else "the template's AllowedOrigins"
+        cors = f"  CORS: pages on {', '.join(api.cors.origins)} may call it ({source})"
     if not local.authenticate:
         return [
             "  authentication: OFF (AUTH=none), here only: every request reaches the function as one anonymous",
@@ -84,15 +91,31 @@ def _how_to_call(url: str, port: int, local: stand_ins.StandIns) -> list[str]:
         ]
     if local.user_pool is None:
         return [cors, f"  try: {mint()}"]
-    on_port = "" if str(port) == token.DEFAULT_PORT else f"PORT={port} "
     return [
         "  authentication: every request needs a user's token, checked as the deployed JWT authorizer checks it",
-        f"  a token, in another terminal: export TOKEN=$({on_port}make -s token)",
+        f"  a token, in another terminal: export TOKEN=$({_on_port(port)}make -s token)",
         "    (TOKEN_USER=alice: another user; TOKEN_GROUPS=premium: its groups, comma-separated)",
         cors,
         f"  try: {mint(' -H "Authorization: Bearer $TOKEN"')}",
         f'  an OpenAI SDK takes the token as its api_key: OpenAI(api_key=TOKEN, base_url="{url}/v1")',
     ]
+
+
+def _on_port(port: int) -> str:
+    return "" if str(port) == token.DEFAULT_PORT else f"PORT={port} "
+
+
+def _with_hints(on_request: Callable[[AccessRecord], None], port: int) -> Callable[[AccessRecord], None]:
+    """``on_request``, with what a developer of make run most likely needs to do added to the gateway's note."""
+    # Each make run's user pool is new, and so is its issuer: a token of an earlier run names another.
+    earlier_run = f"(a token from an earlier make run? get a new one: {_on_port(port)}make -s token)"
+
+    def hinted(record: AccessRecord) -> None:
+        if record.status == HTTPStatus.UNAUTHORIZED and record.note.endswith(WRONG_ISSUER):
+            record = replace(record, note=f"{record.note} {earlier_run}")
+        on_request(record)
+
+    return hinted
 
 
 def _gateway_answer_as_json(record: AccessRecord) -> None:

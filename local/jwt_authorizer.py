@@ -31,6 +31,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9]{1,16}")
 _FETCH_TIMEOUT = urllib3.Timeout(connect=2.0, read=5.0)
 # Tokens naming kids the issuer never published cost one fetch of its keys per this many seconds, at most.
 REFETCH_INTERVAL_SECONDS = 10.0
+WRONG_ISSUER = "the token does not have a valid issuer"
 # What a time claim that fails tells the caller, in API Gateway's words where they are known.
 _TIME_CLAIMS = {
     "exp": "the token has expired",
@@ -149,7 +150,7 @@ class JwtAuthorizer:
 
     def _check_claims(self, claims: Mapping[str, Any]) -> None:
         if claims.get("iss") != self.issuer:
-            raise _invalid("the token does not have a valid issuer")
+            raise _invalid(WRONG_ISSUER)
         # aud is evaluated when present; client_id only when aud is absent.
         audience = claims["aud"] if "aud" in claims else claims.get("client_id")
         offered = audience if isinstance(audience, list) else [audience]

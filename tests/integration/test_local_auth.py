@@ -294,6 +294,7 @@ def test_a_bad_token_is_api_gateways_401_and_reaches_nothing(
     assert output.logs()[logged_before:] == []
     assert openai_stub.requests == []
     assert records[-1].note.startswith("refused by the authorizer")
+    assert "make" not in records[-1].note  # make run's own hints are its console's, not the gateway's
 
 
 def test_a_rotated_key_is_fetched_at_once_and_then_kept(

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import unittest.mock
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -191,6 +191,37 @@ def test_make_run_says_how_to_get_and_use_a_token(local_service: LocalService) -
     assert f"export TOKEN=$(PORT={local_service.port} make -s token)" in started
     assert '-H "Authorization: Bearer $TOKEN"' in started
     assert "api_key=TOKEN" in started
+
+
+def test_make_run_says_no_page_may_call_it_and_how_to_let_one(local_service: LocalService) -> None:
+    # Given `make run` with the template's AllowedOrigins (empty) and no ALLOWED_ORIGINS
+    # When it has started
+    started = "".join(local_service.printed)
+
+    # Then it says CORS is off, why, and how to let a development page call it
+    assert (
+        "  CORS: none (the template's AllowedOrigins is empty): "
+        "ALLOWED_ORIGINS=http://localhost:5173 make run lets that page call\n"
+    ) in started
+
+
+def test_a_token_of_another_user_pool_is_401_and_the_line_says_to_get_a_new_one(
+    local_service: LocalService, user_token: Callable[..., str]
+) -> None:
+    # Given a token of another user pool, signed by the same moto key (as one from an earlier make run is)
+    token = user_token()
+    local_service.tokens.append(token)
+
+    # When a client secret is asked for with it
+    response = _mint(local_service.url, token)
+
+    # Then it is API Gateway's 401, and the terminal line says what is wrong and what to do
+    assert (response.status, response.json()) == (HTTPStatus.UNAUTHORIZED, {"message": "Unauthorized"})
+    line = local_service.line(r"POST /v1/realtime/client_secrets 401 ")
+    assert line.endswith(
+        "  refused by the authorizer: the token does not have a valid issuer "
+        f"(a token from an earlier make run? get a new one: PORT={local_service.port} make -s token)\n"
+    )
 
 
 def test_make_run_serves_client_secrets_with_one_short_line_each(local_service: LocalService) -> None:
