@@ -18,7 +18,25 @@ function clientSecret(secret) {
   return { isClientSecret, type: secret?.session?.type };
 }
 
-// The README's browser example: the user's token is the SDK's apiKey (X-Profile optional).
+// The README's browser example, as written, run as a module of its own: its free variable userAccessToken
+// is the page's global while it runs, its bare "openai" resolves through page.html's import map, and what it
+// minted comes back through an export appended after it.
+export async function runReadmeExample({ source, token }) {
+  const module = URL.createObjectURL(new Blob([`${source}\nexport { secret };\n`], { type: "text/javascript" }));
+  globalThis.userAccessToken = token;
+  try {
+    const { secret } = await import(module);
+    return { ok: true, ...clientSecret(secret) };
+  } catch (error) {
+    return failure(error);
+  } finally {
+    delete globalThis.userAccessToken;
+    URL.revokeObjectURL(module);
+  }
+}
+
+// The README's browser example's call with a token and an API given: X-Profile optional, no retries (the
+// refusals tests expect to see once).
 export async function mintWithSdk({ api, token, profile }) {
   const client = new OpenAI({ apiKey: token, baseURL: `${api}/v1`, dangerouslyAllowBrowser: true, maxRetries: 0 });
   try {

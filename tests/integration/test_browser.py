@@ -9,6 +9,7 @@ preflight answer, and the function never runs. tests/browser/drive.mjs runs the 
 import json
 import mimetypes
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,8 @@ DRIVER = BROWSER / "drive.mjs"
 SDK = ROOT / "node_modules" / "openai"
 PLAYWRIGHT = ROOT / "node_modules" / "playwright-core" / "package.json"
 PINNED = json.loads((ROOT / "package.json").read_text())["dependencies"]
+# The README's browser example names a deployed stack's OpenAIBaseUrl; the test puts the local API's in its place.
+README_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"
 INSTALL_CHROMIUM = (
     "headless Chromium is not installed: `make test` installs Debian's package where it runs as root with "
     "apt-get; elsewhere run `sudo apt-get install chromium` (Debian, Ubuntu), then run the tests again"
@@ -195,7 +198,7 @@ def test_the_sdk_mints_from_a_page_on_an_allowed_origin(
     allowed, _ = sites
     call = {"api": served.api.url, "token": served.token}
 
-    # When the README's browser example runs in it
+    # When the SDK asks for a client secret, as the README's browser example does
     seen = drive(chromium, [{"url": f"{allowed.origin}/", "call": "mintWithSdk", "args": call}])
 
     # Then the SDK gets a client secret, after API Gateway's preflight, with nothing blocked
@@ -208,6 +211,36 @@ def test_the_sdk_mints_from_a_page_on_an_allowed_origin(
         ("POST", HTTPStatus.OK),
     ]
     assert len(openai_stub.requests) == 1
+
+
+def test_the_readmes_browser_example_works_as_written(
+    chromium: str, sites: tuple[Site, Site], served: Served, openai_stub: OpenAIStub
+) -> None:
+    # Given the README's browser example, its baseURL the local API's, and a page on an allowed origin whose
+    # userAccessToken is the signed-in user's token
+    allowed, _ = sites
+    blocks = re.findall(r"```js\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    example = next(block for block in blocks if "dangerouslyAllowBrowser: true" in block)
+    assert example.count(README_BASE_URL) == 1, "the README's example no longer names the example stack's URL"
+    call = {"source": example.replace(README_BASE_URL, f"{served.api.url}/v1"), "token": served.token}
+
+    # When the page runs it as a module, its bare "openai" the SDK the page serves
+    seen = drive(chromium, [{"url": f"{allowed.origin}/", "call": "runReadmeExample", "args": call}])
+
+    # Then its `secret` is a client secret (an "ek_" value), minted once upstream with the caller's safety
+    # identifier, after API Gateway's preflight, with nothing failing on the page
+    [step] = seen["steps"]
+    assert step["result"] == {"ok": True, "isClientSecret": True, "type": "realtime"}
+    assert step["consoleErrors"] == []
+    assert step["failedRequests"] == []
+    assert [(r.method, r.status) for r in served.records] == [
+        ("OPTIONS", HTTPStatus.NO_CONTENT),
+        ("POST", HTTPStatus.OK),
+    ]
+    [minted] = openai_stub.requests
+    assert minted.safety_identifier is not None
+    assert re.fullmatch(r"[0-9a-f]{64}", minted.safety_identifier)
+    assert len(openai_stub.minted) == 1
 
 
 def test_the_browser_blocks_a_page_on_another_origin_and_the_function_never_runs(

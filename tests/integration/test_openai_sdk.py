@@ -1,8 +1,10 @@
 """The official OpenAI Python SDK, pointed at the local API with base_url and a user's token as its api_key,
 just works."""
 
+import re
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
+from typing import Any
 
 import openai
 import pytest
@@ -12,7 +14,17 @@ from local.openai_schema import ga_errors
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from tests.conftest import ROOT
 from tests.local_api import serving_default
+
+# The README's examples name a deployed stack's OpenAIBaseUrl; the tests put the local API's in its place.
+README_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"
+
+
+def readme_block(language: str, containing: str) -> str:
+    """The README's first ```language block containing `containing`, as written."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return str(next(block for block in blocks if containing in block))
 
 
 @pytest.fixture
@@ -30,6 +42,29 @@ def api(
 def client(api: LocalApi, user_token: Callable[..., str]) -> openai.OpenAI:
     """An SDK client whose api_key is a signed-in user's token, as an app holds it."""
     return openai.OpenAI(api_key=user_token(), base_url=f"{api.url}/v1", max_retries=0)
+
+
+def test_the_readmes_deployed_python_example_works_as_written(
+    api: LocalApi, user_token: Callable[..., str], openai_stub: OpenAIStub
+) -> None:
+    # Given the README's example for the deployed API, its base_url the local API's, and its free variable
+    # user_access_token a signed-in user's token
+    example = readme_block("python", "api_key=user_access_token")
+    assert example.count(README_BASE_URL) == 1, "the README's example no longer names the example stack's URL"
+    namespace: dict[str, Any] = {"__name__": "readme_example", "user_access_token": user_token()}
+
+    # When it runs
+    exec(compile(example.replace(README_BASE_URL, f"{api.url}/v1"), "README.md", "exec"), namespace)  # noqa: S102 - the README's own text
+
+    # Then its `secret` is a client secret the stub minted (which the output guard therefore knows), minted
+    # once, with the caller's safety identifier
+    secret = namespace["secret"]
+    assert secret.value.startswith("ek_")
+    assert secret.value in openai_stub.minted
+    assert secret.session.type == "realtime"
+    [minted] = openai_stub.requests
+    assert minted.safety_identifier is not None
+    assert re.fullmatch(r"[0-9a-f]{64}", minted.safety_identifier)
 
 
 def test_the_sdk_mints_a_ga_client_secret(client: openai.OpenAI, openai_stub: OpenAIStub) -> None:
