@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -77,6 +77,23 @@ def _decoded(text: str) -> str:
         if text == previous:
             break
     return text
+
+
+def secret_shown(shown: str) -> str | None:
+    """What the guard says about a text that shows the API key, a minted client secret, a user's token (or a
+    piece of one) or an e-mail address, plain or encoded; None when it shows none. It names how many values
+    leaked and at most their first 6 characters."""
+    decoded = _decoded(shown)
+    text = shown if decoded == shown else f"{shown}\n{decoded}"
+    secrets = {TEST_API_KEY, TEST_SAFETY_KEY, *_minted_anywhere}
+    leaked = sorted(s for s in secrets if s in text)
+    if leaked:
+        return f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}..."
+    if any(piece in text for piece in _token_pieces(_user_tokens | MINTED_TOKENS)) or _JWT.search(text):
+        return "a user's token (or something shaped like a JWT) appeared in the output"
+    if any(email in text for email in _user_emails) or _EMAIL.search(text):
+        return "an e-mail address appeared in the output"
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -308,16 +325,48 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
         handler.stream = sys.__stdout__ if getattr(previous, "closed", False) else previous
     # (caplog.text would hold only the teardown's records by now: read every phase's)
     records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]
-    shown = captured.text() + "\n".join(_record_text(r) for r in records)
-    decoded = _decoded(shown)
-    text = shown if decoded == shown else f"{shown}\n{decoded}"
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
-    secrets = {TEST_API_KEY, TEST_SAFETY_KEY, *_minted_anywhere}
-    leaked = sorted(s for s in secrets if s in text)
+    leak = secret_shown(captured.text() + "\n".join(_record_text(r) for r in records))
     # pytest.fail, not assert: assertion introspection would print the secret itself
-    if leaked:
-        pytest.fail(f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}...", pytrace=False)
-    if any(piece in text for piece in _token_pieces(_user_tokens | MINTED_TOKENS)) or _JWT.search(text):
-        pytest.fail("a user's token (or something shaped like a JWT) appeared in the output", pytrace=False)
-    if any(email in text for email in _user_emails) or _EMAIL.search(text):
-        pytest.fail("an e-mail address appeared in the output", pytrace=False)
+    if leak:
+        pytest.fail(leak, pytrace=False)
+
+
+# What the guard has said about an item's captured output, and the reports of its phases so far.
+_LEAK = pytest.StashKey[str]()
+_REPORTS = pytest.StashKey[list[pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The guard for what the `output` fixture cannot read: pytest's own capture of file descriptors 1 and 2
+    (a subprocess's output) and its log sections. A section that shows a secret is replaced in every report
+    of the item, and the item's teardown fails, once (the fixture may have failed it already), as the
+    fixture's does."""
+    report = yield
+    reports = item.stash.setdefault(_REPORTS, [])
+    reports.append(report)
+    # Every phase's sections, again at teardown: the stub's teardown has added the values it minted by then.
+    sections = list(item._report_sections)
+    leaks = [secret_shown(content) for _, _, content in sections]
+    if not any(leaks) and (leak := secret_shown("\n".join(content for _, _, content in sections))):
+        leaks = [leak] * len(sections)  # shown only across sections (one print to stdout, one to stderr)
+    for (when, key, content), leak in zip(sections, leaks, strict=True):
+        if leak:
+            item.stash.setdefault(_LEAK, leak)
+            hidden = f"[the secret guard hid this output: {leak}]"
+            item._report_sections[item._report_sections.index((when, key, content))] = (when, key, hidden)
+            for each in reports:
+                each.sections = [
+                    (title, hidden if title == f"Captured {key} {when}" and text == content else text)
+                    for title, text in each.sections
+                ]
+    if report.when == "teardown":
+        leak = item.stash.get(_LEAK, None)
+        if leak and not report.failed:
+            report.outcome = "failed"
+            report.longrepr = leak
+        del item.stash[_REPORTS]
+    return report

@@ -8,15 +8,18 @@ import pytest
 from tests.conftest import ROOT
 
 
-def run_in_own_process(pytester: pytest.Pytester, **test_files: str) -> pytest.RunResult:
+def run_in_own_process(
+    pytester: pytest.Pytester, *options: str, show_capture: bool = False, **test_files: str
+) -> pytest.RunResult:
     """Runs test files with the project's fixtures in a pytest of their own process: in this one, this test's
-    own guard would see their log records, leaks and all. Their captured output stays out of the report (the
-    guard would see the leaks there too)."""
+    own guard would see their log records, leaks and all. Their captured output stays out of the report unless
+    `show_capture` (the guard hides a section that shows a secret, and would see one it missed)."""
     pytester.makeconftest("from tests.conftest import *  # noqa: F403\n")
     pytester.makepyfile(**test_files)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "functions")]))
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--show-capture=no")
+        shown = "--show-capture=all" if show_capture else "--show-capture=no"
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", shown, *options)
 
 
 LEAKY_TESTS = """
@@ -179,4 +182,73 @@ def test_the_guard_fails_the_tests_that_show_a_piece_of_a_token_or_an_encoded_ad
         result.stdout.fnmatch_lines([f"*ERROR at teardown of {test} *", f"{saw} *"], consecutive=True)
     # And the report shows neither
     result.stdout.no_fnmatch_line("*eyJ*")
+    result.stdout.no_fnmatch_line("*example.test*")
+
+
+SUBPROCESS_TESTS = r"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import load_event
+from token_vending.app import lambda_handler
+
+
+def write(fd, text):
+    # The value goes in as an argument and out on the file descriptor, past sys.stdout and sys.stderr.
+    subprocess.run([sys.executable, "-c", "import os, sys; os.write(int(sys.argv[1]), sys.argv[2].encode())",
+                    str(fd), text], check=True)
+
+
+def test_clean(user_token):
+    user_token("kate")  # signed, and kept out of the output
+    write(1, "openai@6.49.0 eyJ 3 @ 4.5\n")
+    write(2, "warning: nothing to see\n")
+
+
+def test_a_subprocess_writes_a_token_to_stderr(user_token):
+    write(2, user_token("leo") + "\n")
+
+
+def test_a_subprocess_writes_an_address_to_stdout(user_token):
+    user_token("mallory")
+    write(1, "signed in as mallory@example.test\n")
+
+
+def test_fails_after_a_subprocess_writes_a_token(user_token):
+    write(2, user_token("nina") + "\n")
+    assert False, "failed for its own reason"
+
+
+@pytest.mark.usefixtures("function_env")
+def test_a_subprocess_writes_a_minted_secret(lambda_context):
+    answer = lambda_handler(load_event("client_secrets.json"), lambda_context)
+    write(2, json.loads(answer["body"])["value"] + "\n")  # known to the guard only once the stub is torn down
+"""
+
+
+def test_the_guard_fails_a_test_whose_subprocess_writes_a_secret_to_a_file_descriptor(
+    pytester: pytest.Pytester,
+) -> None:
+    # Given the project's fixtures and five tests that run a subprocess writing to file descriptor 1 or 2,
+    # four of which write a user's token, an address or a minted client secret
+    # When they run, in a pytest of their own that shows every test's captured output
+    result = run_in_own_process(pytester, "-rA", show_capture=True, test_subprocess=SUBPROCESS_TESTS)
+
+    # Then the clean one passes, the one that fails for its own reason still fails, and each leaky one errors
+    # in its teardown, saying what it saw
+    result.assert_outcomes(passed=4, failed=1, errors=4)
+    for test, saw in [
+        ("test_a_subprocess_writes_a_token_to_stderr", "a user's token"),
+        ("test_a_subprocess_writes_an_address_to_stdout", "an e-mail address"),
+        ("test_fails_after_a_subprocess_writes_a_token", "a user's token"),
+        ("test_a_subprocess_writes_a_minted_secret", "a secret appeared in the output: 1 value(s), e.g. "),
+    ]:
+        result.stdout.fnmatch_lines([f"*ERROR at teardown of {test} *", f"{saw}*"], consecutive=True)
+    # And the clean one's output is shown, but no report shows the secrets: their sections say they were hidden
+    result.stdout.fnmatch_lines(["*Captured stderr call*", "warning: nothing to see"])
+    result.stdout.fnmatch_lines(["*Captured stderr call*", "[[]the secret guard hid this output: a user's token*"])
+    result.stdout.no_fnmatch_line("*eyJ[A-Za-z0-9]*")
     result.stdout.no_fnmatch_line("*example.test*")
