@@ -1,15 +1,16 @@
 """The template served by the local API Gateway for one test, with the function's per-container caches fresh."""
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
-from local.gateway import LocalApi
+from local.gateway import AccessRecord, LocalApi
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.stand_ins import TEMPLATE
 from local.user_pool import UserPool
+from tests.issuers import LoopbackIssuer
 
 
 def _clear_caches() -> None:
@@ -50,5 +51,34 @@ def serving_default(
         discovery=user_pool.discovery,
         environment=extension.function_environment(),
         **options,
+    ) as api:
+        yield api
+
+
+@contextmanager
+def serving_issuer(
+    issuer: LoopbackIssuer,
+    secret_arn: str,
+    upstream: str,
+    *,
+    records: list[AccessRecord] | None = None,
+    allowed_origins: Sequence[str] | None = None,
+    **parameters: str,
+) -> Iterator[LocalApi]:
+    """template.yaml trusting the loopback issuer (JwtIssuer, JwtAudiences), the key read with boto3, OpenAI at
+    ``upstream``; ``parameters``: other parameter overrides."""
+    overrides = {
+        "JwtIssuer": issuer.url,
+        "JwtAudiences": issuer.audience,
+        "OpenAIApiKeySecretArn": secret_arn,
+        "OpenAIUpstreamUrl": upstream,
+        "SecretsReader": "sdk",
+        **parameters,
+    }
+    with serving(
+        overrides,
+        discovery={issuer.url: issuer.discovery_url},
+        allowed_origins=allowed_origins,
+        on_request=records.append if records is not None else None,
     ) as api:
         yield api

@@ -12,7 +12,7 @@ import http.client
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -29,6 +29,7 @@ from local.openai_stub import OpenAIStub
 from tests.conftest import Output
 from tests.issuers import LoopbackIssuer, other_key, remember
 from tests.local_api import serving as serving_template
+from tests.local_api import serving_issuer
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
@@ -43,24 +44,13 @@ def issuer() -> Iterator[LoopbackIssuer]:
         yield started
 
 
-@contextmanager
 def serving(
     issuer: LoopbackIssuer, secret_arn: str, stub: OpenAIStub, records: list[AccessRecord] | None = None, **more: str
-) -> Iterator[LocalApi]:
-    """template.yaml on the local gateway, trusting the loopback issuer; ``more``: other parameter overrides."""
-
-    overrides = {
-        "JwtIssuer": issuer.url,
-        "JwtAudiences": f"{issuer.audience},another-app",
-        "OpenAIApiKeySecretArn": secret_arn,
-        "OpenAIUpstreamUrl": stub.base_url,
-        "SecretsReader": "sdk",
-        **more,
-    }
-    discovery = {issuer.url: issuer.discovery_url}
-    on_request = records.append if records is not None else None
-    with serving_template(overrides, discovery=discovery, on_request=on_request) as api:
-        yield api
+) -> AbstractContextManager[LocalApi]:
+    """template.yaml on the local gateway, trusting the loopback issuer for two audiences; ``more``: other
+    parameter overrides."""
+    audiences = {"JwtAudiences": f"{issuer.audience},another-app"}
+    return serving_issuer(issuer, secret_arn, stub.base_url, records=records, **(audiences | more))
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ preflights answered by the gateway itself, and the origin's headers on every ans
 
 import http.client
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, Cors, LocalApi, LocalResponse
 from local.openai_stub import OpenAIStub
 from tests.issuers import LoopbackIssuer
-from tests.local_api import serving as serving_template
+from tests.local_api import serving_issuer as serving
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
@@ -74,31 +73,6 @@ def issuer() -> Iterator[LoopbackIssuer]:
         yield started
 
 
-@contextmanager
-def serving(
-    issuer: LoopbackIssuer,
-    secret_arn: str,
-    stub: OpenAIStub,
-    allowed_origins: Sequence[str] | None = None,
-    records: list[AccessRecord] | None = None,
-    **more: str,
-) -> Iterator[LocalApi]:
-    overrides = {
-        "JwtIssuer": issuer.url,
-        "JwtAudiences": issuer.audience,
-        "OpenAIApiKeySecretArn": secret_arn,
-        "OpenAIUpstreamUrl": stub.base_url,
-        "SecretsReader": "sdk",
-        **more,
-    }
-    discovery = {issuer.url: issuer.discovery_url}
-    on_request = records.append if records is not None else None
-    with serving_template(
-        overrides, discovery=discovery, allowed_origins=allowed_origins, on_request=on_request
-    ) as api:
-        yield api
-
-
 @pytest.fixture
 def records() -> list[AccessRecord]:
     return []
@@ -109,7 +83,9 @@ def api(
     issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, records: list[AccessRecord]
 ) -> Iterator[LocalApi]:
     """The template deployed with AllowedOrigins: the app's origin and a development page's."""
-    with serving(issuer, api_key_secret_arn, openai_stub, records=records, AllowedOrigins=f"{APP},{DEV_PAGE}") as api:
+    with serving(
+        issuer, api_key_secret_arn, openai_stub.base_url, records=records, AllowedOrigins=f"{APP},{DEV_PAGE}"
+    ) as api:
         yield api
 
 
@@ -174,7 +150,7 @@ def test_without_cors_a_preflight_is_not_found(
 ):
     # Given the template's default: AllowedOrigins empty, so no CorsConfiguration
     records: list[AccessRecord] = []
-    with serving(issuer, api_key_secret_arn, openai_stub, records=records) as api:
+    with serving(issuer, api_key_secret_arn, openai_stub.base_url, records=records) as api:
         # When a browser sends a preflight
         answer = _preflight(api, APP)
 
@@ -282,7 +258,7 @@ def test_allowed_origins_override_the_templates(
     expected: str | None,
 ):
     # Given the template's default (no CORS), and ALLOWED_ORIGINS given locally
-    with serving(issuer, api_key_secret_arn, openai_stub, allowed_origins=allowed) as api:
+    with serving(issuer, api_key_secret_arn, openai_stub.base_url, allowed_origins=allowed) as api:
         # When a page on an origin sends a preflight
         answer = _preflight(api, origin)
 
@@ -297,7 +273,9 @@ def test_allowed_origins_replace_the_templates_own_origins(
     issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
 ):
     # Given a template deployed with AllowedOrigins, and ALLOWED_ORIGINS naming another
-    with serving(issuer, api_key_secret_arn, openai_stub, [DEV_PAGE], AllowedOrigins=APP) as api:
+    with serving(
+        issuer, api_key_secret_arn, openai_stub.base_url, allowed_origins=[DEV_PAGE], AllowedOrigins=APP
+    ) as api:
         # When pages on each send preflights
         answers: dict[str, Any] = {origin: _preflight(api, origin).cors() for origin in (APP, DEV_PAGE)}
 
