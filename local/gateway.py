@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -590,7 +590,6 @@ class LocalApi(Running):
         physical: Mapping[str, Mapping[str, str]] | None = None,
         discovery: Mapping[str, str] | None = None,
         authenticate: bool = True,
-        allowed_origins: Sequence[str] | None = None,
         port: int = 0,
         environment: Mapping[str, str] | None = None,
         region: str = "us-east-1",
@@ -601,8 +600,8 @@ class LocalApi(Running):
 
         ``physical``: Resolver's (e.g. the user pool that exists locally); ``discovery``: an issuer's URL ->
         the URL of its OIDC discovery document, where it is not the issuer's own; ``authenticate=False``
-        (AUTH=none) lets every request in as one anonymous caller; ``allowed_origins`` replaces the CORS
-        configuration's origins; ``environment`` is what the runtime adds (credentials).
+        (AUTH=none) lets every request in as one anonymous caller; ``environment`` is what the runtime adds
+        (credentials).
         """
         template_path = Path(template_path)
         template = yaml.load(template_path.read_text(), Loader=CloudFormationLoader)  # noqa: S506
@@ -635,7 +634,7 @@ class LocalApi(Running):
         }
         if len(apis) > 1:
             raise TemplateError(f"routes of several APIs ({', '.join(sorted(apis))}): the local gateway serves one")
-        cors = _cors(next(iter(apis)), resources, resolver, allowed_origins) if apis else None
+        cors = _cors(next(iter(apis)), resources, resolver) if apis else None
         return cls(
             functions,
             routes,
@@ -1101,25 +1100,14 @@ def _jwt_authorizer(
     return JwtAuthorizer(issuer, audiences, discovery.get(issuer))
 
 
-def _cors(
-    api_id: str, resources: Mapping[str, Any], resolver: Resolver, allowed_origins: Sequence[str] | None
-) -> Cors | None:
-    """The API's CorsConfiguration resolved; with ``allowed_origins``, the one that configures CORS (of an
-    Fn::If against AWS::NoValue) with those origins in place of its own."""
+def _cors(api_id: str, resources: Mapping[str, Any], resolver: Resolver) -> Cors | None:
+    """The API's CorsConfiguration resolved under the parameters; None when it has none."""
     api = resources.get(api_id)
     if api is None or api.get("Type") != _API:
         raise TemplateError(f"ApiId {api_id} names no AWS::ApiGatewayV2::Api of the template")
     node = (api.get("Properties") or {}).get("CorsConfiguration")
-    if allowed_origins is not None:
-        if not [origin for origin in allowed_origins if origin.strip()]:
-            return None
-        if isinstance(node, dict) and set(node) == {"Fn::If"}:
-            _, if_true, if_false = node["Fn::If"]
-            node = if_true if if_false == {"Ref": "AWS::NoValue"} else if_false
     configuration = resolver.value(node, f"{api_id}.CorsConfiguration")
     if not isinstance(configuration, dict):  # none, or AWS::NoValue
-        if allowed_origins is not None:
-            raise TemplateError(f"{api_id} has no CorsConfiguration for the allowed origins to go in")
         return None
 
     def strings(key: str) -> tuple[str, ...]:
@@ -1127,9 +1115,7 @@ def _cors(
 
     max_age = configuration.get("MaxAge")
     return Cors(
-        origins=tuple(o.strip() for o in allowed_origins if o.strip())
-        if allowed_origins is not None
-        else strings("AllowOrigins"),
+        origins=strings("AllowOrigins"),
         methods=strings("AllowMethods"),
         headers=strings("AllowHeaders"),
         expose_headers=strings("ExposeHeaders"),

@@ -45,15 +45,14 @@ class StandIns:
     description: list[str]  # one line each, for a person
     user_pool: UserPool | None  # the template's, when it creates one under these overrides
     authenticate: bool  # False with AUTH=none
-    allowed_origins: list[str] | None  # ALLOWED_ORIGINS, in place of the template's
+    allowed_origins: list[str] | None  # ALLOWED_ORIGINS, the template's AllowedOrigins parameter locally
 
     def gateway_options(self) -> dict[str, Any]:
-        """LocalApi.from_template's arguments for the local issuer, AUTH and ALLOWED_ORIGINS."""
+        """LocalApi.from_template's arguments for the local issuer and AUTH."""
         return {
             "physical": self.user_pool.physical if self.user_pool else None,
             "discovery": self.user_pool.discovery if self.user_pool else None,
             "authenticate": self.authenticate,
-            "allowed_origins": self.allowed_origins,
         }
 
 
@@ -79,6 +78,7 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
     aws = running.enter_context(LocalAws())
     secrets = running.enter_context(LocalSecretsManager(api_key=api_key, aws=aws))
     overrides = {"OpenAIApiKeySecretArn": secrets.secret_arn, "OpenAIUpstreamUrl": upstream}
+    overrides |= cors_overrides(environ)
     pool = user_pool.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
     environment = secrets.client_environment()
     if secrets_via == "extension":
@@ -140,6 +140,13 @@ def _authenticate(environ: Mapping[str, str]) -> bool:
             "leave AUTH unset for what is deployed"
         )
     return auth != "none"
+
+
+def cors_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """ALLOWED_ORIGINS as the template's own AllowedOrigins parameter, so that CORS is configured locally as a
+    deployment with those origins configures it; nothing when ALLOWED_ORIGINS is unset or empty."""
+    origins = _allowed_origins(environ)
+    return {"AllowedOrigins": ",".join(origins)} if origins else {}
 
 
 def _allowed_origins(environ: Mapping[str, str]) -> list[str] | None:

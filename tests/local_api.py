@@ -1,7 +1,7 @@
 """The template served by the local API Gateway for one test, with the function's per-container caches fresh."""
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from unittest import mock
@@ -36,14 +36,20 @@ def serving(overrides: Mapping[str, str], **options: Any) -> Iterator[LocalApi]:
 
 @contextmanager
 def serving_default(
-    secret_arn: str, upstream: str, extension: SecretsExtension, user_pool: UserPool, **options: Any
+    secret_arn: str,
+    upstream: str,
+    extension: SecretsExtension,
+    user_pool: UserPool,
+    parameters: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> Iterator[LocalApi]:
     """The template's default deployment: JWT callers of the embedded user pool, the key read through the
-    Parameters and Secrets Extension (its stand-in), OpenAI at ``upstream``."""
+    Parameters and Secrets Extension (its stand-in), OpenAI at ``upstream``; ``parameters``: other overrides."""
     overrides = {
         "OpenAIApiKeySecretArn": secret_arn,
         "OpenAIUpstreamUrl": upstream,
         "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
+        **(parameters or {}),
     }
     with serving(
         overrides,
@@ -62,7 +68,6 @@ def serving_issuer(
     upstream: str,
     *,
     records: list[AccessRecord] | None = None,
-    allowed_origins: Sequence[str] | None = None,
     **parameters: str,
 ) -> Iterator[LocalApi]:
     """template.yaml trusting the loopback issuer (JwtIssuer, JwtAudiences), the key read with boto3, OpenAI at
@@ -78,7 +83,6 @@ def serving_issuer(
     with serving(
         overrides,
         discovery={issuer.url: issuer.discovery_url},
-        allowed_origins=allowed_origins,
         on_request=records.append if records is not None else None,
     ) as api:
         yield api

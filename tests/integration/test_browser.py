@@ -185,7 +185,7 @@ def served(
         openai_stub.base_url,
         extension_server,
         user_pool,
-        allowed_origins=[allowed.origin],
+        {"AllowedOrigins": allowed.origin},
         on_request=records.append,
     ) as api:
         yield Served(api, user_token(), records)

@@ -6,12 +6,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 
 import pytest
 
+from local import stand_ins
 from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, Cors, LocalApi, LocalResponse
 from local.openai_stub import OpenAIStub
+from local.stand_ins import TEMPLATE
 from tests.issuers import LoopbackIssuer
 from tests.local_api import serving_issuer as serving
 
@@ -257,8 +258,8 @@ def test_allowed_origins_override_the_templates(
     origin: str,
     expected: str | None,
 ):
-    # Given the template's default (no CORS), and ALLOWED_ORIGINS given locally
-    with serving(issuer, api_key_secret_arn, openai_stub.base_url, allowed_origins=allowed) as api:
+    # Given the template's default (no CORS), and AllowedOrigins given (as make run gives ALLOWED_ORIGINS)
+    with serving(issuer, api_key_secret_arn, openai_stub.base_url, AllowedOrigins=",".join(allowed)) as api:
         # When a page on an origin sends a preflight
         answer = _preflight(api, origin)
 
@@ -269,16 +270,14 @@ def test_allowed_origins_override_the_templates(
         assert answer.cors()["access-control-allow-methods"] == "POST"
 
 
-def test_allowed_origins_replace_the_templates_own_origins(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
-):
-    # Given a template deployed with AllowedOrigins, and ALLOWED_ORIGINS naming another
-    with serving(
-        issuer, api_key_secret_arn, openai_stub.base_url, allowed_origins=[DEV_PAGE], AllowedOrigins=APP
-    ) as api:
-        # When pages on each send preflights
-        answers: dict[str, Any] = {origin: _preflight(api, origin).cors() for origin in (APP, DEV_PAGE)}
+def test_allowed_origins_is_the_templates_allowed_origins_parameter_locally() -> None:
+    # Given make run's parameter overrides for ALLOWED_ORIGINS naming a development page
+    overrides = stand_ins.cors_overrides({"ALLOWED_ORIGINS": DEV_PAGE})
 
-    # Then only the override's origin is allowed
-    assert answers[APP] == {}
-    assert answers[DEV_PAGE]["access-control-allow-origin"] == DEV_PAGE
+    # When the template is read with them
+    api = LocalApi.from_template(TEMPLATE, overrides)
+
+    # Then ALLOWED_ORIGINS is the AllowedOrigins parameter, so the API's CORS allows that page's origin only
+    assert overrides == {"AllowedOrigins": DEV_PAGE}
+    assert api.cors is not None
+    assert api.cors.origins == (DEV_PAGE,)
