@@ -1,0 +1,88 @@
+"""AWS Signature Version 4 for the function's own AWS calls (the quota store), without botocore.
+
+botocore's import is most of boto3's 160 ms of cold start, and the quota store is on the path of every
+mint: signing one POST needs hashlib and hmac. This is AWS's documented algorithm and nothing more
+(one request method, no query string, no chunked payloads), and tests/unit/test_aws_signature.py checks
+it against botocore's own signer, signature for signature, on a set of requests.
+"""
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_ALGORITHM = "AWS4-HMAC-SHA256"
+
+
+class CredentialsMissing(Exception):
+    """The environment holds no AWS credentials (Lambda always sets them)."""
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:
+        return "AwsCredentials(...)"  # never the secret key, in a traceback or a debugger
+
+    @classmethod
+    def from_environment(cls) -> "AwsCredentials":
+        """The execution role's credentials, as Lambda sets them (read per request: they rotate)."""
+        access_key_id = os.environ.get("AWS_ACCESS_KEY_ID", "")
+        secret_access_key = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+        if not access_key_id or not secret_access_key:
+            raise CredentialsMissing("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set")
+        return cls(access_key_id, secret_access_key, os.environ.get("AWS_SESSION_TOKEN") or None)
+
+
+def signed_headers(
+    credentials: AwsCredentials,
+    *,
+    method: str,
+    host: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    region: str,
+    service: str,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """``headers`` with X-Amz-Date, X-Amz-Security-Token (with a session token) and Authorization added, every
+    header signed. ``host`` is as the Host header carries it (no default port); ``path`` is already URI-encoded."""
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    day = moment[:8]
+    signing = {**headers, "X-Amz-Date": moment}
+    if credentials.session_token:
+        signing["X-Amz-Security-Token"] = credentials.session_token
+    canonical = {name.lower(): " ".join(value.split()) for name, value in {**signing, "Host": host}.items()}
+    names = sorted(canonical)
+    request = "\n".join(
+        [
+            method,
+            path,
+            "",  # no query string
+            *(f"{name}:{canonical[name]}" for name in names),
+            "",
+            ";".join(names),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join([_ALGORITHM, moment, scope, hashlib.sha256(request.encode()).hexdigest()])
+    key = _signing_key(credentials.secret_access_key, day, region, service)
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    signing["Authorization"] = (
+        f"{_ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    return signing
+
+
+def _signing_key(secret_access_key: str, day: str, region: str, service: str) -> bytes:
+    key = ("AWS4" + secret_access_key).encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
