@@ -250,6 +250,55 @@ _LACKS = {
 }
 
 
+DAY_SECONDS = 86400
+# The longest window a limit may count over: a month, the longest budget period operators think in.
+MAX_WINDOW_SECONDS = 31 * DAY_SECONDS
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most ``mints`` client secrets in each ``seconds``-long window, fixed and aligned to the Unix epoch (a
+    minute's window starts on the minute, a day's at 00:00 UTC)."""
+
+    __pydantic_config__ = _PYDANTIC_CONFIG
+
+    mints: int
+    seconds: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.mints <= 10**9:
+            raise ValueError("mints must be a whole number from 1 to 1000000000")
+        if not 1 <= self.seconds <= MAX_WINDOW_SECONDS:
+            raise ValueError(f"seconds must be a whole number from 1 to {MAX_WINDOW_SECONDS} (31 days)")
+
+    def describe(self) -> str:
+        """E.g. "10 client secrets per minute", "200 client secrets per 2 hours"."""
+        for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+            if self.seconds % length == 0:
+                count = self.seconds // length
+                per = unit if count == 1 else f"{count} {unit}s"
+                break
+        return f"{self.mints} client secret{'s' if self.mints != 1 else ''} per {per}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many client secrets one caller may mint with a profile, and what to do when the counters cannot be
+    reached: "refuse" (fail closed, the default) or "allow" (mint unchecked; each such mint is logged and counted)."""
+
+    __pydantic_config__ = _PYDANTIC_CONFIG
+
+    per_caller: list[Window]
+    on_store_failure: Literal["refuse", "allow"] = "refuse"
+
+    def __post_init__(self) -> None:
+        if not self.per_caller:
+            raise ValueError("per_caller must list at least one window; for no limit, leave limits out")
+        lengths = [window.seconds for window in self.per_caller]
+        if len(set(lengths)) != len(lengths):
+            raise ValueError("per_caller names a window length twice: give each length one limit")
+
+
 def _names(names: list[str], shown: int = 5) -> str:
     listed = ", ".join(f"'{_clip(name)}'" for name in names[:shown])
     return listed + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
@@ -263,6 +312,7 @@ class Profile:
     expires_after: ExpiryBounds
     description: str = ""
     requires: Requirements | None = None  # None: open to every authenticated caller
+    limits: Limits | None = None  # None: no per-caller limit
     fixed: dict[str, Any] = field(default_factory=dict)
     settable: dict[str, FieldRule] = field(default_factory=dict)
 
@@ -287,12 +337,13 @@ class Profile:
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Profile":
         rules = document.get("settable", {})
-        requires = document.get("requires")
+        requires, limits = document.get("requires"), document.get("limits")
         return cls(
             **{
                 **document,
                 "expires_after": ExpiryBounds(**document["expires_after"]),
                 "requires": None if requires is None else Requirements(**requires),
+                "limits": None if limits is None else _limits(limits),
                 "settable": {path: FieldRule(**rule) for path, rule in rules.items()},
             }
         )
@@ -343,6 +394,8 @@ class Policy:
     # A profile name, or candidates in order: a caller gets the first one it may use.
     default_profiles: dict[SessionType, str | list[str]]
     profiles: dict[str, Profile]
+    # At most this many client secrets over all callers and profiles: a brake on the owner's OpenAI spend.
+    spend_brake: Window | None = None
 
     def __post_init__(self) -> None:
         if type(self.version) is not int or self.version != 1:
@@ -386,10 +439,12 @@ class Policy:
     def from_document(cls, document: dict[str, Any]) -> "Policy":
         """A policy from a document whose types were checked when it was validated: the checks across
         fields (``__post_init__``) run again, the type checks do not."""
+        brake = document.get("spend_brake")
         return cls(
             version=document["version"],
             default_profiles=document["default_profiles"],
             profiles={name: Profile.from_document(profile) for name, profile in document["profiles"].items()},
+            spend_brake=None if brake is None else Window(**brake),
         )
 
     def select(self, name: str | None, session_type: SessionType, caller: Caller, *, param: str) -> tuple[str, Profile]:
@@ -455,6 +510,10 @@ class Policy:
         )
 
 
+def _limits(document: dict[str, Any]) -> Limits:
+    return Limits(**{**document, "per_caller": [Window(**window) for window in document["per_caller"]]})
+
+
 def _clip(text: str, limit: int = 64) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -516,10 +575,28 @@ def _record(path: Path) -> str | None:
         return None
 
 
-@functools.cache
-def cached_policy(path: Path) -> Policy:
-    """The policy, read once per container. A broken policy is re-read (and refused) on every request."""
+class _PolicyCache:
+    """The policy, read once per container and again when its file changes (a deployed one never does; `make
+    run`'s may be edited while it runs). A broken policy is re-read (and refused) on every request."""
+
+    def __call__(self, path: Path) -> Policy:
+        try:
+            stat = path.stat()
+            version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            version = None  # load_policy says why it cannot be read
+        return _load_version(path, version)
+
+    def cache_clear(self) -> None:
+        _load_version.cache_clear()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_version(path: Path, version: tuple[int, int, int] | None) -> Policy:
     return load_policy(path)
+
+
+cached_policy = _PolicyCache()
 
 
 def check_request(request: dict[str, Any], profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
