@@ -1,12 +1,13 @@
 """Configuration from the function's environment, checked once, every problem named.
 
-Plain code rather than pydantic: eight variables do not need it, and pydantic's import is about half of
+Plain code rather than pydantic: a dozen variables do not need it, and pydantic's import is about half of
 a cold start (the policy is validated when the function is built for the same reason; see policy.py).
 """
 
 import functools
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,17 @@ class Settings:
     secrets_extension_port: int | None = None
     # The JWT claim that lists the caller's groups, for profiles that require one.
     groups_claim: str = "cognito:groups"
+    # The quota store: a DynamoDB table (None: none, so a policy with limits refuses to mint) and its endpoint.
+    quota_table_name: str | None = None
+    dynamodb_endpoint: str = "https://dynamodb.us-east-1.amazonaws.com"
+    aws_region: str = "us-east-1"
+    # SpendBrakeMintsPerDay: 0 for none beyond the policy's own spend_brake.
+    spend_brake_mints_per_day: int = 0
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "Settings":
         problems: list[str] = []
+        region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION") or cls.aws_region
 
         def read[T](variable: str, parse: Callable[[str], T], default: T) -> T:
             value = environment.get(variable)
@@ -61,6 +69,12 @@ class Settings:
             policy_path=read("POLICY_PATH", Path, cls.policy_path),
             secrets_extension_port=read("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", _integer(1, 65535), None),
             groups_claim=read("GROUPS_CLAIM", _claim_name, cls.groups_claim),
+            quota_table_name=read("QUOTA_TABLE_NAME", _table_name, None),
+            dynamodb_endpoint=read(
+                "AWS_ENDPOINT_URL_DYNAMODB", _endpoint, f"https://dynamodb.{region}.{_dns_suffix(region)}"
+            ),
+            aws_region=region,
+            spend_brake_mints_per_day=read("SPEND_BRAKE_MINTS_PER_DAY", _integer(0, 10**9), 0),
         )
         if "OPENAI_API_KEY_SECRET_ID" not in environment:
             problems.insert(0, "OPENAI_API_KEY_SECRET_ID: is required (the secret holding the OpenAI API key)")
@@ -83,6 +97,21 @@ def _claim_name(value: str) -> str:
     if not (len(value) <= 256 and value.isprintable() and value.strip() == value):
         raise ValueError("must be a claim name such as cognito:groups (printable, no surrounding spaces)")
     return value
+
+
+def _table_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
+        raise ValueError("must be a DynamoDB table name (3 to 255 of A-Z, a-z, 0-9, '_', '-', '.')")
+    return value
+
+
+def _endpoint(url: str) -> str:
+    """A service endpoint: the signed requests carry credentials, so https, or http on this machine."""
+    return _base_url(url, example="https://dynamodb.us-east-1.amazonaws.com", api_path=None)
+
+
+def _dns_suffix(region: str) -> str:
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -111,20 +140,20 @@ def _seconds(most: float) -> Callable[[str], float]:
     return parse
 
 
-def _base_url(url: str) -> str:
+def _base_url(url: str, example: str = "https://api.openai.com", api_path: str | None = "/v1") -> str:
     url = url.strip()
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise ValueError("must be a URL such as https://api.openai.com") from None
+        raise ValueError(f"must be a URL such as {example}") from None
     if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in url):
-        raise ValueError("must be a URL such as https://api.openai.com")
+        raise ValueError(f"must be a URL such as {example}")
     if parts.query or parts.fragment or "?" in url or "#" in url:
         raise ValueError("must be a base URL, without a query or fragment")
-    if parts.path.rstrip("/").endswith("/v1"):
-        raise ValueError("must not end in /v1: the function adds /v1/realtime/client_secrets")
-    # The API key travels in this request: cleartext only to a stand-in on this machine.
+    if api_path and parts.path.rstrip("/").endswith(api_path):
+        raise ValueError(f"must not end in {api_path}: the function adds /v1/realtime/client_secrets")
+    # The API key (or a signature) travels in this request: cleartext only to a stand-in on this machine.
     if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("must be https (http only on loopback)")
     return url.rstrip("/")
