@@ -61,7 +61,7 @@ def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str,
         return _api_error(error, endpoint.name, request_id)
     except Exception:
         return _unexpected_error(request_id)
-    return _response(HTTPStatus.OK, answer, request_id)
+    return _response(HTTPStatus.OK, answer.text, request_id, answer.headers)
 
 
 def _route_key(event: dict[str, Any]) -> str:

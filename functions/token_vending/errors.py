@@ -59,6 +59,13 @@ class PermissionDenied(ApiError):
     type = "invalid_request_error"
 
 
+class RateLimited(ApiError):
+    """A caller (or every caller: the spend brake) has minted as many client secrets as a window allows."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    type = "requests"  # OpenAI's own type for a request rate limit
+
+
 class UnsupportedMediaType(InvalidRequest):
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 

@@ -60,20 +60,24 @@ def _emitter() -> EphemeralMetrics:
 
 
 def _emit(name: str, unit: MetricUnit, value: float, dimensions: dict[str, str]) -> None:
+    """One metric, published by service alone (what alarms watch) and, with dimensions, by them too."""
     with _metrics_lock:
         metrics = _emitter()
         try:
-            for key, dimension in dimensions.items():
-                metrics.add_dimension(name=key, value=dimension)
+            if dimensions:
+                metrics.add_dimensions(service=_service(), **dimensions)
             metrics.add_metric(name=name, unit=unit, value=value)
             metrics.flush_metrics()
         finally:
             metrics.clear_metrics()
 
 
-def log_mint(endpoint: str, profile: str, upstream_ms: float, **fields: Any) -> None:
+def log_mint(
+    endpoint: str, profile: str, upstream_ms: float, *, spend_brake_used: int | None = None, **fields: Any
+) -> None:
     """The mint's log line, carrying the mint's metrics: ClientSecretsMinted and the UpstreamLatency of the
-    call, published by service alone and by service, endpoint and profile.
+    call, published by service alone and by service, endpoint and profile; with a spend brake, SpendBrakeUsed
+    (its count after this mint) too.
 
     CloudWatch takes metrics from any JSON log line with an ``_aws`` key, so the line is the metrics'
     EMF document and no second line is written (one cost about 90 us of every warm mint). Powertools
@@ -82,11 +86,13 @@ def log_mint(endpoint: str, profile: str, upstream_ms: float, **fields: Any) -> 
     go through Powertools on their own, like every other metric here.
     """
     if logging.getLogger(logger.name).isEnabledFor(logging.INFO) and not is_metrics_disabled():
-        shape = _mint_shape(_namespace(), _service(), endpoint, profile)
+        braked = spend_brake_used is not None
+        shape = _mint_shape(_namespace(), _service(), endpoint, profile, braked)
         document = {
             **shape,
             "_aws": {**shape["_aws"], "Timestamp": int(time.time() * 1000)},
             "UpstreamLatency": [upstream_ms],
+            **({"SpendBrakeUsed": [spend_brake_used]} if braked else {}),
         }
         logger.info("client secret minted", **fields, **document)  # the document names endpoint and profile
         return
@@ -94,23 +100,32 @@ def log_mint(endpoint: str, profile: str, upstream_ms: float, **fields: Any) -> 
     with _metrics_lock:
         metrics = _emitter()
         try:
-            _add_mint(metrics, _service(), endpoint, profile, upstream_ms)
+            _add_mint(metrics, _service(), endpoint, profile, upstream_ms, spend_brake_used)
             metrics.flush_metrics()
         finally:
             metrics.clear_metrics()
 
 
 @functools.cache  # endpoints and profiles are the few the routes and the policy name
-def _mint_shape(namespace: str, service: str, endpoint: str, profile: str) -> dict[str, Any]:
+def _mint_shape(namespace: str, service: str, endpoint: str, profile: str, braked: bool) -> dict[str, Any]:
     metrics = EphemeralMetrics(namespace=namespace, service=service)
-    _add_mint(metrics, service, endpoint, profile, upstream_ms=0)
+    _add_mint(metrics, service, endpoint, profile, upstream_ms=0, spend_brake_used=0 if braked else None)
     return dict(metrics.serialize_metric_set())
 
 
-def _add_mint(metrics: EphemeralMetrics, service: str, endpoint: str, profile: str, upstream_ms: float) -> None:
+def _add_mint(
+    metrics: EphemeralMetrics,
+    service: str,
+    endpoint: str,
+    profile: str,
+    upstream_ms: float,
+    spend_brake_used: int | None,
+) -> None:
     metrics.add_dimensions(service=service, endpoint=endpoint, profile=profile)
     metrics.add_metric(name="ClientSecretsMinted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=upstream_ms)
+    if spend_brake_used is not None:
+        metrics.add_metric(name="SpendBrakeUsed", unit=MetricUnit.Count, value=spend_brake_used)
 
 
 def _service() -> str:

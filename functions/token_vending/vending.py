@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from token_vending import observability
+from token_vending import observability, quota
 from token_vending.api_key import Credentials, api_keys
 from token_vending.caller import Caller
 from token_vending.deadline import Deadline
@@ -18,11 +18,13 @@ from token_vending.errors import ApiError, InvalidRequest, ServiceMisconfigured,
 from token_vending.observability import count, logger
 from token_vending.openai_client import Minted, create_client_secret
 from token_vending.policy import (
+    DAY_SECONDS,
     PROFILE_HEADER,
     ParamNamer,
     Policy,
     PolicyError,
     Profile,
+    Window,
     cached_policy,
     check_request,
     ga_param,
@@ -55,8 +57,16 @@ TRANSLATION_CLIENT_SECRETS = Endpoint(
 _BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
 
 
-def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, caller: Caller, *, deadline: Deadline) -> str:
-    """The answer (JSON text) for one request to ``endpoint`` by ``caller``, in that endpoint's own shape."""
+@dataclass(frozen=True)
+class Answer:
+    text: str  # JSON, in the endpoint's own shape
+    headers: dict[str, str]  # the caller's quota, in OpenAI's rate-limit headers
+
+
+def mint(
+    endpoint: Endpoint, body: dict[str, Any], profile: str | None, caller: Caller, *, deadline: Deadline
+) -> Answer:
+    """The answer for one request to ``endpoint`` by ``caller``."""
     settings = checked_settings()
     policy = _policy(settings)
     # The keys first, so that every later line of this request names the caller, a refusal by the policy
@@ -78,21 +88,45 @@ def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, caller: 
     upstream_body = check_request(request, profile_name, chosen, name)
     if isinstance(keys, ApiError):
         raise keys
-    minted = _create(
-        settings.upstream(endpoint.upstream_path), settings, keys, user, upstream_body, name, chosen, deadline
+    reservation = quota.reserve(
+        _store(settings), profile_name, chosen.limits, _spend_brake(settings, policy), user, deadline=deadline
     )
+    try:
+        minted = _create(
+            settings.upstream(endpoint.upstream_path), settings, keys, user, upstream_body, name, chosen, deadline
+        )
+    except BaseException:
+        if reservation is not None:
+            quota.release(reservation)  # the caller received nothing: its quota is as it was
+        raise
     observability.log_mint(
         endpoint.name,
         profile_name,
         minted.latency_ms,
+        spend_brake_used=reservation.brake_used if reservation else None,
         session_type=session_type,
         model=upstream_body["session"].get("model"),
         ttl_seconds=upstream_body["expires_after"]["seconds"],
         expires_at=minted.expires_at,
+        **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
     )
+    headers = reservation.headers() if reservation else {}
     if not endpoint.beta:
-        return minted.text  # OpenAI's answer as it came
-    return json.dumps(ga_to_beta(minted.body, session_type), separators=(",", ":"))
+        return Answer(minted.text, headers)  # OpenAI's answer as it came
+    return Answer(json.dumps(ga_to_beta(minted.body, session_type), separators=(",", ":")), headers)
+
+
+def _store(settings: Settings) -> quota.Store | None:
+    if settings.quota_table_name is None:
+        return None
+    return quota.Store(settings.quota_table_name, settings.dynamodb_endpoint, settings.aws_region)
+
+
+def _spend_brake(settings: Settings, policy: Policy) -> Window | None:
+    """SpendBrakeMintsPerDay when set (the deployment's word), else the policy's own spend_brake."""
+    if settings.spend_brake_mints_per_day:
+        return Window(mints=settings.spend_brake_mints_per_day, seconds=DAY_SECONDS)
+    return policy.spend_brake
 
 
 def _read_keys(settings: Settings, deadline: Deadline) -> Credentials | ApiError:

@@ -1,0 +1,411 @@
+"""The quota store: mint counters in DynamoDB, and the one module that speaks to it.
+
+A mint first takes one unit from each counter that applies, with one conditional UpdateItem per item: the
+caller's item (every window of the profile's per-caller limits, in one item, so they move together) and,
+when a spend brake is set, the brake's item. Each write is atomic and conditional (DynamoDB serialises
+writes to an item), so concurrent mints can never take more than a window holds, and nothing is read
+first. The two items are written side by side (one round trip of waiting); when one refuses and the other
+took a unit, that unit is given back. A mint that then fails upstream gives its units back the same way,
+so the caller's quota counts only secrets it received.
+
+Items (key ``pk``):
+- ``caller#<profile>#<longest window>#<its index>#<safety id>``, one number attribute ``w<seconds>_<index>``
+  per window. The key holds the caller's 64-hex safety identifier, so no subject, however long or odd, can
+  break a key or share a counter. A window's index is floor(now / seconds): windows are fixed and aligned to
+  the Unix epoch. Each write removes the attributes of the windows just ended, and the item expires (TTL
+  ``expires_at``) when its longest window ends.
+- ``brake#<seconds>#<index>`` with ``mints``: every caller's mints of every profile. A single item: at most
+  1,000 write units a second (DynamoDB's per-partition ceiling), so 1,000 mints a second, 50 times the API's
+  default throttle (README, "Quotas").
+
+Requests are signed here (aws_signature.py) and sent with urllib3, as the OpenAI client sends its own.
+"""
+
+import functools
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError
+from urllib3.util import parse_url
+
+from token_vending.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
+from token_vending.deadline import POOL_CLASSES, Deadline, keeping_to
+from token_vending.errors import DependencyUnavailable, RateLimited, ServiceMisconfigured
+from token_vending.observability import count, logger
+from token_vending.policy import Limits, Window
+
+_TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
+# One connect, a retry, one answer: the store may not hold a mint up for longer.
+_BUDGET_SECONDS = 2.0
+# Giving units back happens after OpenAI failed, perhaps at the request's deadline: in the margin kept to answer.
+_RELEASE_BUDGET_SECONDS = 0.5
+# What a refused or failed mint tells the caller to wait before trying again when the store is out of reach.
+STORE_RETRY_AFTER_SECONDS = 2
+# The SDKs retry a 429 after Retry-After up to a minute; past that they would retry in vain at their own pace.
+_SDK_RETRY_WAIT_SECONDS = 60
+_TARGET = "DynamoDB_20120810.UpdateItem"
+# Errors that may pass (throttling, an outage); any other error of DynamoDB's needs an operator.
+_PASSING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "ExpiredTokenException",  # the execution role's credentials rotate
+}
+_pools = urllib3.PoolManager(
+    num_pools=1,
+    maxsize=2,  # the caller's item and the brake's, side by side
+    retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
+)
+_pools.pool_classes_by_scheme = POOL_CLASSES
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where the counters are: the table, DynamoDB's endpoint and the region to sign for."""
+
+    table: str
+    endpoint: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One window's count: after a mint took a unit, or as it stood when a mint was refused."""
+
+    window: Window
+    used: int
+    resets_at: int  # epoch seconds
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.window.mints - self.used)
+
+
+@dataclass
+class _Item:
+    """One counter item a mint writes: its key, and its attributes (one per window) with their windows."""
+
+    key: str
+    attributes: dict[str, Counted]  # attribute name -> its window, resets_at and (later) its count
+    expires_at: int
+    ended: list[str] = field(default_factory=list)  # attributes of windows just ended, to remove
+    brake: bool = False
+
+
+@dataclass
+class Reservation:
+    """The units a mint took, to give back if OpenAI fails; what to tell the caller about its quota."""
+
+    store: Store
+    items: list[_Item]
+    counted: list[Counted]
+    waited_ms: float
+    brake_used: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        """OpenAI's rate-limit headers, for the tightest count (the fewest mints left, then the soonest reset)."""
+        return rate_limit_headers(min(self.counted, key=lambda c: (c.remaining, c.resets_at)), time.time())
+
+
+def rate_limit_headers(counted: Counted, now: float) -> dict[str, str]:
+    return {
+        "x-ratelimit-limit-requests": str(counted.window.mints),
+        "x-ratelimit-remaining-requests": str(counted.remaining),
+        "x-ratelimit-reset-requests": _duration(counted.resets_at - now),
+    }
+
+
+def reserve(
+    store: Store | None,
+    profile: str,
+    limits: Limits | None,
+    brake: Window | None,
+    user: str,
+    *,
+    deadline: Deadline,
+) -> Reservation | None:
+    """Take a unit from every counter that applies to ``user`` minting with ``profile``; None when none does.
+
+    RateLimited when a window is full (nothing taken); DependencyUnavailable when the store is out of reach
+    (or None, minting unchecked, when the profile fails open); ServiceMisconfigured when it cannot be used.
+    """
+    if limits is None and brake is None:
+        return None
+    if store is None:
+        raise _misconfigured("quota_store_missing", "the policy sets limits but the function has no QUOTA_TABLE_NAME")
+    now = time.time()
+    items = []
+    if limits is not None:
+        items.append(_caller_item(profile, limits.per_caller, user, now))
+    if brake is not None:
+        items.append(_brake_item(brake, now))
+    started = time.perf_counter()
+    budget = deadline.within(_BUDGET_SECONDS)
+    outcomes = _side_by_side([functools.partial(_take, store, item, budget) for item in items])
+    waited_ms = (time.perf_counter() - started) * 1000
+    taken = [item for item, outcome in zip(items, outcomes, strict=True) if outcome is None]
+    problems = [outcome for outcome in outcomes if outcome is not None]
+    if unexpected := [p for p in problems if not isinstance(p, _Full | _Fault | ServiceMisconfigured)]:
+        _give_back(store, taken, "failed")
+        raise unexpected[0]
+    if not problems:
+        counted = [counted for item in items for counted in item.attributes.values()]
+        brake_used = next((item.attributes["mints"].used for item in items if item.brake), None)
+        return Reservation(store, items, counted, waited_ms, brake_used)
+    _give_back(store, taken, "refused")
+    misconfigured = [problem for problem in problems if isinstance(problem, ServiceMisconfigured)]
+    if misconfigured:
+        raise misconfigured[0]
+    refusals = [problem for problem in problems if isinstance(problem, _Full)]
+    if refusals and len(refusals) == len(problems):
+        raise _refusal(max(refusals, key=lambda full: full.counted.resets_at), profile, now)
+    # The store failed (and perhaps a window was full too): say so, or mint unchecked if the profile says to.
+    if limits is not None and limits.on_store_failure == "allow" and not refusals:
+        logger.warning("quota store unavailable: minting without a quota check", profile=profile)
+        count("QuotaFailOpen", profile=profile)
+        return None
+    raise DependencyUnavailable(
+        "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
+        code="quota_store_unavailable",
+        headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def release(reservation: Reservation) -> None:
+    """Give a reservation's units back (OpenAI did not mint); a failure is logged and counted, never raised."""
+    _give_back(reservation.store, reservation.items, "not minted")
+
+
+def _caller_item(profile: str, windows: list[Window], user: str, now: float) -> _Item:
+    longest = max(windows, key=lambda window: window.seconds)
+    longest_index = int(now // longest.seconds)
+    attributes, ended = {}, []
+    for window in windows:
+        index = int(now // window.seconds)
+        attributes[f"w{window.seconds}_{index}"] = Counted(window, 0, (index + 1) * window.seconds)
+        if window is not longest:
+            ended.append(f"w{window.seconds}_{index - 1}")
+    key = f"caller#{profile}#{longest.seconds}#{longest_index}#{user}"
+    return _Item(key, attributes, (longest_index + 1) * longest.seconds, ended)
+
+
+def _brake_item(brake: Window, now: float) -> _Item:
+    index = int(now // brake.seconds)
+    resets_at = (index + 1) * brake.seconds
+    return _Item(f"brake#{brake.seconds}#{index}", {"mints": Counted(brake, 0, resets_at)}, resets_at, brake=True)
+
+
+class _Full(Exception):
+    def __init__(self, counted: Counted, brake: bool) -> None:
+        super().__init__("full")
+        self.counted, self.brake = counted, brake
+
+
+class _Fault(Exception):
+    """The store could not be reached, or answered with an error that may pass."""
+
+
+def _take(store: Store, item: _Item, deadline: Deadline) -> None:
+    """Add one to each of the item's counters, if every one is under its limit; fill in the counts. _Full
+    (with the full window's count) when one is not."""
+    names = {f"#c{i}": name for i, name in enumerate(item.attributes)}
+    values: dict[str, Any] = {":one": {"N": "1"}, ":expires": {"N": str(item.expires_at)}}
+    conditions = []
+    for i, counted in enumerate(item.attributes.values()):
+        values[f":l{i}"] = {"N": str(counted.window.mints)}
+        conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i} < :l{i})")
+    ended = {f"#p{i}": name for i, name in enumerate(item.ended)}
+    expression = "ADD " + ", ".join(f"{alias} :one" for alias in names) + " SET #e = :expires"
+    if ended:
+        expression += " REMOVE " + ", ".join(ended)
+    try:
+        answer = _update_item(
+            store,
+            {
+                "Key": {"pk": {"S": item.key}},
+                "UpdateExpression": expression,
+                "ConditionExpression": " AND ".join(conditions),
+                "ExpressionAttributeNames": {**names, **ended, "#e": "expires_at"},
+                "ExpressionAttributeValues": values,
+                "ReturnValues": "UPDATED_NEW",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            },
+            deadline,
+        )
+    except _ConditionFailed as failed:
+        for name, counted in item.attributes.items():
+            used = _number(failed.item.get(name))
+            if used >= counted.window.mints:
+                raise _Full(Counted(counted.window, used, counted.resets_at), item.brake) from None
+        # Full a moment ago and not now (a unit given back in between): as full, for the shortest window.
+        shortest = min(item.attributes.values(), key=lambda c: c.window.seconds)
+        raise _Full(Counted(shortest.window, shortest.window.mints, shortest.resets_at), item.brake) from None
+    updated = answer.get("Attributes", {})
+    for name, counted in item.attributes.items():
+        item.attributes[name] = Counted(counted.window, _number(updated.get(name)), counted.resets_at)
+
+
+def _give_back(store: Store, items: list[_Item], why: str) -> None:
+    deadline = Deadline.after(_RELEASE_BUDGET_SECONDS)
+    for item in items:
+        names = {f"#c{i}": name for i, name in enumerate(item.attributes)}
+        try:
+            _update_item(
+                store,
+                {
+                    "Key": {"pk": {"S": item.key}},
+                    "UpdateExpression": "ADD " + ", ".join(f"{alias} :minus" for alias in names),
+                    # Never below zero, nor an attribute made anew: a window that has ended stays ended.
+                    "ConditionExpression": " AND ".join(f"{alias} > :zero" for alias in names),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+                },
+                deadline,
+            )
+        except (_ConditionFailed, _Fault, ServiceMisconfigured):
+            logger.warning("could not give quota units back", why=why, brake=item.brake)
+            count("QuotaRefundFailures")
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    """One UpdateItem on the store's table, signed; its answer, _ConditionFailed, _Fault or ServiceMisconfigured."""
+    body = json.dumps({"TableName": store.table, **request}, separators=(",", ":")).encode()
+    url = parse_url(store.endpoint)
+    try:
+        credentials = AwsCredentials.from_environment()
+    except CredentialsMissing as missing:
+        raise _misconfigured("quota_store_misconfigured", str(missing)) from None
+    headers = signed_headers(
+        credentials,
+        method="POST",
+        host=url.netloc or "",
+        path="/",
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": _TARGET},
+        body=body,
+        region=store.region,
+        service="dynamodb",
+    )
+    try:
+        with keeping_to(deadline):
+            response = _pools.connection_from_url(store.endpoint).urlopen(
+                "POST", "/", body=body, headers=headers, timeout=_TIMEOUT
+            )
+    except (HTTPError, TimeoutError) as exc:
+        raise _fault(f"{type(exc).__name__}") from None
+    try:
+        parsed = json.loads(response.data) if response.data else {}
+    except ValueError:
+        parsed = {}
+    answer: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    if response.status == HTTPStatus.OK:
+        return answer
+    aws_code = str(answer.get("__type", "")).rpartition("#")[2] or f"HTTP {response.status}"
+    if aws_code == "ConditionalCheckFailedException":
+        item = answer.get("Item")
+        raise _ConditionFailed(item if isinstance(item, dict) else {})
+    if aws_code in _PASSING or response.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        raise _fault(aws_code)
+    # DynamoDB's message names what is wrong with the table or the request; it holds no credential.
+    message = str(answer.get("message") or answer.get("Message") or "")[:300]
+    raise _misconfigured("quota_store_misconfigured", f"DynamoDB refused the update: {aws_code}: {message}")
+
+
+def _side_by_side(calls: list[Callable[[], None]]) -> list[BaseException | None]:
+    """Run the calls at once (the first in this thread); what each raised, or None."""
+    outcomes: list[BaseException | None] = [None] * len(calls)
+
+    def run(position: int) -> None:
+        try:
+            calls[position]()
+        except Exception as exc:
+            outcomes[position] = exc
+
+    others = [threading.Thread(target=run, args=(position,), daemon=True) for position in range(1, len(calls))]
+    for thread in others:
+        thread.start()
+    run(0)
+    for thread in others:
+        thread.join()  # each keeps to the same budget
+    return outcomes
+
+
+def _refusal(full: _Full, profile: str, now: float) -> RateLimited:
+    counted = full.counted
+    wait = max(1, math.ceil(counted.resets_at - now))
+    headers = {**rate_limit_headers(counted, now), "Retry-After": str(wait)}
+    if wait > _SDK_RETRY_WAIT_SECONDS:
+        headers["x-should-retry"] = "false"
+    if full.brake:
+        logger.warning("spend brake reached", limit=counted.window.mints, window_seconds=counted.window.seconds)
+        count("QuotaRefusals", limit="spend_brake")
+        message = (
+            f"This service has reached its spend brake ({counted.window.describe()} across all users). "
+            f"Try again in {_human(wait)}; the operator can raise the brake."
+        )
+    else:
+        logger.info("quota reached", profile=profile, limit=counted.window.mints, window_seconds=counted.window.seconds)
+        count("QuotaRefusals", limit="caller")
+        message = (
+            f"Rate limit reached for profile '{profile}': {counted.window.describe()} for each user. "
+            f"Try again in {_human(wait)}."
+        )
+    return RateLimited(message, code="rate_limit_exceeded", headers=headers)
+
+
+def _fault(aws_code: str) -> _Fault:
+    logger.warning("quota store unavailable", aws_code=aws_code)
+    count("DependencyErrors", dependency="dynamodb")
+    return _Fault(aws_code)
+
+
+def _misconfigured(reason: str, problem: str) -> ServiceMisconfigured:
+    logger.error("refusing to mint: the quota store cannot be used", reason=reason, problem=problem)
+    count("ConfigurationErrors", reason=reason)
+    return ServiceMisconfigured(
+        "This service cannot use its quota store, so it mints nothing until an operator fixes it (see the "
+        "service's logs).",
+        code=reason,
+    )
+
+
+def _number(value: Any) -> int:
+    """A DynamoDB number attribute ({"N": "3"}) as an int; 0 when absent."""
+    try:
+        return int(value["N"]) if isinstance(value, dict) else 0
+    except (KeyError, ValueError):
+        return 0
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's form for x-ratelimit-reset-requests: "1s", "6m0s", "2h0m0s"."""
+    whole = max(0, math.ceil(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _human(seconds: int) -> str:
+    """E.g. "42 s", "5 min 3 s", "3 h 12 min"."""
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
