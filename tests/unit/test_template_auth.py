@@ -81,6 +81,11 @@ json.dump([transform(json.loads(request["template"]), parameters, NoManagedPolic
 @pytest.fixture(scope="module")
 def transformed() -> dict[str, dict[str, Any]]:
     """Each parameter set's template after the SAM transform, by case name (CASES, then RULE_CASES)."""
+    return sam_transform({**CASES, **{name: parameters for name, (parameters, _) in RULE_CASES.items()}})
+
+
+def sam_transform(parameter_sets: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+    """template.yaml after the SAM transform under each parameter set, by name (one translator run for all)."""
     assert SAM_PYTHON.is_file(), f"{SAM_PYTHON} is missing: run `make validate`, which installs the SAM CLI there"
     template = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)  # noqa: S506
     # As `sam validate` does: the translator takes only S3 locations for code and layer content.
@@ -88,7 +93,6 @@ def transformed() -> dict[str, dict[str, Any]]:
         uri = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
         if (key := uri.get(resource["Type"])) and key in resource.get("Properties", {}):
             resource["Properties"][key] = "s3://bucket/value"
-    parameter_sets = {**CASES, **{name: parameters for name, (parameters, _) in RULE_CASES.items()}}
     request = {"template": json.dumps(template), "parameters": list(parameter_sets.values())}
     environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     run = subprocess.run(
