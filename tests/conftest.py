@@ -1,6 +1,7 @@
-"""Shared fixtures: moto's Secrets Manager and the template's Cognito user pool over real HTTP, the OpenAI
-stub, the function's environment taken from template.yaml, events from events/, and a guard that fails any
-test whose output shows a secret: the API key, a client secret, a user's token or an e-mail address.
+"""Shared fixtures: moto's Secrets Manager, the template's Cognito user pool and its quota table over real
+HTTP, the OpenAI stub, the function's environment taken from template.yaml, events from events/, and a guard
+that fails any test whose output shows a secret: the API key, a client secret, a user's token or an e-mail
+address.
 """
 
 import io
@@ -19,10 +20,12 @@ from typing import Any, cast
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext as LambdaContext
-from moto.server import ThreadedMotoServer
 
+from local.aws import LocalAws, dynamodb_client
 from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
+from local.quota_table import LocalTables
+from local.quota_table import create_from_template as create_tables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.user_pool import UserPool, create_from_template, dev_username
 from tests.issuers import MINTED_TOKENS
@@ -98,11 +101,11 @@ def secret_shown(shown: str) -> str | None:
 
 @pytest.fixture(scope="session")
 def secrets_manager_url() -> Iterator[str]:
-    """Moto's Secrets Manager, reached by the function's own boto3 through the ordinary endpoint setting."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+    """The tests' moto server (local.aws.LocalAws: DynamoDB's requests one at a time, as DynamoDB serialises an
+    item's writes): its Secrets Manager is reached by the function's own boto3 through the ordinary endpoint
+    setting; the user pool and the quota tables are there too."""
+    aws = LocalAws().start()
+    url = aws.endpoint_url
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -112,7 +115,7 @@ def secrets_manager_url() -> Iterator[str]:
         env.setenv("AWS_DEFAULT_REGION", REGION)
         env.setenv("AWS_REGION", REGION)
         yield url
-    server.stop()
+    aws.stop()
 
 
 @pytest.fixture(scope="session")
@@ -154,6 +157,25 @@ def api_key_secret_arn(secrets_manager: Any) -> str:
     return str(created["ARN"])
 
 
+@pytest.fixture
+def quota_tables(secrets_manager_url: str) -> LocalTables:
+    """The template's tables (its QuotaTable), made from their own Properties in the moto server, under names of
+    this test's own: every test's counters start empty."""
+    return create_tables(TEMPLATE, {}, secrets_manager_url, REGION, unique=True)
+
+
+@pytest.fixture
+def quota_table(quota_tables: LocalTables) -> str:
+    """The name of this test's quota table (the template's QuotaTable)."""
+    return quota_tables.name("QuotaTable")
+
+
+@pytest.fixture
+def dynamodb(secrets_manager_url: str) -> Any:
+    """A DynamoDB client of the moto server, e.g. to read a quota table's items."""
+    return dynamodb_client(secrets_manager_url, REGION)
+
+
 @pytest.fixture(scope="session")
 def extension_server(secrets_manager_url: str) -> Iterator[SecretsExtension]:
     """The Parameters and Secrets Extension stand-in, in front of moto's Secrets Manager."""
@@ -190,9 +212,12 @@ def openai_stub(stub_server: OpenAIStub) -> Iterator[OpenAIStub]:
     assert not stub_server.handler_errors, stub_server.handler_errors
 
 
-def template_environment(overrides: dict[str, str]) -> dict[str, str]:
-    """The function's environment exactly as template.yaml gives it, for these parameter overrides."""
-    return LocalApi.from_template(TEMPLATE, overrides).functions[FUNCTION].environment
+def template_environment(
+    overrides: dict[str, str], physical: dict[str, dict[str, str]] | None = None
+) -> dict[str, str]:
+    """The function's environment exactly as template.yaml gives it, for these parameter overrides;
+    ``physical``: resources that exist locally (local.gateway.Resolver's), e.g. LocalTables.physical."""
+    return LocalApi.from_template(TEMPLATE, overrides, physical=physical).functions[FUNCTION].environment
 
 
 @pytest.fixture
@@ -202,9 +227,10 @@ def function_env(
     api_key_secret_arn: str,
     openai_stub: OpenAIStub,
     secrets_via: str,
+    quota_tables: LocalTables,
 ) -> Iterator[dict[str, str]]:
-    """The template's environment, pointed at moto (or the extension stand-in before it) and the stub;
-    every cache of the function cleared."""
+    """The template's environment, pointed at moto (or the extension stand-in before it), this test's own
+    quota table in moto and the stub; every cache of the function cleared."""
     from token_vending.api_key import api_keys
     from token_vending.policy import cached_policy
     from token_vending.settings import get_settings
@@ -214,7 +240,7 @@ def function_env(
         overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
     else:
         overrides["SecretsReader"] = "sdk"
-    environment = template_environment(overrides)
+    environment = template_environment(overrides, quota_tables.physical) | quota_tables.function_environment()
     if secrets_via == "extension":
         extension = request.getfixturevalue("extension_server")
         environment |= extension.function_environment()  # the stand-in's port, and the session token
