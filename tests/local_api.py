@@ -1,4 +1,5 @@
-"""The template served by the local API Gateway for one test, with the function's per-container caches fresh."""
+"""The template served by the local API Gateway for one test, with a quota table of its own in moto and the
+function's per-container caches fresh."""
 
 import os
 from collections.abc import Iterator, Mapping
@@ -6,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
+from local import quota_table
 from local.gateway import AccessRecord, LocalApi
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.stand_ins import TEMPLATE
@@ -24,9 +26,23 @@ def _clear_caches() -> None:
 
 
 @contextmanager
-def serving(overrides: Mapping[str, str], **options: Any) -> Iterator[LocalApi]:
-    """template.yaml under ``overrides``, started with LocalApi's ``options``; os.environ restored after."""
-    with mock.patch.dict(os.environ), LocalApi.from_template(TEMPLATE, overrides, **options) as api:
+def serving(
+    overrides: Mapping[str, str],
+    moto_url: str,
+    *,
+    physical: Mapping[str, Mapping[str, str]] | None = None,
+    environment: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Iterator[LocalApi]:
+    """template.yaml under ``overrides``, its tables new (empty) in the moto server at ``moto_url``, started with
+    LocalApi's ``options`` (``physical`` and ``environment`` gain the tables'); os.environ restored after."""
+    tables = quota_table.create_from_template(TEMPLATE, overrides, moto_url, unique=True)
+    physical = {**(physical or {}), **tables.physical}
+    environment = {**(environment or {}), **tables.function_environment()}
+    with (
+        mock.patch.dict(os.environ),
+        LocalApi.from_template(TEMPLATE, overrides, physical=physical, environment=environment, **options) as api,
+    ):
         _clear_caches()
         try:
             yield api
@@ -44,7 +60,8 @@ def serving_default(
     **options: Any,
 ) -> Iterator[LocalApi]:
     """The template's default deployment: JWT callers of the embedded user pool, the key read through the
-    Parameters and Secrets Extension (its stand-in), OpenAI at ``upstream``; ``parameters``: other overrides."""
+    Parameters and Secrets Extension (its stand-in), a new quota table in the pool's moto server, OpenAI at
+    ``upstream``; ``parameters``: other overrides."""
     overrides = {
         "OpenAIApiKeySecretArn": secret_arn,
         "OpenAIUpstreamUrl": upstream,
@@ -53,6 +70,7 @@ def serving_default(
     }
     with serving(
         overrides,
+        user_pool.endpoint_url,
         physical=user_pool.physical,
         discovery=user_pool.discovery,
         environment=extension.function_environment(),
@@ -66,12 +84,14 @@ def serving_issuer(
     issuer: LoopbackIssuer,
     secret_arn: str,
     upstream: str,
+    moto_url: str,
     *,
     records: list[AccessRecord] | None = None,
     **parameters: str,
 ) -> Iterator[LocalApi]:
-    """template.yaml trusting the loopback issuer (JwtIssuer, JwtAudiences), the key read with boto3, OpenAI at
-    ``upstream``; ``parameters``: other parameter overrides."""
+    """template.yaml trusting the loopback issuer (JwtIssuer, JwtAudiences), the key read with boto3, a new quota
+    table in the moto server at ``moto_url`` (the secret's), OpenAI at ``upstream``; ``parameters``: other
+    parameter overrides."""
     overrides = {
         "JwtIssuer": issuer.url,
         "JwtAudiences": issuer.audience,
@@ -82,6 +102,7 @@ def serving_issuer(
     }
     with serving(
         overrides,
+        moto_url,
         discovery={issuer.url: issuer.discovery_url},
         on_request=records.append if records is not None else None,
     ) as api:

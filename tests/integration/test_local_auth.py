@@ -45,12 +45,17 @@ def issuer() -> Iterator[LoopbackIssuer]:
 
 
 def serving(
-    issuer: LoopbackIssuer, secret_arn: str, stub: OpenAIStub, records: list[AccessRecord] | None = None, **more: str
+    issuer: LoopbackIssuer,
+    secret_arn: str,
+    stub: OpenAIStub,
+    moto_url: str,
+    records: list[AccessRecord] | None = None,
+    **more: str,
 ) -> AbstractContextManager[LocalApi]:
     """template.yaml on the local gateway, trusting the loopback issuer for two audiences; ``more``: other
     parameter overrides."""
     audiences = {"JwtAudiences": f"{issuer.audience},another-app"}
-    return serving_issuer(issuer, secret_arn, stub.base_url, records=records, **(audiences | more))
+    return serving_issuer(issuer, secret_arn, stub.base_url, moto_url, records=records, **(audiences | more))
 
 
 @pytest.fixture
@@ -60,18 +65,28 @@ def records() -> list[AccessRecord]:
 
 @pytest.fixture
 def api(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, records: list[AccessRecord]
+    issuer: LoopbackIssuer,
+    api_key_secret_arn: str,
+    secrets_manager_url: str,
+    openai_stub: OpenAIStub,
+    records: list[AccessRecord],
 ) -> Iterator[LocalApi]:
-    with serving(issuer, api_key_secret_arn, openai_stub, records) as started:
+    with serving(issuer, api_key_secret_arn, openai_stub, secrets_manager_url, records) as started:
         yield started
 
 
 @pytest.fixture
 def scoped_api(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, records: list[AccessRecord]
+    issuer: LoopbackIssuer,
+    api_key_secret_arn: str,
+    secrets_manager_url: str,
+    openai_stub: OpenAIStub,
+    records: list[AccessRecord],
 ) -> Iterator[LocalApi]:
     """The same, deployed with JwtRequiredScopes."""
-    with serving(issuer, api_key_secret_arn, openai_stub, records, JwtRequiredScopes=REQUIRED_SCOPE) as started:
+    with serving(
+        issuer, api_key_secret_arn, openai_stub, secrets_manager_url, records, JwtRequiredScopes=REQUIRED_SCOPE
+    ) as started:
         yield started
 
 
@@ -288,10 +303,10 @@ def test_a_bad_token_is_api_gateways_401_and_reaches_nothing(
 
 
 def test_a_rotated_key_is_fetched_at_once_and_then_kept(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+    issuer: LoopbackIssuer, api_key_secret_arn: str, secrets_manager_url: str, openai_stub: OpenAIStub
 ) -> None:
     # Given a gateway that has fetched the issuer's keys once
-    with serving(issuer, api_key_secret_arn, openai_stub) as api:
+    with serving(issuer, api_key_secret_arn, openai_stub, secrets_manager_url) as api:
         assert _mint(api, **_bearer(issuer.token())).status == HTTPStatus.OK
         fetched = issuer.jwks_fetches
 
@@ -306,10 +321,10 @@ def test_a_rotated_key_is_fetched_at_once_and_then_kept(
 
 
 def test_tokens_with_unknown_kids_in_a_row_fetch_the_jwks_once_more_at_most(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+    issuer: LoopbackIssuer, api_key_secret_arn: str, secrets_manager_url: str, openai_stub: OpenAIStub
 ) -> None:
     # Given a gateway that has fetched the issuer's keys once
-    with serving(issuer, api_key_secret_arn, openai_stub) as api:
+    with serving(issuer, api_key_secret_arn, openai_stub, secrets_manager_url) as api:
         assert _mint(api, **_bearer(issuer.token())).status == HTTPStatus.OK
         fetched = issuer.jwks_fetches
 
@@ -456,7 +471,7 @@ def test_claims_reach_the_function_flattened_as_api_gateway_passes_them(
 
 
 def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+    issuer: LoopbackIssuer, api_key_secret_arn: str, secrets_manager_url: str, openai_stub: OpenAIStub
 ) -> None:
     # Given the gateway with authentication off (AUTH=none)
 
@@ -466,7 +481,7 @@ def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
         "OpenAIUpstreamUrl": openai_stub.base_url,
         "SecretsReader": "sdk",
     }
-    with serving_template(overrides, authenticate=False, on_request=records.append) as api:
+    with serving_template(overrides, secrets_manager_url, authenticate=False, on_request=records.append) as api:
         # When a request without a token, and one with a bad token, are sent
         statuses = [_mint(api).status, _mint(api, authorization="Bearer not-a-jwt").status]
 
@@ -478,10 +493,12 @@ def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
 
 
 def test_with_caller_auth_iam_a_sigv4_signed_mint_passes_and_an_unsigned_one_reaches_nothing(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, output: Output
+    issuer: LoopbackIssuer, api_key_secret_arn: str, secrets_manager_url: str, openai_stub: OpenAIStub, output: Output
 ) -> None:
     # Given the template deployed for backends (CallerAuth=iam)
-    with serving(issuer, api_key_secret_arn, openai_stub, CallerAuth="iam", JwtIssuer="", JwtAudiences="") as api:
+    with serving(
+        issuer, api_key_secret_arn, openai_stub, secrets_manager_url, CallerAuth="iam", JwtIssuer="", JwtAudiences=""
+    ) as api:
         request = AWSRequest(
             method="POST", url=f"{api.url}{MINT_PATH}", data=MINT_BODY, headers={"content-type": "application/json"}
         )

@@ -81,11 +81,20 @@ def records() -> list[AccessRecord]:
 
 @pytest.fixture
 def api(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, records: list[AccessRecord]
+    issuer: LoopbackIssuer,
+    api_key_secret_arn: str,
+    secrets_manager_url: str,
+    openai_stub: OpenAIStub,
+    records: list[AccessRecord],
 ) -> Iterator[LocalApi]:
     """The template deployed with AllowedOrigins: the app's origin and a development page's."""
     with serving(
-        issuer, api_key_secret_arn, openai_stub.base_url, records=records, AllowedOrigins=f"{APP},{DEV_PAGE}"
+        issuer,
+        api_key_secret_arn,
+        openai_stub.base_url,
+        secrets_manager_url,
+        records=records,
+        AllowedOrigins=f"{APP},{DEV_PAGE}",
     ) as api:
         yield api
 
@@ -147,11 +156,11 @@ def test_an_origin_compares_case_insensitively_on_scheme_and_host(api: LocalApi)
 
 
 def test_without_cors_a_preflight_is_not_found(
-    issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub
+    issuer: LoopbackIssuer, api_key_secret_arn: str, secrets_manager_url: str, openai_stub: OpenAIStub
 ):
     # Given the template's default: AllowedOrigins empty, so no CorsConfiguration
     records: list[AccessRecord] = []
-    with serving(issuer, api_key_secret_arn, openai_stub.base_url, records=records) as api:
+    with serving(issuer, api_key_secret_arn, openai_stub.base_url, secrets_manager_url, records=records) as api:
         # When a browser sends a preflight
         answer = _preflight(api, APP)
 
@@ -254,13 +263,16 @@ def test_the_integrations_own_cors_headers_are_dropped():
 def test_allowed_origins_override_the_templates(
     issuer: LoopbackIssuer,
     api_key_secret_arn: str,
+    secrets_manager_url: str,
     openai_stub: OpenAIStub,
     allowed: list[str],
     origin: str,
     expected: str | None,
 ):
     # Given the template's default (no CORS), and AllowedOrigins given (as make run gives ALLOWED_ORIGINS)
-    with serving(issuer, api_key_secret_arn, openai_stub.base_url, AllowedOrigins=",".join(allowed)) as api:
+    with serving(
+        issuer, api_key_secret_arn, openai_stub.base_url, secrets_manager_url, AllowedOrigins=",".join(allowed)
+    ) as api:
         # When a page on an origin sends a preflight
         answer = _preflight(api, origin)
 
