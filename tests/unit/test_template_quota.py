@@ -30,7 +30,7 @@ METRICS: dict[str, dict[str, set[str] | None]] = {
     "UpstreamErrors": {"kind": None},
     "RequestsRejected": {"endpoint": None, "reason": None},
     "UnexpectedErrors": {},
-    "QuotaFailOpen": {},
+    "QuotaFailOpen": {"profile": None},
     "QuotaRefundFailures": {},
 }
 # Counted from the API's access log by the template's own metric filter, not by the function.
