@@ -24,16 +24,18 @@ HOST_ARCHITECTURE := $(shell uname -m)
 .PHONY: help run token invoke test lint typecheck unit validate build bench bench-build deploy clean chromium
 
 help:
-	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager, sign-in, OpenAI stub,"
+	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager, sign-in, quotas, OpenAI stub,"
 	@echo "             or the real OpenAI when OPENAI_API_KEY is set)"
 	@echo "             (OPENAI_BASE_URL too: any OpenAI-compatible host; LOG_FORMAT=json: the function's log lines;"
 	@echo "             PORT=3001: another port; SECRETS_VIA=sdk: the key read with boto3, not the extension;"
-	@echo "             AUTH=none: no token checked, locally only; ALLOWED_ORIGINS=http://localhost:5173: CORS)"
+	@echo "             AUTH=none: no token checked, locally only; ALLOWED_ORIGINS=http://localhost:5173: CORS;"
+	@echo "             POLICY=path.json: another policy file, re-read when edited)"
 	@echo "make token   a user's token for the running make run, alone on stdout: export TOKEN=\$$(make -s token)"
 	@echo "             (TOKEN_USER=alice: another user; TOKEN_GROUPS=premium: its groups, comma-separated;"
 	@echo "             PORT=3001: the make run on that port)"
 	@echo "make invoke EVENT=events/client_secrets.json"
 	@echo "             sam local invoke without Docker: the function on one event, its result as JSON"
+	@echo "             (POLICY=path.json: another policy file)"
 	@echo "make test    lint, type-check, validate and build the template, run the tests"
 	@echo "make bench   cold start, warm latency, memory and size against a bare urllib3 handler"
 	@echo "make build   sam build, with the SAM CLI pinned in .venv-sam"

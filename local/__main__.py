@@ -1,10 +1,13 @@
-"""`make run`: the API of template.yaml on 127.0.0.1, with a local Secrets Manager, sign-in and OpenAI stub.
+"""`make run`: the API of template.yaml on 127.0.0.1, with a local Secrets Manager, sign-in, quota table and
+OpenAI stub.
 
 As deployed by default, every request needs a user's token: `make token` (local/token.py) signs a
 development user in to the template's own user pool, held by moto, and the gateway checks the token as
 API Gateway's JWT authorizer does. AUTH=none turns that off, locally only, and says so on every request.
 With OPENAI_API_KEY set, the function talks to the real OpenAI (the key goes into the local secret), or
-with OPENAI_BASE_URL too, to that OpenAI-compatible host. The terminal shows one line per request;
+with OPENAI_BASE_URL too, to that OpenAI-compatible host. The quotas count in the template's own table,
+in moto, empty at each start; POLICY=path.json gives the function another policy file (edits to the
+policy file apply from the next request, no restart). The terminal shows one line per request;
 LOG_FORMAT=json shows the function's own log lines instead. See local/stand_ins.py for the stand-ins.
 """
 

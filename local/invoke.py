@@ -1,7 +1,8 @@
 """`make invoke EVENT=events/<file>.json`: `sam local invoke` without Docker.
 
 The function runs in this process on the event, with the template's environment and timeout and the
-stand-ins `make run` uses (local/stand_ins.py). As `sam local invoke` does, it prints the function's
+stand-ins `make run` uses (local/stand_ins.py: a fresh quota table; POLICY=path.json: another policy
+file). As `sam local invoke` does, it prints the function's
 result as JSON on stdout and its logs on stderr. Exits 0 when the function returned (whatever status its
 answer carries), 1 when it raised or timed out, 2 when the event or a setting cannot be used.
 """

@@ -1,10 +1,12 @@
 """What `make run` and `make invoke` give the function in place of AWS and OpenAI.
 
-One moto server holds the secret (the OpenAI API key and a safety identifier key) and the template's
-Cognito user pool, the issuer of the tokens the gateway checks (AUTH=none: none checked). The function
-reads the secret through a stand-in for the Parameters and Secrets Lambda Extension (SECRETS_VIA=sdk: with
-boto3). OpenAI is the local stub, the real OpenAI when OPENAI_API_KEY is set, or any OpenAI-compatible
-host when OPENAI_BASE_URL is set too. ALLOWED_ORIGINS takes the place of the template's CORS origins.
+One moto server holds the secret (the OpenAI API key and a safety identifier key), the template's
+Cognito user pool, the issuer of the tokens the gateway checks (AUTH=none: none checked), and the
+template's quota table, empty at each start (local/quota_table.py). The function reads the secret through
+a stand-in for the Parameters and Secrets Lambda Extension (SECRETS_VIA=sdk: with boto3). OpenAI is the
+local stub, the real OpenAI when OPENAI_API_KEY is set, or any OpenAI-compatible host when OPENAI_BASE_URL
+is set too. ALLOWED_ORIGINS takes the place of the template's CORS origins; POLICY=path.json, of the
+function's own policy file.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from local import user_pool
+from local import quota_table, user_pool
 from local.aws import LocalAws
 from local.openai_stub import OpenAIStub
+from local.quota_table import LocalTables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
 from local.user_pool import UserPool
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+# The policy the function reads when POLICY_PATH is unset (functions/token_vending/settings.py).
+BUNDLED_POLICY = TEMPLATE.parent / "functions" / "token_vending" / "policy.json"
 REAL_OPENAI = "https://api.openai.com"
 STUB_API_KEY = "sk-local-dev"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -46,11 +51,13 @@ class StandIns:
     user_pool: UserPool | None  # the template's, when it creates one under these overrides
     authenticate: bool  # False with AUTH=none
     allowed_origins: list[str] | None  # ALLOWED_ORIGINS, the template's AllowedOrigins parameter locally
+    tables: LocalTables  # the template's DynamoDB tables (its quota table)
 
     def gateway_options(self) -> dict[str, Any]:
-        """LocalApi.from_template's arguments for the local issuer and AUTH."""
+        """LocalApi.from_template's arguments for the local issuer, the tables and AUTH."""
+        physical = {**(self.user_pool.physical if self.user_pool else {}), **self.tables.physical}
         return {
-            "physical": self.user_pool.physical if self.user_pool else None,
+            "physical": physical or None,
             "discovery": self.user_pool.discovery if self.user_pool else None,
             "authenticate": self.authenticate,
         }
@@ -62,6 +69,7 @@ def check(environ: Mapping[str, str]) -> None:
     _openai(environ)
     _authenticate(environ)
     _allowed_origins(environ)
+    _policy(environ)
 
 
 def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
@@ -80,7 +88,11 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
     overrides = {"OpenAIApiKeySecretArn": secrets.secret_arn, "OpenAIUpstreamUrl": upstream}
     overrides |= cors_overrides(environ)
     pool = user_pool.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
-    environment = secrets.client_environment()
+    tables = quota_table.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
+    environment = secrets.client_environment() | tables.function_environment()
+    policy = _policy(environ)
+    if policy is not None:
+        environment["POLICY_PATH"] = str(policy)
     if secrets_via == "extension":
         extension = running.enter_context(SecretsExtension(secrets.client_environment()))
         overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
@@ -97,7 +109,22 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
     if pool is not None:
         groups = ", ".join(sorted(pool.groups())) or "none"
         description.append(f"sign-in: the template's Cognito user pool in moto, {pool.pool_id} (groups: {groups})")
-    return StandIns(overrides, environment, description, pool, _authenticate(environ), _allowed_origins(environ))
+    for table in tables.tables:
+        description.append(f"DynamoDB: the template's {table.logical_id} in moto, table {table.name} (empty at start)")
+    if policy is None:
+        shown = BUNDLED_POLICY.relative_to(TEMPLATE.parent)
+        description.append(f"policy: {shown} (POLICY=path.json: another file); edits apply from the next request")
+    else:
+        description.append(f"policy: {policy} (POLICY); edits apply from the next request")
+    return StandIns(
+        overrides,
+        environment,
+        description,
+        pool,
+        _authenticate(environ),
+        _allowed_origins(environ),
+        tables,
+    )
 
 
 def upstream_url(base_url: str) -> str:
@@ -159,6 +186,30 @@ def _allowed_origins(environ: Mapping[str, str]) -> list[str] | None:
                 "(e.g. http://localhost:5173), or *, comma-separated"
             )
     return origins or None
+
+
+def _policy(environ: Mapping[str, str]) -> Path | None:
+    """POLICY, the policy file to use instead of the build's, as an absolute path; None when unset or empty.
+
+    Only that the file can be read is checked here: the function validates what it holds, and refuses to mint
+    (logging why) while it is not a valid policy, as the deployed function would.
+    """
+    value = environ.get("POLICY", "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser().absolute()
+    instead = f"give the path of a policy file (e.g. a copy of {BUNDLED_POLICY.relative_to(TEMPLATE.parent)}), "
+    instead += "or unset POLICY for that one"
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise SetupError(f"POLICY={value!r}: no such file: {instead}") from None
+    except IsADirectoryError:
+        raise SetupError(f"POLICY={value!r} is a directory: {instead}") from None
+    except OSError as error:
+        raise SetupError(f"POLICY={value!r} cannot be read ({error.strerror}): {instead}") from None
+    return path
 
 
 def _secrets_via(environ: Mapping[str, str]) -> str:

@@ -32,7 +32,7 @@ STUB_API_KEY = "sk-local-dev"  # what `make run` puts in its local secret for it
 # The developer's own settings would point the local run elsewhere.
 _SETTINGS = (
     *("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOG_FORMAT", "SECRETS_VIA", "PORT"),
-    *("AUTH", "ALLOWED_ORIGINS", "TOKEN_USER", "TOKEN_GROUPS"),
+    *("AUTH", "ALLOWED_ORIGINS", "TOKEN_USER", "TOKEN_GROUPS", "POLICY"),
 )
 MINT_BODY = {"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
 REFUSED_BODY = b'{"session": {"type": "realtime", "audio": {"output": {"voice": "nope"}}}}'
@@ -356,6 +356,7 @@ def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> Non
         ({"PORT": "http"}, "PORT='http' is not a port number"),
         ({"AUTH": "off"}, "AUTH='off': only AUTH=none"),
         ({"ALLOWED_ORIGINS": "http://localhost:5173/app"}, "is not an origin: give scheme://host[:port]"),
+        ({"POLICY": "no-such-policy.json"}, "POLICY='no-such-policy.json': no such file: give the path of a policy"),
     ],
 )
 def test_a_setting_make_run_cannot_use_is_refused_saying_what_to_do(settings: dict[str, str], message: str) -> None:
@@ -482,6 +483,35 @@ def test_auth_none_mints_without_a_token_and_says_so_on_every_request() -> None:
     # And the page's origin is allowed, as ALLOWED_ORIGINS has it
     assert "CORS: pages on http://localhost:5173 may call it" in started
     assert preflight.headers.get("access-control-allow-origin") == "http://localhost:5173"
+
+
+def test_policy_names_the_policy_file_whose_quotas_make_run_enforces_and_an_edit_applies_at_once(
+    tmp_path: Path,
+) -> None:
+    # Given a copy of the policy whose assistant profile allows a caller 2 client secrets a month (a window
+    # whose end no test run will meet), and `make run` with POLICY naming it
+    policy = tmp_path / "policy.json"
+    document = json.loads((REPO / "functions" / "token_vending" / "policy.json").read_text())
+    document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": 2, "seconds": 31 * 86400}]}
+    policy.write_text(json.dumps(document))
+    with _local_run(AUTH="none", POLICY=str(policy)) as service:
+        # When the one caller asks 3 times, then once more after the limit is raised in the file
+        responses = [_mint(service.url) for _ in range(3)]
+        document["profiles"]["assistant"]["limits"]["per_caller"][0]["mints"] = 30
+        policy.write_text(json.dumps(document))
+        responses.append(_mint(service.url))
+        service.minted.extend(r.json()["value"] for r in responses if r.status == HTTPStatus.OK)
+    started = "".join(service.printed)
+
+    # Then the quota table counts in moto: 2 minted, the third refused as OpenAI refuses, with Retry-After
+    assert [r.status for r in responses[:3]] == [HTTPStatus.OK, HTTPStatus.OK, HTTPStatus.TOO_MANY_REQUESTS]
+    assert responses[2].json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(responses[2].headers["Retry-After"]) >= 1
+    # And the edit applied without a restart
+    assert responses[3].status == HTTPStatus.OK
+    # And the start text says which table and which policy file
+    assert "DynamoDB: the template's QuotaTable in moto, table local-QuotaTable" in started
+    assert f"policy: {policy} (POLICY)" in started
 
 
 def test_a_port_in_use_names_the_port_and_another_to_use() -> None:
