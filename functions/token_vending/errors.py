@@ -90,6 +90,13 @@ class DependencyUnavailable(ApiError):
     type = "server_error"
 
 
+class OutOfTime(ApiError):
+    """The invocation had no time left to ask anyone: nothing was asked."""
+
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    type = "server_error"
+
+
 class UpstreamError(ApiError):
     """OpenAI did not mint: the status says whose problem it is."""
 

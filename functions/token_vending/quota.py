@@ -37,7 +37,7 @@ from urllib3.util import parse_url
 
 from token_vending.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
 from token_vending.deadline import POOL_CLASSES, Deadline, keeping_to
-from token_vending.errors import DependencyUnavailable, RateLimited, ServiceMisconfigured
+from token_vending.errors import DependencyUnavailable, OutOfTime, RateLimited, ServiceMisconfigured
 from token_vending.observability import count, logger
 from token_vending.policy import Limits, Window
 
@@ -143,6 +143,9 @@ def reserve(
         return None
     if store is None:
         raise _misconfigured("quota_store_missing", "the policy sets limits but the function has no QUOTA_TABLE_NAME")
+    if deadline.passed:
+        logger.warning("no time left to ask the quota store")
+        raise OutOfTime("This request ran out of time before it could be served. Retry in a moment.", code="timeout")
     now = time.time()
     items = []
     if limits is not None:
