@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Self
 
@@ -54,8 +55,9 @@ def dynamodb_client(endpoint_url: str, region: str = REGION) -> Any:  # no stubs
     )
 
 
-def one_dynamodb_request_at_a_time(app: WSGIApplication) -> WSGIApplication:
-    """``app``, answering DynamoDB's requests one at a time (other services' still concurrently).
+def one_dynamodb_request_at_a_time(app: WSGIApplication, counted: Counter[str] | None = None) -> WSGIApplication:
+    """``app``, answering DynamoDB's requests one at a time (other services' still concurrently), each counted
+    by operation in ``counted`` if given.
 
     DynamoDB serialises the writes to an item, so a conditional update is atomic; moto's is a read, a check
     and a write in Python, and two threads can interleave between them: an `ADD n :one` conditional on
@@ -64,9 +66,12 @@ def one_dynamodb_request_at_a_time(app: WSGIApplication) -> WSGIApplication:
     lock = threading.Lock()
 
     def serialised(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_20120810."):
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not target.startswith("DynamoDB_20120810."):
             return app(environ, start_response)
         with lock:
+            if counted is not None:
+                counted[target.removeprefix("DynamoDB_20120810.")] += 1
             answer = app(environ, start_response)
             try:
                 return list(answer)  # the whole answer made under the lock
@@ -86,6 +91,8 @@ class LocalAws(Running):
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._endpoint_url: str | None = None
+        # DynamoDB's requests answered, by operation ("UpdateItem"): what `make bench` counts per mint.
+        self.dynamodb_requests: Counter[str] = Counter()
 
     @property
     def endpoint_url(self) -> str:
@@ -98,7 +105,9 @@ class LocalAws(Running):
         # moto's per-request access log would drown the gateway's own.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # What moto.server.ThreadedMotoServer serves, with DynamoDB's requests serialised.
-        app: Any = one_dynamodb_request_at_a_time(DomainDispatcherApplication(create_backend_app))
+        app: Any = one_dynamodb_request_at_a_time(
+            DomainDispatcherApplication(create_backend_app), self.dynamodb_requests
+        )
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._server = server
         self._thread = serve_in_background(server, "local-aws")
