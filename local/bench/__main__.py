@@ -1,14 +1,23 @@
 """`make bench`: the function as `sam build` built it, side by side with a bare urllib3 handler (floor.py).
 
-Both run as Lambda would run them, on the same loopback stand-ins: moto's Secrets Manager (behind a
-Parameters and Secrets Extension stand-in, or reached with boto3), and the OpenAI stub. Each container
-is a fresh interpreter (child.py). Cold runs alternate floor and function, round after round; warm
-figures come from one container per handler invoked ``--invocations`` times after its first call.
+Both run as Lambda would run them, on the same loopback stand-ins: one moto server (LocalAws) with the
+Secrets Manager secret (behind a Parameters and Secrets Extension stand-in, or reached with boto3) and the
+template's quota table (local/quota_table.py), and the OpenAI stub. Each container is a fresh interpreter
+(child.py). Cold runs alternate floor and function, round after round; warm figures come from one
+container per handler invoked ``--invocations`` times after its first call.
 
 "default" is the function with the template's default parameters, whatever they choose; "ours" is it with
-the extension attached explicitly. Prints a table and writes the figures to bench-results.json
-(``--output``). ``--quick`` runs a few of everything, to prove the benchmark works (``make test``); its
-figures mean nothing.
+the extension attached explicitly. Every variant of the function has the caller's identity and quotas on:
+the template's QUOTA_TABLE_NAME (the table in moto) and a policy that is the shipped one, with the same
+windows and spend brake but every limit raised to 10**9 mints, so that a run of thousands of mints by one
+user is never refused. That policy is validated and recorded as `sam build` records the bundled one
+(``python -m token_vending.policy FILE`` with the build's code and the pinned pydantic), so a cold start
+reads it without pydantic. The floor has no quota: it is what the quota costs, among the rest.
+
+Besides cold starts, warm latency, memory and size, it reports how long a warm mint waits on the store
+(the mint's log line's ``quota_ms``) and the store requests per mint (counted at moto). Prints a table and
+writes the figures to bench-results.json (``--output``). ``--quick`` runs a few of everything, to prove the
+benchmark works (``make test``); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local import quota_table
+from local.aws import LocalAws
 from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
+from local.quota_table import LocalTables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
 
@@ -46,6 +58,9 @@ DEFAULT_RUNTIME = ROOT / ".aws-sam" / "bench" / "runtime"
 # Warm runs alternate floor and ours this many times, so that a drift in the machine's speed hits both.
 WARM_CONTAINERS = 2
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+# The bench policy's every mint limit: far above any run's mints (the most policy.py allows).
+BENCH_MINTS = 10**9
+MINTED = "client secret minted"
 
 
 @dataclass
@@ -60,6 +75,7 @@ class Variant:
     cold_ms: list[float] = field(default_factory=list)
     import_ms: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
+    first_quota_ms: list[float] = field(default_factory=list)  # the first mint's wait on the store
     warm: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,8 +84,11 @@ class Stand:
     """The stand-ins every variant talks to."""
 
     stub: OpenAIStub
+    aws: LocalAws
     extension: SecretsExtension
     secrets: LocalSecretsManager
+    tables: LocalTables
+    policy: Path
     xray_daemon: socket.socket
     logs: Path
 
@@ -91,8 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     with ExitStack() as running:
-        stand = _stand_up(running)
+        stand = _stand_up(running, args.build_dir)
         variants = _variants(args.build_dir, args.runtime_dir, stand)
+        print(
+            f"quotas on: the shipped policy's windows and spend brake, each limit raised to {BENCH_MINTS:,} mints"
+            f" ({stand.policy}, validated and recorded as sam build records the bundled one), in the template's"
+            f" {', '.join(table.logical_id for table in stand.tables.tables)} in moto",
+            flush=True,
+        )
         warmed = [variants[name] for name in ("floor", "ours", "default")]
         print(f"cold starts: {args.rounds} rounds of {', '.join(variants)}, interleaved", flush=True)
         for round_number in range(args.rounds):
@@ -111,22 +136,57 @@ def main(argv: list[str] | None = None) -> int:
                 _warm(variant, stand, args.invocations)
         log_lines = _check_logs(stand.logs, [v.name for v in warmed], expected=containers * (args.invocations + 1))
 
-    results = _results(variants, _build_bytes(args.build_dir), args, log_lines)
+    results = _results(variants, _build_bytes(args.build_dir), args, log_lines, stand.policy)
     _print_table(results, variants)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.output}")
+    if results["default_reads_key_via"] == "extension" and results["aws_sdk_imported_default"]:
+        print(
+            "make bench: the default deployment imported the AWS SDK (boto3 or botocore's modules), which its"
+            " cold start must not pay for: see `python -X importtime` on token_vending.app",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
-def _stand_up(running: ExitStack) -> Stand:
+def _stand_up(running: ExitStack, build: Path) -> Stand:
     stub = running.enter_context(OpenAIStub(api_key=API_KEY))
-    secrets = running.enter_context(LocalSecretsManager(api_key=API_KEY))
+    aws = running.enter_context(LocalAws())
+    secrets = running.enter_context(LocalSecretsManager(api_key=API_KEY, aws=aws))
     extension = running.enter_context(SecretsExtension(secrets.client_environment()))
+    overrides = {"OpenAIApiKeySecretArn": secrets.secret_arn, "OpenAIUpstreamUrl": stub.base_url}
+    tables = quota_table.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
     # Tracing sends segments over UDP to the X-Ray daemon: this socket takes them and nobody reads them.
     daemon = running.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     daemon.bind(("127.0.0.1", 0))
     logs = Path(running.enter_context(tempfile.TemporaryDirectory(prefix="bench-logs-")))
-    return Stand(stub, extension, secrets, daemon, logs)
+    policy = _bench_policy(build, Path(running.enter_context(tempfile.TemporaryDirectory(prefix="bench-policy-"))))
+    return Stand(stub, aws, extension, secrets, tables, policy, daemon, logs)
+
+
+def _bench_policy(build: Path, into: Path) -> Path:
+    """The build's policy with its windows and spend brake as they are and every limit at BENCH_MINTS, in
+    ``into``, validated and recorded by the build's own code with the pinned pydantic (functions/Makefile)."""
+    document = json.loads((build / FUNCTION / "token_vending" / "policy.json").read_text())
+    for profile in document["profiles"].values():
+        for window in (profile.get("limits") or {}).get("per_caller", []):
+            window["mints"] = BENCH_MINTS
+    if "spend_brake" in document:
+        document["spend_brake"]["mints"] = BENCH_MINTS
+    path = into / "policy.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    environment = {**os.environ, "PYTHONPATH": str(build / FUNCTION), "PYTHONDONTWRITEBYTECODE": "1"}
+    recorded = subprocess.run(  # noqa: S603 - our own interpreter and the build's module
+        [sys.executable, "-P", "-m", "token_vending.policy", str(path)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if recorded.returncode != 0:
+        raise SystemExit(f"make bench: the bench policy was refused:\n{recorded.stderr}")
+    return path
 
 
 def _variants(build: Path, runtime: Path, stand: Stand) -> dict[str, Variant]:
@@ -153,11 +213,13 @@ def _variants(build: Path, runtime: Path, stand: Stand) -> dict[str, Variant]:
             "OpenAIUpstreamUrl": stand.stub.base_url,
             **overrides,
         }
-        found = LocalApi.from_template(TEMPLATE, parameters).functions[FUNCTION]
+        found = LocalApi.from_template(TEMPLATE, parameters, physical=stand.tables.physical).functions[FUNCTION]
         environment = {
             **lambda_environment,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(found.memory_size),
             **found.environment,
+            **stand.tables.function_environment(),
+            "POLICY_PATH": str(stand.policy),
         }
         layers = [str(build / "DependenciesLayer" / "python")]
         # As the template decides: it sets the port only where it attaches the extension.
@@ -221,19 +283,28 @@ def _run(variant: Variant, stand: Stand, invocations: int) -> tuple[float, dict[
 
 
 def _cold_start(variant: Variant, stand: Stand) -> None:
+    logged = _log_size(stand, variant)
     cold_ms, first, _ = _run(variant, stand, invocations=0)
     variant.cold_ms.append(cold_ms)
     variant.import_ms.append(first["import_ms"])
     variant.first_ms.append(first["first_ms"])
+    if variant.name != "floor":
+        variant.first_quota_ms.extend(_quota_ms(stand, variant, logged))
 
 
 def _warm(variant: Variant, stand: Stand, invocations: int) -> None:
     """One more warm container: its latencies join the variant's; counts are each container's own."""
     connections, fetches = stand.stub.connections, stand.extension.requests
+    store_requests, logged = stand.aws.dynamodb_requests["UpdateItem"], _log_size(stand, variant)
     stand.stub.reset()
     _, _, last = _run(variant, stand, invocations)
     latencies = sorted([*variant.warm.get("latencies_ms", []), *(ns / 1e6 for ns in last["latencies_ns"])])
     previous = variant.warm
+    mints = previous.get("mints", 0) + invocations + 1
+    store_requests = previous.get("store_requests", 0) + stand.aws.dynamodb_requests["UpdateItem"] - store_requests
+    # The container's first mint is its cold start's: the warm ones follow it.
+    waits = [] if variant.name == "floor" else _quota_ms(stand, variant, logged)[1:]
+    quota_ms = sorted([*previous.get("quota_ms", []), *waits])
     variant.warm = {
         "latencies_ms": latencies,
         "containers": previous.get("containers", 0) + 1,
@@ -247,8 +318,34 @@ def _warm(variant: Variant, stand: Stand, invocations: int) -> None:
             previous.get("secret_fetches", 0), stand.extension.requests - fetches if variant.via_extension else 0
         ),
         "boto3_imported": last["boto3_imported"],
+        "botocore_imported": last["botocore_imported"],
         "pydantic_imported": last["pydantic_imported"],
+        "mints": mints,
+        "store_requests": store_requests,
+        "store_requests_per_mint": round(store_requests / mints, 3),
     }
+    if quota_ms:
+        variant.warm |= {
+            "quota_ms": quota_ms,
+            "quota_p50_ms": _percentile(quota_ms, 50),
+            "quota_p99_ms": _percentile(quota_ms, 99),
+        }
+
+
+def _log_size(stand: Stand, variant: Variant) -> int:
+    log = stand.logs / f"{variant.name}.log"
+    return log.stat().st_size if log.exists() else 0
+
+
+def _quota_ms(stand: Stand, variant: Variant, offset: int) -> list[float]:
+    """The store waits of the mints the variant logged from ``offset`` on; quotas off refuse the run."""
+    with (stand.logs / f"{variant.name}.log").open("rb") as log:
+        log.seek(offset)
+        lines = [json.loads(line) for line in log.read().splitlines() if line.startswith(b"{")]
+    minted = [line for line in lines if line.get("message") == MINTED]
+    if not minted or any("quota_ms" not in line for line in minted):
+        raise SystemExit(f"make bench: {variant.name} minted without a quota check; the bench measures quotas on")
+    return [float(line["quota_ms"]) for line in minted]
 
 
 def _check_logs(logs: Path, names: list[str], expected: int) -> int:
@@ -260,9 +357,7 @@ def _check_logs(logs: Path, names: list[str], expected: int) -> int:
         text = (logs / f"{name}.log").read_text()
         lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
         # A mint counts only if its line names the caller by a safety identifier (as the stub required it).
-        minted_logs = sum(
-            1 for line in lines if line.get("message") == "client secret minted" and len(line.get("user", "")) == 64
-        )
+        minted_logs = sum(1 for line in lines if line.get("message") == MINTED and len(line.get("user", "")) == 64)
         minted_metrics = sum(1 for line in lines if "ClientSecretsMinted" in line)
         if minted_logs < expected or minted_metrics < expected:
             raise SystemExit(
@@ -287,7 +382,7 @@ def _percentile(ordered: list[float], percent: float) -> float:
 
 
 def _results(
-    variants: dict[str, Variant], sizes: dict[str, int], args: argparse.Namespace, log_lines: int
+    variants: dict[str, Variant], sizes: dict[str, int], args: argparse.Namespace, log_lines: int, policy: Path
 ) -> dict[str, Any]:
     floor, ours, default = variants["floor"], variants["ours"], variants["default"]
     cold = {name: statistics.median(variant.cold_ms) for name, variant in variants.items()}
@@ -303,6 +398,18 @@ def _results(
         "build_mb": round(build_bytes / 1e6, 2),
         "upstream_connections": ours.warm["upstream_connections"],
         "secret_fetches": ours.warm["secret_fetches"],
+        # How long a mint waits on the quota store (its log line's quota_ms) and how many requests it makes there.
+        "quota": {
+            name: {
+                "warm_p50_ms": variants[name].warm["quota_p50_ms"],
+                "warm_p99_ms": variants[name].warm["quota_p99_ms"],
+                "share_of_warm_p50": round(variants[name].warm["quota_p50_ms"] / variants[name].warm["p50_ms"], 2),
+                "first_mint_ms": round(statistics.median(variants[name].first_quota_ms), 2),
+                "store_requests_per_mint": variants[name].warm["store_requests_per_mint"],
+            }
+            for name in ("ours", "default")
+        },
+        "aws_sdk_imported_default": default.warm["boto3_imported"] or default.warm["botocore_imported"],
         "cold_ms": {name: round(value, 1) for name, value in cold.items()},
         "cold_ratio_by_variant": {name: round(value / cold["floor"], 2) for name, value in cold.items()},
         "import_ms": {name: round(statistics.median(v.import_ms), 1) for name, v in variants.items()},
@@ -311,7 +418,7 @@ def _results(
             name: {
                 k: round(v, 3) if isinstance(v, float) else v
                 for k, v in variants[name].warm.items()
-                if k != "latencies_ms"
+                if k not in ("latencies_ms", "quota_ms")
             }
             for name in ("floor", "ours", "default")
         },
@@ -325,6 +432,8 @@ def _results(
             "machine": os.uname().machine,
             "cpus": os.cpu_count(),
             "cold": "wall time from starting the interpreter to the first answer; median over rounds",
+            "quota": f"the shipped policy's windows and spend brake with every limit at {BENCH_MINTS} mints ({policy})",
+            "store_requests": "UpdateItem requests moto answered during the warm containers, over their mints",
         },
     }
 
@@ -346,17 +455,26 @@ def _print_table(results: dict[str, Any], variants: dict[str, Variant]) -> None:
         ("upstream connections", warm["floor"]["upstream_connections"], warm["ours"]["upstream_connections"], None),
         ("secret fetches", "-", warm["ours"]["secret_fetches"], None),
     ]
+    for name in ("ours", "default"):
+        quota, of = results["quota"][name], "" if name == "ours" else f", {name}"
+        rows += [
+            (f"warm store wait p50{of} (ms)", "-", quota["warm_p50_ms"], None),
+            (f"warm store wait p99{of} (ms)", "-", quota["warm_p99_ms"], None),
+            (f"first mint's store wait{of} (ms)", "-", quota["first_mint_ms"], None),
+            (f"store requests per mint{of}", "-", quota["store_requests_per_mint"], None),
+        ]
+    rows.append(("boto3/botocore imported, default", "-", "yes" if results["aws_sdk_imported_default"] else "no", None))
     rows += [
         (f"cold start, {name} (ms)", cold["floor"], cold[name], results["cold_ratio_by_variant"][name])
         for name in variants
         if name not in ("floor", "ours")
     ]
-    print(f"\n{'':32} {'floor':>10} {'ours':>10} {'ours/floor':>11}")
+    print(f"\n{'':38} {'floor':>10} {'ours':>10} {'ours/floor':>11}")
     for label, floor_value, ours_value, ratio in rows:
-        print(f"{label:32} {_cell(floor_value):>10} {_cell(ours_value):>10} {_cell(ratio, 'x'):>11}")
+        print(f"{label:38} {_cell(floor_value):>10} {_cell(ours_value):>10} {_cell(ratio, 'x'):>11}")
     sizes = results["build_bytes"]
     print(
-        f"{'build, function + layer (MB)':32} {'':>10} {results['build_mb']:>10.2f}"
+        f"{'build, function + layer (MB)':38} {'':>10} {results['build_mb']:>10.2f}"
         f"   (function {sizes[FUNCTION] / 1e6:.2f}, layer {sizes['DependenciesLayer'] / 1e6:.2f};"
         f" tracing layer {sizes['TracingLayer'] / 1e6:.2f} when on; boto3 from the runtime)"
     )

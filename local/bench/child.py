@@ -57,6 +57,9 @@ def main() -> None:
                 "latencies_ns": latencies_ns,
                 "peak_rss_kb": _peak_rss_kb(),
                 "boto3_imported": "boto3" in sys.modules,
+                # Powertools imports botocore's bare package (logging, os, re) to tag the SDK's user agent;
+                # the SDK itself is its modules (botocore.session, .client, .auth, ...).
+                "botocore_imported": any(name.startswith("botocore.") for name in sys.modules),
                 "pydantic_imported": "pydantic" in sys.modules,
                 "xray_imported": "aws_xray_sdk" in sys.modules,
             }
