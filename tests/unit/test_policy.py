@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import re
 from http import HTTPStatus
 from pathlib import Path
@@ -18,6 +19,7 @@ from token_vending.policy import (
     PolicyError,
     Profile,
     Requirements,
+    Window,
     cached_policy,
     check_request,
     ga_param,
@@ -1419,3 +1421,230 @@ def test_a_record_that_vouches_for_bad_requirements_is_not_trusted(tmp_path: Pat
     # When / Then it is validated anyway, and refused
     with pytest.raises(PolicyError, match="leave the key out"):
         load_policy(path)
+
+
+# --- limits and the spend brake ---
+
+
+LIMITS = (*VOICE, "limits")
+BRAKE = ("spend_brake",)
+MINUTE = {"mints": 10, "seconds": 60}
+DAY = {"mints": 100, "seconds": 86400}
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (LIMITS, {"per_caller": [MINUTE]}),
+        (LIMITS, {"per_caller": [MINUTE, DAY], "on_store_failure": "allow"}),
+        (LIMITS, {"per_caller": [{"mints": 1, "seconds": 1}, {"mints": 10**9, "seconds": 31 * 86400}]}),
+        (BRAKE, {"mints": 5000, "seconds": 86400}),
+        (BRAKE, {"mints": 1, "seconds": 31 * 86400}),
+    ],
+)
+def test_limits_and_a_brake_within_their_bounds_load_alike_with_and_without_pydantic(
+    tmp_path: Path, where: tuple[str, ...], value: Any
+) -> None:
+    # Given a policy with limits (or a brake), validated and recorded as the build does
+    path = write_policy(tmp_path, changed(SMALL_POLICY, where, value))
+    assert main([str(path)]) == 0
+
+    # When it is read through its record (no pydantic) and validated anew
+    recorded, checked = load_policy(path), validate(path, path.read_bytes())
+
+    # Then both are the same policy, down to each value's type
+    assert repr(recorded) == repr(checked)
+    assert repr(Policy.from_document(json.loads(path.read_text()))) == repr(checked)
+
+
+def test_limits_default_to_failing_closed() -> None:
+    # Given / When
+    policy = validated(changed(SMALL_POLICY, LIMITS, {"per_caller": [MINUTE]}))
+
+    # Then
+    limits = policy.profiles["voice"].limits
+    assert limits is not None
+    assert limits.on_store_failure == "refuse"
+    assert limits.per_caller == [Window(mints=10, seconds=60)]
+    assert policy.spend_brake is None
+    assert policy.profiles["notes"].limits is None
+
+
+# Mistakes in limits and brakes, what the build says of each (on the pydantic path), and whether the checks
+# made without pydantic (Policy.from_document, for a file whose record matches) refuse it too.
+BAD_LIMITS = [
+    (LIMITS, {"per_caller": []}, "per_caller must list at least one window; for no limit, leave limits out"),
+    (LIMITS, {}, "profiles.voice.limits.per_caller"),
+    (LIMITS, {"per_caller": MINUTE}, "profiles.voice.limits.per_caller"),
+    (LIMITS, {"per_caller": [MINUTE, {"mints": 20, "seconds": 60}]}, "per_caller names a window length twice"),
+    (LIMITS, {"per_caller": [{"mints": 0, "seconds": 60}]}, "mints must be a whole number from 1 to 1000000000"),
+    (LIMITS, {"per_caller": [{"mints": 10**9 + 1, "seconds": 60}]}, "mints must be a whole number from 1"),
+    (LIMITS, {"per_caller": [{"mints": -1, "seconds": 60}]}, "mints must be a whole number from 1"),
+    (LIMITS, {"per_caller": [{"mints": 10, "seconds": 0}]}, "seconds must be a whole number from 1 to 2678400"),
+    (LIMITS, {"per_caller": [{"mints": 10, "seconds": 31 * 86400 + 1}]}, "(31 days)"),
+    (LIMITS, {"per_caller": [MINUTE], "burst": 5}, "profiles.voice.limits.burst"),
+    (LIMITS, {"per_caller": [{**MINUTE, "burst": 5}]}, "profiles.voice.limits.per_caller.0.burst"),
+    (LIMITS, {"per_caller": [{"mints": "10", "seconds": 60}]}, "per_caller.0.mints"),
+    (LIMITS, {"per_caller": [{"mints": 10, "seconds": "60"}]}, "per_caller.0.seconds"),
+    (LIMITS, [MINUTE], "profiles.voice.limits"),
+    (BRAKE, {"mints": 0, "seconds": 86400}, "mints must be a whole number from 1"),
+    (BRAKE, {"mints": 5000, "seconds": 0}, "seconds must be a whole number from 1"),
+    (BRAKE, {"mints": 5000}, "spend_brake.seconds"),
+    (BRAKE, {"mints": 5000, "seconds": 86400, "per": "day"}, "spend_brake.per"),
+    (BRAKE, {"mints": "5000", "seconds": 86400}, "spend_brake.mints"),
+    (BRAKE, 5000, "spend_brake"),
+]
+# What only pydantic refuses: with a record that vouches for it, the function would read these as they are.
+PYDANTIC_ONLY = [
+    (LIMITS, {"per_caller": [MINUTE], "on_store_failure": "open"}, "'refuse' or 'allow'"),
+    (LIMITS, {"per_caller": [MINUTE], "on_store_failure": "Allow"}, "'refuse' or 'allow'"),
+    (LIMITS, {"per_caller": [MINUTE], "on_store_failure": True}, "'refuse' or 'allow'"),
+    (LIMITS, {"per_caller": [{"mints": 10.0, "seconds": 60}]}, "per_caller.0.mints"),
+    (LIMITS, {"per_caller": [{"mints": 10, "seconds": 60.0}]}, "per_caller.0.seconds"),
+    (LIMITS, {"per_caller": [{"mints": True, "seconds": 60}]}, "per_caller.0.mints"),
+    (BRAKE, {"mints": 5000.0, "seconds": 86400}, "spend_brake.mints"),
+]
+
+
+@pytest.mark.parametrize(("where", "value", "problem"), BAD_LIMITS + PYDANTIC_ONLY)
+def test_bad_limits_or_brake_are_refused_at_build_time_naming_the_problem(
+    tmp_path: Path, where: tuple[str, ...], value: Any, problem: str
+) -> None:
+    # Given a policy file with one mistake in its limits or brake
+    path = write_policy(tmp_path, changed(SMALL_POLICY, where, value))
+
+    # When the build validates it
+    with pytest.raises(PolicyError) as caught:
+        validate(path, path.read_bytes())
+
+    # Then
+    assert problem in str(caught.value)
+    assert main([str(path)]) == 1
+    assert not record_path(path).exists()
+
+
+@pytest.mark.parametrize(("where", "value", "problem"), BAD_LIMITS)
+def test_bad_limits_or_brake_are_refused_without_pydantic_too(
+    tmp_path: Path, where: tuple[str, ...], value: Any, problem: str
+) -> None:
+    # Given a policy with one mistake, and a record that vouches for it (as if the build had been skipped)
+    path = write_policy(tmp_path, changed(SMALL_POLICY, where, value))
+    record_path(path).write_text(f"{validation_record(path.read_bytes())}\n")
+
+    # When it is read as the function reads it / Then it is refused, naming the problem
+    with pytest.raises((ValueError, TypeError, KeyError, AttributeError)):
+        Policy.from_document(json.loads(path.read_text()))
+    with pytest.raises(PolicyError, match=re.escape(problem)):
+        load_policy(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Policy.from_document (the run-time path, without pydantic) does not check types: Limits.__post_init__ "
+    "takes any on_store_failure (anything but 'allow' then fails closed) and Window.__post_init__ takes 10.0 and "
+    "true for mints/seconds (shown as '10.0' in headers and messages). Reached only through a record that vouches "
+    "for a file the build did not validate. Fix: in Limits.__post_init__ refuse on_store_failure not in "
+    "('refuse', 'allow'); in Window.__post_init__ refuse type(mints) / type(seconds) is not int, as Policy does "
+    "for version.",
+)
+@pytest.mark.parametrize(("where", "value", "problem"), PYDANTIC_ONLY)
+def test_types_only_pydantic_checks_are_refused_without_it_too(
+    tmp_path: Path, where: tuple[str, ...], value: Any, problem: str
+) -> None:
+    # Given a policy with a mistake of type, and a record that vouches for it
+    path = write_policy(tmp_path, changed(SMALL_POLICY, where, value))
+    record_path(path).write_text(f"{validation_record(path.read_bytes())}\n")
+
+    # When / Then it is refused, naming the problem
+    with pytest.raises(PolicyError, match=re.escape(problem)):
+        load_policy(path)
+
+
+def test_the_shipped_policy_limits_every_profile_and_brakes_the_service() -> None:
+    # Given / When the shipped policy, through its record if it has a current one, and validated anew
+    for policy in (load_policy(BUNDLED_POLICY), validate(BUNDLED_POLICY, BUNDLED_POLICY.read_bytes())):
+        # Then every profile limits each user by the minute and by the day, failing closed, and the service brakes
+        assert policy.spend_brake == Window(mints=5000, seconds=86400)
+        for name, profile in policy.profiles.items():
+            assert profile.limits is not None, name
+            assert {window.seconds for window in profile.limits.per_caller} == {60, 86400}, name
+            assert profile.limits.on_store_failure == "refuse", name
+
+
+def test_a_changed_policy_file_is_read_again(tmp_path: Path) -> None:
+    # Given a policy file read once
+    cached_policy.cache_clear()
+    path = write_policy(tmp_path, changed(SMALL_POLICY, LIMITS, {"per_caller": [MINUTE]}))
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    first = cached_policy(path)
+    assert cached_policy(path) is first
+
+    # When it is rewritten (another size and modification time)
+    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": [{"mints": 2, "seconds": 2592000}]})))
+    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
+
+    # Then the next read is the new policy, and stays cached
+    second = cached_policy(path)
+    assert second is not first
+    limits = second.profiles["voice"].limits
+    assert limits is not None
+    assert limits.per_caller == [Window(mints=2, seconds=2592000)]
+    assert cached_policy(path) is second
+
+
+def test_a_same_size_edit_is_read_again(tmp_path: Path) -> None:
+    # Given a policy file read once
+    cached_policy.cache_clear()
+    path = write_policy(tmp_path, changed(SMALL_POLICY, LIMITS, {"per_caller": [{"mints": 10, "seconds": 60}]}))
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    cached_policy(path)
+
+    # When a digit changes (the same size) at a later time
+    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": [{"mints": 20, "seconds": 60}]})))
+    os.utime(path, ns=(1_000_000_001, 1_000_000_001))
+
+    # Then
+    limits = cached_policy(path).profiles["voice"].limits
+    assert limits is not None
+    assert limits.per_caller == [Window(mints=20, seconds=60)]
+
+
+def test_a_broken_edit_is_refused_until_it_is_fixed(tmp_path: Path) -> None:
+    # Given a policy file in use
+    cached_policy.cache_clear()
+    path = write_policy(tmp_path, SMALL_POLICY)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    cached_policy(path)
+
+    # When an edit breaks it
+    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": []})))
+    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
+
+    # Then every read refuses it, naming the problem (the old policy is not kept)
+    for _ in range(2):
+        with pytest.raises(PolicyError, match="per_caller must list at least one window"):
+            cached_policy(path)
+
+    # When it is fixed, Then the fixed policy is read
+    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": [MINUTE, DAY]})))
+    os.utime(path, ns=(3_000_000_000, 3_000_000_000))
+    limits = cached_policy(path).profiles["voice"].limits
+    assert limits is not None
+    assert [window.seconds for window in limits.per_caller] == [60, 86400]
+
+
+def test_a_policy_file_that_goes_missing_is_refused_then_read_when_back(tmp_path: Path) -> None:
+    # Given a policy file in use
+    cached_policy.cache_clear()
+    path = write_policy(tmp_path, SMALL_POLICY)
+    cached_policy(path)
+    text = path.read_text()
+
+    # When it is removed / Then reads are refused, naming the file
+    path.unlink()
+    with pytest.raises(PolicyError, match="cannot read policy file"):
+        cached_policy(path)
+
+    # When it is back / Then it is read
+    path.write_text(text)
+    assert set(cached_policy(path).profiles) == {"voice", "notes"}

@@ -214,3 +214,143 @@ def test_an_empty_optional_variable_is_unset_as_sam_local_writes_no_value() -> N
     # Then each takes its default: no extension, so the key is read with boto3
     assert settings.secrets_extension_port is None
     assert settings.upstream_read_timeout_seconds == 8.0
+
+
+# --- the quota store and the spend brake ---
+
+
+def quota_settings(**variables: str) -> Settings:
+    return Settings.from_environment({"OPENAI_API_KEY_SECRET_ID": "openai-api-key", **variables})
+
+
+def test_without_quota_variables_there_is_no_store_and_no_brake() -> None:
+    # Given / When
+    settings = quota_settings()
+
+    # Then
+    assert settings.quota_table_name is None
+    assert settings.spend_brake_mints_per_day == 0
+    assert settings.aws_region == "us-east-1"
+    assert settings.dynamodb_endpoint == "https://dynamodb.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["local-QuotaTable", "token-vending-QuotaTable-1A2B3C4D5E6F", "abc", "a.b_c-d", "x" * 255],
+)
+def test_a_quota_table_name_is_read_as_cloudformation_names_it(name: str) -> None:
+    assert quota_settings(QUOTA_TABLE_NAME=name).quota_table_name == name
+
+
+def test_an_empty_quota_table_name_is_no_store() -> None:
+    # Given the empty value `sam local` writes for an unset variable / When / Then
+    assert quota_settings(QUOTA_TABLE_NAME="").quota_table_name is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("QUOTA_TABLE_NAME", "ab"),
+        ("QUOTA_TABLE_NAME", "x" * 256),
+        ("QUOTA_TABLE_NAME", "quota table"),
+        ("QUOTA_TABLE_NAME", "arn:aws:dynamodb:us-east-1:123456789012:table/quota"),
+        ("QUOTA_TABLE_NAME", "quota\n"),
+        ("QUOTA_TABLE_NAME", "quotä"),
+        ("SPEND_BRAKE_MINTS_PER_DAY", "-1"),
+        ("SPEND_BRAKE_MINTS_PER_DAY", "1000000001"),
+        ("SPEND_BRAKE_MINTS_PER_DAY", "5k"),
+        ("SPEND_BRAKE_MINTS_PER_DAY", "1.5"),
+        ("SPEND_BRAKE_MINTS_PER_DAY", "1e3"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "http://dynamodb.us-east-1.amazonaws.com"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "http://10.0.0.5:8000"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1.nip.io:4566"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "ftp://127.0.0.1:4566"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "dynamodb.us-east-1.amazonaws.com"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.us-east-1.amazonaws.com/?a=1"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.us-east-1.amazonaws.com#x"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "https://127.0.0.1:port"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", "https://"),
+    ],
+)
+def test_an_invalid_quota_variable_fails_naming_it(variable: str, value: str) -> None:
+    # Given / When
+    with pytest.raises(SettingsError) as caught:
+        quota_settings(**{variable: value})
+
+    # Then
+    assert variable in str(caught.value)
+
+
+def test_the_quota_variables_problems_are_named_at_once() -> None:
+    # Given / When
+    with pytest.raises(SettingsError) as caught:
+        quota_settings(
+            QUOTA_TABLE_NAME="ab", SPEND_BRAKE_MINTS_PER_DAY="-1", AWS_ENDPOINT_URL_DYNAMODB="http://db.example"
+        )
+
+    # Then
+    message = str(caught.value)
+    assert "QUOTA_TABLE_NAME: must be a DynamoDB table name" in message
+    assert "SPEND_BRAKE_MINTS_PER_DAY: must be a whole number from 0 to 1000000000" in message
+    assert "AWS_ENDPOINT_URL_DYNAMODB: must be https (http only on loopback)" in message
+
+
+@pytest.mark.parametrize(("value", "mints"), [("0", 0), ("1", 1), ("5000", 5000), ("1000000000", 10**9), ("", 0)])
+def test_the_spend_brake_is_read_within_its_bounds(value: str, mints: int) -> None:
+    assert quota_settings(SPEND_BRAKE_MINTS_PER_DAY=value).spend_brake_mints_per_day == mints
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint"),
+    [
+        ("http://127.0.0.1:4566", "http://127.0.0.1:4566"),
+        ("http://127.0.0.1:4566/", "http://127.0.0.1:4566"),
+        ("http://localhost:5000", "http://localhost:5000"),
+        ("http://[::1]:4566", "http://[::1]:4566"),
+        ("https://dynamodb.eu-west-1.amazonaws.com", "https://dynamodb.eu-west-1.amazonaws.com"),
+        (
+            "https://vpce-0abc.dynamodb.us-east-1.vpce.amazonaws.com/",
+            "https://vpce-0abc.dynamodb.us-east-1.vpce.amazonaws.com",
+        ),
+    ],
+)
+def test_the_dynamodb_endpoint_is_https_or_http_on_loopback(url: str, endpoint: str) -> None:
+    assert quota_settings(AWS_ENDPOINT_URL_DYNAMODB=url).dynamodb_endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    ("variables", "region", "endpoint"),
+    [
+        ({"AWS_REGION": "eu-west-1"}, "eu-west-1", "https://dynamodb.eu-west-1.amazonaws.com"),
+        ({"AWS_REGION": "ap-southeast-2"}, "ap-southeast-2", "https://dynamodb.ap-southeast-2.amazonaws.com"),
+        ({"AWS_REGION": "cn-north-1"}, "cn-north-1", "https://dynamodb.cn-north-1.amazonaws.com.cn"),
+        ({"AWS_REGION": "cn-northwest-1"}, "cn-northwest-1", "https://dynamodb.cn-northwest-1.amazonaws.com.cn"),
+        ({"AWS_DEFAULT_REGION": "us-west-2"}, "us-west-2", "https://dynamodb.us-west-2.amazonaws.com"),
+        (
+            {"AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "us-west-2"},
+            "eu-north-1",
+            "https://dynamodb.eu-north-1.amazonaws.com",
+        ),
+        (
+            {"AWS_REGION": "", "AWS_DEFAULT_REGION": "us-west-2"},
+            "us-west-2",
+            "https://dynamodb.us-west-2.amazonaws.com",
+        ),
+    ],
+)
+def test_the_default_dynamodb_endpoint_is_the_regions(variables: dict[str, str], region: str, endpoint: str) -> None:
+    # Given the region Lambda sets (AWS_REGION), or the SDKs' fallback / When
+    settings = quota_settings(**variables)
+
+    # Then the requests go to, and are signed for, that region
+    assert settings.aws_region == region
+    assert settings.dynamodb_endpoint == endpoint
+
+
+def test_a_set_endpoint_wins_over_the_regions() -> None:
+    # Given / When
+    settings = quota_settings(AWS_REGION="cn-north-1", AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:4566")
+
+    # Then the endpoint is the one set, and requests are still signed for the region
+    assert settings.dynamodb_endpoint == "http://127.0.0.1:4566"
+    assert settings.aws_region == "cn-north-1"
