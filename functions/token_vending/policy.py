@@ -14,6 +14,7 @@ pydantic; any other file is validated then, exactly as strictly.
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -266,6 +267,9 @@ class Window:
     seconds: int
 
     def __post_init__(self) -> None:
+        # pydantic checks types when the file is validated; a file read through its record is checked here too
+        if type(self.mints) is not int or type(self.seconds) is not int:
+            raise ValueError("mints and seconds must be whole numbers")
         if not 1 <= self.mints <= 10**9:
             raise ValueError("mints must be a whole number from 1 to 1000000000")
         if not 1 <= self.seconds <= MAX_WINDOW_SECONDS:
@@ -294,9 +298,18 @@ class Limits:
     def __post_init__(self) -> None:
         if not self.per_caller:
             raise ValueError("per_caller must list at least one window; for no limit, leave limits out")
-        lengths = [window.seconds for window in self.per_caller]
+        if self.on_store_failure not in ("refuse", "allow"):
+            raise ValueError("on_store_failure must be 'refuse' or 'allow'")
+        lengths = sorted(window.seconds for window in self.per_caller)
         if len(set(lengths)) != len(lengths):
             raise ValueError("per_caller names a window length twice: give each length one limit")
+        # A caller's counters live in one item per turn of its longest window: a shorter window that straddled
+        # that turn would count in two items, and allow its limit twice.
+        if any(longer % shorter for shorter, longer in itertools.pairwise(lengths)):
+            raise ValueError(
+                "per_caller windows must nest: each shorter length must divide every longer one (e.g. 60, 3600, "
+                "86400 seconds)"
+            )
 
 
 def _names(names: list[str], shown: int = 5) -> str:

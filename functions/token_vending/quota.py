@@ -290,6 +290,10 @@ def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> d
     """One UpdateItem on the store's table, signed; its answer, _ConditionFailed, _Fault or ServiceMisconfigured."""
     body = json.dumps({"TableName": store.table, **request}, separators=(",", ":")).encode()
     url = parse_url(store.endpoint)
+    # Signed as http.client sends the Host header: without the scheme's default port.
+    host = url.host or ""
+    if url.port is not None and url.port != {"https": 443, "http": 80}.get(url.scheme or ""):
+        host = f"{host}:{url.port}"
     try:
         credentials = AwsCredentials.from_environment()
     except CredentialsMissing as missing:
@@ -297,7 +301,7 @@ def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> d
     headers = signed_headers(
         credentials,
         method="POST",
-        host=url.netloc or "",
+        host=host,
         path="/",
         headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": _TARGET},
         body=body,

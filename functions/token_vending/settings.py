@@ -116,10 +116,9 @@ def _dns_suffix(region: str) -> str:
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if not re.fullmatch(r"[0-9]{1,12}", value):  # int() would take " 5", "1_000" and non-ASCII digits
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        number = int(value)
         if not low <= number <= high:
             raise ValueError(f"must be a whole number from {low} to {high}")
         return number

@@ -299,13 +299,6 @@ class _Signed(Exception):
     """Stops a quota store request once it is signed: nothing is sent."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="quota._update_item signs host=url.netloc, which keeps an explicit default port "
-    "(AWS_ENDPOINT_URL_DYNAMODB=https://dynamodb.us-east-1.amazonaws.com:443 signs 'host:443'), while http.client "
-    "sends Host without it and botocore signs it without it: DynamoDB answers InvalidSignatureException (a 500 "
-    "quota_store_misconfigured). Fix: sign url.host, with ':port' only when the port is not the scheme's default.",
-)
 @pytest.mark.parametrize(
     ("endpoint", "host"),
     [

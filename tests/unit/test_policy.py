@@ -1538,15 +1538,6 @@ def test_bad_limits_or_brake_are_refused_without_pydantic_too(
         load_policy(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Policy.from_document (the run-time path, without pydantic) does not check types: Limits.__post_init__ "
-    "takes any on_store_failure (anything but 'allow' then fails closed) and Window.__post_init__ takes 10.0 and "
-    "true for mints/seconds (shown as '10.0' in headers and messages). Reached only through a record that vouches "
-    "for a file the build did not validate. Fix: in Limits.__post_init__ refuse on_store_failure not in "
-    "('refuse', 'allow'); in Window.__post_init__ refuse type(mints) / type(seconds) is not int, as Policy does "
-    "for version.",
-)
 @pytest.mark.parametrize(("where", "value", "problem"), PYDANTIC_ONLY)
 def test_types_only_pydantic_checks_are_refused_without_it_too(
     tmp_path: Path, where: tuple[str, ...], value: Any, problem: str

@@ -157,14 +157,6 @@ def test_a_single_window_removes_nothing() -> None:
     ],
     ids=["60s-90s", "week-31days"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy.Limits accepts windows that do not nest, and quota._caller_item keys the item by the longest "
-    "window's index: when the longest window turns inside a shorter one, the shorter window's counter starts "
-    "again at 0 in the new item, so a caller gets twice its limit in that window (10 a minute: 10 at 0:01:00-0:01:29 "
-    "and 10 more at 0:01:30-0:01:59 with a 90 s window beside it). Fix: Limits.__post_init__ refuses per_caller "
-    "windows where a shorter length does not divide every longer one.",
-)
 def test_a_shorter_windows_count_is_never_split_between_items(windows: list[Window]) -> None:
     # Given limits with windows of two lengths, as the policy accepts them (or refuses them: then no split)
     try:
