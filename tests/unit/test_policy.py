@@ -1365,6 +1365,18 @@ def test_the_readmes_profiles_by_identity_example_is_valid() -> None:
     assert policy.select(None, "realtime", ANYONE, param="session.type")[0] == "assistant"
 
 
+def test_the_readmes_quota_example_is_valid() -> None:
+    # Given the README's example of quotas and the spend brake
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if '"spend_brake"' in b)
+
+    # When / Then it validates, with its per-caller windows and its brake
+    policy = validated(json.loads(example))
+    limits = policy.profiles["assistant"].limits
+    assert limits is not None and [w.seconds for w in limits.per_caller] == [60, 86400]
+    assert policy.spend_brake is not None and policy.spend_brake.mints == 5000
+
+
 @pytest.mark.parametrize(
     ("candidates", "problem"),
     [
