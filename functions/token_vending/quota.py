@@ -12,8 +12,9 @@ Items (key ``pk``):
 - ``caller#<profile>#<longest window>#<its index>#<safety id>``, one number attribute ``w<seconds>_<index>``
   per window. The key holds the caller's 64-hex safety identifier, so no subject, however long or odd, can
   break a key or share a counter. A window's index is floor(now / seconds): windows are fixed and aligned to
-  the Unix epoch. Each write removes the attributes of the windows just ended, and the item expires (TTL
-  ``expires_at``) when its longest window ends.
+  the Unix epoch. Each write removes each shorter window's attribute of the window just before; older ones,
+  left when a caller skipped windows, stay (at most one per mint, so bounded by the longest window's limit)
+  until the item expires (TTL ``expires_at``) when its longest window ends.
 - ``brake#<seconds>#<index>`` with ``mints``: every caller's mints of every profile. A single item: at most
   1,000 write units a second (DynamoDB's per-partition ceiling), so 1,000 mints a second, 50 times the API's
   default throttle (README, "Quotas").
