@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Self
 
@@ -55,9 +56,11 @@ def dynamodb_client(endpoint_url: str, region: str = REGION) -> Any:  # no stubs
     )
 
 
-def one_dynamodb_request_at_a_time(app: WSGIApplication, counted: Counter[str] | None = None) -> WSGIApplication:
-    """``app``, answering DynamoDB's requests one at a time (other services' still concurrently), each counted
-    by operation in ``counted`` if given.
+def one_dynamodb_request_at_a_time(
+    app: WSGIApplication, answered: Callable[[str, float], None] | None = None
+) -> WSGIApplication:
+    """``app``, answering DynamoDB's requests one at a time (other services' still concurrently), telling
+    ``answered`` (if given) each one's operation and the seconds moto took to answer it.
 
     DynamoDB serialises the writes to an item, so a conditional update is atomic; moto's is a read, a check
     and a write in Python, and two threads can interleave between them: an `ADD n :one` conditional on
@@ -70,8 +73,7 @@ def one_dynamodb_request_at_a_time(app: WSGIApplication, counted: Counter[str] |
         if not target.startswith("DynamoDB_20120810."):
             return app(environ, start_response)
         with lock:
-            if counted is not None:
-                counted[target.removeprefix("DynamoDB_20120810.")] += 1
+            started = time.perf_counter()
             answer = app(environ, start_response)
             try:
                 return list(answer)  # the whole answer made under the lock
@@ -79,6 +81,8 @@ def one_dynamodb_request_at_a_time(app: WSGIApplication, counted: Counter[str] |
                 close: Callable[[], object] | None = getattr(answer, "close", None)
                 if close is not None:
                     close()
+                if answered is not None:
+                    answered(target.removeprefix("DynamoDB_20120810."), time.perf_counter() - started)
 
     return serialised
 
@@ -91,8 +95,10 @@ class LocalAws(Running):
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._endpoint_url: str | None = None
-        # DynamoDB's requests answered, by operation ("UpdateItem"): what `make bench` counts per mint.
+        # DynamoDB's requests answered, and moto's seconds answering them, by operation ("UpdateItem"): what
+        # `make bench` counts per mint.
         self.dynamodb_requests: Counter[str] = Counter()
+        self.dynamodb_seconds: defaultdict[str, float] = defaultdict(float)
 
     @property
     def endpoint_url(self) -> str:
@@ -105,15 +111,17 @@ class LocalAws(Running):
         # moto's per-request access log would drown the gateway's own.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # What moto.server.ThreadedMotoServer serves, with DynamoDB's requests serialised.
-        app: Any = one_dynamodb_request_at_a_time(
-            DomainDispatcherApplication(create_backend_app), self.dynamodb_requests
-        )
+        app: Any = one_dynamodb_request_at_a_time(DomainDispatcherApplication(create_backend_app), self._answered)
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._server = server
         self._thread = serve_in_background(server, "local-aws")
         host, port = server.server_address[:2]
         self._endpoint_url = f"http://{host!s}:{port}"
         return self
+
+    def _answered(self, operation: str, seconds: float) -> None:
+        self.dynamodb_requests[operation] += 1
+        self.dynamodb_seconds[operation] += seconds
 
     def stop(self) -> None:
         """Stop the server; everything in it goes with it."""
