@@ -38,7 +38,7 @@ def serving(
     LocalApi's ``options`` (``physical`` and ``environment`` gain the tables'); os.environ restored after."""
     tables = quota_table.create_from_template(TEMPLATE, overrides, moto_url, unique=True)
     physical = {**(physical or {}), **tables.physical}
-    environment = {**(environment or {}), **tables.function_environment()}
+    environment = {**tables.function_environment(), **(environment or {})}  # the caller's may reroute DynamoDB
     with (
         mock.patch.dict(os.environ),
         LocalApi.from_template(TEMPLATE, overrides, physical=physical, environment=environment, **options) as api,
