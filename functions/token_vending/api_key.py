@@ -21,8 +21,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 import urllib3
@@ -61,8 +60,7 @@ _OPERATOR_ERRORS = {
 }
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """What the secret holds: the OpenAI API key, and the key of the callers' safety identifiers."""
 
     api_key: str
@@ -72,8 +70,7 @@ class Credentials:
         return "Credentials(...)"  # never the keys, in a traceback or a debugger
 
 
-@dataclass(frozen=True)
-class _Cached:
+class _Cached(NamedTuple):
     secret_id: str
     credentials: Credentials
     fetched_at: float

@@ -9,8 +9,8 @@ it against botocore's own signer, signature for signature, on a set of requests.
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -19,8 +19,7 @@ class CredentialsMissing(Exception):
     """The environment holds no AWS credentials (Lambda always sets them)."""
 
 
-@dataclass(frozen=True)
-class AwsCredentials:
+class AwsCredentials(NamedTuple):
     access_key_id: str
     secret_access_key: str
     session_token: str | None = None

@@ -12,8 +12,7 @@ API Gateway never sends it, and a group named ``"premium"`` (quotes and all) mus
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from token_vending.errors import CallerUnidentified
 from token_vending.observability import count, logger
@@ -24,13 +23,12 @@ MAX_VALUES = 100
 MAX_VALUE_CHARS = 256
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(NamedTuple):
     issuer: str  # the token's "iss"; for IAM, "aws-iam:" and the account
     subject: str  # the token's "sub"; for IAM, the principal's ARN
     auth: AuthMethod = "jwt"
-    groups: frozenset[str] = field(default_factory=frozenset)
-    scopes: frozenset[str] = field(default_factory=frozenset)
+    groups: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
 
 
 def caller_from_request_context(request_context: Mapping[str, Any] | None, groups_claim: str) -> Caller:

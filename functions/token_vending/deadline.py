@@ -16,8 +16,7 @@ import socket
 import time
 from collections.abc import Buffer, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -32,8 +31,7 @@ ANSWER_MARGIN_SECONDS = 1.0
 DEFAULT_INVOCATION_SECONDS = 20.0
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
+class Deadline(NamedTuple):
     """A moment on ``time.monotonic()`` by which a request's calls to other parties must be done."""
 
     at: float

@@ -13,10 +13,9 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 import urllib3
 from urllib3 import HTTPConnectionPool
@@ -59,8 +58,7 @@ def _upstream(url: str, connect_timeout: float, read_timeout: float) -> tuple[HT
     return _pools.connection_from_url(url), parse_url(url).request_uri, timeout
 
 
-@dataclass(frozen=True)
-class Minted:
+class Minted(NamedTuple):
     value: str
     expires_at: int
     body: dict[str, Any]  # OpenAI's whole answer: the client secret and the effective session

@@ -28,9 +28,8 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -70,8 +69,7 @@ _pools = urllib3.PoolManager(
 _pools.pool_classes_by_scheme = POOL_CLASSES
 
 
-@dataclass(frozen=True)
-class Store:
+class Store(NamedTuple):
     """Where the counters are: the table, DynamoDB's endpoint and the region to sign for."""
 
     table: str
@@ -79,8 +77,7 @@ class Store:
     region: str
 
 
-@dataclass(frozen=True)
-class Counted:
+class Counted(NamedTuple):
     """One window's count: after a mint took a unit, or as it stood when a mint was refused."""
 
     window: Window
@@ -92,19 +89,17 @@ class Counted:
         return max(0, self.window.mints - self.used)
 
 
-@dataclass
-class _Item:
+class _Item(NamedTuple):
     """One counter item a mint writes: its key, and its attributes (one per window) with their windows."""
 
     key: str
     attributes: dict[str, Counted]  # attribute name -> its window, resets_at and (later) its count
     expires_at: int
-    ended: list[str] = field(default_factory=list)  # attributes of windows just ended, to remove
+    ended: tuple[str, ...] = ()  # attributes of windows just ended, to remove
     brake: bool = False
 
 
-@dataclass
-class Reservation:
+class Reservation(NamedTuple):
     """The units a mint took, to give back if OpenAI fails; what to tell the caller about its quota."""
 
     store: Store
@@ -200,7 +195,7 @@ def _caller_item(profile: str, windows: list[Window], user: str, now: float) -> 
         if window is not longest:
             ended.append(f"w{window.seconds}_{index - 1}")
     key = f"caller#{profile}#{longest.seconds}#{longest_index}#{user}"
-    return _Item(key, attributes, (longest_index + 1) * longest.seconds, ended)
+    return _Item(key, attributes, (longest_index + 1) * longest.seconds, tuple(ended))
 
 
 def _brake_item(brake: Window, now: float) -> _Item:

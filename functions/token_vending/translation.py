@@ -9,8 +9,7 @@ as ``client_secret: {value, expires_at}``. Every beta field has a fate in ``REAL
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from token_vending.errors import InvalidRequest
 from token_vending.session_fields import SessionType, get, put
@@ -69,8 +68,7 @@ def _dropped_modalities(value: Any, param: str) -> None:
     _modalities(value, param)  # still validated; a transcription session never answers
 
 
-@dataclass(frozen=True)
-class BetaField:
+class BetaField(NamedTuple):
     """A beta request field and its GA place (a GA request path; None: checked, then dropped)."""
 
     beta: str

@@ -6,9 +6,8 @@ The caller is named to OpenAI and in every later log line of the request only by
 
 import json
 import re
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 from token_vending import observability, quota
 from token_vending.api_key import Credentials, api_keys
@@ -37,8 +36,7 @@ from token_vending.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
 _GA_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """One of our routes: what it mints, where upstream, and in which shape it speaks."""
 
     name: str  # in logs and metrics
@@ -57,8 +55,7 @@ TRANSLATION_CLIENT_SECRETS = Endpoint(
 _BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     text: str  # JSON, in the endpoint's own shape
     headers: dict[str, str]  # the caller's quota, in OpenAI's rate-limit headers
 

@@ -135,7 +135,7 @@ def test_only_the_just_ended_shorter_windows_are_removed_never_the_current_ones(
 
     # Then the minute and the hour just ended are removed, and nothing current or of the day (its own item)
     minute, hour = int(now // MINUTE), int(now // HOUR)
-    assert item.ended == [f"w60_{minute - 1}", f"w3600_{hour - 1}"]
+    assert list(item.ended) == [f"w60_{minute - 1}", f"w3600_{hour - 1}"]
     assert not set(item.ended) & set(item.attributes)
     assert not any(name.startswith("w86400_") for name in item.ended)
 
@@ -145,7 +145,7 @@ def test_a_single_window_removes_nothing() -> None:
     item = _caller_item("assistant", [Window(3, MINUTE)], user("alice"), 61.0)
 
     # Then: its item is the window's own
-    assert item.ended == []
+    assert list(item.ended) == []
     assert item.key.split("#")[2:4] == ["60", "1"]
 
 
@@ -202,7 +202,7 @@ def test_the_brakes_item_is_its_windows(now: float, index: int) -> None:
     assert item.attributes == {"mints": Counted(brake, 0, (index + 1) * DAY)}
     assert item.expires_at == (index + 1) * DAY
     assert item.brake
-    assert item.ended == []
+    assert list(item.ended) == []
 
 
 # --- the rate-limit headers ---
