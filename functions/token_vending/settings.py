@@ -9,8 +9,8 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 BUNDLED_POLICY = Path(__file__).with_name("policy.json")
@@ -20,8 +20,7 @@ class SettingsError(Exception):
     """The environment does not describe a working deployment."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     api_key_secret_id: str
     upstream_url: str = "https://api.openai.com"
     secret_cache_ttl_seconds: int = 300
@@ -43,7 +42,8 @@ class Settings:
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "Settings":
         problems: list[str] = []
-        region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION") or cls.aws_region
+        defaults = cls(api_key_secret_id="")
+        region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION") or defaults.aws_region
 
         def read[T](variable: str, parse: Callable[[str], T], default: T) -> T:
             value = environment.get(variable)
@@ -58,17 +58,19 @@ class Settings:
 
         settings = cls(
             api_key_secret_id=read("OPENAI_API_KEY_SECRET_ID", _non_empty, ""),
-            upstream_url=read("OPENAI_UPSTREAM_URL", _base_url, cls.upstream_url),
-            secret_cache_ttl_seconds=read("SECRET_CACHE_TTL_SECONDS", _integer(0, 3600), cls.secret_cache_ttl_seconds),
+            upstream_url=read("OPENAI_UPSTREAM_URL", _base_url, defaults.upstream_url),
+            secret_cache_ttl_seconds=read(
+                "SECRET_CACHE_TTL_SECONDS", _integer(0, 3600), defaults.secret_cache_ttl_seconds
+            ),
             upstream_connect_timeout_seconds=read(
-                "UPSTREAM_CONNECT_TIMEOUT_SECONDS", _seconds(10), cls.upstream_connect_timeout_seconds
+                "UPSTREAM_CONNECT_TIMEOUT_SECONDS", _seconds(10), defaults.upstream_connect_timeout_seconds
             ),
             upstream_read_timeout_seconds=read(
-                "UPSTREAM_READ_TIMEOUT_SECONDS", _seconds(25), cls.upstream_read_timeout_seconds
+                "UPSTREAM_READ_TIMEOUT_SECONDS", _seconds(25), defaults.upstream_read_timeout_seconds
             ),
-            policy_path=read("POLICY_PATH", Path, cls.policy_path),
+            policy_path=read("POLICY_PATH", Path, defaults.policy_path),
             secrets_extension_port=read("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", _integer(1, 65535), None),
-            groups_claim=read("GROUPS_CLAIM", _claim_name, cls.groups_claim),
+            groups_claim=read("GROUPS_CLAIM", _claim_name, defaults.groups_claim),
             quota_table_name=read("QUOTA_TABLE_NAME", _table_name, None),
             dynamodb_endpoint=read(
                 "AWS_ENDPOINT_URL_DYNAMODB", _endpoint, f"https://dynamodb.{region}.{_dns_suffix(region)}"

@@ -1373,8 +1373,10 @@ def test_the_readmes_quota_example_is_valid() -> None:
     # When / Then it validates, with its per-caller windows and its brake
     policy = validated(json.loads(example))
     limits = policy.profiles["assistant"].limits
-    assert limits is not None and [w.seconds for w in limits.per_caller] == [60, 86400]
-    assert policy.spend_brake is not None and policy.spend_brake.mints == 5000
+    assert limits is not None
+    assert [w.seconds for w in limits.per_caller] == [60, 86400]
+    assert policy.spend_brake is not None
+    assert policy.spend_brake.mints == 5000
 
 
 @pytest.mark.parametrize(
@@ -1651,3 +1653,33 @@ def test_a_policy_file_that_goes_missing_is_refused_then_read_when_back(tmp_path
     # When it is back / Then it is read
     path.write_text(text)
     assert set(cached_policy(path).profiles) == {"voice", "notes"}
+
+
+def test_a_record_behaves_as_a_frozen_dataclass_without_being_one() -> None:
+    # Given a record class of the policy's kind, never made a dataclass (as in a deployed function)
+    from token_vending.policy import _Factory, _Record
+
+    class Pair(_Record):
+        left: int
+        right: int = 2
+        extra: list[int] = _Factory(list)  # type: ignore[assignment]
+
+        def __post_init__(self) -> None:
+            if self.left < 0:
+                raise ValueError("left must not be negative")
+
+    # When / Then it is built positionally or by name, with defaults (a fresh one for a factory) and its check
+    assert Pair(1) == Pair(left=1, right=2) != Pair(1, 3)
+    assert Pair(1).extra == []
+    assert Pair(1).extra is not Pair(1).extra
+    assert repr(Pair(1, 3)) == "Pair(left=1, right=3, extra=[])"
+    with pytest.raises(ValueError, match="negative"):
+        Pair(-1)
+    for wrong in ({}, {"left": 1, "other": 2}, {"left": 1, "right": 2, "extra": [], "more": 1}):
+        with pytest.raises(TypeError):
+            Pair(**wrong)
+    with pytest.raises(TypeError):
+        Pair(1, left=1)
+    with pytest.raises(AttributeError):
+        Pair(1).left = 2
+    assert "__dataclass_fields__" not in Pair.__dict__
