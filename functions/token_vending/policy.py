@@ -310,6 +310,8 @@ _LACKS = {
 
 
 DAY_SECONDS = 86400
+# A caller's item stays under about 40 KB (DynamoDB's item limit is 400 KB; a write costs a unit per KB).
+MAX_CALLER_COUNTERS = 2000
 # The longest window a limit may count over: a month, the longest budget period operators think in.
 MAX_WINDOW_SECONDS = 31 * DAY_SECONDS
 
@@ -361,6 +363,18 @@ class Limits(_Record):
             raise ValueError("per_caller names a window length twice: give each length one limit")
         # A caller's counters live in one item per turn of its longest window: a shorter window that straddled
         # that turn would count in two items, and allow its limit twice.
+        longest = max(self.per_caller, key=lambda window: window.seconds)
+        # A window's counter is an attribute of that item, and one stays for each shorter window a caller minted
+        # in and skipped the next: at most the longest window's mints, or its count of shorter windows.
+        counters = sum(
+            min(longest.mints, longest.seconds // window.seconds) for window in self.per_caller if window is not longest
+        )
+        if counters > MAX_CALLER_COUNTERS:
+            raise ValueError(
+                f"per_caller windows could keep up to {counters} counters in one caller's item (per shorter window, "
+                f"the longest window's mints or its count of shorter windows, whichever is fewer): at most "
+                f"{MAX_CALLER_COUNTERS}; give the longest window fewer mints, or the shorter ones more seconds"
+            )
         if any(longer % shorter for shorter, longer in itertools.pairwise(lengths)):
             raise ValueError(
                 "per_caller windows must nest: each shorter length must divide every longer one (e.g. 60, 3600, "

@@ -44,6 +44,8 @@ from token_vending.policy import Limits, Window
 _TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
 # One connect, a retry, one answer: the store may not hold a mint up for longer.
 _BUDGET_SECONDS = 2.0
+# Less than this left, a write would time out and be blamed on the store: the request is out of time.
+_MIN_STORE_SECONDS = 0.05
 # Giving units back happens after OpenAI failed, perhaps at the request's deadline: in the margin kept to answer.
 _RELEASE_BUDGET_SECONDS = 0.5
 # What a refused or failed mint tells the caller to wait before trying again when the store is out of reach.
@@ -139,7 +141,7 @@ def reserve(
         return None
     if store is None:
         raise _misconfigured("quota_store_missing", "the policy sets limits but the function has no QUOTA_TABLE_NAME")
-    if deadline.passed:
+    if deadline.remaining() < _MIN_STORE_SECONDS:
         logger.warning("no time left to ask the quota store")
         raise OutOfTime("This request ran out of time before it could be served. Retry in a moment.", code="timeout")
     now = time.time()
@@ -154,30 +156,33 @@ def reserve(
     waited_ms = (time.perf_counter() - started) * 1000
     taken = [item for item, outcome in zip(items, outcomes, strict=True) if outcome is None]
     problems = [outcome for outcome in outcomes if outcome is not None]
-    if unexpected := [p for p in problems if not isinstance(p, _Full | _Fault | ServiceMisconfigured)]:
-        _give_back(store, taken, "failed")
-        raise unexpected[0]
     if not problems:
-        counted = [counted for item in items for counted in item.attributes.values()]
-        brake_used = next((item.attributes["mints"].used for item in items if item.brake), None)
-        return Reservation(store, items, counted, waited_ms, brake_used)
-    _give_back(store, taken, "refused")
-    misconfigured = [problem for problem in problems if isinstance(problem, ServiceMisconfigured)]
-    if misconfigured:
-        raise misconfigured[0]
-    refusals = [problem for problem in problems if isinstance(problem, _Full)]
-    if refusals and len(refusals) == len(problems):
+        return _reservation(store, items, waited_ms)
+    if not all(isinstance(problem, _Fault) for problem in problems):
+        _give_back(store, taken, "refused")
+        for problem in problems:
+            if not isinstance(problem, _Full | _Fault):
+                raise problem  # misconfigured, or a bug: as it is
+        # A full window is a definite answer, whatever else failed: the one that frees last says when to retry.
+        refusals = [problem for problem in problems if isinstance(problem, _Full)]
         raise _refusal(max(refusals, key=lambda full: full.counted.resets_at), profile, now)
-    # The store failed (and perhaps a window was full too): say so, or mint unchecked if the profile says to.
-    if limits is not None and limits.on_store_failure == "allow" and not refusals:
-        logger.warning("quota store unavailable: minting without a quota check", profile=profile)
+    if limits is not None and limits.on_store_failure == "allow":
+        # The counters it reached keep their units (a failed brake leaves the caller's limit in force).
+        logger.warning("quota store unavailable: minting without a quota check", profile=profile, counted=len(taken))
         count("QuotaFailOpen", profile=profile)
-        return None
+        return _reservation(store, taken, waited_ms) if taken else None
+    _give_back(store, taken, "store failed")
     raise DependencyUnavailable(
         "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
         code="quota_store_unavailable",
         headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
     )
+
+
+def _reservation(store: Store, items: list[_Item], waited_ms: float) -> Reservation:
+    counted = [counted for item in items for counted in item.attributes.values()]
+    brake_used = next((item.attributes["mints"].used for item in items if item.brake), None)
+    return Reservation(store, items, counted, waited_ms, brake_used)
 
 
 def release(reservation: Reservation) -> None:
@@ -242,10 +247,13 @@ def _take(store: Store, item: _Item, deadline: Deadline) -> None:
             deadline,
         )
     except _ConditionFailed as failed:
-        for name, counted in item.attributes.items():
-            used = _number(failed.item.get(name))
-            if used >= counted.window.mints:
-                raise _Full(Counted(counted.window, used, counted.resets_at), item.brake) from None
+        full = [
+            Counted(counted.window, used, counted.resets_at)
+            for name, counted in item.attributes.items()
+            if (used := _number(failed.item.get(name))) >= counted.window.mints
+        ]
+        if full:  # the one that frees last: until then no mint can pass
+            raise _Full(max(full, key=lambda c: c.resets_at), item.brake) from None
         # Full a moment ago and not now (a unit given back in between): as full, for the shortest window.
         shortest = min(item.attributes.values(), key=lambda c: c.window.seconds)
         raise _Full(Counted(shortest.window, shortest.window.mints, shortest.resets_at), item.brake) from None

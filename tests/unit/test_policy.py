@@ -15,6 +15,7 @@ from token_vending.caller import Caller
 from token_vending.errors import InvalidRequest, PermissionDenied
 from token_vending.policy import (
     PROFILE_HEADER,
+    Limits,
     Policy,
     PolicyError,
     Profile,
@@ -1451,7 +1452,8 @@ DAY = {"mints": 100, "seconds": 86400}
     [
         (LIMITS, {"per_caller": [MINUTE]}),
         (LIMITS, {"per_caller": [MINUTE, DAY], "on_store_failure": "allow"}),
-        (LIMITS, {"per_caller": [{"mints": 1, "seconds": 1}, {"mints": 10**9, "seconds": 31 * 86400}]}),
+        (LIMITS, {"per_caller": [{"mints": 1, "seconds": 1}, {"mints": 2000, "seconds": 31 * 86400}]}),
+        (LIMITS, {"per_caller": [{"mints": 10**9, "seconds": 31 * 86400}]}),
         (BRAKE, {"mints": 5000, "seconds": 86400}),
         (BRAKE, {"mints": 1, "seconds": 31 * 86400}),
     ],
@@ -1683,3 +1685,17 @@ def test_a_record_behaves_as_a_frozen_dataclass_without_being_one() -> None:
     with pytest.raises(AttributeError):
         Pair(1).left = 2
     assert "__dataclass_fields__" not in Pair.__dict__
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [
+        [{"mints": 1, "seconds": 1}, {"mints": 2001, "seconds": 86400}],
+        [{"mints": 60, "seconds": 60}, {"mints": 1, "seconds": 1}, {"mints": 1441, "seconds": 86400}],
+    ],
+)
+def test_windows_that_could_pile_up_counters_in_a_callers_item_are_refused(windows: list[dict[str, int]]) -> None:
+    # Given per-caller windows under which one caller's item could hold more than 2,000 counters
+    # When / Then the policy is refused at build time, saying what to change
+    with pytest.raises(ValueError, match="at most 2000; give the longest window fewer mints"):
+        Limits(per_caller=[Window(**window) for window in windows])
