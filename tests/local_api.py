@@ -1,9 +1,13 @@
 """The template served by the local API Gateway for one test, with a quota table of its own in moto and the
 function's per-container caches fresh."""
 
+import http.client
+import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
@@ -107,3 +111,42 @@ def serving_issuer(
         on_request=records.append if records is not None else None,
     ) as api:
         yield api
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the served API answered to one request."""
+
+    status: int
+    headers: dict[str, str]  # names in lower case
+    data: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        error: dict[str, Any] = self.json()["error"]
+        return error
+
+
+def post(api: LocalApi, target: str, body: bytes, headers: Mapping[str, str], timeout: float = 10) -> Answer:
+    """POST to the served API with http.client (urllib3 would log the target and headers: a token among them)."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=timeout)
+    try:
+        connection.request("POST", target, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        return Answer(response.status, {name.lower(): value for name, value in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+@contextmanager
+def busy_switching() -> Iterator[None]:
+    """Threads switched every microsecond: a race that the default 5 ms would seldom show, shown often."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)

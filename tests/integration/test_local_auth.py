@@ -8,12 +8,10 @@ nor OpenAI sees the request. With CallerAuth=iam, SigV4 with the local credentia
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -28,8 +26,8 @@ from local.jwt_authorizer import REFETCH_INTERVAL_SECONDS, JwtAuthorizer, Refuse
 from local.openai_stub import OpenAIStub
 from tests.conftest import Output
 from tests.issuers import LoopbackIssuer, other_key, remember
+from tests.local_api import Answer, post, serving_issuer
 from tests.local_api import serving as serving_template
-from tests.local_api import serving_issuer
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
@@ -90,25 +88,8 @@ def scoped_api(
         yield started
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]  # names in lower case
-    data: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
 def _mint(api: LocalApi, target: str = MINT_PATH, **headers: str) -> Answer:
-    """POST a mint (http.client: urllib3 would log the target, and with it a token in the query string)."""
-    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=10)
-    try:
-        connection.request("POST", target, body=MINT_BODY, headers={"content-type": "application/json", **headers})
-        response = connection.getresponse()
-        return Answer(response.status, {name.lower(): value for name, value in response.getheaders()}, response.read())
-    finally:
-        connection.close()
+    return post(api, target, MINT_BODY, {"content-type": "application/json", **headers})
 
 
 def _segment(value: dict[str, Any] | bytes) -> str:

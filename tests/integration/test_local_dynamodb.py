@@ -1,9 +1,7 @@
 """The local DynamoDB: the template's quota table made in moto from its own Properties, and conditional updates
 that stay atomic under concurrent requests (moto's alone are not: see local.aws.one_dynamodb_request_at_a_time)."""
 
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +13,10 @@ from local.aws import FAKE_CREDENTIALS, LocalAws, one_dynamodb_request_at_a_time
 from local.gateway import TemplateError
 from local.quota_table import LocalTables, create_from_template
 from tests.conftest import REGION, TEMPLATE
+from tests.local_api import busy_switching
 
 LIMIT = 10
 CALLERS = 50
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Threads switched every microsecond: a race that the default 5 ms would seldom show, shown often."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 def test_the_quota_table_is_made_from_the_templates_properties(quota_tables: LocalTables, dynamodb: Any) -> None:
@@ -110,7 +98,6 @@ def test_a_table_its_condition_leaves_out_is_not_made(tmp_path: Path, secrets_ma
     assert "AWS_ENDPOINT_URL_DYNAMODB" in on.function_environment()
 
 
-@pytest.mark.usefixtures("busy_switching")
 def test_concurrent_conditional_updates_admit_exactly_the_limit(secrets_manager_url: str, quota_table: str) -> None:
     # Given one item's counter with a limit of 10, and 50 callers on their own connections, at once, ten times
     # over (raw moto admits 11 or more in about a quarter of such trials)
@@ -123,7 +110,8 @@ def test_concurrent_conditional_updates_admit_exactly_the_limit(secrets_manager_
         config=Config(max_pool_connections=CALLERS),
     )
     for trial in range(10):
-        admitted = _race(client, quota_table, f"caller#{trial}")
+        with busy_switching():
+            admitted = _race(client, quota_table, f"caller#{trial}")
 
         # Then exactly the limit is admitted each time, and the counter says so
         assert admitted == LIMIT, f"trial {trial}"

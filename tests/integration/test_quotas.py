@@ -6,17 +6,14 @@ Windows are fixed and aligned to the epoch, so a test whose window is short wait
 a condition on the clock the function reads) and one that needs its window to last uses a day's.
 """
 
-import http.client
 import json
 import math
 import re
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from tests.conftest import FUNCTION, Output, load_event
 from tests.dynamodb_faults import DynamoDBFaults, StoreFault, closed_port_url
 from tests.issuers import LoopbackIssuer
-from tests.local_api import serving
+from tests.local_api import Answer, busy_switching, post, serving
 from tests.policies import shipped_policy, without_quotas
 
 MINT_PATH = "/v1/realtime/client_secrets"
@@ -97,21 +94,6 @@ def store_faults(secrets_manager_url: str) -> Iterator[DynamoDBFaults]:
         yield faults
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str]  # names in lower case
-    data: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-    @property
-    def error(self) -> dict[str, Any]:
-        error: dict[str, Any] = self.json()["error"]
-        return error
-
-
 def shown(answer: Answer) -> object:
     """An answer for an assertion's message: its status and error, never a client secret."""
     return (answer.status, answer.data[:500] if answer.status != HTTPStatus.OK else "a client secret, not shown")
@@ -122,15 +104,8 @@ def errors(answers: list[Answer]) -> list[object]:
 
 
 def mint(api: LocalApi, token: str, target: str = MINT_PATH, body: bytes = MINT_BODY) -> Answer:
-    """POST a mint with ``token`` as the bearer (http.client: urllib3 would log what it sends)."""
-    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
-    try:
-        headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
-        connection.request("POST", target, body=body, headers=headers)
-        response = connection.getresponse()
-        return Answer(response.status, {name.lower(): value for name, value in response.getheaders()}, response.read())
-    finally:
-        connection.close()
+    """POST a mint with ``token`` as the bearer."""
+    return post(api, target, body, {"content-type": "application/json", "authorization": f"Bearer {token}"}, 30)
 
 
 def limited(
@@ -203,17 +178,6 @@ def assert_rate_limited(answer: Answer, window: str, limit: int) -> None:
     assert math.isclose(reset_seconds(answer.headers["x-ratelimit-reset-requests"]), retry_after, abs_tol=1)
     # The SDKs retry a 429 after Retry-After only up to a minute; past that, they are told not to at all.
     assert answer.headers.get("x-should-retry") == ("false" if retry_after > 60 else None)
-
-
-@contextmanager
-def busy_switching() -> Iterator[None]:
-    """Threads switched every microsecond: a race the default 5 ms would seldom show, shown often."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 def at_once(calls: list[Callable[[], Answer]]) -> list[Answer]:
@@ -614,3 +578,79 @@ def test_every_route_takes_a_unit_of_its_profiles_counter_and_says_what_is_left(
     assert shown == [("10", "9"), ("10", "8"), ("20", "19"), ("20", "18"), ("30", "29")]
     for answer in answers:
         assert math.isclose(reset_seconds(answer.headers["x-ratelimit-reset-requests"]), ends_in, abs_tol=2)
+
+
+# Found in review: which failures give units back, which window a refusal names, failing open with one counter
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.error(HTTPStatus.BAD_REQUEST, code="invalid_value", param="session.audio.output.voice"),
+        Fault.rate_limited(),
+    ],
+    ids=["openai-refused-the-request", "openai-rate-limited"],
+)
+def test_a_request_openai_refuses_keeps_its_unit(
+    serve: Serve, tmp_path: Path, issuer: LoopbackIssuer, openai_stub: OpenAIStub, dynamodb: Any, fault: Fault
+) -> None:
+    # Given a limit of one mint a day, and OpenAI refusing the first request (a 400, or its own 429)
+    policy = limited(tmp_path, {"assistant": [{"mints": 1, "seconds": DAY}]})
+    token = issuer.token(sub="refused-by-openai")
+    openai_stub.inject(fault)
+    with serve(policy) as api:
+        # When the user mints, and mints again
+        refused, again = mint(api, token), mint(api, token)
+
+    # Then the unit stays used (else a caller could send OpenAI requests without end): the second is our 429,
+    # and OpenAI was asked once
+    assert HTTPStatus.BAD_REQUEST <= refused.status < HTTPStatus.INTERNAL_SERVER_ERROR, shown(refused)
+    assert again.status == HTTPStatus.TOO_MANY_REQUESTS, shown(again)
+    assert again.error["code"] == "rate_limit_exceeded"
+    assert len(openai_stub.requests) == 1
+
+
+def test_a_refusal_names_the_full_window_that_frees_last(serve: Serve, tmp_path: Path, issuer: LoopbackIssuer) -> None:
+    # Given one mint a minute and one a day, both used up by a first mint
+    policy = limited(tmp_path, {"assistant": [{"mints": 1, "seconds": 60}, {"mints": 1, "seconds": DAY}]})
+    token = issuer.token(sub="twice-full")
+    with serve(policy) as api:
+        assert mint(api, token).status == HTTPStatus.OK
+
+        # When the user mints again
+        refused = mint(api, token)
+
+    # Then the refusal names the day, which frees last: waiting out the minute would not help
+    assert refused.status == HTTPStatus.TOO_MANY_REQUESTS, shown(refused)
+    assert "per day" in refused.error["message"]
+    assert int(refused.headers["retry-after"]) > 60
+    assert refused.headers["x-should-retry"] == "false"
+
+
+def test_failing_open_keeps_the_counters_the_store_reached(
+    serve: Serve,
+    tmp_path: Path,
+    issuer: LoopbackIssuer,
+    openai_stub: OpenAIStub,
+    store_faults: DynamoDBFaults,
+    dynamodb: Any,
+    output: Output,
+) -> None:
+    # Given a profile that fails open, a spend brake, and the store failing one of the mint's two writes
+    policy = limited(
+        tmp_path,
+        {"assistant": [{"mints": 5, "seconds": DAY}]},
+        brake={"mints": 100, "seconds": DAY},
+        on_store_failure="allow",
+    )
+    store_faults.inject(StoreFault.throttling())
+    with serve(policy, environment={"AWS_ENDPOINT_URL_DYNAMODB": store_faults.endpoint_url}) as api:
+        # When a user mints
+        answer = mint(api, issuer.token(sub="half-counted"))
+        items = table_items(dynamodb, api)
+
+    # Then it is minted, and the write that succeeded keeps its unit (a failed brake leaves the caller's limit in
+    # force, and a failed caller's item the brake)
+    assert answer.status == HTTPStatus.OK, shown(answer)
+    assert sorted(sum(counts(item).values()) for item in items.values()) == [1]
+    assert output.metric_count("QuotaFailOpen", profile="assistant") == 1
