@@ -65,7 +65,7 @@ def mint(
 ) -> Answer:
     """The answer for one request to ``endpoint`` by ``caller``."""
     settings = checked_settings()
-    policy = _policy(settings)
+    policy = checked_policy(settings)
     # The keys first, so that every later line of this request names the caller, a refusal by the policy
     # included. A secret that cannot be read fails the request only once the request itself has passed.
     keys = _read_keys(settings, deadline)
@@ -92,8 +92,8 @@ def mint(
         minted = _create(
             settings.upstream(endpoint.upstream_path), settings, keys, user, upstream_body, name, chosen, deadline
         )
-    except BaseException:
-        if reservation is not None:
+    except BaseException as failure:
+        if reservation is not None and _gives_back(failure):
             quota.release(reservation)  # the caller received nothing: its quota is as it was
         raise
     observability.log_mint(
@@ -111,6 +111,15 @@ def mint(
     if not endpoint.beta:
         return Answer(minted.text, headers)  # OpenAI's answer as it came
     return Answer(json.dumps(ga_to_beta(minted.body, session_type), separators=(",", ":")), headers)
+
+
+def _gives_back(failure: BaseException) -> bool:
+    """Whether a mint that failed gives its quota units back: yes when OpenAI failed (5xx, a timeout, out of
+    reach, a key or field it refused that is the operator's to fix); no when OpenAI refused the caller's own
+    request (a 400) or rate limited it, else a caller could send OpenAI requests without end."""
+    if isinstance(failure, InvalidRequest):
+        return False
+    return not (isinstance(failure, UpstreamError) and failure.status == HTTPStatus.TOO_MANY_REQUESTS)
 
 
 def _store(settings: Settings) -> quota.Store | None:
@@ -207,7 +216,8 @@ def checked_settings() -> Settings:
         raise _refuse("settings_invalid", str(exc)) from None
 
 
-def _policy(settings: Settings) -> Policy:
+def checked_policy(settings: Settings) -> Policy:
+    """The policy; ServiceMisconfigured (logged and counted) when its file cannot be used."""
     try:
         return cached_policy(settings.policy_path)
     except PolicyError as exc:
