@@ -22,6 +22,7 @@ from referencing.jsonschema import DRAFT4, DRAFT202012
 OPENAPI_DIR = Path(__file__).resolve().parent / "openapi"
 GA_DOCUMENT = OPENAPI_DIR / "realtime-token-endpoints.openapi.json"
 BETA_DOCUMENT = OPENAPI_DIR / "realtime-sessions-beta-2025-04-29.openapi.json"
+EVENTS_DOCUMENT = OPENAPI_DIR / "realtime-events.openapi.json"
 
 # jsonschema messages embed the offending value; a long one (a whole session) would drown the point.
 _MAX_MESSAGE_CHARS = 300
@@ -65,6 +66,16 @@ def beta_violations(schema_name: str, instance: object) -> list[Violation]:
     return _violations(_beta_validator(schema_name), instance)
 
 
+def event_violations(schema_name: str, instance: object) -> list[Violation]:
+    """What `#/components/schemas/<schema_name>` (a Realtime client or server event) rejects in `instance`."""
+    return _violations(_event_validator(schema_name), instance)
+
+
+def event_errors(schema_name: str, instance: object) -> list[str]:
+    """`event_violations` as "<JSON path>: <message>" strings; empty when `instance` is valid."""
+    return [str(violation) for violation in event_violations(schema_name, instance)]
+
+
 def ga_errors(schema_name: str, instance: object) -> list[str]:
     """`ga_violations` as "<JSON path>: <message>" strings; empty when `instance` is valid."""
     return [str(violation) for violation in ga_violations(schema_name, instance)]
@@ -86,6 +97,11 @@ def load_document(path: Path) -> dict[str, Any]:
 @functools.cache
 def _ga_validator(schema_name: str) -> Any:
     return _validator(GA_DOCUMENT, schema_name, OAS31Validator, DRAFT202012)
+
+
+@functools.cache
+def _event_validator(schema_name: str) -> Any:
+    return _validator(EVENTS_DOCUMENT, schema_name, OAS31Validator, DRAFT202012)
 
 
 @functools.cache
