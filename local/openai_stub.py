@@ -5,7 +5,9 @@
 `POST /v1/realtime/translations/client_secrets` does the same with the translation schemas. Both
 require an `OpenAI-Safety-Identifier` header (OpenAI takes one and does not insist; the stub does, so
 that a mint without the end user's identifier fails in tests). The beta
-paths answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`. Tests queue
+paths answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`.
+`POST /v1/realtime/calls` opens a WebRTC call (local/realtime_peer.py) with an unexpired client secret the
+stub minted, once per secret (else 401); a browser page on any origin may call it. Tests queue
 faults (error statuses, a slow or dripping answer, bad bodies, a dropped connection) and read back what
 was received: the most recent requests and answers, so that a long run (the benchmark) stays small.
 """
@@ -24,17 +26,20 @@ import string
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 from urllib.parse import urlsplit
 
 from local.openai_schema import Violation, ga_violations
 from local.running import Running, serve_in_background
+
+if TYPE_CHECKING:  # aiortc is imported on the first call only: most uses of the stub never open one
+    from local.realtime_peer import CallState, RealtimePeer
 
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 TRANSLATION_CLIENT_SECRETS_PATH = "/v1/realtime/translations/client_secrets"
@@ -44,6 +49,10 @@ REQUEST_SCHEMAS = {
     TRANSLATION_CLIENT_SECRETS_PATH: "RealtimeTranslationClientSecretCreateRequest",
 }
 BETA_PATHS = frozenset({"/v1/realtime/sessions", "/v1/realtime/transcription_sessions"})
+CALLS_PATH = "/v1/realtime/calls"
+_HANGUP = re.compile(re.escape(CALLS_PATH) + r"/([A-Za-z0-9_-]{1,64})/hangup")
+# A browser page on any origin may open a call, as with OpenAI (no cookies are involved).
+_CALLS_CORS = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", "Location"))
 DEFAULT_EXPIRES_SECONDS = 600
 OVERSIZED_BYTES = 2 * 1024 * 1024
 # Requests and answers kept (the most recent); minted values are kept for longer, as the tests' secret
@@ -104,6 +113,15 @@ class RecordedRequest:
     json: object | None  # the parsed body, None when empty or not JSON
     schema_errors: list[str] = field(default_factory=list)  # the verdict of the route's request schema
     safety_identifier: str | None = None  # the OpenAI-Safety-Identifier header as sent, None if absent
+
+
+@dataclass(slots=True)
+class _IssuedSecret:
+    """What a minted client secret opens: one call, before `expires_at`, with `session`."""
+
+    expires_at: int
+    session: dict[str, Any]
+    spent: bool = False
 
 
 class FaultKind(StrEnum):
@@ -240,8 +258,19 @@ class Fault:
 class OpenAIStub(Running):
     """OpenAI on 127.0.0.1, in a daemon thread: `with OpenAIStub("sk-test-1") as stub: stub.base_url`."""
 
-    def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0, *, history: int = HISTORY) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        history: int = HISTORY,
+        max_call_seconds: float | None = None,
+    ) -> None:
         self.api_key = api_key
+        self.max_call_seconds = max_call_seconds  # for calls opened from now on; None: the peer's own bound
+        self._issued: OrderedDict[str, _IssuedSecret] = OrderedDict()
+        self._peer: RealtimePeer | None = None
         self._address = (host, port)
         self._lock = threading.Lock()
         # Set by stop() and reset(): a delayed answer must not land in a later test's records.
@@ -282,6 +311,10 @@ class OpenAIStub(Running):
         server.server_close()
         thread.join()
         self._server = self._thread = None
+        with self._lock:
+            peer, self._peer = self._peer, None
+        if peer is not None:
+            peer.stop()
 
     @property
     def base_url(self) -> str:
@@ -310,6 +343,22 @@ class OpenAIStub(Running):
             return list(self._answers)
 
     @property
+    def calls(self) -> list[CallState]:
+        """The Realtime calls opened since reset() (the live ones from before too), oldest first."""
+        with self._lock:
+            peer = self._peer
+        return [] if peer is None else peer.calls
+
+    def wait_for_call(self, call_id: str, *, until: Literal["audio", "ended"], timeout: float = 10.0) -> CallState:
+        """The call `call_id` once the client's audio has reached it (`until="audio"`) or once it has ended;
+        TimeoutError after `timeout` seconds."""
+        with self._lock:
+            peer = self._peer
+        if peer is None:
+            raise KeyError(call_id)
+        return peer.wait(call_id, until=until, timeout=timeout)
+
+    @property
     def connections(self) -> int:
         """TCP connections accepted since start (reset() keeps it: open connections stay open)."""
         with self._lock:
@@ -333,9 +382,13 @@ class OpenAIStub(Running):
             self._cancel_delays = threading.Event()
             self._requests.clear()
             self._minted.clear()
+            self._issued.clear()
             self._answers.clear()
             self._faults.clear()
             self._handler_errors.clear()
+            peer = self._peer
+        if peer is not None:
+            peer.forget_ended()
 
     def _record(self, request: RecordedRequest) -> tuple[Fault | None, threading.Event]:
         """Keep `request`; the fault it meets, and the event that cuts a delay short."""
@@ -349,14 +402,49 @@ class OpenAIStub(Running):
         expires_after = requested.get("expires_after") or {}
         expires_at = int(time.time()) + int(expires_after.get("seconds", DEFAULT_EXPIRES_SECONDS))
         value = "ek_" + secrets.token_hex(16)
-        if issued:
-            with self._lock:
-                self._minted.append(value)
         if route == TRANSLATION_CLIENT_SECRETS_PATH:
             session = _translation_session(requested.get("session") or {}, expires_at)
         else:
             session = _session(requested.get("session") or {"type": "realtime"}, expires_at)
+        if issued:
+            with self._lock:
+                self._minted.append(value)
+                if route == CLIENT_SECRETS_PATH:
+                    self._issued[value] = _IssuedSecret(expires_at, session)
+                    while len(self._issued) > MINTED_HISTORY:
+                        self._issued.popitem(last=False)
         return {"value": value, "expires_at": expires_at, "session": session}
+
+    def _open_call(self, secret: str, offer_sdp: str) -> tuple[str, str] | str:
+        """A call for `secret` (its id and SDP answer), or why the secret opens none. Raises OfferError."""
+        from local.realtime_peer import RealtimePeer  # aiortc loads on the first call only
+
+        with self._lock:
+            issued = self._issued.get(secret)
+            if issued is None:
+                return (
+                    "Incorrect API key provided: not a client secret this stub minted (or minted before its "
+                    "reset). Mint one with POST /v1/realtime/client_secrets."
+                )
+            if issued.expires_at <= time.time():
+                return "The client secret has expired: mint a new one."
+            if issued.spent:
+                return "The client secret has already opened a call: mint a new one for each call."
+            issued.spent = True
+            if self._peer is None:
+                self._peer = RealtimePeer()
+            peer = self._peer
+        try:
+            return peer.open_call(offer_sdp, issued.session, max_call_seconds=self.max_call_seconds)
+        except BaseException:
+            with self._lock:
+                issued.spent = False  # the offer was refused: the secret may try again
+            raise
+
+    def _hang_up(self, call_id: str) -> bool:
+        with self._lock:
+            peer = self._peer
+        return peer is not None and peer.hang_up(call_id)
 
     def _accepted(self, sock: socket.socket) -> None:
         with self._lock:
@@ -464,9 +552,15 @@ class _Handler(BaseHTTPRequestHandler):
             minting = route if route in REQUEST_SCHEMAS else CLIENT_SECRETS_PATH
             self._answer_fault(fault, parsed if valid and isinstance(parsed, dict) else {}, minting, cancelled)
             return
-        self._route(route, parsed, parsable, violations)
+        self._route(route, body, parsed, parsable, violations)
 
-    def _route(self, route: str, parsed: object, parsable: bool, violations: list[Violation]) -> None:
+    def _route(self, route: str, body: bytes, parsed: object, parsable: bool, violations: list[Violation]) -> None:
+        if self.command == "POST" and route == CALLS_PATH:
+            self._open_call(body)
+            return
+        if self.command == "POST" and (hangup := _HANGUP.fullmatch(route)):
+            self._hang_up(hangup[1])
+            return
         if self.command != "POST" or (route not in REQUEST_SCHEMAS and route not in BETA_PATHS):
             self._send_error(HTTPStatus.NOT_FOUND, f"Invalid URL ({self.command} {route})", code="unknown_url")
             return
@@ -503,6 +597,58 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self._send_json(HTTPStatus.OK, self._stub._mint(cast(dict[str, Any], parsed), route))
+
+    def do_OPTIONS(self) -> None:
+        """A browser's preflight for the calls route (not recorded: a queued fault is for the call itself)."""
+        if not urlsplit(self.path).path.startswith(CALLS_PATH):
+            self._handle()
+            return
+        allow = (
+            ("Access-Control-Allow-Methods", "POST"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+            ("Access-Control-Max-Age", "600"),
+        )
+        self._send(HTTPStatus.NO_CONTENT, b"", "text/plain", headers=allow)
+
+    def _open_call(self, body: bytes) -> None:
+        """OpenAI's `POST /v1/realtime/calls` with a client secret: the SDP offer in, the answer out."""
+        from local.realtime_peer import OfferError  # aiortc loads on the first call only
+
+        scheme, _, secret = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme != "Bearer" or not secret:
+            message = "Missing bearer authentication in header: send Authorization: Bearer <client secret>."
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
+            return
+        if self.headers.get_content_type() != "application/sdp":
+            self._send_error(
+                HTTPStatus.BAD_REQUEST,
+                f"Invalid Content-Type header ({self.headers.get('Content-Type')}), expected application/sdp.",
+                code="invalid_content_type",
+            )
+            return
+        try:
+            opened = self._stub._open_call(secret, body.decode("utf-8"))
+        except UnicodeDecodeError:
+            self._send_error(HTTPStatus.BAD_REQUEST, "Invalid SDP offer: it is not UTF-8 text.", code="invalid_offer")
+            return
+        except OfferError as error:
+            self._send_error(HTTPStatus.BAD_REQUEST, f"Invalid SDP offer: {error}", code="invalid_offer")
+            return
+        if isinstance(opened, str):
+            self._send_error(HTTPStatus.UNAUTHORIZED, opened, code="invalid_api_key")
+            return
+        call_id, answer = opened
+        location = (("Location", f"{CALLS_PATH}/{call_id}"),)
+        self._send(HTTPStatus.CREATED, answer.encode(), "application/sdp", headers=location)
+
+    def _hang_up(self, call_id: str) -> None:
+        """OpenAI's `POST /v1/realtime/calls/{call_id}/hangup`, with the API key (a server's call)."""
+        if not self._authorized():
+            self._send_error(HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.", code="invalid_api_key")
+        elif self._stub._hang_up(call_id):
+            self._send(HTTPStatus.OK, b"", "application/json")
+        else:
+            self._send_error(HTTPStatus.NOT_FOUND, f"No live call with id '{call_id}'.", code="call_not_found")
 
     def _authorized(self) -> bool:
         expected = f"Bearer {self._stub.api_key}".encode()
@@ -636,6 +782,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         with self._stub._lock:
             self._stub._answers.append(body)
+        if urlsplit(self.path).path.startswith(CALLS_PATH):
+            headers = (*_CALLS_CORS, *headers)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

@@ -500,7 +500,7 @@ def test_beta_paths_answer_beta_api_shape_disabled(stub: OpenAIStub, http: urlli
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/realtime/calls"), ("POST", "/realtime/client_secrets"), ("GET", CLIENT_SECRETS_PATH)],
+    [("GET", "/v1/realtime/calls"), ("POST", "/realtime/client_secrets"), ("GET", CLIENT_SECRETS_PATH)],
 )
 def test_anything_else_is_unknown_url(stub: OpenAIStub, http: urllib3.PoolManager, method: str, path: str) -> None:
     # Given a route the stub does not serve

@@ -1,0 +1,437 @@
+"""The OpenAI stub's local Realtime peer: a WebRTC client (aiortc, doing what a browser page does) opens a call
+with a client secret the stub minted, and every event the peer sends passes the official schema."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import json
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.client import HTTPConnection
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from av import AudioFrame
+
+from local.openai_schema import event_errors
+from local.openai_stub import CALLS_PATH, CLIENT_SECRETS_PATH, OpenAIStub
+from local.realtime_peer import REPLY_TRANSCRIPT, offer_loopback_candidates
+from tests.conftest import TEST_API_KEY
+
+# A guard against a hang, not a timed assertion: each awaited step normally takes milliseconds.
+STEP_SECONDS = 10.0
+SERVER_EVENT_SCHEMAS = {
+    "session.created": "RealtimeServerEventSessionCreated",
+    "session.updated": "RealtimeServerEventSessionUpdated",
+    "error": "RealtimeServerEventError",
+    "response.created": "RealtimeServerEventResponseCreated",
+    "response.output_item.added": "RealtimeServerEventResponseOutputItemAdded",
+    "response.output_item.done": "RealtimeServerEventResponseOutputItemDone",
+    "response.content_part.added": "RealtimeServerEventResponseContentPartAdded",
+    "response.content_part.done": "RealtimeServerEventResponseContentPartDone",
+    "response.output_audio_transcript.delta": "RealtimeServerEventResponseAudioTranscriptDelta",
+    "response.output_audio_transcript.done": "RealtimeServerEventResponseAudioTranscriptDone",
+    "response.output_audio.done": "RealtimeServerEventResponseAudioDone",
+    "response.done": "RealtimeServerEventResponseDone",
+    "output_audio_buffer.started": "RealtimeServerEventOutputAudioBufferStarted",
+    "output_audio_buffer.stopped": "RealtimeServerEventOutputAudioBufferStopped",
+}
+SESSION = {
+    "type": "realtime",
+    "model": "gpt-realtime",
+    "instructions": "Answer like a ship's captain.",
+    "audio": {"output": {"voice": "marin"}},
+}
+# A loud sample: the peer's reply tone peaks near 6000, silence decodes to about 0.
+LOUD = 2000
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def error(self) -> dict[str, Any]:
+        error: dict[str, Any] = json.loads(self.body)["error"]
+        return error
+
+
+@dataclass
+class Client:
+    """One WebRTC call from the client's side: its connection, the events it received, the audio it heard."""
+
+    pc: RTCPeerConnection
+    answer: Answer
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    loud_audio: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    tasks: set[asyncio.Future[None]] = field(default_factory=set)
+    channel: RTCDataChannel | None = None
+
+    @property
+    def call_id(self) -> str:
+        return self.answer.headers["location"].rsplit("/", 1)[-1]
+
+    async def next_event(self) -> dict[str, Any]:
+        event = await asyncio.wait_for(self.events.get(), STEP_SECONDS)
+        self.received.append(event)
+        return event
+
+    async def until(self, event_type: str) -> list[dict[str, Any]]:
+        """The events up to and including the next one of `event_type`."""
+        seen = [await self.next_event()]
+        while seen[-1]["type"] != event_type:
+            seen.append(await self.next_event())
+        return seen
+
+    def send(self, event: dict[str, Any]) -> None:
+        assert self.channel is not None
+        self.channel.send(json.dumps(event))
+
+
+def post(stub: OpenAIStub, path: str, body: bytes, headers: dict[str, str], method: str = "POST") -> Answer:
+    host, port = urlsplit(stub.base_url).netloc.split(":")
+    connection = HTTPConnection(host, int(port), timeout=STEP_SECONDS)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def mint(stub: OpenAIStub, session: dict[str, Any] = SESSION, seconds: int = 600) -> str:
+    """A client secret from the stub's own client_secrets endpoint, with its API key."""
+    headers = {
+        "Authorization": f"Bearer {TEST_API_KEY}",
+        "Content-Type": "application/json",
+        "OpenAI-Safety-Identifier": "3f1c" * 16,
+    }
+    body = json.dumps({"expires_after": {"anchor": "created_at", "seconds": seconds}, "session": session})
+    answer = post(stub, CLIENT_SECRETS_PATH, body.encode(), headers)
+    assert answer.status == HTTPStatus.OK, answer.body
+    return str(json.loads(answer.body)["value"])
+
+
+def offer_call(stub: OpenAIStub, secret: str | None, sdp: bytes, content_type: str = "application/sdp") -> Answer:
+    headers = {"Content-Type": content_type}
+    if secret is not None:
+        headers["Authorization"] = f"Bearer {secret}"
+    return post(stub, CALLS_PATH, sdp, headers)
+
+
+async def connect(stub: OpenAIStub, secret: str) -> Client:
+    """What the page does: a microphone track, the `oai-events` channel, the offer POSTed with the secret."""
+    offer_loopback_candidates()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(AudioStreamTrack())  # the microphone: silence
+    channel = pc.createDataChannel("oai-events")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp.encode()
+    answer = await asyncio.to_thread(offer_call, stub, secret, offer)
+    client = Client(pc, answer, channel=channel)
+    if answer.status != HTTPStatus.CREATED:
+        await pc.close()
+        return client
+    channel.on("message", lambda message: client.events.put_nowait(json.loads(message)))
+    channel.on("close", client.closed.set)
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        client.tasks.add(asyncio.ensure_future(listen(track, client.loud_audio)))
+
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.body.decode(), type="answer"))
+    return client
+
+
+async def listen(track: MediaStreamTrack, loud: asyncio.Event) -> None:
+    try:
+        while True:
+            frame = await track.recv()
+            assert isinstance(frame, AudioFrame)
+            samples = array.array("h", bytes(frame.planes[0]))
+            if max(samples, default=0) > LOUD:
+                loud.set()
+    except MediaStreamError:
+        pass
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def assert_valid(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        assert event["type"] in SERVER_EVENT_SCHEMAS, event["type"]
+        assert event_errors(SERVER_EVENT_SCHEMAS[event["type"]], event) == [], event["type"]
+
+
+def test_a_minted_secret_opens_a_call_with_the_minted_session(openai_stub: OpenAIStub) -> None:
+    # Given a client secret minted for a voice and instructions
+    secret = mint(openai_stub)
+
+    async def scenario() -> None:
+        # When a WebRTC client offers a call with it
+        client = await connect(openai_stub, secret)
+
+        # Then the peer answers 201 with SDP and the call's Location
+        assert client.answer.status == HTTPStatus.CREATED
+        assert client.answer.headers["content-type"] == "application/sdp"
+        assert client.answer.headers["location"].startswith(CALLS_PATH + "/rtc_")
+        assert client.answer.body.startswith(b"v=0")
+        # And the first event is session.created with the minted session
+        created = await client.next_event()
+        assert_valid([created])
+        assert created["type"] == "session.created"
+        assert created["session"]["instructions"] == SESSION["instructions"]
+        assert created["session"]["audio"]["output"]["voice"] == "marin"
+        # And the microphone's audio reaches the peer
+        call = await asyncio.to_thread(openai_stub.wait_for_call, client.call_id, until="audio")
+        assert call.audio_frames_received > 0
+        assert call.ended is None
+        await client.pc.close()
+
+    run(scenario)
+
+
+def test_session_update_and_response_create_answer_with_ga_events_and_audio(openai_stub: OpenAIStub) -> None:
+    # Given a connected call
+    secret = mint(openai_stub)
+
+    async def scenario() -> None:
+        client = await connect(openai_stub, secret)
+        await client.until("session.created")
+
+        # When the client updates the session's instructions
+        client.send({"type": "session.update", "session": {"type": "realtime", "instructions": "Whisper."}})
+        updated = await client.next_event()
+
+        # Then session.updated carries the change and keeps the minted voice
+        assert updated["type"] == "session.updated"
+        assert updated["session"]["instructions"] == "Whisper."
+        assert updated["session"]["audio"]["output"]["voice"] == "marin"
+
+        # When it asks for a response
+        client.send({"type": "response.create", "event_id": "evt_client_1"})
+        events = await client.until("response.done")
+        events += await client.until("output_audio_buffer.stopped")
+
+        # Then the GA response events come in order, schema-valid, and the transcript adds up
+        assert_valid([updated, *events])
+        types = [event["type"] for event in events]
+        assert types[:3] == ["response.created", "response.output_item.added", "response.content_part.added"]
+        assert types[-2:] == ["response.done", "output_audio_buffer.stopped"]
+        assert types.index("response.output_audio.done") < types.index("response.output_audio_transcript.done")
+        deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta")
+        assert deltas.strip() == REPLY_TRANSCRIPT
+        done = events[types.index("response.done")]["response"]
+        assert done["status"] == "completed"
+        assert done["audio"]["output"]["voice"] == "marin"
+        # And the reply was heard on the outgoing track
+        await asyncio.wait_for(client.loud_audio.wait(), STEP_SECONDS)
+        await client.pc.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        ({"type": "conversation.dance", "event_id": "evt_9"}, "invalid_value"),
+        ({"event_id": "evt_9"}, "invalid_event"),
+        (
+            {"type": "session.update", "event_id": "evt_9", "session": {"type": "realtime", "instructions": 7}},
+            "invalid_value",
+        ),
+    ],
+    ids=["unknown type", "no type", "invalid session.update"],
+)
+def test_an_event_the_peer_does_not_take_gets_an_error_event_and_the_call_goes_on(
+    openai_stub: OpenAIStub, event: dict[str, Any], code: str
+) -> None:
+    # Given a connected call
+    secret = mint(openai_stub)
+
+    async def scenario() -> None:
+        client = await connect(openai_stub, secret)
+        await client.until("session.created")
+
+        # When the client sends an event the peer does not take
+        client.send(event)
+        error = await client.next_event()
+
+        # Then an error event says why, naming the client's event
+        assert_valid([error])
+        assert error["type"] == "error"
+        assert error["error"]["code"] == code
+        if "event_id" in event and "type" in event:
+            assert error["error"]["event_id"] == "evt_9"
+        # And the call goes on
+        client.send({"type": "session.update", "session": {"type": "realtime", "instructions": "Still here?"}})
+        assert (await client.next_event())["type"] == "session.updated"
+        assert openai_stub.calls[-1].ended is None
+        await client.pc.close()
+
+    run(scenario)
+
+
+def test_hang_up_ends_the_call_and_its_secret_opens_no_other(openai_stub: OpenAIStub) -> None:
+    # Given a connected call
+    secret = mint(openai_stub)
+
+    async def scenario() -> None:
+        client = await connect(openai_stub, secret)
+        await client.until("session.created")
+
+        # When the client hangs up
+        await client.pc.close()
+
+        # Then the peer ends the call
+        call = await asyncio.to_thread(openai_stub.wait_for_call, client.call_id, until="ended")
+        assert call.ended == "hang_up"
+        # And the secret opens no other call
+        again = await connect(openai_stub, secret)
+        assert again.answer.status == HTTPStatus.UNAUTHORIZED
+        assert again.answer.error["code"] == "invalid_api_key"
+
+    run(scenario)
+
+
+def test_a_call_ends_at_its_time_limit(openai_stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given calls bounded to half a second
+    monkeypatch.setattr(openai_stub, "max_call_seconds", 0.5)
+    secret = mint(openai_stub)
+
+    async def scenario() -> None:
+        # When a call is opened and left alone
+        client = await connect(openai_stub, secret)
+        await client.until("session.created")
+
+        # Then the peer says why and ends it
+        expired = await client.until("error")
+        assert_valid(expired[-1:])
+        assert expired[-1]["error"]["code"] == "session_expired"
+        call = await asyncio.to_thread(openai_stub.wait_for_call, client.call_id, until="ended")
+        assert call.ended == "time_limit"
+        await asyncio.wait_for(client.closed.wait(), STEP_SECONDS)
+        await client.pc.close()
+
+    run(scenario)
+
+
+class _Later:
+    """`time` an hour from now, for the stub's expiry check."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + 3600
+
+
+@pytest.mark.parametrize("case", ["no secret", "unknown secret", "API key", "expired secret"])
+def test_a_secret_the_stub_did_not_mint_or_that_expired_gets_401(
+    openai_stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    # Given a secret that cannot open a call
+    secret = {
+        "no secret": None,
+        "unknown secret": "ek_" + "0" * 32,
+        "API key": TEST_API_KEY,
+        "expired secret": mint(openai_stub, seconds=10),
+    }[case]
+    if case == "expired secret":
+        monkeypatch.setattr("local.openai_stub.time", _Later)
+    calls_before = len(openai_stub.calls)
+
+    # When an offer is sent with it
+    answer = offer_call(openai_stub, secret, b"v=0\r\n")
+
+    # Then the stub answers 401 in OpenAI's envelope, without echoing it
+    assert answer.status == HTTPStatus.UNAUTHORIZED
+    assert set(answer.error) == {"type", "message", "param", "code"}
+    assert answer.error["code"] == "invalid_api_key"
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert secret is None or secret not in answer.body.decode()
+    assert len(openai_stub.calls) == calls_before
+
+
+@pytest.mark.parametrize(
+    ("sdp", "content_type", "code"),
+    [
+        (b"v=0\r\n", "application/json", "invalid_content_type"),
+        (b"hello", "application/sdp", "invalid_offer"),
+        (b"\xff\xfe", "application/sdp", "invalid_offer"),
+        (b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "application/sdp", "invalid_offer"),
+    ],
+    ids=["wrong content type", "not SDP", "not UTF-8", "no media"],
+)
+def test_a_malformed_offer_gets_400_and_keeps_the_secret(
+    openai_stub: OpenAIStub, sdp: bytes, content_type: str, code: str
+) -> None:
+    # Given a minted secret
+    secret = mint(openai_stub)
+
+    # When a malformed offer is sent with it
+    answer = offer_call(openai_stub, secret, sdp, content_type)
+
+    # Then the stub answers 400 in OpenAI's envelope
+    assert answer.status == HTTPStatus.BAD_REQUEST
+    assert set(answer.error) == {"type", "message", "param", "code"}
+    assert answer.error["type"] == "invalid_request_error"
+    assert answer.error["code"] == code
+    assert secret not in answer.body.decode()
+
+    # And the secret still opens a call
+    async def scenario() -> None:
+        client = await connect(openai_stub, secret)
+        assert client.answer.status == HTTPStatus.CREATED
+        await client.pc.close()
+
+    run(scenario)
+
+
+def test_an_offer_without_the_events_channel_gets_400(openai_stub: OpenAIStub) -> None:
+    # Given a minted secret and an offer with audio only
+    secret = mint(openai_stub)
+
+    async def scenario() -> None:
+        offer_loopback_candidates()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTrack(AudioStreamTrack())
+        await pc.setLocalDescription(await pc.createOffer())
+
+        # When it is sent
+        answer = await asyncio.to_thread(offer_call, openai_stub, secret, pc.localDescription.sdp.encode())
+        await pc.close()
+
+        # Then the message says what the page must add
+        assert answer.status == HTTPStatus.BAD_REQUEST
+        assert "oai-events" in answer.error["message"]
+
+    run(scenario)
+
+
+def test_a_browser_may_preflight_a_call_from_any_origin(openai_stub: OpenAIStub) -> None:
+    # Given a page on another origin
+    headers = {
+        "Origin": "http://127.0.0.1:5173",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+
+    # When its browser sends the preflight
+    answer = post(openai_stub, CALLS_PATH, b"", headers, method="OPTIONS")
+
+    # Then the stub allows the call and lets the page read the Location
+    assert answer.status == HTTPStatus.NO_CONTENT
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert "Authorization" in answer.headers["access-control-allow-headers"]
+    assert answer.headers["access-control-expose-headers"] == "Location"
