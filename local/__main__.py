@@ -9,6 +9,8 @@ with OPENAI_BASE_URL too, to that OpenAI-compatible host. The quotas count in th
 in moto, empty at each start; POLICY=path.json gives the function another policy file (edits to the
 policy file apply from the next request, no restart). The terminal shows one line per request;
 LOG_FORMAT=json shows the function's own log lines instead. See local/stand_ins.py for the stand-ins.
+The demo page (web/, local/demo_page.py) is served on the next port (taken: a free one), and its origin
+may call the API.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from http import HTTPStatus
 
 from local import stand_ins, token
 from local.console import Console
+from local.demo_page import DemoPage
 from local.gateway import AccessRecord, LocalApi, TemplateError
 from local.jwt_authorizer import WRONG_ISSUER
 from local.stand_ins import TEMPLATE, SetupError
@@ -41,7 +44,8 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     terminal = sys.stdout
     with ExitStack() as running:
-        local = stand_ins.start(running, environ)
+        page = running.enter_context(DemoPage(port % 65535 + 1))
+        local = stand_ins.start(running, environ, page.origins, stub_port=(port + 1) % 65535 + 1)
         console = Console(terminal) if log_format == "short" else None
         if console is not None:
             running.enter_context(console.capturing())  # before the function is imported: its logger writes there
@@ -57,12 +61,15 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
         # Only the process holding the port gets here: the state file of the port is this run's.
         state = token.write_state(port, api.url, local.user_pool, local.authenticate)
         running.callback(state.unlink, missing_ok=True)
+        page.configure(api.url, local.realtime_url, local.user_pool, local.authenticate)
         lines = [
             f"token vending API on {api.url}",
+            f"  the demo page: {page.url}/ (sign in, pick a profile and a voice, Connect: a voice call)",
+            f"  Realtime calls (WebRTC, with a client secret): {local.realtime_url}",
             f"  routes: {', '.join(route.route_key for route in api.routes)}",
             f"  OpenAI SDK base_url: {api.url}/v1",
             *(f"  {line}" for line in local.description),
-            *_how_to_call(api, port, local),
+            *_how_to_call(api, port, local, page),
             "  one line per request (LOG_FORMAT=json: the function's own log lines); Ctrl-C stops",
         ]
         print("\n".join(lines), file=terminal, flush=True)
@@ -70,21 +77,22 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
         print("stopping", file=terminal, flush=True)
 
 
-def _how_to_call(api: LocalApi, port: int, local: stand_ins.StandIns) -> list[str]:
+def _how_to_call(api: LocalApi, port: int, local: stand_ins.StandIns, page: DemoPage) -> list[str]:
     url = api.url
 
     def mint(authorization: str = "") -> str:
         headers = f"{authorization} -H 'Content-Type: application/json'"
         return f"curl -s {url}/v1/realtime/client_secrets{headers} -d '{EXAMPLE_BODY}'"
 
-    if api.cors is None:
+    others = [origin for origin in (api.cors.origins if api.cors else ()) if origin not in page.origins]
+    if not others:
         cors = (
-            "  CORS: none (the template's AllowedOrigins is empty): "
+            "  CORS: the demo page only (the template's AllowedOrigins is empty): "
             "ALLOWED_ORIGINS=http://localhost:5173 make run lets that page call"
         )
     else:
         source = "ALLOWED_ORIGINS, not the template's" if local.allowed_origins else "the template's AllowedOrigins"
-        cors = f"  CORS: pages on {', '.join(api.cors.origins)} may call it ({source})"
+        cors = f"  CORS: pages on {', '.join(others)} may call it ({source}), and the demo page"
     if not local.authenticate:
         return [
             "  authentication: OFF (AUTH=none), here only: every request reaches the function as one anonymous",

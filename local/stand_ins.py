@@ -11,16 +11,20 @@ function's own policy file.
 
 from __future__ import annotations
 
+import errno
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from local import quota_table, user_pool
 from local.aws import LocalAws
+from local.gateway import CloudFormationLoader
 from local.openai_stub import OpenAIStub
 from local.quota_table import LocalTables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
@@ -52,6 +56,7 @@ class StandIns:
     authenticate: bool  # False with AUTH=none
     allowed_origins: list[str] | None  # ALLOWED_ORIGINS, the template's AllowedOrigins parameter locally
     tables: LocalTables  # the template's DynamoDB tables (its quota table)
+    realtime_url: str  # where a page opens its WebRTC call with a client secret: OpenAI's, or the stub's
 
     def gateway_options(self) -> dict[str, Any]:
         """LocalApi.from_template's arguments for the local issuer, the tables and AUTH."""
@@ -72,12 +77,16 @@ def check(environ: Mapping[str, str]) -> None:
     _policy(environ)
 
 
-def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
-    """Start the stand-ins; ``running`` stops them."""
+def start(
+    running: ExitStack, environ: Mapping[str, str], page_origins: Sequence[str] = (), stub_port: int = 0
+) -> StandIns:
+    """Start the stand-ins; ``running`` stops them. ``page_origins`` (the demo page's) may call the API too; the
+    OpenAI stub, whose Realtime peer a page calls, is on ``stub_port`` when that is free (0, or taken: any)."""
     secrets_via = _secrets_via(environ)
     chosen = _openai(environ)
     if chosen is None:
-        stub = running.enter_context(OpenAIStub(api_key=STUB_API_KEY))
+        stub = _stub(stub_port)
+        running.callback(stub.stop)
         upstream, api_key = stub.base_url, STUB_API_KEY
         openai = f"the local OpenAI stub at {stub.base_url} (OPENAI_API_KEY for the real one)"
     else:
@@ -86,7 +95,7 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
     aws = running.enter_context(LocalAws())
     secrets = running.enter_context(LocalSecretsManager(api_key=api_key, aws=aws))
     overrides = {"OpenAIApiKeySecretArn": secrets.secret_arn, "OpenAIUpstreamUrl": upstream}
-    overrides |= cors_overrides(environ)
+    overrides |= cors_overrides(environ, page_origins)
     pool = user_pool.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
     tables = quota_table.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
     environment = secrets.client_environment() | tables.function_environment()
@@ -124,7 +133,17 @@ def start(running: ExitStack, environ: Mapping[str, str]) -> StandIns:
         _authenticate(environ),
         _allowed_origins(environ),
         tables,
+        f"{upstream}/v1/realtime/calls",
     )
+
+
+def _stub(port: int) -> OpenAIStub:
+    try:
+        return OpenAIStub(api_key=STUB_API_KEY, port=port).start()
+    except OSError as error:
+        if port == 0 or error.errno != errno.EADDRINUSE:
+            raise
+    return OpenAIStub(api_key=STUB_API_KEY).start()
 
 
 def upstream_url(base_url: str) -> str:
@@ -169,11 +188,19 @@ def _authenticate(environ: Mapping[str, str]) -> bool:
     return auth != "none"
 
 
-def cors_overrides(environ: Mapping[str, str]) -> dict[str, str]:
-    """ALLOWED_ORIGINS as the template's own AllowedOrigins parameter, so that CORS is configured locally as a
-    deployment with those origins configures it; nothing when ALLOWED_ORIGINS is unset or empty."""
-    origins = _allowed_origins(environ)
+def cors_overrides(environ: Mapping[str, str], page_origins: Sequence[str] = ()) -> dict[str, str]:
+    """ALLOWED_ORIGINS (or else the template's default) and ``page_origins`` as the template's own AllowedOrigins
+    parameter, so that CORS is configured locally as a deployment with those origins configures it; nothing
+    when there are none."""
+    origins = _allowed_origins(environ) or _template_origins()
+    origins += [origin for origin in page_origins if origin not in origins]
     return {"AllowedOrigins": ",".join(origins)} if origins else {}
+
+
+def _template_origins() -> list[str]:
+    parameters = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader).get("Parameters") or {}  # noqa: S506
+    default = str((parameters.get("AllowedOrigins") or {}).get("Default") or "")
+    return [origin.strip() for origin in default.split(",") if origin.strip()]
 
 
 def _allowed_origins(environ: Mapping[str, str]) -> list[str] | None:

@@ -198,9 +198,9 @@ def test_make_run_says_no_page_may_call_it_and_how_to_let_one(local_service: Loc
     # When it has started
     started = "".join(local_service.printed)
 
-    # Then it says CORS is off, why, and how to let a development page call it
+    # Then it says only the demo page may call it, why, and how to let a development page call it
     assert (
-        "  CORS: none (the template's AllowedOrigins is empty): "
+        "  CORS: the demo page only (the template's AllowedOrigins is empty): "
         "ALLOWED_ORIGINS=http://localhost:5173 make run lets that page call\n"
     ) in started
 

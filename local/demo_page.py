@@ -1,0 +1,162 @@
+"""The demo page (web/) as `make run` serves it, on a port of its own next to the API's.
+
+Besides web/'s files it answers `/config.json` (the local API, the local Realtime peer, and how to sign in)
+and `POST /local/sign-in`, which hands the page a development user's access token from the run's user
+pool, as `make token` does. That route exists only here: a deployed page signs in against the stack's
+issuer (authorization code with PKCE). It answers its own origin only (no CORS), so no other page in the
+browser can read a token from it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import mimetypes
+from collections.abc import Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from local.running import LoopbackHttpServer
+from local.user_pool import TokenRefused, UserPool
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+SIGN_IN_PATH = "/local/sign-in"
+_SIGN_IN_BODY_LIMIT = 4096
+# The page's own files only: nothing else of the repository is reachable.
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css"}
+
+
+class DemoPage:
+    """web/ on 127.0.0.1:``port`` (taken: a free port), with the local config and sign-in once ``configure``d."""
+
+    def __init__(self, port: int) -> None:
+        try:
+            self._server = LoopbackHttpServer(_Handler, "demo-page", port)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            self._server = LoopbackHttpServer(_Handler, "demo-page", 0)
+        setattr(self._server._server, "demo", self)  # noqa: B010 - the handler finds its page through its server
+        self.config: dict[str, Any] | None = None
+        self.user_pool: UserPool | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.address
+        return f"http://{host}:{port}"
+
+    @property
+    def origins(self) -> list[str]:
+        """The page's origins: a person may open it as 127.0.0.1 or as localhost."""
+        port = self._server.address[1]
+        return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+
+    def configure(self, api_url: str, realtime_url: str, user_pool: UserPool | None, authenticate: bool) -> None:
+        """What the page calls: ``api_url``'s /v1 with a token of ``user_pool`` (none without authentication)."""
+        self.user_pool = user_pool if authenticate else None
+        if self.user_pool is not None:
+            sign_in: dict[str, Any] = {"mode": "local", "url": SIGN_IN_PATH, "groups": sorted(self.user_pool.groups())}
+        else:
+            sign_in = {"mode": "none"}
+        self.config = {"apiBaseUrl": f"{api_url}/v1", "realtimeUrl": realtime_url, "signIn": sign_in}
+
+    def close(self) -> None:
+        self._server.close()
+
+    def __enter__(self) -> DemoPage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "make-run-demo"
+
+    @property
+    def _page(self) -> DemoPage:
+        page: DemoPage = getattr(self.server, "demo")  # noqa: B009
+        return page
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the terminal shows the API's requests, not the page's files."""
+
+    def do_GET(self) -> None:
+        route = self.path.split("?", 1)[0]
+        if route == "/config.json":
+            if self._page.config is None:
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, _error("make run is still starting: reload the page"))
+            else:
+                self._json(HTTPStatus.OK, self._page.config)
+            return
+        path = _web_file(route)
+        if path is None:
+            self._json(HTTPStatus.NOT_FOUND, _error(f"no such file in web/: {route[:100]}"))
+            return
+        body = path.read_bytes()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        if self.path != SIGN_IN_PATH:
+            self._json(HTTPStatus.NOT_FOUND, _error(f"only {SIGN_IN_PATH} takes a POST here"))
+            return
+        pool = self._page.user_pool
+        if pool is None:
+            self._json(HTTPStatus.NOT_FOUND, _error("this make run checks no tokens (AUTH=none): no sign-in needed"))
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get_content_type() != "application/json" or not 0 < length <= _SIGN_IN_BODY_LIMIT:
+            self._json(HTTPStatus.BAD_REQUEST, _error('send JSON: {"user": "alice", "groups": ["premium"]}'))
+            return
+        try:
+            asked = json.loads(self.rfile.read(length))
+        except ValueError:
+            asked = None
+        user, groups = _sign_in_request(asked)
+        if user is None:
+            self._json(HTTPStatus.BAD_REQUEST, _error('send JSON: {"user": "alice", "groups": ["premium"]}', "user"))
+            return
+        try:
+            token = pool.token(user or "developer", groups)
+        except TokenRefused as refused:
+            self._json(HTTPStatus.BAD_REQUEST, _error(str(refused), "user"))
+            return
+        self._json(HTTPStatus.OK, {"access_token": token, "token_type": "Bearer"})
+
+    def _json(self, status: HTTPStatus, body: Mapping[str, Any]) -> None:
+        encoded = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(encoded)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(encoded)
+
+
+def _web_file(route: str) -> Path | None:
+    name = "index.html" if route == "/" else route.lstrip("/")
+    path = (WEB / name).resolve()
+    if not path.is_relative_to(WEB) or not path.is_file() or path.suffix not in (*_TYPES, ".png", ".ico"):
+        return None
+    return path
+
+
+def _sign_in_request(asked: object) -> tuple[str | None, list[str]]:
+    """The user and groups of a sign-in request; (None, []) when it is not one."""
+    if not isinstance(asked, dict):
+        return None, []
+    user, groups = asked.get("user", ""), asked.get("groups", [])
+    if not isinstance(user, str) or not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return None, []
+    return user.strip(), groups
+
+
+def _error(message: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"type": "invalid_request_error", "message": message, "param": param, "code": None}}

@@ -1,0 +1,482 @@
+// The demo page: sign in, list the profiles the policy lets this user have (GET /v1/realtime/profiles), mint a
+// client secret with the user's token (POST /v1/realtime/client_secrets), then open a WebRTC call with it as
+// OpenAI documents (POST the SDP offer to realtimeUrl). The user's token and the client secret live in this
+// module's variables only: never in the DOM, the console, the URL or storage.
+//
+// Settings, from ./config.json (`make run` answers it) or the query string (each overrides config.json):
+//   apiBaseUrl   the token vending API's /v1 (the stack's OpenAIBaseUrl output)
+//   realtimeUrl  where the call is opened: https://api.openai.com/v1/realtime/calls, or make run's local peer
+//   signIn       {"mode": "local"} (make run's development users), {"mode": "none"} (AUTH=none), or
+//                {"mode": "oidc", "issuer", "clientId", "redirectUri", "scope"}: authorization code with PKCE
+//                (in the query string: issuer, clientId, redirectUri, scope)
+//   config       (query string only) another config file's URL
+//   profile      (query string only) the profile to pick, even one not offered to this user
+
+const $ = (id) => document.getElementById(id);
+const query = new URLSearchParams(location.search);
+const REALTIME = "realtime";
+const STORED_CONFIG = "token-vending-demo.config";
+const EVENTS_SHOWN = 200;
+
+let config;
+let token = null; // the signed-in user's access token
+let oidcManager = null;
+let profiles = [];
+let call = null; // {pc, channel, microphone, started, statsTimer, ending}
+let countdownTimer = null;
+
+// ---- what the person sees --------------------------------------------------------------------------------
+
+function say(message, { kind = "info", problem = "" } = {}) {
+  const status = $("status");
+  status.textContent = message;
+  status.dataset.kind = kind;
+  status.dataset.problem = problem;
+  delete status.dataset.secondsLeft;
+}
+
+function setState(state) {
+  document.body.dataset.state = state;
+  const signedIn = state !== "signed-out";
+  const idle = state === "ready";
+  $("profile").disabled = !idle || profiles.length === 0;
+  $("voice").disabled = !idle || $("voice").options.length === 0;
+  $("connect").disabled = !idle || countdownTimer !== null || !$("profile").value;
+  $("respond").disabled = state !== "connected";
+  $("hang-up").disabled = state !== "connected" && state !== "connecting";
+  $("sign-out").hidden = !signedIn || config.signIn.mode === "none";
+  $("signed-in").hidden = !signedIn;
+  $("local-sign-in").hidden = signedIn || config.signIn.mode !== "local";
+  $("oidc-sign-in").hidden = signedIn || config.signIn.mode !== "oidc";
+}
+
+function duration(seconds) {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  const parts = [h && `${h} h`, (h || m) && `${m} min`, `${s} s`].filter(Boolean);
+  return parts.join(" ");
+}
+
+function countdown(seconds, what) {
+  stopCountdown();
+  const until = Date.now() + seconds * 1000;
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      stopCountdown();
+      say("You may connect again.");
+      setState(token || config.signIn.mode === "none" ? "ready" : "signed-out");
+      return;
+    }
+    say(`${what}: try again in ${duration(left)}.`, { kind: "error", problem: "quota" });
+    $("status").dataset.secondsLeft = String(left);
+  };
+  countdownTimer = setInterval(tick, 1000);
+  tick();
+  setState(document.body.dataset.state);
+}
+
+function stopCountdown() {
+  if (countdownTimer !== null) clearInterval(countdownTimer);
+  countdownTimer = null;
+}
+
+// An event as the panel shows it: its type and a few telling fields. Anything shaped like a secret is hidden,
+// whatever the other side sends.
+function hidden(value) {
+  return typeof value === "string" && /^(ek_|sk-)|eyJ[\w-]+\.eyJ/.test(value) ? "[hidden]" : value;
+}
+
+function summary(event) {
+  const session = event.session;
+  if (session) return `voice ${hidden(session.audio?.output?.voice ?? "?")}, model ${hidden(session.model ?? "?")}`;
+  if (event.type === "response.output_audio_transcript.delta") return JSON.stringify(hidden(event.delta));
+  if (event.type === "error") return hidden(event.error?.message ?? "");
+  if (event.response) return `${hidden(event.response.id)} ${hidden(event.response.status)}`;
+  if (event.item) return `${hidden(event.item.type)} ${hidden(event.item.role ?? "")}`;
+  return "";
+}
+
+function showEvent(event) {
+  const list = $("events");
+  const item = document.createElement("li");
+  const type = document.createElement("code");
+  type.textContent = String(hidden(event.type));
+  item.append(type, ` ${summary(event)}`);
+  list.prepend(item);
+  while (list.children.length > EVENTS_SHOWN) list.lastElementChild.remove();
+}
+
+function transcriptLine(key, who) {
+  let line = document.querySelector(`#transcript li[data-key="${CSS.escape(key)}"]`);
+  if (!line) {
+    line = document.createElement("li");
+    line.dataset.key = key;
+    line.dataset.who = who;
+    const label = document.createElement("strong");
+    label.textContent = who === "user" ? "You: " : "Model: ";
+    line.append(label, document.createElement("span"));
+    $("transcript").append(line);
+  }
+  return line.lastElementChild;
+}
+
+// ---- the API ---------------------------------------------------------------------------------------------
+
+// What a refusal means to the person, from its status and OpenAI's error envelope.
+async function refusal(response, profile) {
+  let message = "";
+  try {
+    const body = await response.json();
+    message = body?.error?.message ?? body?.message ?? "";
+  } catch {
+    // an answer without a JSON body: its status says enough
+  }
+  if (response.status === 401) {
+    signOut();
+    return { problem: "sign-in", message: "Your sign-in has expired or was not accepted: sign in again." };
+  }
+  if (response.status === 403) {
+    const text = `The profile "${profile}" needs another group: sign in as a member of it, or pick another profile.`;
+    return { problem: "forbidden", message: text };
+  }
+  if (response.status === 429) {
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    return { problem: "quota", message: message || "Too many calls", retryAfter: retryAfter > 0 ? retryAfter : 60 };
+  }
+  return { problem: "failed", message: `${message || response.statusText} (HTTP ${response.status})` };
+}
+
+function authorization() {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function loadProfiles() {
+  setState("loading");
+  say("Loading the profiles you may use…");
+  let response;
+  try {
+    response = await fetch(`${config.apiBaseUrl}/realtime/profiles`, { headers: authorization() });
+  } catch {
+    setState("ready");
+    say(`The API at ${config.apiBaseUrl} cannot be reached (is it running, and does it allow this page's origin?).`, {
+      kind: "error",
+      problem: "unreachable",
+    });
+    return;
+  }
+  if (!response.ok) {
+    const { problem, message } = await refusal(response, "");
+    if (token || config.signIn.mode === "none") setState("ready");
+    say(message, { kind: "error", problem });
+    return;
+  }
+  profiles = (await response.json()).data.filter((profile) => profile.session_type === REALTIME);
+  const select = $("profile");
+  select.replaceChildren();
+  for (const profile of profiles) select.add(new Option(profile.name, profile.name, false, profile.default));
+  const asked = query.get("profile");
+  if (asked && !profiles.some((profile) => profile.name === asked)) {
+    select.add(new Option(`${asked} (not offered to you)`, asked));
+  }
+  if (asked) select.value = asked;
+  showProfile();
+  say(profiles.length ? "Pick a profile and a voice, then Connect." : "No voice profile is open to you.");
+  setState("ready");
+}
+
+function showProfile() {
+  const profile = profiles.find((candidate) => candidate.name === $("profile").value);
+  const voices = profile?.settable?.["audio.output.voice"]?.enum ?? [];
+  const voice = $("voice");
+  const before = voice.value;
+  voice.replaceChildren(...voices.map((name) => new Option(name, name)));
+  voice.value = voices.includes(before) ? before : voices.includes("marin") ? "marin" : (voices[0] ?? "");
+  const instructions = profile?.fixed?.instructions;
+  $("profile-description").textContent = profile
+    ? `${profile.description}${instructions ? ` Instructions: “${instructions}”` : ""}`
+    : "";
+}
+
+async function mint(profile, voice) {
+  const session = { type: REALTIME };
+  if (voice) session.audio = { output: { voice } };
+  return fetch(`${config.apiBaseUrl}/realtime/client_secrets`, {
+    method: "POST",
+    headers: { ...authorization(), "Content-Type": "application/json", "X-Profile": profile },
+    body: JSON.stringify({ session }),
+  });
+}
+
+// ---- the call --------------------------------------------------------------------------------------------
+
+async function connect() {
+  const profile = $("profile").value;
+  const voice = $("voice").value;
+  $("events").replaceChildren();
+  $("transcript").replaceChildren();
+  $("session").hidden = true;
+  setState("connecting");
+  say("Asking for a client secret…");
+  const started = performance.now();
+  let minted;
+  try {
+    minted = await mint(profile, voice);
+  } catch {
+    say(`The API at ${config.apiBaseUrl} cannot be reached.`, { kind: "error", problem: "unreachable" });
+    setState("ready");
+    return;
+  }
+  if (!minted.ok) {
+    const { problem, message, retryAfter } = await refusal(minted, profile);
+    setState(token || config.signIn.mode === "none" ? "ready" : "signed-out");
+    if (problem === "quota") countdown(retryAfter, message.replace(/\.$/, ""));
+    else say(message, { kind: "error", problem });
+    return;
+  }
+  let secret = (await minted.json()).value;
+
+  say("Opening the call…");
+  const pc = new RTCPeerConnection();
+  call = { pc, channel: null, microphone: null, started, statsTimer: null, ending: false };
+  pc.ontrack = (event) => {
+    $("remote-audio").srcObject = event.streams[0] ?? new MediaStream([event.track]);
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed") hangUp("The call's connection failed: Connect again.", "failed");
+  };
+  try {
+    call.microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    hangUp("The microphone is not available: allow this page to use it, then Connect again.", "microphone");
+    return;
+  }
+  for (const track of call.microphone.getAudioTracks()) pc.addTrack(track, call.microphone);
+  const channel = pc.createDataChannel("oai-events");
+  call.channel = channel;
+  channel.onmessage = (message) => onEvent(JSON.parse(message.data));
+  channel.onclose = () => {
+    if (call?.channel === channel && !call.ending) hangUp("The call ended: the other side hung up.", "ended");
+  };
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  let answer;
+  try {
+    answer = await fetch(config.realtimeUrl, {
+      method: "POST",
+      body: offer.sdp,
+      headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/sdp" },
+    });
+  } catch {
+    hangUp(`The Realtime peer at ${config.realtimeUrl} cannot be reached.`, "unreachable");
+    return;
+  } finally {
+    secret = null; // one call per secret
+  }
+  if (!answer.ok) {
+    const problem = answer.status === 401 ? "secret" : "failed";
+    const text =
+      answer.status === 401
+        ? "The client secret was refused (expired or unknown): Connect again for a new one."
+        : `The Realtime peer refused the call (HTTP ${answer.status}).`;
+    hangUp(text, problem);
+    return;
+  }
+  await pc.setRemoteDescription({ type: "answer", sdp: await answer.text() });
+  say("Waiting for the session…");
+  call.statsTimer = setInterval(showAudioReceived, 500);
+}
+
+function onEvent(event) {
+  showEvent(event);
+  if (event.type === "session.created" || event.type === "session.updated") {
+    const session = event.session ?? {};
+    $("session-voice").textContent = String(hidden(session.audio?.output?.voice ?? ""));
+    $("session-instructions").textContent = String(hidden(session.instructions ?? ""));
+    $("session-model").textContent = String(hidden(session.model ?? ""));
+    $("session").hidden = false;
+  }
+  if (event.type === "session.created" && call) {
+    const elapsed = Math.round(performance.now() - call.started);
+    $("connect-time").textContent = `${elapsed} ms`;
+    $("connect-time").dataset.ms = String(elapsed);
+    say("Connected: talk, or ask for a response.", { kind: "ok" });
+    setState("connected");
+  } else if (event.type === "response.output_audio_transcript.delta") {
+    transcriptLine(event.item_id ?? event.response_id, "model").textContent += event.delta ?? "";
+  } else if (event.type === "response.output_audio_transcript.done") {
+    transcriptLine(event.item_id ?? event.response_id, "model").textContent = event.transcript ?? "";
+  } else if (event.type === "conversation.item.input_audio_transcription.completed") {
+    transcriptLine(event.item_id, "user").textContent = event.transcript ?? "";
+  } else if (event.type === "error") {
+    say(`The model's side reported: ${hidden(event.error?.message ?? "an error")} (the call goes on).`, {
+      kind: "error",
+      problem: "event",
+    });
+  }
+}
+
+async function showAudioReceived() {
+  if (!call) return;
+  let bytes = 0;
+  (await call.pc.getStats()).forEach((report) => {
+    if (report.type === "inbound-rtp" && report.kind === "audio") bytes += report.bytesReceived ?? 0;
+  });
+  $("audio-received").textContent = `${(bytes / 1000).toFixed(1)} kB`;
+  $("audio-received").dataset.bytes = String(bytes);
+}
+
+function askForResponse() {
+  if (call?.channel?.readyState === "open") call.channel.send(JSON.stringify({ type: "response.create" }));
+}
+
+function hangUp(message = "Call ended.", problem = "") {
+  if (call) {
+    call.ending = true;
+    clearInterval(call.statsTimer);
+    call.channel?.close();
+    call.pc.close();
+    for (const track of call.microphone?.getTracks() ?? []) track.stop();
+    $("remote-audio").srcObject = null;
+    call = null;
+  }
+  say(message, { kind: problem ? "error" : "info", problem });
+  setState(token || config.signIn.mode === "none" ? "ready" : "signed-out");
+}
+
+// ---- signing in ------------------------------------------------------------------------------------------
+
+async function signInLocally(event) {
+  event.preventDefault();
+  const user = $("user").value.trim() || "developer";
+  const group = $("group").value;
+  say("Signing in…");
+  const response = await fetch(config.signIn.url ?? "/local/sign-in", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user, groups: group ? [group] : [] }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    say(body?.error?.message ?? `Sign-in failed (HTTP ${response.status}).`, { kind: "error", problem: "sign-in" });
+    return;
+  }
+  token = body.access_token;
+  $("signed-in").textContent = `Signed in as ${user}${group ? ` (group ${group})` : " (no group)"}.`;
+  await loadProfiles();
+}
+
+async function oidc() {
+  if (!oidcManager) {
+    const { UserManager, WebStorageStateStore, InMemoryWebStorage } = await import("./vendor/oidc-client-ts.js");
+    const { issuer, clientId, redirectUri, scope } = config.signIn;
+    oidcManager = new UserManager({
+      authority: issuer,
+      client_id: clientId,
+      redirect_uri: redirectUri ?? `${location.origin}${location.pathname}`,
+      scope: scope ?? "openid email profile",
+      response_type: "code",
+      // The tokens stay in memory: a reload signs in again (at the issuer, usually without a prompt).
+      userStore: new WebStorageStateStore({ store: new InMemoryWebStorage() }),
+    });
+  }
+  return oidcManager;
+}
+
+async function signInWithIssuer() {
+  sessionStorage.setItem(STORED_CONFIG, JSON.stringify(config));
+  say("Going to the sign-in page…");
+  await (await oidc()).signinRedirect();
+}
+
+async function finishSignInWithIssuer() {
+  try {
+    const user = await (await oidc()).signinRedirectCallback();
+    token = user.access_token;
+  } catch (error) {
+    say(`Sign-in did not complete (${error?.message ?? "no answer from the issuer"}): sign in again.`, {
+      kind: "error",
+      problem: "sign-in",
+    });
+    return;
+  } finally {
+    history.replaceState(null, "", location.pathname);
+  }
+  $("signed-in").textContent = "Signed in.";
+  await loadProfiles();
+}
+
+function signOut() {
+  if (call) hangUp("Call ended: signed out.");
+  token = null;
+  profiles = [];
+  $("profile").replaceChildren();
+  $("voice").replaceChildren();
+  $("profile-description").textContent = "";
+  oidcManager?.removeUser();
+  setState("signed-out");
+}
+
+// ---- start -----------------------------------------------------------------------------------------------
+
+async function loadConfig() {
+  const returning = query.has("code") && query.has("state") && sessionStorage.getItem(STORED_CONFIG);
+  if (returning) return JSON.parse(sessionStorage.getItem(STORED_CONFIG));
+  let loaded = {};
+  const response = await fetch(query.get("config") ?? "config.json", { cache: "no-store" }).catch(() => null);
+  if (response?.ok) loaded = await response.json();
+  for (const key of ["apiBaseUrl", "realtimeUrl"]) if (query.get(key)) loaded[key] = query.get(key);
+  if (query.get("issuer")) {
+    loaded.signIn = {
+      mode: "oidc",
+      issuer: query.get("issuer"),
+      clientId: query.get("clientId"),
+      redirectUri: query.get("redirectUri") ?? undefined,
+      scope: query.get("scope") ?? undefined,
+    };
+  }
+  return loaded;
+}
+
+async function start() {
+  config = await loadConfig();
+  const missing = ["apiBaseUrl", "realtimeUrl"].filter((key) => typeof config[key] !== "string");
+  if (!["local", "none", "oidc"].includes(config.signIn?.mode)) missing.push("signIn");
+  if (missing.length) {
+    config.signIn ??= { mode: "none" };
+    setState("signed-out");
+    $("local-sign-in").hidden = $("oidc-sign-in").hidden = true;
+    say(`This page needs ${missing.join(", ")}: give them in config.json or the query string (see the README).`, {
+      kind: "error",
+      problem: "config",
+    });
+    return;
+  }
+  config.apiBaseUrl = config.apiBaseUrl.replace(/\/+$/, "");
+  $("where").textContent = `API ${config.apiBaseUrl} · calls to ${config.realtimeUrl}`;
+  $("local-sign-in").addEventListener("submit", signInLocally);
+  $("oidc-sign-in-button").addEventListener("click", signInWithIssuer);
+  $("sign-out").addEventListener("click", signOut);
+  $("profile").addEventListener("change", () => {
+    showProfile();
+    setState(document.body.dataset.state);
+  });
+  $("connect").addEventListener("click", connect);
+  $("respond").addEventListener("click", askForResponse);
+  $("hang-up").addEventListener("click", () => hangUp());
+  for (const group of config.signIn.groups ?? []) $("group").add(new Option(group, group));
+  setState("signed-out");
+  if (config.signIn.mode === "none") {
+    $("signed-in").textContent = "No sign-in: this API checks no tokens (make run with AUTH=none).";
+    await loadProfiles();
+  } else if (config.signIn.mode === "oidc") {
+    $("oidc-issuer").textContent = `With ${config.signIn.issuer}`;
+    if (query.has("code") && query.has("state")) await finishSignInWithIssuer();
+    else say("Sign in to start.");
+  } else {
+    say("Sign in to start.");
+  }
+}
+
+start();
