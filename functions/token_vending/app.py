@@ -1,9 +1,10 @@
 """API Gateway (HTTP API, payload 2.0) entry point: routes and the answer's shape only.
 
-Four routes, each declared in template.yaml, so API Gateway has already matched the request to one
-of them and says which in ``routeKey``: a dictionary look-up routes it. (Powertools' event handler
-did this before, at about 40 ms of import on every cold start, for routing we do not need.) The caller
-comes from the route's authorizer (``requestContext.authorizer``), turned into a Caller here, at the edge.
+Five routes, each declared in template.yaml, so API Gateway has already matched the request to one
+of them and says which in ``routeKey``: a dictionary look-up finds the function that answers it.
+(Powertools' event handler did this before, at about 40 ms of import on every cold start, for routing we
+do not need.) The caller comes from the route's authorizer (``requestContext.authorizer``), turned into a
+Caller here, at the edge.
 """
 
 # Imports build a few hundred thousand objects and no garbage: collecting while they run is wasted
@@ -14,11 +15,12 @@ import gc
 gc.disable()
 
 import json
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from token_vending import vending
-from token_vending.caller import caller_from_request_context
+from token_vending import profiles, vending
+from token_vending.caller import Caller, caller_from_request_context
 from token_vending.deadline import Deadline
 from token_vending.errors import ApiError
 from token_vending.observability import count, logger, traced_handler
@@ -31,11 +33,33 @@ if TYPE_CHECKING:  # 15 ms of import for a type hint
 gc.freeze()
 gc.enable()
 
-ROUTES: dict[str, vending.Endpoint] = {
-    "POST /v1/realtime/client_secrets": vending.CLIENT_SECRETS,
-    "POST /v1/realtime/sessions": vending.SESSIONS,
-    "POST /v1/realtime/transcription_sessions": vending.TRANSCRIPTION_SESSIONS,
-    "POST /v1/realtime/translations/client_secrets": vending.TRANSLATION_CLIENT_SECRETS,
+
+class Route(NamedTuple):
+    """What answers one route, given the event, the caller and the invocation's context."""
+
+    name: str  # in logs and metrics
+    answer: Callable[[dict[str, Any], Caller, "LambdaContext"], vending.Answer]
+
+
+def _minting(endpoint: vending.Endpoint) -> Route:
+    def answer(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> vending.Answer:
+        # API Gateway sends header names in lower case; a local or hand-made event may not.
+        headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+        body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
+        # One deadline for the whole request, ending before Lambda's timeout, so a slow OpenAI or Secrets
+        # Manager still gets our envelope rather than API Gateway's bare 5xx.
+        deadline = Deadline.of_invocation(context)
+        return vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()), caller, deadline=deadline)
+
+    return Route(endpoint.name, answer)
+
+
+ROUTES: dict[str, Route] = {
+    "POST /v1/realtime/client_secrets": _minting(vending.CLIENT_SECRETS),
+    "POST /v1/realtime/sessions": _minting(vending.SESSIONS),
+    "POST /v1/realtime/transcription_sessions": _minting(vending.TRANSCRIPTION_SESSIONS),
+    "POST /v1/realtime/translations/client_secrets": _minting(vending.TRANSLATION_CLIENT_SECRETS),
+    "GET /v1/realtime/profiles": Route("profiles", lambda event, caller, context: profiles.answer(caller)),
 }
 
 
@@ -45,20 +69,14 @@ def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str,
     request_context = event.get("requestContext") or {}
     request_id = str(request_context.get("requestId") or "")
     logger.set_correlation_id(request_id or None)
-    endpoint = ROUTES.get(_route_key(event))
-    if endpoint is None:
+    route = ROUTES.get(_route_key(event))
+    if route is None:
         return _not_found(request_id)
     try:
         caller = caller_from_request_context(request_context, vending.checked_settings().groups_claim)
-        # API Gateway sends header names in lower case; a local or hand-made event may not.
-        headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
-        body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
-        # One deadline for the whole request, ending before Lambda's timeout, so a slow OpenAI or Secrets
-        # Manager still gets our envelope rather than API Gateway's bare 5xx.
-        deadline = Deadline.of_invocation(context)
-        answer = vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()), caller, deadline=deadline)
+        answer = route.answer(event, caller, context)
     except ApiError as error:
-        return _api_error(error, endpoint.name, request_id)
+        return _api_error(error, route.name, request_id)
     except Exception:
         return _unexpected_error(request_id)
     return _response(HTTPStatus.OK, answer.text, request_id, answer.headers)
@@ -114,7 +132,7 @@ def _response(status: HTTPStatus, body: str, request_id: str, headers: dict[str,
         "statusCode": int(status),
         "headers": {
             "Content-Type": "application/json",
-            # A client secret is a credential: no cache may keep the answer.
+            # A client secret is a credential, and a caller's profiles are its own: no cache may keep the answer.
             "Cache-Control": "no-store",
             "x-request-id": request_id,
             **(headers or {}),

@@ -112,7 +112,7 @@ def test_a_preflight_from_an_allowed_origin_is_answered_by_the_gateway(
     assert answer.data == b""
     cors = answer.cors()
     assert cors["access-control-allow-origin"] == APP
-    assert cors["access-control-allow-methods"] == "POST"
+    assert cors["access-control-allow-methods"] == "GET,POST"
     assert set(SDK_HEADERS) <= set(cors["access-control-allow-headers"].split(","))
     assert cors["access-control-max-age"] == "600"
     assert openai_stub.requests == []
@@ -280,7 +280,7 @@ def test_allowed_origins_override_the_templates(
     assert answer.status == HTTPStatus.NO_CONTENT
     assert answer.cors().get("access-control-allow-origin") == expected
     if expected is not None:
-        assert answer.cors()["access-control-allow-methods"] == "POST"
+        assert answer.cors()["access-control-allow-methods"] == "GET,POST"
 
 
 def test_allowed_origins_is_the_templates_allowed_origins_parameter_locally() -> None:

@@ -185,7 +185,7 @@ def test_every_route_requires_a_caller(transformed: dict[str, dict[str, Any]], c
     # When its routes are read
     routes = stack.of_type("AWS::ApiGatewayV2::Route")
 
-    # Then they are the function's four, each on the API, and none is anonymous
+    # Then they are the function's five, each on the API, and none is anonymous
     assert sorted(route["RouteKey"] for route in routes.values()) == sorted(ROUTES)
     authorizers = stack.of_type("AWS::ApiGatewayV2::Authorizer")
     for name, route in routes.items():
@@ -258,14 +258,14 @@ def test_cors_is_configured_exactly_when_origins_are_given(transformed: dict[str
     api = stack.of_type("AWS::ApiGatewayV2::Api")["TokenVendingApi"]
 
     # Then without origins there is none at all (not an empty string, not [""]); with origins it lists them
-    # exactly, for POST, with the token and profile headers among those a page may send
+    # exactly, for GET and POST, with the token and profile headers among those a page may send
     origins = listed(parameters, "AllowedOrigins")
     if not origins:
         assert "CorsConfiguration" not in api
         return
     cors = api["CorsConfiguration"]
     assert cors["AllowOrigins"] == origins
-    assert cors["AllowMethods"] == ["POST"]
+    assert cors["AllowMethods"] == ["GET", "POST"]
     assert {"authorization", "content-type", "x-profile"} <= set(cors["AllowHeaders"])
 
 

@@ -1,0 +1,162 @@
+"""GET /v1/realtime/profiles over real HTTP through the local API Gateway, as deployed by default: a signed-in
+user's token of the template's user pool, the JWT authorizer, the function; and through the handler with its
+event. It reads the policy only: no API key, no quota, no OpenAI."""
+
+import http.client
+import json
+from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import openai
+import pytest
+
+from local.gateway import LocalApi
+from local.openai_stub import OpenAIStub
+from local.secrets_extension import SecretsExtension
+from local.user_pool import UserPool
+from tests.conftest import LambdaContext, load_event
+from tests.local_api import serving_default
+from token_vending.app import lambda_handler
+
+PROFILES_PATH = "/v1/realtime/profiles"
+MINT_PATH = "/v1/realtime/client_secrets"
+MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
+ABSENT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf"
+
+
+def send(api: LocalApi, method: str, target: str, headers: Mapping[str, str], body: bytes | None = None) -> Any:
+    """The served API's answer, by http.client (urllib3 would log the headers: a token among them)."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
+    try:
+        connection.request(method, target, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def names(body: bytes) -> list[str]:
+    return [profile["name"] for profile in json.loads(body)["data"]]
+
+
+@pytest.fixture
+def api(
+    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension, user_pool: UserPool
+) -> Iterator[LocalApi]:
+    with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:
+        yield api
+
+
+def test_a_user_gets_the_profiles_open_to_them(
+    api: LocalApi, user_token: Callable[..., str], openai_stub: OpenAIStub
+) -> None:
+    # Given a signed-in user in no group
+    token = user_token()
+
+    # When the user asks for its profiles
+    status, headers, body = send(api, "GET", PROFILES_PATH, bearer(token))
+
+    # Then it gets the open ones, uncached, as a list a form can be built from, and OpenAI heard nothing
+    assert status == HTTPStatus.OK, body
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "no-store"
+    assert names(body) == ["assistant", "transcription", "translation"]
+    assistant = json.loads(body)["data"][0]
+    assert assistant["default"] is True
+    assert "cedar" in assistant["settable"]["audio.output.voice"]["enum"]
+    assert assistant["fixed"]["instructions"]
+    assert openai_stub.requests == []
+
+
+def test_premium_is_listed_only_for_members_of_its_group(api: LocalApi, user_token: Callable[..., str]) -> None:
+    # Given two users, one in the premium group
+    member, other = user_token("pat", groups=["premium"]), user_token("sam")
+
+    # When each asks for its profiles
+    member_answer = send(api, "GET", PROFILES_PATH, bearer(member))
+    other_answer = send(api, "GET", PROFILES_PATH, bearer(other))
+
+    # Then the member sees premium as its realtime default, and the other user sees no trace of it
+    assert [member_answer[0], other_answer[0]] == [HTTPStatus.OK, HTTPStatus.OK]
+    listed = {profile["name"]: profile for profile in json.loads(member_answer[2])["data"]}
+    assert list(listed) == ["assistant", "premium", "transcription", "translation"]
+    assert (listed["premium"]["default"], listed["assistant"]["default"]) == (True, False)
+    assert b"premium" not in other_answer[2]
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer not-a-token"}], ids=["no token", "bad token"])
+def test_without_a_valid_token_the_gateway_refuses(api: LocalApi, headers: dict[str, str]) -> None:
+    # Given a request without a user's token, or with something else in its place
+    # When it asks for the profiles
+    status, _, body = send(api, "GET", PROFILES_PATH, headers)
+
+    # Then API Gateway's authorizer answers 401 itself
+    assert status == HTTPStatus.UNAUTHORIZED
+    assert body == b'{"message":"Unauthorized"}'
+
+
+def test_the_openai_sdk_reads_the_profiles(api: LocalApi, user_token: Callable[..., str]) -> None:
+    # Given the official SDK with a user's token as its api_key
+    client = openai.OpenAI(api_key=user_token(), base_url=f"{api.url}/v1", max_retries=0)
+
+    # When it GETs the route
+    listed = client.get("/realtime/profiles", cast_to=object)
+
+    # Then it reads the list
+    assert isinstance(listed, dict)
+    assert listed["object"] == "list"
+    assert [profile["name"] for profile in listed["data"]] == ["assistant", "transcription", "translation"]
+
+
+def test_listing_takes_nothing_from_the_callers_quota(api: LocalApi, user_token: Callable[..., str]) -> None:
+    # Given a user whose default profile allows 10 client secrets a minute
+    token = user_token("quinn")
+
+    # When the user lists its profiles three times, then mints
+    listings = [send(api, "GET", PROFILES_PATH, bearer(token))[0] for _ in range(3)]
+    status, headers, _ = send(api, "POST", MINT_PATH, {**bearer(token), "content-type": "application/json"}, MINT_BODY)
+
+    # Then the mint is the first its counter saw
+    assert listings == [HTTPStatus.OK] * 3
+    assert status == HTTPStatus.OK
+    assert (headers["x-ratelimit-limit-requests"], headers["x-ratelimit-remaining-requests"]) == ("10", "9")
+
+
+def test_a_cold_function_lists_profiles_without_its_api_key(
+    openai_stub: OpenAIStub, extension_server: SecretsExtension, user_pool: UserPool, user_token: Callable[..., str]
+) -> None:
+    # Given a deployment whose API key secret does not exist, so no client secret can be minted
+    with serving_default(ABSENT_SECRET_ARN, openai_stub.base_url, extension_server, user_pool) as api:
+        token = user_token()
+
+        # When a user's first request asks for its profiles, and a second for a client secret
+        status, _, body = send(api, "GET", PROFILES_PATH, bearer(token))
+        mint_status, _, _ = send(
+            api, "POST", MINT_PATH, {**bearer(token), "content-type": "application/json"}, MINT_BODY
+        )
+
+    # Then the profiles are listed all the same, while the mint fails for want of the key
+    assert status == HTTPStatus.OK, body
+    assert mint_status >= HTTPStatus.INTERNAL_SERVER_ERROR
+    assert names(body) == ["assistant", "transcription", "translation"]
+    assert openai_stub.requests == []
+
+
+@pytest.mark.usefixtures("function_env")
+def test_the_event_is_answered_by_the_handler(lambda_context: LambdaContext) -> None:
+    # Given API Gateway's event for the route, its caller signed in and in no group
+    event = load_event("profiles.json")
+
+    # When the handler is invoked with it
+    answer = lambda_handler(event, lambda_context)
+
+    # Then it answers the open profiles, uncached, naming the request
+    assert answer["statusCode"] == HTTPStatus.OK
+    assert answer["headers"]["Cache-Control"] == "no-store"
+    assert answer["headers"]["x-request-id"] == event["requestContext"]["requestId"]
+    assert names(answer["body"].encode()) == ["assistant", "transcription", "translation"]
