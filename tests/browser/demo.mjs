@@ -1,0 +1,238 @@
+// Drives the demo page (web/, served by `make run`) in Debian's headless Chromium with fake media devices, as a
+// person would: sign in, pick a profile and a voice, Connect, ask for a response, hang up. Reads
+// {"executablePath", "url", "scenario", "user", "group", "profile", "voice", "screenshot"} as JSON on stdin and
+// prints one JSON document of what the page showed. It sees the user's token and the client secret only as the
+// page's network answers, to check that neither appears in the page's DOM or console; it never prints them.
+// Run by tests/integration/test_demo.py.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { text } from "node:stream/consumers";
+
+import { chromium } from "playwright-core";
+
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  // A fake microphone, granted without a prompt; WebRTC over loopback (the only interface in CI's sandbox);
+  // the model's audio plays without a click.
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  "--allow-loopback-in-peer-connection",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+const input = JSON.parse(await text(process.stdin));
+const profileDir = mkdtempSync(join(tmpdir(), "token-vending-demo-"));
+const context = await chromium.launchPersistentContext(profileDir, {
+  executablePath: input.executablePath,
+  headless: true,
+  args: FLAGS,
+  viewport: { width: 1100, height: 900 },
+});
+const page = await context.newPage();
+const consoleLines = [];
+const secrets = [];
+const answers = [];
+const reading = [];
+page.on("console", (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+page.on("pageerror", (error) => consoleLines.push(`pageerror: ${error.name}: ${error.message}`));
+page.on("response", (response) => {
+  const path = new URL(response.url()).pathname;
+  if (path.endsWith("/local/sign-in") || path.endsWith("/realtime/client_secrets")) {
+    answers.push({ path, status: response.status(), retryAfter: response.headers()["retry-after"] ?? null });
+    reading.push(
+      response
+        .json()
+        .then((body) => secrets.push(...[body?.access_token, body?.value].filter((value) => typeof value === "string")))
+        .catch(() => {}),
+    );
+  }
+});
+
+const state = (name) => page.waitForSelector(`body[data-state="${name}"]`);
+const attribute = (selector, name) => page.locator(selector).getAttribute(name);
+const seen = async () => ({
+  state: await page.getAttribute("body", "data-state"),
+  status: await page.locator("#status").textContent(),
+  problem: await attribute("#status", "data-problem"),
+  connectDisabled: await page.locator("#connect").isDisabled(),
+});
+
+async function signIn() {
+  await page.goto(input.url);
+  await page.waitForSelector("#local-sign-in:not([hidden])");
+  await page.fill("#user", input.user);
+  await page.selectOption("#group", input.group ?? "");
+  await page.click("#sign-in");
+  await state("ready");
+  return {
+    profiles: await page.locator("#profile option").evaluateAll((options) => options.map((option) => option.value)),
+    signedIn: await page.locator("#signed-in").textContent(),
+  };
+}
+
+async function connected() {
+  await page.click("#connect");
+  await page.waitForSelector('body[data-state="connected"], #status[data-kind="error"]');
+  return seen();
+}
+
+const scenarios = {
+  async call() {
+    const signedIn = await signIn();
+    if (input.profile) await page.selectOption("#profile", input.profile);
+    if (input.voice) await page.selectOption("#voice", input.voice);
+    const afterConnect = await connected();
+    if (afterConnect.state !== "connected") return { signedIn, afterConnect };
+    const session = {
+      voice: await page.locator("#session-voice").textContent(),
+      instructions: await page.locator("#session-instructions").textContent(),
+      model: await page.locator("#session-model").textContent(),
+    };
+    const connectMs = Number(await attribute("#connect-time", "data-ms"));
+    // The inbound track's bytes, as the page shows them, grow
+    await page.waitForSelector("#audio-received[data-bytes]");
+    const bytesBefore = Number(await attribute("#audio-received", "data-bytes"));
+    await page.waitForFunction(
+      (before) => Number(document.querySelector("#audio-received").dataset.bytes) > before,
+      bytesBefore,
+    );
+    const bytesAfter = Number(await attribute("#audio-received", "data-bytes"));
+    await page.click("#respond");
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll("#events code")].some((code) => code.textContent === "response.done"),
+    );
+    const events = await page
+      .locator("#events code")
+      .evaluateAll((codes) => codes.map((code) => code.textContent).reverse());
+    const transcript = await page.locator("#transcript").textContent();
+    if (input.screenshot) await page.screenshot({ path: input.screenshot, fullPage: true });
+    await page.click("#hang-up");
+    await state("ready");
+    return { signedIn, afterConnect, session, connectMs, bytes: [bytesBefore, bytesAfter], events, transcript, afterHangUp: await seen() };
+  },
+
+  async forbidden() {
+    const signedIn = await signIn();
+    return { signedIn, chosen: await page.locator("#profile").inputValue(), afterConnect: await connected() };
+  },
+
+  // Deployed mode, its settings in the query string: the Sign in button sends the person to the issuer's
+  // authorization endpoint (from its discovery document) with PKCE. The issuer is the driver's stand-in.
+  async oidc() {
+    const issuer = new URL(new URL(input.url).searchParams.get("issuer"));
+    const discovery = {
+      issuer: issuer.href.replace(/\/$/, ""),
+      authorization_endpoint: `${issuer.origin}/oauth2/authorize`,
+      token_endpoint: `${issuer.origin}/oauth2/token`,
+      jwks_uri: `${issuer.origin}/.well-known/jwks.json`,
+      response_types_supported: ["code"],
+    };
+    await context.route(`${issuer.origin}/**`, (route) => {
+      const url = new URL(route.request().url());
+      if (url.pathname.endsWith("/.well-known/openid-configuration")) {
+        return route.fulfill({ json: discovery, headers: { "Access-Control-Allow-Origin": "*" } });
+      }
+      return route.fulfill({ contentType: "text/html", body: "<!doctype html><title>sign-in</title>" });
+    });
+    await page.goto(input.url);
+    await page.waitForSelector("#oidc-sign-in:not([hidden])");
+    const [authorize] = await Promise.all([
+      page.waitForRequest((request) => request.url().startsWith(discovery.authorization_endpoint)),
+      page.click("#oidc-sign-in-button"),
+    ]);
+    await page.waitForURL(`${discovery.authorization_endpoint}?**`);
+    const asked = Object.fromEntries(new URL(authorize.url()).searchParams);
+    return {
+      authorize: authorize.url().split("?")[0],
+      clientId: asked.client_id,
+      redirectUri: asked.redirect_uri,
+      responseType: asked.response_type,
+      scope: asked.scope,
+      codeChallengeMethod: asked.code_challenge_method,
+      codeChallenge: /^[A-Za-z0-9_-]{43}$/.test(asked.code_challenge ?? ""),
+      state: (asked.state ?? "").length >= 16,
+    };
+  },
+
+  // The README's example of an app of one's own: run as a module body on an origin make run allows, with the
+  // user's token as its userAccessToken; it logs the type of each event of the call.
+  async readme() {
+    await page.goto(input.url);
+    const done = page.waitForEvent("console", { predicate: (message) => message.text() === "response.done" });
+    await page.evaluate(
+      ([source, token]) => new Function("userAccessToken", `return (async () => {${source}})();`)(token),
+      [input.source, input.token],
+    );
+    await done;
+    return { logged: consoleLines.filter((line) => line.startsWith("log: ")).map((line) => line.slice(5)) };
+  },
+
+  // What a person sees when a token or a client secret is refused: each request leaves the page with its own
+  // credential swapped for one that has expired (the driver's route), and reaches the real server.
+  async refused() {
+    const swapped = (value) => (route) =>
+      route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${value}` } });
+    await signIn();
+    await page.route("**/realtime/client_secrets", swapped(input.expiredToken));
+    const tokenRefused = await connected();
+    await page.unroute("**/realtime/client_secrets");
+    await page.click("#sign-in");
+    await state("ready");
+    await page.route("**/realtime/calls", swapped(input.expiredSecret));
+    const secretRefused = await connected();
+    return { tokenRefused, secretRefused };
+  },
+
+  async quota() {
+    const signedIn = await signIn();
+    const first = await connected();
+    await page.click("#hang-up");
+    await state("ready");
+    const second = await connected();
+    const secondsLeft = Number(await attribute("#status", "data-seconds-left"));
+    // The countdown counts down
+    await page.waitForFunction(
+      (left) => Number(document.querySelector("#status").dataset.secondsLeft) < left,
+      secondsLeft,
+    );
+    const later = Number(await attribute("#status", "data-seconds-left"));
+    return { signedIn, first, second, secondsLeft, later };
+  },
+};
+
+let result;
+let failure = null;
+try {
+  result = await scenarios[input.scenario]();
+} catch (error) {
+  failure = `${error.name}: ${error.message.split("\n")[0]}`;
+  result = await seen().catch(() => null);
+}
+await Promise.all(reading);
+const dom = await page.evaluate(() => {
+  const values = [...document.querySelectorAll("input, select, textarea")].map((field) => field.value);
+  return [document.documentElement.outerHTML, ...values].join("\n");
+});
+const shown = `${dom}\n${consoleLines.join("\n")}\n${page.url()}`;
+const secretShown = secrets.some((secret) => shown.includes(secret));
+await context.close();
+rmSync(profileDir, { recursive: true, force: true });
+process.stdout.write(
+  JSON.stringify({
+    browser: context.browser()?.version() ?? null,
+    failure,
+    result,
+    answers,
+    secretsCaptured: secrets.length,
+    secretShown,
+    console: consoleLines,
+    dom,
+  }),
+);

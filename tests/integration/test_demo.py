@@ -1,0 +1,289 @@
+"""The demo page (web/) from `make run` in a real headless Chromium with a fake microphone: a person signs in as a
+development user, connects a voice call to the local Realtime peer with a client secret minted for them, hears
+the model (the inbound track's bytes grow), asks for a response, and hangs up; a profile that needs another group
+and an exhausted quota are explained on the page. tests/browser/demo.mjs runs the page; no token and no client
+secret may appear in its DOM or console.
+
+SCREENSHOT=docs/demo.png saves the connected page there (the README's picture); otherwise it goes to a temporary
+folder, so that a test run leaves the repository as it was.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.test_browser import INSTALL_CHROMIUM, PINNED, _ci
+from tests.integration.test_local_run import LocalService, _local_run
+
+DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
+POLICY = json.loads((ROOT / "functions" / "token_vending" / "policy.json").read_text())
+ASSISTANT = POLICY["profiles"]["assistant"]
+# Each a secret's shape: a client secret, or a JWT's header and payload.
+CLIENT_SECRET = re.compile(r"\bek_[A-Za-z0-9]")
+JWT = re.compile(r"eyJ[\w-]{6,}\.eyJ[\w-]{6,}")
+# The README's example names make run's default ports; the test puts this run's in their place.
+README_API = "http://127.0.0.1:3000/v1"
+README_PEER = "http://127.0.0.1:3002/v1/realtime/calls"
+REFUSED_FETCH = "error: Failed to load resource: the server responded with a status of "
+# What a response.create brings (GA names): the response opens, its transcript streams, its audio ends, it is done.
+RESPONSE_EVENTS = [
+    "response.created",
+    "response.output_item.added",
+    "response.output_audio_transcript.delta",
+    "response.output_audio_transcript.done",
+    "response.output_audio.done",
+    "response.done",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's Chromium; missing, the tests skip saying how to install it, except in CI, where they fail."""
+    path = shutil.which("chromium")
+    if path is None:
+        if _ci():
+            pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser tests never skip there)", pytrace=False)
+        pytest.skip(INSTALL_CHROMIUM)
+    manifest = ROOT / "node_modules" / "playwright-core" / "package.json"
+    assert shutil.which("node"), "Node.js is not installed: install Node.js 20 or newer, then run `npm ci`"
+    assert manifest.is_file(), "the playwright-core npm package is not installed: run `npm ci` in the repository root"
+    assert json.loads(manifest.read_text())["version"] == PINNED["playwright-core"], "run `npm ci`"
+    return path
+
+
+@pytest.fixture(scope="module")
+def make_run() -> Iterator[LocalService]:
+    """`make run` as a developer starts it: the local OpenAI stub and its Realtime peer, the embedded sign-in."""
+    with _local_run() as service:
+        yield service
+
+
+def demo_url(service: LocalService) -> str:
+    [line] = [line for line in service.printed if "the demo page: " in line]
+    url = re.search(r"the demo page: (http://127\.0\.0\.1:\d+/)", line)
+    assert url, line
+    return url[1]
+
+
+def drive(chromium: str, url: str, scenario: str, **settings: Any) -> dict[str, Any]:
+    """Runs a scenario of tests/browser/demo.mjs; what the page showed, checked for secrets."""
+    node = shutil.which("node")
+    assert node
+    finished = subprocess.run(
+        [node, str(DRIVER)],
+        input=json.dumps({"executablePath": chromium, "url": url, "scenario": scenario, **settings}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    sys.stdout.write(finished.stdout + finished.stderr)  # through pytest's capture, which the secret guard reads
+    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
+    seen: dict[str, Any] = json.loads(finished.stdout)
+    assert seen["failure"] is None, seen["failure"]
+    # The page showed neither the user's token nor a client secret, in its DOM, its fields or its console
+    assert seen["secretShown"] is False
+    shown = "\n".join([seen["dom"], *seen["console"]])
+    assert not CLIENT_SECRET.search(shown), "something shaped like a client secret is on the page"
+    assert not JWT.search(shown), "something shaped like a user's token is on the page"
+    # And nothing failed on it but the refusals a scenario asks for (Chromium notes each refused fetch itself)
+    errors = [line for line in seen["console"] if line.startswith(("error", "pageerror"))]
+    assert [line for line in errors if not line.startswith(REFUSED_FETCH)] == [], errors
+    return seen
+
+
+def test_a_signed_in_user_talks_to_the_local_peer_with_the_profiles_voice_and_instructions(
+    chromium: str, make_run: LocalService, tmp_path: Path
+) -> None:
+    # Given the demo page of `make run`, and a development user without groups
+    screenshot = Path(os.environ.get("SCREENSHOT") or tmp_path / "demo.png").absolute()
+
+    # When they sign in, pick a voice of the default profile, Connect, ask for a response and hang up
+    seen = drive(chromium, demo_url(make_run), "call", user="dana", voice="cedar", screenshot=str(screenshot))
+
+    # Then the page offered the profiles this user may use, the default chosen
+    result = seen["result"]
+    assert result["signedIn"]["profiles"] == ["assistant"]
+    # And the call connected, with the session the policy chose: the voice picked, the profile's instructions
+    assert result["afterConnect"]["state"] == "connected", result["afterConnect"]
+    assert result["session"] == {
+        "voice": "cedar",
+        "instructions": ASSISTANT["fixed"]["instructions"],
+        "model": ASSISTANT["fixed"]["model"],
+    }
+    # And the model's audio arrived on the inbound track
+    before, after = result["bytes"]
+    assert after > before
+    # And the response's events came in order over the oai-events channel, with a transcript on the page
+    events = result["events"]
+    assert events[0] == "session.created"
+    assert set(RESPONSE_EVENTS) <= set(events)
+    first = {event: events.index(event) for event in RESPONSE_EVENTS}
+    assert first["response.created"] < first["response.output_item.added"] < first["response.output_audio.done"]
+    assert first["response.output_audio_transcript.delta"] < first["response.output_audio_transcript.done"]
+    assert max(first.values()) == first["response.done"]
+    assert result["transcript"].strip().startswith("Model:")
+    # And the hang-up ended the call, the page ready for another
+    assert result["afterHangUp"] == {
+        "state": "ready",
+        "status": "Call ended.",
+        "problem": "",
+        "connectDisabled": False,
+    }
+    # And the token and the client secret were both there to look for
+    assert seen["secretsCaptured"] == 2
+    assert [(answer["path"], answer["status"]) for answer in seen["answers"]] == [
+        ("/local/sign-in", HTTPStatus.OK),
+        ("/v1/realtime/client_secrets", HTTPStatus.OK),
+    ]
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    print(f"demo: Connect to session.created took {result['connectMs']} ms")
+
+
+def test_a_profile_that_needs_another_group_is_explained(chromium: str, make_run: LocalService) -> None:
+    # Given a user without the premium group, following a link to the demo that picks the premium profile
+    url = f"{demo_url(make_run)}?profile=premium"
+
+    # When they sign in and Connect
+    seen = drive(chromium, url, "forbidden", user="erin")
+
+    # Then the page says the profile is not offered to them, and why the API refused it
+    result = seen["result"]
+    assert result["signedIn"]["profiles"] == ["assistant", "premium"]
+    assert result["chosen"] == "premium"
+    assert result["afterConnect"] == {
+        "state": "ready",
+        "status": 'The profile "premium" needs another group: sign in as a member of it, or pick another profile.',
+        "problem": "forbidden",
+        "connectDisabled": False,
+    }
+    assert seen["answers"][-1]["status"] == HTTPStatus.FORBIDDEN
+
+
+def test_an_exhausted_quota_shows_a_countdown_from_retry_after(chromium: str, tmp_path: Path) -> None:
+    # Given `make run` with a policy allowing each caller one client secret an hour of the assistant profile
+    policy = tmp_path / "policy.json"
+    document = json.loads(json.dumps(POLICY))
+    document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": 1, "seconds": 3600}]}
+    policy.write_text(json.dumps(document))
+    with _local_run(POLICY=str(policy)) as service:
+        # When a user connects, hangs up, and connects again
+        seen = drive(chromium, demo_url(service), "quota", user="frank")
+
+    # Then the first call connected, and the second was refused with a countdown from Retry-After
+    result = seen["result"]
+    assert result["first"]["state"] == "connected"
+    second = result["second"]
+    assert second["problem"] == "quota"
+    assert second["connectDisabled"] is True
+    assert re.fullmatch(r".+: try again in (\d+ min )?\d+ s\.", second["status"]), second["status"]
+    refused = seen["answers"][-1]
+    assert refused["status"] == HTTPStatus.TOO_MANY_REQUESTS
+    assert 0 < result["secondsLeft"] <= int(refused["retryAfter"]) <= 3600
+    # And it counts down
+    assert result["later"] < result["secondsLeft"]
+
+
+def test_with_an_issuer_in_the_query_string_sign_in_goes_there_with_pkce(chromium: str, make_run: LocalService) -> None:
+    # Given the page with a deployed stack's settings in its query string, its issuer an OIDC provider's
+    issuer = "https://issuer.example.test/pool"
+    query = urlencode(
+        {
+            "apiBaseUrl": "https://abc123.execute-api.eu-west-1.amazonaws.com/v1",
+            "realtimeUrl": "https://api.openai.com/v1/realtime/calls",
+            "issuer": issuer,
+            "clientId": "demo-client",
+        }
+    )
+    page = demo_url(make_run)
+
+    # When a person presses Sign in
+    seen = drive(chromium, f"{page}?{query}", "oidc")
+
+    # Then the page (oidc-client-ts) sends them to the issuer's authorization endpoint: the code flow with PKCE
+    assert seen["result"] == {
+        "authorize": "https://issuer.example.test/oauth2/authorize",
+        "clientId": "demo-client",
+        "redirectUri": page,
+        "responseType": "code",
+        "scope": "openid email profile",
+        "codeChallengeMethod": "S256",
+        "codeChallenge": True,
+        "state": True,
+    }
+
+
+def test_the_vendored_sign_in_library_is_the_pinned_npm_package() -> None:
+    # Given web/vendor, which a deployed page serves as it is, and the npm packages package.json pins
+    vendored = {
+        "oidc-client-ts.js": ROOT / "node_modules" / "oidc-client-ts" / "dist" / "esm" / "oidc-client-ts.js",
+        "jwt-decode.js": ROOT / "node_modules" / "jwt-decode" / "build" / "esm" / "index.js",
+    }
+    manifest = ROOT / "node_modules" / "oidc-client-ts" / "package.json"
+    if not manifest.is_file():
+        pytest.skip("node_modules has no oidc-client-ts: run `npm ci` in the repository root")
+    assert json.loads(manifest.read_text())["version"] == PINNED["oidc-client-ts"], "run `npm ci`"
+
+    # Then each vendored file is the package's own ES module build, byte for byte
+    for name, source in vendored.items():
+        assert (ROOT / "web" / "vendor" / name).read_bytes() == source.read_bytes(), (
+            f"web/vendor/{name} differs from {source.relative_to(ROOT)}: copy it again"
+        )
+
+
+def test_the_readmes_example_of_an_app_of_ones_own_calls_the_local_peer(chromium: str, make_run: LocalService) -> None:
+    # Given the README's example for an app of one's own, its URLs those of this make run, on a page whose
+    # origin make run allows, and a token from `make token`
+    blocks = re.findall(r"```js\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    [example] = [block for block in blocks if "oai-events" in block]
+    [realtime] = [line.split(": ", 1)[1].strip() for line in make_run.printed if "Realtime calls (WebRTC" in line]
+    for readme_url, local_url in ((README_API, f"{make_run.url}/v1"), (README_PEER, realtime)):
+        assert example.count(readme_url) == 1, f"the README's example no longer names {readme_url}"
+        example = example.replace(readme_url, local_url)
+
+    # When the page runs it with the user's token as its userAccessToken
+    seen = drive(chromium, demo_url(make_run), "readme", source=example, token=make_run.token())
+
+    # Then the call opened at the local peer, with the session and the response's events logged
+    logged = seen["result"]["logged"]
+    assert logged[0] == "session.created"
+    assert {"response.created", "response.output_audio_transcript.done", "response.done"} <= set(logged)
+
+
+def test_a_refused_token_asks_to_sign_in_again_and_a_refused_client_secret_to_connect_again(
+    chromium: str, make_run: LocalService
+) -> None:
+    # Given a signed-in user whose token, and then whose client secret, the servers refuse (expired: the driver
+    # swaps each for a stale one on its way)
+    stale = {"expiredToken": "a-token-that-expired", "expiredSecret": "ek_" + "0" * 24}
+
+    # When they Connect, sign in again, and Connect again
+    seen = drive(chromium, demo_url(make_run), "refused", user="gail", **stale)
+
+    # Then the API's 401 signs them out and asks them to sign in again
+    result = seen["result"]
+    assert result["tokenRefused"] == {
+        "state": "signed-out",
+        "status": "Your sign-in has expired or was not accepted: sign in again.",
+        "problem": "sign-in",
+        "connectDisabled": True,
+    }
+    # And the local peer's 401 for the client secret asks for a new one, the user still signed in
+    assert result["secretRefused"] == {
+        "state": "ready",
+        "status": "The client secret was refused (expired or unknown): Connect again for a new one.",
+        "problem": "secret",
+        "connectDisabled": False,
+    }
