@@ -8,7 +8,6 @@ preflight answer, and the function never runs. tests/browser/drive.mjs runs the 
 
 import json
 import mimetypes
-import os
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from local.gateway import AccessRecord, LocalApi
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from tests.browsers import INSTALL_CHROMIUM, PINNED, in_ci
 from tests.conftest import ROOT
 from tests.local_api import serving_default
 
@@ -34,13 +34,8 @@ BROWSER = ROOT / "tests" / "browser"
 DRIVER = BROWSER / "drive.mjs"
 SDK = ROOT / "node_modules" / "openai"
 PLAYWRIGHT = ROOT / "node_modules" / "playwright-core" / "package.json"
-PINNED = json.loads((ROOT / "package.json").read_text())["dependencies"]
 # The README's browser example names a deployed stack's OpenAIBaseUrl; the test puts the local API's in its place.
 README_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"
-INSTALL_CHROMIUM = (
-    "headless Chromium is not installed: `make test` installs Debian's package where it runs as root with "
-    "apt-get; elsewhere run `sudo apt-get install chromium` (Debian, Ubuntu), then run the tests again"
-)
 
 
 class Site:
@@ -94,16 +89,12 @@ class _PageHandler(BaseHTTPRequestHandler):
         """Quiet: a page load is dozens of module requests."""
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """Debian's Chromium; missing, the test skips saying how to install it, except in CI, where it fails."""
     path = shutil.which("chromium")
     if path is None:
-        if _ci():
+        if in_ci():
             pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser test never skips there)", pytrace=False)
         pytest.skip(INSTALL_CHROMIUM)
     node = shutil.which("node")

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.browsers import INSTALL_CHROMIUM, PINNED, in_ci
 from tests.conftest import ROOT
-from tests.integration.test_browser import INSTALL_CHROMIUM, PINNED, _ci
-from tests.integration.test_local_run import LocalService, _local_run
+from tests.local_run import LocalService, local_run
 
 DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
 POLICY = json.loads((ROOT / "functions" / "token_vending" / "policy.json").read_text())
@@ -52,7 +52,7 @@ def chromium() -> str:
     """Debian's Chromium; missing, the tests skip saying how to install it, except in CI, where they fail."""
     path = shutil.which("chromium")
     if path is None:
-        if _ci():
+        if in_ci():
             pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser tests never skip there)", pytrace=False)
         pytest.skip(INSTALL_CHROMIUM)
     manifest = ROOT / "node_modules" / "playwright-core" / "package.json"
@@ -65,7 +65,7 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def make_run() -> Iterator[LocalService]:
     """`make run` as a developer starts it: the local OpenAI stub and its Realtime peer, the embedded sign-in."""
-    with _local_run() as service:
+    with local_run() as service:
         yield service
 
 
@@ -178,7 +178,7 @@ def test_an_exhausted_quota_shows_a_countdown_from_retry_after(chromium: str, tm
     document = json.loads(json.dumps(POLICY))
     document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": 1, "seconds": 3600}]}
     policy.write_text(json.dumps(document))
-    with _local_run(POLICY=str(policy)) as service:
+    with local_run(POLICY=str(policy)) as service:
         # When a user connects, hangs up, and connects again
         seen = drive(chromium, demo_url(service), "quota", user="frank")
 

@@ -4,18 +4,13 @@ as processes, end to end."""
 import http.client
 import json
 import os
-import queue
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import unittest.mock
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 
@@ -25,139 +20,17 @@ import urllib3
 
 from local.openai_stub import OpenAIStub
 from local.secrets_manager import LocalSecretsManager
-from local.token import state_path
+from tests.local_run import JWT, REPO, STUB_API_KEY, LocalService, environment, free_port, local_run, make_token
 
-REPO = Path(__file__).resolve().parents[2]
-STUB_API_KEY = "sk-local-dev"  # what `make run` puts in its local secret for its own stub
-# The developer's own settings would point the local run elsewhere.
-_SETTINGS = (
-    *("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOG_FORMAT", "SECRETS_VIA", "PORT"),
-    *("AUTH", "ALLOWED_ORIGINS", "TOKEN_USER", "TOKEN_GROUPS", "POLICY"),
-)
 MINT_BODY = {"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
 REFUSED_BODY = b'{"session": {"type": "realtime", "audio": {"output": {"voice": "nope"}}}}'
-# A JWT: three base64url parts, the first two JSON objects ({" is eyJ).
-JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 AUTH_OFF = "authentication is off (AUTH=none)"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _environment(**settings: str) -> dict[str, str]:
-    environment = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
-    return {**environment, "PYTHONUNBUFFERED": "1", **settings}
-
-
-def _lines(stream, into: queue.Queue[str | None]) -> None:
-    for line in stream:
-        into.put(line)
-    into.put(None)
-
-
-def _drained(lines: queue.Queue[str | None]) -> str:
-    text = []
-    while (line := lines.get(timeout=10)) is not None:
-        text.append(line)
-    return "".join(text)
-
-
-def _make_token(port: int, **settings: str) -> subprocess.CompletedProcess[str]:
-    """`make token` (what it runs) for the `make run` on ``port``."""
-    return subprocess.run(
-        [sys.executable, "-m", "local.token"],
-        cwd=REPO,
-        env=_environment(PORT=str(port), **settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@dataclass
-class LocalService:
-    url: str
-    port: int
-    stdout: queue.Queue[str | None]
-    printed: list[str] = field(default_factory=list, repr=False)
-    # Out of the repr, which a failing test's report would show.
-    minted: list[str] = field(default_factory=list, repr=False)
-    tokens: list[str] = field(default_factory=list, repr=False)
-
-    def token(self, user: str = "developer", groups: str = "") -> str:
-        """A user's token from `make token`, which prints it alone on stdout."""
-        ran = _make_token(self.port, TOKEN_USER=user, TOKEN_GROUPS=groups)
-        assert ran.returncode == 0, ran.stderr
-        assert JWT.fullmatch(ran.stdout.removesuffix("\n")), "make token printed more than the token"
-        self.tokens.append(ran.stdout.strip())
-        return self.tokens[-1]
-
-    def line(self, pattern: str) -> str:
-        """The next printed line matching ``pattern`` (a regex); fails after 10 s without one."""
-        while True:
-            try:
-                line = self.stdout.get(timeout=10)
-            except queue.Empty:
-                pytest.fail(f"python -m local printed no line matching {pattern!r} in 10 s")
-            assert line is not None, f"python -m local exited:\n{''.join(self.printed)}"
-            self.printed.append(line)
-            if re.search(pattern, line):
-                return line
-
-
-@contextmanager
-def _local_run(**settings: str) -> Iterator[LocalService]:
-    """`python -m local` (what `make run` runs) on a free port; stopped with SIGINT, which must stop it cleanly."""
-    service_port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local"],
-        cwd=REPO,
-        env=_environment(PORT=str(service_port), **settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stdout: queue.Queue[str | None] = queue.Queue()
-    stderr: queue.Queue[str | None] = queue.Queue()
-    readers = [
-        threading.Thread(target=_lines, args=(process.stdout, stdout), daemon=True),
-        threading.Thread(target=_lines, args=(process.stderr, stderr), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    service = LocalService(f"http://127.0.0.1:{service_port}", service_port, stdout)
-    try:
-        while not any("Ctrl-C stops" in line for line in service.printed):  # the end of its start text
-            line = stdout.get(timeout=60)
-            assert line is not None, f"python -m local exited early:\n{''.join(service.printed)}{_drained(stderr)}"
-            service.printed.append(line)
-        yield service
-    finally:
-        process.send_signal(signal.SIGINT)
-        exit_code = process.wait(timeout=30)
-        for reader in readers:
-            reader.join(timeout=10)
-    output, errors = "".join(service.printed) + _drained(stdout), _drained(stderr)
-    assert exit_code == 0, errors
-    assert "Traceback" not in errors
-    # pytest.fail, not assert: assertion introspection would print the output, secret and all
-    secrets = [STUB_API_KEY, settings.get("OPENAI_API_KEY", STUB_API_KEY), *service.minted, *service.tokens]
-    if any(secret in output + errors for secret in secrets):
-        pytest.fail("a secret appeared in the output of python -m local", pytrace=False)
-    if "@example.test" in output + errors:
-        pytest.fail("a user's address appeared in the output of python -m local", pytrace=False)
-    # And what `make token` reads goes with it
-    assert not state_path(service_port).exists()
 
 
 @pytest.fixture(scope="module")
 def local_service() -> Iterator[LocalService]:
     """`make run` as a developer starts it: the local OpenAI stub, the short log lines."""
-    with _local_run() as service:
+    with local_run() as service:
         yield service
 
 
@@ -278,7 +151,7 @@ def test_the_readmes_local_python_example_works_as_written(local_service: LocalS
     # When it runs against `make run`
     ran = subprocess.run(
         [sys.executable, "-c", example.replace("http://127.0.0.1:3000", local_service.url)],
-        env=_environment(TOKEN=local_service.token()),
+        env=environment(TOKEN=local_service.token()),
         capture_output=True,
         text=True,
         timeout=60,
@@ -300,7 +173,7 @@ def test_the_readmes_local_curl_example_works_as_written(local_service: LocalSer
     ran = subprocess.run(
         ["bash", "-c", example.replace("http://127.0.0.1:3000", local_service.url)],
         cwd=REPO,
-        env=_environment(PORT=str(local_service.port)),
+        env=environment(PORT=str(local_service.port)),
         capture_output=True,
         text=True,
         timeout=60,
@@ -315,7 +188,7 @@ def test_the_readmes_local_curl_example_works_as_written(local_service: LocalSer
 
 def test_log_format_json_prints_the_functions_own_log_lines() -> None:
     # Given `make run` with LOG_FORMAT=json
-    with _local_run(LOG_FORMAT="json") as service:
+    with local_run(LOG_FORMAT="json") as service:
         # When a client secret is minted
         response = _mint(service.url, service.token())
         service.minted.append(response.json()["value"])
@@ -334,7 +207,7 @@ def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> Non
     # Given an OpenAI-compatible host of the developer's (a stub on loopback), named as the OpenAI SDKs take it
     with OpenAIStub(api_key="sk-compatible-host-5b1e") as host:
         settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-compatible-host-5b1e"}
-        with _local_run(**settings) as service:
+        with local_run(**settings) as service:
             # When `make run` mints a client secret
             response = _mint(service.url, service.token())
             service.minted.append(response.json()["value"])
@@ -363,7 +236,7 @@ def test_a_setting_make_run_cannot_use_is_refused_saying_what_to_do(settings: di
     # Given a setting `make run` cannot use
     # When it starts
     ran = subprocess.run(
-        [sys.executable, "-m", "local"], cwd=REPO, env=_environment(**settings), capture_output=True, text=True
+        [sys.executable, "-m", "local"], cwd=REPO, env=environment(**settings), capture_output=True, text=True
     )
 
     # Then it stops at once, saying which setting and what it must be
@@ -376,7 +249,7 @@ def test_without_a_token_it_is_401_and_nothing_reaches_openai() -> None:
     # Given `make run` minting from an OpenAI host of the test's own, so that what reaches it can be seen
     with OpenAIStub(api_key="sk-auth-host-2c7d") as host:
         settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-auth-host-2c7d"}
-        with _local_run(**settings) as service:
+        with local_run(**settings) as service:
             # When a client secret is asked for with no token, and with a token that is not one
             missing = _mint(service.url)
             forged = _mint(service.url, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
@@ -410,7 +283,7 @@ def test_make_token_for_the_premium_group_gets_the_premium_profile_by_default(lo
 def test_make_token_refuses_a_group_the_user_pool_has_not(local_service: LocalService) -> None:
     # Given a group template.yaml does not create
     # When `make token` is asked for a member of it
-    ran = _make_token(local_service.port, TOKEN_GROUPS="premium,staff")
+    ran = make_token(local_service.port, TOKEN_GROUPS="premium,staff")
 
     # Then it prints no token, and names the group, the pool's groups and where groups come from
     assert ran.returncode == 2
@@ -426,7 +299,7 @@ def test_make_token_prints_the_token_alone_on_its_line(local_service: LocalServi
     ran = subprocess.run(
         ["make", "-s", "token"],
         cwd=REPO,
-        env=_environment(PORT=str(local_service.port)),
+        env=environment(PORT=str(local_service.port)),
         capture_output=True,
         text=True,
         timeout=120,
@@ -441,10 +314,10 @@ def test_make_token_prints_the_token_alone_on_its_line(local_service: LocalServi
 
 def test_make_token_without_make_run_says_what_to_do() -> None:
     # Given no `make run` on a port
-    port = _free_port()
+    port = free_port()
 
     # When `make token` asks that port's run for a token
-    ran = _make_token(port)
+    ran = make_token(port)
 
     # Then it prints no token and says to start `make run` for that port first
     assert ran.returncode == 1
@@ -454,7 +327,7 @@ def test_make_token_without_make_run_says_what_to_do() -> None:
 
 def test_auth_none_mints_without_a_token_and_says_so_on_every_request() -> None:
     # Given `make run` with AUTH=none, and ALLOWED_ORIGINS for a page of the developer's
-    with _local_run(AUTH="none", ALLOWED_ORIGINS="http://localhost:5173") as service:
+    with local_run(AUTH="none", ALLOWED_ORIGINS="http://localhost:5173") as service:
         # When a client secret is asked for with no token, from that page, and then an unrouted path
         response = _mint(service.url)
         service.minted.append(response.json()["value"])
@@ -468,7 +341,7 @@ def test_auth_none_mints_without_a_token_and_says_so_on_every_request() -> None:
         urllib3.request("GET", f"{service.url}/v1/nope", timeout=10, retries=False)
         lines = [service.line(r" POST /v1/realtime/client_secrets 200 "), service.line(r" GET /v1/nope 404 ")]
         # And `make token` still gives a token, saying it will not be checked
-        ran = _make_token(service.port)
+        ran = make_token(service.port)
         service.tokens.append(ran.stdout.strip())
     started = "".join(service.printed)
 
@@ -494,7 +367,7 @@ def test_policy_names_the_policy_file_whose_quotas_make_run_enforces_and_an_edit
     document = json.loads((REPO / "functions" / "token_vending" / "policy.json").read_text())
     document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": 2, "seconds": 31 * 86400}]}
     policy.write_text(json.dumps(document))
-    with _local_run(AUTH="none", POLICY=str(policy)) as service:
+    with local_run(AUTH="none", POLICY=str(policy)) as service:
         # When the one caller asks 3 times, then once more after the limit is raised in the file
         responses = [_mint(service.url) for _ in range(3)]
         document["profiles"]["assistant"]["limits"]["per_caller"][0]["mints"] = 30
@@ -523,7 +396,7 @@ def test_a_port_in_use_names_the_port_and_another_to_use() -> None:
         ran = subprocess.run(
             [sys.executable, "-m", "local"],
             cwd=REPO,
-            env=_environment(PORT=str(port)),
+            env=environment(PORT=str(port)),
             capture_output=True,
             text=True,
             timeout=60,
@@ -540,7 +413,7 @@ def _invoke(event: str, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "local.invoke", event],
         cwd=REPO,
-        env={**_environment(), **settings},
+        env={**environment(), **settings},
         capture_output=True,
         text=True,
         timeout=60,
