@@ -24,8 +24,9 @@ HOST_ARCHITECTURE := $(shell uname -m)
 .PHONY: help run token invoke test lint typecheck unit validate build bench bench-build deploy clean chromium
 
 help:
-	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager, sign-in, quotas, OpenAI stub,"
-	@echo "             or the real OpenAI when OPENAI_API_KEY is set)"
+	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager, sign-in, quotas, OpenAI stub"
+	@echo "             with a WebRTC Realtime peer, or the real OpenAI when OPENAI_API_KEY is set), and the voice"
+	@echo "             demo page on the port after it"
 	@echo "             (OPENAI_BASE_URL too: any OpenAI-compatible host; LOG_FORMAT=json: the function's log lines;"
 	@echo "             PORT=3001: another port; SECRETS_VIA=sdk: the key read with boto3, not the extension;"
 	@echo "             AUTH=none: no token checked, locally only; ALLOWED_ORIGINS=http://localhost:5173: CORS;"
