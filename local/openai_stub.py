@@ -634,6 +634,14 @@ class _Handler(BaseHTTPRequestHandler):
         except OfferError as error:
             self._send_error(HTTPStatus.BAD_REQUEST, f"Invalid SDP offer: {error}", code="invalid_offer")
             return
+        except Exception as error:  # the caller gets an answer, whatever the peer did
+            self._send_error(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                f"The local Realtime peer could not open the call ({type(error).__name__}); try again.",
+                code="server_error",
+                error_type="server_error",
+            )
+            return
         if isinstance(opened, str):
             self._send_error(HTTPStatus.UNAUTHORIZED, opened, code="invalid_api_key")
             return

@@ -92,7 +92,7 @@ def offer_problem(sdp: str) -> str | None:
         return "an SDP offer starts with 'v=0'"
     try:
         parsed = SessionDescription.parse(sdp)
-    except (ValueError, IndexError, KeyError, TypeError) as error:
+    except Exception as error:  # aiortc's parser raises what it meets (assertions, attributes)
         return f"the SDP does not parse ({type(error).__name__})"
     kinds = [media.kind for media in parsed.media]
     if "audio" not in kinds:

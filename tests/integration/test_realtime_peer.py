@@ -370,8 +370,12 @@ def test_a_secret_the_stub_did_not_mint_or_that_expired_gets_401(
         (b"hello", "application/sdp", "invalid_offer"),
         (b"\xff\xfe", "application/sdp", "invalid_offer"),
         (b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "application/sdp", "invalid_offer"),
+        # what aiortc's parser raises on, besides ValueError (found in review)
+        (b"v=0\r\nm=audio x\r\n", "application/sdp", "invalid_offer"),
+        (b"v=0\r\nc=IN\r\n", "application/sdp", "invalid_offer"),
+        (b"v=0\r\na=fingerprint\r\n", "application/sdp", "invalid_offer"),
     ],
-    ids=["wrong content type", "not SDP", "not UTF-8", "no media"],
+    ids=["wrong content type", "not SDP", "not UTF-8", "no media", "bad m-line", "bad c-line", "bare fingerprint"],
 )
 def test_a_malformed_offer_gets_400_and_keeps_the_secret(
     openai_stub: OpenAIStub, sdp: bytes, content_type: str, code: str
