@@ -155,7 +155,8 @@ def main() -> int:
         if error.errno == errno.EADDRINUSE:
             print(
                 f"make run: port {port} is already in use (another make run?). Stop what holds it, "
-                f"or choose another port: PORT={int(port) % 65535 + 1} make run",
+                # the next two ports are a make run's demo page and OpenAI stub
+                f"or choose another port: PORT={(int(port) + 2) % 65535 + 1} make run",
                 file=sys.stderr,
             )
         else:
