@@ -4,7 +4,8 @@ Besides web/'s files it answers `/config.json` (the local API, the local Realtim
 and `POST /local/sign-in`, which hands the page a development user's access token from the run's user
 pool, as `make token` does. That route exists only here: a deployed page signs in against the stack's
 issuer (authorization code with PKCE). It answers its own origin only (no CORS), so no other page in the
-browser can read a token from it.
+browser can read a token from it, and only requests addressed to 127.0.0.1 or localhost on its port (no DNS
+rebinding) and, when they name one, from its own origin.
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != SIGN_IN_PATH:
             self._json(HTTPStatus.NOT_FOUND, _error(f"only {SIGN_IN_PATH} takes a POST here"))
             return
+        refusal = self._foreign_request()
+        if refusal:
+            self._json(HTTPStatus.FORBIDDEN, _error(refusal))
+            return
         pool = self._page.user_pool
         if pool is None:
             self._json(HTTPStatus.NOT_FOUND, _error("this make run checks no tokens (AUTH=none): no sign-in needed"))
@@ -129,6 +134,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.BAD_REQUEST, _error(str(refused), "user"))
             return
         self._json(HTTPStatus.OK, {"access_token": token, "token_type": "Bearer"})
+
+    def _foreign_request(self) -> str | None:
+        """Why a sign-in did not come from this page (None when it did).
+
+        A page of another site may rebind its own name to 127.0.0.1 (DNS rebinding) and so post here as a
+        same-origin page: its requests name that site in Host, and in Origin.
+        """
+        port = self._page.origins[0].rsplit(":", 1)[1]
+        advice = f"sign in from the demo page itself: open http://127.0.0.1:{port}/"
+        if self.headers.get("Host", "") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            return f"{advice} (this request named another host)"
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in self._page.origins:
+            return f"{advice} (this request came from another page)"
+        return None
 
     def _json(self, status: HTTPStatus, body: Mapping[str, Any]) -> None:
         encoded = json.dumps(body).encode()

@@ -3,26 +3,29 @@
 // OpenAI documents (POST the SDP offer to realtimeUrl). The user's token and the client secret live in this
 // module's variables only: never in the DOM, the console, the URL or storage.
 //
-// Settings, from ./config.json (`make run` answers it) or the query string (each overrides config.json):
+// Settings, from ./config.json (`make run` answers it) or, only where there is no config.json, the query string:
 //   apiBaseUrl   the token vending API's /v1 (the stack's OpenAIBaseUrl output)
 //   realtimeUrl  where the call is opened: https://api.openai.com/v1/realtime/calls, or make run's local peer
 //   signIn       {"mode": "local"} (make run's development users), {"mode": "none"} (AUTH=none), or
 //                {"mode": "oidc", "issuer", "clientId", "redirectUri", "scope"}: authorization code with PKCE
 //                (in the query string: issuer, clientId, redirectUri, scope)
-//   config       (query string only) another config file's URL
-//   profile      (query string only) the profile to pick, even one not offered to this user
+//   profile      (query string, always) the profile to pick, even one not offered to this user
+// A page with a config.json ignores the query string's settings: they say where the user's token, the client
+// secret and the sign-in go, and a link must not send them elsewhere.
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
 const REALTIME = "realtime";
 const STORED_CONFIG = "token-vending-demo.config";
 const EVENTS_SHOWN = 200;
+const QUERY_SETTINGS = ["apiBaseUrl", "realtimeUrl", "issuer", "clientId", "redirectUri", "scope", "config"];
 
 let config;
 let token = null; // the signed-in user's access token
 let oidcManager = null;
 let profiles = [];
 let call = null; // {pc, channel, microphone, started, statsTimer, ending}
+let attempt = 0; // each Connect's number; Hang up moves it on, which cancels a Connect still under way
 let countdownTimer = null;
 
 // ---- what the person sees --------------------------------------------------------------------------------
@@ -214,6 +217,8 @@ async function mint(profile, voice) {
 async function connect() {
   const profile = $("profile").value;
   const voice = $("voice").value;
+  const mine = ++attempt;
+  const cancelled = () => mine !== attempt;
   $("events").replaceChildren();
   $("transcript").replaceChildren();
   $("session").hidden = true;
@@ -224,8 +229,13 @@ async function connect() {
   try {
     minted = await mint(profile, voice);
   } catch {
+    if (cancelled()) return;
     say(`The API at ${config.apiBaseUrl} cannot be reached.`, { kind: "error", problem: "unreachable" });
     setState("ready");
+    return;
+  }
+  if (cancelled()) {
+    minted.body?.cancel().catch(() => {}); // the secret, if any, goes unread: no call is opened with it
     return;
   }
   if (!minted.ok) {
@@ -235,32 +245,57 @@ async function connect() {
     else say(message, { kind: "error", problem });
     return;
   }
-  let secret = (await minted.json()).value;
+  let secret = (await minted.json().catch(() => ({}))).value;
+  if (cancelled()) return;
+  try {
+    await open(secret, started, cancelled);
+  } catch (error) {
+    if (!cancelled()) hangUp(`The call could not be opened (${error?.name ?? "error"}): Connect again.`, "failed");
+  } finally {
+    secret = null; // one call per secret
+  }
+}
 
+// The WebRTC call with a client secret; it stops where Hang up cancelled it (`cancelled()`), which has closed the
+// connection and freed the microphone.
+async function open(secret, started, cancelled) {
   say("Opening the call…");
   const pc = new RTCPeerConnection();
   call = { pc, channel: null, microphone: null, started, statsTimer: null, ending: false };
   pc.ontrack = (event) => {
-    $("remote-audio").srcObject = event.streams[0] ?? new MediaStream([event.track]);
+    if (call?.pc === pc) $("remote-audio").srcObject = event.streams[0] ?? new MediaStream([event.track]);
   };
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "failed") hangUp("The call's connection failed: Connect again.", "failed");
+    if (call?.pc === pc && pc.connectionState === "failed") {
+      hangUp("The call's connection failed: Connect again.", "failed");
+    }
   };
+  let microphone;
   try {
-    call.microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
+    microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch {
-    hangUp("The microphone is not available: allow this page to use it, then Connect again.", "microphone");
+    const text = "The microphone is not available: allow this page to use it, then Connect again.";
+    if (!cancelled()) hangUp(text, "microphone");
     return;
   }
-  for (const track of call.microphone.getAudioTracks()) pc.addTrack(track, call.microphone);
+  if (cancelled()) {
+    for (const track of microphone.getTracks()) track.stop();
+    return;
+  }
+  call.microphone = microphone;
+  for (const track of microphone.getAudioTracks()) pc.addTrack(track, microphone);
   const channel = pc.createDataChannel("oai-events");
   call.channel = channel;
-  channel.onmessage = (message) => onEvent(JSON.parse(message.data));
+  channel.onmessage = (message) => {
+    if (call?.channel === channel) onEvent(JSON.parse(message.data));
+  };
   channel.onclose = () => {
     if (call?.channel === channel && !call.ending) hangUp("The call ended: the other side hung up.", "ended");
   };
   const offer = await pc.createOffer();
+  if (cancelled()) return;
   await pc.setLocalDescription(offer);
+  if (cancelled()) return;
   let answer;
   try {
     answer = await fetch(config.realtimeUrl, {
@@ -269,10 +304,12 @@ async function connect() {
       headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/sdp" },
     });
   } catch {
-    hangUp(`The Realtime peer at ${config.realtimeUrl} cannot be reached.`, "unreachable");
+    if (!cancelled()) hangUp(`The Realtime peer at ${config.realtimeUrl} cannot be reached.`, "unreachable");
     return;
-  } finally {
-    secret = null; // one call per secret
+  }
+  if (cancelled()) {
+    answer.body?.cancel().catch(() => {});
+    return;
   }
   if (!answer.ok) {
     const problem = answer.status === 401 ? "secret" : "failed";
@@ -283,7 +320,10 @@ async function connect() {
     hangUp(text, problem);
     return;
   }
-  await pc.setRemoteDescription({ type: "answer", sdp: await answer.text() });
+  const sdp = await answer.text();
+  if (cancelled()) return;
+  await pc.setRemoteDescription({ type: "answer", sdp });
+  if (cancelled()) return;
   say("Waiting for the session…");
   call.statsTimer = setInterval(showAudioReceived, 500);
 }
@@ -320,7 +360,9 @@ function onEvent(event) {
 async function showAudioReceived() {
   if (!call) return;
   let bytes = 0;
-  (await call.pc.getStats()).forEach((report) => {
+  const stats = await call.pc.getStats().catch(() => null);
+  if (!stats) return;
+  stats.forEach((report) => {
     if (report.type === "inbound-rtp" && report.kind === "audio") bytes += report.bytesReceived ?? 0;
   });
   $("audio-received").textContent = `${(bytes / 1000).toFixed(1)} kB`;
@@ -332,6 +374,7 @@ function askForResponse() {
 }
 
 function hangUp(message = "Call ended.", problem = "") {
+  attempt += 1; // a Connect still under way stops at its next step
   if (call) {
     call.ending = true;
     clearInterval(call.statsTimer);
@@ -385,7 +428,9 @@ async function oidc() {
 }
 
 async function signInWithIssuer() {
-  sessionStorage.setItem(STORED_CONFIG, JSON.stringify(config));
+  // Kept for the way back from the issuer, when the page has no config.json: the settings in force, nothing else
+  const { apiBaseUrl, realtimeUrl, signIn } = config;
+  sessionStorage.setItem(STORED_CONFIG, JSON.stringify({ apiBaseUrl, realtimeUrl, signIn }));
   say("Going to the sign-in page…");
   await (await oidc()).signinRedirect();
 }
@@ -420,12 +465,17 @@ function signOut() {
 
 // ---- start -----------------------------------------------------------------------------------------------
 
+// The settings in force, and where they came from: "file" (config.json: the query string's settings are ignored)
+// or "query" (no config.json: the deployer gives them in the link, and the page shows where they send the token).
 async function loadConfig() {
-  const returning = query.has("code") && query.has("state") && sessionStorage.getItem(STORED_CONFIG);
-  if (returning) return JSON.parse(sessionStorage.getItem(STORED_CONFIG));
-  let loaded = {};
-  const response = await fetch(query.get("config") ?? "config.json", { cache: "no-store" }).catch(() => null);
-  if (response?.ok) loaded = await response.json();
+  const response = await fetch("config.json", { cache: "no-store" }).catch(() => null);
+  if (response?.status === 200) {
+    const loaded = await response.json().catch(() => null);
+    return { loaded: loaded && typeof loaded === "object" ? loaded : {}, source: "file" };
+  }
+  const stored = query.has("code") && query.has("state") && sessionStorage.getItem(STORED_CONFIG);
+  if (stored) return { loaded: JSON.parse(stored), source: "query" };
+  const loaded = {};
   for (const key of ["apiBaseUrl", "realtimeUrl"]) if (query.get(key)) loaded[key] = query.get(key);
   if (query.get("issuer")) {
     loaded.signIn = {
@@ -436,18 +486,34 @@ async function loadConfig() {
       scope: query.get("scope") ?? undefined,
     };
   }
-  return loaded;
+  return { loaded, source: "query" };
+}
+
+function origin(url) {
+  try {
+    return new URL(url, location.href).origin;
+  } catch {
+    return String(url);
+  }
 }
 
 async function start() {
-  config = await loadConfig();
+  const { loaded, source } = await loadConfig();
+  config = loaded;
+  const ignored = QUERY_SETTINGS.filter((key) => source === "file" && query.has(key));
+  if (ignored.length) {
+    $("ignored").textContent =
+      `Ignored from this link: ${ignored.join(", ")}. This page's config.json says where your sign-in goes.`;
+    $("ignored").hidden = false;
+  }
   const missing = ["apiBaseUrl", "realtimeUrl"].filter((key) => typeof config[key] !== "string");
   if (!["local", "none", "oidc"].includes(config.signIn?.mode)) missing.push("signIn");
   if (missing.length) {
     config.signIn ??= { mode: "none" };
     setState("signed-out");
     $("local-sign-in").hidden = $("oidc-sign-in").hidden = true;
-    say(`This page needs ${missing.join(", ")}: give them in config.json or the query string (see the README).`, {
+    const where = "config.json, or without one in the query string";
+    say(`This page needs ${missing.join(", ")}: give them in ${where} (see the README).`, {
       kind: "error",
       problem: "config",
     });
@@ -455,6 +521,14 @@ async function start() {
   }
   config.apiBaseUrl = config.apiBaseUrl.replace(/\/+$/, "");
   $("where").textContent = `API ${config.apiBaseUrl} · calls to ${config.realtimeUrl}`;
+  if (source === "query") {
+    // Settings from a link: before Sign in, the person sees where their token and the sign-in go
+    const signIn = config.signIn.mode === "oidc" ? `, sign-in: ${origin(config.signIn.issuer)}` : "";
+    const where = `API: ${origin(config.apiBaseUrl)}${signIn}, calls: ${origin(config.realtimeUrl)}`;
+    $("destination").textContent =
+      `This link's settings send your sign-in and token to ${where}. Sign in only if you trust them.`;
+    $("destination").hidden = false;
+  }
   $("local-sign-in").addEventListener("submit", signInLocally);
   $("oidc-sign-in-button").addEventListener("click", signInWithIssuer);
   $("sign-out").addEventListener("click", signOut);

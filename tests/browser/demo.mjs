@@ -36,12 +36,25 @@ const context = await chromium.launchPersistentContext(profileDir, {
   viewport: { width: 1100, height: 900 },
 });
 const page = await context.newPage();
+// Each state the page goes through, in order (body's data-state)
+await page.addInitScript(() => {
+  window.statesSeen = [];
+  new MutationObserver(() => window.statesSeen.push(document.body.dataset.state)).observe(document, {
+    subtree: true,
+    attributeFilter: ["data-state"],
+  });
+});
 const consoleLines = [];
 const secrets = [];
 const answers = [];
 const reading = [];
+const requested = []; // every request's origin and path, to see where the page sent things
 page.on("console", (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
 page.on("pageerror", (error) => consoleLines.push(`pageerror: ${error.name}: ${error.message}`));
+page.on("request", (request) => {
+  const url = new URL(request.url());
+  requested.push(`${url.origin}${url.pathname}`);
+});
 page.on("response", (response) => {
   const path = new URL(response.url()).pathname;
   if (path.endsWith("/local/sign-in") || path.endsWith("/realtime/client_secrets")) {
@@ -74,6 +87,10 @@ async function signIn() {
   return {
     profiles: await page.locator("#profile option").evaluateAll((options) => options.map((option) => option.value)),
     signedIn: await page.locator("#signed-in").textContent(),
+    ignored: await page.evaluate(() => {
+      const ignored = document.getElementById("ignored");
+      return ignored.hidden ? null : ignored.textContent;
+    }),
   };
 }
 
@@ -115,7 +132,8 @@ const scenarios = {
     if (input.screenshot) await page.screenshot({ path: input.screenshot, fullPage: true });
     await page.click("#hang-up");
     await state("ready");
-    return { signedIn, afterConnect, session, connectMs, bytes: [bytesBefore, bytesAfter], events, transcript, afterHangUp: await seen() };
+    const bytes = [bytesBefore, bytesAfter];
+    return { signedIn, afterConnect, session, connectMs, bytes, events, transcript, afterHangUp: await seen() };
   },
 
   async forbidden() {
@@ -123,9 +141,11 @@ const scenarios = {
     return { signedIn, chosen: await page.locator("#profile").inputValue(), afterConnect: await connected() };
   },
 
-  // Deployed mode, its settings in the query string: the Sign in button sends the person to the issuer's
+  // Deployed mode, its settings in the query string (a page without config.json: the driver's route answers 404
+  // for it): the page shows where they send the sign-in, and the Sign in button sends the person to the issuer's
   // authorization endpoint (from its discovery document) with PKCE. The issuer is the driver's stand-in.
   async oidc() {
+    await context.route("**/config.json", (route) => route.fulfill({ status: 404, body: "" }));
     const issuer = new URL(new URL(input.url).searchParams.get("issuer"));
     const discovery = {
       issuer: issuer.href.replace(/\/$/, ""),
@@ -143,6 +163,7 @@ const scenarios = {
     });
     await page.goto(input.url);
     await page.waitForSelector("#oidc-sign-in:not([hidden])");
+    const destination = await page.locator("#destination:not([hidden])").textContent();
     const [authorize] = await Promise.all([
       page.waitForRequest((request) => request.url().startsWith(discovery.authorization_endpoint)),
       page.click("#oidc-sign-in-button"),
@@ -150,6 +171,7 @@ const scenarios = {
     await page.waitForURL(`${discovery.authorization_endpoint}?**`);
     const asked = Object.fromEntries(new URL(authorize.url()).searchParams);
     return {
+      destination,
       authorize: authorize.url().split("?")[0],
       clientId: asked.client_id,
       redirectUri: asked.redirect_uri,
@@ -188,6 +210,45 @@ const scenarios = {
     await page.route("**/realtime/calls", swapped(input.expiredSecret));
     const secretRefused = await connected();
     return { tokenRefused, secretRefused };
+  },
+
+  // Hang up while connecting: once while the client secret is being minted, once while the SDP offer is with the
+  // peer (each request held by the driver until Hang up is pressed, then let through); then an answer the page
+  // cannot use. Each leaves the page ready, and a last Connect opens a call.
+  async cancelled() {
+    await signIn();
+    const held = async (pattern) => {
+      let reached;
+      const arrived = new Promise((resolve) => (reached = resolve));
+      let release;
+      const released = new Promise((resolve) => (release = resolve));
+      await page.route(pattern, async (route) => {
+        reached();
+        await released;
+        await route.continue();
+      });
+      await page.click("#connect");
+      await arrived;
+      await page.click("#hang-up");
+      const afterHangUp = await seen();
+      const path = pattern.replace("**", "");
+      const answered = page.waitForResponse((response) => response.url().endsWith(path));
+      release();
+      await answered;
+      await page.unroute(pattern);
+      return afterHangUp;
+    };
+    const whileMinting = await held("**/realtime/client_secrets");
+    const whileOffering = await held("**/realtime/calls");
+    await page.route("**/realtime/calls", (route) =>
+      route.fulfill({ status: 201, contentType: "application/sdp", body: "v=0\r\nnot an answer\r\n" }),
+    );
+    const badAnswer = await connected();
+    await page.unroute("**/realtime/calls");
+    const later = await connected();
+    await page.click("#hang-up");
+    const states = await page.evaluate(() => window.statesSeen);
+    return { whileMinting, whileOffering, badAnswer, later, states };
   },
 
   async quota() {
@@ -230,6 +291,7 @@ process.stdout.write(
     failure,
     result,
     answers,
+    requested,
     secretsCaptured: secrets.length,
     secretShown,
     console: consoleLines,

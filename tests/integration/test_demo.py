@@ -8,6 +8,7 @@ SCREENSHOT=docs/demo.png saves the connected page there (the README's picture); 
 folder, so that a test run leaves the repository as it was.
 """
 
+import http.client
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -196,8 +197,102 @@ def test_an_exhausted_quota_shows_a_countdown_from_retry_after(chromium: str, tm
     assert result["later"] < result["secondsLeft"]
 
 
+def test_a_link_cannot_send_the_token_elsewhere_when_the_page_has_a_config_json(
+    chromium: str, make_run: LocalService
+) -> None:
+    # Given make run's demo page, whose config.json names its API, and a link that names other hosts for everything
+    elsewhere = "http://127.0.0.1:1"
+    query = urlencode(
+        {
+            "apiBaseUrl": f"{elsewhere}/v1",
+            "realtimeUrl": f"{elsewhere}/v1/realtime/calls",
+            "issuer": f"{elsewhere}/pool",
+            "clientId": "theirs",
+        }
+    )
+
+    # When a person follows it, signs in and Connects
+    seen = drive(chromium, f"{demo_url(make_run)}?{query}", "call", user="hana")
+
+    # Then the page says it ignored those settings, and the call went to make run's API and peer, nothing elsewhere
+    result = seen["result"]
+    assert result["signedIn"]["ignored"] == (
+        "Ignored from this link: apiBaseUrl, realtimeUrl, issuer, clientId. "
+        "This page's config.json says where your sign-in goes."
+    )
+    assert result["afterConnect"]["state"] == "connected", result["afterConnect"]
+    assert [url for url in seen["requested"] if url.startswith(elsewhere + "/")] == []
+    assert f"{make_run.url}/v1/realtime/client_secrets" in seen["requested"]
+
+
+def test_hang_up_while_connecting_cancels_the_call_and_connect_works_again(
+    chromium: str, make_run: LocalService
+) -> None:
+    # Given a signed-in user
+    # When they hang up while the client secret is minted, then while the SDP offer is with the peer, then get an
+    # answer the page cannot use, and at last Connect
+    seen = drive(chromium, demo_url(make_run), "cancelled", user="ivan")
+
+    # Then each hang-up left the page ready to Connect, with no error (drive fails on any uncaught page error)
+    result = seen["result"]
+    ended = {"state": "ready", "status": "Call ended.", "problem": "", "connectDisabled": False}
+    assert result["whileMinting"] == ended
+    assert result["whileOffering"] == ended
+    # And the unusable answer is said, the page ready again
+    assert result["badAnswer"]["state"] == "ready"
+    assert result["badAnswer"]["problem"] == "failed"
+    assert result["badAnswer"]["connectDisabled"] is False
+    # And the last Connect opened a call: the only one, the cancelled attempts opened none
+    assert result["later"]["state"] == "connected", result["later"]
+    states = [state for i, state in enumerate(result["states"]) if i == 0 or result["states"][i - 1] != state]
+    assert states.count("connected") == 1
+    assert states[-3:] == ["connecting", "connected", "ready"]
+    offers = [url for url in seen["requested"] if url.endswith("/realtime/calls")]
+    assert len(offers) == 3  # the one held while hanging up, the unusable answer's, the last call's
+
+
+def test_the_local_sign_in_answers_only_requests_addressed_to_the_page_from_its_own_origin(
+    make_run: LocalService,
+) -> None:
+    # Given make run's demo page, and a sign-in request as its own page sends it
+    port = urlsplit(demo_url(make_run)).port
+    assert port
+    body = json.dumps({"user": "jo", "groups": []})
+
+    def sign_in(host: str, origin: str | None) -> tuple[int, dict[str, Any]]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Host": host, "Content-Type": "application/json"}
+        if origin is not None:
+            headers["Origin"] = origin
+        try:
+            connection.request("POST", "/local/sign-in", body=body, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, json.loads(answer.read())
+        finally:
+            connection.close()
+
+    # When requests name another host (a rebound DNS name), or come from another page's origin
+    rebound = sign_in(f"evil.example:{port}", f"http://evil.example:{port}")
+    other_port = sign_in(f"127.0.0.1:{port + 1}", None)
+    other_origin = sign_in(f"127.0.0.1:{port}", "http://evil.example")
+
+    # Then each is refused, saying where to sign in, and hands no token
+    for status, answer in (rebound, other_port, other_origin):
+        assert status == HTTPStatus.FORBIDDEN
+        assert set(answer) == {"error"}
+        assert answer["error"]["message"].startswith(
+            f"sign in from the demo page itself: open http://127.0.0.1:{port}/"
+        )
+    # And the page's own requests, as 127.0.0.1 or localhost, with or without an Origin, are answered
+    for host, origin in ((f"127.0.0.1:{port}", None), (f"localhost:{port}", f"http://localhost:{port}")):
+        status, answer = sign_in(host, origin)
+        assert status == HTTPStatus.OK
+        assert sorted(answer) == ["access_token", "token_type"]
+
+
 def test_with_an_issuer_in_the_query_string_sign_in_goes_there_with_pkce(chromium: str, make_run: LocalService) -> None:
-    # Given the page with a deployed stack's settings in its query string, its issuer an OIDC provider's
+    # Given the page without a config.json, a deployed stack's settings in its query string, its issuer an OIDC
+    # provider's
     issuer = "https://issuer.example.test/pool"
     query = urlencode(
         {
@@ -212,8 +307,13 @@ def test_with_an_issuer_in_the_query_string_sign_in_goes_there_with_pkce(chromiu
     # When a person presses Sign in
     seen = drive(chromium, f"{page}?{query}", "oidc")
 
-    # Then the page (oidc-client-ts) sends them to the issuer's authorization endpoint: the code flow with PKCE
+    # Then the page, which has no config.json (the driver's route), says where the link sends the sign-in and token
+    # And the page (oidc-client-ts) sends them to the issuer's authorization endpoint: the code flow with PKCE
     assert seen["result"] == {
+        "destination": (
+            "This link's settings send your sign-in and token to API: https://abc123.execute-api.eu-west-1.amazonaws.com,"
+            " sign-in: https://issuer.example.test, calls: https://api.openai.com. Sign in only if you trust them."
+        ),
         "authorize": "https://issuer.example.test/oauth2/authorize",
         "clientId": "demo-client",
         "redirectUri": page,
