@@ -2,6 +2,9 @@
 
 import json
 import os
+import shutil
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -15,3 +18,22 @@ INSTALL_CHROMIUM = (
 def in_ci() -> bool:
     """CI sets CI: there the browser tests never skip."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def chromium_path(packages: tuple[str, ...]) -> str:
+    """Debian's Chromium, with Node.js and the pinned npm ``packages`` the tests drive it with; missing, the
+    tests skip saying how to install it, except in CI, where they fail."""
+    path = shutil.which("chromium")
+    if path is None:
+        if in_ci():
+            pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser tests never skip there)", pytrace=False)
+        pytest.skip(INSTALL_CHROMIUM)
+    assert shutil.which("node"), "Node.js is not installed: install Node.js 20 or newer, then run `npm ci`"
+    for package in packages:
+        manifest = ROOT / "node_modules" / package / "package.json"
+        assert manifest.is_file(), f"the {package} npm package is not installed: run `npm ci` in the repository root"
+        installed = json.loads(manifest.read_text())["version"]
+        assert installed == PINNED[package], (
+            f"node_modules has {package} {installed}, package.json pins {PINNED[package]}: run `npm ci`"
+        )
+    return path

@@ -11,14 +11,10 @@ import { text } from "node:stream/consumers";
 
 import { chromium } from "playwright-core";
 
+import { FLAGS as BROWSER_FLAGS } from "./chromium.mjs";
+
 const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
+  ...BROWSER_FLAGS,
   // A fake microphone, granted without a prompt; WebRTC over loopback (the only interface in CI's sandbox);
   // the model's audio plays without a click.
   "--use-fake-device-for-media-stream",

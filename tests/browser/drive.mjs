@@ -10,17 +10,7 @@ import { text } from "node:stream/consumers";
 
 import { chromium } from "playwright-core";
 
-// Without the background-networking flags Chromium keeps dialling Google's hosts, which a closed
-// network refuses; --no-sandbox because tests may run as root.
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { FLAGS } from "./chromium.mjs";
 
 const { executablePath, steps } = JSON.parse(await text(process.stdin));
 const profile = mkdtempSync(join(tmpdir(), "token-vending-chromium-"));

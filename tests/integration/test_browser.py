@@ -26,7 +26,7 @@ from local.gateway import AccessRecord, LocalApi
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
-from tests.browsers import INSTALL_CHROMIUM, PINNED, in_ci
+from tests.browsers import PINNED, chromium_path
 from tests.conftest import ROOT
 from tests.local_api import serving_default
 
@@ -91,22 +91,7 @@ class _PageHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Debian's Chromium; missing, the test skips saying how to install it, except in CI, where it fails."""
-    path = shutil.which("chromium")
-    if path is None:
-        if in_ci():
-            pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser test never skips there)", pytrace=False)
-        pytest.skip(INSTALL_CHROMIUM)
-    node = shutil.which("node")
-    assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
-    for package in ("openai", "playwright-core"):
-        manifest = ROOT / "node_modules" / package / "package.json"
-        assert manifest.is_file(), f"the {package} npm package is not installed: run `npm ci` in the repository root"
-        installed = json.loads(manifest.read_text())["version"]
-        assert installed == PINNED[package], (
-            f"node_modules has {package} {installed}, package.json pins {PINNED[package]}: run `npm ci`"
-        )
-    return path
+    return chromium_path(("openai", "playwright-core"))
 
 
 @pytest.fixture(scope="module")

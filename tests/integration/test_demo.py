@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from tests.browsers import INSTALL_CHROMIUM, PINNED, in_ci
+from tests.browsers import PINNED, chromium_path
 from tests.conftest import ROOT
 from tests.local_run import LocalService, local_run
 
@@ -50,17 +50,7 @@ RESPONSE_EVENTS = [
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Debian's Chromium; missing, the tests skip saying how to install it, except in CI, where they fail."""
-    path = shutil.which("chromium")
-    if path is None:
-        if in_ci():
-            pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser tests never skip there)", pytrace=False)
-        pytest.skip(INSTALL_CHROMIUM)
-    manifest = ROOT / "node_modules" / "playwright-core" / "package.json"
-    assert shutil.which("node"), "Node.js is not installed: install Node.js 20 or newer, then run `npm ci`"
-    assert manifest.is_file(), "the playwright-core npm package is not installed: run `npm ci` in the repository root"
-    assert json.loads(manifest.read_text())["version"] == PINNED["playwright-core"], "run `npm ci`"
-    return path
+    return chromium_path(("playwright-core",))
 
 
 @pytest.fixture(scope="module")
