@@ -21,10 +21,9 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from token_vending import session_fields
-from token_vending.caller import Caller
 from token_vending.errors import InvalidRequest, PermissionDenied
 from token_vending.session_fields import (
     MISSING,
@@ -36,6 +35,9 @@ from token_vending.session_fields import (
     get,
     put,
 )
+
+if TYPE_CHECKING:  # caller imports observability, hence Powertools, which the build's policy check has not
+    from token_vending.caller import Caller
 
 # OpenAI accepts client secret lifetimes of 10 s to 2 h.
 MIN_TTL_SECONDS = 10
@@ -282,7 +284,7 @@ class Requirements(_Record):
     def _given(self) -> list[tuple[str, list[str]]]:
         return [(key, names) for key in REQUIRED_NAME if (names := getattr(self, key)) is not None]
 
-    def unmet(self, caller: Caller) -> list[str]:
+    def unmet(self, caller: "Caller") -> list[str]:
         """The keys the caller does not meet, in the order they are declared."""
         held = {"groups": caller.groups, "scopes": caller.scopes, "issuers": frozenset((caller.issuer,))}
         return [key for key, names in self._given() if held[key].isdisjoint(names)]
@@ -430,7 +432,7 @@ class Profile(_Record):
             }
         )
 
-    def allows(self, caller: Caller) -> bool:
+    def allows(self, caller: "Caller") -> bool:
         return self.requires is None or not self.requires.unmet(caller)
 
     @functools.cached_property
@@ -528,7 +530,9 @@ class Policy(_Record):
             spend_brake=None if brake is None else Window(**brake),
         )
 
-    def select(self, name: str | None, session_type: SessionType, caller: Caller, *, param: str) -> tuple[str, Profile]:
+    def select(
+        self, name: str | None, session_type: SessionType, caller: "Caller", *, param: str
+    ) -> tuple[str, Profile]:
         """The profile a request named, or the first default for its session type that the caller may use.
 
         A profile the caller may not use is refused before its session type is compared, so a caller
@@ -565,7 +569,7 @@ class Policy(_Record):
             )
         return name, profile
 
-    def _default(self, session_type: SessionType, caller: Caller) -> tuple[str, Profile]:
+    def _default(self, session_type: SessionType, caller: "Caller") -> tuple[str, Profile]:
         names = self._defaults.get(session_type)
         if names is None:
             raise InvalidRequest(
