@@ -5,10 +5,13 @@ receives a Caller and never the event. Raw claims go nowhere else: logs and metr
 only by its pseudonymous safety identifier (safety.py).
 
 API Gateway hands every JWT claim over as a string: numbers as digits, arrays flattened Go-style to
-``"[a b]"`` (space-separated, no quotes). Groups and scopes are read from that form or from a plain
+``"[a b]"`` (joined with an ASCII space, no quotes). Groups and scopes are read from that form or from a plain
 single value, and only the first ``MAX_VALUES`` of at most ``MAX_VALUE_CHARS`` each are kept, so a huge
-claim costs little and an item cut short is never kept. Text that looks like JSON is not parsed as JSON:
-API Gateway never sends it, and a group named ``"premium"`` (quotes and all) must not pass for ``premium``.
+claim costs little and an item cut short is never kept. Items are split on the ASCII space alone, as API
+Gateway joins them: a tab or a no-break space is part of a name (which is then not printable, and dropped),
+so a group "x<no-break space>premium" is never the group premium. Text that looks like JSON is not parsed
+as JSON: API Gateway never sends it, and a group named ``"premium"`` (quotes and all) must not pass for
+``premium``.
 """
 
 from collections.abc import Iterable, Mapping
@@ -83,23 +86,24 @@ def claim_values(value: object, *, split_plain: bool) -> frozenset[str]:
         return _bounded(value)
     if not isinstance(value, str):
         return frozenset()
-    text = value.strip()
     items: Iterable[object]
-    if text.startswith("[") and text.endswith("]"):
+    if value.startswith("[") and value.endswith("]"):
         # The flattening joins items with spaces and quotes none, so it cannot carry a name that holds a
         # space: ["Not premium"] arrives as "[Not premium]", read as "Not" and "premium". Such names are
         # ambiguous; a policy names groups without spaces (policy.py refuses others).
-        items = _words(text[1:-1])
+        items = _words(value[1:-1])
     elif split_plain:
-        items = _words(text)
+        items = _words(value)
     else:
-        items = [text]
+        items = [value]
     return _bounded(items)
 
 
 def _words(text: str) -> list[str]:
-    # maxsplit stops the scan early: the last item holds the unsplit rest, and is dropped if there is one.
-    words = text.split(maxsplit=MAX_VALUES)
+    # " " alone, as API Gateway joins (and OAuth's scope separates): str.split() would also split on a tab or a
+    # no-break space inside a name. maxsplit stops the scan early: the last item holds the unsplit rest, and is
+    # dropped if there is one. Doubled spaces give empty items, which _bounded drops.
+    words = text.split(" ", MAX_VALUES)
     return words[:MAX_VALUES]
 
 

@@ -247,16 +247,41 @@ def test_groups_with_control_characters_are_dropped(bad: str) -> None:
         assert groups == {"premium"}
 
 
-@pytest.mark.parametrize("separator", ["\n", "\r", "\u2028", "\t"])
-def test_line_and_tab_characters_in_a_flattened_claim_separate_groups(separator: str) -> None:
-    # Given a flattened claim with a line or tab character inside it
-    value = f"[premium evil{separator}group]"
+# Every character str.split() splits on besides the ASCII space: API Gateway joins a list with " " alone.
+NON_SPACE_WHITESPACE = [
+    *"\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680",
+    *(chr(code) for code in range(0x2000, 0x200B)),
+    *"\u2028\u2029\u202f\u205f\u3000",
+]
+
+
+def test_the_whitespace_kinds_are_every_one_python_splits_on_but_the_space() -> None:
+    assert sorted(NON_SPACE_WHITESPACE) == [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) != " "]
+
+
+@pytest.mark.parametrize("whitespace", NON_SPACE_WHITESPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_whitespace_other_than_the_ascii_space_does_not_separate_groups(whitespace: str) -> None:
+    # Given a token whose groups are ["beta", "x<whitespace>premium"], as API Gateway flattens them, or its
+    # only group that name (a plain value)
+    for value in (f"[beta x{whitespace}premium]", f"x{whitespace}premium", f"[x{whitespace}premium]"):
+        # When
+        caller = caller_from_request_context(jwt_context({GROUPS_CLAIM: value}), GROUPS_CLAIM)
+
+        # Then the name is one group, not "x" and "premium" (and, not printable, it is dropped)
+        assert "premium" not in caller.groups
+        assert caller.groups <= {"beta"}
+
+
+@pytest.mark.parametrize("whitespace", NON_SPACE_WHITESPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_whitespace_other_than_the_ascii_space_does_not_separate_scopes(whitespace: str) -> None:
+    # Given a token whose scope claim holds "openid<whitespace>realtime:mint" (OAuth separates with " " alone)
+    context = jwt_context({"scope": f"openid{whitespace}realtime:mint"})
 
     # When
-    groups = claim_values(value, split_plain=False)
+    caller = caller_from_request_context(context, GROUPS_CLAIM)
 
-    # Then no group holds it
-    assert groups == {"premium", "evil", "group"}
+    # Then it grants neither scope
+    assert caller.scopes == set()
 
 
 def test_control_characters_in_iss_and_sub_are_kept_as_the_identity() -> None:
