@@ -41,6 +41,9 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digi
 _LONGEST_TTL_SECONDS = 7200
 _CLOCK_SKEW_SECONDS = 86400
 
+# The official SDKs retry a 502 unless told not to: a key OpenAI refuses stays refused until an operator acts.
+_NOT_WORTH_A_RETRY = {"x-should-retry": "false"}
+
 _pools = urllib3.PoolManager(
     num_pools=2,
     maxsize=2,
@@ -73,13 +76,15 @@ def create_client_secret(
     body: dict[str, Any],
     *,
     safety_identifier: str,
+    key_source: str,
     connect_timeout: float,
     read_timeout: float,
     deadline: Deadline,
 ) -> Minted:
     """POST the GA request by ``deadline``; return the minted secret or raise UpstreamError/InvalidRequest.
 
-    ``safety_identifier`` names the end user to OpenAI (safety.py). The timeouts bound each phase
+    ``safety_identifier`` names the end user to OpenAI (safety.py); ``key_source`` says where ``api_key``
+    came from, for the words of a refusal of it. The timeouts bound each phase
     (connect, and each read); the deadline bounds them all together.
     """
     started = time.perf_counter()
@@ -122,7 +127,7 @@ def create_client_secret(
             raise _invalid_answer("oversized", len(raw))
         response.release_conn()
         if response.status != HTTPStatus.OK:
-            raise _status_error(response.status, raw, response.headers.get("Retry-After"))
+            raise _status_error(response.status, raw, response.headers.get("Retry-After"), key_source)
         return _minted(raw, latency_ms)
     except (UpstreamError, InvalidRequest):
         milliseconds("UpstreamLatency", latency_ms)
@@ -150,7 +155,7 @@ def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamError:
     )
 
 
-def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception:
+def _status_error(status: int, raw: bytes, retry_after: str | None, key_source: str) -> Exception:
     _count_error(str(status))
     error = _error_object(raw)
     upstream_code = _token(error.get("code"))
@@ -187,13 +192,13 @@ def _status_error(status: int, raw: bytes, retry_after: str | None) -> Exception
             param=_token(error.get("param")),
         )
     if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
-        logger.error("openai rejected the api key; put a valid key into the secret", upstream_status=status)
+        logger.error("openai rejected the api key", upstream_status=status, key_source=key_source)
         count("ConfigurationErrors", reason="upstream_auth_failed")
         return UpstreamError(
-            "OpenAI rejected this service's credentials. The operator must put a valid API key into the "
-            "service's secret.",
+            f"OpenAI rejected this service's API key: {key_source}. The operator must replace it with a valid API key.",
             status=HTTPStatus.BAD_GATEWAY,
             code="upstream_auth_failed",
+            headers=_NOT_WORTH_A_RETRY,
         )
     if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT):
         return UpstreamError(

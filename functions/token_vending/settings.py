@@ -38,6 +38,9 @@ class Settings(NamedTuple):
     aws_region: str = "us-east-1"
     # SpendBrakeMintsPerDay: 0 for none beyond the policy's own spend_brake.
     spend_brake_mints_per_day: int = 0
+    # Where the API key in the secret came from, for the words of a key OpenAI refuses. Deployed: the secret
+    # itself (the template sets nothing); `make run` names the OPENAI_API_KEY it was given.
+    api_key_source: str = "the key in the service's secret"
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "Settings":
@@ -77,6 +80,7 @@ class Settings(NamedTuple):
             ),
             aws_region=region,
             spend_brake_mints_per_day=read("SPEND_BRAKE_MINTS_PER_DAY", _integer(0, 10**9), 0),
+            api_key_source=read("OPENAI_API_KEY_SOURCE", _phrase, defaults.api_key_source),
         )
         if "OPENAI_API_KEY_SECRET_ID" not in environment:
             problems.insert(0, "OPENAI_API_KEY_SECRET_ID: is required (the secret holding the OpenAI API key)")
@@ -98,6 +102,12 @@ def _non_empty(value: str) -> str:
 def _claim_name(value: str) -> str:
     if not (len(value) <= 256 and value.isprintable() and value.strip() == value):
         raise ValueError("must be a claim name such as cognito:groups (printable, no surrounding spaces)")
+    return value
+
+
+def _phrase(value: str) -> str:
+    if not (len(value) <= 200 and value.isprintable() and value.strip() == value):
+        raise ValueError("must be a short phrase (printable, at most 200 characters, no surrounding spaces)")
     return value
 
 

@@ -163,6 +163,7 @@ def _create(
             credentials.api_key,
             body,
             safety_identifier=user,
+            key_source=settings.api_key_source,
             connect_timeout=settings.upstream_connect_timeout_seconds,
             read_timeout=settings.upstream_read_timeout_seconds,
             deadline=deadline,

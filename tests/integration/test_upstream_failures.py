@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
+import openai
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,8 +31,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from local.openai_schema import beta_errors
 from local.openai_stub import Fault, OpenAIStub
+from local.secrets_extension import SecretsExtension
+from local.user_pool import UserPool
 from tests.callers import expected_safety_identifier
 from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
+from tests.local_api import serving_default
 from tests.policies import shipped_policy, without_quotas
 from token_vending.app import lambda_handler
 from token_vending.settings import get_settings
@@ -199,7 +203,7 @@ def openai_refusing(
             HTTPStatus.BAD_GATEWAY,
             "upstream_auth_failed",
             "401",
-            "operator must put a valid API key",
+            "operator must replace it with a valid API key",
             id="401",
         ),
         pytest.param(
@@ -335,12 +339,62 @@ def test_a_rejected_api_key_tells_the_operator_to_fix_the_secret(
     # When a client secret is requested
     answer = mint(lambda_context)
 
-    # Then the caller gets a 502, not a 401 that would blame its own credentials
+    # Then the caller gets a 502, not a 401 that would blame its own credentials, saying where the key is
     assert answer.status == HTTPStatus.BAD_GATEWAY
-    assert_error_envelope(answer, error_type="upstream_error", code="upstream_auth_failed")
-    # And an error log tells the operator what to do
+    message = assert_error_envelope(answer, error_type="upstream_error", code="upstream_auth_failed")
+    assert message == (
+        "OpenAI rejected this service's API key: the key in the service's secret. "
+        "The operator must replace it with a valid API key."
+    )
+    # And it tells the SDKs not to retry: the key stays refused until an operator acts
+    assert answer.headers["x-should-retry"] == "false"
+    # And an error log tells the operator which key
     errors = [line for line in output.logs() if line["level"] == "ERROR"]
-    assert any("put a valid key into the secret" in line["message"] for line in errors)
+    assert [line["key_source"] for line in errors if line["message"] == "openai rejected the api key"] == [
+        "the key in the service's secret"
+    ]
+
+
+def test_a_rejected_api_key_names_the_source_the_environment_gives(
+    openai_stub: OpenAIStub, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the key came from elsewhere than the secret's owner would think (make run: its OPENAI_API_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY_SOURCE", "the key in OPENAI_API_KEY given to make run")
+    get_settings.cache_clear()
+    # And OpenAI rejects it
+    openai_stub.inject(Fault.unauthorized())
+
+    # When a client secret is requested
+    answer = mint(lambda_context)
+
+    # Then the message names that source, not the secret
+    message = assert_error_envelope(answer, error_type="upstream_error", code="upstream_auth_failed")
+    assert message == (
+        "OpenAI rejected this service's API key: the key in OPENAI_API_KEY given to make run. "
+        "The operator must replace it with a valid API key."
+    )
+
+
+def test_the_openai_sdk_does_not_retry_a_key_openai_rejects(
+    api_key_secret_arn: str, extension_server: SecretsExtension, user_pool: UserPool, user_token: Callable[..., str]
+) -> None:
+    # Given OpenAI rejects every mint with the service's key (it knows another), behind the local API
+    with (
+        OpenAIStub(api_key="sk-another-key-than-the-secrets-4d1f") as refusing,
+        serving_default(api_key_secret_arn, refusing.base_url, extension_server, user_pool) as api,
+    ):
+        # And the official SDK, willing to retry a 502 twice
+        client = openai.OpenAI(api_key=user_token(), base_url=f"{api.url}/v1", max_retries=2)
+
+        # When it asks for a client secret
+        with pytest.raises(openai.APIStatusError) as raised:
+            client.realtime.client_secrets.create(session={"type": "realtime"})
+        requests = [request.path for request in refusing.requests]
+
+    # Then it raised at once: OpenAI was asked once, and the answer said not to retry
+    assert (raised.value.status_code, raised.value.code) == (HTTPStatus.BAD_GATEWAY, "upstream_auth_failed")
+    assert raised.value.response.headers["x-should-retry"] == "false"
+    assert requests == ["/v1/realtime/client_secrets"]
 
 
 def test_beta_api_shape_disabled_is_our_misconfiguration_not_the_callers(

@@ -16,6 +16,7 @@ VARIABLES = (
     "POLICY_PATH",
     "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
     "GROUPS_CLAIM",
+    "OPENAI_API_KEY_SOURCE",
 )
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
 
@@ -42,6 +43,7 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
         "POLICY_PATH": "/opt/policy.json",
         "GROUPS_CLAIM": "https://example.com/roles",
         "AWS_REGION": "us-east-1",
+        "OPENAI_API_KEY_SOURCE": "the key in OPENAI_API_KEY given to make run",
     }
 
     # When
@@ -55,6 +57,7 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
     assert settings.upstream_read_timeout_seconds == 3.0
     assert settings.policy_path == Path("/opt/policy.json")
     assert settings.groups_claim == "https://example.com/roles"
+    assert settings.api_key_source == "the key in OPENAI_API_KEY given to make run"
 
 
 def test_settings_default_everything_but_the_secret_id() -> None:
@@ -71,6 +74,7 @@ def test_settings_default_everything_but_the_secret_id() -> None:
     assert settings.upstream_read_timeout_seconds == 8.0
     assert settings.policy_path == BUNDLED_POLICY
     assert settings.groups_claim == "cognito:groups"
+    assert settings.api_key_source == "the key in the service's secret"
 
 
 def test_settings_are_frozen() -> None:
@@ -146,6 +150,8 @@ def test_get_settings_reads_the_process_environment_once(environment: pytest.Mon
         ("GROUPS_CLAIM", " cognito:groups"),
         ("GROUPS_CLAIM", "groups\n"),
         ("GROUPS_CLAIM", "g" * 257),
+        ("OPENAI_API_KEY_SOURCE", "the key\nin a log line"),
+        ("OPENAI_API_KEY_SOURCE", "k" * 201),
     ],
 )
 def test_an_invalid_variable_fails_naming_it(environment: pytest.MonkeyPatch, variable: str, value: str) -> None:
