@@ -19,9 +19,10 @@ import json
 import math
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from token_vending import session_fields
 from token_vending.errors import InvalidRequest, PermissionDenied
@@ -634,8 +635,21 @@ def validate(path: Path, raw: bytes) -> Policy:
     try:
         return TypeAdapter(Policy).validate_json(raw)
     except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()) and (where := _json_problem(raw)):
+            raise PolicyError(f"policy file {path} is not valid JSON: {where}") from None
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
         raise PolicyError(f"policy file {path} is invalid: {problems}") from None
+
+
+def _json_problem(raw: bytes) -> str | None:
+    """Where and what the JSON syntax error in ``raw`` is, as a person finds it in an editor (line and column)."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    except ValueError:  # not UTF-8: pydantic's words say so
+        return None
+    return None
 
 
 def _as_dataclasses() -> None:
@@ -675,25 +689,94 @@ def _record(path: Path) -> str | None:
         return None
 
 
+class PolicyChange(NamedTuple):
+    """What a changed policy file did to the policy in use: the profiles it added, removed and changed (and the
+    other top-level settings it changed), or why it was refused (and the last good policy kept)."""
+
+    path: Path
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    settings_changed: tuple[str, ...] = ()
+    refused: str | None = None
+
+    @classmethod
+    def between(cls, path: Path, old: Policy | None, new: Policy) -> "PolicyChange":
+        before = old.profiles if old is not None else {}
+        return cls(
+            path,
+            added=tuple(sorted(new.profiles.keys() - before.keys())),
+            removed=tuple(sorted(before.keys() - new.profiles.keys())),
+            changed=tuple(
+                sorted(name for name in new.profiles.keys() & before.keys() if before[name] != new.profiles[name])
+            ),
+            settings_changed=tuple(
+                name
+                for name in ("default_profiles", "spend_brake")
+                if old is not None and getattr(old, name) != getattr(new, name)
+            ),
+        )
+
+
+class _Held(NamedTuple):
+    version: tuple[int, int, int] | None  # of the file as last read
+    policy: Policy | None  # the last good one; None while the file has never been valid
+    refusal: PolicyError | None  # why the file has never been valid
+
+
 class _PolicyCache:
     """The policy, read once per container and again when its file changes (a deployed one never does; `make
-    run`'s may be edited while it runs). A broken policy is re-read (and refused) on every request."""
+    run`'s may be edited while it runs). A file that was never valid is refused on every request (fail
+    closed); a change that is not valid is refused once and the last good policy keeps serving. Each change
+    is reported to ``on_change``, once."""
 
-    def __call__(self, path: Path) -> Policy:
+    def __init__(self) -> None:
+        self._held: dict[Path, _Held] = {}
+        self._lock = threading.Lock()  # make run's gateway invokes the function from several threads
+
+    def __call__(self, path: Path, on_change: Callable[[PolicyChange], None] | None = None) -> Policy:
+        version = _version(path)
+        held = self._held.get(path)
+        if held is None or held.version != version:
+            with self._lock:
+                held = self._held.get(path)
+                if held is None or held.version != version:
+                    held = self._read(path, version, held, on_change)
+        if held.policy is None:
+            raise held.refusal or PolicyError(f"policy file {path} cannot be used")
+        return held.policy
+
+    def _read(
+        self,
+        path: Path,
+        version: tuple[int, int, int] | None,
+        held: _Held | None,
+        on_change: Callable[[PolicyChange], None] | None,
+    ) -> _Held:
+        last_good = held.policy if held is not None else None
         try:
-            stat = path.stat()
-            version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        except OSError:
-            version = None  # load_policy says why it cannot be read
-        return _load_version(path, version)
+            policy = load_policy(path)
+        except PolicyError as exc:
+            self._held[path] = _Held(version, last_good, exc if last_good is None else None)
+            change = PolicyChange(path, refused=str(exc)) if last_good is not None else None
+        else:
+            self._held[path] = _Held(version, policy, None)
+            change = PolicyChange.between(path, last_good, policy) if held is not None else None
+        if change is not None and on_change is not None:
+            on_change(change)
+        return self._held[path]
 
     def cache_clear(self) -> None:
-        _load_version.cache_clear()
+        with self._lock:
+            self._held.clear()
 
 
-@functools.lru_cache(maxsize=4)
-def _load_version(path: Path, version: tuple[int, int, int] | None) -> Policy:
-    return load_policy(path)
+def _version(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # load_policy says why it cannot be read
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 cached_policy = _PolicyCache()

@@ -21,6 +21,7 @@ from token_vending.policy import (
     PROFILE_HEADER,
     ParamNamer,
     Policy,
+    PolicyChange,
     PolicyError,
     Profile,
     Window,
@@ -220,9 +221,29 @@ def checked_settings() -> Settings:
 def checked_policy(settings: Settings) -> Policy:
     """The policy; ServiceMisconfigured (logged and counted) when its file cannot be used."""
     try:
-        return cached_policy(settings.policy_path)
+        return cached_policy(settings.policy_path, on_change=_log_policy_change)
     except PolicyError as exc:
         raise _refuse("policy_invalid", str(exc)) from None
+
+
+def _log_policy_change(change: PolicyChange) -> None:
+    """A policy file changed under a running function (only `make run`'s does): what changed, or why not."""
+    if change.refused is not None:
+        logger.error(
+            "policy change refused: the last good policy keeps serving",
+            policy_path=str(change.path),
+            problem=change.refused,
+        )
+        count("ConfigurationErrors", reason="policy_invalid")
+        return
+    logger.info(
+        "policy reloaded",
+        policy_path=str(change.path),
+        profiles_added=list(change.added),
+        profiles_removed=list(change.removed),
+        profiles_changed=list(change.changed),
+        settings_changed=list(change.settings_changed),
+    )
 
 
 def _refuse(reason: str, problem: str) -> ServiceMisconfigured:

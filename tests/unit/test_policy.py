@@ -1249,8 +1249,10 @@ def test_a_file_that_is_not_a_policy_document_fails_at_load(tmp_path: Path, text
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
 
-    # Then
-    assert "is invalid" in str(caught.value)
+    # Then it names the file, and what is wrong with it (a JSON error: where)
+    assert re.match(
+        rf"policy file {re.escape(str(path))} (is invalid: |is not valid JSON: line 1, column )", str(caught.value)
+    )
 
 
 def test_a_missing_policy_file_fails_at_load_naming_it(tmp_path: Path) -> None:
@@ -1614,47 +1616,6 @@ def test_a_same_size_edit_is_read_again(tmp_path: Path) -> None:
     limits = cached_policy(path).profiles["voice"].limits
     assert limits is not None
     assert limits.per_caller == [Window(mints=20, seconds=60)]
-
-
-def test_a_broken_edit_is_refused_until_it_is_fixed(tmp_path: Path) -> None:
-    # Given a policy file in use
-    cached_policy.cache_clear()
-    path = write_policy(tmp_path, SMALL_POLICY)
-    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
-    cached_policy(path)
-
-    # When an edit breaks it
-    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": []})))
-    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
-
-    # Then every read refuses it, naming the problem (the old policy is not kept)
-    for _ in range(2):
-        with pytest.raises(PolicyError, match="per_caller must list at least one window"):
-            cached_policy(path)
-
-    # When it is fixed, Then the fixed policy is read
-    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": [MINUTE, DAY]})))
-    os.utime(path, ns=(3_000_000_000, 3_000_000_000))
-    limits = cached_policy(path).profiles["voice"].limits
-    assert limits is not None
-    assert [window.seconds for window in limits.per_caller] == [60, 86400]
-
-
-def test_a_policy_file_that_goes_missing_is_refused_then_read_when_back(tmp_path: Path) -> None:
-    # Given a policy file in use
-    cached_policy.cache_clear()
-    path = write_policy(tmp_path, SMALL_POLICY)
-    cached_policy(path)
-    text = path.read_text()
-
-    # When it is removed / Then reads are refused, naming the file
-    path.unlink()
-    with pytest.raises(PolicyError, match="cannot read policy file"):
-        cached_policy(path)
-
-    # When it is back / Then it is read
-    path.write_text(text)
-    assert set(cached_policy(path).profiles) == {"voice", "notes"}
 
 
 def test_a_record_behaves_as_a_frozen_dataclass_without_being_one() -> None:

@@ -1,0 +1,174 @@
+"""The policy file as a running function reads it: a change is read again and reported (what changed, or why it
+was refused); a broken change keeps the last good policy serving; a file never valid is refused every time."""
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.policies import SHIPPED, shipped_policy
+from token_vending.policy import PolicyChange, PolicyError, cached_policy, validate
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    cached_policy.cache_clear()
+    yield
+    cached_policy.cache_clear()
+
+
+def rewrite(path: Path, text: str, second: int) -> None:
+    """The file now holds ``text``, modified at ``second``: each version its own time, whatever the clock's grain."""
+    path.write_text(text)
+    os.utime(path, ns=(second * 1_000_000_000, second * 1_000_000_000))
+
+
+def edited(path: Path, change: Callable[[dict[str, Any]], None]) -> str:
+    document = json.loads(path.read_text())
+    change(document)
+    return json.dumps(document, indent=2)
+
+
+def longer_secrets(document: dict[str, Any]) -> None:
+    document["profiles"]["assistant"]["expires_after"]["max_seconds"] -= 1
+
+
+def a_second_assistant(document: dict[str, Any]) -> None:
+    document["profiles"]["assistant-2"] = document["profiles"]["assistant"]
+
+
+def broken_json(text: str) -> tuple[str, str]:
+    """``text`` (indented JSON) with a comma where the colon of its third line belongs, and where that is."""
+    lines = text.split("\n")
+    column = lines[2].index(":") + 1
+    lines[2] = lines[2].replace(":", ",", 1)
+    return "\n".join(lines), f"line 3, column {column}: Expecting ':' delimiter"
+
+
+def test_a_broken_edit_keeps_the_last_good_policy_serving_and_is_reported_once(tmp_path: Path) -> None:
+    # Given the shipped policy in use
+    path = shipped_policy(tmp_path)
+    rewrite(path, edited(path, lambda document: None), 1)
+    changes: list[PolicyChange] = []
+    good = cached_policy(path, changes.append)
+
+    # When an edit breaks its JSON
+    broken, where = broken_json(path.read_text())
+    rewrite(path, broken, 2)
+
+    # Then every read still gets the last good policy, and the refusal is reported once, with line and column
+    assert [cached_policy(path, changes.append) for _ in range(3)] == [good] * 3
+    [refused] = changes
+    assert refused.path == path
+    assert refused.refused == f"policy file {path} is not valid JSON: {where}"
+
+    # When it is fixed, with one profile changed
+    rewrite(path, edited(shipped_policy(tmp_path), longer_secrets), 3)
+
+    # Then the new policy serves, and the report names the changed profile
+    fixed = cached_policy(path, changes.append)
+    assert fixed != good
+    assert changes[1:] == [PolicyChange(path, changed=("assistant",))]
+
+
+def test_a_reload_names_the_profiles_added_and_removed_and_the_settings_changed(tmp_path: Path) -> None:
+    # Given the shipped policy in use
+    path = shipped_policy(tmp_path)
+    rewrite(path, path.read_text(), 1)
+    changes: list[PolicyChange] = []
+    cached_policy(path, changes.append)
+
+    # When a profile is added, and then removed with the spend brake changed
+    rewrite(path, edited(path, a_second_assistant), 2)
+    cached_policy(path, changes.append)
+
+    def undone(document: dict[str, Any]) -> None:
+        del document["profiles"]["assistant-2"]
+        document["spend_brake"] = {"mints": 7, "seconds": 86400}
+
+    rewrite(path, edited(path, undone), 3)
+    cached_policy(path, changes.append)
+
+    # Then each reload said so
+    assert changes == [
+        PolicyChange(path, added=("assistant-2",)),
+        PolicyChange(path, removed=("assistant-2",), settings_changed=("spend_brake",)),
+    ]
+
+
+def test_a_file_never_valid_is_refused_on_every_read_until_it_is_fixed(tmp_path: Path) -> None:
+    # Given a policy file whose first version is broken
+    path = shipped_policy(tmp_path)
+    text = edited(path, lambda document: None)
+    broken, where = broken_json(text)
+    rewrite(path, broken, 1)
+    changes: list[PolicyChange] = []
+
+    # When it is read, twice / Then each read refuses it, saying where (fail closed: there is no policy to keep)
+    for _ in range(2):
+        with pytest.raises(PolicyError) as refused:
+            cached_policy(path, changes.append)
+        assert str(refused.value) == f"policy file {path} is not valid JSON: {where}"
+    assert changes == []
+
+    # When it is fixed / Then it serves, and the report lists its profiles as added
+    rewrite(path, text, 2)
+    policy = cached_policy(path, changes.append)
+    assert changes == [PolicyChange(path, added=tuple(sorted(policy.profiles)))]
+
+
+def test_a_policy_file_that_goes_missing_keeps_the_last_good_policy_until_it_is_back(tmp_path: Path) -> None:
+    # Given a policy file in use
+    path = shipped_policy(tmp_path)
+    changes: list[PolicyChange] = []
+    good = cached_policy(path, changes.append)
+    text = path.read_text()
+
+    # When it is removed / Then the last good policy serves, and the refusal names the file
+    path.unlink()
+    assert cached_policy(path, changes.append) is good
+    assert [change.refused for change in changes] == [f"cannot read policy file {path}: No such file or directory"]
+
+    # When it is back / Then it is read again
+    rewrite(path, text, 5)
+    assert cached_policy(path, changes.append) == good
+    assert changes[1:] == [PolicyChange(path)]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(
+            '{"version": 1,\n  "profiles": {\n',
+            "line 3, column 1: Expecting property name enclosed in double quotes",
+            id="cut-short",
+        ),
+        pytest.param(
+            '{"version": 1,}',
+            "line 1, column 14: Illegal trailing comma before end of object",
+            id="trailing-comma",
+        ),
+        pytest.param("", "line 1, column 1: Expecting value", id="empty"),
+    ],
+)
+def test_a_json_error_names_the_file_line_and_column(text: str, problem: str) -> None:
+    # When a file that is not JSON is validated
+    with pytest.raises(PolicyError) as refused:
+        validate(Path("/srv/policy.json"), text.encode())
+
+    # Then the problem names the file, the line and the column
+    assert str(refused.value) == f"policy file /srv/policy.json is not valid JSON: {problem}"
+
+
+def test_a_schema_error_names_the_field_path() -> None:
+    # When a file whose JSON is fine but whose field is not is validated
+    document = json.loads(SHIPPED.read_text())
+    document["profiles"]["assistant"]["expires_after"]["max_seconds"] = "600"
+    with pytest.raises(PolicyError) as refused:
+        validate(Path("policy.json"), json.dumps(document).encode())
+
+    # Then the problem names the field by its path in the file
+    assert "profiles.assistant.expires_after.max_seconds: Input should be a valid integer" in str(refused.value)
