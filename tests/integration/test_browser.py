@@ -28,6 +28,7 @@ from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from tests.browsers import PINNED, chromium_path
 from tests.conftest import ROOT
+from tests.docs import code_block
 from tests.local_api import serving_default
 
 BROWSER = ROOT / "tests" / "browser"
@@ -195,8 +196,7 @@ def test_the_readmes_browser_example_works_as_written(
     # Given the README's browser example, its baseURL the local API's, and a page on an allowed origin whose
     # userAccessToken is the signed-in user's token
     allowed, _ = sites
-    blocks = re.findall(r"```js\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    example = next(block for block in blocks if "dangerouslyAllowBrowser: true" in block)
+    example = code_block("js", "dangerouslyAllowBrowser: true")
     assert example.count(README_BASE_URL) == 1, "the README's example no longer names the example stack's URL"
     call = {"source": example.replace(README_BASE_URL, f"{served.api.url}/v1"), "token": served.token}
 

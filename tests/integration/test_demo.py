@@ -25,6 +25,7 @@ import pytest
 
 from tests.browsers import PINNED, chromium_path
 from tests.conftest import ROOT
+from tests.docs import code_blocks
 from tests.local_run import LocalService, local_run
 
 DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
@@ -336,8 +337,7 @@ def test_the_vendored_sign_in_library_is_the_pinned_npm_package() -> None:
 def test_the_readmes_example_of_an_app_of_ones_own_calls_the_local_peer(chromium: str, make_run: LocalService) -> None:
     # Given the README's example for an app of one's own, its URLs those of this make run, on a page whose
     # origin make run allows, and a token from `make token`
-    blocks = re.findall(r"```js\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    [example] = [block for block in blocks if "oai-events" in block]
+    [example] = [block for block in code_blocks("js") if "oai-events" in block]
     [realtime] = [line.split(": ", 1)[1].strip() for line in make_run.printed if "Realtime calls (WebRTC" in line]
     for readme_url, local_url in ((README_API, f"{make_run.url}/v1"), (README_PEER, realtime)):
         assert example.count(readme_url) == 1, f"the README's example no longer names {readme_url}"

@@ -20,6 +20,7 @@ import urllib3
 
 from local.openai_stub import OpenAIStub
 from local.secrets_manager import LocalSecretsManager
+from tests.docs import code_block
 from tests.local_run import JWT, REPO, STUB_API_KEY, LocalService, environment, free_port, local_run, make_token
 
 MINT_BODY = {"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
@@ -139,14 +140,9 @@ def test_make_run_takes_a_chunked_body_and_prints_why_it_refused_it(local_servic
     assert line.endswith("  rejected: invalid_value (param session.audio.output.voice)\n")
 
 
-def _readme_block(language: str, containing: str) -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    return str(next(block for block in blocks if containing in block))
-
-
 def test_the_readmes_local_python_example_works_as_written(local_service: LocalService) -> None:
     # Given the README's SDK example for the local service (it names port 3000), and TOKEN from `make token`
-    example = _readme_block("python", "http://127.0.0.1:3000/v1")
+    example = code_block("python", "http://127.0.0.1:3000/v1")
 
     # When it runs against `make run`
     ran = subprocess.run(
@@ -166,7 +162,7 @@ def test_the_readmes_local_python_example_works_as_written(local_service: LocalS
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_the_readmes_local_curl_example_works_as_written(local_service: LocalService) -> None:
     # Given the README's curl example for the local service, which takes its token from `make -s token`
-    example = _readme_block("bash", "curl -s http://127.0.0.1:3000")
+    example = code_block("bash", "curl -s http://127.0.0.1:3000")
     assert "$(make -s token)" in example
 
     # When it runs against `make run` (on its port: PORT= tells `make token` which run)

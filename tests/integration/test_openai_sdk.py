@@ -14,17 +14,11 @@ from local.openai_schema import ga_errors
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
-from tests.conftest import ROOT
+from tests.docs import code_block
 from tests.local_api import serving_default
 
 # The README's examples name a deployed stack's OpenAIBaseUrl; the tests put the local API's in its place.
 README_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"
-
-
-def readme_block(language: str, containing: str) -> str:
-    """The README's first ```language block containing `containing`, as written."""
-    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    return str(next(block for block in blocks if containing in block))
 
 
 @pytest.fixture
@@ -49,12 +43,12 @@ def test_the_readmes_deployed_python_example_works_as_written(
 ) -> None:
     # Given the README's example for the deployed API, its base_url the local API's, and its free variable
     # user_access_token a signed-in user's token
-    example = readme_block("python", "api_key=user_access_token")
+    example = code_block("python", "api_key=user_access_token")
     assert example.count(README_BASE_URL) == 1, "the README's example no longer names the example stack's URL"
     namespace: dict[str, Any] = {"__name__": "readme_example", "user_access_token": user_token()}
 
     # When it runs
-    exec(compile(example.replace(README_BASE_URL, f"{api.url}/v1"), "README.md", "exec"), namespace)  # noqa: S102 - the README's own text
+    exec(compile(example.replace(README_BASE_URL, f"{api.url}/v1"), "docs/deploy.md", "exec"), namespace)  # noqa: S102 - the README's own text
 
     # Then its `secret` is a client secret the stub minted (which the output guard therefore knows), minted
     # once, with the caller's safety identifier

@@ -12,6 +12,7 @@ from typing import cast
 
 import pytest
 
+from tests.docs import code_block
 from tests.probes import run_probe
 from token_vending.policy import main as validate_files
 from token_vending.policy import record_path
@@ -131,8 +132,8 @@ def test_validating_an_invalid_policy_fails_and_writes_no_record(
 
 def test_the_readmes_policy_check_command_validates_the_bundled_policy(tmp_path: Path) -> None:
     # Given the README's command for checking a policy, run on a copy of the bundled one
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    command = next(line for line in readme.splitlines() if line.startswith("PYTHONPATH=functions"))
+    block = code_block("bash", "PYTHONPATH=functions")
+    command = next(line for line in block.splitlines() if line.startswith("PYTHONPATH=functions"))
     copy_of_policy = tmp_path / "policy.json"
     copy_of_policy.write_bytes(BUNDLED_POLICY.read_bytes())
     command = command.replace(".venv/bin/python", sys.executable).replace(

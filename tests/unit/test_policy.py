@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from local.openai_schema import ga_errors
+from tests.docs import code_block
 from token_vending.caller import Caller
 from token_vending.errors import InvalidRequest, PermissionDenied
 from token_vending.policy import (
@@ -1318,9 +1319,8 @@ def test_a_recorded_policy_reads_as_the_validated_one(tmp_path: Path) -> None:
 
 
 def _readme_settable_rule() -> tuple[str, dict[str, Any]]:
-    """The README's example rule for letting callers choose a fixed field: its path and its rule."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if "gpt-realtime-mini" in b)
+    """The documentation's example rule for letting callers choose a fixed field: its path and its rule."""
+    block = code_block("json", "gpt-realtime-mini")
     ((path, rule),) = json.loads("{" + block + "}").items()
     return path, rule
 
@@ -1349,8 +1349,7 @@ def test_the_readmes_steps_for_letting_callers_choose_a_fixed_field_work() -> No
 
 def test_the_readmes_example_policy_is_valid() -> None:
     # Given the README's example policy
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if '"default_profiles"' in b)
+    example = code_block("json", '"default_profiles"')
 
     # When / Then it validates, and its profile mints what it shows
     policy = validated(json.loads(example))
@@ -1359,8 +1358,7 @@ def test_the_readmes_example_policy_is_valid() -> None:
 
 def test_the_readmes_profiles_by_identity_example_is_valid() -> None:
     # Given the README's example of profiles gated by identity
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if '"requires"' in b)
+    example = code_block("json", '"requires"')
 
     # When / Then it validates: a premium member gets premium by default, everyone else the assistant
     policy = validated(json.loads(example))
@@ -1370,8 +1368,7 @@ def test_the_readmes_profiles_by_identity_example_is_valid() -> None:
 
 def test_the_readmes_quota_example_is_valid() -> None:
     # Given the README's example of quotas and the spend brake
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if '"spend_brake"' in b)
+    example = code_block("json", '"spend_brake"')
 
     # When / Then it validates, with its per-caller windows and its brake
     policy = validated(json.loads(example))
