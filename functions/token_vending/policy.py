@@ -151,6 +151,7 @@ class FieldRule(_Record):
     max_items: int | None = None
     nullable: bool = False
     also: list[Scalar] = _Factory(list)  # type: ignore[assignment]  # literal values accepted besides the type
+    default: Scalar | None = None  # what the session gets when the caller sends nothing there
 
     def __post_init__(self) -> None:
         numeric = self.type in ("integer", "number")
@@ -177,6 +178,8 @@ class FieldRule(_Record):
             bad = [v for v in self.enum if _type_problem(item_type, v)]
             if bad:
                 raise ValueError(f"enum values {bad!r} are not of type {item_type}")
+        if self.default is not None and (wrong := self.problem(self.default)):
+            raise ValueError(f"default {_show(self.default)} breaks its own rule: {wrong[1]}")
 
     def problem(self, value: Any) -> tuple[str, str] | None:
         """(code, what is wrong) if the value breaks the rule, else None."""
@@ -185,7 +188,7 @@ class FieldRule(_Record):
         if self.also and any(value == also and type(value) is type(also) for also in self.also):
             return None
         if wrong := _type_problem(self.type, value):
-            return "invalid_type", wrong
+            return "invalid_type", wrong + "".join(f" or {_show(also)}" for also in self.also)
         if self.type == "array":
             return self._array_problem(value)
         if self.enum is not None and value not in self.enum:
@@ -448,6 +451,11 @@ class Profile(_Record):
         JSON text each time: a copy that shares nothing with the profile, in a few microseconds."""
         result: dict[str, Any] = json.loads(self._fixed_session)
         return result
+
+    @functools.cached_property
+    def defaults(self) -> tuple[tuple[str, Scalar], ...]:
+        """(path, value) of each settable field with a default, for a request that leaves it out."""
+        return tuple((path, rule.default) for path, rule in self.settable.items() if rule.default is not None)
 
     def fixed_clash(self, path: str) -> str | None:
         """The fixed path that ``path`` is, lies under, or holds; None if it touches none."""
@@ -816,6 +824,8 @@ def check_request(request: dict[str, Any], profile_name: str, profile: Profile, 
             raise _fixed(name(f"session.{path}"), clash, profile_name)
         _check_leaf(path, value, profile_name, profile, name)
         put(built, path, value)
+    for path, default in profile.defaults:
+        _put_default(built, path, default)
     for parent, key in REQUIRED_KEYS[profile.session_type].items():
         sent = get(built, parent) if parent else built
         if not isinstance(sent, dict):  # an empty object the caller sent left nothing in `built`
@@ -828,6 +838,18 @@ def check_request(request: dict[str, Any], profile_name: str, profile: Profile, 
                 param=param,
             )
     return {"expires_after": _expiry(request.get("expires_after"), profile_name, profile, name), "session": built}
+
+
+def _put_default(session: dict[str, Any], path: str, value: Scalar) -> None:
+    """Fill in a settable field's default where the request left it out; an object the request switched off
+    (null) above it stays off."""
+    *parents, leaf = path.split(".")
+    node: Any = session
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return
+    node.setdefault(leaf, value)
 
 
 def same_json(a: Any, b: Any) -> bool:

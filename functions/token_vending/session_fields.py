@@ -1,7 +1,9 @@
 """The fields of a GA session configuration, as dotted paths (arrays and free-form objects are leaves).
 
 Taken from the official schema (RealtimeSessionCreateRequestGA, RealtimeTranscriptionSessionCreateRequestGA
-and RealtimeTranslationSessionCreateRequest); tests/unit/test_session_fields.py keeps them in step.
+and RealtimeTranslationSessionCreateRequest) and the official SDK's types generated from a newer one
+(openai-python 3.63.0, openai/types/realtime/*_session_create_request_param.py: noise_reduction.strength);
+tests/unit/test_session_fields.py keeps them in step with both.
 They tell an unknown field (a typo, a field OpenAI does not have) from a known one that the policy
 does not allow.
 """
@@ -20,6 +22,7 @@ REALTIME_FIELDS: frozenset[str] = frozenset(
         "audio.input.format.rate",
         "audio.input.format.type",
         "audio.input.noise_reduction",
+        "audio.input.noise_reduction.strength",
         "audio.input.noise_reduction.type",
         "audio.input.transcription",
         "audio.input.transcription.delay",
@@ -87,6 +90,7 @@ TRANSLATION_FIELDS: frozenset[str] = frozenset(
         "audio",
         "audio.input",
         "audio.input.noise_reduction",
+        "audio.input.noise_reduction.strength",
         "audio.input.noise_reduction.type",
         "audio.input.transcription",
         "audio.input.transcription.model",

@@ -1,28 +1,83 @@
-"""The GA session field lists stay in step with OpenAI's official schema."""
+"""The GA session field lists stay in step with OpenAI's official schema and the official SDK's types."""
+
+import types
+import typing
 
 import pytest
+from openai.types.realtime.realtime_session_create_request_param import RealtimeSessionCreateRequestParam
+from openai.types.realtime.realtime_transcription_session_create_request_param import (
+    RealtimeTranscriptionSessionCreateRequestParam,
+)
+from openai.types.realtime.realtime_translation_session_create_request_param import (
+    RealtimeTranslationSessionCreateRequestParam,
+)
+from typing_extensions import is_typeddict
 
 from tests.schema_paths import session_paths
 from token_vending.session_fields import REALTIME_FIELDS, SESSION_FIELDS, TRANSCRIPTION_FIELDS, TRANSLATION_FIELDS
 
+SESSION_TYPES = [
+    ("RealtimeSessionCreateRequestGA", RealtimeSessionCreateRequestParam, REALTIME_FIELDS),
+    (
+        "RealtimeTranscriptionSessionCreateRequestGA",
+        RealtimeTranscriptionSessionCreateRequestParam,
+        TRANSCRIPTION_FIELDS,
+    ),
+    ("RealtimeTranslationSessionCreateRequest", RealtimeTranslationSessionCreateRequestParam, TRANSLATION_FIELDS),
+]
+IDS = ["realtime", "transcription", "translation"]
 
-@pytest.mark.parametrize(
-    ("schema_name", "fields"),
-    [
-        ("RealtimeSessionCreateRequestGA", REALTIME_FIELDS),
-        ("RealtimeTranscriptionSessionCreateRequestGA", TRANSCRIPTION_FIELDS),
-        ("RealtimeTranslationSessionCreateRequest", TRANSLATION_FIELDS),
-    ],
-    ids=["realtime", "transcription", "translation"],
-)
-def test_field_list_equals_the_paths_of_the_official_schema(schema_name: str, fields: frozenset[str]) -> None:
-    # Given the official GA request schema for one session type
-    # When its dotted field paths are derived
+# Fields the SDK's types (openai-python 3.63.0, generated from a newer spec) have and the vendored schema
+# (openai-openapi f85dbe22) does not: when a newer schema is vendored, this empties.
+NEWER_THAN_THE_SCHEMA = {"audio.input.noise_reduction.strength"}
+
+
+def _branches(annotation: typing.Any) -> list[typing.Any]:
+    """The types an annotation may hold: unions split, Required/NotRequired/Optional unwrapped."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return [branch for arg in typing.get_args(annotation) for branch in _branches(arg)]
+    if origin is not None and getattr(origin, "_name", None) in ("Required", "NotRequired"):
+        return _branches(typing.get_args(annotation)[0])
+    return [annotation]
+
+
+def sdk_paths(typed_dict: typing.Any, prefix: str = "") -> set[str]:
+    """The dotted paths of a TypedDict of the SDK, entering nested TypedDicts (lists and free-form objects are
+    leaves, as in the schema's paths)."""
+    paths: set[str] = set()
+    for key, annotation in typing.get_type_hints(typed_dict).items():
+        path = f"{prefix}.{key}" if prefix else key
+        paths.add(path)
+        for branch in _branches(annotation):
+            if is_typeddict(branch):
+                paths |= sdk_paths(branch, path)
+    return paths
+
+
+@pytest.mark.parametrize(("schema_name", "sdk_type", "fields"), SESSION_TYPES, ids=IDS)
+def test_field_list_equals_the_paths_of_the_official_schema_and_sdk(
+    schema_name: str, sdk_type: typing.Any, fields: frozenset[str]
+) -> None:
+    # Given the official GA request schema for one session type, and the official SDK's type for it
+    # When their dotted field paths are derived
     official = session_paths(schema_name)
+    sdk = sdk_paths(sdk_type)
 
-    # Then the function's list has exactly those paths, no more and no fewer
-    assert sorted(official - fields) == [], "fields OpenAI has that session_fields.py lacks"
-    assert sorted(fields - official) == [], "fields session_fields.py lists that OpenAI does not have"
+    # Then the function's list has exactly the paths of either, no more and no fewer
+    assert sorted((official | sdk) - fields) == [], "fields OpenAI has that session_fields.py lacks"
+    assert sorted(fields - (official | sdk)) == [], "fields session_fields.py lists that OpenAI does not have"
+    # and the SDK differs from the vendored schema only by the fields known to be newer
+    assert official <= sdk, "the vendored schema has fields the SDK's types lack"
+    assert sdk - official == NEWER_THAN_THE_SCHEMA
+
+
+def test_the_sdk_walk_enters_nested_types() -> None:
+    # Given / When the SDK's realtime session type walked
+    paths = sdk_paths(RealtimeSessionCreateRequestParam)
+
+    # Then it reaches fields several objects deep, under a union (turn detection's two kinds)
+    assert {"audio.input.turn_detection.idle_timeout_ms", "audio.input.turn_detection.eagerness"} <= paths
 
 
 def test_session_fields_are_keyed_by_session_type() -> None:

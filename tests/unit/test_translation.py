@@ -392,7 +392,7 @@ def test_beta_names_spell_a_ga_path_the_way_a_beta_caller_did(
     [
         ("realtime", {"voice": "nova"}, "invalid_value", "voice"),
         ("realtime", {"speed": 3}, "invalid_value", "speed"),
-        ("realtime", {"model": "gpt-4o-realtime-preview"}, "parameter_not_allowed", "model"),
+        ("realtime", {"model": "gpt-4o-realtime-preview"}, "invalid_value", "model"),
         ("realtime", {"tool_choice": "get_weather"}, "parameter_not_allowed", "tool_choice"),
         ("realtime", {"max_response_output_tokens": 5000}, "invalid_value", "max_response_output_tokens"),
         (
@@ -444,6 +444,34 @@ def test_policy_errors_for_a_beta_request_name_the_beta_field(
     assert f"'{param}'" in error.message
 
 
+@pytest.mark.parametrize(
+    ("beta", "model"),
+    [
+        pytest.param({"voice": "verse"}, "gpt-realtime-2.1", id="no-model-gets-the-default"),
+        pytest.param({"model": "gpt-realtime", "voice": "verse"}, "gpt-realtime", id="openai-python-beta-sample"),
+        pytest.param({"model": "gpt-realtime-2.1-mini", "tracing": "auto"}, "gpt-realtime-2.1-mini", id="mini-traced"),
+    ],
+)
+def test_a_beta_request_gets_the_model_it_names_or_the_policys_default(beta: dict[str, Any], model: str) -> None:
+    # Given a beta request as today's SDKs send it (their beta call has no model of its own)
+    # When
+    body = mint_body(beta, "realtime")
+
+    # Then the GA body carries the model, and is valid
+    assert body["session"]["model"] == model
+    assert ga_errors(GA_REQUEST, body) == []
+
+
+def test_a_first_beta_clients_model_is_refused_naming_the_models_offered() -> None:
+    # Given the model an early beta client had to send (the 2024-12-18 schema required one)
+    # When
+    error = policy_refusal({"model": "gpt-4o-realtime-preview-2024-12-17"})
+
+    # Then the refusal names the beta field and the models the profile offers
+    assert (error.code, error.param) == ("invalid_value", "model")
+    assert "must be one of 'gpt-realtime-2.1', 'gpt-realtime-2.1-mini', 'gpt-realtime'" in error.message
+
+
 # --- beta request through the bundled policy to the GA body ---
 
 RICH_REALTIME = {
@@ -488,7 +516,7 @@ def test_a_rich_beta_realtime_request_becomes_a_valid_ga_body() -> None:
         "expires_after": {"anchor": "created_at", "seconds": 300},
         "session": {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2.1",
             "instructions": "You are a friendly, concise voice assistant.",
             "tools": [],
             "output_modalities": ["audio"],
