@@ -98,6 +98,15 @@ def test_every_relative_link_points_at_a_file_and_heading_that_exist() -> None:
     assert broken == []
 
 
+def test_the_readme_links_every_page_of_docs() -> None:
+    # Given the pages of docs/ and the README's relative links
+    pages = {page.name for page in (ROOT / "docs").glob("*.md")}
+    linked = {Path(link.partition("#")[0]).name for link in _relative_links(README, README.read_text())}
+
+    # Then a reader finds every page from the front door
+    assert pages - linked == set()
+
+
 def test_the_link_check_sees_a_missing_heading_and_a_missing_file(tmp_path: Path) -> None:
     # Given a page with a good link, and links to a heading and a file that do not exist
     page = tmp_path / "page.md"
