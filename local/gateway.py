@@ -139,7 +139,8 @@ class Resolver:
 
     Parameters take their overrides or defaults (an ``AWS::SSM::Parameter::Value<...>`` parameter its
     Default, as no Parameter Store is asked); the template's resources resolve to local stand-ins, or to
-    ``physical``: for a resource that really exists locally (moto's), its Ref ("Ref") and attributes.
+    ``physical``: for a resource that really exists locally (moto's), its Ref ("Ref") and attributes. The stack is
+    ``stack_name`` (AWS::StackName): "local", or another to see what a deployed stack of that name resolves to.
     """
 
     def __init__(
@@ -148,6 +149,7 @@ class Resolver:
         overrides: Mapping[str, str],
         region: str,
         physical: Mapping[str, Mapping[str, str]] | None = None,
+        stack_name: str = "local",
     ) -> None:
         self._physical: dict[str, Mapping[str, str]] = dict(physical or {})
         declared: Mapping[str, Any] = template.get("Parameters") or {}
@@ -175,8 +177,8 @@ class Resolver:
             "AWS::Region": region,
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Partition": "aws",
-            "AWS::StackName": "local",
-            "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/local/{_LOCAL_STACK_UUID}",
+            "AWS::StackName": stack_name,
+            "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack_name}/{_LOCAL_STACK_UUID}",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": _NO_VALUE,
         }
