@@ -55,7 +55,7 @@ def test_ga_client_secret_is_minted_with_the_policy_applied(
     # And OpenAI got the caller's choices merged under the server's fixed fields
     upstream = sent_upstream(openai_stub)
     assert upstream["expires_after"] == {"anchor": "created_at", "seconds": 120}
-    assert upstream["session"]["model"] == "gpt-realtime"
+    assert upstream["session"]["model"] == "gpt-realtime-2.1"
     assert upstream["session"]["audio"]["output"]["voice"] == "marin"
     assert upstream["session"]["instructions"]
 
@@ -225,7 +225,7 @@ def test_an_sdk_call_without_a_body_gets_the_profile_defaults(
     # Then the default profile decides everything
     assert status == HTTPStatus.OK
     assert beta_errors("RealtimeSessionCreateResponse", body) == []
-    assert sent_upstream(openai_stub)["session"]["model"] == "gpt-realtime"
+    assert sent_upstream(openai_stub)["session"]["model"] == "gpt-realtime-2.1"
 
 
 @pytest.mark.parametrize(
@@ -236,8 +236,16 @@ def test_an_sdk_call_without_a_body_gets_the_profile_defaults(
             {},
             HTTPStatus.BAD_REQUEST,
             "parameter_not_allowed",
-            "session.model",
+            "session.instructions",
             id="fixed-field",
+        ),
+        pytest.param(
+            "client_secrets.json",
+            {"body": {"session": {"type": "realtime", "model": "gpt-realtime-mini"}}},
+            HTTPStatus.BAD_REQUEST,
+            "invalid_value",
+            "session.model",
+            id="model-outside-the-list",
         ),
         pytest.param(
             "sessions_rejected.json",
@@ -502,7 +510,7 @@ def test_a_mint_is_logged_with_the_request_id_and_counted(
     assert len(minted) == 1
     assert minted[0]["correlation_id"] == event["requestContext"]["requestId"]
     assert minted[0]["profile"] == "assistant"
-    assert minted[0]["model"] == "gpt-realtime"
+    assert minted[0]["model"] == "gpt-realtime-2.1"
     # And the metrics say which endpoint and profile minted, and how long OpenAI took
     assert output.metric_count("ClientSecretsMinted", endpoint="client_secrets", profile="assistant") == 1
     metrics = output.metrics()
