@@ -6,8 +6,10 @@
 require an `OpenAI-Safety-Identifier` header (OpenAI takes one and does not insist; the stub does, so
 that a mint without the end user's identifier fails in tests). The beta
 paths answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`.
-`POST /v1/realtime/calls` opens a WebRTC call (local/realtime_peer.py) with an unexpired client secret the
-stub minted, once per secret (else 401); a browser page on any origin may call it. Tests queue
+`POST /v1/realtime/calls` opens a WebRTC call, and `GET /v1/realtime` a WebSocket session (local/realtime_peer.py),
+with a client secret the stub minted, any number of them until it expires (else 401); a browser page on any
+origin may open a call, as with OpenAI, while the minting routes answer no other web origin. Bodies are
+bounded (413) and read with a socket timeout (408), so neither a large nor a short body holds a thread. Tests queue
 faults (error statuses, a slow or dripping answer, bad bodies, a dropped connection) and read back what
 was received: the most recent requests and answers, so that a long run (the benchmark) stays small.
 """
@@ -15,6 +17,7 @@ was received: the most recent requests and answers, so that a long run (the benc
 from __future__ import annotations
 
 import contextlib
+import copy
 import gzip
 import hmac
 import json
@@ -33,7 +36,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from local.openai_schema import Violation, ga_violations
 from local.running import Running, serve_in_background
@@ -50,9 +53,22 @@ REQUEST_SCHEMAS = {
 }
 BETA_PATHS = frozenset({"/v1/realtime/sessions", "/v1/realtime/transcription_sessions"})
 CALLS_PATH = "/v1/realtime/calls"
+MODELS_PATH = "/v1/models"  # with the key: make run checks OPENAI_API_KEY there at start, minting nothing
+REALTIME_PATH = "/v1/realtime"
 _HANGUP = re.compile(re.escape(CALLS_PATH) + r"/([A-Za-z0-9_-]{1,64})/hangup")
 # A browser page on any origin may open a call, as with OpenAI (no cookies are involved).
 _CALLS_CORS = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", "Location"))
+# What a page's fetch of the calls route sends: the Agents SDK for JavaScript adds X-OpenAI-Agents-SDK to every
+# offer (@openai/agents-realtime, openaiRealtimeWebRtc).
+CALLS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-OpenAI-Agents-SDK")
+# A browser's WebSocket cannot set headers: the client secret comes as a subprotocol.
+AUTH_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+# Chromium's offer for one audio track and the events channel is 3 to 6 KiB; many candidates add little.
+MAX_OFFER_BYTES = 64 * 1024
+# The function sends at most 16 KiB of request body, translated (functions/token_vending/request_body.py).
+MAX_BODY_BYTES = 1024 * 1024
+# A client that sends less body than it announced, or nothing on a kept-alive connection, frees its thread then.
+READ_TIMEOUT_SECONDS = 30.0
 DEFAULT_EXPIRES_SECONDS = 600
 OVERSIZED_BYTES = 2 * 1024 * 1024
 # Requests and answers kept (the most recent); minted values are kept for longer, as the tests' secret
@@ -115,13 +131,13 @@ class RecordedRequest:
     safety_identifier: str | None = None  # the OpenAI-Safety-Identifier header as sent, None if absent
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _IssuedSecret:
-    """What a minted client secret opens: one call, before `expires_at`, with `session`."""
+    """What a minted client secret opens: calls and WebSocket sessions, any number before `expires_at`, each
+    starting with `session`."""
 
     expires_at: int
     session: dict[str, Any]
-    spent: bool = False
 
 
 class FaultKind(StrEnum):
@@ -266,9 +282,11 @@ class OpenAIStub(Running):
         *,
         history: int = HISTORY,
         max_call_seconds: float | None = None,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
     ) -> None:
         self.api_key = api_key
-        self.max_call_seconds = max_call_seconds  # for calls opened from now on; None: the peer's own bound
+        self.max_call_seconds = max_call_seconds  # for sessions opened from now on; None: the peer's own bound
+        self.read_timeout = read_timeout  # for connections accepted from now on
         self._issued: OrderedDict[str, _IssuedSecret] = OrderedDict()
         self._peer: RealtimePeer | None = None
         self._address = (host, port)
@@ -415,31 +433,36 @@ class OpenAIStub(Running):
                         self._issued.popitem(last=False)
         return {"value": value, "expires_at": expires_at, "session": session}
 
-    def _open_call(self, secret: str, offer_sdp: str) -> tuple[str, str] | str:
-        """A call for `secret` (its id and SDP answer), or why the secret opens none. Raises OfferError."""
-        from local.realtime_peer import RealtimePeer  # aiortc loads on the first call only
-
+    def _session_for(self, secret: str) -> dict[str, Any] | str:
+        """The session a call or WebSocket opened with `secret` starts with, or why the secret opens none."""
         with self._lock:
             issued = self._issued.get(secret)
-            if issued is None:
-                return (
-                    "Incorrect API key provided: not a client secret this stub minted (or minted before its "
-                    "reset). Mint one with POST /v1/realtime/client_secrets."
-                )
-            if issued.expires_at <= time.time():
-                return "The client secret has expired: mint a new one."
-            if issued.spent:
-                return "The client secret has already opened a call: mint a new one for each call."
-            issued.spent = True
+        if issued is None:
+            return (
+                "Incorrect API key provided: not a client secret this stub minted (or minted before its "
+                "reset). Mint one with POST /v1/realtime/client_secrets."
+            )
+        if issued.expires_at <= time.time():
+            return "The client secret has expired: mint a new one."
+        return copy.deepcopy(issued.session)
+
+    def _realtime_peer(self) -> RealtimePeer:
+        from local.realtime_peer import RealtimePeer  # aiortc loads on the first session only
+
+        with self._lock:
             if self._peer is None:
                 self._peer = RealtimePeer()
-            peer = self._peer
-        try:
-            return peer.open_call(offer_sdp, issued.session, max_call_seconds=self.max_call_seconds)
-        except BaseException:
-            with self._lock:
-                issued.spent = False  # the offer was refused: the secret may try again
-            raise
+            return self._peer
+
+    def _open_call(self, secret: str, offer_sdp: str) -> tuple[str, str] | str:
+        """A call for `secret` (its id and SDP answer), or why the secret opens none. Raises OfferError."""
+        session = self._session_for(secret)
+        if isinstance(session, str):
+            return session
+        return self._realtime_peer().open_call(offer_sdp, session, max_call_seconds=self.max_call_seconds)
+
+    def _serve_websocket(self, sock: socket.socket, request: bytes, session: dict[str, Any]) -> None:
+        self._realtime_peer().serve_websocket(sock, request, session, max_call_seconds=self.max_call_seconds)
 
     def _hang_up(self, call_id: str) -> bool:
         with self._lock:
@@ -491,12 +514,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class _BadRequestError(Exception):
-    """The request framing itself is broken; answer 400 and close."""
+    """The request framing itself is broken, too large or too slow; answer `status` and close."""
+
+    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so a client pool can reuse one connection
-    timeout = 30  # an idle keep-alive connection gives its thread back eventually
     server_version = "openai-stub"
     # Headers and body go out in two writes: without this, Nagle and the client's delayed ACK add ~40 ms.
     disable_nagle_algorithm = True
@@ -523,13 +549,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _stub(self) -> OpenAIStub:
         return cast(_Server, self.server).stub
 
+    def setup(self) -> None:
+        super().setup()
+        # An idle keep-alive connection, or a body shorter than announced, gives the thread back.
+        self.connection.settimeout(self._stub.read_timeout)
+
     def _handle(self) -> None:
-        try:
-            body = self._read_body()
-        except _BadRequestError as error:
-            self._send_error(HTTPStatus.BAD_REQUEST, str(error), close=True)
-            return
         route = urlsplit(self.path).path
+        try:
+            body = self._read_body(MAX_OFFER_BYTES if route == CALLS_PATH else MAX_BODY_BYTES)
+        except _BadRequestError as error:
+            self._send_error(error.status, str(error), code=_FRAMING_CODES.get(error.status), close=True)
+            return
         parsed, parsable = _parse_json(body)
         schema = REQUEST_SCHEMAS.get(route) if self.command == "POST" else None
         violations = ga_violations(schema, parsed) if parsable and schema else []
@@ -558,8 +589,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "POST" and route == CALLS_PATH:
             self._open_call(body)
             return
+        if self.command == "GET" and route == REALTIME_PATH:
+            self._open_websocket()
+            return
         if self.command == "POST" and (hangup := _HANGUP.fullmatch(route)):
             self._hang_up(hangup[1])
+            return
+        if self.command == "GET" and route == MODELS_PATH:
+            self._list_models()
             return
         if self.command != "POST" or (route not in REQUEST_SCHEMAS and route not in BETA_PATHS):
             self._send_error(HTTPStatus.NOT_FOUND, f"Invalid URL ({self.command} {route})", code="unknown_url")
@@ -605,7 +642,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         allow = (
             ("Access-Control-Allow-Methods", "POST"),
-            ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+            ("Access-Control-Allow-Headers", ", ".join(CALLS_ALLOWED_HEADERS)),
             ("Access-Control-Max-Age", "600"),
         )
         self._send(HTTPStatus.NO_CONTENT, b"", "text/plain", headers=allow)
@@ -649,6 +686,30 @@ class _Handler(BaseHTTPRequestHandler):
         location = (("Location", f"{CALLS_PATH}/{call_id}"),)
         self._send(HTTPStatus.CREATED, answer.encode(), "application/sdp", headers=location)
 
+    def _open_websocket(self) -> None:
+        """OpenAI's `GET /v1/realtime` over WebSocket with a client secret: `Authorization: Bearer <secret>`, or
+        from a browser the subprotocols `realtime` and `openai-insecure-api-key.<secret>`. Serves the session on
+        this connection until it closes."""
+        secret = _websocket_secret(self)
+        if secret is None:
+            message = (
+                "Missing bearer authentication: send Authorization: Bearer <client secret>, or from a browser the "
+                f"WebSocket subprotocols 'realtime' and '{AUTH_SUBPROTOCOL_PREFIX}<client secret>'."
+            )
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key", close=True)
+            return
+        if "call_id" in parse_qs(urlsplit(self.path).query):
+            message = "The local Realtime peer has no sideband: open a session without call_id."
+            self._send_error(HTTPStatus.BAD_REQUEST, message, param="call_id", code="unsupported_parameter", close=True)
+            return
+        session = self._stub._session_for(secret)
+        if isinstance(session, str):
+            self._send_error(HTTPStatus.UNAUTHORIZED, session, code="invalid_api_key", close=True)
+            return
+        self.close_connection = True
+        lines = [self.requestline, *(f"{name}: {value}" for name, value in self.headers.items()), "", ""]
+        self._stub._serve_websocket(self.connection, "\r\n".join(lines).encode("latin-1"), session)
+
     def _hang_up(self, call_id: str) -> None:
         """OpenAI's `POST /v1/realtime/calls/{call_id}/hangup`, with the API key (a server's call)."""
         if not self._authorized():
@@ -657,6 +718,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, b"", "application/json")
         else:
             self._send_error(HTTPStatus.NOT_FOUND, f"No live call with id '{call_id}'.", code="call_not_found")
+
+    def _list_models(self) -> None:
+        """OpenAI's `GET /v1/models`, the key checked as a mint checks it; the stub serves no model of its own."""
+        if not self._authorized():
+            missing = not self.headers.get("Authorization")
+            message = "Missing API key." if missing else "Incorrect API key provided."
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
+            return
+        self._send_json(HTTPStatus.OK, {"object": "list", "data": []})
 
     def _authorized(self) -> bool:
         expected = f"Bearer {self._stub.api_key}".encode()
@@ -729,18 +799,29 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client gave up
 
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        if not length.isdigit():
-            raise _BadRequestError(f"Invalid Content-Length header ({length}).")
-        return self.rfile.read(int(length))
+    def _read_body(self, limit: int) -> bytes:
+        """The request's body, at most `limit` bytes (else 413, unread); 408 when it does not all come within the
+        read timeout."""
+        try:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                return self._read_chunked(limit)
+            length = self.headers.get("Content-Length")
+            if length is None:
+                return b""
+            if not length.isdigit():
+                raise _BadRequestError(f"Invalid Content-Length header ({length[:40]}).")
+            if int(length) > limit:
+                raise _too_large(limit)
+            body = self.rfile.read(int(length))
+        except TimeoutError:
+            raise _BadRequestError(_SHORT_BODY, HTTPStatus.REQUEST_TIMEOUT) from None
+        if len(body) < int(length):
+            raise _BadRequestError("The body ended before its Content-Length.")
+        return body
 
-    def _read_chunked(self) -> bytes:
+    def _read_chunked(self, limit: int) -> bytes:
         chunks: list[bytes] = []
+        received = 0
         while True:
             size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
             try:
@@ -751,6 +832,9 @@ class _Handler(BaseHTTPRequestHandler):
                 while self.rfile.readline(1024).strip():  # trailers, up to the blank line
                     pass
                 return b"".join(chunks)
+            received += size
+            if received > limit:
+                raise _too_large(limit)
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)  # the CRLF after each chunk
 
@@ -807,6 +891,28 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             # The client gave up (e.g. its read timeout fired during a delay fault).
             self.close_connection = True
+
+
+_FRAMING_CODES = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "request_too_large", HTTPStatus.REQUEST_TIMEOUT: "timeout"}
+_SHORT_BODY = "The request body did not arrive in time: send as many bytes as the Content-Length header announces."
+
+
+def _too_large(limit: int) -> _BadRequestError:
+    return _BadRequestError(
+        f"The request body is over {limit // 1024} KiB, the most this route takes.", HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    )
+
+
+def _websocket_secret(handler: BaseHTTPRequestHandler) -> str | None:
+    """The client secret of a WebSocket upgrade: its bearer token, or a browser's secret subprotocol."""
+    scheme, _, secret = (handler.headers.get("Authorization") or "").partition(" ")
+    if scheme == "Bearer" and secret:
+        return secret
+    for header in handler.headers.get_all("Sec-WebSocket-Protocol") or []:
+        for offered in header.split(","):
+            if offered.strip().startswith(AUTH_SUBPROTOCOL_PREFIX):
+                return offered.strip().removeprefix(AUTH_SUBPROTOCOL_PREFIX) or None
+    return None
 
 
 def _safety_identifier_problem(value: str | None) -> str | None:

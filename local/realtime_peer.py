@@ -1,28 +1,34 @@
-"""A local stand-in for OpenAI's Realtime WebRTC peer, behind the OpenAI stub's `POST /v1/realtime/calls`.
+"""A local stand-in for OpenAI's Realtime peer: WebRTC calls behind the OpenAI stub's `POST /v1/realtime/calls`,
+and WebSocket sessions behind its `GET /v1/realtime`.
 
-It answers a browser's (or any WebRTC client's) SDP offer with aiortc, opens the `oai-events` data channel
-and speaks a small part of the GA protocol: `session.created` with the session the client secret was
-minted with, `session.update` -> `session.updated`, `response.create` -> the GA response events with about
-a second of tone on the outgoing audio track, an `error` event for what it does not know (the call goes
-on). A call ends on hang-up (the client closing its connection, or the stub's hangup route) or after
-`max_call_seconds`. Event shapes follow the official schemas in local/openapi/realtime-events.openapi.json.
+A call answers a browser's (or any WebRTC client's) SDP offer with aiortc and speaks on the `oai-events` data
+channel; a WebSocket session speaks on the socket itself. Both speak the same small part of the GA protocol:
+`session.created` with the session the client secret was minted with, `session.update` -> `session.updated`,
+`response.create` -> the GA response events with about a second of tone (on the outgoing track of a call; as
+`response.output_audio.delta` events on a WebSocket), an `error` event for what the peer does not know (the
+session goes on). A session ends when the client hangs up (closing its connection, or the stub's hangup route
+for a call) or after `max_call_seconds`. Event shapes follow the official schemas in
+local/openapi/realtime-events.openapi.json.
 
-aiortc is not thread-safe: one asyncio loop, on a daemon thread, owns every aiortc object; the stub's HTTP
-threads reach it only through `asyncio.run_coroutine_threadsafe`.
+aiortc is not thread-safe: one asyncio loop, on a daemon thread, owns every aiortc object and every session's
+state; the stub's HTTP threads reach it only through the loop's thread-safe calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import fractions
 import json
 import logging
 import math
+import queue
 import secrets
+import socket
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,10 +37,19 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 from av import AudioFrame
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+from websockets.sync.server import ServerConnection
+from websockets.typing import Subprotocol
 
 from local.openai_schema import event_violations
 
 logger = logging.getLogger(__name__)
+# websockets' debug lines show the upgrade's headers, a client secret among them: never below INFO.
+_WEBSOCKET_LOG = logging.getLogger(__name__ + ".websocket")
+_WEBSOCKET_LOG.setLevel(logging.INFO)
 
 EVENTS_CHANNEL = "oai-events"
 # OpenAI ends a Realtime session after 60 minutes; locally a call is a test or a developer's try.
@@ -57,14 +72,31 @@ CLIENT_EVENTS = frozenset(
         "response.cancel",
     }
 )
+# What a browser's WebSocket offers (with `openai-insecure-api-key.<secret>`) and OpenAI answers.
+REALTIME_SUBPROTOCOL = "realtime"
+# OpenAI takes up to 15 MiB of audio in one input_audio_buffer.append: as base64, with the event around it.
+MAX_EVENT_BYTES = 21 * 2**20
 _SAMPLE_RATE = 48_000
 _FRAME_SAMPLES = 960  # 20 ms
-# 400 Hz fits a 20 ms frame exactly (8 periods), so one precomputed frame repeats without a click.
-_TONE = struct.pack(
-    f"<{_FRAME_SAMPLES}h",
-    *(round(6000 * math.sin(2 * math.pi * 400 * i / _SAMPLE_RATE)) for i in range(_FRAME_SAMPLES)),
-)
+
+
+def _tone(rate: int) -> bytes:
+    """20 ms of a 400 Hz tone, PCM16 at `rate`: 400 Hz fits 20 ms exactly (8 periods), so it repeats without a
+    click."""
+    samples = rate // 50
+    return struct.pack(f"<{samples}h", *(round(6000 * math.sin(2 * math.pi * 400 * i / rate)) for i in range(samples)))
+
+
+_TONE = _tone(_SAMPLE_RATE)
 _SILENCE = bytes(2 * _FRAME_SAMPLES)
+# A WebSocket gets the reply as GA audio deltas in the session's output format: the tone in PCM16 at 24 kHz;
+# G.711 (8 kHz) as its silence, which is all a client needs to see the bytes arrive in its format.
+_REPLY_AUDIO = {
+    "audio/pcm": _tone(24_000) * int(REPLY_SECONDS * 50),
+    "audio/pcmu": b"\xff" * int(REPLY_SECONDS * 8000),
+    "audio/pcma": b"\xd5" * int(REPLY_SECONDS * 8000),
+}
+_AUDIO_DELTAS = 5
 _TIME_BASE = fractions.Fraction(1, _SAMPLE_RATE)
 _ANSWER_TIMEOUT_SECONDS = 10.0
 # Ended calls kept for `calls` (make run never resets the stub).
@@ -122,7 +154,8 @@ def offer_loopback_candidates() -> None:
 
 
 class RealtimePeer:
-    """The loop thread and its calls: `peer.start()`, `peer.open_call(offer, session)`, `peer.stop()`."""
+    """The loop thread and its sessions: `peer.start()`, `peer.open_call(offer, session)` (WebRTC),
+    `peer.serve_websocket(sock, request, session)` (WebSocket), `peer.stop()`."""
 
     max_call_seconds: float = MAX_CALL_SECONDS
 
@@ -131,7 +164,7 @@ class RealtimePeer:
             self.max_call_seconds = max_call_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[str, _Session] = {}
         self._lock = threading.Lock()
 
     def start(self) -> RealtimePeer:
@@ -144,15 +177,16 @@ class RealtimePeer:
         return self
 
     def stop(self) -> None:
-        """End every call, then the loop and its thread."""
+        """End every session, then the loop and its thread."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
         asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(_ANSWER_TIMEOUT_SECONDS)
+        with self._lock:
+            self._loop = self._thread = None
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
-        self._loop = self._thread = None
 
     def open_call(
         self, offer_sdp: str, session: Mapping[str, Any], *, max_call_seconds: float | None = None
@@ -161,8 +195,7 @@ class RealtimePeer:
         its id and the SDP answer. Raises OfferError."""
         if problem := offer_problem(offer_sdp):
             raise OfferError(problem)
-        loop = self.start()._loop
-        assert loop is not None
+        loop = self._running_loop()
         call = _Call("rtc_" + secrets.token_hex(16), dict(session), max_call_seconds or self.max_call_seconds)
         future = asyncio.run_coroutine_threadsafe(call.answer(offer_sdp), loop)
         try:
@@ -172,26 +205,49 @@ class RealtimePeer:
         except TimeoutError:
             asyncio.run_coroutine_threadsafe(call.end("offer_refused"), loop)
             raise
-        with self._lock:
-            self._calls[call.call_id] = call
-            ended = [key for key, kept in self._calls.items() if kept.ended is not None]
-            for key in ended[: max(0, len(ended) - _ENDED_CALLS_KEPT)]:
-                del self._calls[key]
+        self._keep(call)
         logger.info("realtime call opened call_id=%s", call.call_id)
         return call.call_id, answer
+
+    def serve_websocket(
+        self, sock: socket.socket, request: bytes, session: Mapping[str, Any], *, max_call_seconds: float | None = None
+    ) -> None:
+        """A WebSocket session with `session` on `sock`, whose upgrade `request` (its bytes, up to the blank line)
+        the caller has read and authorised: the handshake, then the session's events until either side closes.
+        Blocks the calling thread until then."""
+        loop = self._running_loop()
+        sock.settimeout(None)  # the connection's pings find a peer that went away; an idle client may stay
+        connection = _handshake(sock, request)
+        if connection is None:
+            return
+        conversation = _Socket("ws_" + secrets.token_hex(16), dict(session), max_call_seconds or self.max_call_seconds)
+        conversation.attach(connection)
+        self._keep(conversation)
+        asyncio.run_coroutine_threadsafe(conversation.open(), loop).result(_ANSWER_TIMEOUT_SECONDS)
+        logger.info("realtime websocket opened session=%s", conversation.call_id)
+        try:
+            for message in connection:
+                self._on_loop(conversation.receive, message)
+        except ConnectionClosed:
+            pass  # closed without a close frame, or with an error code: the session ends all the same
+        finally:
+            self._submit(conversation.end("hang_up"))
+            conversation.join()
 
     def hang_up(self, call_id: str) -> bool:
         """End a live call; False if there is none with that id."""
         with self._lock:
             call = self._calls.get(call_id)
-        if call is None or call.ended is not None or self._loop is None:
+            loop = self._loop
+        if call is None or call.ended is not None or loop is None:
             return False
-        asyncio.run_coroutine_threadsafe(call.end("hang_up"), self._loop).result(_ANSWER_TIMEOUT_SECONDS)
+        asyncio.run_coroutine_threadsafe(call.end("hang_up"), loop).result(_ANSWER_TIMEOUT_SECONDS)
         return True
 
     def wait(self, call_id: str, *, until: Literal["audio", "ended"], timeout: float) -> CallState:
-        """The call once its first microphone frame has arrived, or once it has ended; TimeoutError after
-        `timeout` seconds, KeyError for an unknown id."""
+        """The session once the client's first audio has arrived (a microphone frame, or an
+        `input_audio_buffer.append`), or once it has ended; TimeoutError after `timeout` seconds, KeyError for an
+        unknown id."""
         with self._lock:
             call = self._calls[call_id]
         event = call.audio_arrived if until == "audio" else call.has_ended
@@ -201,7 +257,7 @@ class RealtimePeer:
 
     @property
     def calls(self) -> list[CallState]:
-        """Every call opened since start, oldest first."""
+        """Every session opened since start, oldest first."""
         with self._lock:
             calls = list(self._calls.values())
         return [call.state() for call in calls]
@@ -209,6 +265,32 @@ class RealtimePeer:
     def forget_ended(self) -> None:
         with self._lock:
             self._calls = {key: call for key, call in self._calls.items() if call.ended is None}
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.start()._loop
+        assert loop is not None
+        return loop
+
+    def _submit(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run `coroutine` on the loop, unless the peer has stopped (then every session has ended already)."""
+        with self._lock:
+            if self._loop is not None:
+                asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+                return
+        coroutine.close()
+
+    def _on_loop(self, callback: Callable[[str | bytes], None], message: str | bytes) -> None:
+        """`callback(message)` on the loop, unless the peer has stopped."""
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(callback, message)
+
+    def _keep(self, session: _Session) -> None:
+        with self._lock:
+            self._calls[session.call_id] = session
+            ended = [key for key, kept in self._calls.items() if kept.ended is not None]
+            for key in ended[: max(0, len(ended) - _ENDED_CALLS_KEPT)]:
+                del self._calls[key]
 
     async def _close_all(self) -> None:
         with self._lock:
@@ -223,6 +305,46 @@ class RealtimePeer:
         await asyncio.gather(*rest, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.shutdown_default_executor()
+
+
+def _handshake(sock: socket.socket, request: bytes) -> ServerConnection | None:
+    """The WebSocket on `sock` once its opening handshake is done; None when the request cannot open one (its
+    refusal, in OpenAI's envelope, is sent)."""
+    protocol = ServerProtocol(select_subprotocol=_realtime_if_offered, max_size=MAX_EVENT_BYTES, logger=_WEBSOCKET_LOG)
+    connection = ServerConnection(sock, protocol)
+    # The stub's HTTP server has read the request: the connection parses it as if it had.
+    with connection.protocol_mutex:
+        connection.protocol.receive_data(request)
+        for event in connection.protocol.events_received():
+            connection.process_event(event)
+    try:
+        connection.handshake(process_response=_refusal_in_envelope, server_header=None)
+    except InvalidHandshake:
+        connection.close_socket()
+        connection.recv_events_thread.join()
+        return None
+    return connection
+
+
+def _realtime_if_offered(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """`realtime` when a browser offers it (a browser fails a connection whose offered subprotocols all go
+    unanswered); none for a client that offers none."""
+    return Subprotocol(REALTIME_SUBPROTOCOL) if REALTIME_SUBPROTOCOL in offered else None
+
+
+def _refusal_in_envelope(_: ServerConnection, request: Request, response: Response) -> Response | None:
+    """websockets' plain-text refusal of a request that is no WebSocket upgrade, in OpenAI's error envelope."""
+    if response.status_code == 101:
+        return None
+    reason = response.body.decode(errors="replace").strip().rstrip(".")
+    message = f"This route opens a WebSocket: {reason}. Connect with a WebSocket client."
+    body = json.dumps(
+        {"error": {"type": "invalid_request_error", "message": message, "param": None, "code": "websocket_required"}}
+    ).encode()
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
+    )
+    return Response(response.status_code, response.reason_phrase, headers, body)
 
 
 class _ReplyTrack(MediaStreamTrack):
@@ -261,46 +383,30 @@ class _ReplyTrack(MediaStreamTrack):
         return frame
 
 
-class _Call:
+class _Session:
+    """One Realtime session's state and the GA events it speaks, whatever carries them: a subclass sends the
+    events (`_deliver`), plays the reply (`_start_audio`, `_finish_audio`) and closes its transport."""
+
     def __init__(self, call_id: str, session: dict[str, Any], max_call_seconds: float) -> None:
         self.call_id = call_id
         self.session = session
         self.max_call_seconds = max_call_seconds
-        # No ICE servers: without this aiortc asks stun.l.google.com, which stalls gathering offline.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.track = _ReplyTrack()
-        self.channel: RTCDataChannel | None = None
         self.audio_frames_received = 0
         self.events_received = 0
         self.ended: str | None = None
-        # For threads that wait on the call (tests, the stub): set on the loop, read anywhere.
+        # For threads that wait on the session (tests, the stub): set on the loop, read anywhere.
         self.audio_arrived = threading.Event()
         self.has_ended = threading.Event()
         self.responding = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._time_limit: asyncio.TimerHandle | None = None
 
-    async def answer(self, offer_sdp: str) -> str:
-        pc = self.pc
-        pc.on("datachannel", self._on_datachannel)
-        pc.on("track", self._on_track)
-        pc.on("connectionstatechange", self._on_connection_state)
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            for transceiver in pc.getTransceivers():
-                if transceiver.kind == "audio":
-                    transceiver.sender.replaceTrack(self.track)
-                    transceiver.direction = "sendrecv"
-            await pc.setLocalDescription(await pc.createAnswer())  # gathers the (host) candidates first
-        except BaseException:
-            await self.end("offer_refused")
-            raise
-        loop = asyncio.get_running_loop()
-        self._time_limit = loop.call_later(self.max_call_seconds, self._time_is_up)
-        return pc.localDescription.sdp
-
     def state(self) -> CallState:
         return CallState(self.call_id, self.audio_frames_received, self.events_received, self.ended)
+
+    def start_time_limit(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._time_limit = loop.call_later(self.max_call_seconds, self._time_is_up)
 
     async def end(self, reason: str) -> None:
         if self.ended is not None:
@@ -311,56 +417,17 @@ class _Call:
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
-        self.track.stop()
-        await self.pc.close()
+        await self._close()
         self.has_ended.set()
-        logger.info("realtime call ended call_id=%s reason=%s", self.call_id, reason)
+        logger.info("realtime session ended session=%s reason=%s", self.call_id, reason)
 
     def send(self, event: dict[str, Any]) -> None:
-        if self.channel is not None and self.channel.readyState == "open":
-            self.channel.send(json.dumps({"event_id": _random_id("event_"), **event}))
+        self._deliver(json.dumps({"event_id": _random_id("event_"), **event}))
 
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _on_datachannel(self, channel: RTCDataChannel) -> None:
-        if channel.label != EVENTS_CHANNEL or self.channel is not None:
+    def receive(self, message: str | bytes) -> None:
+        """One client event, as received."""
+        if self.ended is not None:
             return
-        self.channel = channel
-        channel.on("message", self._on_message)
-        self.send({"type": "session.created", "session": self.session})
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            self._spawn(self._listen(track))
-
-    async def _listen(self, track: MediaStreamTrack) -> None:
-        # Read the microphone (and so keep aiortc's receiver from buffering it): the frames are counted.
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                await track.recv()
-                self.audio_frames_received += 1
-                self.audio_arrived.set()
-
-    async def _on_connection_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed") and self.ended is None:
-            await self.end("hang_up" if self.pc.connectionState == "closed" else "connection_failed")
-
-    def _time_is_up(self) -> None:
-        self._spawn(self._end_at_time_limit())
-
-    async def _end_at_time_limit(self) -> None:
-        self.send(
-            _error(
-                "session_expired",
-                f"Your session hit the maximum duration of {self.max_call_seconds:g} seconds.",
-            )
-        )
-        await self.end("time_limit")
-
-    def _on_message(self, message: str | bytes) -> None:
         self.events_received += 1
         try:
             event = json.loads(message)
@@ -376,6 +443,9 @@ class _Call:
             message_text = f"Invalid value: '{str(kind)[:100]}'. Supported values are: {supported}."
             self.send(_error("invalid_value", message_text, param="type", event_id=client_event_id))
             return
+        if kind == "input_audio_buffer.append":
+            self.audio_frames_received += 1
+            self.audio_arrived.set()
         schema = {
             "session.update": "RealtimeClientEventSessionUpdate",
             "response.create": "RealtimeClientEventResponseCreate",
@@ -402,6 +472,39 @@ class _Call:
             self.responding = True
             self._spawn(self._respond())
 
+    def _deliver(self, text: str) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+    def _start_audio(self, response_id: str, place: Mapping[str, Any]) -> None:
+        """Begin the reply's audio (the transcript's deltas follow)."""
+        raise NotImplementedError
+
+    async def _finish_audio(self, response_id: str) -> None:
+        """Once the reply's audio is out (before response.output_audio.done)."""
+
+    def _audio_stopped(self, response_id: str) -> None:
+        """After response.done."""
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _time_is_up(self) -> None:
+        self._spawn(self._end_at_time_limit())
+
+    async def _end_at_time_limit(self) -> None:
+        self.send(
+            _error(
+                "session_expired",
+                f"Your session hit the maximum duration of {self.max_call_seconds:g} seconds.",
+            )
+        )
+        await self.end("time_limit")
+
     def _update_session(self, update: Mapping[str, Any], client_event_id: str | None) -> None:
         if update.get("type", self.session.get("type")) != self.session.get("type"):
             message = f"Cannot change the session's type from '{self.session.get('type')}'."
@@ -412,16 +515,17 @@ class _Call:
 
     async def _respond(self) -> None:
         response_id, item_id = _random_id("resp_"), _random_id("item_")
-        voice = self.session.get("audio", {}).get("output", {}).get("voice", "alloy")
+        output = self.session.get("audio", {}).get("output", {})
+        audio_format = output.get("format") or {"type": "audio/pcm", "rate": 24000}
         response: dict[str, Any] = {
             "object": "realtime.response",
             "id": response_id,
             "status": "in_progress",
             "output": [],
-            "conversation_id": "conv_" + self.call_id.removeprefix("rtc_")[:21],
+            "conversation_id": "conv_" + self.call_id.partition("_")[2][:21],
             "output_modalities": ["audio"],
             "max_output_tokens": self.session.get("max_output_tokens", "inf"),
-            "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": voice}},
+            "audio": {"output": {"format": audio_format, "voice": output.get("voice", "alloy")}},
         }
         item: dict[str, Any] = {
             "id": item_id,
@@ -434,13 +538,10 @@ class _Call:
         self.send({"type": "response.created", "response": response})
         self.send({"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": item})
         self.send({"type": "response.content_part.added", **place, "part": {"type": "audio", "transcript": ""}})
-        spoken = self.track.speak(REPLY_SECONDS)
-        self.send({"type": "output_audio_buffer.started", "response_id": response_id})
+        self._start_audio(response_id, place)
         for word in REPLY_TRANSCRIPT.split(" "):
             self.send({"type": "response.output_audio_transcript.delta", **place, "delta": word + " "})
-        # The audio is on its way when the track has sent it; a client that never reads it does not stall us.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(spoken.wait(), REPLY_SECONDS + 1)
+        await self._finish_audio(response_id)
         self.send({"type": "response.output_audio.done", **place})
         self.send({"type": "response.output_audio_transcript.done", **place, "transcript": REPLY_TRANSCRIPT})
         part = {"type": "audio", "transcript": REPLY_TRANSCRIPT}
@@ -456,8 +557,127 @@ class _Call:
         usage = {"total_tokens": 60, "input_tokens": 20, "output_tokens": 40}
         completed = {**response, "status": "completed", "output": [done_item], "usage": usage}
         self.send({"type": "response.done", "response": completed})
-        self.send({"type": "output_audio_buffer.stopped", "response_id": response_id})
+        self._audio_stopped(response_id)
         self.responding = False
+
+
+class _Call(_Session):
+    """A WebRTC call: the events on the `oai-events` data channel, the reply on the outgoing audio track."""
+
+    def __init__(self, call_id: str, session: dict[str, Any], max_call_seconds: float) -> None:
+        super().__init__(call_id, session, max_call_seconds)
+        # No ICE servers: without this aiortc asks stun.l.google.com, which stalls gathering offline.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.track = _ReplyTrack()
+        self.channel: RTCDataChannel | None = None
+        self._spoken: asyncio.Event | None = None
+
+    async def answer(self, offer_sdp: str) -> str:
+        pc = self.pc
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "audio":
+                    transceiver.sender.replaceTrack(self.track)
+                    transceiver.direction = "sendrecv"
+            await pc.setLocalDescription(await pc.createAnswer())  # gathers the (host) candidates first
+        except BaseException:
+            await self.end("offer_refused")
+            raise
+        self.start_time_limit()
+        return pc.localDescription.sdp
+
+    def _deliver(self, text: str) -> None:
+        if self.channel is not None and self.channel.readyState == "open":
+            self.channel.send(text)
+
+    async def _close(self) -> None:
+        self.track.stop()
+        await self.pc.close()
+
+    def _start_audio(self, response_id: str, place: Mapping[str, Any]) -> None:
+        self._spoken = self.track.speak(REPLY_SECONDS)
+        self.send({"type": "output_audio_buffer.started", "response_id": response_id})
+
+    async def _finish_audio(self, response_id: str) -> None:
+        # The audio is on its way when the track has sent it; a client that never reads it does not stall us.
+        if self._spoken is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._spoken.wait(), REPLY_SECONDS + 1)
+
+    def _audio_stopped(self, response_id: str) -> None:
+        self.send({"type": "output_audio_buffer.stopped", "response_id": response_id})
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != EVENTS_CHANNEL or self.channel is not None:
+            return
+        self.channel = channel
+        channel.on("message", self.receive)
+        self.send({"type": "session.created", "session": self.session})
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._spawn(self._listen(track))
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        # Read the microphone (and so keep aiortc's receiver from buffering it): the frames are counted.
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                self.audio_frames_received += 1
+                self.audio_arrived.set()
+
+    async def _on_connection_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed") and self.ended is None:
+            await self.end("hang_up" if self.pc.connectionState == "closed" else "connection_failed")
+
+
+class _Socket(_Session):
+    """A WebSocket session: the events on the socket, the reply as `response.output_audio.delta` events.
+
+    The loop never writes to the socket itself (a client that stops reading would stall every session): a
+    writer thread sends what the loop queues, then closes the connection."""
+
+    def __init__(self, call_id: str, session: dict[str, Any], max_call_seconds: float) -> None:
+        super().__init__(call_id, session, max_call_seconds)
+        self._outbox: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+
+    def attach(self, connection: ServerConnection) -> None:
+        self._writer = threading.Thread(target=self._write, args=(connection,), name="realtime-ws", daemon=True)
+        self._writer.start()
+
+    def join(self) -> None:
+        """Until the writer has sent what was queued and closed the connection."""
+        if self._writer is not None:
+            self._writer.join()
+
+    async def open(self) -> None:
+        self.send({"type": "session.created", "session": self.session})
+        self.start_time_limit()
+
+    def _write(self, connection: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while (text := self._outbox.get()) is not None:
+                connection.send(text)
+        connection.close()
+
+    def _deliver(self, text: str) -> None:
+        self._outbox.put(text)
+
+    async def _close(self) -> None:
+        self._outbox.put(None)
+
+    def _start_audio(self, response_id: str, place: Mapping[str, Any]) -> None:
+        audio_format = self.session.get("audio", {}).get("output", {}).get("format") or {}
+        audio = _REPLY_AUDIO.get(str(audio_format.get("type")), _REPLY_AUDIO["audio/pcm"])
+        step = len(audio) // _AUDIO_DELTAS
+        for start in range(0, len(audio), step):
+            delta = base64.b64encode(audio[start : start + step]).decode()
+            self.send({"type": "response.output_audio.delta", **place, "delta": delta})
 
 
 def _merged(session: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -284,7 +284,7 @@ def test_an_event_the_peer_does_not_take_gets_an_error_event_and_the_call_goes_o
     run(scenario)
 
 
-def test_hang_up_ends_the_call_and_its_secret_opens_no_other(openai_stub: OpenAIStub) -> None:
+def test_hang_up_ends_the_call_and_its_secret_opens_another_until_it_expires(openai_stub: OpenAIStub) -> None:
     # Given a connected call
     secret = mint(openai_stub)
 
@@ -298,10 +298,35 @@ def test_hang_up_ends_the_call_and_its_secret_opens_no_other(openai_stub: OpenAI
         # Then the peer ends the call
         call = await asyncio.to_thread(openai_stub.wait_for_call, client.call_id, until="ended")
         assert call.ended == "hang_up"
-        # And the secret opens no other call
+        # And the secret, not yet expired, opens another call with the minted session (as OpenAI's does)
         again = await connect(openai_stub, secret)
-        assert again.answer.status == HTTPStatus.UNAUTHORIZED
-        assert again.answer.error["code"] == "invalid_api_key"
+        assert again.answer.status == HTTPStatus.CREATED
+        created = await again.until("session.created")
+        assert created[-1]["session"]["instructions"] == SESSION["instructions"]
+        await again.pc.close()
+
+    run(scenario)
+
+
+def test_a_secret_opens_two_calls_at_once_and_each_has_its_own_session(openai_stub: OpenAIStub) -> None:
+    # Given a minted secret
+    secret = mint(openai_stub)
+
+    async def scenario() -> None:
+        # When two calls are opened with it
+        first, second = await connect(openai_stub, secret), await connect(openai_stub, secret)
+        assert (first.answer.status, second.answer.status) == (HTTPStatus.CREATED, HTTPStatus.CREATED)
+        await first.until("session.created")
+        await second.until("session.created")
+
+        # Then a session.update on one leaves the other's session as minted
+        first.send({"type": "session.update", "session": {"type": "realtime", "instructions": "Whisper."}})
+        assert (await first.next_event())["session"]["instructions"] == "Whisper."
+        second.send({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"speed": 1.1}}}})
+        assert (await second.next_event())["session"]["instructions"] == SESSION["instructions"]
+        assert first.call_id != second.call_id
+        await first.pc.close()
+        await second.pc.close()
 
     run(scenario)
 
