@@ -4,10 +4,11 @@ just works."""
 import re
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
+from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
 
 from local.gateway import LocalApi
 from local.openai_schema import ga_errors
@@ -96,8 +97,10 @@ def test_openai_documentation_samples_mint_unchanged(client: openai.OpenAI, open
 
     # Then each gets a client secret in its own shape, and OpenAI got schema-valid requests
     assert realtime.value.startswith("ek_")
-    assert realtime.session.type == "realtime"
+    assert realtime.session.model_dump()["type"] == "realtime"
+    assert realtime.session.model_dump()["model"] == "gpt-realtime"
     assert beta.client_secret.value.startswith("ek_")
+    assert beta.model_dump()["model"] == "gpt-realtime"
     assert translation.value.startswith("ek_")
     assert translation.session.type == "translation"
     schemas = {
@@ -105,6 +108,55 @@ def test_openai_documentation_samples_mint_unchanged(client: openai.OpenAI, open
         "/v1/realtime/translations/client_secrets": "RealtimeTranslationClientSecretCreateRequest",
     }
     assert [ga_errors(schemas[request.path], request.json) for request in openai_stub.requests] == [[], [], []]
+
+
+def test_the_agents_sdk_quickstarts_mint_unchanged_with_todays_models(
+    client: openai.OpenAI, openai_stub: OpenAIStub
+) -> None:
+    # Given the mint of the Agents SDK quickstarts (openai-agents-js docs/.../voice-agents/quickstart.mdx and
+    # examples/realtime-demo/token.ts: the session's type and model, nothing else), the flagship's mini, a current
+    # transcription model, and the session the Python Agents SDK configures by default, with its tracing
+    agents_default = OpenAIRealtimeWebSocketModel()._get_session_config({}).model_dump(exclude_unset=True)
+
+    # When the SDK mints each
+    quickstart = client.realtime.client_secrets.create(session={"type": "realtime", "model": "gpt-realtime-2.1"})
+    mini = client.realtime.client_secrets.create(session={"type": "realtime", "model": "gpt-realtime-2.1-mini"})
+    transcription = client.realtime.client_secrets.create(
+        session={"type": "transcription", "audio": {"input": {"transcription": {"model": "gpt-live-transcribe"}}}}
+    )
+    configured = client.realtime.client_secrets.create(session=cast(Any, agents_default | {"tracing": "auto"}))
+
+    # Then each gets a client secret for the model it named, and OpenAI got what was asked, schema-valid
+    assert [secret.value[:3] for secret in (quickstart, mini, transcription, configured)] == ["ek_"] * 4
+    models = [secret.session.model_dump()["model"] for secret in (quickstart, mini)]
+    assert models == ["gpt-realtime-2.1", "gpt-realtime-2.1-mini"]
+    sent = [cast(dict[str, Any], request.json)["session"] for request in openai_stub.requests]
+    assert [session.get("model") for session in sent] == [
+        "gpt-realtime-2.1",
+        "gpt-realtime-2.1-mini",
+        None,
+        "gpt-realtime-2.1",
+    ]
+    assert sent[2]["audio"]["input"]["transcription"] == {"model": "gpt-live-transcribe"}
+    assert sent[3]["tracing"] == "auto"
+    assert sent[3]["audio"] == agents_default["audio"]
+    assert [ga_errors("RealtimeCreateClientSecretRequest", request.json) for request in openai_stub.requests] == [
+        []
+    ] * 4
+
+
+def test_a_model_the_policy_does_not_offer_raises_bad_request_listing_the_offered_ones(
+    client: openai.OpenAI, openai_stub: OpenAIStub
+) -> None:
+    # Given a model OpenAI has but the shipped policy does not offer
+    # When the SDK asks for a secret with it
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.realtime.client_secrets.create(session={"type": "realtime", "model": "gpt-realtime-mini"})
+
+    # Then the SDK's typed error names the field and the models offered, and nothing reached OpenAI
+    assert (raised.value.param, raised.value.code) == ("session.model", "invalid_value")
+    assert "'gpt-realtime-2.1', 'gpt-realtime-2.1-mini', 'gpt-realtime'" in raised.value.message
+    assert openai_stub.requests == []
 
 
 def test_the_sdk_mints_through_the_beta_sessions_call(client: openai.OpenAI) -> None:

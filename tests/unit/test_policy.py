@@ -1776,7 +1776,7 @@ def test_tracing_beyond_auto_is_refused(tracing: Any, code: str, param: str, say
     assert says in caught.value.message
 
 
-def _schema_bounds(schema: str, *path: str) -> tuple[int, int]:
+def _schema_bounds(schema: str, *path: str | int) -> tuple[int, int]:
     """The minimum and maximum of an integer field of the vendored schema."""
     node: Any = json.loads(GA_DOCUMENT.read_text())["components"]["schemas"][schema]
     for key in path:
