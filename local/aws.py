@@ -1,16 +1,31 @@
 """The local AWS of `make run`, `make invoke` and the tests: one moto server (Secrets Manager, Cognito,
-DynamoDB)."""
+DynamoDB), which, as AWS, answers only requests signed (SigV4) with its credentials, and no other web origin.
+
+moto itself takes any credentials and answers every origin with CORS: a page open in the developer's browser
+could read the secret it holds (the developer's real OpenAI key, with OPENAI_API_KEY) or reach the user
+pool's admin API. What AWS serves unauthenticated (the user pool's JWKS and OIDC discovery) stays open.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
+import json
 import logging
+import re
+import secrets
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Self
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -22,38 +37,138 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 REGION = "us-east-1"
-# What a Lambda execution role hands the function; moto accepts any credentials.
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# What a Lambda execution role hands the function, and what this process's local AWS requires of every
+# request: new for each run (each process), so that nothing outside the run can sign a request to it.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "ASIALOCAL" + secrets.token_hex(6).upper(),
+    "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
+}
+# Requests above this are refused unread (413): DynamoDB's largest, a batch write, is 16 MB.
+BODY_LIMIT = 16 * 1024 * 1024
+# Cognito serves these unauthenticated: the gateway's JWT authorizer (and any relying party) reads them.
+_OPEN_PATHS = re.compile(r"/[\w-]+/\.well-known/(jwks\.json|openid-configuration)")
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<day>\d{8})/(?P<region>[\w-]+)/(?P<service>[\w-]+)/aws4_request,"
+    r"\s*SignedHeaders=(?P<headers>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
+)
 
 
-def secrets_manager_client(endpoint_url: str, region: str = REGION) -> SecretsManagerClient:
+def secrets_manager_client(
+    endpoint_url: str, region: str = REGION, credentials: Mapping[str, str] = FAKE_CREDENTIALS
+) -> SecretsManagerClient:
     return boto3.client(
         "secretsmanager",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
     )
 
 
-def cognito_client(endpoint_url: str, region: str = REGION) -> CognitoIdentityProviderClient:
+def cognito_client(
+    endpoint_url: str, region: str = REGION, credentials: Mapping[str, str] = FAKE_CREDENTIALS
+) -> CognitoIdentityProviderClient:
     return boto3.client(
         "cognito-idp",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
     )
 
 
-def dynamodb_client(endpoint_url: str, region: str = REGION) -> Any:  # no stubs for DynamoDB installed
+def dynamodb_client(  # no stubs for DynamoDB installed
+    endpoint_url: str, region: str = REGION, credentials: Mapping[str, str] = FAKE_CREDENTIALS
+) -> Any:
     return boto3.client(
         "dynamodb",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def signed_requests_only(app: WSGIApplication, credentials: Mapping[str, str] = FAKE_CREDENTIALS) -> WSGIApplication:
+    """``app``, answering as AWS does only requests signed (SigV4, checked with botocore's own signer) with
+    ``credentials``, but for Cognito's JWKS and OIDC discovery; with no CORS headers, and every preflight refused
+    (nothing in a browser needs the local AWS)."""
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            return _refuse(start_response, 403, "AccessDeniedException", "the local AWS answers no web page (no CORS)")
+        if not (environ.get("REQUEST_METHOD") == "GET" and _OPEN_PATHS.fullmatch(str(environ.get("PATH_INFO")))):
+            body = _body(environ)
+            if body is None:
+                return _refuse(start_response, 413, "RequestEntityTooLarge", f"a request body is at most {BODY_LIMIT}")
+            refusal = _signature_refusal(environ, body, credentials)
+            if refusal is not None:
+                return _refuse(start_response, *refusal)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+
+        def without_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
+            return start_response(status, kept, exc_info)
+
+        return app(environ, without_cors)
+
+    return guarded
+
+
+def _body(environ: WSGIEnvironment) -> bytes | None:
+    """The request's body; None when it is over BODY_LIMIT."""
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's stream ends where the body does
+        body: bytes = stream.read(BODY_LIMIT + 1)
+    else:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = stream.read(length) if length <= BODY_LIMIT else b"-" * (BODY_LIMIT + 1)
+    return body if len(body) <= BODY_LIMIT else None
+
+
+def _signature_refusal(
+    environ: WSGIEnvironment, body: bytes, credentials: Mapping[str, str]
+) -> tuple[int, str, str] | None:
+    """What AWS answers a request not signed with ``credentials`` (status, error, message); None when it is."""
+    signed = _AUTHORIZATION.fullmatch(str(environ.get("HTTP_AUTHORIZATION", "")))
+    if signed is None:
+        return 403, "MissingAuthenticationTokenException", "sign the request (SigV4) with make run's credentials"
+    if not hmac.compare_digest(signed["key"], credentials["AWS_ACCESS_KEY_ID"]):
+        return 400, "UnrecognizedClientException", "not this run's access key: use the credentials make run hands out"
+    timestamp = str(environ.get("HTTP_X_AMZ_DATE", ""))
+    declared_hash = environ.get("HTTP_X_AMZ_CONTENT_SHA256")
+    if not timestamp.startswith(signed["day"]) or declared_hash not in (None, hashlib.sha256(body).hexdigest()):
+        return 403, "InvalidSignatureException", "the request's date or body is not the one signed"
+    names = signed["headers"].split(";")
+    path = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+    request = AWSRequest(
+        method=str(environ["REQUEST_METHOD"]),
+        url=f"http://{environ.get('HTTP_HOST', '')}{path}",
+        headers={name: str(environ.get(_environ_key(name), "")) for name in names},
+        data=body,
+    )
+    request.context["timestamp"] = timestamp
+    keys = Credentials(credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"])
+    signer = SigV4Auth(keys, signed["service"], signed["region"])
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    if signer.signed_headers(signer.headers_to_sign(request)) != signed["headers"]:
+        return 403, "InvalidSignatureException", "sign the request's headers as botocore does"
+    if not hmac.compare_digest(expected, signed["signature"]):
+        return 403, "InvalidSignatureException", "the signature does not match: use the credentials make run hands out"
+    return None
+
+
+def _environ_key(header: str) -> str:
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+
+
+def _refuse(start_response: StartResponse, status: int, error: str, message: str) -> Iterable[bytes]:
+    body = json.dumps({"__type": error, "message": f"local AWS: {message}"}).encode()
+    headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", error)]
+    start_response(f"{status} {HTTPStatus(status).phrase}", [*headers, ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def one_dynamodb_request_at_a_time(
@@ -89,9 +204,11 @@ def one_dynamodb_request_at_a_time(
 
 class LocalAws(Running):
     """moto's server mode on 127.0.0.1 (a free port): every service moto has, over real HTTP, with DynamoDB's
-    requests answered one at a time (see one_dynamodb_request_at_a_time)."""
+    requests answered one at a time (see one_dynamodb_request_at_a_time), for requests signed with
+    ``credentials`` only (see signed_requests_only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: Mapping[str, str] = FAKE_CREDENTIALS) -> None:
+        self.credentials = credentials
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._endpoint_url: str | None = None
@@ -111,7 +228,8 @@ class LocalAws(Running):
         # moto's per-request access log would drown the gateway's own.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # What moto.server.ThreadedMotoServer serves, with DynamoDB's requests serialised.
-        app: Any = one_dynamodb_request_at_a_time(DomainDispatcherApplication(create_backend_app), self._answered)
+        moto: Any = DomainDispatcherApplication(create_backend_app)
+        app = signed_requests_only(one_dynamodb_request_at_a_time(moto, self._answered), self.credentials)
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._server = server
         self._thread = serve_in_background(server, "local-aws")

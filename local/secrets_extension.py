@@ -10,7 +10,9 @@ the function keeps its own.
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -26,8 +28,11 @@ TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 # What `make run`, the tests and the benchmark give template.yaml's SecretsExtensionLayerArn (deployed, an
 # AWS public parameter names the real layer): this stand-in plays the layer.
 LOCAL_LAYER_ARN = "arn:aws:lambda:us-east-1:123456789012:layer:local-secrets-extension:1"
-# Stands in for the session token Lambda gives every function (the execution role's credentials).
-SESSION_TOKEN = "local-session-token"  # noqa: S105 - not a credential
+# Stands in for the session token Lambda gives every function (the execution role's credentials): new for each
+# run, so that only the function (and what the run hands it to) can ask this stand-in for the secret.
+SESSION_TOKEN = secrets.token_urlsafe(32)
+# An idle or short request gives its thread back after this many seconds.
+SOCKET_TIMEOUT = 10.0
 
 
 class SecretsExtension(Running):
@@ -76,11 +81,12 @@ def _handler(extension: SecretsExtension, client: Any) -> type[BaseHTTPRequestHa
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall
+        timeout = SOCKET_TIMEOUT
 
         def do_GET(self) -> None:
             extension._count()
             url = urlsplit(self.path)
-            if self.headers.get(TOKEN_HEADER) != extension.session_token:
+            if not hmac.compare_digest(self.headers.get(TOKEN_HEADER, "").encode(), extension.session_token.encode()):
                 self._answer(HTTPStatus.UNAUTHORIZED, b"missing or wrong X-Aws-Parameters-Secrets-Token")
                 return
             secret_ids = parse_qs(url.query).get("secretId", [])

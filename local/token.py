@@ -2,7 +2,8 @@
 
 TOKEN_USER (default "developer": developer@example.test; or an e-mail address) chooses the user, created
 on first use; TOKEN_GROUPS (comma-separated, default none) its groups, exactly. `make run` leaves where
-its user pool is in .local-run/<port>.json while it serves, and removes it when it stops.
+its user pool is, and the credentials its local AWS takes, in .local-run/<port>.json (readable by this user
+only) while it serves, and removes it when it stops.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def write_state(port: int, api_url: str, pool: UserPool | None, authenticate: bo
     path = state_path(port)
     state = {"api_url": api_url, "authenticate": authenticate, "user_pool": pool.to_json() if pool else None}
     partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(state, indent=2) + "\n")
+    partial.unlink(missing_ok=True)
+    # The user pool's entry holds the local AWS's credentials: for this user only.
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(json.dumps(state, indent=2) + "\n")
     partial.replace(path)  # whole or absent, for a `make token` reading meanwhile
     return path
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import yaml
 
-from local.aws import REGION, cognito_client
+from local.aws import FAKE_CREDENTIALS, REGION, cognito_client
 from local.gateway import ACCOUNT_ID, CloudFormationLoader, Resolver, TemplateError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
 
 _POOL, _CLIENT, _GROUP = "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient", "AWS::Cognito::UserPoolGroup"
 # CloudFormation's property names where the API's differ.
@@ -55,6 +58,9 @@ class UserPool:
     region: str = REGION
     pool_logical_id: str = "UserPool"
     client_logical_id: str = "UserPoolClient"
+    # The local AWS's credentials (make run's, which `make token` reads from its state file); out of the repr.
+    aws_access_key_id: str = field(default=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], repr=False)
+    aws_secret_access_key: str = field(default=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], repr=False)
 
     @property
     def issuer(self) -> str:
@@ -83,7 +89,7 @@ class UserPool:
 
     def groups(self) -> frozenset[str]:
         """The pool's groups."""
-        client = cognito_client(self.endpoint_url, self.region)
+        client = self._client()
         pages = client.get_paginator("list_groups").paginate(UserPoolId=self.pool_id)
         return frozenset(group["GroupName"] for page in pages for group in page["Groups"])
 
@@ -104,7 +110,7 @@ class UserPool:
                 "A group comes from template.yaml (an AWS::Cognito::UserPoolGroup, as PremiumUsersGroup): "
                 "add it there, so that the deployed pool has it too, and restart make run"
             )
-        client = cognito_client(self.endpoint_url, self.region)
+        client = self._client()
         try:
             client.admin_get_user(UserPoolId=self.pool_id, Username=username)
         except client.exceptions.UserNotFoundException:
@@ -132,6 +138,10 @@ class UserPool:
             AuthParameters={"USERNAME": username, "PASSWORD": password},
         )
         return signed_in["AuthenticationResult"]["AccessToken"]
+
+    def _client(self) -> CognitoIdentityProviderClient:
+        credentials = {"AWS_ACCESS_KEY_ID": self.aws_access_key_id, "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key}
+        return cognito_client(self.endpoint_url, self.region, credentials)
 
     def to_json(self) -> dict[str, str]:
         return asdict(self)

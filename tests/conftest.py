@@ -21,7 +21,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext as LambdaContext
 
-from local.aws import LocalAws, dynamodb_client
+from local.aws import FAKE_CREDENTIALS, LocalAws, dynamodb_client
 from local.gateway import LocalApi
 from local.openai_stub import OpenAIStub
 from local.quota_table import LocalTables
@@ -88,7 +88,7 @@ def secret_shown(shown: str) -> str | None:
     leaked and at most their first 6 characters."""
     decoded = _decoded(shown)
     text = shown if decoded == shown else f"{shown}\n{decoded}"
-    secrets = {TEST_API_KEY, TEST_SAFETY_KEY, *_minted_anywhere}
+    secrets = {TEST_API_KEY, TEST_SAFETY_KEY, FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], *_minted_anywhere}
     leaked = sorted(s for s in secrets if s in text)
     if leaked:
         return f"a secret appeared in the output: {len(leaked)} value(s), e.g. {leaked[0][:6]}..."
@@ -108,8 +108,9 @@ def secrets_manager_url() -> Iterator[str]:
     url = aws.endpoint_url
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        # The local AWS takes only its run's credentials, as AWS takes only a valid signature.
+        env.setenv("AWS_ACCESS_KEY_ID", FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"])
+        env.setenv("AWS_SECRET_ACCESS_KEY", FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
         env.delenv("AWS_SESSION_TOKEN", raising=False)
         env.delenv("AWS_PROFILE", raising=False)
         env.setenv("AWS_DEFAULT_REGION", REGION)
@@ -182,8 +183,7 @@ def extension_server(secrets_manager_url: str) -> Iterator[SecretsExtension]:
     environment = {
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager_url,
         "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **FAKE_CREDENTIALS,
     }
     with SecretsExtension(environment) as extension:
         yield extension

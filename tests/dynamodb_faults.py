@@ -154,7 +154,9 @@ def _handler(faults: DynamoDBFaults) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fault = faults._received(self.headers.get("X-Amz-Target", ""))
             if fault is None:
-                headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP}
+                # Host too goes on as sent: the function's signature covers it, and the local AWS checks it.
+                kept = _HOP_BY_HOP - {"host"}
+                headers = {name: value for name, value in self.headers.items() if name.lower() not in kept}
                 status, answer_headers, answer = faults._pass_on("POST", self.path, headers, body)
                 self._answer(status, answer, [(n, v) for n, v in answer_headers if n.lower() not in _HOP_BY_HOP])
             elif fault.kind is StoreFaultKind.ERROR:

@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 import pytest
+import urllib3
 
 from local.openai_stub import OpenAIStub
-from local.secrets_extension import SecretsExtension
+from local.secrets_extension import TOKEN_HEADER, SecretsExtension
 from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
 from tests.probes import run_probe
 from token_vending.app import lambda_handler
@@ -197,3 +198,23 @@ def test_a_slow_extension_leaves_time_to_mint_with_the_key_held(
     assert answer["statusCode"] == HTTPStatus.OK
     assert any(line["message"] == "serving the cached api key past its ttl" for line in output.logs())
     assert len(openai_stub.requests) == 2
+
+
+@pytest.mark.parametrize("token", [None, "", "local-session-token"], ids=["none", "empty", "the-old-fixed-one"])
+def test_the_extension_answers_only_the_functions_session_token_and_no_page(
+    extension_server: SecretsExtension, api_key_secret_arn: str, token: str | None
+) -> None:
+    # Given a GET for the secret from a page on another origin, without this run's session token
+    headers = {"Origin": "http://localhost:5173"} | ({TOKEN_HEADER: token} if token is not None else {})
+    url = f"http://127.0.0.1:{extension_server.port}/secretsmanager/get?secretId={api_key_secret_arn}"
+
+    # When it is sent, and a preflight too
+    answer = urllib3.request("GET", url, headers=headers, retries=False, timeout=30)
+    preflight = urllib3.request("OPTIONS", url, headers=headers, retries=False, timeout=30)
+
+    # Then neither gets the key or a CORS header
+    assert answer.status == HTTPStatus.UNAUTHORIZED
+    assert TEST_API_KEY.encode() not in answer.data
+    for each in (answer, preflight):
+        assert not [name for name in each.headers if name.lower().startswith("access-control-")]
+    assert extension_server.session_token != "local-session-token"
