@@ -5,7 +5,8 @@ and `POST /local/sign-in`, which hands the page a development user's access toke
 pool, as `make token` does. That route exists only here: a deployed page signs in against the stack's
 issuer (authorization code with PKCE). It answers its own origin only (no CORS), so no other page in the
 browser can read a token from it, and only requests addressed to 127.0.0.1 or localhost on its port (no DNS
-rebinding) and, when they name one, from its own origin.
+rebinding) and, when they name one, from its own origin. A sign-in's body is at most 4 KiB (413 above), and an
+idle or short request gives its thread back after SOCKET_TIMEOUT seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from local.user_pool import TokenRefused, UserPool
 WEB = Path(__file__).resolve().parent.parent / "web"
 SIGN_IN_PATH = "/local/sign-in"
 _SIGN_IN_BODY_LIMIT = 4096
+SOCKET_TIMEOUT = 10.0
 # The page's own files only: nothing else of the repository is reachable.
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css"}
 
@@ -32,13 +34,14 @@ _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=
 class DemoPage:
     """web/ on 127.0.0.1:``port`` (taken: a free port), with the local config and sign-in once ``configure``d."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, socket_timeout: float = SOCKET_TIMEOUT) -> None:
+        handler = type("DemoPageHandler", (_Handler,), {"timeout": socket_timeout})
         try:
-            self._server = LoopbackHttpServer(_Handler, "demo-page", port)
+            self._server = LoopbackHttpServer(handler, "demo-page", port)
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
                 raise
-            self._server = LoopbackHttpServer(_Handler, "demo-page", 0)
+            self._server = LoopbackHttpServer(handler, "demo-page", 0)
         setattr(self._server._server, "demo", self)  # noqa: B010 - the handler finds its page through its server
         self.config: dict[str, Any] | None = None
         self.user_pool: UserPool | None = None
@@ -116,12 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
         if pool is None:
             self._json(HTTPStatus.NOT_FOUND, _error("this make run checks no tokens (AUTH=none): no sign-in needed"))
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if self.headers.get_content_type() != "application/json" or not 0 < length <= _SIGN_IN_BODY_LIMIT:
-            self._json(HTTPStatus.BAD_REQUEST, _error('send JSON: {"user": "alice", "groups": ["premium"]}'))
+        body = self._sign_in_body()
+        if body is None:
             return
         try:
-            asked = json.loads(self.rfile.read(length))
+            asked = json.loads(body)
         except ValueError:
             asked = None
         user, groups = _sign_in_request(asked)
@@ -134,6 +136,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.BAD_REQUEST, _error(str(refused), "user"))
             return
         self._json(HTTPStatus.OK, {"access_token": token, "token_type": "Bearer"})
+
+    def _sign_in_body(self) -> bytes | None:
+        """The sign-in's JSON body; None when it was refused (answered here)."""
+        declared = self.headers.get("Content-Length", "")
+        if not declared.isascii() or not declared.isdigit():
+            message = "send the body with a Content-Length (a number of bytes): a browser's fetch() does"
+            self._json(HTTPStatus.BAD_REQUEST, _error(message))
+            return None
+        length = int(declared)
+        if length > _SIGN_IN_BODY_LIMIT:
+            message = f'a sign-in is at most {_SIGN_IN_BODY_LIMIT} bytes: send {{"user": "alice", "groups": []}}'
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _error(message))
+            return None
+        if self.headers.get_content_type() != "application/json" or length == 0:
+            self._json(HTTPStatus.BAD_REQUEST, _error('send JSON: {"user": "alice", "groups": ["premium"]}'))
+            return None
+        try:
+            return self.rfile.read(length)
+        except TimeoutError:
+            message = "the body did not arrive in full (shorter than its Content-Length?): send it again"
+            self._json(HTTPStatus.REQUEST_TIMEOUT, _error(message))
+            return None
 
     def _foreign_request(self) -> str | None:
         """Why a sign-in did not come from this page (None when it did).
