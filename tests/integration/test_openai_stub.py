@@ -18,7 +18,10 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from local.openai_schema import GA_DOCUMENT, beta_errors, ga_errors, load_document
 from local.openai_stub import (
     BETA_DISABLED_ERROR,
+    CALLS_PATH,
     CLIENT_SECRETS_PATH,
+    MAX_BODY_BYTES,
+    MAX_OFFER_BYTES,
     TRANSLATION_CLIENT_SECRETS_PATH,
     Fault,
     OpenAIStub,
@@ -813,3 +816,92 @@ def test_history_keeps_the_most_recent_requests_and_answers(http: urllib3.PoolMa
         assert len(stub.requests) == 3
         assert [json.loads(answer)["value"] for answer in stub.answers] == values[2:]
         assert stub.minted == values
+
+
+# --- bounded bodies, timeouts, origins -----------------------------------------------------------------
+
+
+def raw_exchange(stub: OpenAIStub, request: bytes) -> bytes:
+    """What the stub sends back on a raw connection for `request`, up to its closing the connection."""
+    host, port = stub.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def head_and_error(received: bytes) -> tuple[bytes, dict[str, Any]]:
+    head, _, body = received.partition(b"\r\n\r\n")
+    error: dict[str, Any] = json.loads(body)["error"]
+    return head, error
+
+
+@pytest.mark.parametrize(
+    ("path", "limit", "content_type"),
+    [(CALLS_PATH, MAX_OFFER_BYTES, "application/sdp"), (CLIENT_SECRETS_PATH, MAX_BODY_BYTES, "application/json")],
+    ids=["an offer", "a mint"],
+)
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_over_the_routes_bound_is_a_413_unread(
+    stub: OpenAIStub, path: str, limit: int, content_type: str, framing: str
+) -> None:
+    # Given a request whose body is one byte over the route's bound (announced, then sent in part only)
+    if framing == "content-length":
+        framed = f"Content-Length: {limit + 1}\r\n\r\n".encode() + b"x" * 1024
+    else:
+        framed = b"Transfer-Encoding: chunked\r\n\r\n" + f"{limit + 1:x}\r\n".encode() + b"x" * 1024
+    head = f"POST {path} HTTP/1.1\r\nHost: stub\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: {content_type}\r\n"
+
+    # When it is sent
+    received = raw_exchange(stub, head.encode() + framed)
+
+    # Then the stub answers 413 in OpenAI's envelope without waiting for the rest, and closes the connection
+    status_line, error = head_and_error(received)
+    assert status_line.startswith(b"HTTP/1.1 413 "), status_line
+    assert (error["type"], error["code"]) == ("invalid_request_error", "request_too_large")
+    assert f"{limit // 1024} KiB" in error["message"]
+    # And nothing reached the peer or the mint
+    assert stub.calls == []
+    assert stub.minted == []
+
+
+def test_a_body_shorter_than_announced_is_a_408_after_the_read_timeout() -> None:
+    # Given a stub whose connections time out after a fraction of a second (30 s in make run)
+    with OpenAIStub(API_KEY, read_timeout=0.2) as stub:
+        # When a request announces 100 bytes of body and sends 10
+        request = f"POST {CLIENT_SECRETS_PATH} HTTP/1.1\r\nHost: stub\r\nContent-Length: 100\r\n\r\n".encode()
+        received = raw_exchange(stub, request + b"x" * 10)
+
+    # Then the stub gives up on it: 408 in OpenAI's envelope, and the connection (and its thread) is let go
+    status_line, error = head_and_error(received)
+    assert status_line.startswith(b"HTTP/1.1 408 "), status_line
+    assert "Content-Length" in error["message"]
+    assert stub.requests == []
+
+
+def test_an_idle_connection_is_closed_after_the_read_timeout() -> None:
+    # Given a stub whose connections time out after a fraction of a second
+    with OpenAIStub(API_KEY, read_timeout=0.2) as stub:
+        # When a client connects and sends nothing, then the stub closes the connection (recv sees its end)
+        assert raw_exchange(stub, b"") == b""
+
+
+@pytest.mark.parametrize("path", [CLIENT_SECRETS_PATH, TRANSLATION_CLIENT_SECRETS_PATH, "/v1/realtime/sessions"])
+def test_the_minting_routes_answer_no_other_web_origin(stub: OpenAIStub, http: urllib3.PoolManager, path: str) -> None:
+    # Given a page on another origin
+    origin = {"Origin": "http://127.0.0.1:5173"}
+
+    # When its browser preflights a mint, or sends one
+    preflight = http.request(
+        "OPTIONS",
+        stub.base_url + path,
+        headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"},
+    )
+    body = json.dumps(REALTIME_REQUEST).encode()
+    minted = http.request("POST", stub.base_url + path, body=body, headers={**auth_headers(), **origin})
+
+    # Then neither answer lets the page in (OpenAI's key never belongs in a page)
+    assert "access-control-allow-origin" not in preflight.headers
+    assert "access-control-allow-origin" not in minted.headers

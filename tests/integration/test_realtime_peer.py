@@ -453,14 +453,16 @@ def test_a_browser_may_preflight_a_call_from_any_origin(openai_stub: OpenAIStub)
     headers = {
         "Origin": "http://127.0.0.1:5173",
         "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type",
+        # What the Agents SDK for JavaScript sends with its offer (@openai/agents-realtime, openaiRealtimeWebRtc)
+        "Access-Control-Request-Headers": "authorization, content-type, x-openai-agents-sdk",
     }
 
     # When its browser sends the preflight
     answer = post(openai_stub, CALLS_PATH, b"", headers, method="OPTIONS")
 
-    # Then the stub allows the call and lets the page read the Location
+    # Then the stub allows the call with each of those headers, and lets the page read the Location
     assert answer.status == HTTPStatus.NO_CONTENT
     assert answer.headers["access-control-allow-origin"] == "*"
-    assert "Authorization" in answer.headers["access-control-allow-headers"]
+    allowed = {name.strip().lower() for name in answer.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "x-openai-agents-sdk"} <= allowed
     assert answer.headers["access-control-expose-headers"] == "Location"
