@@ -1,5 +1,5 @@
 """The official OpenAI Node SDK (the npm `openai` package pinned in package.json) against the local API, with
-a signed-in user's token as its apiKey.
+a signed-in user's token as its apiKey, minting OpenAI's samples and the Agents SDK's (`@openai/agents`) defaults.
 
 tests/node/*.test.mjs hold the calls and their assertions; this test serves the local API with the template's
 JWT authorizer (tokens of its user pool, here in moto), signs two users in, and runs them.
@@ -19,8 +19,9 @@ from tests.conftest import ROOT
 from tests.local_api import serving_default
 
 NODE_TESTS = ROOT / "tests" / "node"
-SDK_PACKAGE = ROOT / "node_modules" / "openai" / "package.json"
-PINNED = json.loads((ROOT / "package.json").read_text())["dependencies"]["openai"]
+PINS = json.loads((ROOT / "package.json").read_text())["dependencies"]
+# The SDKs the scripts import: the official one, and the Agents SDK whose defaults they mint with.
+SDK_PACKAGES = ("openai", "@openai/agents")
 # Credentials or a base URL of the developer's own would point the SDK elsewhere, or at real OpenAI.
 _SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
 
@@ -37,9 +38,12 @@ def test_the_node_sdk_works_against_the_local_api(
     # Secrets Extension, here its stand-in), and two signed-in users, one of them in the premium group
     node = shutil.which("node")
     assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
-    assert SDK_PACKAGE.is_file(), "the openai npm package is not installed: run `npm ci` in the repository root"
-    installed = json.loads(SDK_PACKAGE.read_text())["version"]
-    assert installed == PINNED, f"node_modules has openai {installed}, package.json pins {PINNED}: run `npm ci`"
+    for package in SDK_PACKAGES:
+        manifest = ROOT / "node_modules" / package / "package.json"
+        assert manifest.is_file(), f"the {package} npm package is not installed: run `npm ci` in the repository root"
+        installed = json.loads(manifest.read_text())["version"]
+        pinned = PINS[package]
+        assert installed == pinned, f"node_modules has {package} {installed}, package.json pins {pinned}: run `npm ci`"
     scripts = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
     assert scripts, f"no *.test.mjs files in {NODE_TESTS}"
     with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:

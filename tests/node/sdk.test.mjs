@@ -1,10 +1,12 @@
 // The official OpenAI Node SDK, pointed at this API with baseURL and given the user's token as its apiKey,
-// just works. Run by tests/integration/test_node_sdk.py, which serves the local API with the embedded issuer
+// just works, for OpenAI's samples and what the Agents SDK for JavaScript (@openai/agents) sends by default.
+// Run by tests/integration/test_node_sdk.py, which serves the local API with the embedded issuer
 // and sets TOKEN_VENDING_BASE_URL and the tokens of two users (one of them in the premium group).
 // Never print a minted value or a token: assertions on them carry their own message, so node shows neither.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { DEFAULT_OPENAI_REALTIME_MODEL, OpenAIRealtimeWebSocket } from "@openai/agents/realtime";
 import OpenAI from "openai";
 
 const baseURL = process.env.TOKEN_VENDING_BASE_URL;
@@ -50,11 +52,80 @@ test("GA transcription client secret", async () => {
   assert.equal(secret.session.type, "transcription");
 });
 
-test("GA translation client secret (the SDK has no method for it: its generic post)", async () => {
+test("the Agents SDK quickstart's mint, and the model the Agents SDK uses when given none", async () => {
+  // Given the quickstart's session (openai-agents-js docs/.../voice-agents/quickstart.mdx and
+  // examples/realtime-demo/token.ts), whose model is the Agents SDK's own default
+  assert.equal(DEFAULT_OPENAI_REALTIME_MODEL, "gpt-realtime-2.1");
+
+  // When the SDK mints it, and a session that names no model
+  const quickstart = await client.realtime.clientSecrets.create({
+    session: { type: "realtime", model: "gpt-realtime-2.1" },
+  });
+  const unnamed = await client.realtime.clientSecrets.create({ session: { type: "realtime" } });
+
+  // Then both are for that model
+  for (const secret of [quickstart, unnamed]) {
+    assertSecret(secret.value, secret.expires_at);
+    assert.equal(secret.session.model, DEFAULT_OPENAI_REALTIME_MODEL);
+  }
+});
+
+test("the session the Agents SDK configures by default, with its tracing, mints unchanged", async () => {
+  // Given the session payload @openai/agents-realtime builds from its defaults (what a server minting with the
+  // agent's own configuration sends), and the tracing it turns on by default
+  const session = { ...new OpenAIRealtimeWebSocket().buildSessionPayload({}), tracing: "auto" };
+
+  // When the SDK mints it
+  const secret = await client.realtime.clientSecrets.create({ session });
+
+  // Then it gets a client secret for that session
+  assertSecret(secret.value, secret.expires_at);
+  assert.equal(secret.session.model, DEFAULT_OPENAI_REALTIME_MODEL);
+  assert.equal(secret.session.tracing, "auto");
+  assert.deepEqual(secret.session.audio.input.transcription, session.audio.input.transcription);
+});
+
+test("the flagship's mini and a current transcription model", async () => {
+  // Given the mini, and gpt-realtime-whisper for a transcription session
+  // When the SDK mints each
+  const mini = await client.realtime.clientSecrets.create({
+    session: { type: "realtime", model: "gpt-realtime-2.1-mini" },
+  });
+  const whisper = await client.realtime.clientSecrets.create({
+    session: {
+      type: "transcription",
+      audio: { input: { transcription: { model: "gpt-realtime-whisper" }, turn_detection: null } },
+    },
+  });
+
+  // Then each gets a client secret for what it named
+  assertSecret(mini.value, mini.expires_at);
+  assert.equal(mini.session.model, "gpt-realtime-2.1-mini");
+  assertSecret(whisper.value, whisper.expires_at);
+  assert.equal(whisper.session.audio.input.transcription.model, "gpt-realtime-whisper");
+});
+
+test("a model the policy does not offer raises BadRequestError listing the offered ones", async () => {
+  // Given a model OpenAI has but the shipped policy does not offer
+  // When the SDK asks for a secret with it
+  // Then it raises its typed error naming the field and the models offered
+  await assert.rejects(
+    client.realtime.clientSecrets.create({ session: { type: "realtime", model: "gpt-realtime-mini" } }),
+    (error) => {
+      assert.ok(error instanceof OpenAI.BadRequestError, `expected BadRequestError, got ${error?.constructor?.name}`);
+      assert.equal(error.param, "session.model");
+      assert.equal(error.code, "invalid_value");
+      assert.match(error.message, /'gpt-realtime-2\.1', 'gpt-realtime-2\.1-mini', 'gpt-realtime'/);
+      return true;
+    },
+  );
+});
+
+test("GA translation client secret (the SDK's translations method, new in openai 7.x)", async () => {
   // Given OpenAI's translation sample
-  // When the SDK posts it to the translations route
-  const secret = await client.post("/realtime/translations/client_secrets", {
-    body: { session: { model: "gpt-realtime-translate", audio: { output: { language: "es" } } } },
+  // When the SDK mints it
+  const secret = await client.realtime.translations.clientSecrets.create({
+    session: { model: "gpt-realtime-translate", audio: { output: { language: "es" } } },
   });
 
   // Then it gets one for a translation session
