@@ -113,7 +113,7 @@ def test_a_signed_in_user_talks_to_the_local_peer_with_the_profiles_voice_and_in
     assert result["session"] == {
         "voice": "cedar",
         "instructions": ASSISTANT["fixed"]["instructions"],
-        "model": ASSISTANT["fixed"]["model"],
+        "model": ASSISTANT["settable"]["model"]["default"],
     }
     # And the model's audio arrived on the inbound track
     before, after = result["bytes"]
