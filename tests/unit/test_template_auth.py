@@ -122,15 +122,16 @@ class Stack:
         return self.resolver.value({"Ref": logical_id}, "test")
 
 
-def deploy(template: dict[str, Any], parameters: dict[str, str]) -> Stack:
-    conditions = Resolver(template, parameters, REGION)
+def deploy(template: dict[str, Any], parameters: dict[str, str], stack_name: str = "local") -> Stack:
+    conditions = Resolver(template, parameters, REGION, stack_name=stack_name)
     present = {
         name: resource
         for name, resource in template["Resources"].items()
         if "Condition" not in resource or conditions.condition(resource["Condition"], name)
     }
     # Only what is created has a physical id: a reference to a resource left out still fails to resolve.
-    resolver = Resolver(template, parameters, REGION, {name: ids for name, ids in PHYSICAL.items() if name in present})
+    physical = {name: ids for name, ids in PHYSICAL.items() if name in present}
+    resolver = Resolver(template, parameters, REGION, physical, stack_name=stack_name)
     resources = {
         name: {"Type": resource["Type"], "Properties": resolver.value(resource.get("Properties") or {}, name)}
         for name, resource in present.items()

@@ -17,9 +17,8 @@ from tests.conftest import TEMPLATE, Output
 from tests.unit.test_template_auth import API_ID, Stack, deploy, sam_transform
 from token_vending import observability
 
-NAMESPACE = "TokenVending"
-# What the function publishes in NAMESPACE: each metric by service alone, and by service and its own dimensions
-# (with the values an alarm may pick, where the contract names them).
+# What the function publishes in its stack's namespace (POWERTOOLS_METRICS_NAMESPACE): each metric by service alone,
+# and by service and its own dimensions (with the values an alarm may pick, where the contract names them).
 METRICS: dict[str, dict[str, set[str] | None]] = {
     "ClientSecretsMinted": {"endpoint": None, "profile": None},
     "UpstreamLatency": {"endpoint": None, "profile": None},
@@ -53,6 +52,16 @@ def raw_template() -> dict[str, Any]:
 
 
 SERVICE = raw_template()["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+
+
+def emitted(stack: Stack) -> dict[str, str]:
+    """The function's metric settings in this stack: its POWERTOOLS_* variables, resolved."""
+    variables = stack.of_type("AWS::Lambda::Function")["TokenVendingFunction"]["Environment"]["Variables"]
+    return {name: value for name, value in variables.items() if name.startswith("POWERTOOLS_")}
+
+
+def namespace_of(stack: Stack) -> str:
+    return emitted(stack)["POWERTOOLS_METRICS_NAMESPACE"]
 
 
 @pytest.fixture(scope="module")
@@ -192,10 +201,10 @@ def test_every_alarm_watches_a_metric_that_is_published(stacks: dict[str, Stack]
             assert metric in {"ConcurrentExecutions", "Throttles"}, name
             assert dimensions == {"FunctionName": stack.ref("TokenVendingFunction")}, name
         elif metric == API_THROTTLES:
-            assert namespace == NAMESPACE
+            assert namespace == namespace_of(stack)
             assert dimensions == {}, name
         else:
-            assert namespace == NAMESPACE, name
+            assert namespace == namespace_of(stack), name
             assert metric in METRICS, f"{name}: {metric} is not a metric the function publishes"
             assert dimensions.pop("service", None) == SERVICE, f"{name}: the service dimension is missing or wrong"
             assert len(dimensions) <= 1, name
@@ -244,14 +253,14 @@ def test_the_quota_refusals_alarm_takes_its_threshold_from_the_parameter(stacks:
 def test_the_functions_own_metrics_carry_the_alarms_dimensions(
     stacks: dict[str, Stack], output: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the function's metric settings as the template gives them, and the alarms on its metrics
-    variables = raw_template()["Globals"]["Function"]["Environment"]["Variables"]
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", variables["POWERTOOLS_SERVICE_NAME"])
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", variables["POWERTOOLS_METRICS_NAMESPACE"])
+    # Given the function's metric settings as the stack gives them, and the alarms on its metrics
+    stack = stacks["ceiling"]
+    for name, value in emitted(stack).items():
+        monkeypatch.setenv(name, value)
     alarms = [
         alarm_metric(alarm)
-        for alarm in stacks["ceiling"].of_type("AWS::CloudWatch::Alarm").values()
-        if alarm["Namespace"] == NAMESPACE and alarm["MetricName"] != API_THROTTLES
+        for alarm in stack.of_type("AWS::CloudWatch::Alarm").values()
+        if alarm["Namespace"] == namespace_of(stack) and alarm["MetricName"] != API_THROTTLES
     ]
 
     for namespace, metric, dimensions in alarms:
@@ -293,7 +302,7 @@ def dashboard_searches(widgets: list[dict[str, Any]]) -> list[tuple[str, set[str
             for field in line:
                 if isinstance(field, dict) and "expression" in field:
                     match = re.fullmatch(
-                        r"SEARCH\('\{(\w+),([\w,]+)\} MetricName=\"(\w+)\" service=\"([\w-]+)\"', '\w+', \d+\)",
+                        r"SEARCH\('\{\"([\w/-]+)\",([\w,]+)\} MetricName=\"(\w+)\" service=\"([\w-]+)\"', '\w+', \d+\)",
                         field["expression"],
                     )
                     assert match, f"an unexpected expression: {field['expression']}"
@@ -316,7 +325,7 @@ def test_the_dashboard_is_json_and_names_the_published_metrics(stacks: dict[str,
     # Then each names a metric as it is published, and between them they show mints, refusals by reason and by
     # limit, OpenAI latency, quota use and the store's errors, the API's answers and Lambda's concurrency
     for namespace, metric, dimensions in metrics:
-        if namespace == NAMESPACE and metric != API_THROTTLES:
+        if namespace == namespace_of(stack) and metric != API_THROTTLES:
             assert metric in METRICS, metric
             assert dimensions.pop("service") == SERVICE, metric
             assert set(dimensions) <= set(METRICS[metric]), metric
@@ -325,7 +334,7 @@ def test_the_dashboard_is_json_and_names_the_published_metrics(stacks: dict[str,
         elif namespace == "AWS/Lambda":
             assert dimensions == {"FunctionName": stack.ref("TokenVendingFunction")}
     for namespace, names, metric in searches:
-        assert namespace == NAMESPACE
+        assert namespace == namespace_of(stack)
         assert names == {"service", *METRICS[metric]}, f"{metric} is not published by {sorted(names)}"
     shown = {metric for _, metric, _ in metrics} | {metric for _, _, metric in searches}
     assert {
@@ -420,7 +429,7 @@ def test_the_throttle_filter_counts_the_gateways_429s_and_not_the_quotas(stacks:
     assert not filter_matches(pattern, minted)
     assert metric_filter["LogGroupName"] == stack.ref("TokenVendingApiAccessLogGroup")
     (transformation,) = metric_filter["MetricTransformations"]
-    assert (transformation["MetricNamespace"], transformation["MetricName"]) == (NAMESPACE, API_THROTTLES)
+    assert (transformation["MetricNamespace"], transformation["MetricName"]) == (namespace_of(stack), API_THROTTLES)
     assert transformation["MetricValue"] == "1"
 
 
