@@ -13,6 +13,7 @@ past its timeout or one that raised.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
 import logging
@@ -43,6 +44,13 @@ ACCOUNT_ID = "123456789012"
 # HTTP API's own limits: the request payload, and how long it waits for an integration.
 PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_SECONDS = 30
+# Execution environments per function. Lambda gives each of a burst's invocations an environment of its own,
+# with its own CPU; here they all share one interpreter (one core's worth of Python at a time), so more
+# environments than this add no throughput: only time-sliced invocations, each slower than in Lambda by the
+# number of others, and the stand-ins behind them (moto answers DynamoDB one request at a time) queued
+# longer than any function's own timeouts allow. Invocations past this many wait for a free environment, within
+# API Gateway's integration timeout, not the function's.
+EXECUTION_ENVIRONMENTS = 4
 # What API Gateway answers itself, instead of the function's answer.
 NOT_FOUND = (HTTPStatus.NOT_FOUND, "Not Found")
 TOO_LARGE = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
@@ -407,6 +415,10 @@ class FunctionTimedOut(Exception):
     """The function did not return within its timeout (it keeps running, as a thread cannot be stopped)."""
 
 
+class NoEnvironmentFree(FunctionTimedOut):
+    """Every execution environment of the function stayed busy until the deadline: the invocation never began."""
+
+
 class FunctionFailed(Exception):
     """The function raised; ``__cause__`` is what it raised."""
 
@@ -567,6 +579,7 @@ class LocalApi(Running):
         environment: Mapping[str, str] | None = None,
         region: str = "us-east-1",
         on_request: Callable[[AccessRecord], None] | None = None,
+        environments: int = EXECUTION_ENVIRONMENTS,
     ) -> None:
         self.functions = dict(functions)
         self.routes = tuple(routes)
@@ -581,6 +594,8 @@ class LocalApi(Running):
         self._handlers: dict[str, Handler] = {}
         self._applied: set[str] = set()  # variables the last function set: the next one does not see them
         self._environments = _Environments(self._apply_environment)
+        # One invocation at a time per execution environment, as in Lambda: a slot per environment.
+        self._free = {logical_id: threading.BoundedSemaphore(environments) for logical_id in self.functions}
         self._server: _Server | None = None
 
     @classmethod
@@ -596,6 +611,7 @@ class LocalApi(Running):
         environment: Mapping[str, str] | None = None,
         region: str = "us-east-1",
         on_request: Callable[[AccessRecord], None] | None = None,
+        environments: int = EXECUTION_ENVIRONMENTS,
     ) -> LocalApi:
         """The API of the template's AWS::ApiGatewayV2 resources present with these parameters: its routes,
         the functions their integrations invoke, its JWT authorizers and its CORS configuration.
@@ -603,7 +619,7 @@ class LocalApi(Running):
         ``physical``: Resolver's (e.g. the user pool that exists locally); ``discovery``: an issuer's URL ->
         the URL of its OIDC discovery document, where it is not the issuer's own; ``authenticate=False``
         (AUTH=none) lets every request in as one anonymous caller; ``environment`` is what the runtime adds
-        (credentials).
+        (credentials); ``environments``: how many invocations of one function run at once.
         """
         template_path = Path(template_path)
         template = yaml.load(template_path.read_text(), Loader=CloudFormationLoader)  # noqa: S506
@@ -647,6 +663,7 @@ class LocalApi(Running):
             environment=environment,
             region=region,
             on_request=on_request,
+            environments=environments,
         )
 
     @property
@@ -800,14 +817,32 @@ class LocalApi(Running):
         )
 
     def call(self, logical_id: str, event: dict[str, Any], context: LambdaContext | None = None) -> Any:
-        """Invoke the function with ``event`` and return its result, by its context's deadline.
+        """Invoke the function with ``event`` in a free execution environment and return its result, by its
+        context's deadline.
 
-        FunctionTimedOut past the deadline (the call goes on in its thread, its result unused);
-        FunctionFailed if the function raised. Invocations of one function run concurrently. Call it
-        once the handlers are imported (``load`` or ``start``).
+        FunctionTimedOut past the deadline (the call goes on in its thread, its result unused), or
+        NoEnvironmentFree if none freed by then; FunctionFailed if the function raised. Invocations of one
+        function run concurrently, one per environment. Call it once the handlers are imported (``load`` or
+        ``start``).
         """
-        function = self.functions[logical_id]
         context = context or self.context(logical_id)
+        with self._execution_environment(logical_id, context.deadline):
+            return self._invoke(logical_id, event, context)
+
+    @contextlib.contextmanager
+    def _execution_environment(self, logical_id: str, deadline: float) -> Iterator[None]:
+        """An execution environment of the function, held for one invocation; NoEnvironmentFree if every one
+        stays busy past ``deadline`` (on time.monotonic())."""
+        free = self._free[logical_id]
+        if not free.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise NoEnvironmentFree(f"{logical_id}: no execution environment freed before the deadline")
+        try:
+            yield
+        finally:
+            free.release()
+
+    def _invoke(self, logical_id: str, event: dict[str, Any], context: LambdaContext) -> Any:
+        function = self.functions[logical_id]
         if not self._environments.enter(function, context.deadline):
             raise FunctionTimedOut(f"{logical_id} waited past its deadline for another function's environment")
         outcome: list[tuple[bool, Any]] = []
@@ -894,12 +929,20 @@ class LocalApi(Running):
 
     def _invoke_route(self, route: Route, event: dict[str, Any]) -> tuple[LocalResponse, str]:
         function = self.functions[route.function]
-        # API Gateway stops waiting at its integration timeout even if the function's is longer.
-        context = self.context(route.function, min(function.timeout, INTEGRATION_TIMEOUT_SECONDS))
+        # API Gateway stops waiting at its integration timeout, counted from now, even if the function's is
+        # longer; the function's own counts from the start of its invocation, once an environment is free.
+        integration_deadline = time.monotonic() + INTEGRATION_TIMEOUT_SECONDS
         try:
-            result = self.call(route.function, event, context)
+            with self._execution_environment(route.function, integration_deadline):
+                left = integration_deadline - time.monotonic()
+                context = self.context(route.function, min(function.timeout, left))
+                cut_by_integration = left <= function.timeout
+                result = self._invoke(route.function, event, context)
+        except NoEnvironmentFree:
+            note = f"no execution environment free in {INTEGRATION_TIMEOUT_SECONDS} s"
+            return _gateway_response(INTEGRATION_TIMED_OUT), note
         except FunctionTimedOut:
-            if function.timeout >= INTEGRATION_TIMEOUT_SECONDS:
+            if cut_by_integration:
                 return _gateway_response(INTEGRATION_TIMED_OUT), f"no answer in {INTEGRATION_TIMEOUT_SECONDS} s"
             print(f"{context.aws_request_id} Task timed out after {function.timeout:.2f} seconds", file=sys.stderr)
             return _gateway_response(FUNCTION_FAILED), f"the function timed out ({function.timeout} s)"
