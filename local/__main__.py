@@ -7,7 +7,9 @@ API Gateway's JWT authorizer does. AUTH=none turns that off, locally only, and s
 With OPENAI_API_KEY set, the function talks to the real OpenAI (the key goes into the local secret), or
 with OPENAI_BASE_URL too, to that OpenAI-compatible host. The quotas count in the template's own table,
 in moto, empty at each start; POLICY=path.json gives the function another policy file (edits to the
-policy file apply from the next request, no restart). The terminal shows one line per request;
+policy file apply from the next request, no restart: a change is logged, and a broken one refused while the last
+good policy serves). It refuses to start with a policy file the function would refuse, or a key OpenAI refuses
+(local/start_checks.py). The terminal shows one line per request;
 LOG_FORMAT=json shows the function's own log lines instead. See local/stand_ins.py for the stand-ins.
 The demo page (web/, local/demo_page.py) is served on the next port (taken: a free one), and its origin
 may call the API.
@@ -20,12 +22,12 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from http import HTTPStatus
 
-from local import stand_ins, token
+from local import stand_ins, start_checks, token
 from local.console import Console
 from local.demo_page import DemoPage
 from local.gateway import AccessRecord, LocalApi, TemplateError
@@ -36,8 +38,8 @@ EXAMPLE_BODY = '{"session": {"type": "realtime", "audio": {"output": {"voice": "
 LOG_FORMATS = ("short", "json")
 
 
-def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
-    """Start everything, print how to reach it, and block until SIGINT or SIGTERM."""
+def serve(port: int, log_format: str, environ: Mapping[str, str], warnings: Sequence[str] = ()) -> None:
+    """Start everything, print how to reach it (and ``warnings``), and block until SIGINT or SIGTERM."""
     # Blocked in this thread before any other starts (they inherit it), then waited for: a handler that
     # sets an Event can deadlock against the main thread's own wait on it.
     stop_signals = {signal.SIGINT, signal.SIGTERM}
@@ -53,11 +55,12 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
             TEMPLATE,
             local.overrides,
             port=port,
-            environment=local.environment,
+            environment=local.environment | start_checks.key_source(environ),
             on_request=_with_hints(console.request if console is not None else _gateway_answer_as_json, port),
             **local.gateway_options(),
         )
         running.enter_context(api)
+        start_checks.check_policy(environ)  # as the function reads it, now that the gateway has loaded it
         # Only the process holding the port gets here: the state file of the port is this run's.
         state = token.write_state(port, api.url, local.user_pool, local.authenticate)
         running.callback(state.unlink, missing_ok=True)
@@ -66,10 +69,12 @@ def serve(port: int, log_format: str, environ: Mapping[str, str]) -> None:
             f"token vending API on {api.url}",
             f"  the demo page: {page.url}/ (sign in, pick a profile and a voice, Connect: a voice call)",
             f"  Realtime calls (WebRTC, with a client secret): {local.realtime_url}",
+            f"  Realtime sessions (WebSocket, with a client secret): {local.realtime_websocket_url}",
             f"  routes: {', '.join(route.route_key for route in api.routes)}",
             f"  OpenAI SDK base_url: {api.url}/v1",
             *(f"  {line}" for line in local.description),
             *_how_to_call(api, port, local, page),
+            *(f"  warning: {warning}" for warning in warnings),
             "  one line per request (LOG_FORMAT=json: the function's own log lines); Ctrl-C stops",
         ]
         print("\n".join(lines), file=terminal, flush=True)
@@ -147,7 +152,8 @@ def main() -> int:
         return 2
     try:
         stand_ins.check(os.environ)
-        serve(int(port), log_format, os.environ)
+        key_warning = start_checks.check_openai_key(os.environ)
+        serve(int(port), log_format, os.environ, [key_warning] if key_warning else [])
     except SetupError as error:
         print(f"make run: {error}", file=sys.stderr)
         return 2

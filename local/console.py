@@ -2,7 +2,8 @@
 
 Lambda keeps what a function writes to stdout; so does this: each JSON log line says what became of its
 request (matched by ``correlation_id``, the API Gateway request id), EMF documents are dropped (they are
-CloudWatch's), a warning or an error is printed at once in short, and anything else passes through.
+CloudWatch's), a warning or an error (or a reload of the policy) is printed at once in short, and anything else
+passes through.
 What a request or the function's log brings is printed with its control characters escaped.
 """
 
@@ -26,6 +27,8 @@ _STANDARD_KEYS = frozenset(
     | {"exception", "exception_name", "stack_trace", "_aws"}
 )
 _LOUD_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+# What the function logs below a warning that a developer still needs to see at once.
+_NOTEWORTHY = frozenset({"policy reloaded"})
 
 
 class Console:
@@ -67,7 +70,7 @@ class Console:
         if outcome and request_id:
             with self._lock:
                 self._outcomes[request_id] = outcome
-        if level in _LOUD_LEVELS:
+        if level in _LOUD_LEVELS or message in _NOTEWORTHY:
             fields = " ".join(f"{key}={_text(value)}" for key, value in record.items() if key not in _STANDARD_KEYS)
             self._print(f"{datetime.now():%H:%M:%S} {level} {message}" + (f"  {fields}" if fields else ""))
             if record.get("exception"):

@@ -13,6 +13,7 @@ import unittest.mock
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -22,6 +23,7 @@ from local.openai_stub import OpenAIStub
 from local.secrets_manager import LocalSecretsManager
 from tests.docs import code_block
 from tests.local_run import JWT, REPO, STUB_API_KEY, LocalService, environment, free_port, local_run, make_token
+from tests.policies import SHIPPED, shipped_policy
 
 MINT_BODY = {"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
 REFUSED_BODY = b'{"session": {"type": "realtime", "audio": {"output": {"voice": "nope"}}}}'
@@ -208,9 +210,9 @@ def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> Non
             response = _mint(service.url, service.token())
             service.minted.append(response.json()["value"])
 
-    # Then the mint reached that host, with the key from OPENAI_API_KEY
+    # Then the mint reached that host, with the key from OPENAI_API_KEY (checked there at start, minting nothing)
     assert response.status == HTTPStatus.OK
-    assert [request.path for request in host.requests] == ["/v1/realtime/client_secrets"]
+    assert [request.path for request in host.requests] == ["/v1/models", "/v1/realtime/client_secrets"]
     assert host.minted == service.minted
 
 
@@ -254,11 +256,11 @@ def test_without_a_token_it_is_401_and_nothing_reaches_openai() -> None:
             service.minted.append(accepted.json()["value"])
             refused_line = service.line(r"POST /v1/realtime/client_secrets 401 ")
 
-    # Then both are API Gateway's 401, and only the user's request reached OpenAI
+    # Then both are API Gateway's 401, and only the user's request reached OpenAI (after make run's key check)
     assert (missing.status, missing.json()) == (HTTPStatus.UNAUTHORIZED, {"message": "Unauthorized"})
     assert (forged.status, forged.json()) == (HTTPStatus.UNAUTHORIZED, {"message": "Unauthorized"})
     assert accepted.status == HTTPStatus.OK
-    assert [request.path for request in host.requests] == ["/v1/realtime/client_secrets"]
+    assert [request.path for request in host.requests] == ["/v1/models", "/v1/realtime/client_secrets"]
     # And the terminal line says the authorizer refused it
     assert "client secret minted" not in refused_line
 
@@ -381,6 +383,147 @@ def test_policy_names_the_policy_file_whose_quotas_make_run_enforces_and_an_edit
     # And the start text says which table and which policy file
     assert "DynamoDB: the template's QuotaTable in moto, table local-QuotaTable" in started
     assert f"policy: {policy} (POLICY)" in started
+
+
+def _assistant_limited_to(mints: int) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": mints, "seconds": 31 * 86400}]}
+
+    return change
+
+
+def test_a_policy_edit_under_make_run_is_logged_and_a_broken_one_refused_while_the_last_good_serves(
+    tmp_path: Path,
+) -> None:
+    # Given make run with a policy whose assistant profile allows a caller 30 client secrets a month
+    policy = shipped_policy(tmp_path, _assistant_limited_to(30))
+    good = policy.read_text()
+    with local_run(AUTH="none", POLICY=str(policy)) as service:
+        responses = [_mint(service.url)]
+
+        # When the file is broken (cut short), and a client secret asked for
+        policy.write_text(good[: good.index('"profiles"')])
+        responses.append(_mint(service.url))
+        refused = service.line(r" ERROR policy change refused")
+
+        # And then fixed, allowing 1 a month, and another asked for
+        policy.write_text(_edited(good, _assistant_limited_to(1)))
+        responses.append(_mint(service.url))
+        reloaded = service.line(r" policy reloaded")
+        service.minted.extend(r.json()["value"] for r in responses if r.status == HTTPStatus.OK)
+
+    # Then the broken file was refused, saying where, and the last good policy kept minting
+    assert [r.status for r in responses[:2]] == [HTTPStatus.OK, HTTPStatus.OK]
+    assert "the last good policy keeps serving" in refused
+    assert re.search(rf"problem=policy file {re.escape(str(policy))} is not valid JSON: line 1, column \d+: ", refused)
+    # And the fixed one applied at once (2 minted this month, 1 allowed), the line naming the changed profile
+    assert responses[2].status == HTTPStatus.TOO_MANY_REQUESTS
+    assert 'profiles_changed=["assistant"]' in reloaded
+    assert "profiles_added=[]" in reloaded
+
+
+def _edited(text: str, change: Callable[[dict[str, Any]], None]) -> str:
+    document = json.loads(text)
+    change(document)
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(
+            '{"version": 1,\n  "profiles" {}\n}\n',
+            "is not valid JSON: line 2, column 14: Expecting ':' delimiter",
+            id="json-error",
+        ),
+        pytest.param(
+            _edited(SHIPPED.read_text(), lambda document: document["profiles"]["assistant"].pop("expires_after")),
+            "is invalid: profiles.assistant.expires_after: Field required",
+            id="schema-error",
+        ),
+    ],
+)
+def test_a_policy_file_the_function_would_refuse_stops_make_run_at_start(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    # Given a POLICY file the function cannot use
+    policy = tmp_path / "policy.json"
+    policy.write_text(text)
+
+    # When make run starts with it
+    ran = subprocess.run(
+        [sys.executable, "-m", "local"],
+        cwd=REPO,
+        env=environment(POLICY=str(policy), PORT=str(free_port())),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # Then it refuses to start, naming the file and what is wrong where (line and column, or the field's path)
+    assert ran.returncode == 2, ran.stderr
+    assert f"make run: policy file {policy} {problem}" in ran.stderr
+    assert "Fix it, or unset POLICY for the bundled policy, and start make run again" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert "Ctrl-C stops" not in ran.stdout
+
+
+def test_a_key_openai_refuses_stops_make_run_at_start() -> None:
+    # Given an OpenAI (a stub on loopback) that knows another key than the one in OPENAI_API_KEY
+    with OpenAIStub(api_key="sk-the-hosts-own-key-7e2a") as host:
+        settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-a-revoked-key-0c9d"}
+
+        # When make run starts
+        ran = subprocess.run(
+            [sys.executable, "-m", "local"],
+            cwd=REPO,
+            env=environment(PORT=str(free_port()), **settings),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        asked = [(request.method, request.path) for request in host.requests]
+        checked = f"{host.base_url}/v1/models"
+
+    # Then it refuses to start, saying the key was refused and what to do; the check minted nothing
+    assert ran.returncode == 2, ran.stderr
+    assert (
+        f"make run: {checked} refused the key in OPENAI_API_KEY (HTTP 401, invalid_api_key): "
+        "set OPENAI_API_KEY to a valid API key (https://platform.openai.com/api-keys), or unset it for the local "
+        "OpenAI stub"
+    ) in ran.stderr
+    assert asked == [("GET", "/v1/models")]
+    assert "sk-a-revoked-key-0c9d" not in ran.stdout + ran.stderr
+
+
+def test_an_openai_out_of_reach_at_start_is_a_warning_and_a_key_it_later_refuses_names_openai_api_key() -> None:
+    # Given make run whose OPENAI_BASE_URL is out of reach at start
+    port = free_port()
+    settings = {"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "sk-not-the-hosts-key-91b3"}
+    with local_run(**settings) as service:
+        started = "".join(service.printed)
+        # When that host comes up knowing another key, and a client secret is asked for
+        with OpenAIStub(api_key="sk-the-hosts-own-key-5f0e", port=port) as host:
+            answer = _mint(service.url, service.token())
+            logged = service.line(r" ERROR openai rejected the api key")
+            asked = [request.path for request in host.requests]
+
+    # Then make run started, warning that it could not check the key
+    assert re.search(
+        rf"\n  warning: could not check OPENAI_API_KEY: http://127.0.0.1:{port}/v1/models did not answer "
+        r"\(\w+\); starting anyway; a mint will say if OpenAI refuses the key\n",
+        started,
+    )
+    # And the refusal names the key make run was given, tells the SDKs not to retry, and is logged saying so
+    assert answer.status == HTTPStatus.BAD_GATEWAY
+    assert answer.json()["error"]["code"] == "upstream_auth_failed"
+    assert answer.json()["error"]["message"] == (
+        "OpenAI rejected this service's API key: the key in OPENAI_API_KEY given to make run. "
+        "The operator must replace it with a valid API key."
+    )
+    assert answer.headers["x-should-retry"] == "false"
+    assert "key_source=the key in OPENAI_API_KEY given to make run" in logged
+    assert asked == ["/v1/realtime/client_secrets"]
 
 
 def test_a_port_in_use_names_the_port_and_another_to_use() -> None:
