@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import yaml
 from waitress import wasyncore  # type: ignore[import-untyped]
@@ -479,6 +479,24 @@ class Cors:
                 return origin
         return None
 
+    def refusal(self, origin: str) -> str:
+        """What a preflight from ``origin``, which is not allowed, notes: which origin, and the ALLOWED_ORIGINS
+        that lets it call (a page on 127.0.0.1 is not one on localhost: the browser says which it is on)."""
+        note = f"CORS preflight from {printable(origin, _ORIGIN_SHOWN)}, which is not allowed"
+        if not _ORIGIN.fullmatch(origin) or len(origin) > _ORIGIN_SHOWN:
+            return note
+        parts = urlsplit(origin)
+        others = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}
+        twin = f"{parts.scheme}://{others.get(parts.hostname or '', '')}{f':{parts.port}' if parts.port else ''}"
+        allowed = ",".join(dict.fromkeys([*(o for o in self.origins if "*" not in o), origin]))
+        restart = f"ALLOWED_ORIGINS={allowed} make run"
+        if parts.hostname in others and self.allowed_origin(twin) is not None:
+            return (
+                f"{note}: localhost and 127.0.0.1 are different origins to a browser, and only {twin} is allowed: "
+                f"open the page as {twin}, or restart with {restart}"
+            )
+        return f"{note}: to let that page call, restart with {restart}"
+
     def preflight(self, origin: str | None) -> LocalResponse:
         """API Gateway's own answer to a preflight: 204, with the CORS headers if the origin is allowed."""
         allow = self.allowed_origin(origin)
@@ -881,7 +899,7 @@ class LocalApi(Running):
             response.headers.append(("apigw-requestid", request_id))
             note = "CORS preflight"
             if self.cors.allowed_origin(origin) is None:
-                note = f"CORS preflight from {printable(origin or '', _ORIGIN_SHOWN)}, which is not allowed"
+                note = self.cors.refusal(origin or "")
             return response, request_id, note
         try:
             route, event = self._route_and_event(request)

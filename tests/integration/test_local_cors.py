@@ -129,8 +129,11 @@ def test_a_preflight_from_another_origin_gets_no_cors_headers(api: LocalApi, rec
         assert answer.status == HTTPStatus.NO_CONTENT
         assert answer.cors() == {}
         assert answer.data == b""
-        # And the access record says which origin is not allowed
-        assert records[-1].note == f"CORS preflight from {origin}, which is not allowed"
+        # And the access record says which origin is not allowed, and the ALLOWED_ORIGINS that would allow it
+        assert records[-1].note == (
+            f"CORS preflight from {origin}, which is not allowed: to let that page call, "
+            f"restart with ALLOWED_ORIGINS={APP},{DEV_PAGE},{origin} make run"
+        )
 
 
 def test_a_refused_origin_is_shown_escaped_and_clipped(api: LocalApi, records: list[AccessRecord]):
@@ -144,6 +147,36 @@ def test_a_refused_origin_is_shown_escaped_and_clipped(api: LocalApi, records: l
     assert (answer.status, answer.cors()) == (HTTPStatus.NO_CONTENT, {})
     shown = r"https://evil.example.test\x85\x9b2K" + "x" * 71 + "..."
     assert records[-1].note == f"CORS preflight from {shown}, which is not allowed"
+
+
+@pytest.mark.parametrize(
+    ("page", "allowed"),
+    [("http://127.0.0.1:5173", "http://localhost:5173"), ("http://localhost:5173", "http://127.0.0.1:5173")],
+    ids=["127.0.0.1-while-localhost-allowed", "localhost-while-127.0.0.1-allowed"],
+)
+def test_a_page_on_the_other_loopback_name_is_told_the_fix(
+    issuer: LoopbackIssuer,
+    api_key_secret_arn: str,
+    secrets_manager_url: str,
+    openai_stub: OpenAIStub,
+    page: str,
+    allowed: str,
+) -> None:
+    # Given ALLOWED_ORIGINS naming a development page by one loopback name, and the page opened by the other
+    records: list[AccessRecord] = []
+    with serving(
+        issuer, api_key_secret_arn, openai_stub.base_url, secrets_manager_url, records=records, AllowedOrigins=allowed
+    ) as api:
+        # When its browser sends the preflight
+        answer = _preflight(api, page)
+
+    # Then it is refused as any other origin, and the line says why and the exact fix
+    assert (answer.status, answer.cors()) == (HTTPStatus.NO_CONTENT, {})
+    assert records[-1].note == (
+        f"CORS preflight from {page}, which is not allowed: localhost and 127.0.0.1 are different origins to a "
+        f"browser, and only {allowed} is allowed: open the page as {allowed}, "
+        f"or restart with ALLOWED_ORIGINS={allowed},{page} make run"
+    )
 
 
 def test_an_origin_compares_case_insensitively_on_scheme_and_host(api: LocalApi):
