@@ -54,7 +54,6 @@ REQUEST_SCHEMAS = {
 BETA_PATHS = frozenset({"/v1/realtime/sessions", "/v1/realtime/transcription_sessions"})
 CALLS_PATH = "/v1/realtime/calls"
 MODELS_PATH = "/v1/models"  # with the key: make run checks OPENAI_API_KEY there at start, minting nothing
-MODELS_PATH = "/v1/models"  # with the key: make run checks OPENAI_API_KEY there at start, minting nothing
 REALTIME_PATH = "/v1/realtime"
 _HANGUP = re.compile(re.escape(CALLS_PATH) + r"/([A-Za-z0-9_-]{1,64})/hangup")
 # A browser page on any origin may open a call, as with OpenAI (no cookies are involved).
@@ -599,9 +598,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "GET" and route == MODELS_PATH:
             self._list_models()
             return
-        if self.command == "GET" and route == MODELS_PATH:
-            self._list_models()
-            return
         if self.command != "POST" or (route not in REQUEST_SCHEMAS and route not in BETA_PATHS):
             self._send_error(HTTPStatus.NOT_FOUND, f"Invalid URL ({self.command} {route})", code="unknown_url")
             return
@@ -722,15 +718,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, b"", "application/json")
         else:
             self._send_error(HTTPStatus.NOT_FOUND, f"No live call with id '{call_id}'.", code="call_not_found")
-
-    def _list_models(self) -> None:
-        """OpenAI's `GET /v1/models`, the key checked as a mint checks it; the stub serves no model of its own."""
-        if not self._authorized():
-            missing = not self.headers.get("Authorization")
-            message = "Missing API key." if missing else "Incorrect API key provided."
-            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
-            return
-        self._send_json(HTTPStatus.OK, {"object": "list", "data": []})
 
     def _list_models(self) -> None:
         """OpenAI's `GET /v1/models`, the key checked as a mint checks it; the stub serves no model of its own."""
