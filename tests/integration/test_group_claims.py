@@ -5,6 +5,7 @@ gated on the word after the whitespace."""
 import json
 from collections.abc import Iterator
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,8 @@ def test_a_group_name_with_a_non_space_whitespace_does_not_open_a_gated_profile(
     api: LocalApi, issuer: LoopbackIssuer, openai_stub: OpenAIStub, groups: list[str], status: HTTPStatus
 ) -> None:
     # Given a token the issuer signed, whose groups claim is this list
-    token = issuer.token(**{"cognito:groups": groups})
+    claims: dict[str, Any] = {"cognito:groups": groups}
+    token = issuer.token(**claims)
 
     # When it asks for the premium profile (open to the premium group only)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", PROFILE_HEADER: "premium"}
