@@ -58,6 +58,11 @@ class StandIns:
     tables: LocalTables  # the template's DynamoDB tables (its quota table)
     realtime_url: str  # where a page opens its WebRTC call with a client secret: OpenAI's, or the stub's
 
+    @property
+    def realtime_websocket_url(self) -> str:
+        """Where a client opens a Realtime WebSocket with a client secret (ws:// or wss://): OpenAI's, or the stub's."""
+        return self.realtime_url.replace("http", "ws", 1).removesuffix("/calls")
+
     def gateway_options(self) -> dict[str, Any]:
         """LocalApi.from_template's arguments for the local issuer, the tables and AUTH."""
         physical = {**(self.user_pool.physical if self.user_pool else {}), **self.tables.physical}

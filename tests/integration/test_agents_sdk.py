@@ -1,0 +1,124 @@
+"""Today's Python clients of the Realtime API against `make run`'s local peer over WebSocket, with a client secret
+minted for a signed-in user through the token vending API: the Agents SDK's `RealtimeRunner` (openai-agents) and
+`client.realtime.connect()` of the official SDK (openai-python), each getting a response."""
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+import urllib3
+from agents.realtime import RealtimeAgent, RealtimeRunner
+from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+from openai import OpenAI
+from openai.types.realtime import RealtimeServerEvent
+
+from local.realtime_peer import REPLY_TRANSCRIPT
+from tests.local_run import LocalService, local_run
+
+# A guard against a hang, not a timed assertion: each step normally takes milliseconds.
+STEP_SECONDS = 20.0
+
+
+@pytest.fixture(scope="module")
+def make_run() -> Iterator[LocalService]:
+    with local_run() as service:
+        yield service
+
+
+@pytest.fixture(autouse=True)
+def _websockets_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """websockets' client logs the upgrade's headers at DEBUG, the client secret among them."""
+    caplog.set_level(logging.INFO, logger="websockets")
+
+
+def websocket_url(service: LocalService) -> str:
+    """The peer's WebSocket URL, as `make run` prints it."""
+    [line] = [line for line in service.printed if "Realtime sessions (WebSocket" in line]
+    url = re.search(r"(ws://127\.0\.0\.1:\d+/v1/realtime)\s*$", line)
+    assert url, line
+    return url[1]
+
+
+def mint(service: LocalService) -> str:
+    """A client secret for a development user, minted through the local token vending API."""
+    token = service.token()
+    answer = urllib3.request(
+        "POST",
+        f"{service.url}/v1/realtime/client_secrets",
+        body=json.dumps({"session": {"type": "realtime"}}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=STEP_SECONDS,
+        retries=False,
+    )
+    assert answer.status == HTTPStatus.OK, answer.data
+    secret = str(answer.json()["value"])
+    service.minted.append(secret)
+    return secret
+
+
+def test_the_official_sdks_realtime_connect_gets_session_created_and_a_response(make_run: LocalService) -> None:
+    # Given a client secret minted through the API, and the official SDK with the peer's base URL
+    ws_url = websocket_url(make_run)
+    client = OpenAI(api_key=mint(make_run), base_url=ws_url.replace("ws://", "http://").removesuffix("/realtime"))
+
+    # When it connects, as OpenAI's documentation shows, and asks for a response
+    with client.realtime.connect(model="gpt-realtime") as connection:
+        created = connection.recv()
+        connection.response.create()
+        events: list[RealtimeServerEvent] = []
+        while not events or events[-1].type != "response.done":
+            events.append(connection.recv())
+
+    # Then it got session.created, then a response with audio and its transcript
+    assert created.type == "session.created"
+    types = [event.type for event in events]
+    assert "response.output_audio.delta" in types
+    [done] = [event for event in events if event.type == "response.output_audio_transcript.done"]
+    assert done.transcript == REPLY_TRANSCRIPT
+    assert events[-1].response.status == "completed"
+
+
+def test_the_agents_sdks_realtime_runner_gets_the_agents_audio_and_transcript(make_run: LocalService) -> None:
+    # Given a client secret minted through the API, and a voice agent as the Agents SDK's quickstart builds one
+    ws_url, secret = websocket_url(make_run), mint(make_run)
+    agent = RealtimeAgent(name="Assistant", instructions="You are a helpful voice assistant.")
+    runner = RealtimeRunner(starting_agent=agent, model=OpenAIRealtimeWebSocketModel())
+
+    async def scenario() -> tuple[list[str], bytes, list[str | None]]:
+        # When the runner connects to the peer with the secret, and the user says something
+        session = await runner.run(model_config={"url": ws_url, "api_key": secret})
+        seen: list[str] = []
+        audio = b""
+        transcripts: list[str | None] = []
+        async with session:
+            await session.send_message("Hello!")
+            async for event in session:
+                seen.append(event.type)
+                if event.type == "audio":
+                    audio += event.audio.data
+                if event.type == "history_updated":
+                    transcripts = [transcript_of(item) for item in event.history]
+                if event.type == "error" or REPLY_TRANSCRIPT in transcripts:
+                    break
+        return seen, audio, transcripts
+
+    seen, audio, transcripts = asyncio.run(asyncio.wait_for(scenario(), STEP_SECONDS))
+
+    # Then the agent spoke, with no error on the way: its audio arrived, and its transcript is in the history
+    assert "error" not in seen, seen
+    assert seen.count("audio") > 0
+    assert "audio_end" in seen
+    assert len(audio) == 2 * 24_000
+    assert REPLY_TRANSCRIPT in transcripts
+
+
+def transcript_of(item: Any) -> str | None:
+    """An assistant message's transcript in the Agents SDK's history, None for anything else."""
+    if getattr(item, "role", None) != "assistant":
+        return None
+    return next((part.transcript for part in item.content if getattr(part, "transcript", None)), None)
