@@ -457,6 +457,17 @@ class Profile(_Record):
         """(path, value) of each settable field with a default, for a request that leaves it out."""
         return tuple((path, rule.default) for path, rule in self.settable.items() if rule.default is not None)
 
+    def sets(self, path: str, session: dict[str, Any]) -> bool:
+        """Whether the policy put what ``session`` (a body it built) holds at ``path``: a field it fixes, or its
+        default (which a caller may also have sent itself: a value the operator chose to offer first)."""
+        if self.fixed_clash(path) is not None:
+            return True
+        return any(
+            (path == default_path or path.startswith(default_path + "."))
+            and same_json(get(session, default_path, MISSING), default)
+            for default_path, default in self.defaults
+        )
+
     def fixed_clash(self, path: str) -> str | None:
         """The fixed path that ``path`` is, lies under, or holds; None if it touches none."""
         if clash := self._fixed_at_or_under.get(path):

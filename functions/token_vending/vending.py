@@ -174,7 +174,7 @@ def _create(
             api_keys.forget()  # a rotated key is read again at once, not after the cache's TTL
         raise
     except InvalidRequest as exc:
-        if _names_fixed_field(exc.param, profile):
+        if _names_field_the_policy_sets(exc.param, profile, body):
             # The caller cannot change what the policy fixes: the deployment is at fault, not the request.
             logger.error("openai rejected a field the policy fixes", param=exc.param, upstream_code=exc.code)
             count("ConfigurationErrors", reason="policy_rejected_upstream")
@@ -189,12 +189,12 @@ def _create(
         raise
 
 
-def _names_fixed_field(param: str | None, profile: Profile) -> bool:
-    """Whether OpenAI's ``param`` (``session.tools[0].name``) falls on a field the policy fixes."""
+def _names_field_the_policy_sets(param: str | None, profile: Profile, body: dict[str, Any]) -> bool:
+    """Whether OpenAI's ``param`` (``session.tools[0].name``) falls on a field the policy fixes or filled in."""
     if not param or not param.startswith("session."):
         return False
     session_path = re.sub(r"\[\d+\]", "", param.removeprefix("session."))
-    return profile.fixed_clash(session_path) is not None
+    return profile.sets(session_path, body["session"])
 
 
 def _ga_session_type(body: dict[str, Any]) -> SessionType:

@@ -1939,3 +1939,18 @@ def test_a_default_reads_alike_through_the_record(tmp_path: Path) -> None:
     # Then the default is there and applied
     assert profile.defaults == (("audio.output.voice", "ash"),)
     assert check_request({}, "voice", profile, ga_param)["session"]["audio"]["output"]["voice"] == "ash"
+
+
+def test_what_the_policy_fixed_or_filled_in_is_the_policys_and_a_callers_own_choice_is_not() -> None:
+    # Given the shipped assistant (instructions fixed, the model settable with a default) and the bodies it built
+    profile = shipped("assistant")
+    defaulted = check_request({}, "assistant", profile, ga_param)["session"]
+    chosen = check_request({"session": {"model": "gpt-realtime-2.1-mini"}}, "assistant", profile, ga_param)["session"]
+    voiced = check_request({"session": {"audio": {"output": {"voice": "ash"}}}}, "assistant", profile, ga_param)
+
+    # When / Then OpenAI refusing a fixed field, or a default the caller left to the policy, is the operator's to
+    # fix; refusing a model or voice the caller chose is the caller's
+    assert profile.sets("instructions", defaulted)
+    assert profile.sets("model", defaulted)
+    assert not profile.sets("model", chosen)
+    assert not profile.sets("audio.output.voice", voiced["session"])
