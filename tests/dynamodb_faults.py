@@ -1,7 +1,8 @@
 """A loopback stand-in between the function and moto's DynamoDB that passes requests on, or fails them as
 DynamoDB and the network do: throttling (a 400 whose __type names it), a 500, an answer that never comes, a
-connection dropped before any answer. The function is pointed at it with AWS_ENDPOINT_URL_DYNAMODB, as at
-DynamoDB itself; ``closed_port_url()`` is an endpoint where nothing listens."""
+connection dropped before any answer, a request applied whose answer is lost. The function is pointed at it
+with AWS_ENDPOINT_URL_DYNAMODB, as at DynamoDB itself; ``closed_port_url()`` is an endpoint where nothing
+listens."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class StoreFaultKind(StrEnum):
     ERROR = "error"  # answer ``status`` with DynamoDB's JSON error body for ``aws_code``
     HANG = "hang"  # read the request, never answer (until the injector stops)
     DROP = "drop"  # read the request, close the connection without a byte of answer
+    LOST = "lost"  # pass the request on (moto applies it), never answer (until the injector stops)
+    PASS = "pass"  # pass the request on and its answer back, as with no fault: to queue faults after it
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,14 @@ class StoreFault:
     @classmethod
     def drop(cls) -> StoreFault:
         return cls(StoreFaultKind.DROP)
+
+    @classmethod
+    def lost(cls) -> StoreFault:
+        return cls(StoreFaultKind.LOST)
+
+    @classmethod
+    def passed(cls) -> StoreFault:
+        return cls(StoreFaultKind.PASS)
 
     def body(self) -> bytes:
         return json.dumps(
@@ -153,11 +164,15 @@ def _handler(faults: DynamoDBFaults) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fault = faults._received(self.headers.get("X-Amz-Target", ""))
-            if fault is None:
+            if fault is None or fault.kind in (StoreFaultKind.PASS, StoreFaultKind.LOST):
                 # Host too goes on as sent: the function's signature covers it, and the local AWS checks it.
                 kept = _HOP_BY_HOP - {"host"}
                 headers = {name: value for name, value in self.headers.items() if name.lower() not in kept}
                 status, answer_headers, answer = faults._pass_on("POST", self.path, headers, body)
+                if fault is not None and fault.kind is StoreFaultKind.LOST:
+                    faults._stopping.wait()
+                    self.close_connection = True
+                    return
                 self._answer(status, answer, [(n, v) for n, v in answer_headers if n.lower() not in _HOP_BY_HOP])
             elif fault.kind is StoreFaultKind.ERROR:
                 self._answer(fault.status, fault.body(), [("Content-Type", "application/x-amz-json-1.0")])

@@ -32,7 +32,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError
 from urllib3.util import parse_url
 
 from token_vending.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
@@ -46,7 +46,7 @@ _TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
 _BUDGET_SECONDS = 2.0
 # Less than this left, a write would time out and be blamed on the store: the request is out of time.
 _MIN_STORE_SECONDS = 0.05
-# Giving units back happens after OpenAI failed, perhaps at the request's deadline: in the margin kept to answer.
+# Giving units back after OpenAI failed happens perhaps at the request's deadline: in the margin kept to answer.
 _RELEASE_BUDGET_SECONDS = 0.5
 # What a refused or failed mint tells the caller to wait before trying again when the store is out of reach.
 STORE_RETRY_AFTER_SECONDS = 2
@@ -159,7 +159,7 @@ def reserve(
     if not problems:
         return _reservation(store, items, waited_ms)
     if not all(isinstance(problem, _Fault) for problem in problems):
-        _give_back(store, taken, "refused")
+        _give_back(store, taken, "refused", deadline.within(_BUDGET_SECONDS))
         for problem in problems:
             if not isinstance(problem, _Full | _Fault):
                 raise problem  # misconfigured, or a bug: as it is
@@ -171,7 +171,7 @@ def reserve(
         logger.warning("quota store unavailable: minting without a quota check", profile=profile, counted=len(taken))
         count("QuotaFailOpen", profile=profile)
         return _reservation(store, taken, waited_ms) if taken else None
-    _give_back(store, taken, "store failed")
+    _give_back(store, taken, "store failed", deadline.within(_BUDGET_SECONDS))
     raise DependencyUnavailable(
         "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
         code="quota_store_unavailable",
@@ -187,7 +187,7 @@ def _reservation(store: Store, items: list[_Item], waited_ms: float) -> Reservat
 
 def release(reservation: Reservation) -> None:
     """Give a reservation's units back (OpenAI did not mint); a failure is logged and counted, never raised."""
-    _give_back(reservation.store, reservation.items, "not minted")
+    _give_back(reservation.store, reservation.items, "not minted", Deadline.after(_RELEASE_BUDGET_SECONDS))
 
 
 def _caller_item(profile: str, windows: list[Window], user: str, now: float) -> _Item:
@@ -216,7 +216,13 @@ class _Full(Exception):
 
 
 class _Fault(Exception):
-    """The store could not be reached, or answered with an error that may pass."""
+    """The store could not be reached, or answered with an error that may pass. ``unanswered``: the request may
+    have reached the store, and been applied, with no answer back (a timeout while waiting for it, a server
+    error); else it surely was not."""
+
+    def __init__(self, aws_code: str, *, unanswered: bool) -> None:
+        super().__init__(aws_code)
+        self.unanswered = unanswered
 
 
 def _take(store: Store, item: _Item, deadline: Deadline) -> None:
@@ -262,8 +268,9 @@ def _take(store: Store, item: _Item, deadline: Deadline) -> None:
         item.attributes[name] = Counted(counted.window, _number(updated.get(name)), counted.resets_at)
 
 
-def _give_back(store: Store, items: list[_Item], why: str) -> None:
-    deadline = Deadline.after(_RELEASE_BUDGET_SECONDS)
+def _give_back(store: Store, items: list[_Item], why: str, deadline: Deadline) -> None:
+    """Give one unit back to each item's counters; each one the store does not confirm is logged and counted
+    (QuotaRefundFailures), as refused or as unconfirmed (perhaps given back after all), never raised."""
     for item in items:
         names = {f"#c{i}": name for i, name in enumerate(item.attributes)}
         try:
@@ -279,7 +286,13 @@ def _give_back(store: Store, items: list[_Item], why: str) -> None:
                 },
                 deadline,
             )
-        except (_ConditionFailed, _Fault, ServiceMisconfigured):
+        except _Fault as fault:
+            if fault.unanswered:
+                logger.warning("quota give-back unconfirmed: the store did not answer", why=why, brake=item.brake)
+            else:
+                logger.warning("could not give quota units back", why=why, brake=item.brake)
+            count("QuotaRefundFailures")
+        except (_ConditionFailed, ServiceMisconfigured):
             logger.warning("could not give quota units back", why=why, brake=item.brake)
             count("QuotaRefundFailures")
 
@@ -318,7 +331,7 @@ def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> d
                 "POST", "/", body=body, headers=headers, timeout=_TIMEOUT
             )
     except (HTTPError, TimeoutError) as exc:
-        raise _fault(f"{type(exc).__name__}") from None
+        raise _fault(type(exc).__name__, unanswered=not _never_sent(exc)) from None
     try:
         parsed = json.loads(response.data) if response.data else {}
     except ValueError:
@@ -331,7 +344,8 @@ def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> d
         item = answer.get("Item")
         raise _ConditionFailed(item if isinstance(item, dict) else {})
     if aws_code in _PASSING or response.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        raise _fault(aws_code)
+        # A server error leaves it open whether the write was applied; a throttle or an expired token says not.
+        raise _fault(aws_code, unanswered=response.status >= HTTPStatus.INTERNAL_SERVER_ERROR)
     # DynamoDB's message names what is wrong with the table or the request; it holds no credential.
     message = str(answer.get("message") or answer.get("Message") or "")[:300]
     raise _misconfigured("quota_store_misconfigured", f"DynamoDB refused the update: {aws_code}: {message}")
@@ -379,10 +393,16 @@ def _refusal(full: _Full, profile: str, now: float) -> RateLimited:
     return RateLimited(message, code="rate_limit_exceeded", headers=headers)
 
 
-def _fault(aws_code: str) -> _Fault:
+def _never_sent(error: BaseException) -> bool:
+    """Whether a failed request surely never reached the store: its connection could not be made."""
+    reason = error.reason if isinstance(error, MaxRetryError) else error
+    return isinstance(reason, ConnectTimeoutError)  # and NewConnectionError, its subclass
+
+
+def _fault(aws_code: str, *, unanswered: bool) -> _Fault:
     logger.warning("quota store unavailable", aws_code=aws_code)
     count("DependencyErrors", dependency="dynamodb")
-    return _Fault(aws_code)
+    return _Fault(aws_code, unanswered=unanswered)
 
 
 def _misconfigured(reason: str, problem: str) -> ServiceMisconfigured:
