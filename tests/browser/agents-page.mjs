@@ -1,0 +1,50 @@
+// The page's side of tests/integration/test_agents_browser.py: the Agents SDK's quickstart, with the peer's
+// calls URL in place of OpenAI's. What it returns is what the page could see, never the client secret: the
+// output is read by pytest's secret guard.
+import { OpenAIRealtimeWebRTC, RealtimeAgent, RealtimeSession } from "@openai/agents/realtime";
+
+// The SDK's own guard against a hang; the test's is the driver's timeout.
+const REPLY_MS = 20_000;
+
+function assistantTranscript(history) {
+  for (const item of history) {
+    if (item.type !== "message" || item.role !== "assistant") continue;
+    const part = (item.content ?? []).find((content) => typeof content.transcript === "string" && content.transcript);
+    if (part) return part.transcript;
+  }
+  return null;
+}
+
+// Connects a voice agent over WebRTC with a client secret, says hello, and waits for the agent's response to end.
+export async function talk({ apiKey, url }) {
+  const agent = new RealtimeAgent({ name: "Assistant", instructions: "You are a helpful voice assistant." });
+  const session = new RealtimeSession(agent);
+  const events = [];
+  const errors = [];
+  session.on("error", (error) => errors.push(String(error?.error?.message ?? error?.error ?? error)));
+  const replied = new Promise((resolve, reject) => {
+    session.on("transport_event", (event) => {
+      events.push(event.type);
+      if (event.type === "response.done") resolve();
+    });
+    setTimeout(() => reject(new Error(`no response.done in ${REPLY_MS} ms`)), REPLY_MS);
+  });
+  try {
+    await session.connect({ apiKey, url });
+    session.sendMessage("Hello!");
+    await replied;
+    const transcript = assistantTranscript(session.history);
+    return {
+      ok: true,
+      webrtc: session.transport instanceof OpenAIRealtimeWebRTC,
+      status: session.transport.status,
+      transcript,
+      events: [...new Set(events)],
+      errors,
+    };
+  } catch (error) {
+    return { ok: false, error: `${error?.name}: ${error?.message}`, events: [...new Set(events)], errors };
+  } finally {
+    session.close();
+  }
+}

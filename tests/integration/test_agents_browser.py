@@ -1,0 +1,149 @@
+"""The Agents SDK for JavaScript (@openai/agents 0.20.0) in a real headless Chromium: a page written as the SDK's
+voice-agent quickstart (RealtimeAgent, RealtimeSession over WebRTC) connects to `make run`'s local Realtime peer
+with a client secret minted through the token vending API for a development user, and hears the agent's reply.
+
+The page loads the SDK's browser bundle from node_modules (no CDN: no network); it runs on its own loopback
+origin, so the peer's CORS must let the SDK's offer in, X-OpenAI-Agents-SDK header and all. tests/browser/agents.mjs
+drives the page; what it prints is read by the secret guard.
+"""
+
+import json
+import mimetypes
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+
+from local.realtime_peer import REPLY_TRANSCRIPT
+from tests.browsers import chromium_path
+from tests.conftest import ROOT
+from tests.local_run import LocalService, local_run
+
+BROWSER = ROOT / "tests" / "browser"
+DRIVER = BROWSER / "agents.mjs"
+# The package's self-contained browser build (@openai/agents depends on @openai/agents-realtime at its version).
+BUNDLE = ROOT / "node_modules" / "@openai" / "agents-realtime" / "dist" / "bundle"
+PAGE_FILES = {"/": BROWSER / "agents.html", "/agents-page.mjs": BROWSER / "agents-page.mjs"}
+CLIENT_SECRET = re.compile(r"\bek_[A-Za-z0-9]")
+
+
+class _PageHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        path = self._file()
+        if path is None:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        body = path.read_bytes()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _file(self) -> Path | None:
+        route = self.path.split("?", 1)[0]
+        if route in PAGE_FILES:
+            return PAGE_FILES[route]
+        if route.startswith("/agents-realtime/"):
+            path = (BUNDLE / route.removeprefix("/agents-realtime/")).resolve()
+            if path.is_relative_to(BUNDLE.resolve()) and path.is_file():
+                return path
+        return None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = chromium_path(("@openai/agents", "playwright-core"))
+    assert (BUNDLE / "openai-realtime-agents.mjs").is_file(), "the Agents SDK's browser bundle is missing: run `npm ci`"
+    return path
+
+
+@pytest.fixture(scope="module")
+def page_origin() -> Iterator[str]:
+    """The voice agent's page, on an origin of its own."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+    thread = threading.Thread(target=server.serve_forever, name="agents-page", daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host!s}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def make_run() -> Iterator[LocalService]:
+    with local_run() as service:
+        yield service
+
+
+def calls_url(service: LocalService) -> str:
+    """The peer's WebRTC calls URL, as `make run` prints it."""
+    [line] = [line for line in service.printed if "Realtime calls (WebRTC" in line]
+    url = re.search(r"(http://127\.0\.0\.1:\d+/v1/realtime/calls)\s*$", line)
+    assert url, line
+    return url[1]
+
+
+def mint(service: LocalService) -> str:
+    """A client secret for a development user, minted through the local token vending API."""
+    answer = urllib3.request(
+        "POST",
+        f"{service.url}/v1/realtime/client_secrets",
+        body=json.dumps({"session": {"type": "realtime"}}).encode(),
+        headers={"Authorization": f"Bearer {service.token()}", "Content-Type": "application/json"},
+        timeout=20.0,
+        retries=False,
+    )
+    assert answer.status == HTTPStatus.OK, answer.data
+    secret = str(answer.json()["value"])
+    service.minted.append(secret)
+    return secret
+
+
+def test_the_agents_sdks_realtime_session_talks_to_the_local_peer_over_webrtc(
+    chromium: str, page_origin: str, make_run: LocalService
+) -> None:
+    # Given a client secret minted for a development user, and the quickstart's page on its own origin
+    args = {"apiKey": mint(make_run), "url": calls_url(make_run)}
+
+    # When the page's RealtimeSession connects with it and the user says hello
+    node = shutil.which("node")
+    assert node
+    finished = subprocess.run(
+        [node, str(DRIVER)],
+        input=json.dumps({"executablePath": chromium, "url": f"{page_origin}/", "args": args}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    sys.stdout.write(finished.stdout + finished.stderr)  # through pytest's capture, which the secret guard reads
+    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
+    seen = json.loads(finished.stdout)
+    result = seen["result"]
+
+    # Then the session connected over WebRTC and the agent's reply came back, transcript and all
+    assert result["ok"], result
+    assert result["webrtc"] is True
+    assert result["transcript"] == REPLY_TRANSCRIPT
+    assert {"session.created", "session.updated", "response.created", "response.done"} <= set(result["events"])
+    assert result["errors"] == []
+    # And nothing on the page showed the client secret or failed
+    assert not CLIENT_SECRET.search("\n".join(seen["console"]))
+    assert [line for line in seen["console"] if line.startswith(("error", "pageerror"))] == []
