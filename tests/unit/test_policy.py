@@ -1327,7 +1327,7 @@ def test_a_recorded_policy_reads_as_the_validated_one(tmp_path: Path) -> None:
 
 def _readme_settable_rule() -> tuple[str, dict[str, Any]]:
     """The documentation's example rule for letting callers choose a fixed field: its path and its rule."""
-    block = code_block("json", "gpt-realtime-mini")
+    block = code_block("json", "gpt-realtime-2.1-mini")
     ((path, rule),) = json.loads("{" + block + "}").items()
     return path, rule
 
@@ -1349,9 +1349,12 @@ def test_the_readmes_steps_for_letting_callers_choose_a_fixed_field_work() -> No
 
     # Then callers may choose among the listed models, and step two alone is refused, naming the fix
     chosen = check_request(
-        {"session": {path: "gpt-realtime-mini"}}, "assistant", policy.profiles["assistant"], ga_param
+        {"session": {path: "gpt-realtime-2.1-mini"}}, "assistant", policy.profiles["assistant"], ga_param
     )
-    assert chosen["session"]["model"] == "gpt-realtime-mini"
+    assert chosen["session"]["model"] == "gpt-realtime-2.1-mini"
+    # and a request that names no model gets the rule's default
+    defaulted = check_request({"session": {}}, "assistant", policy.profiles["assistant"], ga_param)
+    assert defaulted["session"]["model"] == rule["default"]
     with pytest.raises(PolicyError, match=f"remove '{path}' from fixed"):
         validated(only_step_two)
 
