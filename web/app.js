@@ -44,6 +44,7 @@ function setState(state) {
   const idle = state === "ready";
   $("profile").disabled = !idle || profiles.length === 0;
   $("voice").disabled = !idle || $("voice").options.length === 0;
+  $("transcribe").disabled = !idle || !transcriptionModel();
   $("connect").disabled = !idle || countdownTimer !== null || !$("profile").value;
   $("respond").disabled = state !== "connected";
   $("hang-up").disabled = state !== "connected" && state !== "connecting";
@@ -61,9 +62,12 @@ function duration(seconds) {
   return parts.join(" ");
 }
 
-function countdown(seconds, what) {
+// The refusal's own words, with its "Try again in …" counting down (added where it has none).
+function countdown(seconds, message) {
   stopCountdown();
   const until = Date.now() + seconds * 1000;
+  const wait = /Try again in [^.;]+/;
+  const said = wait.test(message) ? message : `${message.replace(/\.?\s*$/, ".")} Try again in ${duration(seconds)}.`;
   const tick = () => {
     const left = Math.ceil((until - Date.now()) / 1000);
     if (left <= 0) {
@@ -72,12 +76,19 @@ function countdown(seconds, what) {
       setState(token || config.signIn.mode === "none" ? "ready" : "signed-out");
       return;
     }
-    say(`${what}: try again in ${duration(left)}.`, { kind: "error", problem: "quota" });
+    say(said.replace(wait, `Try again in ${duration(left)}`), { kind: "error", problem: "quota" });
     $("status").dataset.secondsLeft = String(left);
   };
   countdownTimer = setInterval(tick, 1000);
   tick();
   setState(document.body.dataset.state);
+}
+
+function clearSession() {
+  $("session").hidden = true;
+  for (const field of $("session").querySelectorAll("dd")) field.textContent = "";
+  delete $("connect-time").dataset.ms;
+  delete $("audio-received").dataset.bytes;
 }
 
 function stopCountdown() {
@@ -196,15 +207,27 @@ function showProfile() {
   const before = voice.value;
   voice.replaceChildren(...voices.map((name) => new Option(name, name)));
   voice.value = voices.includes(before) ? before : voices.includes("marin") ? "marin" : (voices[0] ?? "");
+  const model = transcriptionModel();
+  $("transcribe-model").textContent = model ? `(${model})` : "(not offered by this profile)";
+  if (!model) $("transcribe").checked = false;
   const instructions = profile?.fixed?.instructions;
   $("profile-description").textContent = profile
     ? `${profile.description}${instructions ? ` Instructions: “${instructions}”` : ""}`
     : "";
 }
 
-async function mint(profile, voice) {
+// The model of input transcription the chosen profile lets the app set (its default, or the first it allows);
+// null when it lets the app set none.
+function transcriptionModel() {
+  const profile = profiles.find((candidate) => candidate.name === $("profile").value);
+  const rule = profile?.settable?.["audio.input.transcription.model"];
+  return rule?.default ?? rule?.enum?.[0] ?? null;
+}
+
+async function mint(profile, voice, transcription) {
   const session = { type: REALTIME };
   if (voice) session.audio = { output: { voice } };
+  if (transcription) session.audio = { ...session.audio, input: { transcription: { model: transcription } } };
   return fetch(`${config.apiBaseUrl}/realtime/client_secrets`, {
     method: "POST",
     headers: { ...authorization(), "Content-Type": "application/json", "X-Profile": profile },
@@ -217,17 +240,18 @@ async function mint(profile, voice) {
 async function connect() {
   const profile = $("profile").value;
   const voice = $("voice").value;
+  const transcription = $("transcribe").checked ? transcriptionModel() : null;
   const mine = ++attempt;
   const cancelled = () => mine !== attempt;
   $("events").replaceChildren();
   $("transcript").replaceChildren();
-  $("session").hidden = true;
+  clearSession();
   setState("connecting");
   say("Asking for a client secret…");
   const started = performance.now();
   let minted;
   try {
-    minted = await mint(profile, voice);
+    minted = await mint(profile, voice, transcription);
   } catch {
     if (cancelled()) return;
     say(`The API at ${config.apiBaseUrl} cannot be reached.`, { kind: "error", problem: "unreachable" });
@@ -241,7 +265,7 @@ async function connect() {
   if (!minted.ok) {
     const { problem, message, retryAfter } = await refusal(minted, profile);
     setState(token || config.signIn.mode === "none" ? "ready" : "signed-out");
-    if (problem === "quota") countdown(retryAfter, message.replace(/\.$/, ""));
+    if (problem === "quota") countdown(retryAfter, message);
     else say(message, { kind: "error", problem });
     return;
   }
@@ -335,6 +359,7 @@ function onEvent(event) {
     $("session-voice").textContent = String(hidden(session.audio?.output?.voice ?? ""));
     $("session-instructions").textContent = String(hidden(session.instructions ?? ""));
     $("session-model").textContent = String(hidden(session.model ?? ""));
+    $("session-transcription").textContent = String(hidden(session.audio?.input?.transcription?.model ?? "off"));
     $("session").hidden = false;
   }
   if (event.type === "session.created" && call) {
@@ -347,6 +372,8 @@ function onEvent(event) {
     transcriptLine(event.item_id ?? event.response_id, "model").textContent += event.delta ?? "";
   } else if (event.type === "response.output_audio_transcript.done") {
     transcriptLine(event.item_id ?? event.response_id, "model").textContent = event.transcript ?? "";
+  } else if (event.type === "conversation.item.input_audio_transcription.delta") {
+    transcriptLine(event.item_id, "user").textContent += event.delta ?? "";
   } else if (event.type === "conversation.item.input_audio_transcription.completed") {
     transcriptLine(event.item_id, "user").textContent = event.transcript ?? "";
   } else if (event.type === "error") {
@@ -384,6 +411,7 @@ function hangUp(message = "Call ended.", problem = "") {
     $("remote-audio").srcObject = null;
     call = null;
   }
+  clearSession();
   say(message, { kind: problem ? "error" : "info", problem });
   setState(token || config.signIn.mode === "none" ? "ready" : "signed-out");
 }

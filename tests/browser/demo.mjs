@@ -66,6 +66,11 @@ page.on("response", (response) => {
 
 const state = (name) => page.waitForSelector(`body[data-state="${name}"]`);
 const attribute = (selector, name) => page.locator(selector).getAttribute(name);
+// The session details: whether they show, and what each says
+const sessionShown = async () => ({
+  visible: await page.locator("#session").isVisible(),
+  values: await page.locator("#session dd").evaluateAll((fields) => fields.map((field) => field.textContent)),
+});
 const seen = async () => ({
   state: await page.getAttribute("body", "data-state"),
   status: await page.locator("#status").textContent(),
@@ -101,12 +106,16 @@ const scenarios = {
     const signedIn = await signIn();
     if (input.profile) await page.selectOption("#profile", input.profile);
     if (input.voice) await page.selectOption("#voice", input.voice);
+    const transcribeOffered = await page.locator("#transcribe-model").textContent();
+    if (input.transcribe) await page.check("#transcribe");
+    const sessionBefore = await sessionShown();
     const afterConnect = await connected();
     if (afterConnect.state !== "connected") return { signedIn, afterConnect };
     const session = {
       voice: await page.locator("#session-voice").textContent(),
       instructions: await page.locator("#session-instructions").textContent(),
       model: await page.locator("#session-model").textContent(),
+      transcription: await page.locator("#session-transcription").textContent(),
     };
     const connectMs = Number(await attribute("#connect-time", "data-ms"));
     // The inbound track's bytes, as the page shows them, grow
@@ -129,7 +138,20 @@ const scenarios = {
     await page.click("#hang-up");
     await state("ready");
     const bytes = [bytesBefore, bytesAfter];
-    return { signedIn, afterConnect, session, connectMs, bytes, events, transcript, afterHangUp: await seen() };
+    const sessionAfter = await sessionShown();
+    return {
+      signedIn,
+      transcribeOffered,
+      sessionBefore,
+      afterConnect,
+      session,
+      connectMs,
+      bytes,
+      events,
+      transcript,
+      afterHangUp: await seen(),
+      sessionAfter,
+    };
   },
 
   async forbidden() {
@@ -260,7 +282,12 @@ const scenarios = {
       secondsLeft,
     );
     const later = Number(await attribute("#status", "data-seconds-left"));
-    return { signedIn, first, second, secondsLeft, later };
+    const laterStatus = await page.locator("#status").textContent();
+    const transcribe = {
+      disabled: await page.locator("#transcribe").isDisabled(),
+      offered: await page.locator("#transcribe-model").textContent(),
+    };
+    return { signedIn, first, second, secondsLeft, later, laterStatus, transcribe };
   },
 };
 

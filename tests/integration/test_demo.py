@@ -31,6 +31,7 @@ from tests.local_run import LocalService, local_run
 DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
 POLICY = json.loads((ROOT / "functions" / "token_vending" / "policy.json").read_text())
 ASSISTANT = POLICY["profiles"]["assistant"]
+TRANSCRIPTION = "audio.input.transcription.model"
 # Each a secret's shape: a client secret, or a JWT's header and payload.
 CLIENT_SECRET = re.compile(r"\bek_[A-Za-z0-9]")
 JWT = re.compile(r"eyJ[\w-]{6,}\.eyJ[\w-]{6,}")
@@ -102,18 +103,28 @@ def test_a_signed_in_user_talks_to_the_local_peer_with_the_profiles_voice_and_in
     # Given the demo page of `make run`, and a development user without groups
     screenshot = Path(os.environ.get("SCREENSHOT") or tmp_path / "demo.png").absolute()
 
-    # When they sign in, pick a voice of the default profile, Connect, ask for a response and hang up
-    seen = drive(chromium, demo_url(make_run), "call", user="dana", voice="cedar", screenshot=str(screenshot))
+    # When they sign in, pick a voice of the default profile and turn on transcription, Connect, ask for a
+    # response and hang up
+    seen = drive(
+        chromium, demo_url(make_run), "call", user="dana", voice="cedar", transcribe=True, screenshot=str(screenshot)
+    )
 
-    # Then the page offered the profiles this user may use, the default chosen
+    # Then the page offered the profiles this user may use, the default chosen, and transcription with the first
+    # model the profile allows (read from GET /v1/realtime/profiles)
     result = seen["result"]
     assert result["signedIn"]["profiles"] == ["assistant"]
-    # And the call connected, with the session the policy chose: the voice picked, the profile's instructions
+    transcription_model = ASSISTANT["settable"][TRANSCRIPTION]["enum"][0]
+    assert result["transcribeOffered"] == f"({transcription_model})"
+    # And before the call no session details showed (not even their labels)
+    assert result["sessionBefore"]["visible"] is False
+    # And the call connected, with the session the policy chose: the voice picked, the profile's instructions,
+    # the user's speech transcribed
     assert result["afterConnect"]["state"] == "connected", result["afterConnect"]
     assert result["session"] == {
         "voice": "cedar",
         "instructions": ASSISTANT["fixed"]["instructions"],
         "model": ASSISTANT["settable"]["model"]["default"],
+        "transcription": transcription_model,
     }
     # And the model's audio arrived on the inbound track
     before, after = result["bytes"]
@@ -134,6 +145,9 @@ def test_a_signed_in_user_talks_to_the_local_peer_with_the_profiles_voice_and_in
         "problem": "",
         "connectDisabled": False,
     }
+    # And the ended call's details went with it
+    assert result["sessionAfter"]["visible"] is False
+    assert set(result["sessionAfter"]["values"]) == {""}
     # And the token and the client secret were both there to look for
     assert seen["secretsCaptured"] == 2
     assert [(answer["path"], answer["status"]) for answer in seen["answers"]] == [
@@ -165,10 +179,12 @@ def test_a_profile_that_needs_another_group_is_explained(chromium: str, make_run
 
 
 def test_an_exhausted_quota_shows_a_countdown_from_retry_after(chromium: str, tmp_path: Path) -> None:
-    # Given `make run` with a policy allowing each caller one client secret an hour of the assistant profile
+    # Given `make run` with a policy allowing each caller one client secret an hour of the assistant profile (and
+    # no transcription)
     policy = tmp_path / "policy.json"
     document = json.loads(json.dumps(POLICY))
     document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": 1, "seconds": 3600}]}
+    del document["profiles"]["assistant"]["settable"][TRANSCRIPTION]
     policy.write_text(json.dumps(document))
     with local_run(POLICY=str(policy)) as service:
         # When a user connects, hangs up, and connects again
@@ -180,12 +196,18 @@ def test_an_exhausted_quota_shows_a_countdown_from_retry_after(chromium: str, tm
     second = result["second"]
     assert second["problem"] == "quota"
     assert second["connectDisabled"] is True
-    assert re.fullmatch(r".+: try again in (\d+ min )?\d+ s\.", second["status"]), second["status"]
+    # in the API's own words, its wait counting down once ("Try again in 59 min 59 s."), not twice
+    countdown = r"Rate limit reached for profile 'assistant': .+\. Try again in (\d+ min )?\d+ s\."
+    assert re.fullmatch(countdown, second["status"]), second["status"]
+    assert re.fullmatch(countdown, result["laterStatus"]), result["laterStatus"]
+    assert second["status"].lower().count("try again") == 1
     refused = seen["answers"][-1]
     assert refused["status"] == HTTPStatus.TOO_MANY_REQUESTS
     assert 0 < result["secondsLeft"] <= int(refused["retryAfter"]) <= 3600
     # And it counts down
     assert result["later"] < result["secondsLeft"]
+    # And a profile that lets the app set no transcription model offers no transcription
+    assert result["transcribe"] == {"disabled": True, "offered": "(not offered by this profile)"}
 
 
 def test_a_link_cannot_send_the_token_elsewhere_when_the_page_has_a_config_json(
