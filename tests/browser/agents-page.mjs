@@ -1,10 +1,16 @@
 // The page's side of tests/integration/test_agents_browser.py: the Agents SDK's quickstart, with the peer's
 // calls URL in place of OpenAI's. What it returns is what the page could see, never the client secret: the
 // output is read by pytest's secret guard.
-import { OpenAIRealtimeWebRTC, RealtimeAgent, RealtimeSession } from "@openai/agents/realtime";
+import { OpenAIRealtimeWebRTC, OpenAIRealtimeWebSocket, RealtimeAgent, RealtimeSession } from "@openai/agents/realtime";
 
 // The SDK's own guard against a hang; the test's is the driver's timeout.
 const REPLY_MS = 20_000;
+
+function transportName(transport) {
+  if (transport instanceof OpenAIRealtimeWebRTC) return "webrtc";
+  if (transport instanceof OpenAIRealtimeWebSocket) return "websocket";
+  return transport?.constructor?.name ?? null;
+}
 
 function assistantTranscript(history) {
   for (const item of history) {
@@ -15,10 +21,15 @@ function assistantTranscript(history) {
   return null;
 }
 
-// Connects a voice agent over WebRTC with a client secret, says hello, and waits for the agent's response to end.
-export async function talk({ apiKey, url }) {
+// Connects a voice agent with a client secret over `transport` ("webrtc", the browser's default, or "websocket":
+// the secret then goes as a subprotocol), says hello, and waits for the agent's response to end.
+export async function talk({ apiKey, url, transport }) {
   const agent = new RealtimeAgent({ name: "Assistant", instructions: "You are a helpful voice assistant." });
-  const session = new RealtimeSession(agent);
+  const session = new RealtimeSession(agent, transport === "websocket" ? { transport: "websocket" } : {});
+  let audioBytes = 0;
+  session.on("audio", (event) => {
+    audioBytes += event.data.byteLength;
+  });
   const events = [];
   const errors = [];
   session.on("error", (error) => errors.push(String(error?.error?.message ?? error?.error ?? error)));
@@ -36,7 +47,8 @@ export async function talk({ apiKey, url }) {
     const transcript = assistantTranscript(session.history);
     return {
       ok: true,
-      webrtc: session.transport instanceof OpenAIRealtimeWebRTC,
+      transport: transportName(session.transport),
+      audioBytes,
       status: session.transport.status,
       transcript,
       events: [...new Set(events)],

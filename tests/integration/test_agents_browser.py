@@ -1,6 +1,7 @@
 """The Agents SDK for JavaScript (@openai/agents 0.20.0) in a real headless Chromium: a page written as the SDK's
 voice-agent quickstart (RealtimeAgent, RealtimeSession over WebRTC) connects to `make run`'s local Realtime peer
-with a client secret minted through the token vending API for a development user, and hears the agent's reply.
+with a client secret minted through the token vending API for a development user, and hears the agent's reply;
+so does the same page over the SDK's WebSocket transport, whose secret a browser sends as a subprotocol.
 
 The page loads the SDK's browser bundle from node_modules (no CDN: no network); it runs on its own loopback
 origin, so the peer's CORS must let the SDK's offer in, X-OpenAI-Agents-SDK header and all. tests/browser/agents.mjs
@@ -91,10 +92,11 @@ def make_run() -> Iterator[LocalService]:
         yield service
 
 
-def calls_url(service: LocalService) -> str:
-    """The peer's WebRTC calls URL, as `make run` prints it."""
-    [line] = [line for line in service.printed if "Realtime calls (WebRTC" in line]
-    url = re.search(r"(http://127\.0\.0\.1:\d+/v1/realtime/calls)\s*$", line)
+def peer_url(service: LocalService, transport: str) -> str:
+    """The peer's URL for `transport`, as `make run` prints it."""
+    printed = {"webrtc": "Realtime calls (WebRTC", "websocket": "Realtime sessions (WebSocket"}[transport]
+    [line] = [line for line in service.printed if printed in line]
+    url = re.search(r"((?:http|ws)://127\.0\.0\.1:\d+/v1/realtime(?:/calls)?)\s*$", line)
     assert url, line
     return url[1]
 
@@ -115,11 +117,12 @@ def mint(service: LocalService) -> str:
     return secret
 
 
-def test_the_agents_sdks_realtime_session_talks_to_the_local_peer_over_webrtc(
-    chromium: str, page_origin: str, make_run: LocalService
+@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+def test_the_agents_sdks_realtime_session_talks_to_the_local_peer(
+    chromium: str, page_origin: str, make_run: LocalService, transport: str
 ) -> None:
     # Given a client secret minted for a development user, and the quickstart's page on its own origin
-    args = {"apiKey": mint(make_run), "url": calls_url(make_run)}
+    args = {"apiKey": mint(make_run), "url": peer_url(make_run, transport), "transport": transport}
 
     # When the page's RealtimeSession connects with it and the user says hello
     node = shutil.which("node")
@@ -138,10 +141,12 @@ def test_the_agents_sdks_realtime_session_talks_to_the_local_peer_over_webrtc(
     seen = json.loads(finished.stdout)
     result = seen["result"]
 
-    # Then the session connected over WebRTC and the agent's reply came back, transcript and all
+    # Then the session connected over the transport asked for, and the agent's reply came back, transcript and all
     assert result["ok"], result
-    assert result["webrtc"] is True
+    assert result["transport"] == transport
     assert result["transcript"] == REPLY_TRANSCRIPT
+    if transport == "websocket":  # over WebRTC the audio is a track the page's <audio> element plays
+        assert result["audioBytes"] == 2 * 24_000
     assert {"session.created", "session.updated", "response.created", "response.done"} <= set(result["events"])
     assert result["errors"] == []
     # And nothing on the page showed the client secret or failed
