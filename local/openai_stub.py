@@ -63,7 +63,8 @@ _CALLS_CORS = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Hea
 CALLS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-OpenAI-Agents-SDK")
 # A browser's WebSocket cannot set headers: the client secret comes as a subprotocol.
 AUTH_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
-# Chromium's offer for one audio track and the events channel is 3 to 6 KiB; many candidates add little.
+# Chromium 156's offer for one audio track and the events channel is 1.5 KiB, 2 KiB with its host candidates
+# gathered (about 100 bytes a candidate): 64 KiB leaves room for any real offer and refuses a flood.
 MAX_OFFER_BYTES = 64 * 1024
 # The function sends at most 16 KiB of request body, translated (functions/token_vending/request_body.py).
 MAX_BODY_BYTES = 1024 * 1024
