@@ -21,7 +21,12 @@ CFN_LINT_VERSION := 1.58.0
 BENCH_DIR := .aws-sam/bench
 HOST_ARCHITECTURE := $(shell uname -m)
 
-.PHONY: help run token invoke test lint typecheck unit validate build bench bench-build deploy clean chromium
+.PHONY: help run token invoke test lint typecheck unit validate build bench bench-build deploy secret web-config \
+	clean chromium
+
+# The stack of samconfig.toml's environment (CONFIG_ENV=prod: its [prod]), or STACK_NAME's.
+CONFIG_ENV ?= default
+STACK_ARGS = --config-env "$(CONFIG_ENV)" $(if $(STACK_NAME),--stack-name "$(STACK_NAME)")
 
 help:
 	@echo "make run     serve the API on http://127.0.0.1:$${PORT:-3000} (local Secrets Manager, sign-in, quotas, OpenAI stub"
@@ -40,7 +45,14 @@ help:
 	@echo "make test    lint, type-check, validate and build the template, run the tests"
 	@echo "make bench   cold start, warm latency, memory and size against a bare urllib3 handler"
 	@echo "make build   sam build, with the SAM CLI pinned in .venv-sam"
-	@echo "make deploy  sam build && sam deploy --guided"
+	@echo "make deploy  sam build && sam deploy --guided (samconfig.toml's stack, as below)"
+	@echo "make secret  put the OpenAI API key (OPENAI_API_KEY, or typed unseen at a prompt) into the deployed"
+	@echo "             stack's secret, keeping its safety identifier key (or making one)"
+	@echo "make web-config"
+	@echo "             write web/config.json for the demo page from the deployed stack's outputs"
+	@echo "             (REDIRECT_URI=https://app.example.com/: the page's URL; CLIENT_ID=...: with your own issuer)"
+	@echo "             Both use samconfig.toml's stack: CONFIG_ENV=prod its [prod], STACK_NAME=... another; the"
+	@echo "             region and credentials are the AWS CLI's (AWS_PROFILE, AWS_REGION)"
 
 # Progress goes to stderr, so that `make invoke ... | jq` reads only the result even on a first run.
 $(VENV)/.installed: pyproject.toml layers/dependencies/requirements.txt
@@ -131,7 +143,14 @@ test: lint typecheck validate build node_modules/.installed chromium
 	$(PY) -m pytest
 
 deploy: build
-	$(SAM_ENV) $(SAM) deploy --guided
+	$(SAM_ENV) $(SAM) deploy --guided $(STACK_ARGS)
+
+secret: $(VENV)/.installed
+	@$(PY) -m local.deploy secret $(STACK_ARGS)
+
+web-config: $(VENV)/.installed
+	@$(PY) -m local.deploy web-config $(STACK_ARGS) $(if $(REDIRECT_URI),--redirect-uri "$(REDIRECT_URI)") \
+		$(if $(CLIENT_ID),--client-id "$(CLIENT_ID)")
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules
