@@ -3,6 +3,8 @@ other web origin: a page in the developer's browser cannot read the secret it ho
 with OPENAI_API_KEY) nor reach the user pool's admin API. What Cognito serves unauthenticated stays open."""
 
 import json
+import re
+import stat
 import urllib.parse
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -15,8 +17,10 @@ from botocore.exceptions import ClientError
 
 from local.aws import BODY_LIMIT, FAKE_CREDENTIALS, LocalAws, secrets_manager_client
 from local.secrets_manager import LocalSecretsManager
+from local.token import state_path
 from local.user_pool import UserPool, create_from_template
 from tests.conftest import REGION, TEMPLATE, TEST_API_KEY
+from tests.local_run import STUB_API_KEY, local_run
 
 PAGE = "http://localhost:5173"  # any page open in the developer's browser
 _http = urllib3.PoolManager(retries=False, timeout=30)
@@ -209,3 +213,32 @@ def test_the_environments_credentials_reach_it(aws: LocalAws, secret: LocalSecre
     # When it reads the secret, Then it gets it; and the credentials are not the well-known "testing" ones
     assert json.loads(client.get_secret_value(SecretId=secret.secret_arn)["SecretString"])["api_key"] == TEST_API_KEY
     assert "testing" not in environment.values()
+
+
+def test_make_runs_local_aws_refuses_a_page_and_make_token_still_signs_in() -> None:
+    # Given make run, whose start text names its moto server and secret
+    with local_run() as service:
+        [line] = [line for line in service.printed if "Secrets Manager: moto at " in line]
+        found = re.search(r"moto at (http://\S+), secret (\S+)", line)
+        assert found, line
+        endpoint, secret_arn = found[1], found[2]
+
+        # When a page sends GetSecretValue to it, unsigned
+        answer = _http.request(
+            "POST",
+            endpoint,
+            body=json.dumps({"SecretId": secret_arn}),
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "secretsmanager.GetSecretValue",
+                "Origin": PAGE,
+            },
+        )
+
+        # Then it gets neither the key nor CORS
+        assert answer.status == HTTPStatus.FORBIDDEN
+        assert STUB_API_KEY.encode() not in answer.data
+        assert cors_headers(answer) == []
+        # And make token, which signs with the run's credentials from the state file (this user's only), works
+        assert service.token()
+        assert stat.S_IMODE(state_path(service.port).stat().st_mode) == 0o600
