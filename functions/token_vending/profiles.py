@@ -1,40 +1,119 @@
 """The profiles a caller may use, as a client reads them to build its form: ``GET /v1/realtime/profiles``.
 
 Each profile open to the caller is listed with what it fixes, what the caller may set and within which
-rules, how long its client secrets last and how many the caller may mint. A profile the caller may not use
-is not mentioned at all. Reading the policy is all it takes: no API key, no quota store, no OpenAI.
+rules, how long its client secrets last, how many the caller may mint and how many are left of each window
+(``remaining``, ``resets_at``); ``spend_brake`` says whether the service-wide brake is reached, not how far
+every user's mints have gone. A profile the caller may not use is not mentioned at all.
+
+The policy says what is listed; the figures take the secret's safety identifier key (cached, as for a mint) and
+one read of the quota store that writes nothing. When either fails, the listing is still answered, with the
+figures null and ``quota_error`` saying why: a page can always build its form, and a mint would say the same
+of the store. Nothing reaches OpenAI.
 """
 
 import copy
 import json
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
-from token_vending import vending
+from token_vending import quota, vending
+from token_vending.api_key import api_keys
 from token_vending.caller import Caller
-from token_vending.errors import ApiError
+from token_vending.deadline import Deadline
+from token_vending.errors import ApiError, DependencyUnavailable, OutOfTime
 from token_vending.observability import logger
-from token_vending.policy import PROFILE_HEADER, FieldRule, Limits, Policy, Profile
+from token_vending.policy import PROFILE_HEADER, FieldRule, Limits, Policy, Profile, Window
+from token_vending.quota import Standing
+from token_vending.safety import safety_identifier
 from token_vending.session_fields import SessionType
+from token_vending.settings import Settings
+
+_PASSING = "The remaining mints are not shown (null): this service could not read them just now. Retry in a moment."
+_OPERATORS = (
+    "The remaining mints are not shown (null): this service cannot read them until an operator fixes it (see the "
+    "service's logs)."
+)
 
 
-def answer(caller: Caller) -> vending.Answer:
-    """The answer to ``GET /v1/realtime/profiles`` by ``caller``."""
-    listed = listing(vending.checked_policy(vending.checked_settings()), caller)
-    logger.info("profiles listed", profiles=[profile["name"] for profile in listed["data"]])
+def answer(caller: Caller, *, deadline: Deadline | None = None) -> vending.Answer:
+    """The answer to ``GET /v1/realtime/profiles`` by ``caller``, its reads done by ``deadline`` (default: the
+    invocation's, for the template's timeout)."""
+    settings = vending.checked_settings()
+    policy = vending.checked_policy(settings)
+    open_to_caller = {name: profile for name, profile in policy.profiles.items() if profile.allows(caller)}
+    brake = quota.spend_brake(settings, policy)
+    quota_error: dict[str, Any] | None = None
+    try:
+        standing = _standing(settings, open_to_caller, brake, caller, deadline or Deadline.of_invocation(None))
+    except ApiError as error:
+        standing, quota_error = None, _quota_error(error)
+    listed = listing(policy, caller, standing, brake, quota_error)
+    logger.info(
+        "profiles listed", profiles=[profile["name"] for profile in listed["data"]], quota_read=quota_error is None
+    )
     return vending.Answer(json.dumps(listed, separators=(",", ":")), {})
 
 
-def listing(policy: Policy, caller: Caller) -> dict[str, Any]:
-    """The profiles ``caller`` may use, in the policy's order, as an OpenAI list object."""
+def listing(
+    policy: Policy,
+    caller: Caller,
+    standing: Standing | None = None,
+    brake: Window | None = None,
+    quota_error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The profiles ``caller`` may use, in the policy's order, as an OpenAI list object; what is left of each
+    window as ``standing`` says (None: not read, each ``remaining`` null), and the spend brake ``brake``."""
     defaults = {_default(policy, session_type, caller) for session_type in policy.default_profiles}
+    now = time.time()
     return {
         "object": "list",
         "data": [
-            _entry(name, profile, name in defaults)
+            _entry(name, profile, name in defaults, _counts(name, profile.limits, standing, now))
             for name, profile in policy.profiles.items()
             if profile.allows(caller)
         ],
+        "spend_brake": _brake(brake, standing, now),
+        "quota_error": quota_error,
     }
+
+
+def _standing(
+    settings: Settings, profiles: dict[str, Profile], brake: Window | None, caller: Caller, deadline: Deadline
+) -> Standing:
+    """What is left for ``caller`` of each limited profile's windows, and the brake's state: one read, none when
+    nothing is limited."""
+    limits = {name: profile.limits for name, profile in profiles.items() if profile.limits is not None}
+    if not limits and brake is None:
+        return Standing({}, None)
+    keys = api_keys.get(
+        settings.api_key_secret_id,
+        settings.secret_cache_ttl_seconds,
+        settings.secrets_extension_port,
+        deadline=deadline,
+    )
+    user = safety_identifier(keys.safety_identifier_key, caller)
+    return quota.standing(quota.store_of(settings), limits, brake, user, deadline=deadline)
+
+
+def _quota_error(error: ApiError) -> dict[str, Any]:
+    message = _PASSING if isinstance(error, DependencyUnavailable | OutOfTime) else _OPERATORS
+    return {"type": "server_error", "message": message, "param": None, "code": error.code}
+
+
+class _Left(NamedTuple):
+    """What is left of one window: None when the store was not read."""
+
+    window: Window
+    remaining: int | None
+    resets_at: int  # epoch seconds
+
+
+def _counts(name: str, limits: Limits | None, standing: Standing | None, now: float) -> list[_Left] | None:
+    if limits is None:
+        return None
+    if standing is not None and name in standing.per_caller:
+        return [_Left(c.window, c.remaining, c.resets_at) for c in standing.per_caller[name]]
+    return [_Left(window, None, _resets_at(window, now)) for window in limits.per_caller]
 
 
 def _default(policy: Policy, session_type: SessionType, caller: Caller) -> str | None:
@@ -47,7 +126,7 @@ def _default(policy: Policy, session_type: SessionType, caller: Caller) -> str |
     return name
 
 
-def _entry(name: str, profile: Profile, default: bool) -> dict[str, Any]:
+def _entry(name: str, profile: Profile, default: bool, counts: list[_Left] | None) -> dict[str, Any]:
     bounds = profile.expires_after
     return {
         "name": name,
@@ -61,7 +140,7 @@ def _entry(name: str, profile: Profile, default: bool) -> dict[str, Any]:
         },
         "fixed": copy.deepcopy(profile.fixed),  # the caller's copy: the cached policy's stays as it is
         "settable": {path: _rule(rule) for path, rule in profile.settable.items()},
-        "limits": _limits(profile.limits),
+        "limits": _limits(profile.limits, counts),
     }
 
 
@@ -77,10 +156,35 @@ def _rule(rule: FieldRule) -> dict[str, Any]:
     return shown
 
 
-def _limits(limits: Limits | None) -> dict[str, Any] | None:
-    if limits is None:
+def _limits(limits: Limits | None, counts: list[_Left] | None) -> dict[str, Any] | None:
+    if limits is None or counts is None:
         return None
     return {
-        "per_caller": [{"mints": window.mints, "seconds": window.seconds} for window in limits.per_caller],
+        "per_caller": [
+            {
+                "mints": left.window.mints,
+                "seconds": left.window.seconds,
+                "remaining": left.remaining,
+                "resets_at": left.resets_at,
+            }
+            for left in counts
+        ],
         "on_store_failure": limits.on_store_failure,
     }
+
+
+def _brake(brake: Window | None, standing: Standing | None, now: float) -> dict[str, Any] | None:
+    """Whether the spend brake is reached (null when not read) and when its window resets; never its count, which
+    is every user's mints."""
+    if brake is None:
+        return None
+    counted = standing.brake if standing is not None else None
+    return {
+        "reached": counted.remaining == 0 if counted is not None else None,
+        "resets_at": counted.resets_at if counted is not None else _resets_at(brake, now),
+    }
+
+
+def _resets_at(window: Window, now: float) -> int:
+    """When the window ``now`` is in ends (epoch seconds): windows are fixed and aligned to the epoch."""
+    return (int(now // window.seconds) + 1) * window.seconds

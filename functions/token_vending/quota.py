@@ -39,7 +39,8 @@ from token_vending.aws_signature import AwsCredentials, CredentialsMissing, sign
 from token_vending.deadline import POOL_CLASSES, Deadline, keeping_to
 from token_vending.errors import DependencyUnavailable, OutOfTime, RateLimited, ServiceMisconfigured
 from token_vending.observability import count, logger
-from token_vending.policy import Limits, Window
+from token_vending.policy import DAY_SECONDS, Limits, Policy, Window
+from token_vending.settings import Settings
 
 _TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
 # One connect, a retry, one answer: the store may not hold a mint up for longer.
@@ -52,7 +53,10 @@ _RELEASE_BUDGET_SECONDS = 0.5
 STORE_RETRY_AFTER_SECONDS = 2
 # The SDKs retry a 429 after Retry-After up to a minute; past that they would retry in vain at their own pace.
 _SDK_RETRY_WAIT_SECONDS = 60
-_TARGET = "DynamoDB_20120810.UpdateItem"
+_UPDATE = "UpdateItem"
+_READ = "BatchGetItem"
+# DynamoDB's ceiling on the keys of one BatchGetItem.
+_BATCH_KEYS = 100
 # Errors that may pass (throttling, an outage); any other error of DynamoDB's needs an operator.
 _PASSING = {
     "ProvisionedThroughputExceededException",
@@ -77,6 +81,20 @@ class Store(NamedTuple):
     table: str
     endpoint: str
     region: str
+
+
+def store_of(settings: Settings) -> Store | None:
+    """The deployment's quota store; None when it has no QUOTA_TABLE_NAME."""
+    if settings.quota_table_name is None:
+        return None
+    return Store(settings.quota_table_name, settings.dynamodb_endpoint, settings.aws_region)
+
+
+def spend_brake(settings: Settings, policy: Policy) -> Window | None:
+    """SpendBrakeMintsPerDay when set (the deployment's word), else the policy's own spend_brake."""
+    if settings.spend_brake_mints_per_day:
+        return Window(mints=settings.spend_brake_mints_per_day, seconds=DAY_SECONDS)
+    return policy.spend_brake
 
 
 class Counted(NamedTuple):
@@ -172,11 +190,7 @@ def reserve(
         count("QuotaFailOpen", profile=profile)
         return _reservation(store, taken, waited_ms) if taken else None
     _give_back(store, taken, "store failed", deadline.within(_BUDGET_SECONDS))
-    raise DependencyUnavailable(
-        "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
-        code="quota_store_unavailable",
-        headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
-    )
+    raise _unavailable()
 
 
 def _reservation(store: Store, items: list[_Item], waited_ms: float) -> Reservation:
@@ -188,6 +202,86 @@ def _reservation(store: Store, items: list[_Item], waited_ms: float) -> Reservat
 def release(reservation: Reservation) -> None:
     """Give a reservation's units back (OpenAI did not mint); a failure is logged and counted, never raised."""
     _give_back(reservation.store, reservation.items, "not minted", Deadline.after(_RELEASE_BUDGET_SECONDS))
+
+
+class Standing(NamedTuple):
+    """What is left of a caller's windows, and whether the spend brake is reached, as the store holds them now."""
+
+    per_caller: dict[str, list[Counted]]  # by profile, each of its windows in the policy's order
+    brake: Counted | None
+
+
+def standing(
+    store: Store | None, limits: dict[str, Limits], brake: Window | None, user: str, *, deadline: Deadline
+) -> Standing:
+    """The counts of ``user``'s windows of each profile in ``limits``, and the spend brake's, read and never written.
+
+    One strongly consistent BatchGetItem (a batch per 100 items, side by side): a count read right after a mint
+    includes it, where an eventually consistent read may not, for twice the read units of items this small.
+    DependencyUnavailable when the store is out of reach; ServiceMisconfigured when it cannot be used.
+    """
+    now = time.time()
+    callers = {profile: _caller_item(profile, limit.per_caller, user, now) for profile, limit in limits.items()}
+    items = [*callers.values(), *([_brake_item(brake, now)] if brake is not None else [])]
+    if not items:
+        return Standing({}, None)
+    if store is None:
+        raise _misconfigured("quota_store_missing", "the policy sets limits but the function has no QUOTA_TABLE_NAME")
+    if deadline.remaining() < _MIN_STORE_SECONDS:
+        logger.warning("no time left to ask the quota store")
+        raise OutOfTime("This request ran out of time before it could be served. Retry in a moment.", code="timeout")
+    budget = deadline.within(_BUDGET_SECONDS)
+    batches = [items[start : start + _BATCH_KEYS] for start in range(0, len(items), _BATCH_KEYS)]
+    found: dict[str, dict[str, Any]] = {}
+    outcomes = _side_by_side([functools.partial(_read, store, batch, budget, found) for batch in batches])
+    for outcome in outcomes:
+        if isinstance(outcome, _Fault):
+            raise _unavailable()
+        if outcome is not None:
+            raise outcome  # misconfigured, or a bug: as it is
+    counted = {item.key: _counted_in(item, found.get(item.key, {})) for item in items}
+    return Standing(
+        {profile: counted[item.key] for profile, item in callers.items()},
+        counted[items[-1].key][0] if brake is not None else None,
+    )
+
+
+def _read(store: Store, items: list[_Item], deadline: Deadline, found: dict[str, dict[str, Any]]) -> None:
+    """Read ``items`` (at most 100) with one BatchGetItem into ``found`` by key; _Fault if DynamoDB leaves any
+    unread (throttled), as it may."""
+    names = {f"#a{i}": name for i, name in enumerate(sorted({n for item in items for n in item.attributes}))}
+    request = {
+        "RequestItems": {
+            store.table: {
+                "Keys": [{"pk": {"S": item.key}} for item in items],
+                "ConsistentRead": True,
+                "ProjectionExpression": ", ".join(["pk", *names]),
+                "ExpressionAttributeNames": names,
+            }
+        }
+    }
+    answer = _request(store, _READ, request, deadline)
+    if answer.get("UnprocessedKeys"):
+        raise _fault("UnprocessedKeys", unanswered=False)
+    responses = answer.get("Responses")
+    read = responses.get(store.table) if isinstance(responses, dict) else None
+    for item in read if isinstance(read, list) else []:
+        key = item.get("pk", {}).get("S") if isinstance(item, dict) else None
+        if isinstance(key, str):
+            found[key] = item
+
+
+def _counted_in(item: _Item, stored: dict[str, Any]) -> list[Counted]:
+    """Each window of ``item`` with its count as ``stored`` holds it (none: nothing minted in it yet)."""
+    return [Counted(c.window, _number(stored.get(name)), c.resets_at) for name, c in item.attributes.items()]
+
+
+def _unavailable() -> DependencyUnavailable:
+    return DependencyUnavailable(
+        "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
+        code="quota_store_unavailable",
+        headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+    )
 
 
 def _caller_item(profile: str, windows: list[Window], user: str, now: float) -> _Item:
@@ -239,8 +333,9 @@ def _take(store: Store, item: _Item, deadline: Deadline) -> None:
     if ended:
         expression += " REMOVE " + ", ".join(ended)
     try:
-        answer = _update_item(
+        answer = _request(
             store,
+            _UPDATE,
             {
                 "Key": {"pk": {"S": item.key}},
                 "UpdateExpression": expression,
@@ -274,8 +369,9 @@ def _give_back(store: Store, items: list[_Item], why: str, deadline: Deadline) -
     for item in items:
         names = {f"#c{i}": name for i, name in enumerate(item.attributes)}
         try:
-            _update_item(
+            _request(
                 store,
+                _UPDATE,
                 {
                     "Key": {"pk": {"S": item.key}},
                     "UpdateExpression": "ADD " + ", ".join(f"{alias} :minus" for alias in names),
@@ -303,9 +399,11 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
-def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-    """One UpdateItem on the store's table, signed; its answer, _ConditionFailed, _Fault or ServiceMisconfigured."""
-    body = json.dumps({"TableName": store.table, **request}, separators=(",", ":")).encode()
+def _request(store: Store, operation: str, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    """One DynamoDB request (``operation``: UpdateItem on the store's table, or BatchGetItem), signed; its answer,
+    _ConditionFailed, _Fault or ServiceMisconfigured."""
+    request = {"TableName": store.table, **request} if operation == _UPDATE else request
+    body = json.dumps(request, separators=(",", ":")).encode()
     url = parse_url(store.endpoint)
     # Signed as http.client sends the Host header: without the scheme's default port.
     host = url.host or ""
@@ -320,7 +418,7 @@ def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> d
         method="POST",
         host=host,
         path="/",
-        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": _TARGET},
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDB_20120810.{operation}"},
         body=body,
         region=store.region,
         service="dynamodb",
@@ -348,7 +446,7 @@ def _update_item(store: Store, request: dict[str, Any], deadline: Deadline) -> d
         raise _fault(aws_code, unanswered=response.status >= HTTPStatus.INTERNAL_SERVER_ERROR)
     # DynamoDB's message names what is wrong with the table or the request; it holds no credential.
     message = str(answer.get("message") or answer.get("Message") or "")[:300]
-    raise _misconfigured("quota_store_misconfigured", f"DynamoDB refused the update: {aws_code}: {message}")
+    raise _misconfigured("quota_store_misconfigured", f"DynamoDB refused the {operation}: {aws_code}: {message}")
 
 
 def _side_by_side(calls: list[Callable[[], None]]) -> list[BaseException | None]:

@@ -1,6 +1,7 @@
 """GET /v1/realtime/profiles over real HTTP through the local API Gateway, as deployed by default: a signed-in
 user's token of the template's user pool, the JWT authorizer, the function; and through the handler with its
-event. It reads the policy only: no API key, no quota, no OpenAI."""
+event. It reads the policy, and what is left of the caller's windows (tests/integration/test_quotas.py); never
+OpenAI."""
 
 import http.client
 import json
@@ -140,10 +141,14 @@ def test_a_cold_function_lists_profiles_without_its_api_key(
             api, "POST", MINT_PATH, {**bearer(token), "content-type": "application/json"}, MINT_BODY
         )
 
-    # Then the profiles are listed all the same, while the mint fails for want of the key
+    # Then the profiles are listed all the same, without the remaining figures (the caller's counters are named
+    # with the secret's key) and saying so, while the mint fails for want of the key
     assert status == HTTPStatus.OK, body
     assert mint_status >= HTTPStatus.INTERNAL_SERVER_ERROR
     assert names(body) == ["assistant", "transcription", "translation"]
+    listing = json.loads(body)
+    assert {window["remaining"] for window in listing["data"][0]["limits"]["per_caller"]} == {None}
+    assert listing["quota_error"]["type"] == "server_error"
     assert openai_stub.requests == []
 
 

@@ -6,6 +6,7 @@ Windows are fixed and aligned to the epoch, so a test whose window is short wait
 a condition on the clock the function reads) and one that needs its window to last uses a day's.
 """
 
+import http.client
 import json
 import math
 import re
@@ -694,3 +695,111 @@ def test_failing_open_keeps_the_counters_the_store_reached(
     assert answer.status == HTTPStatus.OK, shown(answer)
     assert sorted(sum(counts(item).values()) for item in items.values()) == [1]
     assert output.metric_count("QuotaFailOpen", profile="assistant") == 1
+
+
+# What is left of each window: GET /v1/realtime/profiles
+
+PROFILES_PATH = "/v1/realtime/profiles"
+
+
+def listed(api: LocalApi, token: str) -> dict[str, Any]:
+    """The caller's profiles listing, by name (http.client: urllib3 would log the token)."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
+    try:
+        connection.request("GET", PROFILES_PATH, headers={"authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == HTTPStatus.OK, body[:500]
+    answer: dict[str, Any] = json.loads(body)
+    return answer
+
+
+def windows(listing: dict[str, Any], profile: str) -> list[dict[str, Any]]:
+    [entry] = [entry for entry in listing["data"] if entry["name"] == profile]
+    per_caller: list[dict[str, Any]] = entry["limits"]["per_caller"]
+    return per_caller
+
+
+def test_the_listing_shows_what_each_mint_left_for_its_caller_alone_with_one_read_and_no_write(
+    serve: Serve, tmp_path: Path, issuer: LoopbackIssuer, store_faults: DynamoDBFaults, dynamodb: Any
+) -> None:
+    # Given 10 mints a day for each user and a spend brake, the store reached through the (passing) fault injector
+    # so its requests are seen, and two users
+    policy = limited(tmp_path, {"assistant": [{"mints": 10, "seconds": DAY}]}, brake={"mints": 1000, "seconds": DAY})
+    minter, other = issuer.token(sub="listing-minter"), issuer.token(sub="listing-other")
+    with serve(policy, environment={"AWS_ENDPOINT_URL_DYNAMODB": store_faults.endpoint_url}) as api:
+        before = listed(api, minter)
+        # When the first mints twice, then both list their profiles
+        mints = [mint(api, minter) for _ in range(2)]
+        seen = len(store_faults.targets)
+        after, others = listed(api, minter), listed(api, other)
+        reads = store_faults.targets[seen:]
+        items = table_items(dynamodb, api)
+
+    # Then the first's remaining dropped by two, as the second mint's headers said, in the same window
+    assert [answer.status for answer in mints] == [HTTPStatus.OK] * 2
+    [window_before], [window_after] = windows(before, "assistant"), windows(after, "assistant")
+    assert (window_before["remaining"], window_after["remaining"]) == (10, 8)
+    assert str(window_after["remaining"]) == mints[1].headers["x-ratelimit-remaining-requests"]
+    assert window_after["resets_at"] == window_before["resets_at"]
+    assert window_after["resets_at"] % DAY == 0
+    assert (window_after["mints"], window_after["seconds"]) == (10, DAY)
+    # while the other's is untouched, the brake is shown as not reached (not its count), and nothing failed
+    assert windows(others, "assistant")[0]["remaining"] == 10
+    assert after["spend_brake"] == {"reached": False, "resets_at": window_after["resets_at"]}
+    assert (after["quota_error"], others["quota_error"]) == (None, None)
+    # and each listing was one BatchGetItem, which wrote nothing: the table holds the first's counter and the brake
+    assert reads == ["DynamoDB_20120810.BatchGetItem"] * 2
+    assert sorted(sum(counts(item).values()) for item in items.values()) == [2, 2]
+
+
+def test_the_listing_shows_a_window_full_again_once_it_has_reset(
+    serve: Serve, tmp_path: Path, issuer: LoopbackIssuer
+) -> None:
+    # Given 3 mints every 2 seconds and 100 a day for each user, and a user who mints twice
+    seconds = 2
+    policy = limited(tmp_path, {"assistant": [{"mints": 3, "seconds": seconds}, {"mints": 100, "seconds": DAY}]})
+    token = issuer.token(sub="listing-reset-user")
+    with serve(policy) as api:
+        assert [mint(api, token).status for _ in range(2)] == [HTTPStatus.OK] * 2
+        short, day = windows(listed(api, token), "assistant")
+
+        # When the short window the listing saw has ended
+        window_end(seconds, short["resets_at"] // seconds - 1)
+        short_after, day_after = windows(listed(api, token), "assistant")
+
+    # Then the short window is full again and resets later, while the day's still counts both mints
+    assert day["remaining"] == day_after["remaining"] == 98
+    assert short_after["remaining"] == 3
+    assert short_after["resets_at"] > short["resets_at"]
+
+
+@pytest.mark.parametrize("fault", [StoreFault.throttling(), StoreFault.hang()], ids=["throttling", "hang"])
+def test_a_store_fault_leaves_the_listing_answered_without_the_remaining_figures(
+    serve: Serve,
+    tmp_path: Path,
+    issuer: LoopbackIssuer,
+    store_faults: DynamoDBFaults,
+    output: Output,
+    fault: StoreFault,
+) -> None:
+    # Given a limited profile, a spend brake, and the store failing
+    policy = limited(tmp_path, {"assistant": [{"mints": 10, "seconds": DAY}]}, brake={"mints": 1000, "seconds": DAY})
+    store_faults.fail_every(fault)
+    with serve(policy, environment={"AWS_ENDPOINT_URL_DYNAMODB": store_faults.endpoint_url}) as api:
+        # When a user lists its profiles
+        listing = listed(api, issuer.token(sub="listing-fault-user"))
+
+    # Then the profiles are listed all the same, each window with its limit and reset but no remaining figure,
+    # the brake's state unknown, and quota_error says why in OpenAI's error shape, after one read
+    [window] = windows(listing, "assistant")
+    assert (window["mints"], window["remaining"]) == (10, None)
+    assert window["resets_at"] % DAY == 0
+    assert listing["spend_brake"]["reached"] is None
+    assert listing["quota_error"]["code"] == "quota_store_unavailable"
+    assert listing["quota_error"]["type"] == "server_error"
+    assert "Retry in a moment" in listing["quota_error"]["message"]
+    assert store_faults.targets == ["DynamoDB_20120810.BatchGetItem"]
+    assert output.metric_count("DependencyErrors", dependency="dynamodb") == 1

@@ -1,13 +1,16 @@
 """What GET /v1/realtime/profiles lists: the profiles a caller may use, each as the policy file gives it, and
-which is the caller's default for its session type; nothing of the profiles closed to the caller."""
+which is the caller's default for its session type; nothing of the profiles closed to the caller; what is left of
+each window as the quota store said, or null when it was not read."""
 
 import copy
 import json
+import time
 from typing import Any
 
 from token_vending.caller import Caller
-from token_vending.policy import Policy, load_policy
+from token_vending.policy import Policy, Window, load_policy
 from token_vending.profiles import listing
+from token_vending.quota import Counted, Standing
 from token_vending.settings import BUNDLED_POLICY
 
 ISSUER = "https://issuer.example.com/"
@@ -55,6 +58,12 @@ def by_name(listed: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {profile["name"]: profile for profile in listed["data"]}
 
 
+def as_written(limits: dict[str, Any]) -> dict[str, Any]:
+    """A listing's limits without what is left of each window: as a policy file writes them."""
+    windows = [{"mints": window["mints"], "seconds": window["seconds"]} for window in limits["per_caller"]]
+    return {**limits, "per_caller": windows}
+
+
 def test_a_caller_without_groups_gets_the_open_profiles_as_the_policy_file_gives_them() -> None:
     # Given the shipped policy and a signed-in user in no group
     policy = load_policy(BUNDLED_POLICY)
@@ -68,7 +77,7 @@ def test_a_caller_without_groups_gets_the_open_profiles_as_the_policy_file_gives
     assert [profile["name"] for profile in listed["data"]] == ["assistant", "transcription", "translation"]
     for profile in listed["data"]:
         written = SHIPPED["profiles"][profile["name"]]
-        assert profile == {
+        assert {**profile, "limits": as_written(profile["limits"])} == {
             "name": profile["name"],
             "description": written["description"],
             "session_type": written["session_type"],
@@ -108,7 +117,10 @@ def test_a_premium_member_gets_premium_as_the_realtime_default() -> None:
     assert listed["premium"]["default"] is True
     assert listed["assistant"]["default"] is False
     assert listed["premium"]["expires_after"] == {"default_seconds": 300, "min_seconds": 10, "max_seconds": 1800}
-    assert listed["premium"]["limits"]["per_caller"] == [{"mints": 20, "seconds": 60}, {"mints": 500, "seconds": 86400}]
+    assert as_written(listed["premium"]["limits"])["per_caller"] == [
+        {"mints": 20, "seconds": 60},
+        {"mints": 500, "seconds": 86400},
+    ]
 
 
 def test_no_realtime_profile_is_a_default_when_no_default_is_open() -> None:
@@ -153,7 +165,10 @@ def test_rules_show_only_the_keys_set_and_limits_their_windows() -> None:
     assert studio["expires_after"] == {"default_seconds": 60, "min_seconds": 10, "max_seconds": 600}
     assert studio["limits"] is None
     assert studio["description"] == ""
-    assert listed["notes"]["limits"] == {"per_caller": [{"mints": 5, "seconds": 60}], "on_store_failure": "allow"}
+    assert as_written(listed["notes"]["limits"]) == {
+        "per_caller": [{"mints": 5, "seconds": 60}],
+        "on_store_failure": "allow",
+    }
     assert listed["notes"]["settable"] == {}
 
 
@@ -170,3 +185,53 @@ def test_changing_a_listing_leaves_the_policy_as_it_was() -> None:
     again = by_name(listing(policy, caller(groups=("studio",))))
     assert again["studio"]["fixed"]["audio.output.format"]["rate"] == 24000
     assert again["studio"]["settable"]["max_output_tokens"]["also"] == ["inf"]
+
+
+def test_what_is_left_of_each_window_is_shown_as_the_store_counted_it() -> None:
+    # Given the shipped policy (assistant: 10 a minute and 100 a day) and a spend brake, and the store's counts:
+    # 3 and 40 of the caller's assistant windows, the brake at its limit
+    policy = load_policy(BUNDLED_POLICY)
+    minute, day, brake = Window(mints=10, seconds=60), Window(mints=100, seconds=86400), Window(mints=7, seconds=86400)
+    standing = Standing(
+        {"assistant": [Counted(minute, 3, 1_000_020), Counted(day, 40, 1_036_800)]}, Counted(brake, 7, 1_036_800)
+    )
+
+    # When the caller's profiles are listed with them
+    listed = listing(policy, caller(), standing, brake)
+
+    # Then each window shows its limit, what is left and when it resets; the brake only that it is reached
+    assert by_name(listed)["assistant"]["limits"]["per_caller"] == [
+        {"mints": 10, "seconds": 60, "remaining": 7, "resets_at": 1_000_020},
+        {"mints": 100, "seconds": 86400, "remaining": 60, "resets_at": 1_036_800},
+    ]
+    assert listed["spend_brake"] == {"reached": True, "resets_at": 1_036_800}
+    assert listed["quota_error"] is None
+
+
+def test_unread_windows_show_their_limits_and_resets_but_no_remaining_and_say_why() -> None:
+    # Given the shipped policy, a spend brake, and a store that could not be read
+    policy = load_policy(BUNDLED_POLICY)
+    brake = Window(mints=1000, seconds=86400)
+    error = {"type": "server_error", "message": "not shown", "param": None, "code": "quota_store_unavailable"}
+
+    # When the caller's profiles are listed without the store's counts
+    before = time.time()
+    listed = listing(policy, caller(), None, brake, error)
+
+    # Then each window's remaining is null, its reset is the end of the epoch-aligned window it is in, and the
+    # brake's state is unknown: the error says why
+    for window in by_name(listed)["assistant"]["limits"]["per_caller"]:
+        assert window["remaining"] is None
+        assert window["resets_at"] % window["seconds"] == 0
+        assert 0 < window["resets_at"] - before <= window["seconds"]
+    assert listed["spend_brake"]["reached"] is None
+    assert listed["quota_error"] == error
+
+
+def test_no_spend_brake_and_no_error_when_there_is_none() -> None:
+    # Given the shipped policy (no spend brake)
+    # When the profiles are listed
+    listed = listing(load_policy(BUNDLED_POLICY), caller())
+
+    # Then spend_brake and quota_error are null
+    assert (listed["spend_brake"], listed["quota_error"]) == (None, None)
