@@ -104,11 +104,12 @@ def test_the_function_may_only_update_items_of_its_quota_table(stacks: dict[str,
     statements = [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
     dynamodb = [statement for statement in statements if "dynamodb" in json.dumps(statement)]
 
-    # Then there is one: UpdateItem, allowed on exactly the table's ARN; no managed policy grants DynamoDB
+    # Then there is one: UpdateItem and the listing's BatchGetItem, allowed on exactly the table's ARN; no managed
+    # policy grants DynamoDB
     assert dynamodb == [
         {
             "Effect": "Allow",
-            "Action": "dynamodb:UpdateItem",
+            "Action": ["dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
             "Resource": stack.resolver.value({"Fn::GetAtt": ["QuotaTable", "Arn"]}, "test"),
         }
     ]
