@@ -18,7 +18,7 @@ from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from local import stand_ins
+from local import stand_ins, start_checks
 from local.gateway import FunctionFailed, FunctionTimedOut, LocalApi, TemplateError
 from local.stand_ins import TEMPLATE, SetupError
 
@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as running:
             local = stand_ins.start(running, os.environ)
             api = LocalApi.from_template(
-                TEMPLATE, local.overrides, environment=local.environment, **local.gateway_options()
+                TEMPLATE,
+                local.overrides,
+                environment=local.environment | start_checks.key_source(os.environ),
+                **local.gateway_options(),
             )
             function = _function(api, arguments.function)
             print(f"make invoke: {function} ({api.functions[function].handler}) on {arguments.event}", file=sys.stderr)
