@@ -109,7 +109,7 @@ class OfferError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CallState:
-    """One call as the peer sees it (a snapshot)."""
+    """One session as the peer sees it (a snapshot): a WebRTC call (`rtc_...`) or a WebSocket (`ws_...`)."""
 
     call_id: str
     audio_frames_received: int
@@ -223,9 +223,9 @@ class RealtimePeer:
         conversation = _Socket("ws_" + secrets.token_hex(16), dict(session), max_call_seconds or self.max_call_seconds)
         conversation.attach(connection)
         self._keep(conversation)
-        asyncio.run_coroutine_threadsafe(conversation.open(), loop).result(_ANSWER_TIMEOUT_SECONDS)
-        logger.info("realtime websocket opened session=%s", conversation.call_id)
         try:
+            asyncio.run_coroutine_threadsafe(conversation.open(), loop).result(_ANSWER_TIMEOUT_SECONDS)
+            logger.info("realtime websocket opened session=%s", conversation.call_id)
             for message in connection:
                 self._on_loop(conversation.receive, message)
         except ConnectionClosed:
