@@ -1,7 +1,8 @@
 """AWS_IAM authorization of an API Gateway HTTP API, locally: SigV4 checked against the local credentials.
 
-Locally there is one IAM principal, the fake credentials every local AWS client uses (access key and
-secret "testing", as moto's documentation has them). A request signed with them for execute-api in the
+Locally there is one IAM principal for the API, a backend's fixed fake credentials (access key and secret
+"testing", as moto's documentation has them; the local AWS itself takes only the run's own random ones, see
+local/aws.py). A request signed with them for execute-api in the
 gateway's region passes, and the function gets the iam authorizer context API Gateway would give; anything
 else is API Gateway's 403. The canonical request, string to sign and signature are botocore's own.
 """
@@ -21,7 +22,7 @@ from botocore.credentials import Credentials
 
 from local.jwt_authorizer import Refused
 
-# local/aws.py's FAKE_CREDENTIALS (not imported: that module brings moto's server along).
+# What a local backend signs execute-api requests with (CallerAuth=iam); they open nothing in the local AWS.
 LOCAL_ACCESS_KEY_ID = "testing"
 LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105 - fake, and the same on every machine
 # SigV4 signatures are accepted within 5 minutes of the request's X-Amz-Date.
