@@ -35,6 +35,8 @@ DRIVER = BROWSER / "agents.mjs"
 BUNDLE = ROOT / "node_modules" / "@openai" / "agents-realtime" / "dist" / "bundle"
 PAGE_FILES = {"/": BROWSER / "agents.html", "/agents-page.mjs": BROWSER / "agents-page.mjs"}
 CLIENT_SECRET = re.compile(r"\bek_[A-Za-z0-9]")
+# What the Agents SDKs' voice-agent quickstarts mint: their default model (each SDK then asks for tracing "auto").
+QUICKSTART_SESSION = {"session": {"type": "realtime", "model": "gpt-realtime-2.1"}}
 
 
 class _PageHandler(BaseHTTPRequestHandler):
@@ -102,11 +104,12 @@ def peer_url(service: LocalService, transport: str) -> str:
 
 
 def mint(service: LocalService) -> str:
-    """A client secret for a development user, minted through the local token vending API."""
+    """A client secret for a development user, minted through the local token vending API with the shipped policy,
+    for the session the Agents SDKs' quickstarts ask for."""
     answer = urllib3.request(
         "POST",
         f"{service.url}/v1/realtime/client_secrets",
-        body=json.dumps({"session": {"type": "realtime"}}).encode(),
+        body=json.dumps(QUICKSTART_SESSION).encode(),
         headers={"Authorization": f"Bearer {service.token()}", "Content-Type": "application/json"},
         timeout=20.0,
         retries=False,

@@ -22,6 +22,8 @@ from tests.local_run import LocalService, local_run
 
 # A guard against a hang, not a timed assertion: each step normally takes milliseconds.
 STEP_SECONDS = 20.0
+# What the Agents SDKs' voice-agent quickstarts mint: their default model (each SDK then asks for tracing "auto").
+QUICKSTART_SESSION = {"session": {"type": "realtime", "model": "gpt-realtime-2.1"}}
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +47,13 @@ def websocket_url(service: LocalService) -> str:
 
 
 def mint(service: LocalService) -> str:
-    """A client secret for a development user, minted through the local token vending API."""
+    """A client secret for a development user, minted through the local token vending API with the shipped policy,
+    for the session the Agents SDKs' quickstarts ask for."""
     token = service.token()
     answer = urllib3.request(
         "POST",
         f"{service.url}/v1/realtime/client_secrets",
-        body=json.dumps({"session": {"type": "realtime"}}).encode(),
+        body=json.dumps(QUICKSTART_SESSION).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         timeout=STEP_SECONDS,
         retries=False,
@@ -67,7 +70,7 @@ def test_the_official_sdks_realtime_connect_gets_session_created_and_a_response(
     client = OpenAI(api_key=mint(make_run), base_url=ws_url.replace("ws://", "http://").removesuffix("/realtime"))
 
     # When it connects, as OpenAI's documentation shows, and asks for a response
-    with client.realtime.connect(model="gpt-realtime") as connection:
+    with client.realtime.connect(model="gpt-realtime-2.1") as connection:
         created = connection.recv()
         connection.response.create()
         events: list[RealtimeServerEvent] = []
