@@ -4,6 +4,7 @@ caller each event's authorizer names, its safety identifier, and the profiles it
 import base64
 import copy
 import json
+import os
 import re
 from http import HTTPStatus
 from typing import Any
@@ -515,7 +516,10 @@ def test_a_mint_is_logged_with_the_request_id_and_counted(
     assert output.metric_count("ClientSecretsMinted", endpoint="client_secrets", profile="assistant") == 1
     metrics = output.metrics()
     assert any("UpstreamLatency" in m for m in metrics)
-    assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TokenVending" for m in metrics)
+    # in the stack's own namespace (template.yaml: TokenVending/${AWS::StackName}; the local stack is "local")
+    namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]
+    assert namespace == "TokenVending/local"
+    assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace for m in metrics)
 
 
 @pytest.mark.parametrize(
