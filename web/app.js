@@ -541,7 +541,7 @@ async function start() {
     setState("signed-out");
     $("local-sign-in").hidden = $("oidc-sign-in").hidden = true;
     const where = "config.json, or without one in the query string";
-    say(`This page needs ${missing.join(", ")}: give them in ${where} (see the README).`, {
+    say(`This page needs ${missing.join(", ")}: give them in ${where} (see docs/browser.md).`, {
       kind: "error",
       problem: "config",
     });

@@ -46,7 +46,7 @@ _EXTENSION_BUDGET_SECONDS = _CONNECT_TIMEOUT_SECONDS + _READ_TIMEOUT_SECONDS + 1
 _EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 # An HTTP header value: an OpenAI key is printable ASCII with no spaces.
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
-# An HMAC key an operator generates (README: `openssl rand -hex 32`): long enough not to be guessed, and
+# An HMAC key an operator generates (`make secret`, or `openssl rand -hex 32`): long enough not to be guessed, and
 # not a placeholder. Hex has 16 distinct characters and base64 more; 32 spaces or "a" * 32 have one.
 _SAFETY_KEY = re.compile(r"[\x21-\x7e]{32,}")
 _SAFETY_KEY_MIN_DISTINCT = 8
@@ -243,8 +243,8 @@ def _safety_key_refused(reason: str, secret_id: str, **details: str) -> ServiceM
     return ServiceMisconfigured(
         "This service has no usable key for its callers' safety identifiers, so it cannot mint client secrets. "
         'The operator must store the service\'s secret as JSON with both "api_key" and "safety_identifier_key" '
-        "(a random value such as the output of `openssl rand -hex 32`: at least 32 printable ASCII characters "
-        "without spaces, and at least 8 different ones; see the README, Deploying).",
+        "(`make secret` writes both; by hand, a random value such as the output of `openssl rand -hex 32`: at least "
+        "32 printable ASCII characters without spaces, and at least 8 different ones; see docs/deploy.md).",
         code=reason,
     )
 

@@ -5,7 +5,7 @@ off in May 2026; callers written for them keep working here. A beta request beco
 (``{"expires_after": ..., "session": ...}``), which the policy then checks like any other; errors
 name the beta field the caller sent. The GA answer becomes the beta answer, with the secret nested
 as ``client_secret: {value, expires_at}``. Every beta field has a fate in ``REALTIME`` or
-``TRANSCRIPTION`` below (README: "Beta to GA").
+``TRANSCRIPTION`` below (docs/beta.md).
 """
 
 from collections.abc import Callable
