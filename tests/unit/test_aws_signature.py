@@ -323,7 +323,7 @@ def test_an_endpoint_with_its_schemes_default_port_signs_the_host_as_sent(
 
     # When a request to it is signed
     with pytest.raises(_Signed):
-        quota._update_item(quota.Store("local-QuotaTable", endpoint, "us-east-1"), {}, Deadline.after(1))
+        quota._request(quota.Store("local-QuotaTable", endpoint, "us-east-1"), "UpdateItem", {}, Deadline.after(1))
 
     # Then the host signed is the Host header http.client sends (and botocore signs): without the default port
     assert hosts == [host]
