@@ -6,7 +6,10 @@ when a spend brake is set, the brake's item. Each write is atomic and conditiona
 writes to an item), so concurrent mints can never take more than a window holds, and nothing is read
 first. The two items are written side by side (one round trip of waiting); when one refuses and the other
 took a unit, that unit is given back. A mint that then fails upstream gives its units back the same way,
-so the caller's quota counts only secrets it received.
+so the caller's quota counts only secrets it received. A give-back the store does not answer in time may
+have been applied all the same: it is logged as unconfirmed, not as failed.
+
+The profiles listing reads what is left (``standing``) with one BatchGetItem, and writes nothing.
 
 Items (key ``pk``):
 - ``caller#<profile>#<longest window>#<its index>#<safety id>``, one number attribute ``w<seconds>_<index>``
