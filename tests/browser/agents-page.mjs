@@ -21,9 +21,32 @@ function assistantTranscript(history) {
   return null;
 }
 
+// The documentation's own example (docs/browser.md), served by the test as a module whose connect(clientSecret)
+// runs the example's lines and returns its session: says hello on it and waits for the agent's response to end.
+async function talkAsDocumented({ apiKey }) {
+  const { connect } = await import("/docs-example.mjs");
+  const session = await connect(apiKey);
+  try {
+    const replied = new Promise((resolve, reject) => {
+      session.on("transport_event", (event) => {
+        if (event.type === "response.done") resolve();
+      });
+      setTimeout(() => reject(new Error(`no response.done in ${REPLY_MS} ms`)), REPLY_MS);
+    });
+    session.sendMessage("Hello!");
+    await replied;
+    return { ok: true, transport: transportName(session.transport), transcript: assistantTranscript(session.history) };
+  } catch (error) {
+    return { ok: false, error: `${error?.name}: ${error?.message}` };
+  } finally {
+    session.close();
+  }
+}
+
 // Connects a voice agent with a client secret over `transport` ("webrtc", the browser's default, or "websocket":
 // the secret then goes as a subprotocol), says hello, and waits for the agent's response to end.
-export async function talk({ apiKey, url, transport }) {
+export async function talk({ apiKey, url, transport, documented }) {
+  if (documented) return talkAsDocumented({ apiKey });
   const agent = new RealtimeAgent({ name: "Assistant", instructions: "You are a helpful voice assistant." });
   const session = new RealtimeSession(agent, transport === "websocket" ? { transport: "websocket" } : {});
   let audioBytes = 0;

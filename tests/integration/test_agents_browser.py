@@ -27,6 +27,7 @@ import urllib3
 from local.realtime_peer import REPLY_TRANSCRIPT
 from tests.browsers import chromium_path
 from tests.conftest import ROOT
+from tests.docs import code_block
 from tests.local_run import LocalService, local_run
 
 BROWSER = ROOT / "tests" / "browser"
@@ -40,14 +41,22 @@ QUICKSTART_SESSION = {"session": {"type": "realtime", "model": "gpt-realtime-2.1
 
 
 class _PageHandler(BaseHTTPRequestHandler):
+    # /docs-example.mjs: the documentation's example as a module (documented_module), set by the test that runs it.
+    documented: str = ""
+
     def do_GET(self) -> None:
+        if self.path == "/docs-example.mjs" and self.documented:
+            self._send(self.documented.encode(), "text/javascript")
+            return
         path = self._file()
         if path is None:
             self.send_error(HTTPStatus.NOT_FOUND)
             return
-        body = path.read_bytes()
+        self._send(path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+    def _send(self, body: bytes, content_type: str) -> None:
         self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -128,20 +137,7 @@ def test_the_agents_sdks_realtime_session_talks_to_the_local_peer(
     args = {"apiKey": mint(make_run), "url": peer_url(make_run, transport), "transport": transport}
 
     # When the page's RealtimeSession connects with it and the user says hello
-    node = shutil.which("node")
-    assert node
-    finished = subprocess.run(
-        [node, str(DRIVER)],
-        input=json.dumps({"executablePath": chromium, "url": f"{page_origin}/", "args": args}),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    sys.stdout.write(finished.stdout + finished.stderr)  # through pytest's capture, which the secret guard reads
-    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
-    seen = json.loads(finished.stdout)
+    seen = drive(chromium, page_origin, args)
     result = seen["result"]
 
     # Then the session connected over the transport asked for, and the agent's reply came back, transcript and all
@@ -155,3 +151,46 @@ def test_the_agents_sdks_realtime_session_talks_to_the_local_peer(
     # And nothing on the page showed the client secret or failed
     assert not CLIENT_SECRET.search("\n".join(seen["console"]))
     assert [line for line in seen["console"] if line.startswith(("error", "pageerror"))] == []
+
+
+def test_the_documentations_agents_sdk_example_talks_to_the_local_peer(
+    chromium: str, page_origin: str, make_run: LocalService
+) -> None:
+    # Given the documentation's Agents SDK example, as written but for make run's actual peer URL, as the page's module
+    example = code_block("js", "new RealtimeSession(")
+    lines = example.strip().splitlines()
+    imports = [line for line in lines if line.startswith("import ")]
+    body = [line for line in lines if not line.startswith("import ")]
+    documented = "\n".join(
+        [*imports, "export async function connect(clientSecret) {", *body, "  return session;", "}"]
+    ).replace("http://127.0.0.1:3002/v1/realtime/calls", peer_url(make_run, "webrtc"))
+    _PageHandler.documented = documented
+
+    # When the page runs it with a freshly minted client secret, and the user says hello on its session
+    seen = drive(chromium, page_origin, {"apiKey": mint(make_run), "documented": True})
+
+    # Then the example's session connected over WebRTC and the agent's reply came back
+    result = seen["result"]
+    assert result["ok"], result
+    assert result["transport"] == "webrtc"
+    assert result["transcript"] == REPLY_TRANSCRIPT
+    assert [line for line in seen["console"] if line.startswith(("error", "pageerror"))] == []
+
+
+def drive(chromium: str, page_origin: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What tests/browser/agents.mjs saw running window.talk(args) on the page: its result and console lines."""
+    node = shutil.which("node")
+    assert node
+    finished = subprocess.run(
+        [node, str(DRIVER)],
+        input=json.dumps({"executablePath": chromium, "url": f"{page_origin}/", "args": args}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    sys.stdout.write(finished.stdout + finished.stderr)  # through pytest's capture, which the secret guard reads
+    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
+    seen: dict[str, Any] = json.loads(finished.stdout)
+    return seen

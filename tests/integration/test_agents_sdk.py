@@ -18,6 +18,7 @@ from openai import OpenAI
 from openai.types.realtime import RealtimeServerEvent
 
 from local.realtime_peer import REPLY_TRANSCRIPT
+from tests.docs import code_block
 from tests.local_run import LocalService, local_run
 
 # A guard against a hang, not a timed assertion: each step normally takes milliseconds.
@@ -125,3 +126,27 @@ def transcript_of(item: Any) -> str | None:
     if getattr(item, "role", None) != "assistant":
         return None
     return next((part.transcript for part in item.content if getattr(part, "transcript", None)), None)
+
+
+@pytest.mark.parametrize(
+    "marker", [pytest.param("client.realtime.connect(", id="openai-sdk"), pytest.param("RealtimeRunner(", id="agents")]
+)
+def test_the_documentations_websocket_examples_run_as_written(
+    make_run: LocalService, marker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an example of docs/local.md, as written but for make run's actual peer URL, and a freshly minted secret
+    ws_url = websocket_url(make_run)
+    example = (
+        code_block("python", marker)
+        .replace("ws://127.0.0.1:3002/v1/realtime", ws_url)
+        .replace("http://127.0.0.1:3002/v1", ws_url.replace("ws://", "http://").removesuffix("/realtime"))
+    )
+    namespace: dict[str, Any] = {"client_secret": mint(make_run), "__name__": "docs_example"}
+
+    # When it runs
+    exec(compile(example, "docs/local.md", "exec"), namespace)  # noqa: S102 - the documentation's own text
+
+    # Then it printed the events of a whole response
+    printed = capsys.readouterr().out.split()
+    assert printed[-1] == ("response.done" if marker.startswith("client") else "audio_end")
+    assert ("response.output_audio.delta" if marker.startswith("client") else "audio") in printed
