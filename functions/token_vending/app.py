@@ -59,7 +59,11 @@ ROUTES: dict[str, Route] = {
     "POST /v1/realtime/sessions": _minting(vending.SESSIONS),
     "POST /v1/realtime/transcription_sessions": _minting(vending.TRANSCRIPTION_SESSIONS),
     "POST /v1/realtime/translations/client_secrets": _minting(vending.TRANSLATION_CLIENT_SECRETS),
-    "GET /v1/realtime/profiles": Route("profiles", lambda event, caller, context: profiles.answer(caller)),
+    "GET /v1/realtime/profiles": Route(
+        # Its quota read ends within the invocation's own deadline, as a mint's calls do.
+        "profiles",
+        lambda event, caller, context: profiles.answer(caller, deadline=Deadline.of_invocation(context)),
+    ),
 }
 
 

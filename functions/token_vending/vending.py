@@ -17,14 +17,12 @@ from token_vending.errors import ApiError, InvalidRequest, ServiceMisconfigured,
 from token_vending.observability import count, logger
 from token_vending.openai_client import Minted, create_client_secret
 from token_vending.policy import (
-    DAY_SECONDS,
     PROFILE_HEADER,
     ParamNamer,
     Policy,
     PolicyChange,
     PolicyError,
     Profile,
-    Window,
     cached_policy,
     check_request,
     ga_param,
@@ -87,7 +85,12 @@ def mint(
     if isinstance(keys, ApiError):
         raise keys
     reservation = quota.reserve(
-        _store(settings), profile_name, chosen.limits, _spend_brake(settings, policy), user, deadline=deadline
+        quota.store_of(settings),
+        profile_name,
+        chosen.limits,
+        quota.spend_brake(settings, policy),
+        user,
+        deadline=deadline,
     )
     try:
         minted = _create(
@@ -121,19 +124,6 @@ def _gives_back(failure: BaseException) -> bool:
     if isinstance(failure, InvalidRequest):
         return False
     return not (isinstance(failure, UpstreamError) and failure.status == HTTPStatus.TOO_MANY_REQUESTS)
-
-
-def _store(settings: Settings) -> quota.Store | None:
-    if settings.quota_table_name is None:
-        return None
-    return quota.Store(settings.quota_table_name, settings.dynamodb_endpoint, settings.aws_region)
-
-
-def _spend_brake(settings: Settings, policy: Policy) -> Window | None:
-    """SpendBrakeMintsPerDay when set (the deployment's word), else the policy's own spend_brake."""
-    if settings.spend_brake_mints_per_day:
-        return Window(mints=settings.spend_brake_mints_per_day, seconds=DAY_SECONDS)
-    return policy.spend_brake
 
 
 def _read_keys(settings: Settings, deadline: Deadline) -> Credentials | ApiError:
