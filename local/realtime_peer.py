@@ -6,8 +6,11 @@ channel; a WebSocket session speaks on the socket itself. Both speak the same sm
 `session.created` with the session the client secret was minted with, `session.update` -> `session.updated`,
 `response.create` -> the GA response events with about a second of tone (on the outgoing track of a call; as
 `response.output_audio.delta` events on a WebSocket), an `error` event for what the peer does not know (the
-session goes on). A session ends when the client hangs up (closing its connection, or the stub's hangup route
-for a call) or after `max_call_seconds`. Event shapes follow the official schemas in
+session goes on). When the session has input transcription (`audio.input.transcription` with a model), each
+response follows the user's turn: their audio message (`conversation.item.added`, `conversation.item.done`) and
+its transcript (`conversation.item.input_audio_transcription.delta`, `.completed`), a fixed one. A session ends
+when the client hangs up (closing its connection, or the stub's hangup route for a call) or after
+`max_call_seconds`. Event shapes follow the official schemas in
 local/openapi/realtime-events.openapi.json.
 
 aiortc is not thread-safe: one asyncio loop, on a daemon thread, owns every aiortc object and every session's
@@ -55,6 +58,9 @@ EVENTS_CHANNEL = "oai-events"
 # OpenAI ends a Realtime session after 60 minutes; locally a call is a test or a developer's try.
 MAX_CALL_SECONDS = 300.0
 REPLY_TRANSCRIPT = "Hello from the local Realtime peer."
+# The user's turn, when the session asks for input transcription: the peer hears the microphone but recognises
+# no speech, and says so rather than invent words.
+INPUT_TRANSCRIPT = "(make run's peer does not recognise speech)"
 REPLY_SECONDS = 1.0
 # The GA client events (RealtimeClientEvent): those the peer does not act on are accepted and ignored.
 CLIENT_EVENTS = frozenset(
@@ -398,6 +404,7 @@ class _Session:
         self.audio_arrived = threading.Event()
         self.has_ended = threading.Event()
         self.responding = False
+        self._last_item_id: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._time_limit: asyncio.TimerHandle | None = None
 
@@ -513,8 +520,46 @@ class _Session:
         self.session = _merged(self.session, update)
         self.send({"type": "session.updated", "session": self.session})
 
+    def _transcribes_input(self) -> bool:
+        """Whether the session asks for input transcription: `audio.input.transcription` with a model."""
+        audio_input = (self.session.get("audio") or {}).get("input") or {}
+        transcription = audio_input.get("transcription")
+        return isinstance(transcription, Mapping) and bool(transcription.get("model"))
+
+    def _user_turn(self) -> None:
+        """The user's audio message and its transcript, as OpenAI sends them with input transcription on."""
+        item_id = _random_id("item_")
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio"}],
+        }
+        previous = {"previous_item_id": self._last_item_id}
+        self.send({"type": "conversation.item.added", **previous, "item": item})
+        self.send({"type": "conversation.item.done", **previous, "item": item})
+        self._last_item_id = item_id
+        place = {"item_id": item_id, "content_index": 0}
+        first, *rest = INPUT_TRANSCRIPT.split(" ")
+        for delta in [first, *(" " + word for word in rest)]:
+            self.send({"type": "conversation.item.input_audio_transcription.delta", **place, "delta": delta})
+        usage = {"type": "tokens", "total_tokens": 20, "input_tokens": 12, "output_tokens": 8}
+        self.send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                **place,
+                "transcript": INPUT_TRANSCRIPT,
+                "usage": usage,
+            }
+        )
+
     async def _respond(self) -> None:
+        if self._transcribes_input():
+            self._user_turn()
         response_id, item_id = _random_id("resp_"), _random_id("item_")
+        self._last_item_id = item_id
         output = self.session.get("audio", {}).get("output", {})
         audio_format = output.get("format") or {"type": "audio/pcm", "rate": 24000}
         response: dict[str, Any] = {

@@ -21,7 +21,7 @@ from av import AudioFrame
 
 from local.openai_schema import event_errors
 from local.openai_stub import CALLS_PATH, CLIENT_SECRETS_PATH, OpenAIStub
-from local.realtime_peer import REPLY_TRANSCRIPT, offer_loopback_candidates
+from local.realtime_peer import INPUT_TRANSCRIPT, REPLY_TRANSCRIPT, offer_loopback_candidates
 from tests.conftest import TEST_API_KEY
 
 # A guard against a hang, not a timed assertion: each awaited step normally takes milliseconds.
@@ -41,7 +41,23 @@ SERVER_EVENT_SCHEMAS = {
     "response.done": "RealtimeServerEventResponseDone",
     "output_audio_buffer.started": "RealtimeServerEventOutputAudioBufferStarted",
     "output_audio_buffer.stopped": "RealtimeServerEventOutputAudioBufferStopped",
+    "conversation.item.added": "RealtimeServerEventConversationItemAdded",
+    "conversation.item.done": "RealtimeServerEventConversationItemDone",
+    **{
+        f"conversation.item.input_audio_transcription.{kind}": f"RealtimeServerEventConversationItemInputAudio{name}"
+        for kind, name in [("delta", "TranscriptionDelta"), ("completed", "TranscriptionCompleted")]
+    },
 }
+# The user's turn the peer sends before a response when the session has input transcription.
+USER_TURN_EVENTS = frozenset(
+    {
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+    }
+)
+TRANSCRIPTION = {"model": "gpt-4o-mini-transcribe"}
 SESSION = {
     "type": "realtime",
     "model": "gpt-realtime",
@@ -175,6 +191,32 @@ def assert_valid(events: list[dict[str, Any]]) -> None:
         assert event_errors(SERVER_EVENT_SCHEMAS[event["type"]], event) == [], event["type"]
 
 
+def user_turn(events: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The user's turn that opens a response's events (all before response.created), checked for what OpenAI
+    sends with input transcription on: their audio message, then its transcript's deltas and completion. Returns
+    the message's id and the turn's events."""
+    types = [event["type"] for event in events]
+    turn = events[: types.index("response.created")]
+    deltas = [event for event in turn if event["type"] == "conversation.item.input_audio_transcription.delta"]
+    assert [event["type"] for event in turn] == [
+        "conversation.item.added",
+        "conversation.item.done",
+        *[delta["type"] for delta in deltas],
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    assert deltas
+    added, done, completed = turn[0], turn[1], turn[-1]
+    item = added["item"]
+    assert (item["type"], item["role"]) == ("message", "user")
+    assert [part["type"] for part in item["content"]] == ["input_audio"]
+    assert done["item"]["id"] == item["id"]
+    assert {event["item_id"] for event in [*deltas, completed]} == {item["id"]}
+    assert {event["content_index"] for event in [*deltas, completed]} == {0}
+    assert "".join(delta["delta"] for delta in deltas) == completed["transcript"] == INPUT_TRANSCRIPT
+    assert completed["usage"]["type"] == "tokens"
+    return item["id"], turn
+
+
 def test_a_minted_secret_opens_a_call_with_the_minted_session(openai_stub: OpenAIStub) -> None:
     # Given a client secret minted for a voice and instructions
     secret = mint(openai_stub)
@@ -229,6 +271,8 @@ def test_session_update_and_response_create_answer_with_ga_events_and_audio(open
         assert_valid([updated, *events])
         types = [event["type"] for event in events]
         assert types[:3] == ["response.created", "response.output_item.added", "response.content_part.added"]
+        # (the session has no input transcription: no user's turn)
+        assert not USER_TURN_EVENTS & set(types)
         assert types[-2:] == ["response.done", "output_audio_buffer.stopped"]
         assert types.index("response.output_audio.done") < types.index("response.output_audio_transcript.done")
         deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta")
@@ -238,6 +282,38 @@ def test_session_update_and_response_create_answer_with_ga_events_and_audio(open
         assert done["audio"]["output"]["voice"] == "marin"
         # And the reply was heard on the outgoing track
         await asyncio.wait_for(client.loud_audio.wait(), STEP_SECONDS)
+        await client.pc.close()
+
+    run(scenario)
+
+
+def test_with_input_transcription_each_response_follows_the_users_turn_and_its_transcript(
+    openai_stub: OpenAIStub,
+) -> None:
+    # Given a call with a secret minted for input transcription
+    secret = mint(openai_stub, {**SESSION, "audio": {**SESSION["audio"], "input": {"transcription": TRANSCRIPTION}}})
+
+    async def scenario() -> None:
+        client = await connect(openai_stub, secret)
+        created = await client.until("session.created")
+        assert created[-1]["session"]["audio"]["input"]["transcription"] == TRANSCRIPTION
+
+        # When the client asks for two responses
+        turns = []
+        for _ in range(2):
+            client.send({"type": "response.create"})
+            turns.append(await client.until("response.done") + await client.until("output_audio_buffer.stopped"))
+
+        # Then each opens with the user's audio message and the peer's fixed transcript of it, schema-valid
+        for events in turns:
+            assert_valid(events)
+        first_id, first_turn = user_turn(turns[0])
+        second_id, second_turn = user_turn(turns[1])
+        assert first_id != second_id
+        # And each user's message follows what came before it in the conversation: nothing, then the first reply
+        first_reply = next(event for event in turns[0] if event["type"] == "response.output_item.added")
+        assert first_turn[0]["previous_item_id"] is None
+        assert second_turn[0]["previous_item_id"] == first_reply["item"]["id"]
         await client.pc.close()
 
     run(scenario)

@@ -24,7 +24,17 @@ from local.openai_schema import event_errors
 from local.openai_stub import REALTIME_PATH, OpenAIStub
 from local.realtime_peer import REPLY_TRANSCRIPT
 from tests.conftest import TEST_API_KEY
-from tests.integration.test_realtime_peer import LOUD, SERVER_EVENT_SCHEMAS, SESSION, STEP_SECONDS, _Later, mint
+from tests.integration.test_realtime_peer import (
+    LOUD,
+    SERVER_EVENT_SCHEMAS,
+    SESSION,
+    STEP_SECONDS,
+    TRANSCRIPTION,
+    USER_TURN_EVENTS,
+    _Later,
+    mint,
+    user_turn,
+)
 
 # The events a WebRTC call has and a WebSocket has not (its audio comes as deltas, not on a track).
 WEBRTC_ONLY = {"output_audio_buffer.started", "output_audio_buffer.stopped"}
@@ -106,6 +116,32 @@ def test_a_minted_secret_opens_a_session_that_answers_with_ga_events_and_audio_d
     audio = b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta")
     assert len(audio) == 2 * 24_000
     assert max(array.array("h", audio)) > LOUD
+
+
+def test_a_session_update_that_sets_input_transcription_brings_the_users_turn_before_each_response(
+    openai_stub: OpenAIStub,
+) -> None:
+    # Given a session minted without input transcription, which answers a response.create with no user's turn
+    with session(openai_stub, mint(openai_stub)) as websocket:
+        next_event(websocket)
+        websocket.send(json.dumps({"type": "response.create"}))
+        untranscribed = until(websocket, "response.done")
+        assert not USER_TURN_EVENTS & {event["type"] for event in untranscribed}
+
+        # When a session.update sets input transcription, and the client asks for a response
+        update = {"type": "realtime", "audio": {"input": {"transcription": TRANSCRIPTION}}}
+        websocket.send(json.dumps({"type": "session.update", "session": update}))
+        updated = next_event(websocket)
+        websocket.send(json.dumps({"type": "response.create"}))
+        events = until(websocket, "response.done")
+
+    # Then the response opens with the user's audio message and the peer's fixed transcript of it, schema-valid,
+    # after the earlier reply
+    assert updated["session"]["audio"]["input"]["transcription"] == TRANSCRIPTION
+    assert_valid([*untranscribed, updated, *events])
+    _, turn = user_turn(events)
+    earlier_reply = next(event for event in untranscribed if event["type"] == "response.output_item.added")
+    assert turn[0]["previous_item_id"] == earlier_reply["item"]["id"]
 
 
 def test_a_browser_opens_a_session_with_the_subprotocols_openai_documents(openai_stub: OpenAIStub) -> None:
