@@ -740,14 +740,16 @@ class PolicyChange(NamedTuple):
 class _Held(NamedTuple):
     version: tuple[int, int, int] | None  # of the file as last read
     policy: Policy | None  # the last good one; None while the file has never been valid
-    refusal: PolicyError | None  # why the file has never been valid
+    # Why the file has never been valid: the message, never the exception, whose traceback would grow with every
+    # raise and keep each request's frames (its event, bearer token and all) alive.
+    refusal: str | None
 
 
 class _PolicyCache:
     """The policy, read once per container and again when its file changes (a deployed one never does; `make
-    run`'s may be edited while it runs). A file that was never valid is refused on every request (fail
-    closed); a change that is not valid is refused once and the last good policy keeps serving. Each change
-    is reported to ``on_change``, once."""
+    run`'s may be edited while it runs). A file that was never valid is read again and refused on every
+    request (fail closed; a passing read error does not stick); a change that is not valid is refused once and
+    the last good policy keeps serving. Each change is reported to ``on_change``, once."""
 
     def __init__(self) -> None:
         self._held: dict[Path, _Held] = {}
@@ -756,13 +758,13 @@ class _PolicyCache:
     def __call__(self, path: Path, on_change: Callable[[PolicyChange], None] | None = None) -> Policy:
         version = _version(path)
         held = self._held.get(path)
-        if held is None or held.version != version:
+        if held is None or held.version != version or held.policy is None:
             with self._lock:
                 held = self._held.get(path)
-                if held is None or held.version != version:
+                if held is None or held.version != version or held.policy is None:
                     held = self._read(path, version, held, on_change)
         if held.policy is None:
-            raise held.refusal or PolicyError(f"policy file {path} cannot be used")
+            raise PolicyError(held.refusal or f"policy file {path} cannot be used")
         return held.policy
 
     def _read(
@@ -776,7 +778,7 @@ class _PolicyCache:
         try:
             policy = load_policy(path)
         except PolicyError as exc:
-            self._held[path] = _Held(version, last_good, exc if last_good is None else None)
+            self._held[path] = _Held(version, last_good, str(exc) if last_good is None else None)
             change = PolicyChange(path, refused=str(exc)) if last_good is not None else None
         else:
             self._held[path] = _Held(version, policy, None)

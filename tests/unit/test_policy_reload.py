@@ -1,8 +1,10 @@
 """The policy file as a running function reads it: a change is read again and reported (what changed, or why it
 was refused); a broken change keeps the last good policy serving; a file never valid is refused every time."""
 
+import gc
 import json
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,28 @@ def test_a_schema_error_names_the_field_path() -> None:
 
     # Then the problem names the field by its path in the file
     assert "profiles.assistant.expires_after.max_seconds: Input should be a valid integer" in str(refused.value)
+
+
+def test_refusing_a_file_never_valid_keeps_nothing_of_the_requests_it_refused(tmp_path: Path) -> None:
+    # Given a policy file that was never valid, refused to a request holding its event (a bearer token and all)
+    path = tmp_path / "policy.json"
+    path.write_text("{")
+
+    class Event(dict[str, str]):
+        """A request's event, as a handler's frame holds it."""
+
+    def request(event: Event) -> None:
+        with pytest.raises(PolicyError):
+            cached_policy(path)
+
+    events = [Event(authorization="Bearer a-user-token") for _ in range(3)]
+    watched = [weakref.ref(event) for event in events]
+
+    # When each of them is refused, and the requests are over
+    for event in events:
+        request(event)
+    del events, event
+    gc.collect()
+
+    # Then no request's event is still alive: a refusal held once and raised again would keep every frame it passed
+    assert [ref() for ref in watched] == [None, None, None]
