@@ -134,6 +134,10 @@ const scenarios = {
       .locator("#events code")
       .evaluateAll((codes) => codes.map((code) => code.textContent).reverse());
     const transcript = await page.locator("#transcript").textContent();
+    // What the page shows of the user's speech (with transcription on: the peer's fixed transcript)
+    const userLines = await page
+      .locator('#transcript li[data-who="user"] span')
+      .evaluateAll((spans) => spans.map((span) => span.textContent));
     if (input.screenshot) await page.screenshot({ path: input.screenshot, fullPage: true });
     await page.click("#hang-up");
     await state("ready");
@@ -149,6 +153,7 @@ const scenarios = {
       bytes,
       events,
       transcript,
+      userLines,
       afterHangUp: await seen(),
       sessionAfter,
     };

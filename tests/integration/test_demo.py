@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from local.realtime_peer import INPUT_TRANSCRIPT
 from tests.browsers import PINNED, chromium_path
 from tests.conftest import ROOT
 from tests.docs import code_blocks
@@ -137,7 +138,9 @@ def test_a_signed_in_user_talks_to_the_local_peer_with_the_profiles_voice_and_in
     assert first["response.created"] < first["response.output_item.added"] < first["response.output_audio.done"]
     assert first["response.output_audio_transcript.delta"] < first["response.output_audio_transcript.done"]
     assert max(first.values()) == first["response.done"]
-    assert result["transcript"].strip().startswith("Model:")
+    # And, transcription on, the user's turn shows first: the peer's fixed transcript, then the model's line
+    assert result["userLines"] == [INPUT_TRANSCRIPT]
+    assert result["transcript"].strip().startswith(f"You: {INPUT_TRANSCRIPT}Model:")
     # And the hang-up ended the call, the page ready for another
     assert result["afterHangUp"] == {
         "state": "ready",
@@ -156,6 +159,20 @@ def test_a_signed_in_user_talks_to_the_local_peer_with_the_profiles_voice_and_in
     ]
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     print(f"demo: Connect to session.created took {result['connectMs']} ms")
+
+
+def test_with_transcription_off_the_page_shows_no_transcript_of_the_user(chromium: str, make_run: LocalService) -> None:
+    # Given the demo page of `make run`, and a user who leaves "Transcribe what I say" off
+    # When they Connect and ask for a response
+    seen = drive(chromium, demo_url(make_run), "call", user="gil")
+
+    # Then the session has no transcription, and the transcript shows the model's line only
+    result = seen["result"]
+    assert result["afterConnect"]["state"] == "connected", result["afterConnect"]
+    assert result["session"]["transcription"] == "off"
+    assert "response.done" in result["events"]
+    assert result["userLines"] == []
+    assert result["transcript"].strip().startswith("Model:")
 
 
 def test_a_profile_that_needs_another_group_is_explained(chromium: str, make_run: LocalService) -> None:
