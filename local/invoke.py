@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             api = LocalApi.from_template(
                 TEMPLATE,
                 local.overrides,
-                environment=local.environment | start_checks.key_source(os.environ),
+                environment=local.environment | start_checks.key_source(os.environ, "make invoke"),
                 **local.gateway_options(),
             )
             function = _function(api, arguments.function)

@@ -13,16 +13,19 @@ import urllib3
 from local.stand_ins import REAL_OPENAI, SetupError, upstream_url
 
 # How the function names the key in a refusal of it (its OPENAI_API_KEY_SOURCE), when make run was given one.
-KEY_SOURCE = "the key in OPENAI_API_KEY given to make run"
+KEY_SOURCE = "the key in OPENAI_API_KEY given to {command}"
 _MODELS_PATH = "/v1/models"
 _TIMEOUT = urllib3.Timeout(connect=3, read=10)
 _SAFE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _STARTING_ANYWAY = "starting anyway; a mint will say if OpenAI refuses the key"
 
 
-def key_source(environ: Mapping[str, str]) -> dict[str, str]:
-    """The function's environment that names where its key came from: OPENAI_API_KEY, when that is set."""
-    return {"OPENAI_API_KEY_SOURCE": KEY_SOURCE} if environ.get("OPENAI_API_KEY", "").strip() else {}
+def key_source(environ: Mapping[str, str], command: str = "make run") -> dict[str, str]:
+    """The function's environment that names where its key came from: OPENAI_API_KEY given to ``command``, when
+    that is set."""
+    if not environ.get("OPENAI_API_KEY", "").strip():
+        return {}
+    return {"OPENAI_API_KEY_SOURCE": KEY_SOURCE.format(command=command)}
 
 
 def check_policy(environ: Mapping[str, str]) -> None:

@@ -393,6 +393,11 @@ def _names(names: list[str], shown: int = 5) -> str:
     return listed + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
 
 
+# The objects every session has, whether or not a request names them: a default may sit directly under these only
+# (one deeper would create an optional object, such as input transcription, for every request that leaves it out).
+_ALWAYS_THERE = frozenset({"", "audio", "audio.input", "audio.output"})
+
+
 class Profile(_Record):
     __pydantic_config__ = _PYDANTIC_CONFIG
 
@@ -415,6 +420,14 @@ class Profile(_Record):
                 raise ValueError(
                     f"'{path}' is both settable and fixed (by '{clash}'): to let callers choose it, remove '{clash}' "
                     "from fixed"
+                )
+        for path, rule in self.settable.items():
+            parent = path.rpartition(".")[0]
+            if rule.default is not None and parent not in _ALWAYS_THERE:
+                raise ValueError(
+                    f"'{path}' has a default, which would put '{parent}' into every session that leaves it out "
+                    f"(switching it on, or sending it without the keys OpenAI requires): a default may sit only at "
+                    f"the top of the session or directly under {', '.join(sorted(p for p in _ALWAYS_THERE if p))}"
                 )
         for key in (key for parent, key in REQUIRED_KEYS[self.session_type].items() if not parent):
             if key not in self.fixed and key not in self.settable:

@@ -1874,36 +1874,38 @@ def test_a_default_is_sent_when_the_request_leaves_the_field_out() -> None:
     assert chosen["session"]["audio"]["output"]["voice"] == "alloy"
 
 
-def test_a_default_does_not_switch_back_on_an_object_the_request_switched_off() -> None:
-    # Given a default under an object a caller may set to null
-    profile = _with_default(
-        "audio.input.turn_detection.type",
-        {"type": "string", "enum": ["server_vad", "semantic_vad"], "default": "semantic_vad"},
-    )
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        pytest.param(
+            "audio.input.transcription.model",
+            {"type": "string", "enum": ["gpt-realtime-whisper"], "default": "gpt-realtime-whisper"},
+            id="switches-transcription-on-for-everyone",
+        ),
+        pytest.param(
+            "audio.input.turn_detection.idle_timeout_ms",
+            {"type": "integer", "minimum": 5000, "maximum": 30000, "default": 10000},
+            id="turn-detection-without-its-required-type",
+        ),
+        pytest.param(
+            "audio.input.noise_reduction.type",
+            {"type": "string", "enum": ["near_field"], "nullable": True, "default": "near_field"},
+            id="switches-noise-reduction-on",
+        ),
+    ],
+)
+def test_a_default_that_would_create_an_optional_object_is_refused_at_load(
+    tmp_path: Path, path: str, rule: dict[str, Any]
+) -> None:
+    # Given a default one object deeper than those every session has (found in review: a default on
+    # idle_timeout_ms made every request that left turn detection out a 400 for its missing type, blamed on the
+    # caller; one on the transcription model switched transcription on for everyone, with no way to turn it off)
+    policy = write_policy(tmp_path, changed(SMALL_POLICY, (*SETTABLE, path), rule))
 
-    # When a request switches turn detection off, and when it says nothing of it
-    off = check_request({"session": {"audio": {"input": {"turn_detection": None}}}}, "voice", profile, ga_param)
-    silent = check_request({}, "voice", profile, ga_param)
-
-    # Then off stays off, and silence gets the default
-    assert off["session"]["audio"]["input"]["turn_detection"] is None
-    assert silent["session"]["audio"]["input"]["turn_detection"] == {"type": "semantic_vad"}
-
-
-def test_a_null_sent_for_a_nullable_field_with_a_default_stays_null() -> None:
-    # Given a nullable field with a default
-    profile = _with_default(
-        "audio.input.noise_reduction.type",
-        {"type": "string", "enum": ["near_field"], "nullable": True, "default": "near_field"},
-    )
-
-    # When a request sends null for it
-    body = check_request(
-        {"session": {"audio": {"input": {"noise_reduction": {"type": None}}}}}, "voice", profile, ga_param
-    )
-
-    # Then null is what the caller chose
-    assert body["session"]["audio"]["input"]["noise_reduction"] == {"type": None}
+    # When / Then the policy is refused, naming the object it would create and where a default may sit
+    parent = path.rpartition(".")[0]
+    with pytest.raises(PolicyError, match=re.escape(f"would put '{parent}' into every session")):
+        load_policy(policy)
 
 
 @pytest.mark.parametrize(
