@@ -535,7 +535,8 @@ class _Session:
             "type": "message",
             "status": "completed",
             "role": "user",
-            "content": [{"type": "input_audio"}],
+            # Not yet transcribed: OpenAI sends null, which the schema's string refuses; the JS Agents SDK needs it.
+            "content": [{"type": "input_audio", "transcript": ""}],
         }
         previous = {"previous_item_id": self._last_item_id}
         self.send({"type": "conversation.item.added", **previous, "item": item})

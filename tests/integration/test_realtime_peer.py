@@ -58,7 +58,7 @@ USER_TURN_EVENTS = frozenset(
     }
 )
 TRANSCRIPTION = {"model": "gpt-4o-mini-transcribe"}
-SESSION = {
+SESSION: dict[str, Any] = {
     "type": "realtime",
     "model": "gpt-realtime",
     "instructions": "Answer like a ship's captain.",
@@ -208,7 +208,8 @@ def user_turn(events: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     added, done, completed = turn[0], turn[1], turn[-1]
     item = added["item"]
     assert (item["type"], item["role"]) == ("message", "user")
-    assert [part["type"] for part in item["content"]] == ["input_audio"]
+    # (the JS Agents SDK refuses an input_audio part without a transcript field)
+    assert [(part["type"], type(part.get("transcript"))) for part in item["content"]] == [("input_audio", str)]
     assert done["item"]["id"] == item["id"]
     assert {event["item_id"] for event in [*deltas, completed]} == {item["id"]}
     assert {event["content_index"] for event in [*deltas, completed]} == {0}
