@@ -3,6 +3,10 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +41,24 @@ def chromium_path(packages: tuple[str, ...]) -> str:
             f"node_modules has {package} {installed}, package.json pins {PINNED[package]}: run `npm ci`"
         )
     return path
+
+
+def run_driver(driver: Path, request: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
+    """What a tests/browser driver printed as JSON, given ``request`` as JSON on its stdin (which keeps client
+    secrets and tokens off its command line). Its output goes through pytest's capture, which the secret guard
+    reads."""
+    node = shutil.which("node")
+    assert node
+    finished = subprocess.run(
+        [node, str(driver)],
+        input=json.dumps(request),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    sys.stdout.write(finished.stdout + finished.stderr)
+    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
+    seen: dict[str, Any] = json.loads(finished.stdout)
+    return seen

@@ -11,9 +11,6 @@ drives the page; what it prints is read by the secret guard.
 import json
 import mimetypes
 import re
-import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -25,7 +22,7 @@ import pytest
 import urllib3
 
 from local.realtime_peer import REPLY_TRANSCRIPT
-from tests.browsers import chromium_path
+from tests.browsers import chromium_path, run_driver
 from tests.conftest import ROOT
 from tests.docs import code_block
 from tests.local_run import LocalService, local_run
@@ -179,18 +176,4 @@ def test_the_documentations_agents_sdk_example_talks_to_the_local_peer(
 
 def drive(chromium: str, page_origin: str, args: dict[str, Any]) -> dict[str, Any]:
     """What tests/browser/agents.mjs saw running window.talk(args) on the page: its result and console lines."""
-    node = shutil.which("node")
-    assert node
-    finished = subprocess.run(
-        [node, str(DRIVER)],
-        input=json.dumps({"executablePath": chromium, "url": f"{page_origin}/", "args": args}),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    sys.stdout.write(finished.stdout + finished.stderr)  # through pytest's capture, which the secret guard reads
-    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
-    seen: dict[str, Any] = json.loads(finished.stdout)
-    return seen
+    return run_driver(DRIVER, {"executablePath": chromium, "url": f"{page_origin}/", "args": args})

@@ -6,12 +6,8 @@ the user's token as its apiKey; from the second the browser itself blocks the ca
 preflight answer, and the function never runs. tests/browser/drive.mjs runs the pages.
 """
 
-import json
 import mimetypes
 import re
-import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +22,7 @@ from local.gateway import AccessRecord, LocalApi
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
-from tests.browsers import PINNED, chromium_path
+from tests.browsers import PINNED, chromium_path, run_driver
 from tests.conftest import ROOT
 from tests.docs import code_block
 from tests.local_api import serving_default
@@ -104,22 +100,7 @@ def sites() -> Iterator[tuple[Site, Site]]:
 
 def drive(chromium: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """Runs the steps in one headless Chromium; what the pages saw (no token, no minted value)."""
-    node = shutil.which("node")
-    assert node
-    finished = subprocess.run(
-        [node, str(DRIVER)],
-        input=json.dumps({"executablePath": chromium, "steps": steps}),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    # Through pytest's capture, which the secret guard reads
-    sys.stdout.write(finished.stdout + finished.stderr)
-    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
-    seen: dict[str, Any] = json.loads(finished.stdout)
-    return seen
+    return run_driver(DRIVER, {"executablePath": chromium, "steps": steps}, timeout=120)
 
 
 def test_the_official_sdk_loads_in_headless_chromium(chromium: str, sites: tuple[Site, Site]) -> None:

@@ -12,9 +12,6 @@ import http.client
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -24,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from local.realtime_peer import INPUT_TRANSCRIPT
-from tests.browsers import PINNED, chromium_path
+from tests.browsers import PINNED, chromium_path, run_driver
 from tests.conftest import ROOT
 from tests.docs import code_blocks
 from tests.local_run import LocalService, local_run
@@ -72,20 +69,7 @@ def demo_url(service: LocalService) -> str:
 
 def drive(chromium: str, url: str, scenario: str, **settings: Any) -> dict[str, Any]:
     """Runs a scenario of tests/browser/demo.mjs; what the page showed, checked for secrets."""
-    node = shutil.which("node")
-    assert node
-    finished = subprocess.run(
-        [node, str(DRIVER)],
-        input=json.dumps({"executablePath": chromium, "url": url, "scenario": scenario, **settings}),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    sys.stdout.write(finished.stdout + finished.stderr)  # through pytest's capture, which the secret guard reads
-    assert finished.returncode == 0, "the browser driver failed: its output is in the captured stdout"
-    seen: dict[str, Any] = json.loads(finished.stdout)
+    seen = run_driver(DRIVER, {"executablePath": chromium, "url": url, "scenario": scenario, **settings})
     assert seen["failure"] is None, seen["failure"]
     # The page showed neither the user's token nor a client secret, in its DOM, its fields or its console
     assert seen["secretShown"] is False
