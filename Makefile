@@ -52,7 +52,7 @@ help:
 	@echo "             write web/config.json for the demo page from the deployed stack's outputs"
 	@echo "             (REDIRECT_URI=https://app.example.com/: the page's URL; CLIENT_ID=...: with your own issuer)"
 	@echo "             Both use samconfig.toml's stack: CONFIG_ENV=prod its [prod], STACK_NAME=... another; the"
-	@echo "             region and credentials are the AWS CLI's (AWS_PROFILE, AWS_REGION)"
+	@echo "             region and credentials are the AWS CLI's (AWS_PROFILE, AWS_DEFAULT_REGION)"
 
 # Progress goes to stderr, so that `make invoke ... | jq` reads only the result even on a first run.
 $(VENV)/.installed: pyproject.toml layers/dependencies/requirements.txt

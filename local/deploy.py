@@ -8,7 +8,8 @@ web-config  writes web/config.json for the demo page from the stack's outputs: a
             sign-in (JwtIssuer, UserPoolClientId) and OpenAI's Realtime calls URL.
 
 The stack is samconfig.toml's: CONFIG_ENV picks its environment ("default", "prod"), STACK_NAME overrides the
-name. The region and credentials are the AWS CLI's (AWS_PROFILE, AWS_REGION, ~/.aws/config), unless samconfig
+name. The region and credentials are the AWS CLI's (AWS_PROFILE, AWS_DEFAULT_REGION, ~/.aws/config;
+boto3 and the SAM CLI do not read AWS_REGION), unless samconfig
 sets them, as for `sam deploy`.
 """
 
@@ -93,14 +94,14 @@ def session(where: Target) -> Any:
 def describe(aws: Any, where: Target) -> Stack:
     region = aws.region_name
     if not region:
-        raise DeployError("no AWS region: set AWS_REGION, or a region in ~/.aws/config (`aws configure`)")
+        raise DeployError("no AWS region: set AWS_DEFAULT_REGION, or a region in ~/.aws/config (`aws configure`)")
     try:
         (found,) = aws.client("cloudformation").describe_stacks(StackName=where.stack_name)["Stacks"]
     except ClientError as error:
         if "does not exist" in str(error.response.get("Error", {}).get("Message", "")):
             raise DeployError(
                 f"no stack {where.stack_name} in {region}: deploy it first (`make deploy`), or pick yours with "
-                "CONFIG_ENV=prod (samconfig.toml), STACK_NAME=... or AWS_REGION=..."
+                "CONFIG_ENV=prod (samconfig.toml), STACK_NAME=... or AWS_DEFAULT_REGION=..."
             ) from None
         raise
     outputs = {item["OutputKey"]: item["OutputValue"] for item in found.get("Outputs", [])}
@@ -242,10 +243,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         )
         return 1
     except NoRegionError:
-        print(f"make {arguments.command}: no AWS region: set AWS_REGION, or `aws configure`", file=sys.stderr)
+        print(f"make {arguments.command}: no AWS region: set AWS_DEFAULT_REGION, or `aws configure`", file=sys.stderr)
         return 1
-    except (ClientError, BotoCoreError) as error:
-        print(f"make {arguments.command}: AWS refused: {error}", file=sys.stderr)
+    except ClientError as error:
+        # The code and operation only: AWS's message can name the caller's role session (often an e-mail address).
+        code = error.response.get("Error", {}).get("Code", "an error")
+        print(f"make {arguments.command}: AWS refused {error.operation_name} with {code}", file=sys.stderr)
+        return 1
+    except BotoCoreError as error:
+        print(f"make {arguments.command}: AWS could not be asked: {type(error).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

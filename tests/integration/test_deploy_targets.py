@@ -224,6 +224,26 @@ def test_make_secret_explains_a_missing_stack_and_a_missing_output(
     assert f"stack {other} ({REGION}) has no ApiKeySecretArn output" in no_output.stderr
 
 
+def test_make_secret_names_what_aws_refused_by_its_code_not_its_message(
+    aws: dict[str, str], deployed: Callable[..., str], secrets_manager: Any
+) -> None:
+    # Given a stack whose secret is gone (AWS's own message would quote the resource, and an AccessDenied the
+    # caller's role session, often an e-mail address)
+    arn = deployed(DEFAULT_STACK)
+    secrets_manager.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+    # When make secret runs
+    ran = run(aws | {"OPENAI_API_KEY": TEST_API_KEY}, "secret")
+
+    # Then it fails naming the operation and AWS's error code only
+    assert ran.returncode == 1
+    assert "make secret: AWS refused" in ran.stderr
+    assert "ResourceNotFoundException" in ran.stderr
+    assert "can't find the specified secret" not in ran.stderr  # AWS's own message, here moto's
+    assert arn not in ran.stderr
+    assert not shows_the_key(ran.stdout + ran.stderr)
+
+
 def test_make_secret_refuses_an_empty_key(
     aws: dict[str, str], deployed: Callable[..., str], secrets_manager: Any
 ) -> None:
