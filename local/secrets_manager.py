@@ -62,7 +62,11 @@ class LocalSecretsManager(Running):
         return self
 
     def stop(self) -> None:
-        """Stop moto if it is this one's own; the secret goes with it."""
+        """Delete the secret, and stop moto if it is this one's own. (moto keeps its state per process, not per
+        server: a secret left behind would still be there for the next server of the same process, the tests'.)"""
+        if self._secret_arn is not None:
+            client = secrets_manager_client(self.endpoint_url, credentials=self._server().credentials)
+            client.delete_secret(SecretId=self._secret_arn, ForceDeleteWithoutRecovery=True)
         if self._own_aws is not None:
             self._own_aws.stop()
             self._own_aws = None
