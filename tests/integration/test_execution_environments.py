@@ -89,8 +89,15 @@ def post(api: LocalApi, query: str = "") -> tuple[int, str]:
         connection.close()
 
 
-def posted_in_background(api: LocalApi, answers: list[tuple[int, str]], query: str = "") -> threading.Thread:
-    thread = threading.Thread(target=lambda: answers.append(post(api, query)))
+def posted_in_background(
+    api: LocalApi, answers: dict[str, tuple[int, str]], role: str, query: str = ""
+) -> threading.Thread:
+    """A thread posting the request, its answer recorded under ``role`` (threads finish in any order)."""
+
+    def record() -> None:
+        answers[role] = post(api, query)
+
+    thread = threading.Thread(target=record)
     thread.start()
     return thread
 
@@ -104,8 +111,8 @@ def test_a_function_runs_at_most_its_execution_environments_invocations_at_once(
     # Given a function with two execution environments, both busy with a request that holds on
     with LocalApi.from_template(template, environments=2) as api:
         handler = sys.modules["environments_hold.app"]
-        answers: list[tuple[int, str]] = []
-        held = [posted_in_background(api, answers) for _ in range(2)]
+        answers: dict[str, tuple[int, str]] = {}
+        held = [posted_in_background(api, answers, role) for role in ("first", "second")]
         wait_running(handler, 2)
 
         # When a third invocation may wait for an environment no time at all
@@ -113,12 +120,14 @@ def test_a_function_runs_at_most_its_execution_environments_invocations_at_once(
         with pytest.raises(NoEnvironmentFree):
             api.call(FUNCTION, {"rawQueryString": "now"}, api.context(FUNCTION, timeout=0))
         # and a third request over HTTP waits its turn, then runs once the two are released
-        held.append(posted_in_background(api, answers))
+        held.append(posted_in_background(api, answers, "third"))
         handler.RELEASED.set()
         for thread in held:
             thread.join()
 
-    assert [status for status, _ in answers] == [HTTPStatus.OK] * 3
+    assert {role: status for role, (status, _) in answers.items()} == dict.fromkeys(
+        ("first", "second", "third"), HTTPStatus.OK
+    )
     assert handler.PEAK[0] == 2
 
 
@@ -126,17 +135,18 @@ def test_an_invocation_that_waited_for_an_environment_still_has_its_whole_timeou
     # Given a function (timeout 2 s) with one execution environment, held by a request that never returns
     with LocalApi.from_template(template, environments=1) as api:
         handler = sys.modules["environments_hold.app"]
-        answers: list[tuple[int, str]] = []
-        held = posted_in_background(api, answers)
+        answers: dict[str, tuple[int, str]] = {}
+        held = posted_in_background(api, answers, "held")
         wait_running(handler, 1)
 
         # When a second request arrives meanwhile
-        waiting = posted_in_background(api, answers, query="now")
+        waiting = posted_in_background(api, answers, "waiting", query="now")
         held.join()
         waiting.join()
 
     # Then the first times out, and the second, which waited for its environment for those 2 s, runs with its
     # function's timeout counted from when its invocation began (most of it left, not the wait's remnant)
-    [(first, _), (second, remaining_ms)] = answers
-    assert (first, second) == (HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.OK)
+    assert answers["held"][0] == HTTPStatus.INTERNAL_SERVER_ERROR
+    status, remaining_ms = answers["waiting"]
+    assert status == HTTPStatus.OK
     assert int(remaining_ms) > 1000
