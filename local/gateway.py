@@ -49,7 +49,9 @@ INTEGRATION_TIMEOUT_SECONDS = 30
 # environments than this add no throughput: only time-sliced invocations, each slower than in Lambda by the
 # number of others, and the stand-ins behind them (moto answers DynamoDB one request at a time) queued
 # longer than any function's own timeouts allow. Invocations past this many wait for a free environment, within
-# API Gateway's integration timeout, not the function's.
+# API Gateway's integration timeout, not the function's. A timed-out invocation gives its environment back while
+# its thread runs on (a thread cannot be killed, unlike Lambda's environment), so after timeouts more than this
+# many invocations may really run at once.
 EXECUTION_ENVIRONMENTS = 4
 # What API Gateway answers itself, instead of the function's answer.
 NOT_FOUND = (HTTPStatus.NOT_FOUND, "Not Found")
@@ -67,7 +69,8 @@ _ROUTE, _INTEGRATION = "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integrati
 _AUTHORIZER, _API = "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::Api"
 # A preflight's origin, in a note: shown up to this many characters; suggested as ALLOWED_ORIGINS if it is one.
 _ORIGIN_SHOWN = 100
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"  # 0-65535
+_ORIGIN = re.compile(rf"https?://[A-Za-z0-9.-]+(:{_PORT})?")
 _LOCAL_STACK_UUID = "00000000-0000-4000-8000-000000000000"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
 # HTTP API hands these media types to the function as text and base64-encodes every other body.

@@ -149,6 +149,19 @@ def test_a_refused_origin_is_shown_escaped_and_clipped(api: LocalApi, records: l
     assert records[-1].note == f"CORS preflight from {shown}, which is not allowed"
 
 
+@pytest.mark.parametrize("origin", ["http://evil.example:99999", "http://localhost:65536"])
+def test_an_origin_with_a_port_past_65535_is_refused_without_a_suggestion(
+    api: LocalApi, records: list[AccessRecord], origin: str
+):
+    # Given an origin no browser sends: its port is past 65535
+    # When its preflight is sent
+    answer = _preflight(api, origin)
+
+    # Then it is refused as any other origin not allowed, and the note suggests no ALLOWED_ORIGINS for it
+    assert (answer.status, answer.cors(), answer.data) == (HTTPStatus.NO_CONTENT, {}, b"")
+    assert records[-1].note == f"CORS preflight from {origin}, which is not allowed"
+
+
 @pytest.mark.parametrize(
     ("page", "allowed"),
     [("http://127.0.0.1:5173", "http://localhost:5173"), ("http://localhost:5173", "http://127.0.0.1:5173")],
