@@ -824,20 +824,34 @@ class _Handler(BaseHTTPRequestHandler):
         chunks: list[bytes] = []
         received = 0
         while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise _BadRequestError("Invalid chunked body.") from None
+            # int() alone would take "-1" (then read(-1) reads to the end of the stream), "+5", "0x10" or "1_0".
+            framed = _CHUNK_SIZE_LINE.fullmatch(self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1))
+            if framed is None:
+                raise _BadRequestError(_BAD_CHUNK)
+            size = int(framed[1], 16)
             if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers, up to the blank line
-                    pass
+                self._read_trailers()
                 return b"".join(chunks)
             received += size
             if received > limit:
                 raise _too_large(limit)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)  # the CRLF after each chunk
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.read(2) != b"\r\n":
+                raise _BadRequestError(_BAD_CHUNK)
+            chunks.append(chunk)
+
+    def _read_trailers(self) -> None:
+        """The trailer section, up to its blank line: read and dropped, at most MAX_TRAILER_LINES lines of
+        MAX_TRAILER_BYTES in all (else 400), so a client cannot keep the thread reading."""
+        left = MAX_TRAILER_BYTES
+        for _ in range(MAX_TRAILER_LINES + 1):
+            line = self.rfile.readline(left + 1)
+            if line == b"\r\n":
+                return
+            left -= len(line)
+            if left < 0 or not line.endswith(b"\r\n"):
+                break
+        raise _BadRequestError(_BAD_TRAILERS)
 
     def _send_error(
         self,
@@ -896,6 +910,23 @@ class _Handler(BaseHTTPRequestHandler):
 
 _FRAMING_CODES = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "request_too_large", HTTPStatus.REQUEST_TIMEOUT: "timeout"}
 _SHORT_BODY = "The request body did not arrive in time: send as many bytes as the Content-Length header announces."
+# A chunk's size line (RFC 9112 7.1): at most 8 hex digits (4 GiB, past any route's bound), then extensions.
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"'
+_CHUNK_SIZE_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,8})(?:[ \t]*;[ \t]*%b(?:[ \t]*=[ \t]*(?:%b|%b))?)*\r\n" % (_TOKEN, _TOKEN, _QUOTED)
+)
+MAX_CHUNK_LINE_BYTES = 1024
+MAX_TRAILER_LINES = 16
+MAX_TRAILER_BYTES = 8 * 1024
+_BAD_CHUNK = (
+    "The chunked request body is malformed: send each chunk as its size in 1 to 8 hexadecimal digits, CRLF, "
+    "that many bytes and CRLF, and end with a chunk of size 0 (RFC 9112 section 7.1)."
+)
+_BAD_TRAILERS = (
+    f"The chunked request body's trailer section is malformed or too long: send at most {MAX_TRAILER_LINES} "
+    f"trailer lines of {MAX_TRAILER_BYTES // 1024} KiB in all, each ending in CRLF, then an empty line."
+)
 
 
 def _too_large(limit: int) -> _BadRequestError:
