@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Self
 
@@ -51,6 +52,15 @@ _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<day>\d{8})/(?P<region>[\w-]+)/(?P<service>[\w-]+)/aws4_request,"
     r"\s*SignedHeaders=(?P<headers>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
 )
+# IAM's AccessKeyId: 16 to 128 ASCII word characters.
+_ACCESS_KEY = re.compile(r"\w{16,128}", re.ASCII)
+_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+# How far a request's X-Amz-Date may be from this clock before AWS refuses it: 5 minutes for Secrets Manager,
+# 15 for DynamoDB and Cognito (what each one's "Signature expired" names).
+_CLOCK_SKEW = {"secretsmanager": timedelta(minutes=5)}
+_DEFAULT_CLOCK_SKEW = timedelta(minutes=15)
+# Seconds the server waits on a client's socket (the rest of a request, or its reading of the answer).
+SOCKET_TIMEOUT = 30.0
 
 
 def secrets_manager_client(
@@ -98,6 +108,9 @@ def signed_requests_only(app: WSGIApplication, credentials: Mapping[str, str] = 
         if environ.get("REQUEST_METHOD") == "OPTIONS":
             return _refuse(start_response, 403, "AccessDeniedException", "the local AWS answers no web page (no CORS)")
         if not (environ.get("REQUEST_METHOD") == "GET" and _OPEN_PATHS.fullmatch(str(environ.get("PATH_INFO")))):
+            refusal = _credential_refusal(environ, credentials)  # before reading a byte of the body
+            if refusal is not None:
+                return _refuse(start_response, *refusal)
             body = _body(environ)
             if body is None:
                 return _refuse(start_response, 413, "RequestEntityTooLarge", f"a request body is at most {BODY_LIMIT}")
@@ -127,19 +140,57 @@ def _body(environ: WSGIEnvironment) -> bytes | None:
     return body if len(body) <= BODY_LIMIT else None
 
 
-def _signature_refusal(
-    environ: WSGIEnvironment, body: bytes, credentials: Mapping[str, str]
-) -> tuple[int, str, str] | None:
-    """What AWS answers a request not signed with ``credentials`` (status, error, message); None when it is."""
+def _credential_refusal(environ: WSGIEnvironment, credentials: Mapping[str, str]) -> tuple[int, str, str] | None:
+    """What AWS answers, from the headers alone, a request not signed now with ``credentials``' access key
+    (status, error, message); None when it is."""
     signed = _AUTHORIZATION.fullmatch(str(environ.get("HTTP_AUTHORIZATION", "")))
     if signed is None:
         return 403, "MissingAuthenticationTokenException", "sign the request (SigV4) with make run's credentials"
-    if not hmac.compare_digest(signed["key"], credentials["AWS_ACCESS_KEY_ID"]):
+    key = signed["key"]
+    if not _ACCESS_KEY.fullmatch(key) or not hmac.compare_digest(
+        key.encode(), credentials["AWS_ACCESS_KEY_ID"].encode()
+    ):
         return 400, "UnrecognizedClientException", "not this run's access key: use the credentials make run hands out"
     timestamp = str(environ.get("HTTP_X_AMZ_DATE", ""))
-    declared_hash = environ.get("HTTP_X_AMZ_CONTENT_SHA256")
-    if not timestamp.startswith(signed["day"]) or declared_hash not in (None, hashlib.sha256(body).hexdigest()):
-        return 403, "InvalidSignatureException", "the request's date or body is not the one signed"
+    try:
+        signed_at = datetime.strptime(timestamp, _TIMESTAMP).replace(tzinfo=UTC)
+    except ValueError:
+        signed_at = None
+    if signed_at is None or not timestamp.startswith(signed["day"]):
+        return 403, "InvalidSignatureException", "the request's X-Amz-Date is missing or not the day signed"
+    return _clock_skew_refusal(timestamp, signed_at, _CLOCK_SKEW.get(signed["service"], _DEFAULT_CLOCK_SKEW))
+
+
+def _clock_skew_refusal(timestamp: str, signed_at: datetime, window: timedelta) -> tuple[int, str, str] | None:
+    """AWS's answer (its words) to a request signed more than ``window`` away from this clock; None within it."""
+    now = datetime.now(UTC)
+    minutes = window // timedelta(minutes=1)
+    if signed_at < now - window:
+        message = (
+            f"Signature expired: {timestamp} is now earlier than {now - window:{_TIMESTAMP}}"
+            f" ({now:{_TIMESTAMP}} - {minutes} min.)"
+        )
+        return 400, "InvalidSignatureException", message
+    if signed_at > now + window:
+        message = (
+            f"Signature not yet current: {timestamp} is still later than {now + window:{_TIMESTAMP}}"
+            f" ({now:{_TIMESTAMP}} + {minutes} min.)"
+        )
+        return 400, "InvalidSignatureException", message
+    return None
+
+
+def _signature_refusal(
+    environ: WSGIEnvironment, body: bytes, credentials: Mapping[str, str]
+) -> tuple[int, str, str] | None:
+    """What AWS answers a request whose signature is not ``credentials``' over this body (status, error, message);
+    None when it is. The headers passed _credential_refusal."""
+    signed = _AUTHORIZATION.fullmatch(str(environ.get("HTTP_AUTHORIZATION", "")))
+    if signed is None:
+        return 403, "MissingAuthenticationTokenException", "sign the request (SigV4) with make run's credentials"
+    timestamp = str(environ.get("HTTP_X_AMZ_DATE", ""))
+    if environ.get("HTTP_X_AMZ_CONTENT_SHA256") not in (None, hashlib.sha256(body).hexdigest()):
+        return 403, "InvalidSignatureException", "the request's body is not the one signed"
     names = signed["headers"].split(";")
     path = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
     request = AWSRequest(
@@ -154,7 +205,7 @@ def _signature_refusal(
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     if signer.signed_headers(signer.headers_to_sign(request)) != signed["headers"]:
         return 403, "InvalidSignatureException", "sign the request's headers as botocore does"
-    if not hmac.compare_digest(expected, signed["signature"]):
+    if not hmac.compare_digest(expected.encode(), signed["signature"].encode()):
         return 403, "InvalidSignatureException", "the signature does not match: use the credentials make run hands out"
     return None
 
@@ -202,13 +253,33 @@ def one_dynamodb_request_at_a_time(
     return serialised
 
 
+class TimingOutRequestHandler(MotoRequestHandler):
+    """moto's request handler with a deadline (``timeout`` seconds) on each wait for the client's socket: a client
+    that stops sending (headers never finished, a body shorter than its Content-Length) or reading loses its
+    connection, unanswered, instead of holding a thread for good."""
+
+    timeout = SOCKET_TIMEOUT
+
+    def connection_dropped(self, error: BaseException, environ: WSGIEnvironment | None = None) -> None:
+        self.close_connection = True  # a timed-out socket cannot be read again
+
+
+def _timing_out_after(seconds: float) -> type[TimingOutRequestHandler]:
+    # A class of its own per server: werkzeug sets protocol_version on the handler class it is given.
+    return type("TimingOutRequestHandler", (TimingOutRequestHandler,), {"timeout": seconds})
+
+
 class LocalAws(Running):
     """moto's server mode on 127.0.0.1 (a free port): every service moto has, over real HTTP, with DynamoDB's
     requests answered one at a time (see one_dynamodb_request_at_a_time), for requests signed with
-    ``credentials`` only (see signed_requests_only)."""
+    ``credentials`` only (see signed_requests_only), a client's socket waited on at most ``socket_timeout``
+    seconds at a time."""
 
-    def __init__(self, credentials: Mapping[str, str] = FAKE_CREDENTIALS) -> None:
+    def __init__(
+        self, credentials: Mapping[str, str] = FAKE_CREDENTIALS, socket_timeout: float = SOCKET_TIMEOUT
+    ) -> None:
         self.credentials = credentials
+        self.socket_timeout = socket_timeout
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._endpoint_url: str | None = None
@@ -230,7 +301,7 @@ class LocalAws(Running):
         # What moto.server.ThreadedMotoServer serves, with DynamoDB's requests serialised.
         moto: Any = DomainDispatcherApplication(create_backend_app)
         app = signed_requests_only(one_dynamodb_request_at_a_time(moto, self._answered), self.credentials)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_timing_out_after(self.socket_timeout))
         self._server = server
         self._thread = serve_in_background(server, "local-aws")
         host, port = server.server_address[:2]

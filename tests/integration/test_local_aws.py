@@ -2,17 +2,23 @@
 other web origin: a page in the developer's browser cannot read the secret it holds (the developer's real key,
 with OPENAI_API_KEY) nor reach the user pool's admin API. What Cognito serves unauthenticated stays open."""
 
+import http.client
 import json
 import re
+import socket
 import stat
 import urllib.parse
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
 import boto3
 import pytest
 import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from local.aws import BODY_LIMIT, FAKE_CREDENTIALS, LocalAws, secrets_manager_client
@@ -24,6 +30,12 @@ from tests.local_run import STUB_API_KEY, local_run
 
 PAGE = "http://localhost:5173"  # any page open in the developer's browser
 _http = urllib3.PoolManager(retries=False, timeout=30)
+# What each service's X-Amz-Target starts with, and the name it signs with.
+SIGNING_NAMES = {
+    "secretsmanager": "secretsmanager",
+    "DynamoDB_20120810": "dynamodb",
+    "AWSCognitoIdentityProviderService": "cognito-idp",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +66,34 @@ def get_secret_value(aws: LocalAws, secret_arn: str, headers: dict[str, str]) ->
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"}
         | headers,
     )
+
+
+def signed_headers(aws: LocalAws, target: str, body: bytes, at: datetime | None = None) -> dict[str, str]:
+    """The headers of a POST of ``body`` to ``target``, signed (botocore's SigV4 signer) with the run's
+    credentials as if at ``at`` (now by default)."""
+    timestamp = (at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target, "X-Amz-Date": timestamp}
+    request = AWSRequest(method="POST", url=f"{aws.endpoint_url}/", headers=headers, data=body)
+    request.context["timestamp"] = timestamp
+    keys = Credentials(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    signer = SigV4Auth(keys, SIGNING_NAMES[target.split(".")[0]], REGION)
+    signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    names = signer.signed_headers(signer.headers_to_sign(request))
+    authorization = f"AWS4-HMAC-SHA256 Credential={signer.scope(request)}, SignedHeaders={names}, Signature={signature}"
+    return headers | {"Authorization": authorization}
+
+
+def raw_request(aws: LocalAws, headers: dict[str, str], body: bytes) -> bytes:
+    """A POST as bytes on the wire: ``headers`` as given (Content-Length too), then ``body``."""
+    host = aws.endpoint_url.removeprefix("http://")
+    lines = ["POST / HTTP/1.1", f"Host: {host}", *(f"{name}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def connected(aws: LocalAws) -> socket.socket:
+    host, port = aws.endpoint_url.removeprefix("http://").split(":")
+    # Far longer than any server timeout here: the client never gives up first.
+    return socket.create_connection((host, int(port)), timeout=120)
 
 
 def from_a_page(client: Any) -> None:
@@ -190,12 +230,100 @@ def test_what_cognito_serves_unauthenticated_stays_open(aws: LocalAws, pool: Use
 
 
 def test_a_body_over_the_limit_is_refused_unread(aws: LocalAws) -> None:
-    # Given a request that says its body is over the limit (and sends none of it)
-    headers = {"Content-Type": "application/x-amz-json-1.1", "Content-Length": str(BODY_LIMIT + 1)}
+    # Given a signed request that says its body is over the limit (and sends none of it)
+    headers = signed_headers(aws, "secretsmanager.ListSecrets", b"") | {"Content-Length": str(BODY_LIMIT + 1)}
 
     # When it is sent, Then it is refused at once (413), its body unread
     answer = _http.request("POST", aws.endpoint_url, headers=headers, body=b"", preload_content=True)
     assert answer.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+def test_an_unsigned_request_is_refused_before_its_body_is_read(aws: LocalAws) -> None:
+    # Given an unsigned request that says its body is 100 bytes and sends 2 of them (and keeps its connection)
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.ListSecrets"}
+    with connected(aws) as connection:
+        connection.sendall(raw_request(aws, headers | {"Content-Length": "100"}, b"{}"))
+
+        # When the server answers, Then it refuses it without waiting for the rest of the body
+        answer = http.client.HTTPResponse(connection)
+        answer.begin()
+        assert answer.status == HTTPStatus.FORBIDDEN
+        assert json.loads(answer.read())["__type"] == "MissingAuthenticationTokenException"
+
+
+@pytest.fixture
+def impatient_aws() -> Iterator[LocalAws]:
+    with LocalAws(socket_timeout=2) as aws:
+        yield aws
+
+
+@pytest.mark.parametrize("stalled", ["headers-unfinished", "signed-body-short"])
+def test_a_client_that_stops_sending_loses_its_connection_unanswered(impatient_aws: LocalAws, stalled: str) -> None:
+    # Given a client that stops sending: mid-headers, or after 2 bytes of a signed request's 100-byte body
+    aws = impatient_aws
+    if stalled == "headers-unfinished":
+        sent = raw_request(aws, {"Content-Type": "application/x-amz-json-1.1"}, b"").removesuffix(b"\r\n")
+    else:
+        headers = signed_headers(aws, "secretsmanager.ListSecrets", b"{}" + b" " * 98)
+        sent = raw_request(aws, headers | {"Content-Length": "100"}, b"{}")
+    with connected(aws) as connection:
+        connection.sendall(sent)
+
+        # When it waits, Then the server closes the connection (past its socket timeout) without answering
+        assert connection.recv(65536) == b""
+
+    # And the server still answers the next request
+    assert "SecretList" in secrets_manager_client(aws.endpoint_url).list_secrets()
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["secretsmanager.ListSecrets", "DynamoDB_20120810.ListTables", "AWSCognitoIdentityProviderService.ListUserPools"],
+)
+@pytest.mark.parametrize(
+    ("at", "words"),
+    [(datetime(2020, 1, 1, tzinfo=UTC), "Signature expired"), (None, "Signature not yet current")],
+    ids=["in-2020", "a-day-ahead"],
+)
+def test_a_request_signed_far_from_now_is_refused_as_aws_refuses_it(
+    aws: LocalAws, target: str, at: datetime | None, words: str
+) -> None:
+    # Given a request signed correctly with the run's credentials, but dated far outside AWS's window
+    body = b'{"MaxResults": 1}'
+    headers = signed_headers(aws, target, body, at or datetime.now(UTC) + timedelta(days=1))
+
+    # When it is sent
+    answer = _http.request("POST", aws.endpoint_url, body=body, headers=headers)
+
+    # Then it is refused as AWS refuses it (400 InvalidSignatureException, AWS's words)
+    assert answer.status == HTTPStatus.BAD_REQUEST
+    refusal = json.loads(answer.data)
+    assert refusal["__type"] == "InvalidSignatureException"
+    assert words in refusal["message"]
+
+
+def test_a_request_signed_now_is_answered(aws: LocalAws) -> None:
+    # Given the same request as above, signed now (what the refusals above are measured against)
+    body = b'{"MaxResults": 1}'
+    headers = signed_headers(aws, "secretsmanager.ListSecrets", body)
+
+    # When it is sent, Then it is answered
+    answer = _http.request("POST", aws.endpoint_url, body=body, headers=headers)
+    assert answer.status == HTTPStatus.OK, answer.data
+
+
+@pytest.mark.parametrize("key", ["ASIALOCALÉÉÉÉÉÉÉÉÉÉÉÉ", "testing"], ids=["non-ascii", "too-short"])
+def test_an_access_key_not_shaped_as_aws_s_is_refused(aws: LocalAws, key: str) -> None:
+    # Given a request whose Authorization names an access key AWS never issues (sent as latin-1, as HTTP allows)
+    headers = signed_headers(aws, "secretsmanager.ListSecrets", b"{}")
+    headers["Authorization"] = headers["Authorization"].replace(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], key)
+
+    # When it is sent
+    answer = _http.request("POST", aws.endpoint_url, body=b"{}", headers=headers)
+
+    # Then it is refused as an unknown key is (not a 500 with a traceback)
+    assert answer.status == HTTPStatus.BAD_REQUEST, answer.data
+    assert json.loads(answer.data)["__type"] == "UnrecognizedClientException"
 
 
 def test_the_environments_credentials_reach_it(aws: LocalAws, secret: LocalSecretsManager) -> None:
