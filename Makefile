@@ -62,7 +62,7 @@ $(VENV)/.installed: pyproject.toml layers/dependencies/requirements.txt
 	@echo "  pip" >&2
 	@$(PY) -m pip install --quiet --upgrade "pip>=25.1"
 	@echo "  the function's dependencies (layers/dependencies/requirements.txt) and the dev tools (pyproject.toml:" >&2
-	@echo "  boto3, moto, waitress, the openai SDK, pytest, ruff, mypy); about 30 s" >&2
+	@echo "  boto3, moto, waitress, the openai SDK, pytest, ruff, mypy); about 25 s" >&2
 	@$(PY) -m pip install --quiet -r layers/dependencies/requirements.txt --group dev
 	@touch $@
 	@echo "  $(VENV) is ready" >&2
@@ -70,7 +70,7 @@ $(VENV)/.installed: pyproject.toml layers/dependencies/requirements.txt
 # aws-sam-cli pins its own boto3 and pydantic: it lives in its own venv so it cannot downgrade ours.
 $(SAM_VENV)/.installed:
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: install it (or set PYTHON=/path/to/python3.13)"; exit 1; }
-	@echo "Setting up $(SAM_VENV): the AWS SAM CLI $(SAM_CLI_VERSION) and cfn-lint (once; about a minute)" >&2
+	@echo "Setting up $(SAM_VENV): the AWS SAM CLI $(SAM_CLI_VERSION) and cfn-lint (once; about 20 s)" >&2
 	@$(PYTHON) -m venv $(SAM_VENV)
 	@$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	@$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)" "cfn-lint==$(CFN_LINT_VERSION)"
