@@ -52,6 +52,8 @@ def test_the_node_sdk_works_against_the_local_api(
         # In the environment, not on the command line, where any process could read them
         environment["TOKEN_VENDING_USER_TOKEN"] = user_token("node-user")
         environment["TOKEN_VENDING_PREMIUM_TOKEN"] = user_token("node-premium-member", groups=["premium"])
+        # The stub's Realtime peer over WebSocket, as make run prints it
+        environment["TOKEN_VENDING_REALTIME_URL"] = openai_stub.base_url.replace("http://", "ws://") + "/v1/realtime"
 
         # When node's test runner runs the SDK scripts (files listed: node 21+ reads arguments as globs)
         finished = subprocess.run(
