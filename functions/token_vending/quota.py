@@ -385,14 +385,11 @@ def _give_back(store: Store, items: list[_Item], why: str, deadline: Deadline) -
                 },
                 deadline,
             )
-        except _Fault as fault:
-            if fault.unanswered:
+        except (_Fault, _ConditionFailed, ServiceMisconfigured) as failure:
+            if isinstance(failure, _Fault) and failure.unanswered:
                 logger.warning("quota give-back unconfirmed: the store did not answer", why=why, brake=item.brake)
             else:
                 logger.warning("could not give quota units back", why=why, brake=item.brake)
-            count("QuotaRefundFailures")
-        except (_ConditionFailed, ServiceMisconfigured):
-            logger.warning("could not give quota units back", why=why, brake=item.brake)
             count("QuotaRefundFailures")
 
 
