@@ -9,15 +9,7 @@ import { text } from "node:stream/consumers";
 
 import { chromium } from "playwright-core";
 
-import { FLAGS as BROWSER_FLAGS } from "./chromium.mjs";
-
-// The RealtimeSession asks for the microphone and plays the agent into an <audio> element.
-const FLAGS = [
-  ...BROWSER_FLAGS,
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--autoplay-policy=no-user-gesture-required",
-];
+import { MEDIA_FLAGS as FLAGS } from "./chromium.mjs";
 
 const { executablePath, url, args } = JSON.parse(await text(process.stdin));
 const profile = mkdtempSync(join(tmpdir(), "token-vending-agents-"));

@@ -11,3 +11,13 @@ export const FLAGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
+
+// The flags of the tests that make a call: a fake microphone, granted without a prompt; WebRTC over loopback
+// (the only interface in CI's sandbox); the model's audio plays without a click.
+export const MEDIA_FLAGS = [
+  ...FLAGS,
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  "--allow-loopback-in-peer-connection",
+  "--autoplay-policy=no-user-gesture-required",
+];

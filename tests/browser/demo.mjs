@@ -11,17 +11,7 @@ import { text } from "node:stream/consumers";
 
 import { chromium } from "playwright-core";
 
-import { FLAGS as BROWSER_FLAGS } from "./chromium.mjs";
-
-const FLAGS = [
-  ...BROWSER_FLAGS,
-  // A fake microphone, granted without a prompt; WebRTC over loopback (the only interface in CI's sandbox);
-  // the model's audio plays without a click.
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--autoplay-policy=no-user-gesture-required",
-];
+import { MEDIA_FLAGS as FLAGS } from "./chromium.mjs";
 
 const input = JSON.parse(await text(process.stdin));
 const profileDir = mkdtempSync(join(tmpdir(), "token-vending-demo-"));
