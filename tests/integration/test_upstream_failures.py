@@ -380,7 +380,7 @@ def test_the_openai_sdk_does_not_retry_a_key_openai_rejects(
 ) -> None:
     # Given OpenAI rejects every mint with the service's key (it knows another), behind the local API
     with (
-        OpenAIStub(api_key="sk-another-key-than-the-secrets-4d1f") as refusing,
+        OpenAIStub(api_key="sk-test-another-key") as refusing,
         serving_default(api_key_secret_arn, refusing.base_url, extension_server, user_pool) as api,
     ):
         # And the official SDK, willing to retry a 502 twice
