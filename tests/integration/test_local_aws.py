@@ -16,9 +16,6 @@ from typing import Any
 import boto3
 import pytest
 import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from local.aws import BODY_LIMIT, FAKE_CREDENTIALS, LocalAws, secrets_manager_client
@@ -27,6 +24,8 @@ from local.token import state_path
 from local.user_pool import UserPool, create_from_template
 from tests.conftest import REGION, TEMPLATE, TEST_API_KEY
 from tests.local_run import STUB_API_KEY, local_run
+from tests.signing import botocore_signed
+from token_vending.aws_signature import AwsCredentials
 
 PAGE = "http://localhost:5173"  # any page open in the developer's browser
 _http = urllib3.PoolManager(retries=False, timeout=30)
@@ -71,16 +70,15 @@ def get_secret_value(aws: LocalAws, secret_arn: str, headers: dict[str, str]) ->
 def signed_headers(aws: LocalAws, target: str, body: bytes, at: datetime | None = None) -> dict[str, str]:
     """The headers of a POST of ``body`` to ``target``, signed (botocore's SigV4 signer) with the run's
     credentials as if at ``at`` (now by default)."""
-    timestamp = (at or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target, "X-Amz-Date": timestamp}
-    request = AWSRequest(method="POST", url=f"{aws.endpoint_url}/", headers=headers, data=body)
-    request.context["timestamp"] = timestamp
-    keys = Credentials(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-    signer = SigV4Auth(keys, SIGNING_NAMES[target.split(".")[0]], REGION)
-    signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-    names = signer.signed_headers(signer.headers_to_sign(request))
-    authorization = f"AWS4-HMAC-SHA256 Credential={signer.scope(request)}, SignedHeaders={names}, Signature={signature}"
-    return headers | {"Authorization": authorization}
+    return botocore_signed(
+        AwsCredentials(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]),
+        url=f"{aws.endpoint_url}/",
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target},
+        body=body,
+        region=REGION,
+        service=SIGNING_NAMES[target.split(".")[0]],
+        now=at or datetime.now(UTC),
+    )
 
 
 def raw_request(aws: LocalAws, headers: dict[str, str], body: bytes) -> bytes:

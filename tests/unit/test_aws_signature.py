@@ -5,12 +5,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import botocore.auth
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
+from tests.signing import botocore_signed
 from token_vending import quota
 from token_vending.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
 from token_vending.deadline import Deadline
@@ -27,26 +24,6 @@ UPDATE = {
     "ExpressionAttributeNames": {"#c0": "w60_29407110"},
     "ExpressionAttributeValues": {":one": {"N": "1"}, ":note": {"S": "café ☕ 日本語 \U0001f600"}},
 }
-
-
-def botocore_signed(
-    monkeypatch: pytest.MonkeyPatch,
-    credentials: AwsCredentials,
-    *,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    region: str,
-    service: str,
-    now: datetime,
-) -> dict[str, str]:
-    """The headers botocore's SigV4Auth adds to a POST of ``body`` to ``url``, signing at ``now``."""
-    # SigV4Auth reads the clock through this name only; patched for this test alone.
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: now.replace(tzinfo=None))
-    request = AWSRequest(method="POST", url=url, headers=dict(headers), data=body)
-    boto_credentials = Credentials(credentials.access_key_id, credentials.secret_access_key, credentials.session_token)
-    SigV4Auth(boto_credentials, service, region).add_auth(request)
-    return dict(request.headers.items())
 
 
 def ours(
@@ -108,7 +85,6 @@ CASES = [
 @pytest.mark.parametrize("session_token", [None, SESSION_TOKEN], ids=["long-term", "session"])
 @pytest.mark.parametrize(("url", "region", "service", "headers", "body"), CASES)
 def test_the_signature_is_botocores(
-    monkeypatch: pytest.MonkeyPatch,
     session_token: str | None,
     url: str,
     region: str,
@@ -122,9 +98,7 @@ def test_the_signature_is_botocores(
 
     # When both sign it at the same moment
     mine = ours(credentials, host=host, headers=headers, body=body, region=region, service=service, now=NOW)
-    theirs = botocore_signed(
-        monkeypatch, credentials, url=url, headers=headers, body=body, region=region, service=service, now=NOW
-    )
+    theirs = botocore_signed(credentials, url=url, headers=headers, body=body, region=region, service=service, now=NOW)
 
     # Then the Authorization, the date and the token are the same, and every header sent is signed
     assert mine["Authorization"] == theirs["Authorization"]
