@@ -9,7 +9,6 @@ pool's admin API. What AWS serves unauthenticated (the user pool's JWKS and OIDC
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import json
 import logging
@@ -24,12 +23,12 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Self
 
 import boto3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.auth import SIGV4_TIMESTAMP
 from botocore.credentials import Credentials
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from local import sigv4
 from local.running import Running, serve_in_background
 
 if TYPE_CHECKING:
@@ -48,13 +47,6 @@ FAKE_CREDENTIALS = {
 BODY_LIMIT = 16 * 1024 * 1024
 # Cognito serves these unauthenticated: the gateway's JWT authorizer (and any relying party) reads them.
 _OPEN_PATHS = re.compile(r"/[\w-]+/\.well-known/(jwks\.json|openid-configuration)")
-_AUTHORIZATION = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<day>\d{8})/(?P<region>[\w-]+)/(?P<service>[\w-]+)/aws4_request,"
-    r"\s*SignedHeaders=(?P<headers>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
-)
-# IAM's AccessKeyId: 16 to 128 ASCII word characters.
-_ACCESS_KEY = re.compile(r"\w{16,128}", re.ASCII)
-_TIMESTAMP = "%Y%m%dT%H%M%SZ"
 # How far a request's X-Amz-Date may be from this clock before AWS refuses it: 5 minutes for Secrets Manager,
 # 15 for DynamoDB and Cognito (what each one's "Signature expired" names).
 _CLOCK_SKEW = {"secretsmanager": timedelta(minutes=5)}
@@ -87,36 +79,31 @@ def cognito_client(
     )
 
 
-def dynamodb_client(  # no stubs for DynamoDB installed
-    endpoint_url: str, region: str = REGION, credentials: Mapping[str, str] = FAKE_CREDENTIALS
-) -> Any:
+def dynamodb_client(endpoint_url: str, region: str = REGION) -> Any:  # no stubs for DynamoDB installed
     return boto3.client(
         "dynamodb",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
 
 
-def signed_requests_only(app: WSGIApplication, credentials: Mapping[str, str] = FAKE_CREDENTIALS) -> WSGIApplication:
+def signed_requests_only(app: WSGIApplication) -> WSGIApplication:
     """``app``, answering as AWS does only requests signed (SigV4, checked with botocore's own signer) with
-    ``credentials``, but for Cognito's JWKS and OIDC discovery; with no CORS headers, and every preflight refused
+    FAKE_CREDENTIALS, but for Cognito's JWKS and OIDC discovery; with no CORS headers, and every preflight refused
     (nothing in a browser needs the local AWS)."""
 
     def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "OPTIONS":
             return _refuse(start_response, 403, "AccessDeniedException", "the local AWS answers no web page (no CORS)")
         if not (environ.get("REQUEST_METHOD") == "GET" and _OPEN_PATHS.fullmatch(str(environ.get("PATH_INFO")))):
-            refusal = _credential_refusal(environ, credentials)  # before reading a byte of the body
-            if refusal is not None:
-                return _refuse(start_response, *refusal)
-            body = _body(environ)
-            if body is None:
-                return _refuse(start_response, 413, "RequestEntityTooLarge", f"a request body is at most {BODY_LIMIT}")
-            refusal = _signature_refusal(environ, body, credentials)
-            if refusal is not None:
-                return _refuse(start_response, *refusal)
+            try:
+                signed = _signed_now(environ)  # before reading a byte of the body
+                body = _body(environ)
+                _check_signature(environ, body, signed)
+            except _Refused as refused:
+                return _refuse(start_response, *refused.args)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
 
@@ -129,85 +116,87 @@ def signed_requests_only(app: WSGIApplication, credentials: Mapping[str, str] = 
     return guarded
 
 
-def _body(environ: WSGIEnvironment) -> bytes | None:
-    """The request's body; None when it is over BODY_LIMIT."""
+class _Refused(Exception):
+    """What AWS answers a request it refuses: status, error (its __type) and message."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(status, error, message)
+
+
+def _body(environ: WSGIEnvironment) -> bytes:
+    """The request's body; refused when it is over BODY_LIMIT."""
     stream = environ["wsgi.input"]
     if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's stream ends where the body does
         body: bytes = stream.read(BODY_LIMIT + 1)
     else:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = stream.read(length) if length <= BODY_LIMIT else b"-" * (BODY_LIMIT + 1)
-    return body if len(body) <= BODY_LIMIT else None
+    if len(body) > BODY_LIMIT:
+        raise _Refused(413, "RequestEntityTooLarge", f"a request body is at most {BODY_LIMIT}")
+    return body
 
 
-def _credential_refusal(environ: WSGIEnvironment, credentials: Mapping[str, str]) -> tuple[int, str, str] | None:
-    """What AWS answers, from the headers alone, a request not signed now with ``credentials``' access key
-    (status, error, message); None when it is."""
-    signed = _AUTHORIZATION.fullmatch(str(environ.get("HTTP_AUTHORIZATION", "")))
+def _signed_now(environ: WSGIEnvironment) -> re.Match[str]:
+    """The request's Authorization, parsed, when its headers alone show it signed now with FAKE_CREDENTIALS' access
+    key; refused as AWS refuses it otherwise."""
+    signed = sigv4.parse(str(environ.get("HTTP_AUTHORIZATION", "")))
     if signed is None:
-        return 403, "MissingAuthenticationTokenException", "sign the request (SigV4) with make run's credentials"
-    key = signed["key"]
-    if not _ACCESS_KEY.fullmatch(key) or not hmac.compare_digest(
-        key.encode(), credentials["AWS_ACCESS_KEY_ID"].encode()
-    ):
-        return 400, "UnrecognizedClientException", "not this run's access key: use the credentials make run hands out"
+        raise _Refused(
+            403, "MissingAuthenticationTokenException", "sign the request (SigV4) with make run's credentials"
+        )
+    if not sigv4.equal(signed["key"], FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]):
+        raise _Refused(
+            400, "UnrecognizedClientException", "not this run's access key: use the credentials make run hands out"
+        )
     timestamp = str(environ.get("HTTP_X_AMZ_DATE", ""))
-    try:
-        signed_at = datetime.strptime(timestamp, _TIMESTAMP).replace(tzinfo=UTC)
-    except ValueError:
-        signed_at = None
+    signed_at = sigv4.signed_at(timestamp)
     if signed_at is None or not timestamp.startswith(signed["day"]):
-        return 403, "InvalidSignatureException", "the request's X-Amz-Date is missing or not the day signed"
-    return _clock_skew_refusal(timestamp, signed_at, _CLOCK_SKEW.get(signed["service"], _DEFAULT_CLOCK_SKEW))
+        raise _Refused(403, "InvalidSignatureException", "the request's X-Amz-Date is missing or not the day signed")
+    _check_clock_skew(timestamp, signed_at, _CLOCK_SKEW.get(signed["service"], _DEFAULT_CLOCK_SKEW))
+    return signed
 
 
-def _clock_skew_refusal(timestamp: str, signed_at: datetime, window: timedelta) -> tuple[int, str, str] | None:
-    """AWS's answer (its words) to a request signed more than ``window`` away from this clock; None within it."""
+def _check_clock_skew(timestamp: str, signed_at: datetime, window: timedelta) -> None:
+    """Refuses, in AWS's words, a request signed more than ``window`` away from this clock."""
     now = datetime.now(UTC)
     minutes = window // timedelta(minutes=1)
-    if signed_at < now - window:
+    skew = sigv4.skew(signed_at, window, now)
+    if skew == "expired":
         message = (
-            f"Signature expired: {timestamp} is now earlier than {now - window:{_TIMESTAMP}}"
-            f" ({now:{_TIMESTAMP}} - {minutes} min.)"
+            f"Signature expired: {timestamp} is now earlier than {now - window:{SIGV4_TIMESTAMP}}"
+            f" ({now:{SIGV4_TIMESTAMP}} - {minutes} min.)"
         )
-        return 400, "InvalidSignatureException", message
-    if signed_at > now + window:
+        raise _Refused(400, "InvalidSignatureException", message)
+    if skew == "not yet current":
         message = (
-            f"Signature not yet current: {timestamp} is still later than {now + window:{_TIMESTAMP}}"
-            f" ({now:{_TIMESTAMP}} + {minutes} min.)"
+            f"Signature not yet current: {timestamp} is still later than {now + window:{SIGV4_TIMESTAMP}}"
+            f" ({now:{SIGV4_TIMESTAMP}} + {minutes} min.)"
         )
-        return 400, "InvalidSignatureException", message
-    return None
+        raise _Refused(400, "InvalidSignatureException", message)
 
 
-def _signature_refusal(
-    environ: WSGIEnvironment, body: bytes, credentials: Mapping[str, str]
-) -> tuple[int, str, str] | None:
-    """What AWS answers a request whose signature is not ``credentials``' over this body (status, error, message);
-    None when it is. The headers passed _credential_refusal."""
-    signed = _AUTHORIZATION.fullmatch(str(environ.get("HTTP_AUTHORIZATION", "")))
-    if signed is None:
-        return 403, "MissingAuthenticationTokenException", "sign the request (SigV4) with make run's credentials"
-    timestamp = str(environ.get("HTTP_X_AMZ_DATE", ""))
+def _check_signature(environ: WSGIEnvironment, body: bytes, signed: re.Match[str]) -> None:
+    """Refuses, as AWS does, a request whose signature is not FAKE_CREDENTIALS' over this body; ``signed``: its
+    Authorization, which passed _signed_now."""
     if environ.get("HTTP_X_AMZ_CONTENT_SHA256") not in (None, hashlib.sha256(body).hexdigest()):
-        return 403, "InvalidSignatureException", "the request's body is not the one signed"
-    names = signed["headers"].split(";")
+        raise _Refused(403, "InvalidSignatureException", "the request's body is not the one signed")
     path = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
-    request = AWSRequest(
-        method=str(environ["REQUEST_METHOD"]),
-        url=f"http://{environ.get('HTTP_HOST', '')}{path}",
-        headers={name: str(environ.get(_environ_key(name), "")) for name in names},
-        data=body,
+    expected = sigv4.expected(
+        str(environ["REQUEST_METHOD"]),
+        f"http://{environ.get('HTTP_HOST', '')}{path}",
+        {name: str(environ.get(_environ_key(name), "")) for name in signed["headers"].split(";")},
+        body,
+        Credentials(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]),
+        signed["service"],
+        signed["region"],
+        str(environ.get("HTTP_X_AMZ_DATE", "")),
     )
-    request.context["timestamp"] = timestamp
-    keys = Credentials(credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"])
-    signer = SigV4Auth(keys, signed["service"], signed["region"])
-    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-    if signer.signed_headers(signer.headers_to_sign(request)) != signed["headers"]:
-        return 403, "InvalidSignatureException", "sign the request's headers as botocore does"
-    if not hmac.compare_digest(expected.encode(), signed["signature"].encode()):
-        return 403, "InvalidSignatureException", "the signature does not match: use the credentials make run hands out"
-    return None
+    if expected.signed_headers != signed["headers"]:
+        raise _Refused(403, "InvalidSignatureException", "sign the request's headers as botocore does")
+    if not sigv4.equal(expected.signature, signed["signature"]):
+        raise _Refused(
+            403, "InvalidSignatureException", "the signature does not match: use the credentials make run hands out"
+        )
 
 
 def _environ_key(header: str) -> str:
@@ -258,8 +247,6 @@ class TimingOutRequestHandler(MotoRequestHandler):
     that stops sending (headers never finished, a body shorter than its Content-Length) or reading loses its
     connection, unanswered, instead of holding a thread for good."""
 
-    timeout = SOCKET_TIMEOUT
-
     def connection_dropped(self, error: BaseException, environ: WSGIEnvironment | None = None) -> None:
         self.close_connection = True  # a timed-out socket cannot be read again
 
@@ -272,13 +259,10 @@ def _timing_out_after(seconds: float) -> type[TimingOutRequestHandler]:
 class LocalAws(Running):
     """moto's server mode on 127.0.0.1 (a free port): every service moto has, over real HTTP, with DynamoDB's
     requests answered one at a time (see one_dynamodb_request_at_a_time), for requests signed with
-    ``credentials`` only (see signed_requests_only), a client's socket waited on at most ``socket_timeout``
+    FAKE_CREDENTIALS only (see signed_requests_only), a client's socket waited on at most ``socket_timeout``
     seconds at a time."""
 
-    def __init__(
-        self, credentials: Mapping[str, str] = FAKE_CREDENTIALS, socket_timeout: float = SOCKET_TIMEOUT
-    ) -> None:
-        self.credentials = credentials
+    def __init__(self, socket_timeout: float = SOCKET_TIMEOUT) -> None:
         self.socket_timeout = socket_timeout
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -300,7 +284,7 @@ class LocalAws(Running):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # What moto.server.ThreadedMotoServer serves, with DynamoDB's requests serialised.
         moto: Any = DomainDispatcherApplication(create_backend_app)
-        app = signed_requests_only(one_dynamodb_request_at_a_time(moto, self._answered), self.credentials)
+        app = signed_requests_only(one_dynamodb_request_at_a_time(moto, self._answered))
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_timing_out_after(self.socket_timeout))
         self._server = server
         self._thread = serve_in_background(server, "local-aws")

@@ -9,17 +9,14 @@ else is API Gateway's 403. The canonical request, string to sign and signature a
 
 from __future__ import annotations
 
-import hmac
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
-from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from local import sigv4
 from local.jwt_authorizer import Refused
 
 # What a local backend signs execute-api requests with (CallerAuth=iam); they open nothing in the local AWS.
@@ -27,10 +24,6 @@ LOCAL_ACCESS_KEY_ID = "testing"
 LOCAL_SECRET_ACCESS_KEY = "testing"  # noqa: S105 - fake, and the same on every machine
 # SigV4 signatures are accepted within 5 minutes of the request's X-Amz-Date.
 _MAX_SKEW = timedelta(minutes=5)
-_AUTHORIZATION = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,"
-    r"\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
-)
 # API Gateway's messages for a request IAM refuses.
 _MISSING = "Forbidden"
 _UNKNOWN_KEY = "The security token included in the request is invalid."
@@ -61,7 +54,7 @@ class IamAuthorizer:
         for name, value in headers:
             key = name.lower()
             joined[key] = f"{joined[key]},{value}" if key in joined else value
-        found = _AUTHORIZATION.fullmatch(joined.get("authorization", "").strip())
+        found = sigv4.parse(joined.get("authorization", "").strip())
         if found is None:
             raise _forbidden(_MISSING, "no SigV4 signature in the Authorization header")
         if found["key"] != LOCAL_ACCESS_KEY_ID:
@@ -69,25 +62,25 @@ class IamAuthorizer:
         if (found["region"], found["service"]) != (self.region, "execute-api"):
             raise _forbidden(_MISMATCH, f"signed for {found['service']} in {found['region']}")
         timestamp = joined.get("x-amz-date", "")
-        try:
-            signed_at = datetime.strptime(timestamp, SIGV4_TIMESTAMP).replace(tzinfo=UTC)
-        except ValueError:
-            raise _forbidden(_MISSING, "no X-Amz-Date") from None
-        if abs(datetime.now(UTC) - signed_at) > _MAX_SKEW or not timestamp.startswith(found["date"]):
+        signed_at = sigv4.signed_at(timestamp)
+        if signed_at is None:
+            raise _forbidden(_MISSING, "no X-Amz-Date")
+        if sigv4.skew(signed_at, _MAX_SKEW, datetime.now(UTC)) or not timestamp.startswith(found["day"]):
             raise _forbidden(_EXPIRED, "signed more than 5 minutes from now")
-        signed = found["signed"].split(";")
+        signed = found["headers"].split(";")
         if "host" not in signed or any(name not in joined for name in signed):
             raise _forbidden(_MISMATCH, "a signed header is missing")
-        request = AWSRequest(
-            method=method,
-            url=f"http://{joined['host']}{target}",
-            headers={name: joined[name] for name in signed},
-            data=body,
+        expected = sigv4.expected(
+            method,
+            f"http://{joined['host']}{target}",
+            {name: joined[name] for name in signed},
+            body,
+            Credentials(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY),
+            "execute-api",
+            self.region,
+            timestamp,
         )
-        request.context["timestamp"] = timestamp
-        signer = SigV4Auth(Credentials(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY), "execute-api", self.region)
-        expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-        if not hmac.compare_digest(expected, found["signature"]):
+        if not sigv4.equal(expected.signature, found["signature"]):
             raise _forbidden(_MISMATCH, "the signature does not match the local credentials'")
         user = "AIDALOCALCALLER00000"
         return {

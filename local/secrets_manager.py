@@ -6,7 +6,7 @@ import json
 import secrets
 from typing import Self
 
-from local.aws import REGION, LocalAws, secrets_manager_client
+from local.aws import FAKE_CREDENTIALS, REGION, LocalAws, secrets_manager_client
 from local.running import Running
 
 
@@ -47,7 +47,7 @@ class LocalSecretsManager(Running):
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.endpoint_url,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
-            **self._server().credentials,
+            **FAKE_CREDENTIALS,
         }
 
     def start(self) -> Self:
@@ -55,7 +55,7 @@ class LocalSecretsManager(Running):
         if self._aws is None:
             self._own_aws = LocalAws().start()
         secret = {"api_key": self._api_key, "safety_identifier_key": secrets.token_hex(32)}
-        created = secrets_manager_client(self.endpoint_url, credentials=self._server().credentials).create_secret(
+        created = secrets_manager_client(self.endpoint_url).create_secret(
             Name=self._secret_name, SecretString=json.dumps(secret)
         )
         self._secret_arn = created["ARN"]
@@ -65,7 +65,7 @@ class LocalSecretsManager(Running):
         """Delete the secret, and stop moto if it is this one's own. (moto keeps its state per process, not per
         server: a secret left behind would still be there for the next server of the same process, the tests'.)"""
         if self._secret_arn is not None:
-            client = secrets_manager_client(self.endpoint_url, credentials=self._server().credentials)
+            client = secrets_manager_client(self.endpoint_url)
             client.delete_secret(SecretId=self._secret_arn, ForceDeleteWithoutRecovery=True)
         if self._own_aws is not None:
             self._own_aws.stop()
