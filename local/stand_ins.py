@@ -76,7 +76,7 @@ class StandIns:
 def check(environ: Mapping[str, str]) -> None:
     """Refuse unusable settings before anything starts (SetupError)."""
     _secrets_via(environ)
-    _openai(environ)
+    chosen_openai(environ)
     _authenticate(environ)
     _allowed_origins(environ)
     _policy(environ)
@@ -88,7 +88,7 @@ def start(
     """Start the stand-ins; ``running`` stops them. ``page_origins`` (the demo page's) may call the API too; the
     OpenAI stub, whose Realtime peer a page calls, is on ``stub_port`` when that is free (0, or taken: any)."""
     secrets_via = _secrets_via(environ)
-    chosen = _openai(environ)
+    chosen = chosen_openai(environ)
     if chosen is None:
         stub = _stub(stub_port)
         running.callback(stub.stop)
@@ -169,7 +169,7 @@ def upstream_url(base_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path.removesuffix('/v1')}"
 
 
-def _openai(environ: Mapping[str, str]) -> tuple[str, str] | None:
+def chosen_openai(environ: Mapping[str, str]) -> tuple[str, str] | None:
     """The upstream URL and key the environment chooses; None for the local stub."""
     api_key = environ.get("OPENAI_API_KEY", "").strip()
     base_url = environ.get("OPENAI_BASE_URL", "").strip()

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 
 import urllib3
 
-from local.stand_ins import REAL_OPENAI, SetupError, upstream_url
+from local.openai_stub import MODELS_PATH
+from local.stand_ins import SetupError, chosen_openai
 
 # How the function names the key in a refusal of it (its OPENAI_API_KEY_SOURCE), when make run was given one.
 KEY_SOURCE = "the key in OPENAI_API_KEY given to {command}"
-_MODELS_PATH = "/v1/models"
 _TIMEOUT = urllib3.Timeout(connect=3, read=10)
 _SAFE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _STARTING_ANYWAY = "starting anyway; a mint will say if OpenAI refuses the key"
@@ -46,14 +46,13 @@ def check_policy(environ: Mapping[str, str]) -> None:
 def check_openai_key(environ: Mapping[str, str]) -> str | None:
     """With OPENAI_API_KEY set, whether the OpenAI it is for takes it: SetupError when it refuses it; a warning to
     print when its answer says nothing about the key (out of reach, another status)."""
-    api_key = environ.get("OPENAI_API_KEY", "").strip()
-    if not api_key:
+    chosen = chosen_openai(environ)
+    if chosen is None:
         return None
+    upstream, api_key = chosen
     if not (api_key.isascii() and api_key.isprintable() and " " not in api_key):
         raise SetupError("OPENAI_API_KEY holds characters an API key does not (a space, or non-ASCII): paste it again")
-    base_url = environ.get("OPENAI_BASE_URL", "").strip()
-    upstream = upstream_url(base_url) if base_url else REAL_OPENAI
-    url = upstream + _MODELS_PATH
+    url = upstream + MODELS_PATH
     try:
         response = urllib3.request(
             "GET", url, headers={"Authorization": f"Bearer {api_key}"}, timeout=_TIMEOUT, retries=False, redirect=False
