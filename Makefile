@@ -112,7 +112,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy functions/token_vending local tests
+	$(VENV)/bin/mypy functions/token_vending local tests tools
 
 validate: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint
@@ -146,10 +146,10 @@ deploy: build
 	$(SAM_ENV) $(SAM) deploy --guided $(STACK_ARGS)
 
 secret: $(VENV)/.installed
-	@$(PY) -m local.deploy secret $(STACK_ARGS)
+	@$(PY) -m tools.deploy secret $(STACK_ARGS)
 
 web-config: $(VENV)/.installed
-	@$(PY) -m local.deploy web-config $(STACK_ARGS) $(if $(REDIRECT_URI),--redirect-uri "$(REDIRECT_URI)") \
+	@$(PY) -m tools.deploy web-config $(STACK_ARGS) $(if $(REDIRECT_URI),--redirect-uri "$(REDIRECT_URI)") \
 		$(if $(CLIENT_ID),--client-id "$(CLIENT_ID)")
 
 clean:

@@ -1,4 +1,4 @@
-"""`make secret` and `make web-config` (local/deploy.py) against moto in server mode: a stack with the template's
+"""`make secret` and `make web-config` (tools/deploy.py) against moto in server mode: a stack with the template's
 outputs in its CloudFormation, its secret in its Secrets Manager, reached by the command's own boto3 through the
 ordinary endpoint setting. The stacks are samconfig.toml's own (default and prod)."""
 
@@ -92,7 +92,7 @@ def deployed(cloudformation: Any, secrets_manager: Any) -> Iterator[Callable[...
 
 def run(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "local.deploy", *arguments],
+        [sys.executable, "-m", "tools.deploy", *arguments],
         cwd=ROOT,
         env=environment,
         stdin=subprocess.DEVNULL,
@@ -162,7 +162,7 @@ def test_make_secret_reads_the_key_at_a_prompt_that_shows_nothing(
     arn = deployed(name)
     controller, terminal = os.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.deploy", "secret", "--stack-name", name],
+        [sys.executable, "-m", "tools.deploy", "secret", "--stack-name", name],
         cwd=ROOT,
         env=aws,
         stdin=terminal,
@@ -338,12 +338,12 @@ def test_the_make_targets_pass_the_stack_samconfig_and_the_person_pick() -> None
         assert listed.returncode == 0, listed.stderr
         return " ".join(listed.stdout.split())
 
-    # Then each runs local.deploy with samconfig.toml's environment, and the stack and page URL when given
-    assert '-m local.deploy secret --config-env "default"' in planned("secret")
-    assert '-m local.deploy secret --config-env "prod" --stack-name "mine"' in planned(
+    # Then each runs tools.deploy with samconfig.toml's environment, and the stack and page URL when given
+    assert '-m tools.deploy secret --config-env "default"' in planned("secret")
+    assert '-m tools.deploy secret --config-env "prod" --stack-name "mine"' in planned(
         "secret", "CONFIG_ENV=prod", "STACK_NAME=mine"
     )
-    assert '-m local.deploy web-config --config-env "default" --redirect-uri "https://app.example.com/"' in planned(
+    assert '-m tools.deploy web-config --config-env "default" --redirect-uri "https://app.example.com/"' in planned(
         "web-config", "REDIRECT_URI=https://app.example.com/"
     )
     assert 'deploy --guided --config-env "prod"' in planned("deploy", "CONFIG_ENV=prod")

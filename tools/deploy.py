@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMCONFIG = ROOT / "samconfig.toml"
@@ -157,7 +157,7 @@ def put_secret(aws: Any, stack: Stack, key: str) -> str:
     return f"put the OpenAI API key into {secret_arn} (stack {stack.name}, {stack.region}); {safety}"
 
 
-def web_config(stack: Stack, redirect_uri: str | None, client_id: str | None, scope: str | None) -> dict[str, Any]:
+def web_config(stack: Stack, redirect_uri: str | None, client_id: str | None) -> dict[str, Any]:
     """The demo page's config.json for ``stack``: its API, its sign-in, and OpenAI's Realtime calls URL."""
     api_base_url = stack.output("OpenAIBaseUrl", "the API's /v1")
     issuer = stack.outputs.get("JwtIssuer")
@@ -175,7 +175,7 @@ def web_config(stack: Stack, redirect_uri: str | None, client_id: str | None, sc
         )
     callbacks = [url.strip() for url in stack.parameters.get("CognitoCallbackUrls", "").split(",") if url.strip()]
     redirect_uri = redirect_uri or (callbacks[0] if own_pool and callbacks else None)
-    sign_in = {"mode": "oidc", "issuer": issuer, "clientId": client_id, "scope": scope or DEFAULT_SCOPE}
+    sign_in = {"mode": "oidc", "issuer": issuer, "clientId": client_id, "scope": DEFAULT_SCOPE}
     if redirect_uri:
         sign_in["redirectUri"] = redirect_uri
     upstream = (stack.parameters.get("OpenAIUpstreamUrl") or DEFAULT_UPSTREAM).rstrip("/")
@@ -204,14 +204,13 @@ def write_web_config(path: Path, config: Mapping[str, Any]) -> None:
 
 
 def _arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local.deploy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.deploy", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["secret", "web-config"])
     parser.add_argument("--config-env", default="default", help="samconfig.toml's environment (default: default)")
     parser.add_argument("--stack-name", help="the stack, instead of samconfig.toml's")
     parser.add_argument("--output", type=Path, default=WEB_CONFIG, help="web-config: where to write (web/config.json)")
     parser.add_argument("--redirect-uri", help="web-config: where the issuer sends users back (the page's URL)")
     parser.add_argument("--client-id", help="web-config: the app's client id at your own issuer (JwtIssuer)")
-    parser.add_argument("--scope", help=f"web-config: the scopes to ask for (default: {DEFAULT_SCOPE})")
     return parser.parse_args(argv)
 
 
@@ -225,7 +224,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if arguments.command == "secret":
             print(put_secret(aws, stack, api_key(environ, getpass.getpass, stack)))
         else:
-            config = web_config(stack, arguments.redirect_uri, arguments.client_id, arguments.scope)
+            config = web_config(stack, arguments.redirect_uri, arguments.client_id)
             write_web_config(arguments.output, config)
             print(
                 f"wrote {arguments.output} from stack {stack.name} ({stack.region}): the API at "
@@ -241,9 +240,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             f"make {arguments.command}: no AWS credentials: `aws configure` (or `aws sso login`), or set AWS_PROFILE",
             file=sys.stderr,
         )
-        return 1
-    except NoRegionError:
-        print(f"make {arguments.command}: no AWS region: set AWS_DEFAULT_REGION, or `aws configure`", file=sys.stderr)
         return 1
     except ClientError as error:
         # The code and operation only: AWS's message can name the caller's role session (often an e-mail address).
