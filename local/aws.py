@@ -29,7 +29,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from local import sigv4
-from local.running import Running, serve_in_background
+from local.running import Running, serve_in_background, timing_out
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -251,11 +251,6 @@ class TimingOutRequestHandler(MotoRequestHandler):
         self.close_connection = True  # a timed-out socket cannot be read again
 
 
-def _timing_out_after(seconds: float) -> type[TimingOutRequestHandler]:
-    # A class of its own per server: werkzeug sets protocol_version on the handler class it is given.
-    return type("TimingOutRequestHandler", (TimingOutRequestHandler,), {"timeout": seconds})
-
-
 class LocalAws(Running):
     """moto's server mode on 127.0.0.1 (a free port): every service moto has, over real HTTP, with DynamoDB's
     requests answered one at a time (see one_dynamodb_request_at_a_time), for requests signed with
@@ -285,7 +280,9 @@ class LocalAws(Running):
         # What moto.server.ThreadedMotoServer serves, with DynamoDB's requests serialised.
         moto: Any = DomainDispatcherApplication(create_backend_app)
         app = signed_requests_only(one_dynamodb_request_at_a_time(moto, self._answered))
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_timing_out_after(self.socket_timeout))
+        server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=timing_out(TimingOutRequestHandler, self.socket_timeout)
+        )
         self._server = server
         self._thread = serve_in_background(server, "local-aws")
         host, port = server.server_address[:2]

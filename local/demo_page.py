@@ -35,13 +35,12 @@ class DemoPage:
     """web/ on 127.0.0.1:``port`` (taken: a free port), with the local config and sign-in once ``configure``d."""
 
     def __init__(self, port: int, socket_timeout: float = SOCKET_TIMEOUT) -> None:
-        handler = type("DemoPageHandler", (_Handler,), {"timeout": socket_timeout})
         try:
-            self._server = LoopbackHttpServer(handler, "demo-page", port)
+            self._server = LoopbackHttpServer(_Handler, "demo-page", port, socket_timeout)
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
                 raise
-            self._server = LoopbackHttpServer(handler, "demo-page", 0)
+            self._server = LoopbackHttpServer(_Handler, "demo-page", 0, socket_timeout)
         setattr(self._server._server, "demo", self)  # noqa: B010 - the handler finds its page through its server
         self.config: dict[str, Any] | None = None
         self.user_pool: UserPool | None = None

@@ -64,7 +64,7 @@ class SecretsExtension(Running):
             aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
         )
-        self._server = LoopbackHttpServer(_handler(self, client), "secrets-extension")
+        self._server = LoopbackHttpServer(_handler(self, client), "secrets-extension", timeout=SOCKET_TIMEOUT)
         return self
 
     def stop(self) -> None:
@@ -81,7 +81,6 @@ def _handler(extension: SecretsExtension, client: Any) -> type[BaseHTTPRequestHa
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall
-        timeout = SOCKET_TIMEOUT
 
         def do_GET(self) -> None:
             extension._count()
