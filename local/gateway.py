@@ -69,8 +69,7 @@ _ROUTE, _INTEGRATION = "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integrati
 _AUTHORIZER, _API = "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::Api"
 # A preflight's origin, in a note: shown up to this many characters; suggested as ALLOWED_ORIGINS if it is one.
 _ORIGIN_SHOWN = 100
-_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"  # 0-65535
-_ORIGIN = re.compile(rf"https?://[A-Za-z0-9.-]+(:{_PORT})?")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _LOCAL_STACK_UUID = "00000000-0000-4000-8000-000000000000"
 _NO_VALUE = object()  # AWS::NoValue: the key it stands for is left out
 # HTTP API hands these media types to the function as text and base64-encodes every other body.
@@ -486,18 +485,19 @@ class Cors:
         """What a preflight from ``origin``, which is not allowed, notes: which origin, and the ALLOWED_ORIGINS
         that lets it call (a page on 127.0.0.1 is not one on localhost: the browser says which it is on)."""
         note = f"CORS preflight from {printable(origin, _ORIGIN_SHOWN)}, which is not allowed"
-        if not _ORIGIN.fullmatch(origin) or len(origin) > _ORIGIN_SHOWN:
+        if not _suggestable(origin):
             return note
         parts = urlsplit(origin)
-        others = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}
-        twin = f"{parts.scheme}://{others.get(parts.hostname or '', '')}{f':{parts.port}' if parts.port else ''}"
         allowed = ",".join(dict.fromkeys([*(o for o in self.origins if "*" not in o), origin]))
         restart = f"ALLOWED_ORIGINS={allowed} make run"
-        if parts.hostname in others and self.allowed_origin(twin) is not None:
-            return (
-                f"{note}: localhost and 127.0.0.1 are different origins to a browser, and only {twin} is allowed: "
-                f"open the page as {twin}, or restart with {restart}"
-            )
+        other_host = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}.get(parts.hostname or "")
+        if other_host is not None:
+            twin = f"{parts.scheme}://{other_host}{f':{parts.port}' if parts.port else ''}"
+            if self.allowed_origin(twin) is not None:
+                return (
+                    f"{note}: localhost and 127.0.0.1 are different origins to a browser, and only {twin} is allowed: "
+                    f"open the page as {twin}, or restart with {restart}"
+                )
         return f"{note}: to let that page call, restart with {restart}"
 
     def preflight(self, origin: str | None) -> LocalResponse:
@@ -910,7 +910,7 @@ class LocalApi(Running):
             request_id = _request_id()
             response, note = _gateway_response(NOT_FOUND), "no such route"
             if preflight:  # and no CORS: no route is OPTIONS
-                example = origin if origin and _ORIGIN.fullmatch(origin) and len(origin) <= _ORIGIN_SHOWN else "..."
+                example = origin if origin and _suggestable(origin) else "..."
                 note = f"no CORS: this API allows no origins (ALLOWED_ORIGINS={example} make run)"
         else:
             request_id = event["requestContext"]["requestId"]
@@ -1039,6 +1039,18 @@ def printable(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[:limit] + "..."
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _suggestable(origin: str) -> bool:
+    """Whether a preflight's ``origin`` may be suggested as ALLOWED_ORIGINS: an http(s) origin a browser could
+    send, short enough to show."""
+    if len(origin) > _ORIGIN_SHOWN or not _ORIGIN.fullmatch(origin):
+        return False
+    try:
+        urlsplit(origin).port  # noqa: B018 - raises past 65535
+    except ValueError:
+        return False
+    return True
 
 
 def _request_id() -> str:
