@@ -617,6 +617,8 @@ class LocalApi(Running):
         self._environments = _Environments(self._apply_environment)
         # One invocation at a time per execution environment, as in Lambda: a slot per environment.
         self._free = {logical_id: threading.BoundedSemaphore(environments) for logical_id in self.functions}
+        self._waiting = dict.fromkeys(self.functions, 0)  # invocations waiting for an environment, by function
+        self._waiting_changed = threading.Condition()
         self._server: _Server | None = None
 
     @classmethod
@@ -855,12 +857,30 @@ class LocalApi(Running):
         """An execution environment of the function, held for one invocation; NoEnvironmentFree if every one
         stays busy past ``deadline`` (on time.monotonic())."""
         free = self._free[logical_id]
-        if not free.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        if not free.acquire(blocking=False) and not self._wait_for_environment(logical_id, deadline):
             raise NoEnvironmentFree(f"{logical_id}: no execution environment freed before the deadline")
         try:
             yield
         finally:
             free.release()
+
+    def _wait_for_environment(self, logical_id: str, deadline: float) -> bool:
+        """Whether an execution environment of the function freed before ``deadline``, counted as waiting meanwhile."""
+        with self._waiting_changed:
+            self._waiting[logical_id] += 1
+            self._waiting_changed.notify_all()
+        try:
+            return self._free[logical_id].acquire(timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            with self._waiting_changed:
+                self._waiting[logical_id] -= 1
+                self._waiting_changed.notify_all()
+
+    def wait_for_waiting(self, logical_id: str, count: int, timeout: float) -> bool:
+        """Whether ``count`` invocations of the function wait for an execution environment, now or within
+        ``timeout`` seconds (a test's way to know an invocation is queued)."""
+        with self._waiting_changed:
+            return self._waiting_changed.wait_for(lambda: self._waiting[logical_id] == count, timeout)
 
     def _invoke(self, logical_id: str, event: dict[str, Any], context: LambdaContext) -> Any:
         function = self.functions[logical_id]

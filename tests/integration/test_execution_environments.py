@@ -121,6 +121,7 @@ def test_a_function_runs_at_most_its_execution_environments_invocations_at_once(
             api.call(FUNCTION, {"rawQueryString": "now"}, api.context(FUNCTION, timeout=0))
         # and a third request over HTTP waits its turn, then runs once the two are released
         held.append(posted_in_background(api, answers, "third"))
+        assert api.wait_for_waiting(FUNCTION, 1, timeout=30)
         handler.RELEASED.set()
         for thread in held:
             thread.join()
