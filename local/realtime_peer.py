@@ -319,6 +319,7 @@ def _handshake(sock: socket.socket, request: bytes) -> ServerConnection | None:
     protocol = ServerProtocol(select_subprotocol=_realtime_if_offered, max_size=MAX_EVENT_BYTES, logger=_WEBSOCKET_LOG)
     connection = ServerConnection(sock, protocol)
     # The stub's HTTP server has read the request: the connection parses it as if it had.
+    # websockets 16.1.1's internals (pinned): its sync API has no public way to take a request already read.
     with connection.protocol_mutex:
         connection.protocol.receive_data(request)
         for event in connection.protocol.events_received():
