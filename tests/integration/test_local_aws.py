@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 import urllib3
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from local.aws import BODY_LIMIT, FAKE_CREDENTIALS, LocalAws, secrets_manager_client
@@ -56,11 +57,11 @@ def pool(aws: LocalAws) -> UserPool:
     return pool
 
 
-def get_secret_value(aws: LocalAws, secret_arn: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
-    """GetSecretValue as a page's fetch() would send it: no signature."""
+def get_secret_value(endpoint_url: str, secret_arn: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    """GetSecretValue to the local AWS at ``endpoint_url`` as a page's fetch() would send it: no signature."""
     return _http.request(
         "POST",
-        aws.endpoint_url,
+        endpoint_url,
         body=json.dumps({"SecretId": secret_arn}),
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"}
         | headers,
@@ -103,7 +104,7 @@ def from_a_page(client: Any) -> None:
     client.meta.events.register("before-send", add_origin)
 
 
-def cors_headers(answer: urllib3.BaseHTTPResponse) -> list[str]:
+def cors_headers(answer: urllib3.BaseHTTPResponse | AWSResponse) -> list[str]:
     return [name for name in answer.headers if name.lower().startswith("access-control-")]
 
 
@@ -150,7 +151,7 @@ def test_a_request_not_signed_with_the_runs_credentials_gets_no_secret(
     headers = {"Origin": PAGE} | ({"Authorization": authorization} if authorization else {})
 
     # When it is sent
-    answer = get_secret_value(aws, secret.secret_arn, headers)
+    answer = get_secret_value(aws.endpoint_url, secret.secret_arn, headers)
 
     # Then it is refused: no secret, no CORS header, and AWS's error
     assert answer.status == HTTPStatus.FORBIDDEN
@@ -179,7 +180,7 @@ def test_a_request_signed_with_the_runs_credentials_is_answered_without_cors(
 ) -> None:
     # Given the run's own client (what the function and make token have), sending an Origin as a page would
     client = secrets_manager_client(aws.endpoint_url)
-    answers: list[Any] = []
+    answers: list[AWSResponse] = []
     from_a_page(client)
     client.meta.events.register("after-call", lambda http_response, **_: answers.append(http_response))
 
@@ -188,7 +189,7 @@ def test_a_request_signed_with_the_runs_credentials_is_answered_without_cors(
 
     # Then it gets it, and still no CORS header (moto's own are dropped)
     assert json.loads(value["SecretString"])["api_key"] == TEST_API_KEY
-    assert [name for name in answers[0].headers if name.lower().startswith("access-control-")] == []
+    assert cors_headers(answers[0]) == []
 
 
 def test_the_user_pools_admin_api_needs_a_signature(aws: LocalAws, pool: UserPool) -> None:
@@ -350,16 +351,7 @@ def test_make_runs_local_aws_refuses_a_page_and_make_token_still_signs_in() -> N
         endpoint, secret_arn = found[1], found[2]
 
         # When a page sends GetSecretValue to it, unsigned
-        answer = _http.request(
-            "POST",
-            endpoint,
-            body=json.dumps({"SecretId": secret_arn}),
-            headers={
-                "Content-Type": "application/x-amz-json-1.1",
-                "X-Amz-Target": "secretsmanager.GetSecretValue",
-                "Origin": PAGE,
-            },
-        )
+        answer = get_secret_value(endpoint, secret_arn, {"Origin": PAGE})
 
         # Then it gets neither the key nor CORS
         assert answer.status == HTTPStatus.FORBIDDEN
