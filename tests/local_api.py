@@ -130,15 +130,27 @@ class Answer:
         return error
 
 
-def post(api: LocalApi, target: str, body: bytes, headers: Mapping[str, str], timeout: float = 10) -> Answer:
-    """POST to the served API with http.client (urllib3 would log the target and headers: a token among them)."""
+def request(
+    api: LocalApi,
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes | None = None,
+    timeout: float = 10,
+) -> Answer:
+    """A request to the served API with http.client (urllib3 would log the target and headers: a token among them)."""
     connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=timeout)
     try:
-        connection.request("POST", target, body=body, headers=dict(headers))
+        connection.request(method, target, body=body, headers=dict(headers))
         response = connection.getresponse()
         return Answer(response.status, {name.lower(): value for name, value in response.getheaders()}, response.read())
     finally:
         connection.close()
+
+
+def post(api: LocalApi, target: str, body: bytes, headers: Mapping[str, str], timeout: float = 10) -> Answer:
+    """POST ``body`` to the served API (see request)."""
+    return request(api, "POST", target, headers, body, timeout)
 
 
 @contextmanager

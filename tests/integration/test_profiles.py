@@ -3,11 +3,9 @@ user's token of the template's user pool, the JWT authorizer, the function; and 
 event. It reads the policy, and what is left of the caller's windows (tests/integration/test_quotas.py); never
 OpenAI."""
 
-import http.client
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from typing import Any
 
 import openai
 import pytest
@@ -17,24 +15,13 @@ from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from tests.conftest import LambdaContext, load_event
-from tests.local_api import serving_default
+from tests.local_api import post, request, serving_default
 from token_vending.app import lambda_handler
 
 PROFILES_PATH = "/v1/realtime/profiles"
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()
 ABSENT_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf"
-
-
-def send(api: LocalApi, method: str, target: str, headers: Mapping[str, str], body: bytes | None = None) -> Any:
-    """The served API's answer, by http.client (urllib3 would log the headers: a token among them)."""
-    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
-    try:
-        connection.request(method, target, body=body, headers=dict(headers))
-        response = connection.getresponse()
-        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
-    finally:
-        connection.close()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -60,14 +47,14 @@ def test_a_user_gets_the_profiles_open_to_them(
     token = user_token()
 
     # When the user asks for its profiles
-    status, headers, body = send(api, "GET", PROFILES_PATH, bearer(token))
+    answer = request(api, "GET", PROFILES_PATH, bearer(token), timeout=30)
 
     # Then it gets the open ones, uncached, as a list a form can be built from, and OpenAI heard nothing
-    assert status == HTTPStatus.OK, body
-    assert headers["content-type"] == "application/json"
-    assert headers["cache-control"] == "no-store"
-    assert names(body) == ["assistant", "transcription", "translation"]
-    assistant = json.loads(body)["data"][0]
+    assert answer.status == HTTPStatus.OK, answer.data
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["cache-control"] == "no-store"
+    assert names(answer.data) == ["assistant", "transcription", "translation"]
+    assistant = answer.json()["data"][0]
     assert assistant["default"] is True
     assert "cedar" in assistant["settable"]["audio.output.voice"]["enum"]
     assert assistant["fixed"]["instructions"]
@@ -79,26 +66,26 @@ def test_premium_is_listed_only_for_members_of_its_group(api: LocalApi, user_tok
     member, other = user_token("pat", groups=["premium"]), user_token("sam")
 
     # When each asks for its profiles
-    member_answer = send(api, "GET", PROFILES_PATH, bearer(member))
-    other_answer = send(api, "GET", PROFILES_PATH, bearer(other))
+    member_answer = request(api, "GET", PROFILES_PATH, bearer(member), timeout=30)
+    other_answer = request(api, "GET", PROFILES_PATH, bearer(other), timeout=30)
 
     # Then the member sees premium as its realtime default, and the other user sees no trace of it
-    assert [member_answer[0], other_answer[0]] == [HTTPStatus.OK, HTTPStatus.OK]
-    listed = {profile["name"]: profile for profile in json.loads(member_answer[2])["data"]}
+    assert [member_answer.status, other_answer.status] == [HTTPStatus.OK, HTTPStatus.OK]
+    listed = {profile["name"]: profile for profile in member_answer.json()["data"]}
     assert list(listed) == ["assistant", "premium", "transcription", "translation"]
     assert (listed["premium"]["default"], listed["assistant"]["default"]) == (True, False)
-    assert b"premium" not in other_answer[2]
+    assert b"premium" not in other_answer.data
 
 
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer not-a-token"}], ids=["no token", "bad token"])
 def test_without_a_valid_token_the_gateway_refuses(api: LocalApi, headers: dict[str, str]) -> None:
     # Given a request without a user's token, or with something else in its place
     # When it asks for the profiles
-    status, _, body = send(api, "GET", PROFILES_PATH, headers)
+    answer = request(api, "GET", PROFILES_PATH, headers, timeout=30)
 
     # Then API Gateway's authorizer answers 401 itself
-    assert status == HTTPStatus.UNAUTHORIZED
-    assert body == b'{"message":"Unauthorized"}'
+    assert answer.status == HTTPStatus.UNAUTHORIZED
+    assert answer.data == b'{"message":"Unauthorized"}'
 
 
 def test_the_openai_sdk_reads_the_profiles(api: LocalApi, user_token: Callable[..., str]) -> None:
@@ -119,13 +106,14 @@ def test_listing_takes_nothing_from_the_callers_quota(api: LocalApi, user_token:
     token = user_token("quinn")
 
     # When the user lists its profiles three times, then mints
-    listings = [send(api, "GET", PROFILES_PATH, bearer(token))[0] for _ in range(3)]
-    status, headers, _ = send(api, "POST", MINT_PATH, {**bearer(token), "content-type": "application/json"}, MINT_BODY)
+    listings = [request(api, "GET", PROFILES_PATH, bearer(token), timeout=30).status for _ in range(3)]
+    minted = post(api, MINT_PATH, MINT_BODY, {**bearer(token), "content-type": "application/json"}, timeout=30)
 
     # Then the mint is the first its counter saw
     assert listings == [HTTPStatus.OK] * 3
-    assert status == HTTPStatus.OK
-    assert (headers["x-ratelimit-limit-requests"], headers["x-ratelimit-remaining-requests"]) == ("10", "9")
+    assert minted.status == HTTPStatus.OK
+    limits = (minted.headers["x-ratelimit-limit-requests"], minted.headers["x-ratelimit-remaining-requests"])
+    assert limits == ("10", "9")
 
 
 def test_a_cold_function_lists_profiles_without_its_api_key(
@@ -136,17 +124,15 @@ def test_a_cold_function_lists_profiles_without_its_api_key(
         token = user_token()
 
         # When a user's first request asks for its profiles, and a second for a client secret
-        status, _, body = send(api, "GET", PROFILES_PATH, bearer(token))
-        mint_status, _, _ = send(
-            api, "POST", MINT_PATH, {**bearer(token), "content-type": "application/json"}, MINT_BODY
-        )
+        answer = request(api, "GET", PROFILES_PATH, bearer(token), timeout=30)
+        minted = post(api, MINT_PATH, MINT_BODY, {**bearer(token), "content-type": "application/json"}, timeout=30)
 
     # Then the profiles are listed all the same, without the remaining figures (the caller's counters are named
     # with the secret's key) and saying so, while the mint fails for want of the key
-    assert status == HTTPStatus.OK, body
-    assert mint_status >= HTTPStatus.INTERNAL_SERVER_ERROR
-    assert names(body) == ["assistant", "transcription", "translation"]
-    listing = json.loads(body)
+    assert answer.status == HTTPStatus.OK, answer.data
+    assert minted.status >= HTTPStatus.INTERNAL_SERVER_ERROR
+    assert names(answer.data) == ["assistant", "transcription", "translation"]
+    listing = answer.json()
     assert {window["remaining"] for window in listing["data"][0]["limits"]["per_caller"]} == {None}
     assert listing["quota_error"]["type"] == "server_error"
     assert openai_stub.requests == []

@@ -6,7 +6,6 @@ Windows are fixed and aligned to the epoch, so a test whose window is short wait
 a condition on the clock the function reads) and one that needs its window to last uses a day's.
 """
 
-import http.client
 import json
 import math
 import re
@@ -29,7 +28,7 @@ from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from tests.conftest import FUNCTION, Output, load_event
 from tests.dynamodb_faults import DynamoDBFaults, StoreFault, closed_port_url
 from tests.issuers import LoopbackIssuer
-from tests.local_api import Answer, busy_switching, post, serving
+from tests.local_api import Answer, busy_switching, post, request, serving
 from tests.policies import shipped_policy, without_quotas
 
 MINT_PATH = "/v1/realtime/client_secrets"
@@ -729,16 +728,10 @@ PROFILES_PATH = "/v1/realtime/profiles"
 
 def listed(api: LocalApi, token: str) -> dict[str, Any]:
     """The caller's profiles listing, by name (http.client: urllib3 would log the token)."""
-    connection = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
-    try:
-        connection.request("GET", PROFILES_PATH, headers={"authorization": f"Bearer {token}"})
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    assert response.status == HTTPStatus.OK, body[:500]
-    answer: dict[str, Any] = json.loads(body)
-    return answer
+    answer = request(api, "GET", PROFILES_PATH, {"authorization": f"Bearer {token}"}, timeout=30)
+    assert answer.status == HTTPStatus.OK, answer.data[:500]
+    listing: dict[str, Any] = answer.json()
+    return listing
 
 
 def windows(listing: dict[str, Any], profile: str) -> list[dict[str, Any]]:
