@@ -358,6 +358,12 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
         pytest.fail(leak, pytrace=False)
 
 
+@pytest.fixture
+def websockets_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """websockets' client logs the upgrade's headers at DEBUG, the client secret among them."""
+    caplog.set_level(logging.INFO, logger="websockets")
+
+
 # What the guard has said about an item's captured output, and the reports of its phases so far.
 _LEAK = pytest.StashKey[str]()
 _REPORTS = pytest.StashKey[list[pytest.TestReport]]()

@@ -4,7 +4,6 @@ minted for a signed-in user through the token vending API: the Agents SDK's `Rea
 
 import asyncio
 import json
-import logging
 import re
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -25,18 +24,13 @@ from tests.local_run import LocalService, local_run
 STEP_SECONDS = 20.0
 # What the Agents SDKs' voice-agent quickstarts mint: their default model (each SDK then asks for tracing "auto").
 QUICKSTART_SESSION = {"session": {"type": "realtime", "model": "gpt-realtime-2.1"}}
+pytestmark = pytest.mark.usefixtures("websockets_quiet")
 
 
 @pytest.fixture(scope="module")
 def make_run() -> Iterator[LocalService]:
     with local_run() as service:
         yield service
-
-
-@pytest.fixture(autouse=True)
-def _websockets_quiet(caplog: pytest.LogCaptureFixture) -> None:
-    """websockets' client logs the upgrade's headers at DEBUG, the client secret among them."""
-    caplog.set_level(logging.INFO, logger="websockets")
 
 
 def websocket_url(service: LocalService) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import array
 import base64
 import json
-import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,12 +38,7 @@ from tests.integration.test_realtime_peer import (
 # The events a WebRTC call has and a WebSocket has not (its audio comes as deltas, not on a track).
 WEBRTC_ONLY = {"output_audio_buffer.started", "output_audio_buffer.stopped"}
 SCHEMAS = SERVER_EVENT_SCHEMAS | {"response.output_audio.delta": "RealtimeServerEventResponseAudioDelta"}
-
-
-@pytest.fixture(autouse=True)
-def _websockets_quiet(caplog: pytest.LogCaptureFixture) -> None:
-    """websockets' client logs the upgrade's headers at DEBUG, the client secret among them."""
-    caplog.set_level(logging.INFO, logger="websockets")
+pytestmark = pytest.mark.usefixtures("websockets_quiet")
 
 
 def ws_url(stub: OpenAIStub) -> str:
