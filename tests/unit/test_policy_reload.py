@@ -5,13 +5,13 @@ import gc
 import json
 import os
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.policies import SHIPPED, shipped_policy
+from tests.policies import SHIPPED, shipped_policy, shipped_text
 from token_vending.policy import PolicyChange, PolicyError, cached_policy, validate
 
 
@@ -26,12 +26,6 @@ def rewrite(path: Path, text: str, second: int) -> None:
     """The file now holds ``text``, modified at ``second``: each version its own time, whatever the clock's grain."""
     path.write_text(text)
     os.utime(path, ns=(second * 1_000_000_000, second * 1_000_000_000))
-
-
-def edited(path: Path, change: Callable[[dict[str, Any]], None]) -> str:
-    document = json.loads(path.read_text())
-    change(document)
-    return json.dumps(document, indent=2)
 
 
 def longer_secrets(document: dict[str, Any]) -> None:
@@ -52,13 +46,14 @@ def broken_json(text: str) -> tuple[str, str]:
 
 def test_a_broken_edit_keeps_the_last_good_policy_serving_and_is_reported_once(tmp_path: Path) -> None:
     # Given the shipped policy in use
-    path = shipped_policy(tmp_path)
-    rewrite(path, edited(path, lambda document: None), 1)
+    path = shipped_policy(tmp_path, indent=2)
+    text = path.read_text()
+    rewrite(path, text, 1)
     changes: list[PolicyChange] = []
     good = cached_policy(path, changes.append)
 
     # When an edit breaks its JSON
-    broken, where = broken_json(path.read_text())
+    broken, where = broken_json(text)
     rewrite(path, broken, 2)
 
     # Then every read still gets the last good policy, and the refusal is reported once, with line and column
@@ -68,7 +63,7 @@ def test_a_broken_edit_keeps_the_last_good_policy_serving_and_is_reported_once(t
     assert refused.refused == f"policy file {path} is not valid JSON: {where}"
 
     # When it is fixed, with one profile changed
-    rewrite(path, edited(shipped_policy(tmp_path), longer_secrets), 3)
+    rewrite(path, shipped_text(longer_secrets, indent=2), 3)
 
     # Then the new policy serves, and the report names the changed profile
     fixed = cached_policy(path, changes.append)
@@ -84,14 +79,13 @@ def test_a_reload_names_the_profiles_added_and_removed_and_the_settings_changed(
     cached_policy(path, changes.append)
 
     # When a profile is added, and then removed with the spend brake changed
-    rewrite(path, edited(path, a_second_assistant), 2)
+    rewrite(path, shipped_text(a_second_assistant), 2)
     cached_policy(path, changes.append)
 
-    def undone(document: dict[str, Any]) -> None:
-        del document["profiles"]["assistant-2"]
+    def another_brake(document: dict[str, Any]) -> None:
         document["spend_brake"] = {"mints": 7, "seconds": 86400}
 
-    rewrite(path, edited(path, undone), 3)
+    rewrite(path, shipped_text(another_brake), 3)
     cached_policy(path, changes.append)
 
     # Then each reload said so
@@ -103,8 +97,8 @@ def test_a_reload_names_the_profiles_added_and_removed_and_the_settings_changed(
 
 def test_a_file_never_valid_is_refused_on_every_read_until_it_is_fixed(tmp_path: Path) -> None:
     # Given a policy file whose first version is broken
-    path = shipped_policy(tmp_path)
-    text = edited(path, lambda document: None)
+    path = shipped_policy(tmp_path, indent=2)
+    text = path.read_text()
     broken, where = broken_json(text)
     rewrite(path, broken, 1)
     changes: list[PolicyChange] = []
