@@ -12,9 +12,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import pytest
+import urllib3
 
 from local.token import state_path
 
@@ -25,6 +28,8 @@ _SETTINGS = (
     *("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOG_FORMAT", "SECRETS_VIA", "PORT"),
     *("AUTH", "ALLOWED_ORIGINS", "TOKEN_USER", "TOKEN_GROUPS", "POLICY"),
 )
+# What the Agents SDKs' voice-agent quickstarts mint: their default model (each SDK then asks for tracing "auto").
+QUICKSTART_SESSION = {"session": {"type": "realtime", "model": "gpt-realtime-2.1"}}
 # A JWT: three base64url parts, the first two JSON objects ({" is eyJ).
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
@@ -66,6 +71,20 @@ def make_token(port: int, **settings: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_to_exit(**settings: str) -> subprocess.CompletedProcess[str]:
+    """`python -m local` with ``settings`` (on a free port unless they name one), run until it exits, as it must
+    when it refuses to start."""
+    return subprocess.run(
+        [sys.executable, "-m", "local"],
+        cwd=REPO,
+        env=environment(**{"PORT": str(free_port()), **settings}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @dataclass
 class LocalService:
     url: str
@@ -83,6 +102,30 @@ class LocalService:
         assert JWT.fullmatch(ran.stdout.removesuffix("\n")), "make token printed more than the token"
         self.tokens.append(ran.stdout.strip())
         return self.tokens[-1]
+
+    def mint(self, body: dict[str, Any], token: str | None = None) -> urllib3.BaseHTTPResponse:
+        """POST /v1/realtime/client_secrets with ``body`` (and ``token`` as its bearer); a client secret it gets is
+        kept in ``minted``, for the check of the output."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        answer = urllib3.request(
+            "POST", f"{self.url}/v1/realtime/client_secrets", json=body, headers=headers, timeout=30, retries=False
+        )
+        if answer.status == HTTPStatus.OK:
+            self.minted.append(str(answer.json()["value"]))
+        return answer
+
+    def client_secret(self, body: dict[str, Any]) -> str:
+        """A client secret for ``body``, minted with a development user's token from `make token`."""
+        answer = self.mint(body, self.token())
+        assert answer.status == HTTPStatus.OK, answer.data
+        return str(answer.json()["value"])
+
+    def printed_url(self, label: str) -> str:
+        """The loopback URL the start text gives for ``label`` (after its colon), as a developer reads it."""
+        pattern = rf"{re.escape(label)}[^:]*: ((?:http|ws)://127\.0\.0\.1:\d+/\S*)"
+        urls = [found[1] for line in self.printed if (found := re.search(pattern, line))]
+        assert len(urls) == 1, f"python -m local printed {len(urls)} URLs for {label!r}:\n{''.join(self.printed)}"
+        return urls[0]
 
     def line(self, pattern: str) -> str:
         """The next printed line matching ``pattern`` (a regex); fails after 10 s without one."""

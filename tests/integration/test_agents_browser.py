@@ -8,7 +8,6 @@ origin, so the peer's CORS must let the SDK's offer in, X-OpenAI-Agents-SDK head
 drives the page; what it prints is read by the secret guard.
 """
 
-import json
 import mimetypes
 import re
 import threading
@@ -19,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 
 from local.realtime_peer import REPLY_TRANSCRIPT
 from tests.browsers import chromium_path, run_driver
 from tests.conftest import ROOT
 from tests.docs import code_block
-from tests.local_run import LocalService, local_run
+from tests.local_run import QUICKSTART_SESSION, LocalService, local_run
 
 BROWSER = ROOT / "tests" / "browser"
 DRIVER = BROWSER / "agents.mjs"
@@ -33,8 +31,6 @@ DRIVER = BROWSER / "agents.mjs"
 BUNDLE = ROOT / "node_modules" / "@openai" / "agents-realtime" / "dist" / "bundle"
 PAGE_FILES = {"/": BROWSER / "agents.html", "/agents-page.mjs": BROWSER / "agents-page.mjs"}
 CLIENT_SECRET = re.compile(r"\bek_[A-Za-z0-9]")
-# What the Agents SDKs' voice-agent quickstarts mint: their default model (each SDK then asks for tracing "auto").
-QUICKSTART_SESSION = {"session": {"type": "realtime", "model": "gpt-realtime-2.1"}}
 
 
 class _PageHandler(BaseHTTPRequestHandler):
@@ -100,30 +96,8 @@ def make_run() -> Iterator[LocalService]:
         yield service
 
 
-def peer_url(service: LocalService, transport: str) -> str:
-    """The peer's URL for `transport`, as `make run` prints it."""
-    printed = {"webrtc": "Realtime calls (WebRTC", "websocket": "Realtime sessions (WebSocket"}[transport]
-    [line] = [line for line in service.printed if printed in line]
-    url = re.search(r"((?:http|ws)://127\.0\.0\.1:\d+/v1/realtime(?:/calls)?)\s*$", line)
-    assert url, line
-    return url[1]
-
-
-def mint(service: LocalService) -> str:
-    """A client secret for a development user, minted through the local token vending API with the shipped policy,
-    for the session the Agents SDKs' quickstarts ask for."""
-    answer = urllib3.request(
-        "POST",
-        f"{service.url}/v1/realtime/client_secrets",
-        body=json.dumps(QUICKSTART_SESSION).encode(),
-        headers={"Authorization": f"Bearer {service.token()}", "Content-Type": "application/json"},
-        timeout=20.0,
-        retries=False,
-    )
-    assert answer.status == HTTPStatus.OK, answer.data
-    secret = str(answer.json()["value"])
-    service.minted.append(secret)
-    return secret
+# The start text's line naming the peer's URL for each transport.
+PEER_LINES = {"webrtc": "Realtime calls (WebRTC", "websocket": "Realtime sessions (WebSocket"}
 
 
 @pytest.mark.parametrize("transport", ["webrtc", "websocket"])
@@ -131,7 +105,8 @@ def test_the_agents_sdks_realtime_session_talks_to_the_local_peer(
     chromium: str, page_origin: str, make_run: LocalService, transport: str
 ) -> None:
     # Given a client secret minted for a development user, and the quickstart's page on its own origin
-    args = {"apiKey": mint(make_run), "url": peer_url(make_run, transport), "transport": transport}
+    secret, url = make_run.client_secret(QUICKSTART_SESSION), make_run.printed_url(PEER_LINES[transport])
+    args = {"apiKey": secret, "url": url, "transport": transport}
 
     # When the page's RealtimeSession connects with it and the user says hello
     seen = drive(chromium, page_origin, args)
@@ -160,11 +135,11 @@ def test_the_documentations_agents_sdk_example_talks_to_the_local_peer(
     body = [line for line in lines if not line.startswith("import ")]
     documented = "\n".join(
         [*imports, "export async function connect(clientSecret) {", *body, "  return session;", "}"]
-    ).replace("http://127.0.0.1:3002/v1/realtime/calls", peer_url(make_run, "webrtc"))
+    ).replace("http://127.0.0.1:3002/v1/realtime/calls", make_run.printed_url(PEER_LINES["webrtc"]))
     _PageHandler.documented = documented
 
     # When the page runs it with a freshly minted client secret, and the user says hello on its session
-    seen = drive(chromium, page_origin, {"apiKey": mint(make_run), "documented": True})
+    seen = drive(chromium, page_origin, {"apiKey": make_run.client_secret(QUICKSTART_SESSION), "documented": True})
 
     # Then the example's session connected over WebRTC and the agent's reply came back
     result = seen["result"]

@@ -3,14 +3,10 @@ minted for a signed-in user through the token vending API: the Agents SDK's `Rea
 `client.realtime.connect()` of the official SDK (openai-python), each getting a response."""
 
 import asyncio
-import json
-import re
 from collections.abc import Iterator
-from http import HTTPStatus
 from typing import Any
 
 import pytest
-import urllib3
 from agents.realtime import RealtimeAgent, RealtimeRunner
 from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
 from openai import OpenAI
@@ -18,12 +14,12 @@ from openai.types.realtime import RealtimeServerEvent
 
 from local.realtime_peer import REPLY_TRANSCRIPT
 from tests.docs import code_block
-from tests.local_run import LocalService, local_run
+from tests.local_run import QUICKSTART_SESSION, LocalService, local_run
 
 # A guard against a hang, not a timed assertion: each step normally takes milliseconds.
 STEP_SECONDS = 20.0
-# What the Agents SDKs' voice-agent quickstarts mint: their default model (each SDK then asks for tracing "auto").
-QUICKSTART_SESSION = {"session": {"type": "realtime", "model": "gpt-realtime-2.1"}}
+# The start text's line naming the peer's WebSocket URL.
+WEBSOCKET_LINE = "Realtime sessions (WebSocket"
 pytestmark = pytest.mark.usefixtures("websockets_quiet")
 
 
@@ -33,36 +29,13 @@ def make_run() -> Iterator[LocalService]:
         yield service
 
 
-def websocket_url(service: LocalService) -> str:
-    """The peer's WebSocket URL, as `make run` prints it."""
-    [line] = [line for line in service.printed if "Realtime sessions (WebSocket" in line]
-    url = re.search(r"(ws://127\.0\.0\.1:\d+/v1/realtime)\s*$", line)
-    assert url, line
-    return url[1]
-
-
-def mint(service: LocalService) -> str:
-    """A client secret for a development user, minted through the local token vending API with the shipped policy,
-    for the session the Agents SDKs' quickstarts ask for."""
-    token = service.token()
-    answer = urllib3.request(
-        "POST",
-        f"{service.url}/v1/realtime/client_secrets",
-        body=json.dumps(QUICKSTART_SESSION).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        timeout=STEP_SECONDS,
-        retries=False,
-    )
-    assert answer.status == HTTPStatus.OK, answer.data
-    secret = str(answer.json()["value"])
-    service.minted.append(secret)
-    return secret
-
-
 def test_the_official_sdks_realtime_connect_gets_session_created_and_a_response(make_run: LocalService) -> None:
     # Given a client secret minted through the API, and the official SDK with the peer's base URL
-    ws_url = websocket_url(make_run)
-    client = OpenAI(api_key=mint(make_run), base_url=ws_url.replace("ws://", "http://").removesuffix("/realtime"))
+    ws_url = make_run.printed_url(WEBSOCKET_LINE)
+    client = OpenAI(
+        api_key=make_run.client_secret(QUICKSTART_SESSION),
+        base_url=ws_url.replace("ws://", "http://").removesuffix("/realtime"),
+    )
 
     # When it connects, as OpenAI's documentation shows, and asks for a response
     with client.realtime.connect(model="gpt-realtime-2.1") as connection:
@@ -83,7 +56,7 @@ def test_the_official_sdks_realtime_connect_gets_session_created_and_a_response(
 
 def test_the_agents_sdks_realtime_runner_gets_the_agents_audio_and_transcript(make_run: LocalService) -> None:
     # Given a client secret minted through the API, and a voice agent as the Agents SDK's quickstart builds one
-    ws_url, secret = websocket_url(make_run), mint(make_run)
+    ws_url, secret = make_run.printed_url(WEBSOCKET_LINE), make_run.client_secret(QUICKSTART_SESSION)
     agent = RealtimeAgent(name="Assistant", instructions="You are a helpful voice assistant.")
     runner = RealtimeRunner(starting_agent=agent, model=OpenAIRealtimeWebSocketModel())
 
@@ -129,13 +102,14 @@ def test_the_documentations_websocket_examples_run_as_written(
     make_run: LocalService, marker: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an example of docs/local.md, as written but for make run's actual peer URL, and a freshly minted secret
-    ws_url = websocket_url(make_run)
+    ws_url = make_run.printed_url(WEBSOCKET_LINE)
     example = (
         code_block("python", marker)
         .replace("ws://127.0.0.1:3002/v1/realtime", ws_url)
         .replace("http://127.0.0.1:3002/v1", ws_url.replace("ws://", "http://").removesuffix("/realtime"))
     )
-    namespace: dict[str, Any] = {"client_secret": mint(make_run), "__name__": "docs_example"}
+    secret = make_run.client_secret(QUICKSTART_SESSION)
+    namespace: dict[str, Any] = {"client_secret": secret, "__name__": "docs_example"}
 
     # When it runs
     exec(compile(example, "docs/local.md", "exec"), namespace)  # noqa: S102 - the documentation's own text

@@ -61,10 +61,7 @@ def make_run() -> Iterator[LocalService]:
 
 
 def demo_url(service: LocalService) -> str:
-    [line] = [line for line in service.printed if "the demo page: " in line]
-    url = re.search(r"the demo page: (http://127\.0\.0\.1:\d+/)", line)
-    assert url, line
-    return url[1]
+    return service.printed_url("the demo page")
 
 
 def drive(chromium: str, url: str, scenario: str, **settings: Any) -> dict[str, Any]:
@@ -361,7 +358,7 @@ def test_the_readmes_example_of_an_app_of_ones_own_calls_the_local_peer(chromium
     # Given the README's example for an app of one's own, its URLs those of this make run, on a page whose
     # origin make run allows, and a token from `make token`
     [example] = [block for block in code_blocks("js") if "oai-events" in block]
-    [realtime] = [line.split(": ", 1)[1].strip() for line in make_run.printed if "Realtime calls (WebRTC" in line]
+    realtime = make_run.printed_url("Realtime calls (WebRTC")
     for readme_url, local_url in ((README_API, f"{make_run.url}/v1"), (README_PEER, realtime)):
         assert example.count(readme_url) == 1, f"the README's example no longer names {readme_url}"
         example = example.replace(readme_url, local_url)

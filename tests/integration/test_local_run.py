@@ -22,8 +22,18 @@ import urllib3
 from local.openai_stub import OpenAIStub
 from local.secrets_manager import LocalSecretsManager
 from tests.docs import code_block
-from tests.local_run import JWT, REPO, STUB_API_KEY, LocalService, environment, free_port, local_run, make_token
-from tests.policies import SHIPPED, shipped_policy
+from tests.local_run import (
+    JWT,
+    REPO,
+    STUB_API_KEY,
+    LocalService,
+    environment,
+    free_port,
+    local_run,
+    make_token,
+    run_to_exit,
+)
+from tests.policies import shipped_policy, shipped_text
 
 MINT_BODY = {"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
 REFUSED_BODY = b'{"session": {"type": "realtime", "audio": {"output": {"voice": "nope"}}}}'
@@ -35,13 +45,6 @@ def local_service() -> Iterator[LocalService]:
     """`make run` as a developer starts it: the local OpenAI stub, the short log lines."""
     with local_run() as service:
         yield service
-
-
-def _mint(url: str, token: str | None = None) -> urllib3.BaseHTTPResponse:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return urllib3.request(
-        "POST", f"{url}/v1/realtime/client_secrets", json=MINT_BODY, headers=headers, timeout=30, retries=False
-    )
 
 
 def test_the_local_secrets_manager_is_reached_through_the_ordinary_boto3_path():
@@ -89,7 +92,7 @@ def test_a_token_of_another_user_pool_is_401_and_the_line_says_to_get_a_new_one(
     local_service.tokens.append(token)
 
     # When a client secret is asked for with it
-    response = _mint(local_service.url, token)
+    response = local_service.mint(MINT_BODY, token)
 
     # Then it is API Gateway's 401, and the terminal line says what is wrong and what to do
     assert (response.status, response.json()) == (HTTPStatus.UNAUTHORIZED, {"message": "Unauthorized"})
@@ -105,12 +108,11 @@ def test_make_run_serves_client_secrets_with_one_short_line_each(local_service: 
     token = local_service.token()
 
     # When a client secret is asked for over HTTP with it
-    response = _mint(local_service.url, token)
+    response = local_service.mint(MINT_BODY, token)
 
     # Then the function minted one through the local Secrets Manager and the stub
     assert response.status == HTTPStatus.OK, response.data
-    local_service.minted.append(response.json()["value"])
-    assert local_service.minted[-1].startswith("ek_")
+    assert response.json()["value"].startswith("ek_")
     # And the terminal shows one short line for it, not the function's JSON log lines or EMF documents
     line = local_service.line(r"POST /v1/realtime/client_secrets ")
     assert re.fullmatch(
@@ -188,8 +190,7 @@ def test_log_format_json_prints_the_functions_own_log_lines() -> None:
     # Given `make run` with LOG_FORMAT=json
     with local_run(LOG_FORMAT="json") as service:
         # When a client secret is minted
-        response = _mint(service.url, service.token())
-        service.minted.append(response.json()["value"])
+        response = service.mint(MINT_BODY, service.token())
 
         # Then the terminal shows the function's JSON log line for it, as CloudWatch would hold it
         line = service.line(r'"message":"client secret minted"')
@@ -197,6 +198,7 @@ def test_log_format_json_prints_the_functions_own_log_lines() -> None:
         # And a request API Gateway answers itself (the function logs nothing) still gets a line
         urllib3.request("GET", f"{service.url}/v1/nope", timeout=10, retries=False)
         unrouted = json.loads(service.line(r'"gateway":'))
+    assert response.status == HTTPStatus.OK
     assert json.loads(line)["profile"] == "assistant"
     assert (unrouted["status"], unrouted["path"]) == (HTTPStatus.NOT_FOUND, "/v1/nope")
 
@@ -207,8 +209,7 @@ def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> Non
         settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-compatible-host-5b1e"}
         with local_run(**settings) as service:
             # When `make run` mints a client secret
-            response = _mint(service.url, service.token())
-            service.minted.append(response.json()["value"])
+            response = service.mint(MINT_BODY, service.token())
 
     # Then the mint reached that host, with the key from OPENAI_API_KEY (checked there at start, minting nothing)
     assert response.status == HTTPStatus.OK
@@ -233,9 +234,7 @@ def test_openai_base_url_points_make_run_at_that_openai_compatible_host() -> Non
 def test_a_setting_make_run_cannot_use_is_refused_saying_what_to_do(settings: dict[str, str], message: str) -> None:
     # Given a setting `make run` cannot use
     # When it starts
-    ran = subprocess.run(
-        [sys.executable, "-m", "local"], cwd=REPO, env=environment(**settings), capture_output=True, text=True
-    )
+    ran = run_to_exit(**settings)
 
     # Then it stops at once, saying which setting and what it must be
     assert ran.returncode == 2
@@ -249,11 +248,10 @@ def test_without_a_token_it_is_401_and_nothing_reaches_openai() -> None:
         settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-auth-host-2c7d"}
         with local_run(**settings) as service:
             # When a client secret is asked for with no token, and with a token that is not one
-            missing = _mint(service.url)
-            forged = _mint(service.url, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+            missing = service.mint(MINT_BODY)
+            forged = service.mint(MINT_BODY, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
             # And then with a user's token
-            accepted = _mint(service.url, service.token())
-            service.minted.append(accepted.json()["value"])
+            accepted = service.mint(MINT_BODY, service.token())
             refused_line = service.line(r"POST /v1/realtime/client_secrets 401 ")
 
     # Then both are API Gateway's 401, and only the user's request reached OpenAI (after make run's key check)
@@ -270,8 +268,7 @@ def test_make_token_for_the_premium_group_gets_the_premium_profile_by_default(lo
     token = local_service.token(user="pat", groups="premium")
 
     # When a client secret is asked for, naming no profile
-    response = _mint(local_service.url, token)
-    local_service.minted.append(response.json()["value"])
+    response = local_service.mint(MINT_BODY, token)
 
     # Then the premium profile minted it (no other test here mints with it)
     assert response.status == HTTPStatus.OK
@@ -327,8 +324,7 @@ def test_auth_none_mints_without_a_token_and_says_so_on_every_request() -> None:
     # Given `make run` with AUTH=none, and ALLOWED_ORIGINS for a page of the developer's
     with local_run(AUTH="none", ALLOWED_ORIGINS="http://localhost:5173") as service:
         # When a client secret is asked for with no token, from that page, and then an unrouted path
-        response = _mint(service.url)
-        service.minted.append(response.json()["value"])
+        response = service.mint(MINT_BODY)
         preflight = urllib3.request(
             "OPTIONS",
             f"{service.url}/v1/realtime/client_secrets",
@@ -356,22 +352,24 @@ def test_auth_none_mints_without_a_token_and_says_so_on_every_request() -> None:
     assert preflight.headers.get("access-control-allow-origin") == "http://localhost:5173"
 
 
+def _assistant_limited_to(mints: int) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": mints, "seconds": 31 * 86400}]}
+
+    return change
+
+
 def test_policy_names_the_policy_file_whose_quotas_make_run_enforces_and_an_edit_applies_at_once(
     tmp_path: Path,
 ) -> None:
     # Given a copy of the policy whose assistant profile allows a caller 2 client secrets a month (a window
     # whose end no test run will meet), and `make run` with POLICY naming it
-    policy = tmp_path / "policy.json"
-    document = json.loads((REPO / "functions" / "token_vending" / "policy.json").read_text())
-    document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": 2, "seconds": 31 * 86400}]}
-    policy.write_text(json.dumps(document))
+    policy = shipped_policy(tmp_path, _assistant_limited_to(2))
     with local_run(AUTH="none", POLICY=str(policy)) as service:
         # When the one caller asks 3 times, then once more after the limit is raised in the file
-        responses = [_mint(service.url) for _ in range(3)]
-        document["profiles"]["assistant"]["limits"]["per_caller"][0]["mints"] = 30
-        policy.write_text(json.dumps(document))
-        responses.append(_mint(service.url))
-        service.minted.extend(r.json()["value"] for r in responses if r.status == HTTPStatus.OK)
+        responses = [service.mint(MINT_BODY) for _ in range(3)]
+        shipped_policy(tmp_path, _assistant_limited_to(30))
+        responses.append(service.mint(MINT_BODY))
     started = "".join(service.printed)
 
     # Then the quota table counts in moto: 2 minted, the third refused as OpenAI refuses, with Retry-After
@@ -385,13 +383,6 @@ def test_policy_names_the_policy_file_whose_quotas_make_run_enforces_and_an_edit
     assert f"policy: {policy} (POLICY)" in started
 
 
-def _assistant_limited_to(mints: int) -> Callable[[dict[str, Any]], None]:
-    def change(document: dict[str, Any]) -> None:
-        document["profiles"]["assistant"]["limits"] = {"per_caller": [{"mints": mints, "seconds": 31 * 86400}]}
-
-    return change
-
-
 def test_a_policy_edit_under_make_run_is_logged_and_a_broken_one_refused_while_the_last_good_serves(
     tmp_path: Path,
 ) -> None:
@@ -399,18 +390,17 @@ def test_a_policy_edit_under_make_run_is_logged_and_a_broken_one_refused_while_t
     policy = shipped_policy(tmp_path, _assistant_limited_to(30))
     good = policy.read_text()
     with local_run(AUTH="none", POLICY=str(policy)) as service:
-        responses = [_mint(service.url)]
+        responses = [service.mint(MINT_BODY)]
 
         # When the file is broken (cut short), and a client secret asked for
         policy.write_text(good[: good.index('"profiles"')])
-        responses.append(_mint(service.url))
+        responses.append(service.mint(MINT_BODY))
         refused = service.line(r" ERROR policy change refused")
 
         # And then fixed, allowing 1 a month, and another asked for
-        policy.write_text(_edited(good, _assistant_limited_to(1)))
-        responses.append(_mint(service.url))
+        shipped_policy(tmp_path, _assistant_limited_to(1))
+        responses.append(service.mint(MINT_BODY))
         reloaded = service.line(r" policy reloaded")
-        service.minted.extend(r.json()["value"] for r in responses if r.status == HTTPStatus.OK)
 
     # Then the broken file was refused, saying where, and the last good policy kept minting
     assert [r.status for r in responses[:2]] == [HTTPStatus.OK, HTTPStatus.OK]
@@ -422,12 +412,6 @@ def test_a_policy_edit_under_make_run_is_logged_and_a_broken_one_refused_while_t
     assert "profiles_added=[]" in reloaded
 
 
-def _edited(text: str, change: Callable[[dict[str, Any]], None]) -> str:
-    document = json.loads(text)
-    change(document)
-    return json.dumps(document)
-
-
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -437,7 +421,7 @@ def _edited(text: str, change: Callable[[dict[str, Any]], None]) -> str:
             id="json-error",
         ),
         pytest.param(
-            _edited(SHIPPED.read_text(), lambda document: document["profiles"]["assistant"].pop("expires_after")),
+            shipped_text(lambda document: document["profiles"]["assistant"].pop("expires_after")),
             "is invalid: profiles.assistant.expires_after: Field required",
             id="schema-error",
         ),
@@ -451,14 +435,7 @@ def test_a_policy_file_the_function_would_refuse_stops_make_run_at_start(
     policy.write_text(text)
 
     # When make run starts with it
-    ran = subprocess.run(
-        [sys.executable, "-m", "local"],
-        cwd=REPO,
-        env=environment(POLICY=str(policy), PORT=str(free_port())),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ran = run_to_exit(POLICY=str(policy))
 
     # Then it refuses to start, naming the file and what is wrong where (line and column, or the field's path)
     assert ran.returncode == 2, ran.stderr
@@ -474,14 +451,7 @@ def test_a_key_openai_refuses_stops_make_run_at_start() -> None:
         settings = {"OPENAI_BASE_URL": f"{host.base_url}/v1", "OPENAI_API_KEY": "sk-a-revoked-key-0c9d"}
 
         # When make run starts
-        ran = subprocess.run(
-            [sys.executable, "-m", "local"],
-            cwd=REPO,
-            env=environment(PORT=str(free_port()), **settings),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        ran = run_to_exit(**settings)
         asked = [(request.method, request.path) for request in host.requests]
         checked = f"{host.base_url}/v1/models"
 
@@ -504,7 +474,7 @@ def test_an_openai_out_of_reach_at_start_is_a_warning_and_a_key_it_later_refuses
         started = "".join(service.printed)
         # When that host comes up knowing another key, and a client secret is asked for
         with OpenAIStub(api_key="sk-the-hosts-own-key-5f0e", port=port) as host:
-            answer = _mint(service.url, service.token())
+            answer = service.mint(MINT_BODY, service.token())
             logged = service.line(r" ERROR openai rejected the api key")
             asked = [request.path for request in host.requests]
 
@@ -532,14 +502,7 @@ def test_a_port_in_use_names_the_port_and_another_to_use() -> None:
         port = taken.getsockname()[1]
 
         # When `make run` starts on it
-        ran = subprocess.run(
-            [sys.executable, "-m", "local"],
-            cwd=REPO,
-            env=environment(PORT=str(port)),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        ran = run_to_exit(PORT=str(port))
 
     # Then it says which port, and how to choose another
     assert ran.returncode == 1
