@@ -33,6 +33,12 @@ def chromium_path(packages: tuple[str, ...]) -> str:
             pytest.fail(f"{INSTALL_CHROMIUM} (CI is set: the browser tests never skip there)", pytrace=False)
         pytest.skip(INSTALL_CHROMIUM)
     assert shutil.which("node"), "Node.js is not installed: install Node.js 20 or newer, then run `npm ci`"
+    assert_pinned(packages)
+    return path
+
+
+def assert_pinned(packages: tuple[str, ...]) -> None:
+    """node_modules holds each of the npm ``packages`` at the version package.json pins."""
     for package in packages:
         manifest = ROOT / "node_modules" / package / "package.json"
         assert manifest.is_file(), f"the {package} npm package is not installed: run `npm ci` in the repository root"
@@ -40,7 +46,6 @@ def chromium_path(packages: tuple[str, ...]) -> str:
         assert installed == PINNED[package], (
             f"node_modules has {package} {installed}, package.json pins {PINNED[package]}: run `npm ci`"
         )
-    return path
 
 
 def run_driver(driver: Path, request: dict[str, Any], timeout: float = 180) -> dict[str, Any]:

@@ -5,7 +5,6 @@ tests/node/*.test.mjs hold the calls and their assertions; this test serves the 
 JWT authorizer (tokens of its user pool, here in moto), signs two users in, and runs them.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,11 +14,11 @@ from collections.abc import Callable
 from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from tests.browsers import assert_pinned
 from tests.conftest import ROOT
 from tests.local_api import serving_default
 
 NODE_TESTS = ROOT / "tests" / "node"
-PINS = json.loads((ROOT / "package.json").read_text())["dependencies"]
 # The SDKs the scripts import: the official one, and the Agents SDK whose defaults they mint with.
 SDK_PACKAGES = ("openai", "@openai/agents")
 # Credentials or a base URL of the developer's own would point the SDK elsewhere, or at real OpenAI.
@@ -38,12 +37,7 @@ def test_the_node_sdk_works_against_the_local_api(
     # Secrets Extension, here its stand-in), and two signed-in users, one of them in the premium group
     node = shutil.which("node")
     assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
-    for package in SDK_PACKAGES:
-        manifest = ROOT / "node_modules" / package / "package.json"
-        assert manifest.is_file(), f"the {package} npm package is not installed: run `npm ci` in the repository root"
-        installed = json.loads(manifest.read_text())["version"]
-        pinned = PINS[package]
-        assert installed == pinned, f"node_modules has {package} {installed}, package.json pins {pinned}: run `npm ci`"
+    assert_pinned(SDK_PACKAGES)
     scripts = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
     assert scripts, f"no *.test.mjs files in {NODE_TESTS}"
     with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:
