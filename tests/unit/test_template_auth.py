@@ -1,41 +1,30 @@
 """No route of the deployed API is ever anonymous, and its CORS is what AllowedOrigins says, proved on the
-template as CloudFormation receives it: after the SAM transform (the translator `sam validate` runs, in
-.venv-sam), evaluated under each way of authenticating callers, with no origin, one and several.
-
-The transform runs in .venv-sam because aws-sam-translator pins a pydantic older than ours (the reason the
-SAM CLI has a venv of its own); `make validate` installs it, and `make test` runs that first.
+template as CloudFormation receives it: after the SAM transform (tests/templates.py), evaluated under each way of
+authenticating callers, with no origin, one and several.
 """
 
 import fnmatch
-import json
-import os
 import re
-import subprocess
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import yaml
 
-from local.gateway import ACCOUNT_ID, CloudFormationLoader, Resolver
-from tests.conftest import ROOT, TEMPLATE
+from local.gateway import ACCOUNT_ID
+from tests.conftest import REGION, ROOT
+from tests.templates import (
+    API_ID,
+    PHYSICAL,
+    POOL_CLIENT_ID,
+    POOL_ID,
+    deploy,
+    raw_template,
+    refused_by_rules,
+    sam_transform,
+)
 from token_vending.app import ROUTES
 
-SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 NODE_SDK = ROOT / "node_modules" / "openai"
-REGION = "us-east-1"
-
 ISSUER = "https://issuer.example.com/"
-API_ID = "a1b2c3d4e5"
-POOL_ID = f"{REGION}_AbCdEfGhI"
-POOL_CLIENT_ID = "4k9example0app0client0id0"
-# What CloudFormation gives for the stack's own resources; the rest resolve to the gateway's stand-ins.
-PHYSICAL = {
-    "TokenVendingApi": {"Ref": API_ID},
-    "UserPool": {"Ref": POOL_ID, "ProviderURL": f"https://cognito-idp.{REGION}.amazonaws.com/{POOL_ID}"},
-    "UserPoolClient": {"Ref": POOL_CLIENT_ID},
-}
-
 MODES: dict[str, dict[str, str]] = {
     "cognito": {},
     "cognito+scopes": {"JwtRequiredScopes": "realtime/mint"},
@@ -62,92 +51,11 @@ RULE_CASES: dict[str, tuple[dict[str, str], bool]] = {
     "iam-ignores-issuer": ({"CallerAuth": "iam", "JwtIssuer": ISSUER}, False),
 }
 
-# Run by .venv-sam's Python: the template (JSON) and a list of parameter sets on stdin, one transformed
-# template per set on stdout. No managed policy is named in the template, so none need be looked up.
-_TRANSFORM = """
-import json, sys
-from samtranslator.translator.transform import transform
-
-class NoManagedPolicies:
-    def load(self):
-        return {}
-
-request = json.load(sys.stdin)
-json.dump([transform(json.loads(request["template"]), parameters, NoManagedPolicies())
-           for parameters in request["parameters"]], sys.stdout)
-"""
-
 
 @pytest.fixture(scope="module")
 def transformed() -> dict[str, dict[str, Any]]:
     """Each parameter set's template after the SAM transform, by case name (CASES, then RULE_CASES)."""
     return sam_transform({**CASES, **{name: parameters for name, (parameters, _) in RULE_CASES.items()}})
-
-
-def sam_transform(parameter_sets: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
-    """template.yaml after the SAM transform under each parameter set, by name (one translator run for all)."""
-    assert SAM_PYTHON.is_file(), f"{SAM_PYTHON} is missing: run `make validate`, which installs the SAM CLI there"
-    template = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)  # noqa: S506
-    # As `sam validate` does: the translator takes only S3 locations for code and layer content.
-    for resource in template["Resources"].values():
-        uri = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
-        if (key := uri.get(resource["Type"])) and key in resource.get("Properties", {}):
-            resource["Properties"][key] = "s3://bucket/value"
-    request = {"template": json.dumps(template), "parameters": list(parameter_sets.values())}
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    run = subprocess.run(
-        [str(SAM_PYTHON), "-c", _TRANSFORM],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        env={**environment, "AWS_DEFAULT_REGION": REGION},
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, f"the SAM transform failed:\n{run.stderr}"
-    return dict(zip(parameter_sets, json.loads(run.stdout), strict=True))
-
-
-@dataclass(frozen=True)
-class Stack:
-    """The resources a transformed template creates under one parameter set, their properties resolved."""
-
-    resources: dict[str, dict[str, Any]]
-    resolver: Resolver
-
-    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return {name: r["Properties"] for name, r in self.resources.items() if r["Type"] == resource_type}
-
-    def ref(self, logical_id: str) -> Any:
-        return self.resolver.value({"Ref": logical_id}, "test")
-
-
-def deploy(template: dict[str, Any], parameters: dict[str, str], stack_name: str = "local") -> Stack:
-    conditions = Resolver(template, parameters, REGION, stack_name=stack_name)
-    present = {
-        name: resource
-        for name, resource in template["Resources"].items()
-        if "Condition" not in resource or conditions.condition(resource["Condition"], name)
-    }
-    # Only what is created has a physical id: a reference to a resource left out still fails to resolve.
-    physical = {name: ids for name, ids in PHYSICAL.items() if name in present}
-    resolver = Resolver(template, parameters, REGION, physical, stack_name=stack_name)
-    resources = {
-        name: {"Type": resource["Type"], "Properties": resolver.value(resource.get("Properties") or {}, name)}
-        for name, resource in present.items()
-    }
-    return Stack(resources, resolver)
-
-
-def refused_by_rules(template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
-    """The rules whose assertions fail, as CloudFormation evaluates a template's Rules before any change."""
-    resolver = Resolver(template, parameters, REGION)
-    return [
-        name
-        for name, rule in (template.get("Rules") or {}).items()
-        if resolver.condition(rule.get("RuleCondition", True), name)
-        and not all(resolver.condition(assertion["Assert"], name) for assertion in rule["Assertions"])
-    ]
 
 
 def listed(parameters: dict[str, str], name: str) -> list[str]:
@@ -395,7 +303,7 @@ RULE_FUNCTIONS = {
 
 def test_the_rules_use_only_the_functions_cloudformation_allows_in_rules() -> None:
     # Given the template's Rules
-    rules = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)["Rules"]  # noqa: S506
+    rules = raw_template()["Rules"]
 
     # When every function they call is listed
     def functions(node: Any) -> set[str]:

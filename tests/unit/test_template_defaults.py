@@ -1,26 +1,16 @@
 """The template's default deployment reads the key through the AWS Parameters and Secrets Lambda Extension,
 whose layer ARN AWS publishes in Parameter Store: nobody has an ARN to look up."""
 
-from typing import Any
-
-import yaml
-
-from local.gateway import CloudFormationLoader
-from tests.conftest import TEMPLATE
+from tests.templates import raw_template
 
 # AWS's public parameter for the latest Arm64 layer (Systems Manager User Guide, "AWS Parameters and Secrets
 # Lambda Extension ARNs").
 PUBLISHED_ARM64_LAYER = "/aws/service/aws-parameters-and-secrets-lambda-extension/arm64/latest"
 
 
-def template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)  # noqa: S506
-    return loaded
-
-
 def test_the_default_reader_is_the_extension_from_awss_published_parameter() -> None:
     # Given the template
-    parameters = template()["Parameters"]
+    parameters = raw_template()["Parameters"]
 
     # When its defaults are read
     reader, layer = parameters["SecretsReader"], parameters["SecretsExtensionLayerArn"]
@@ -34,7 +24,7 @@ def test_the_default_reader_is_the_extension_from_awss_published_parameter() -> 
 
 def test_the_published_layer_matches_the_functions_architecture() -> None:
     # Given the function's architecture and layers
-    loaded = template()
+    loaded = raw_template()
     architectures = loaded["Globals"]["Function"]["Architectures"]
     layers = loaded["Resources"]["TokenVendingFunction"]["Properties"]["Layers"]
 

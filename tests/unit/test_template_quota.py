@@ -1,5 +1,5 @@
 """The quota table, the function's reach into it, its concurrency ceiling, and the alarms and dashboard that watch
-the quotas, proved on the template as CloudFormation receives it (the SAM transform of test_template_auth).
+the quotas, proved on the template as CloudFormation receives it (the SAM transform of tests/templates.py).
 
 The alarms and the dashboard name metrics the function publishes: METRICS below is the one list of them (the
 issue's contract), and the alarms are also checked against what the function's own observability module emits.
@@ -10,11 +10,22 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
-from local.gateway import CloudFormationLoader
-from tests.conftest import TEMPLATE, Output
-from tests.unit.test_template_auth import API_ID, Stack, deploy, sam_transform
+from tests.conftest import Output
+from tests.templates import (
+    API_ID,
+    SERVICE,
+    Stack,
+    alarm_metric,
+    dashboard,
+    dashboard_metrics,
+    dashboard_searches,
+    deploy,
+    emitted,
+    namespace_of,
+    raw_template,
+    sam_transform,
+)
 from token_vending import observability
 
 # What the function publishes in its stack's namespace (POWERTOOLS_METRICS_NAMESPACE): each metric by service alone,
@@ -44,24 +55,6 @@ CASES: dict[str, dict[str, str]] = {
     "iam": {"CallerAuth": "iam"},
     "page": {"AllowedOrigins": "https://app.example.com"},
 }
-
-
-def raw_template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)  # noqa: S506
-    return loaded
-
-
-SERVICE = raw_template()["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
-
-
-def emitted(stack: Stack) -> dict[str, str]:
-    """The function's metric settings in this stack: its POWERTOOLS_* variables, resolved."""
-    variables = stack.of_type("AWS::Lambda::Function")["TokenVendingFunction"]["Environment"]["Variables"]
-    return {name: value for name, value in variables.items() if name.startswith("POWERTOOLS_")}
-
-
-def namespace_of(stack: Stack) -> str:
-    return emitted(stack)["POWERTOOLS_METRICS_NAMESPACE"]
 
 
 @pytest.fixture(scope="module")
@@ -162,10 +155,6 @@ def test_the_alarm_email_parameter_takes_one_address_or_none() -> None:
     assert re.fullmatch(pattern, ALARM_EMAIL)
     assert not re.fullmatch(pattern, ALARM_EMAIL + "," + ALARM_EMAIL.replace("alarms", "ops"))
     assert not re.fullmatch(pattern, "alarms")
-
-
-def alarm_metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
-    return alarm["Namespace"], alarm["MetricName"], {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -275,42 +264,6 @@ def test_the_functions_own_metrics_carry_the_alarms_dimensions(
         assert [entry["Namespace"] for entry in published] == [namespace]
         assert sorted(dimensions) in [sorted(names) for names in published[0]["Dimensions"]], metric
         assert all(document[key] == value for key, value in dimensions.items()), metric
-
-
-def dashboard(stack: Stack) -> dict[str, Any]:
-    body = stack.of_type("AWS::CloudWatch::Dashboard")["TokenVendingDashboard"]["DashboardBody"]
-    parsed: dict[str, Any] = json.loads(body)
-    return parsed
-
-
-def dashboard_metrics(widgets: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, str]]]:
-    """Each plain metric of the widgets: namespace, name and dimensions."""
-    found = []
-    for widget in widgets:
-        for line in widget["properties"]["metrics"]:
-            fields = [field for field in line if isinstance(field, str)]
-            if fields:
-                namespace, metric, *pairs = fields
-                found.append((namespace, metric, dict(zip(pairs[::2], pairs[1::2], strict=True))))
-    return found
-
-
-def dashboard_searches(widgets: list[dict[str, Any]]) -> list[tuple[str, set[str], str]]:
-    """Each SEARCH of the widgets: the schema's namespace, its dimension names, and the metric it names."""
-    found = []
-    for widget in widgets:
-        for line in widget["properties"]["metrics"]:
-            for field in line:
-                if isinstance(field, dict) and "expression" in field:
-                    match = re.fullmatch(
-                        r"SEARCH\('\{\"([\w/-]+)\",([\w,]+)\} MetricName=\"(\w+)\" service=\"([\w-]+)\"', '\w+', \d+\)",
-                        field["expression"],
-                    )
-                    assert match, f"an unexpected expression: {field['expression']}"
-                    namespace, names, metric, service = match.groups()
-                    assert service == SERVICE
-                    found.append((namespace, set(names.split(",")), metric))
-    return found
 
 
 @pytest.mark.parametrize("case", CASES)

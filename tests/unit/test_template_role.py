@@ -1,7 +1,7 @@
 """The function's role reads the secret as AWS hands it, and nothing more: a full secret ARN or none (the stack's own),
 kms:Decrypt on a customer managed key only when one is given (and only through Secrets Manager), X-Ray's grant only
 with tracing on; and every log group keeps its retention and deletion settings explicit. Proved on the template as
-CloudFormation receives it (the SAM transform of test_template_auth).
+CloudFormation receives it (the SAM transform of tests/templates.py).
 """
 
 import json
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from local.gateway import Resolver, TemplateError
-from tests.unit.test_template_auth import REGION, Stack, deploy, refused_by_rules, sam_transform
-from tests.unit.test_template_quota import raw_template
+from tests.conftest import REGION
+from tests.templates import Stack, deploy, raw_template, refused_by_rules, sam_transform
 
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:openai/realtime-api-key-AbC123"
 KMS_KEY_ARN = f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

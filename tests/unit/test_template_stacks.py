@@ -1,25 +1,30 @@
 """Two stacks of this template in one account and region keep apart: each publishes its metrics in a namespace of its
 own, its alarms and dashboard watch only that namespace or its own resources, and its layers have names of their own.
-Proved on the template as CloudFormation receives it (the SAM transform of test_template_auth), resolved under two
+Proved on the template as CloudFormation receives it (the SAM transform of tests/templates.py), resolved under two
 stack names, as samconfig.toml's default and prod stacks would be.
 """
 
+import tomllib
 from typing import Any
 
 import pytest
 
-from tests.unit.test_template_auth import Stack, deploy, sam_transform
-from tests.unit.test_template_quota import (
+from tests.conftest import ROOT
+from tests.templates import (
     SERVICE,
+    Stack,
     alarm_metric,
     dashboard,
     dashboard_metrics,
     dashboard_searches,
+    deploy,
     emitted,
     namespace_of,
+    sam_transform,
 )
 
-STACK_NAMES = ("openai-realtime-token-vending", "openai-realtime-token-vending-prod")
+SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
+STACK_NAMES = tuple(SAMCONFIG[environment]["global"]["parameters"]["stack_name"] for environment in ("default", "prod"))
 # With every optional alarm and layer present: the concurrency ceiling's alarm and the tracing layer.
 PARAMETERS = {"ReservedConcurrency": "5", "EnableTracing": "true"}
 # AWS's own metrics are told apart by a resource of the stack: each such dimension names one.
