@@ -147,6 +147,16 @@ def window_start(seconds: int) -> int:
 WINDOW_TRIES = (2, 4, 8, 16)
 
 
+def window_tries(directory: Path, steps: str, tries: tuple[int, ...] = WINDOW_TRIES) -> Iterator[tuple[int, Path]]:
+    """Each window length of ``tries`` in turn, with a directory of its own for its policy: the test goes on to the
+    next when its ``steps`` straddled two windows, and returns once they did not; after the last, it fails."""
+    for seconds in tries:
+        attempt = directory / f"window-{seconds}"
+        attempt.mkdir()
+        yield seconds, attempt
+    pytest.fail(f"{steps} straddled two windows even {tries[-1]} s long: the machine is far too busy")
+
+
 def still_in(seconds: int, index: int) -> bool:
     """Whether window ``index`` of ``seconds`` is still the current one, by the clock the function reads."""
     return int(time.time() // seconds) == index
@@ -273,10 +283,8 @@ def test_fifty_concurrent_mints_by_one_user_whose_limit_is_ten_give_exactly_ten_
 def test_the_spend_brake_refuses_everyone_once_reached_and_frees_at_the_windows_end(
     serve: Serve, tmp_path: Path, issuer: LoopbackIssuer, output: Output
 ) -> None:
-    for seconds in WINDOW_TRIES:
+    for seconds, directory in window_tries(tmp_path, "five mints"):
         # Given a spend brake of 3 mints every few seconds over all users, no per-user limit, and four users
-        directory = tmp_path / f"brake-{seconds}"
-        directory.mkdir()
         policy = limited(directory, {}, brake={"mints": 3, "seconds": seconds})
         first, second, third, fourth = (issuer.token(sub=f"brake-user-{n}") for n in range(4))
         refusals_before = output.metric_count("QuotaRefusals", limit="spend_brake")
@@ -305,7 +313,6 @@ def test_the_spend_brake_refuses_everyone_once_reached_and_frees_at_the_windows_
         assert output.metric_count("QuotaRefusals", limit="spend_brake") - refusals_before == 2
         assert output.metric_count("QuotaRefusals", limit="caller") == 0
         return
-    pytest.fail(f"five mints straddled two windows even {WINDOW_TRIES[-1]} s long: the machine is far too busy")
 
 
 def test_spend_brake_mints_per_day_replaces_the_policys_brake(
@@ -550,10 +557,9 @@ def test_subjects_that_differ_only_by_odd_characters_have_counters_of_their_own(
 def test_the_sdk_waits_retry_after_and_succeeds_once_the_window_frees(
     serve: Serve, tmp_path: Path, issuer: LoopbackIssuer
 ) -> None:
-    for seconds in WINDOW_TRIES[:3]:  # Retry-After is what the SDK waits: at most 8 s
+    # Retry-After is what the SDK waits: at most 8 s
+    for seconds, directory in window_tries(tmp_path, "two mints", WINDOW_TRIES[:3]):
         # Given one mint every few seconds for each user, and the SDK with a user's token as its key
-        directory = tmp_path / f"sdk-{seconds}"
-        directory.mkdir()
         policy = limited(directory, {"assistant": [{"mints": 1, "seconds": seconds}]})
         records: list[AccessRecord] = []
         with serve(policy, records=records) as api:
@@ -576,7 +582,6 @@ def test_the_sdk_waits_retry_after_and_succeeds_once_the_window_frees(
         assert first.value != second.value
         assert [(r.path, r.status) for r in records] == [(MINT_PATH, 200), (MINT_PATH, 429), (MINT_PATH, 200)]
         return
-    pytest.fail(f"two mints straddled two windows even {WINDOW_TRIES[2]} s long: the machine is far too busy")
 
 
 def test_the_sdk_does_not_retry_a_quota_that_frees_only_tomorrow(
