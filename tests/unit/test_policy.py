@@ -1,6 +1,7 @@
 """The allowlist policy: loading it, choosing a profile, and checking a GA request against it."""
 
 import copy
+import functools
 import json
 import os
 import re
@@ -1683,8 +1684,14 @@ SDK_TRANSCRIPTION_MODELS = set(
 )
 
 
+@functools.cache
+def bundled_policy() -> Policy:
+    """The bundled policy, read and validated once (a frozen record: the tests share it)."""
+    return load_policy(BUNDLED_POLICY)
+
+
 def shipped(name: str) -> Profile:
-    return load_policy(BUNDLED_POLICY).profiles[name]
+    return bundled_policy().profiles[name]
 
 
 @pytest.mark.parametrize("name", REALTIME_PROFILES)
