@@ -21,18 +21,23 @@ function assistantTranscript(history) {
   return null;
 }
 
+// Settles when the agent's response on `session` ends; rejects after REPLY_MS.
+function awaitReply(session) {
+  return new Promise((resolve, reject) => {
+    session.on("transport_event", (event) => {
+      if (event.type === "response.done") resolve();
+    });
+    setTimeout(() => reject(new Error(`no response.done in ${REPLY_MS} ms`)), REPLY_MS);
+  });
+}
+
 // The documentation's own example (docs/browser.md), served by the test as a module whose connect(clientSecret)
 // runs the example's lines and returns its session: says hello on it and waits for the agent's response to end.
 async function talkAsDocumented({ apiKey }) {
   const { connect } = await import("/docs-example.mjs");
   const session = await connect(apiKey);
   try {
-    const replied = new Promise((resolve, reject) => {
-      session.on("transport_event", (event) => {
-        if (event.type === "response.done") resolve();
-      });
-      setTimeout(() => reject(new Error(`no response.done in ${REPLY_MS} ms`)), REPLY_MS);
-    });
+    const replied = awaitReply(session);
     session.sendMessage("Hello!");
     await replied;
     return { ok: true, transport: transportName(session.transport), transcript: assistantTranscript(session.history) };
@@ -56,13 +61,8 @@ export async function talk({ apiKey, url, transport, documented }) {
   const events = [];
   const errors = [];
   session.on("error", (error) => errors.push(String(error?.error?.message ?? error?.error ?? error)));
-  const replied = new Promise((resolve, reject) => {
-    session.on("transport_event", (event) => {
-      events.push(event.type);
-      if (event.type === "response.done") resolve();
-    });
-    setTimeout(() => reject(new Error(`no response.done in ${REPLY_MS} ms`)), REPLY_MS);
-  });
+  session.on("transport_event", (event) => events.push(event.type));
+  const replied = awaitReply(session);
   try {
     await session.connect({ apiKey, url });
     session.sendMessage("Hello!");
