@@ -112,7 +112,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy functions/token_vending local tests tools
+	$(VENV)/bin/mypy functions/voice_access local openai_stub demo_page bench tests tools
 
 validate: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint
@@ -132,7 +132,7 @@ $(BENCH_DIR)/runtime/.installed: pyproject.toml
 	@touch $@
 
 bench: bench-build
-	$(PY) -m local.bench $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 unit: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(PY) -m pytest tests/unit -q

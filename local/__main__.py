@@ -11,7 +11,7 @@ policy file apply from the next request, no restart: a change is logged, and a b
 good policy serves). It refuses to start with a policy file the function would refuse, or a key OpenAI refuses
 (local/start_checks.py). The terminal shows one line per request;
 LOG_FORMAT=json shows the function's own log lines instead. See local/stand_ins.py for the stand-ins.
-The demo page (web/, local/demo_page.py) is served on the next port (taken: a free one), and its origin
+The demo page (web/, demo_page/server.py) is served on the next port (taken: a free one), and its origin
 may call the API.
 """
 
@@ -27,9 +27,9 @@ from contextlib import ExitStack
 from dataclasses import replace
 from http import HTTPStatus
 
+from demo_page.server import DemoPage
 from local import stand_ins, start_checks, token
 from local.console import Console
-from local.demo_page import DemoPage
 from local.gateway import AccessRecord, LocalApi, TemplateError
 from local.jwt_authorizer import WRONG_ISSUER
 from local.stand_ins import TEMPLATE, SetupError

@@ -351,7 +351,7 @@ class LocalFunction:
     """One AWS::Serverless::Function as the Lambda runtime would see it."""
 
     logical_id: str
-    handler: str  # module.attribute, e.g. token_vending.app.lambda_handler
+    handler: str  # module.attribute, e.g. voice_access.edge.app.lambda_handler
     code_uri: Path
     environment: dict[str, str]
     memory_size: int

@@ -25,15 +25,15 @@ import yaml
 from local import quota_table, user_pool
 from local.aws import LocalAws
 from local.gateway import CloudFormationLoader
-from local.openai_stub import OpenAIStub
 from local.quota_table import LocalTables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
 from local.user_pool import UserPool
+from openai_stub.server import OpenAIStub
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
-# The policy the function reads when POLICY_PATH is unset (functions/token_vending/settings.py).
-BUNDLED_POLICY = TEMPLATE.parent / "functions" / "token_vending" / "policy.json"
+# The policy the function reads when POLICY_PATH is unset (functions/voice_access/config/settings.py).
+BUNDLED_POLICY = TEMPLATE.parent / "functions" / "voice_access" / "config" / "policy.json"
 REAL_OPENAI = "https://api.openai.com"
 STUB_API_KEY = "sk-local-dev"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import urllib3
 
-from local.openai_stub import MODELS_PATH
 from local.stand_ins import SetupError, chosen_openai
+from openai_stub.server import MODELS_PATH
 
 # How the function names the key in a refusal of it (its OPENAI_API_KEY_SOURCE), when make run was given one.
 KEY_SOURCE = "the key in OPENAI_API_KEY given to {command}"
@@ -33,8 +33,8 @@ def check_policy(environ: Mapping[str, str]) -> None:
     cache, so that an edit while make run serves is reported as a change to it. Call it once the gateway has
     loaded the function (in the function's environment)."""
     # Importable once the gateway has put the function's code on sys.path, as Lambda does.
-    from token_vending.policy import PolicyError, cached_policy
-    from token_vending.settings import SettingsError, get_settings
+    from voice_access.config.settings import SettingsError, get_settings
+    from voice_access.domain.policy import PolicyError, cached_policy
 
     try:
         cached_policy(get_settings().policy_path)

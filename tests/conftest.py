@@ -23,11 +23,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext as LambdaContex
 
 from local.aws import FAKE_CREDENTIALS, LocalAws, dynamodb_client
 from local.gateway import LocalApi
-from local.openai_stub import OpenAIStub
 from local.quota_table import LocalTables
 from local.quota_table import create_from_template as create_tables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.user_pool import UserPool, create_from_template, dev_username
+from openai_stub.server import OpenAIStub
 from tests.issuers import MINTED_TOKENS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def secrets_manager_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def user_pool(secrets_manager_url: str) -> UserPool:
     """The template's user pool, app client and groups, in the same moto server, made as `make run` makes them."""
-    import token_vending.api_key  # noqa: F401 - holds botocore's logger at INFO: it logs bodies (tokens) at DEBUG
+    import voice_access.clients.secrets  # noqa: F401 - holds botocore's logger at INFO: it logs bodies (tokens) at DEBUG
 
     pool = create_from_template(TEMPLATE, {}, secrets_manager_url, REGION)
     assert pool is not None, "template.yaml creates no user pool with its defaults"
@@ -231,9 +231,9 @@ def function_env(
 ) -> Iterator[dict[str, str]]:
     """The template's environment, pointed at moto (or the extension stand-in before it), this test's own
     quota table in moto and the stub; every cache of the function cleared."""
-    from token_vending.api_key import api_keys
-    from token_vending.policy import cached_policy
-    from token_vending.settings import get_settings
+    from voice_access.clients.secrets import api_keys
+    from voice_access.config.settings import get_settings
+    from voice_access.domain.policy import cached_policy
 
     overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
     if secrets_via == "extension":
@@ -335,8 +335,8 @@ class Output:
 def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Output]:
     """Captures what the function logs and prints, and fails the test if the API key or a minted secret shows."""
     # api_key holds botocore's logger at INFO, as in the function, before any fixture creates a secret with boto3.
-    import token_vending.api_key  # noqa: F401
-    from token_vending.observability import logger
+    import voice_access.clients.secrets  # noqa: F401
+    from voice_access.observability import logger
 
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)

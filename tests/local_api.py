@@ -20,9 +20,9 @@ from tests.issuers import LoopbackIssuer
 
 
 def _clear_caches() -> None:
-    from token_vending.api_key import api_keys
-    from token_vending.policy import cached_policy
-    from token_vending.settings import get_settings
+    from voice_access.clients.secrets import api_keys
+    from voice_access.config.settings import get_settings
+    from voice_access.domain.policy import cached_policy
 
     get_settings.cache_clear()
     cached_policy.cache_clear()

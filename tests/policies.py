@@ -5,7 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SHIPPED = Path(__file__).resolve().parent.parent / "functions" / "token_vending" / "policy.json"
+SHIPPED = Path(__file__).resolve().parent.parent / "functions" / "voice_access" / "config" / "policy.json"
 
 
 def unchanged(policy: dict[str, Any]) -> None:

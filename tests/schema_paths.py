@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-SPEC = Path(__file__).resolve().parent.parent / "local" / "openapi" / "realtime-token-endpoints.openapi.json"
+SPEC = Path(__file__).resolve().parent.parent / "openai_stub" / "openapi" / "realtime-token-endpoints.openapi.json"
 
 
 def _load() -> dict[str, Any]:

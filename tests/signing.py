@@ -9,7 +9,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from token_vending.aws_signature import AwsCredentials
+from voice_access.clients.aws_signature import AwsCredentials
 
 
 def botocore_signed(

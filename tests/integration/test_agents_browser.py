@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from local.realtime_peer import REPLY_TRANSCRIPT
+from openai_stub.realtime_peer import REPLY_TRANSCRIPT
 from tests.browsers import chromium_path, run_driver
 from tests.conftest import ROOT
 from tests.docs import code_block

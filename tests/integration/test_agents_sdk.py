@@ -12,7 +12,7 @@ from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
 from openai import OpenAI
 from openai.types.realtime import RealtimeServerEvent
 
-from local.realtime_peer import REPLY_TRANSCRIPT
+from openai_stub.realtime_peer import REPLY_TRANSCRIPT
 from tests.docs import code_block
 from tests.local_run import QUICKSTART_SESSION, LocalService, local_run
 

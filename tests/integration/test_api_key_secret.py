@@ -12,12 +12,12 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from local.openai_schema import beta_errors
-from local.openai_stub import OpenAIStub
+from openai_stub.schema import beta_errors
+from openai_stub.server import OpenAIStub
 from tests.callers import expected_safety_identifier
 from tests.conftest import TEST_API_KEY, TEST_SAFETY_KEY, LambdaContext, Output, load_event
-from token_vending.app import lambda_handler
-from token_vending.settings import get_settings
+from voice_access.config.settings import get_settings
+from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")
 

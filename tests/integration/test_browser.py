@@ -19,9 +19,9 @@ from typing import Any, Self
 import pytest
 
 from local.gateway import AccessRecord, LocalApi
-from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from openai_stub.server import OpenAIStub
 from tests.browsers import PINNED, chromium_path, run_driver
 from tests.conftest import ROOT
 from tests.docs import code_block

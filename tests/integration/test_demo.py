@@ -20,14 +20,14 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from local.realtime_peer import INPUT_TRANSCRIPT
+from openai_stub.realtime_peer import INPUT_TRANSCRIPT
 from tests.browsers import PINNED, chromium_path, run_driver
 from tests.conftest import ROOT
 from tests.docs import code_blocks
 from tests.local_run import LocalService, local_run
 
 DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
-POLICY = json.loads((ROOT / "functions" / "token_vending" / "policy.json").read_text())
+POLICY = json.loads((ROOT / "functions" / "voice_access" / "config" / "policy.json").read_text())
 ASSISTANT = POLICY["profiles"]["assistant"]
 TRANSCRIPTION = "audio.input.transcription.model"
 # Each a secret's shape: a client secret, or a JWT's header and payload.

@@ -1,4 +1,4 @@
-"""The demo page's server (local/demo_page.py) over raw sockets: a sign-in whose framing is wrong is answered in
+"""The demo page's server (demo_page/server.py) over raw sockets: a sign-in whose framing is wrong is answered in
 OpenAI's envelope, an idle or short request gives its thread back (the socket times out: a short timeout in the
 tests that see it strike), and no other origin gets CORS."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local.demo_page import SIGN_IN_PATH, DemoPage
+from demo_page.server import SIGN_IN_PATH, DemoPage
 from local.user_pool import UserPool
 
 # The server's: long where a test expects an answer, so that a busy machine never trips it; short (10 s in make

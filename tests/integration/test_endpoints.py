@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from local.openai_schema import beta_errors, ga_errors
-from local.openai_stub import OpenAIStub
+from openai_stub.schema import beta_errors, ga_errors
+from openai_stub.server import OpenAIStub
 from tests.callers import expected_safety_identifier
 from tests.conftest import TEST_API_KEY, LambdaContext, Output, load_event
-from token_vending.app import lambda_handler
-from token_vending.request_body import MAX_BODY_BYTES
+from voice_access.edge.app import lambda_handler
+from voice_access.edge.request_body import MAX_BODY_BYTES
 
 pytestmark = pytest.mark.usefixtures("function_env")
 
@@ -710,7 +710,7 @@ def test_an_invalid_request_is_refused_even_when_the_secret_cannot_be_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a secret the function cannot read (no such secret)
-    from token_vending.settings import get_settings
+    from voice_access.config.settings import get_settings
 
     monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf")
     get_settings.cache_clear()

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from local.gateway import LocalApi
-from local.openai_stub import OpenAIStub
+from openai_stub.server import OpenAIStub
 from tests.issuers import LoopbackIssuer
 from tests.local_api import post, serving_issuer
-from token_vending.policy import PROFILE_HEADER
+from voice_access.domain.policy import PROFILE_HEADER
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime"}}).encode()

@@ -23,7 +23,7 @@ from botocore.credentials import Credentials
 from local.gateway import AccessRecord, LocalApi
 from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from local.jwt_authorizer import REFETCH_INTERVAL_SECONDS, JwtAuthorizer, Refused
-from local.openai_stub import OpenAIStub
+from openai_stub.server import OpenAIStub
 from tests.conftest import Output
 from tests.issuers import LoopbackIssuer, other_key, remember
 from tests.local_api import Answer, post, serving_issuer

@@ -26,7 +26,7 @@ from local.user_pool import UserPool, create_from_template
 from tests.conftest import REGION, TEMPLATE, TEST_API_KEY
 from tests.local_run import STUB_API_KEY, local_run
 from tests.signing import botocore_signed
-from token_vending.aws_signature import AwsCredentials
+from voice_access.clients.aws_signature import AwsCredentials
 
 PAGE = "http://localhost:5173"  # any page open in the developer's browser
 _http = urllib3.PoolManager(retries=False, timeout=30)

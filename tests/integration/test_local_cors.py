@@ -11,8 +11,8 @@ import pytest
 
 from local import stand_ins
 from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, Cors, LocalApi, LocalResponse
-from local.openai_stub import OpenAIStub
 from local.stand_ins import TEMPLATE
+from openai_stub.server import OpenAIStub
 from tests.issuers import LoopbackIssuer
 from tests.local_api import serving_issuer as serving
 

@@ -19,8 +19,8 @@ import boto3
 import pytest
 import urllib3
 
-from local.openai_stub import OpenAIStub
 from local.secrets_manager import LocalSecretsManager
+from openai_stub.server import OpenAIStub
 from tests.docs import code_block
 from tests.local_run import (
     JWT,

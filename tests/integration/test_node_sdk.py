@@ -11,9 +11,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from openai_stub.server import OpenAIStub
 from tests.browsers import assert_pinned
 from tests.conftest import ROOT
 from tests.local_api import serving_default

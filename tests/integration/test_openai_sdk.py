@@ -11,10 +11,10 @@ import pytest
 from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
 
 from local.gateway import LocalApi
-from local.openai_schema import ga_errors
-from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from openai_stub.schema import ga_errors
+from openai_stub.server import OpenAIStub
 from tests.docs import code_block
 from tests.local_api import serving_default
 
@@ -209,7 +209,7 @@ def test_rate_limiting_upstream_raises_the_sdks_rate_limit_error(
     client: openai.OpenAI, openai_stub: OpenAIStub
 ) -> None:
     # Given OpenAI rate limits the service
-    from local.openai_stub import Fault
+    from openai_stub.server import Fault
 
     openai_stub.inject(Fault.rate_limited(retry_after=3))
 

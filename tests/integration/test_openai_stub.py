@@ -16,8 +16,8 @@ import pytest
 import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from local.openai_schema import GA_DOCUMENT, beta_errors, ga_errors, load_document
-from local.openai_stub import (
+from openai_stub.schema import GA_DOCUMENT, beta_errors, ga_errors, load_document
+from openai_stub.server import (
     BETA_DISABLED_ERROR,
     CALLS_PATH,
     CLIENT_SECRETS_PATH,

@@ -14,9 +14,9 @@ import pytest
 
 from tests.docs import code_block
 from tests.probes import run_probe
-from token_vending.policy import main as validate_files
-from token_vending.policy import record_path
-from token_vending.settings import BUNDLED_POLICY
+from voice_access.config.settings import BUNDLED_POLICY
+from voice_access.domain.policy import main as validate_files
+from voice_access.domain.policy import record_path
 
 pytestmark = pytest.mark.usefixtures("function_env")
 
@@ -24,7 +24,7 @@ PROBE = """
 import json, sys
 if sys.argv[1] == "without-pydantic":
     sys.modules["pydantic"] = None  # as in a deployed function: `import pydantic` raises ImportError
-from token_vending.app import lambda_handler
+from voice_access.edge.app import lambda_handler
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "f", 256, "r"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
@@ -99,7 +99,7 @@ def test_a_policy_without_a_record_is_refused_where_pydantic_is_not_installed(tm
     logs = cast(list[dict[str, str]], result["logs"])
     refusal = next(line for line in logs if line.get("reason") == "policy_invalid")
     assert "sam build" in refusal["problem"]
-    assert "python -m token_vending.policy FILE" in refusal["problem"]
+    assert "python -m voice_access.domain.policy FILE" in refusal["problem"]
 
 
 def test_a_policy_validated_at_build_needs_no_pydantic(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_the_readmes_policy_check_command_validates_the_bundled_policy(tmp_path:
     copy_of_policy = tmp_path / "policy.json"
     copy_of_policy.write_bytes(BUNDLED_POLICY.read_bytes())
     command = command.replace(".venv/bin/python", sys.executable).replace(
-        "functions/token_vending/policy.json", str(copy_of_policy)
+        "functions/voice_access/config/policy.json", str(copy_of_policy)
     )
 
     # When it runs from the repository's root

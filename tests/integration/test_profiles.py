@@ -11,12 +11,12 @@ import openai
 import pytest
 
 from local.gateway import LocalApi
-from local.openai_stub import OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from openai_stub.server import OpenAIStub
 from tests.conftest import LambdaContext, load_event
 from tests.local_api import post, request, serving_default
-from token_vending.app import lambda_handler
+from voice_access.edge.app import lambda_handler
 
 PROFILES_PATH = "/v1/realtime/profiles"
 MINT_PATH = "/v1/realtime/client_secrets"

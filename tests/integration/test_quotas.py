@@ -23,8 +23,8 @@ import pytest
 from openai.types.realtime import RealtimeSessionCreateRequestParam
 
 from local.gateway import AccessRecord, LocalApi
-from local.openai_stub import Fault, OpenAIStub
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
+from openai_stub.server import Fault, OpenAIStub
 from tests.conftest import FUNCTION, Output, load_event
 from tests.dynamodb_faults import DynamoDBFaults, StoreFault, closed_port_url
 from tests.issuers import LoopbackIssuer

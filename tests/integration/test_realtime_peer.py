@@ -19,9 +19,9 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
-from local.openai_schema import event_errors
-from local.openai_stub import CALLS_PATH, CLIENT_SECRETS_PATH, OpenAIStub
-from local.realtime_peer import INPUT_TRANSCRIPT, REPLY_TRANSCRIPT, offer_loopback_candidates
+from openai_stub.realtime_peer import INPUT_TRANSCRIPT, REPLY_TRANSCRIPT, offer_loopback_candidates
+from openai_stub.schema import event_errors
+from openai_stub.server import CALLS_PATH, CLIENT_SECRETS_PATH, OpenAIStub
 from tests.conftest import TEST_API_KEY
 
 # A guard against a hang, not a timed assertion: each awaited step normally takes milliseconds.
@@ -450,7 +450,7 @@ def test_a_secret_the_stub_did_not_mint_or_that_expired_gets_401(
         "expired secret": mint(openai_stub, seconds=10),
     }[case]
     if case == "expired secret":
-        monkeypatch.setattr("local.openai_stub.time", _Later)
+        monkeypatch.setattr("openai_stub.server.time", _Later)
     calls_before = len(openai_stub.calls)
 
     # When an offer is sent with it

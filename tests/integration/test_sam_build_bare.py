@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from token_vending.policy import record_path, validation_record
+from voice_access.domain.policy import record_path, validation_record
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
-POLICY = Path("TokenVendingFunction") / "token_vending" / "policy.json"
+POLICY = Path("TokenVendingFunction") / "voice_access" / "config" / "policy.json"
 
 
 def plain_environment() -> dict[str, str]:

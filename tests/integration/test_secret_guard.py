@@ -28,8 +28,8 @@ import json
 import pytest
 
 from tests.conftest import TEST_API_KEY, load_event
-from token_vending.app import lambda_handler
-from token_vending.observability import logger
+from voice_access.edge.app import lambda_handler
+from voice_access.observability import logger
 
 
 def test_clean():
@@ -65,7 +65,7 @@ def test_the_guard_fails_exactly_the_tests_that_leak(pytester: pytest.Pytester) 
 IDENTITY_TESTS = """
 import pytest
 
-from token_vending.observability import logger
+from voice_access.observability import logger
 
 # What the JWT header {"alg":"none"} and payload {"sub":"x"} encode to: shaped like a token, signed by no one.
 UNSIGNED = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
@@ -115,7 +115,7 @@ import json
 import logging
 import urllib.parse
 
-from token_vending.observability import logger
+from voice_access.observability import logger
 
 library = logging.getLogger("some.library")
 
@@ -193,7 +193,7 @@ import sys
 import pytest
 
 from tests.conftest import load_event
-from token_vending.app import lambda_handler
+from voice_access.edge.app import lambda_handler
 
 
 def write(fd, text):

@@ -15,18 +15,18 @@ from typing import Any, cast
 import pytest
 import urllib3
 
-from local.openai_stub import OpenAIStub
 from local.secrets_extension import TOKEN_HEADER, SecretsExtension
+from openai_stub.server import OpenAIStub
 from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
 from tests.probes import run_probe
-from token_vending.app import lambda_handler
-from token_vending.settings import get_settings
+from voice_access.config.settings import get_settings
+from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")
 
 PROBE = """
 import json, sys
-from token_vending.app import lambda_handler
+from voice_access.edge.app import lambda_handler
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "f", 256, "r"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"

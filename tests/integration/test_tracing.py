@@ -16,7 +16,7 @@ daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 daemon.bind(("127.0.0.1", 0))
 os.environ["AWS_XRAY_DAEMON_ADDRESS"] = "127.0.0.1:%d" % daemon.getsockname()[1]
 
-from token_vending.app import lambda_handler
+from voice_access.edge.app import lambda_handler
 
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "TokenVendingFunction", 256, "r-1"

@@ -29,16 +29,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from local.openai_schema import beta_errors
-from local.openai_stub import Fault, OpenAIStub
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
+from openai_stub.schema import beta_errors
+from openai_stub.server import Fault, OpenAIStub
 from tests.callers import expected_safety_identifier
 from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
 from tests.local_api import serving_default
 from tests.policies import shipped_policy, without_quotas
-from token_vending.app import lambda_handler
-from token_vending.settings import get_settings
+from voice_access.config.settings import get_settings
+from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")
 
@@ -514,7 +514,7 @@ def test_a_mint_is_counted_when_info_lines_are_not_written(
     lambda_context: LambdaContext, output: Output, monkeypatch: pytest.MonkeyPatch, level: str
 ) -> None:
     # Given the function deployed with LogLevel WARNING or ERROR, so the mint's INFO line is not written
-    from token_vending.observability import logger
+    from voice_access.observability import logger
 
     monkeypatch.setattr(logging.getLogger(logger.name), "level", getattr(logging, level))
 

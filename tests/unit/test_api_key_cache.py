@@ -3,9 +3,9 @@ and a Secrets Manager outage does not drop good keys."""
 
 import pytest
 
-from token_vending.api_key import ApiKeySource, Credentials
-from token_vending.deadline import Deadline
-from token_vending.errors import DependencyUnavailable
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.secrets import ApiKeySource, Credentials
+from voice_access.domain.errors import DependencyUnavailable
 
 SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
 DEADLINE = Deadline.after(3600)

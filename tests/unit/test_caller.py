@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from token_vending.caller import MAX_VALUE_CHARS, MAX_VALUES, Caller, caller_from_request_context, claim_values
-from token_vending.errors import CallerUnidentified
+from voice_access.domain.caller import MAX_VALUE_CHARS, MAX_VALUES, Caller, caller_from_request_context, claim_values
+from voice_access.domain.errors import CallerUnidentified
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Ex4mpLe12"
 SUBJECT = "94e8d4a8-40b1-70d6-2c3f-5a6b7c8d9e0f"

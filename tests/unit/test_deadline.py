@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from token_vending.deadline import ANSWER_MARGIN_SECONDS, DEFAULT_INVOCATION_SECONDS, Deadline
+from voice_access.clients.deadline import ANSWER_MARGIN_SECONDS, DEFAULT_INVOCATION_SECONDS, Deadline
 
 
 @dataclass

@@ -15,11 +15,12 @@ from agents.realtime.openai_realtime import DEFAULT_REALTIME_MODEL, OpenAIRealti
 from openai.types.realtime.audio_transcription_param import AudioTranscriptionParam
 from openai.types.realtime.realtime_session_create_request_param import RealtimeSessionCreateRequestParam
 
-from local.openai_schema import GA_DOCUMENT, ga_errors
+from openai_stub.schema import GA_DOCUMENT, ga_errors
 from tests.docs import code_block
-from token_vending.caller import Caller
-from token_vending.errors import InvalidRequest, PermissionDenied
-from token_vending.policy import (
+from voice_access.config.settings import BUNDLED_POLICY
+from voice_access.domain.caller import Caller
+from voice_access.domain.errors import InvalidRequest, PermissionDenied
+from voice_access.domain.policy import (
     PROFILE_HEADER,
     Limits,
     Policy,
@@ -36,8 +37,7 @@ from token_vending.policy import (
     validate,
     validation_record,
 )
-from token_vending.settings import BUNDLED_POLICY
-from token_vending.translation import FIELDS, BetaNames, beta_to_ga
+from voice_access.domain.translation import FIELDS, BetaNames, beta_to_ga
 
 GA_REQUEST = "RealtimeCreateClientSecretRequest"
 
@@ -1303,7 +1303,7 @@ def test_without_a_record_a_policy_is_validated_even_when_no_record_could_be_com
 ) -> None:
     # Given an invalid policy with no record beside it, where the code that judges policies cannot be read
     path = write_policy(tmp_path, changed(SMALL_POLICY, ("version",), 2))
-    monkeypatch.setattr("token_vending.policy.validation_record", lambda raw: None)
+    monkeypatch.setattr("voice_access.domain.policy.validation_record", lambda raw: None)
 
     # When / Then it is validated, and refused: a missing record never matches a missing digest
     with pytest.raises(PolicyError):
@@ -1630,7 +1630,7 @@ def test_a_same_size_edit_is_read_again(tmp_path: Path) -> None:
 
 def test_a_record_behaves_as_a_frozen_dataclass_without_being_one() -> None:
     # Given a record class of the policy's kind, never made a dataclass (as in a deployed function)
-    from token_vending.policy import _Factory, _Record
+    from voice_access.domain.policy import _Factory, _Record
 
     class Pair(_Record):
         left: int

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.policies import SHIPPED, shipped_policy, shipped_text
-from token_vending.policy import PolicyChange, PolicyError, cached_policy, validate
+from voice_access.domain.policy import PolicyChange, PolicyError, cached_policy, validate
 
 
 @pytest.fixture(autouse=True)

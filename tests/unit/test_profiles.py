@@ -7,11 +7,11 @@ import json
 import time
 from typing import Any
 
-from token_vending.caller import Caller
-from token_vending.policy import Policy, Window, load_policy
-from token_vending.profiles import listing
-from token_vending.quota import Counted, Standing
-from token_vending.settings import BUNDLED_POLICY
+from voice_access.config.settings import BUNDLED_POLICY
+from voice_access.domain.caller import Caller
+from voice_access.domain.policy import Policy, Window, load_policy
+from voice_access.domain.profiles import listing
+from voice_access.domain.quota import Counted, Standing
 
 ISSUER = "https://issuer.example.com/"
 SHIPPED: dict[str, Any] = json.loads(BUNDLED_POLICY.read_text())

@@ -7,12 +7,12 @@ from http import HTTPStatus
 
 import pytest
 
-from token_vending import quota
-from token_vending.caller import Caller
-from token_vending.errors import RateLimited
-from token_vending.policy import Limits, Window
-from token_vending.quota import Counted, Reservation, Store, _brake_item, _caller_item, _duration, _Full, _refusal
-from token_vending.safety import safety_identifier
+from voice_access.domain import quota
+from voice_access.domain.caller import Caller
+from voice_access.domain.errors import RateLimited
+from voice_access.domain.policy import Limits, Window
+from voice_access.domain.quota import Counted, Reservation, Store, _brake_item, _caller_item, _duration, _Full, _refusal
+from voice_access.domain.safety import safety_identifier
 
 SAFETY_KEY = "unit-test-safety-key-0123456789abcdef"
 ISSUER = "https://issuer.example"

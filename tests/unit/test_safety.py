@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from token_vending.caller import Caller
-from token_vending.safety import safety_identifier
+from voice_access.domain.caller import Caller
+from voice_access.domain.safety import safety_identifier
 
 KEY = "9f3c1a7e5d2b4c6a8e0f1d3b5a7c9e2f4d6b8a0c2e4f6a8b"
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Ex4mpLe12"

@@ -14,7 +14,7 @@ from openai.types.realtime.realtime_translation_session_create_request_param imp
 from typing_extensions import is_typeddict
 
 from tests.schema_paths import session_paths
-from token_vending.session_fields import REALTIME_FIELDS, SESSION_FIELDS, TRANSCRIPTION_FIELDS, TRANSLATION_FIELDS
+from voice_access.domain.session_fields import REALTIME_FIELDS, SESSION_FIELDS, TRANSCRIPTION_FIELDS, TRANSLATION_FIELDS
 
 SESSION_TYPES = [
     ("RealtimeSessionCreateRequestGA", RealtimeSessionCreateRequestParam, REALTIME_FIELDS),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from token_vending.settings import BUNDLED_POLICY, Settings, SettingsError, get_settings
+from voice_access.config.settings import BUNDLED_POLICY, Settings, SettingsError, get_settings
 
 VARIABLES = (
     "OPENAI_API_KEY_SECRET_ID",

@@ -21,7 +21,7 @@ from tests.templates import (
     refused_by_rules,
     sam_transform,
 )
-from token_vending.app import ROUTES
+from voice_access.edge.app import ROUTES
 
 NODE_SDK = ROOT / "node_modules" / "openai"
 ISSUER = "https://issuer.example.com/"

@@ -26,7 +26,7 @@ from tests.templates import (
     raw_template,
     sam_transform,
 )
-from token_vending import observability
+from voice_access import observability
 
 # What the function publishes in its stack's namespace (POWERTOOLS_METRICS_NAMESPACE): each metric by service alone,
 # and by service and its own dimensions (with the values an alarm may pick, where the contract names them).

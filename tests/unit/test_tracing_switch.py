@@ -8,7 +8,7 @@ from tests.probes import run_probe
 
 PROBE = """
 import json, sys
-from token_vending.app import lambda_handler
+from voice_access.edge.app import lambda_handler
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "f", 256, "r"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from local.openai_schema import beta_errors, ga_errors
-from token_vending.caller import Caller
-from token_vending.errors import InvalidRequest
-from token_vending.policy import Profile, check_request, load_policy
-from token_vending.session_fields import SessionType
-from token_vending.settings import BUNDLED_POLICY
-from token_vending.translation import FIELDS, REALTIME, TRANSCRIPTION, BetaNames, beta_to_ga, ga_to_beta
+from openai_stub.schema import beta_errors, ga_errors
+from voice_access.config.settings import BUNDLED_POLICY
+from voice_access.domain.caller import Caller
+from voice_access.domain.errors import InvalidRequest
+from voice_access.domain.policy import Profile, check_request, load_policy
+from voice_access.domain.session_fields import SessionType
+from voice_access.domain.translation import FIELDS, REALTIME, TRANSCRIPTION, BetaNames, beta_to_ga, ga_to_beta
 
 GA_REQUEST = "RealtimeCreateClientSecretRequest"
 GA_RESPONSE = "RealtimeCreateClientSecretResponse"

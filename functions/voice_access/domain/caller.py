@@ -17,8 +17,8 @@ as JSON: API Gateway never sends it, and a group named ``"premium"`` (quotes and
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
-from token_vending.errors import CallerUnidentified
-from token_vending.observability import count, logger
+from voice_access.domain.errors import CallerUnidentified
+from voice_access.observability import count, logger
 
 AuthMethod = Literal["jwt", "iam"]
 

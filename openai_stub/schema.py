@@ -1,4 +1,4 @@
-"""Validate JSON bodies against OpenAI's official Realtime schemas (copied in local/openapi/).
+"""Validate JSON bodies against OpenAI's official Realtime schemas (copied in openai_stub/openapi/).
 
 `ga_errors` checks components of the current spec (OpenAPI 3.1, JSON Schema 2020-12), `beta_errors`
 components of the 2025-04-29 beta spec (OpenAPI 3.0, `nullable`). Both return one string per problem,

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from token_vending.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from voice_access.domain.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 
 # A session request is well under 1 KiB; the largest legitimate field here (a transcription prompt)
 # is bounded by the policy. API Gateway itself would take 10 MB.

@@ -38,12 +38,12 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError
 from urllib3.util import parse_url
 
-from token_vending.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
-from token_vending.deadline import POOL_CLASSES, Deadline, keeping_to
-from token_vending.errors import DependencyUnavailable, OutOfTime, RateLimited, ServiceMisconfigured
-from token_vending.observability import count, logger
-from token_vending.policy import DAY_SECONDS, Limits, Policy, Window
-from token_vending.settings import Settings
+from voice_access.clients.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
+from voice_access.clients.deadline import POOL_CLASSES, Deadline, keeping_to
+from voice_access.config.settings import Settings
+from voice_access.domain.errors import DependencyUnavailable, OutOfTime, RateLimited, ServiceMisconfigured
+from voice_access.domain.policy import DAY_SECONDS, Limits, Policy, Window
+from voice_access.observability import count, logger
 
 _TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
 # One connect, a retry, one answer: the store may not hold a mint up for longer.

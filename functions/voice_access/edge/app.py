@@ -19,13 +19,13 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from token_vending import profiles, vending
-from token_vending.caller import Caller, caller_from_request_context
-from token_vending.deadline import Deadline
-from token_vending.errors import ApiError
-from token_vending.observability import count, logger, traced_handler
-from token_vending.policy import PROFILE_HEADER
-from token_vending.request_body import json_object
+from voice_access.clients.deadline import Deadline
+from voice_access.domain import minting, profiles
+from voice_access.domain.caller import Caller, caller_from_request_context
+from voice_access.domain.errors import ApiError
+from voice_access.domain.policy import PROFILE_HEADER
+from voice_access.edge.request_body import json_object
+from voice_access.observability import count, logger, traced_handler
 
 if TYPE_CHECKING:  # 15 ms of import for a type hint
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,27 +38,27 @@ class Route(NamedTuple):
     """What answers one route, given the event, the caller and the invocation's context."""
 
     name: str  # in logs and metrics
-    answer: Callable[[dict[str, Any], Caller, "LambdaContext"], vending.Answer]
+    answer: Callable[[dict[str, Any], Caller, "LambdaContext"], minting.Answer]
 
 
-def _minting(endpoint: vending.Endpoint) -> Route:
-    def answer(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> vending.Answer:
+def _minting(endpoint: minting.Endpoint) -> Route:
+    def answer(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> minting.Answer:
         # API Gateway sends header names in lower case; a local or hand-made event may not.
         headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
         body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
         # One deadline for the whole request, ending before Lambda's timeout, so a slow OpenAI or Secrets
         # Manager still gets our envelope rather than API Gateway's bare 5xx.
         deadline = Deadline.of_invocation(context)
-        return vending.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()), caller, deadline=deadline)
+        return minting.mint(endpoint, body, headers.get(PROFILE_HEADER.lower()), caller, deadline=deadline)
 
     return Route(endpoint.name, answer)
 
 
 ROUTES: dict[str, Route] = {
-    "POST /v1/realtime/client_secrets": _minting(vending.CLIENT_SECRETS),
-    "POST /v1/realtime/sessions": _minting(vending.SESSIONS),
-    "POST /v1/realtime/transcription_sessions": _minting(vending.TRANSCRIPTION_SESSIONS),
-    "POST /v1/realtime/translations/client_secrets": _minting(vending.TRANSLATION_CLIENT_SECRETS),
+    "POST /v1/realtime/client_secrets": _minting(minting.CLIENT_SECRETS),
+    "POST /v1/realtime/sessions": _minting(minting.SESSIONS),
+    "POST /v1/realtime/transcription_sessions": _minting(minting.TRANSCRIPTION_SESSIONS),
+    "POST /v1/realtime/translations/client_secrets": _minting(minting.TRANSLATION_CLIENT_SECRETS),
     "GET /v1/realtime/profiles": Route(
         # Its quota read ends within the invocation's own deadline, as a mint's calls do.
         "profiles",
@@ -77,7 +77,7 @@ def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str,
     if route is None:
         return _not_found(request_id)
     try:
-        caller = caller_from_request_context(request_context, vending.checked_settings().groups_claim)
+        caller = caller_from_request_context(request_context, minting.checked_settings().groups_claim)
         answer = route.answer(event, caller, context)
     except ApiError as error:
         return _api_error(error, route.name, request_id)

@@ -11,7 +11,7 @@ the extension attached explicitly. Every variant of the function has the caller'
 the template's QUOTA_TABLE_NAME (the table in moto) and a policy that is the shipped one, with the same
 windows and spend brake but every limit raised to 10**9 mints, so that a run of thousands of mints by one
 user is never refused. That policy is validated and recorded as `sam build` records the bundled one
-(``python -m token_vending.policy FILE`` with the build's code and the pinned pydantic), so a cold start
+(``python -m voice_access.domain.policy FILE`` with the build's code and the pinned pydantic), so a cold start
 reads it without pydantic. The floor has no quota: it is what the quota costs, among the rest.
 
 Besides cold starts, warm latency, memory and size, it reports how long a warm mint waits on the store
@@ -39,10 +39,10 @@ from typing import Any
 from local import quota_table
 from local.aws import LocalAws
 from local.gateway import LocalApi
-from local.openai_stub import OpenAIStub
 from local.quota_table import LocalTables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
+from openai_stub.server import OpenAIStub
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if results["default_reads_key_via"] == "extension" and results["aws_sdk_imported_default"]:
         print(
             "make bench: the default deployment imported the AWS SDK (boto3 or botocore's modules), which its"
-            " cold start must not pay for: see `python -X importtime` on token_vending.app",
+            " cold start must not pay for: see `python -X importtime` on voice_access.edge.app",
             file=sys.stderr,
         )
         return 1
@@ -169,7 +169,7 @@ def _stand_up(running: ExitStack, build: Path) -> Stand:
 def _bench_policy(build: Path, into: Path) -> Path:
     """The build's policy with its windows and spend brake as they are and every limit at BENCH_MINTS, in
     ``into``, validated and recorded by the build's own code with the pinned pydantic (functions/Makefile)."""
-    document = json.loads((build / FUNCTION / "token_vending" / "policy.json").read_text())
+    document = json.loads((build / FUNCTION / "voice_access" / "config" / "policy.json").read_text())
     for profile in document["profiles"].values():
         for window in (profile.get("limits") or {}).get("per_caller", []):
             window["mints"] = BENCH_MINTS
@@ -179,7 +179,7 @@ def _bench_policy(build: Path, into: Path) -> Path:
     path.write_text(json.dumps(document, indent=2) + "\n")
     environment = {**os.environ, "PYTHONPATH": str(build / FUNCTION), "PYTHONDONTWRITEBYTECODE": "1"}
     recorded = subprocess.run(  # noqa: S603 - our own interpreter and the build's module
-        [sys.executable, "-P", "-m", "token_vending.policy", str(path)],
+        [sys.executable, "-P", "-m", "voice_access.domain.policy", str(path)],
         env=environment,
         capture_output=True,
         text=True,

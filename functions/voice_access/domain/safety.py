@@ -9,7 +9,7 @@ reversible without the key, never the raw subject; rotating the key changes ever
 import hashlib
 import hmac
 
-from token_vending.caller import Caller
+from voice_access.domain.caller import Caller
 
 
 def safety_identifier(key: str, caller: Caller) -> str:

@@ -22,9 +22,9 @@ from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 from urllib3.util import parse_url
 
-from token_vending.deadline import POOL_CLASSES, Deadline, keeping_to
-from token_vending.errors import InvalidRequest, UpstreamError, UpstreamRejected
-from token_vending.observability import count, logger, milliseconds, traced
+from voice_access.clients.deadline import POOL_CLASSES, Deadline, keeping_to
+from voice_access.domain.errors import InvalidRequest, UpstreamError, UpstreamRejected
+from voice_access.observability import count, logger, milliseconds, traced
 
 # A client-secret answer is a few kilobytes; anything far bigger is not OpenAI answering.
 MAX_RESPONSE_BYTES = 256 * 1024

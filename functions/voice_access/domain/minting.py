@@ -9,14 +9,15 @@ import re
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
-from token_vending import observability, quota
-from token_vending.api_key import Credentials, api_keys
-from token_vending.caller import Caller
-from token_vending.deadline import Deadline
-from token_vending.errors import ApiError, InvalidRequest, ServiceMisconfigured, UpstreamError
-from token_vending.observability import count, logger
-from token_vending.openai_client import Minted, create_client_secret
-from token_vending.policy import (
+from voice_access import observability
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.openai_api import Minted, create_client_secret
+from voice_access.clients.secrets import Credentials, api_keys
+from voice_access.config.settings import Settings, SettingsError, get_settings
+from voice_access.domain import quota
+from voice_access.domain.caller import Caller
+from voice_access.domain.errors import ApiError, InvalidRequest, ServiceMisconfigured, UpstreamError
+from voice_access.domain.policy import (
     PROFILE_HEADER,
     ParamNamer,
     Policy,
@@ -27,10 +28,10 @@ from token_vending.policy import (
     check_request,
     ga_param,
 )
-from token_vending.safety import safety_identifier
-from token_vending.session_fields import SessionType
-from token_vending.settings import Settings, SettingsError, get_settings
-from token_vending.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
+from voice_access.domain.safety import safety_identifier
+from voice_access.domain.session_fields import SessionType
+from voice_access.domain.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
+from voice_access.observability import count, logger
 
 _GA_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
 

@@ -6,10 +6,11 @@
 require an `OpenAI-Safety-Identifier` header (OpenAI takes one and does not insist; the stub does, so
 that a mint without the end user's identifier fails in tests). The beta
 paths answer the real `beta_api_shape_disabled` error; anything else is `unknown_url`.
-`POST /v1/realtime/calls` opens a WebRTC call, and `GET /v1/realtime` a WebSocket session (local/realtime_peer.py),
-with a client secret the stub minted, any number of them until it expires (else 401); a browser page on any
-origin may open a call, as with OpenAI, while the minting routes answer no other web origin. Bodies are
-bounded (413) and read with a socket timeout (408), so neither a large nor a short body holds a thread. Tests queue
+`POST /v1/realtime/calls` opens a WebRTC call, and `GET /v1/realtime` a WebSocket session
+(realtime_peer.py), with a client secret the stub minted, any number of them until it expires (else 401); a
+browser page on any origin may open a call, as with OpenAI, while the minting routes answer no other web origin.
+Bodies are bounded (413) and read with a socket timeout (408), so neither a large nor a short body holds a
+thread. Tests queue
 faults (error statuses, a slow or dripping answer, bad bodies, a dropped connection) and read back what
 was received: the most recent requests and answers, so that a long run (the benchmark) stays small.
 """
@@ -38,11 +39,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
-from local.openai_schema import Violation, ga_violations
 from local.running import Running, serve_in_background
+from openai_stub.schema import Violation, ga_violations
 
 if TYPE_CHECKING:  # aiortc is imported on the first call only: most uses of the stub never open one
-    from local.realtime_peer import CallState, RealtimePeer
+    from openai_stub.realtime_peer import CallState, RealtimePeer
 
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 TRANSLATION_CLIENT_SECRETS_PATH = "/v1/realtime/translations/client_secrets"
@@ -66,7 +67,7 @@ AUTH_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 # Chromium 156's offer for one audio track and the events channel is 1.5 KiB, 2 KiB with its host candidates
 # gathered (about 100 bytes a candidate): 64 KiB leaves room for any real offer and refuses a flood.
 MAX_OFFER_BYTES = 64 * 1024
-# The function sends at most 16 KiB of request body, translated (functions/token_vending/request_body.py).
+# The function sends at most 16 KiB of request body, translated (functions/voice_access/edge/request_body.py).
 MAX_BODY_BYTES = 1024 * 1024
 # A client that sends less body than it announced, or nothing on a kept-alive connection, frees its thread then.
 READ_TIMEOUT_SECONDS = 30.0
@@ -448,7 +449,7 @@ class OpenAIStub(Running):
         return copy.deepcopy(issued.session)
 
     def _realtime_peer(self) -> RealtimePeer:
-        from local.realtime_peer import RealtimePeer  # aiortc loads on the first session only
+        from openai_stub.realtime_peer import RealtimePeer  # aiortc loads on the first session only
 
         with self._lock:
             if self._peer is None:
@@ -650,7 +651,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _open_call(self, body: bytes) -> None:
         """OpenAI's `POST /v1/realtime/calls` with a client secret: the SDP offer in, the answer out."""
-        from local.realtime_peer import OfferError  # aiortc loads on the first call only
+        from openai_stub.realtime_peer import OfferError  # aiortc loads on the first call only
 
         scheme, _, secret = (self.headers.get("Authorization") or "").partition(" ")
         if scheme != "Bearer" or not secret:

@@ -11,8 +11,8 @@ as ``client_secret: {value, expires_at}``. Every beta field has a fate in ``REAL
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from token_vending.errors import InvalidRequest
-from token_vending.session_fields import SessionType, get, put
+from voice_access.domain.errors import InvalidRequest
+from voice_access.domain.session_fields import SessionType, get, put
 
 BETA_DEFAULT_TEMPERATURE = 0.8
 

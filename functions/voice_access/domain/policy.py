@@ -7,7 +7,7 @@ Paths are dotted GA session paths, e.g. ``audio.output.voice``.
 
 The policy is plain frozen records. pydantic checks a file against them as dataclasses (types, strictly,
 and no unknown keys; each class's ``__post_init__`` checks the rest), but its import is about half of a
-cold start, so that happens when the function is built: ``python -m token_vending.policy FILE`` validates
+cold start, so that happens when the function is built: ``python -m voice_access.domain.policy FILE`` validates
 the file and writes a record beside it. At run time a file whose record matches is read without
 pydantic; any other file is validated then, exactly as strictly.
 """
@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from token_vending import session_fields
-from token_vending.errors import InvalidRequest, PermissionDenied
-from token_vending.session_fields import (
+from voice_access.domain import session_fields
+from voice_access.domain.errors import InvalidRequest, PermissionDenied
+from voice_access.domain.session_fields import (
     MISSING,
     REQUIRED_KEYS,
     SESSION_FIELDS,
@@ -38,7 +38,7 @@ from token_vending.session_fields import (
 )
 
 if TYPE_CHECKING:  # caller imports observability, hence Powertools, which the build's policy check has not
-    from token_vending.caller import Caller
+    from voice_access.domain.caller import Caller
 
 # OpenAI accepts client secret lifetimes of 10 s to 2 h.
 MIN_TTL_SECONDS = 10
@@ -660,8 +660,8 @@ def validate(path: Path, raw: bytes) -> Policy:
         raise PolicyError(
             f"policy file {path} has no validation record that matches it, and this function cannot validate it "
             "(pydantic is a build-time tool, not deployed): build the function with `sam build`, which validates "
-            "and records the bundled policy, or run `python -m token_vending.policy FILE` with pydantic installed "
-            "and deploy the record it writes (FILE.validated) beside the file"
+            "and records the bundled policy, or run `python -m voice_access.domain.policy FILE` with pydantic "
+            "installed and deploy the record it writes (FILE.validated) beside the file"
         ) from None
     _as_dataclasses()
     try:
@@ -988,10 +988,10 @@ def _unknown(param: str) -> InvalidRequest:
 
 
 def main(paths: list[str]) -> int:
-    """``python -m token_vending.policy FILE...``: validate each policy file; write the record beside each
+    """``python -m voice_access.domain.policy FILE...``: validate each policy file; write the record beside each
     valid one (sam build does this for the bundled policy), or say what is wrong and exit 1."""
     if not paths:
-        print("usage: python -m token_vending.policy POLICY_FILE...", file=sys.stderr)
+        print("usage: python -m voice_access.domain.policy POLICY_FILE...", file=sys.stderr)
         return 2
     failed = False
     for name in paths:
@@ -1000,7 +1000,7 @@ def main(paths: list[str]) -> int:
             raw = path.read_bytes()
             validate(path, raw)
         except (OSError, PolicyError) as exc:
-            print(f"token_vending.policy: {exc}", file=sys.stderr)
+            print(f"voice_access.domain.policy: {exc}", file=sys.stderr)
             failed = True
             continue
         if (record := validation_record(raw)) is not None:

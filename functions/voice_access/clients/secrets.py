@@ -27,9 +27,9 @@ from urllib.parse import quote
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 
-from token_vending.deadline import Deadline, DeadlineHTTPConnectionPool, keeping_to
-from token_vending.errors import DependencyUnavailable, ServiceMisconfigured
-from token_vending.observability import count, logger, traced
+from voice_access.clients.deadline import Deadline, DeadlineHTTPConnectionPool, keeping_to
+from voice_access.domain.errors import DependencyUnavailable, ServiceMisconfigured
+from voice_access.observability import count, logger, traced
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

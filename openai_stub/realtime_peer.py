@@ -11,7 +11,7 @@ response follows the user's turn: their audio message (`conversation.item.added`
 its transcript (`conversation.item.input_audio_transcription.delta`, `.completed`), a fixed one. A session ends
 when the client hangs up (closing its connection, or the stub's hangup route for a call) or after
 `max_call_seconds`. Event shapes follow the official schemas in
-local/openapi/realtime-events.openapi.json.
+openai_stub/openapi/realtime-events.openapi.json.
 
 aiortc is not thread-safe: one asyncio loop, on a daemon thread, owns every aiortc object and every session's
 state; the stub's HTTP threads reach it only through the loop's thread-safe calls.
@@ -47,7 +47,7 @@ from websockets.server import ServerProtocol
 from websockets.sync.server import ServerConnection
 from websockets.typing import Subprotocol
 
-from local.openai_schema import event_violations
+from openai_stub.schema import event_violations
 
 logger = logging.getLogger(__name__)
 # websockets' debug lines show the upgrade's headers, a client secret among them: never below INFO.

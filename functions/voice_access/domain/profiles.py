@@ -16,17 +16,17 @@ import json
 import time
 from typing import Any, NamedTuple
 
-from token_vending import quota, vending
-from token_vending.api_key import api_keys
-from token_vending.caller import Caller
-from token_vending.deadline import Deadline
-from token_vending.errors import ApiError, DependencyUnavailable, OutOfTime
-from token_vending.observability import logger
-from token_vending.policy import PROFILE_HEADER, FieldRule, Limits, Policy, Profile, Window
-from token_vending.quota import Standing
-from token_vending.safety import safety_identifier
-from token_vending.session_fields import SessionType
-from token_vending.settings import Settings
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.secrets import api_keys
+from voice_access.config.settings import Settings
+from voice_access.domain import minting, quota
+from voice_access.domain.caller import Caller
+from voice_access.domain.errors import ApiError, DependencyUnavailable, OutOfTime
+from voice_access.domain.policy import PROFILE_HEADER, FieldRule, Limits, Policy, Profile, Window
+from voice_access.domain.quota import Standing
+from voice_access.domain.safety import safety_identifier
+from voice_access.domain.session_fields import SessionType
+from voice_access.observability import logger
 
 _PASSING = "The remaining mints are not shown (null): this service could not read them just now. Retry in a moment."
 _OPERATORS = (
@@ -35,11 +35,11 @@ _OPERATORS = (
 )
 
 
-def answer(caller: Caller, *, deadline: Deadline | None = None) -> vending.Answer:
+def answer(caller: Caller, *, deadline: Deadline | None = None) -> minting.Answer:
     """The answer to ``GET /v1/realtime/profiles`` by ``caller``, its reads done by ``deadline`` (default: the
     invocation's, for the template's timeout)."""
-    settings = vending.checked_settings()
-    policy = vending.checked_policy(settings)
+    settings = minting.checked_settings()
+    policy = minting.checked_policy(settings)
     open_to_caller = {name: profile for name, profile in policy.profiles.items() if profile.allows(caller)}
     brake = quota.spend_brake(settings, policy)
     quota_error: dict[str, Any] | None = None
@@ -51,7 +51,7 @@ def answer(caller: Caller, *, deadline: Deadline | None = None) -> vending.Answe
     logger.info(
         "profiles listed", profiles=[profile["name"] for profile in listed["data"]], quota_read=quota_error is None
     )
-    return vending.Answer(json.dumps(listed, separators=(",", ":")), {})
+    return minting.Answer(json.dumps(listed, separators=(",", ":")), {})
 
 
 def listing(

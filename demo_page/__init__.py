@@ -1,0 +1,1 @@
+"""The voice demo page (web/) as `make run` serves it."""
