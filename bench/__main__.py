@@ -44,7 +44,7 @@ from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
 from openai_stub.server import OpenAIStub
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 TEMPLATE = ROOT / "template.yaml"
 FUNCTION = "TokenVendingFunction"
