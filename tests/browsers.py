@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 PINNED = json.loads((ROOT / "package.json").read_text())["dependencies"]
 INSTALL_CHROMIUM = (

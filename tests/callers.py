@@ -5,7 +5,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from tests.conftest import TEST_SAFETY_KEY
+from tests.keys import TEST_SAFETY_KEY
 
 
 def expected_safety_identifier(event: dict[str, Any], key: str = TEST_SAFETY_KEY) -> str:

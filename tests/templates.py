@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from local.gateway import CloudFormationLoader, Resolver
-from tests.conftest import REGION, ROOT, TEMPLATE
+from tests.deployment import REGION
+from tests.paths import ROOT, TEMPLATE
 
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 API_ID = "a1b2c3d4e5"

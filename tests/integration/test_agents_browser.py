@@ -21,9 +21,9 @@ import pytest
 
 from openai_stub.realtime_peer import REPLY_TRANSCRIPT
 from tests.browsers import chromium_path, run_driver
-from tests.conftest import ROOT
 from tests.docs import code_block
 from tests.local_run import QUICKSTART_SESSION, LocalService, local_run
+from tests.paths import ROOT
 
 BROWSER = ROOT / "tests" / "browser"
 DRIVER = BROWSER / "agents.mjs"

@@ -23,9 +23,9 @@ from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.browsers import PINNED, chromium_path, run_driver
-from tests.conftest import ROOT
 from tests.docs import code_block
 from tests.local_api import serving_default
+from tests.paths import ROOT
 
 BROWSER = ROOT / "tests" / "browser"
 DRIVER = BROWSER / "drive.mjs"

@@ -22,9 +22,9 @@ import pytest
 
 from openai_stub.realtime_peer import INPUT_TRANSCRIPT
 from tests.browsers import PINNED, chromium_path, run_driver
-from tests.conftest import ROOT
 from tests.docs import code_blocks
 from tests.local_run import LocalService, local_run
+from tests.paths import ROOT
 
 DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
 POLICY = json.loads((ROOT / "functions" / "voice_access" / "config" / "policy.json").read_text())

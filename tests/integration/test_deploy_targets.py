@@ -17,7 +17,9 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import REGION, ROOT, TEST_API_KEY, TEST_SAFETY_KEY
+from tests.deployment import REGION
+from tests.keys import TEST_API_KEY, TEST_SAFETY_KEY
+from tests.paths import ROOT
 
 SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 DEFAULT_STACK = SAMCONFIG["default"]["global"]["parameters"]["stack_name"]

@@ -14,7 +14,10 @@ import pytest
 from openai_stub.schema import beta_errors, ga_errors
 from openai_stub.server import OpenAIStub
 from tests.callers import expected_safety_identifier
-from tests.conftest import TEST_API_KEY, LambdaContext, Output, load_event
+from tests.events import load_event
+from tests.keys import TEST_API_KEY
+from tests.lambda_context import LambdaContext
+from tests.output import Output
 from voice_access.edge.app import lambda_handler
 from voice_access.edge.request_body import MAX_BODY_BYTES
 

@@ -24,10 +24,10 @@ from local.gateway import AccessRecord, LocalApi
 from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from local.jwt_authorizer import REFETCH_INTERVAL_SECONDS, JwtAuthorizer, Refused
 from openai_stub.server import OpenAIStub
-from tests.conftest import Output
 from tests.issuers import LoopbackIssuer, other_key, remember
 from tests.local_api import Answer, post, serving_issuer
 from tests.local_api import serving as serving_template
+from tests.output import Output
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}).encode()

@@ -23,8 +23,10 @@ from local.aws import BODY_LIMIT, FAKE_CREDENTIALS, LocalAws, secrets_manager_cl
 from local.secrets_manager import LocalSecretsManager
 from local.token import state_path
 from local.user_pool import UserPool, create_from_template
-from tests.conftest import REGION, TEMPLATE, TEST_API_KEY
+from tests.deployment import REGION
+from tests.keys import TEST_API_KEY
 from tests.local_run import STUB_API_KEY, local_run
+from tests.paths import TEMPLATE
 from tests.signing import botocore_signed
 from voice_access.clients.aws_signature import AwsCredentials
 

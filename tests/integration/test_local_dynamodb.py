@@ -12,8 +12,9 @@ from botocore.config import Config
 from local.aws import FAKE_CREDENTIALS, LocalAws, one_dynamodb_request_at_a_time
 from local.gateway import TemplateError
 from local.quota_table import LocalTables, create_from_template
-from tests.conftest import REGION, TEMPLATE
+from tests.deployment import REGION
 from tests.local_api import busy_switching
+from tests.paths import TEMPLATE
 
 LIMIT = 10
 CALLERS = 50

@@ -15,8 +15,8 @@ from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.browsers import assert_pinned
-from tests.conftest import ROOT
 from tests.local_api import serving_default
+from tests.paths import ROOT
 
 NODE_TESTS = ROOT / "tests" / "node"
 # The SDKs the scripts import: the official one, and the Agents SDK whose defaults they mint with.

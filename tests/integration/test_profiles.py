@@ -14,7 +14,8 @@ from local.gateway import LocalApi
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
-from tests.conftest import LambdaContext, load_event
+from tests.events import load_event
+from tests.lambda_context import LambdaContext
 from tests.local_api import post, request, serving_default
 from voice_access.edge.app import lambda_handler
 

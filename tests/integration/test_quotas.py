@@ -25,10 +25,12 @@ from openai.types.realtime import RealtimeSessionCreateRequestParam
 from local.gateway import AccessRecord, LocalApi
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from openai_stub.server import Fault, OpenAIStub
-from tests.conftest import FUNCTION, Output, load_event
+from tests.deployment import FUNCTION
 from tests.dynamodb_faults import DynamoDBFaults, StoreFault, closed_port_url
+from tests.events import load_event
 from tests.issuers import LoopbackIssuer
 from tests.local_api import Answer, busy_switching, post, request, serving
+from tests.output import Output
 from tests.policies import shipped_policy, without_quotas
 
 MINT_PATH = "/v1/realtime/client_secrets"

@@ -22,15 +22,15 @@ from websockets.sync.connection import Connection
 from openai_stub.realtime_peer import REPLY_TRANSCRIPT
 from openai_stub.schema import event_errors
 from openai_stub.server import REALTIME_PATH, OpenAIStub
-from tests.conftest import TEST_API_KEY
-from tests.integration.test_realtime_peer import (
+from tests.keys import TEST_API_KEY
+from tests.realtime_client import (
     LOUD,
     SERVER_EVENT_SCHEMAS,
     SESSION,
     STEP_SECONDS,
     TRANSCRIPTION,
     USER_TURN_EVENTS,
-    _Later,
+    AnHourLater,
     mint,
     user_turn,
 )
@@ -173,7 +173,7 @@ def test_a_session_outlives_its_secret_which_then_opens_none(
         next_event(websocket)
 
         # When the secret expires
-        monkeypatch.setattr("openai_stub.server.time", _Later)
+        monkeypatch.setattr("openai_stub.server.time", AnHourLater)
 
         # Then the open session goes on
         websocket.send(json.dumps({"type": "response.create"}))
@@ -198,7 +198,7 @@ def test_a_secret_the_stub_did_not_mint_or_that_expired_gets_401_at_the_upgrade(
     }[case]
     options = {"subprotocols": ["realtime", "openai-insecure-api-key."]} if case == "empty subprotocol" else {}
     if case == "expired secret":
-        monkeypatch.setattr("openai_stub.server.time", _Later)
+        monkeypatch.setattr("openai_stub.server.time", AnHourLater)
     sessions_before = len(openai_stub.calls)
 
     # When a WebSocket is opened with it

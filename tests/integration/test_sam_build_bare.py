@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 from voice_access.domain.policy import record_path, validation_record
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"

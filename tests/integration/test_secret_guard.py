@@ -1,25 +1,25 @@
 """The guard in conftest.py fails a test whose output shows the API key, a minted client secret, a user's
-token or an e-mail address."""
+token or an e-mail address (what it looks for: tests/secret_guard.py)."""
 
 import os
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 
 def run_in_own_process(
     pytester: pytest.Pytester, *options: str, show_capture: bool = False, **test_files: str
 ) -> pytest.RunResult:
-    """Runs test files with the project's fixtures in a pytest of their own process: in this one, this test's
-    own guard would see their log records, leaks and all. Their captured output stays out of the report unless
-    `show_capture` (the guard hides a section that shows a secret, and would see one it missed)."""
-    pytester.makeconftest("from tests.conftest import *  # noqa: F403\n")
+    """Runs test files with the project's fixtures and hooks (its conftest.py, as a plugin) in a pytest of their
+    own process: in this one, this test's own guard would see their log records, leaks and all. Their captured
+    output stays out of the report unless `show_capture` (the guard hides a section that shows a secret, and
+    would see one it missed)."""
     pytester.makepyfile(**test_files)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "functions")]))
         shown = "--show-capture=all" if show_capture else "--show-capture=no"
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", shown, *options)
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "tests.conftest", shown, *options)
 
 
 LEAKY_TESTS = """
@@ -27,7 +27,8 @@ import json
 
 import pytest
 
-from tests.conftest import TEST_API_KEY, load_event
+from tests.events import load_event
+from tests.keys import TEST_API_KEY
 from voice_access.edge.app import lambda_handler
 from voice_access.observability import logger
 
@@ -192,7 +193,7 @@ import sys
 
 import pytest
 
-from tests.conftest import load_event
+from tests.events import load_event
 from voice_access.edge.app import lambda_handler
 
 

@@ -17,7 +17,10 @@ import urllib3
 
 from local.secrets_extension import TOKEN_HEADER, SecretsExtension
 from openai_stub.server import OpenAIStub
-from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
+from tests.events import load_event
+from tests.keys import TEST_API_KEY
+from tests.lambda_context import LambdaContext, lambda_context_with
+from tests.output import Output
 from tests.probes import run_probe
 from voice_access.config.settings import get_settings
 from voice_access.edge.app import lambda_handler

@@ -4,7 +4,8 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conftest import ROOT, TEST_API_KEY
+from tests.keys import TEST_API_KEY
+from tests.paths import ROOT
 from tests.probes import run_probe
 
 # Runs in a fresh process: whether to trace is decided when the handler is imported.

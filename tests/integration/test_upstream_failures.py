@@ -34,8 +34,11 @@ from local.user_pool import UserPool
 from openai_stub.schema import beta_errors
 from openai_stub.server import Fault, OpenAIStub
 from tests.callers import expected_safety_identifier
-from tests.conftest import TEST_API_KEY, LambdaContext, Output, lambda_context_with, load_event
+from tests.events import load_event
+from tests.keys import TEST_API_KEY
+from tests.lambda_context import LambdaContext, lambda_context_with
 from tests.local_api import serving_default
+from tests.output import Output
 from tests.policies import shipped_policy, without_quotas
 from voice_access.config.settings import get_settings
 from voice_access.edge.app import lambda_handler

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 LAYER = ROOT / "layers" / "dependencies" / "requirements.txt"
 BUILD = ROOT / "functions" / "build-requirements.txt"

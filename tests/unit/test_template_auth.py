@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from local.gateway import ACCOUNT_ID
-from tests.conftest import REGION, ROOT
+from tests.deployment import REGION
+from tests.paths import ROOT
 from tests.templates import (
     API_ID,
     PHYSICAL,

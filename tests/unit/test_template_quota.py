@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Output
+from tests.output import Output
 from tests.templates import (
     API_ID,
     SERVICE,

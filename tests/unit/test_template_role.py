@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from local.gateway import Resolver, TemplateError
-from tests.conftest import REGION
+from tests.deployment import REGION
 from tests.templates import Stack, deploy, raw_template, refused_by_rules, sam_transform
 
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:openai/realtime-api-key-AbC123"

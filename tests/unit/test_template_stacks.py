@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 from tests.templates import (
     SERVICE,
     Stack,
