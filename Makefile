@@ -134,7 +134,8 @@ $(BENCH_DIR)/runtime/.installed: pyproject.toml
 bench: bench-build
 	$(PY) -m bench $(BENCH_ARGS)
 
-unit: $(VENV)/.installed $(SAM_VENV)/.installed
+# The template tests (tests/template) need the SAM CLI's translator in .venv-sam: `make test` runs them.
+unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q
 
 # The quick bench only proves the benchmark runs; pytest goes last so that its summary ends the output.

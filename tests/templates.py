@@ -1,9 +1,10 @@
-"""template.yaml as CloudFormation receives it, for the template tests: after the SAM transform (the translator
-`sam validate` runs, in .venv-sam), its resources under a parameter set resolved as a stack would create them, and
-the readers of its alarms and dashboard.
+"""template.yaml as CloudFormation receives it, for the template tests (tests/template): after the SAM transform
+(the translator `sam validate` runs, in .venv-sam), its resources under a parameter set resolved as a stack would
+create them, and the readers of its alarms and dashboard.
 
 The transform runs in .venv-sam because aws-sam-translator pins a pydantic older than ours (the reason the
-SAM CLI has a venv of its own); `make validate` installs it, and `make test` runs that first.
+SAM CLI has a venv of its own); `make validate` installs it, and `make test` runs that first (`make unit` runs
+tests/unit alone, which needs no .venv-sam).
 """
 
 import json
