@@ -218,9 +218,11 @@ def websockets_quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="websockets")
 
 
-# What the guard has said about an item's captured output, and the reports of its phases so far.
+# What the guard has said about an item's captured output; the text it shows for each section it hid, by the
+# section's title and content; and the reports of the item's phases so far, each with its sections as made.
 _LEAK = pytest.StashKey[str]()
-_REPORTS = pytest.StashKey[list[pytest.TestReport]]()
+_HIDDEN = pytest.StashKey[dict[tuple[str, str], str]]()
+_REPORTS = pytest.StashKey[list[tuple[pytest.TestReport, list[tuple[str, str]]]]]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -232,23 +234,22 @@ def pytest_runtest_makereport(
     of the item, and the item's teardown fails, once (the fixture may have failed it already), as the
     fixture's does."""
     report = yield
+    made = list(report.sections)
     reports = item.stash.setdefault(_REPORTS, [])
-    reports.append(report)
-    # Every phase's sections, again at teardown: the stub's teardown has added the values it minted by then.
-    sections = list(item._report_sections)
-    leaks = [secret_shown(content) for _, _, content in sections]
-    if not any(leaks) and (leak := secret_shown("\n".join(content for _, _, content in sections))):
-        leaks = [leak] * len(sections)  # shown only across sections (one print to stdout, one to stderr)
-    for (when, key, content), leak in zip(sections, leaks, strict=True):
+    reports.append((report, made))
+    hidden = item.stash.setdefault(_HIDDEN, {})
+    # Every phase's sections (a report carries those of the item's phases so far), again at teardown: the stub's
+    # teardown has added the values it minted by then. A section hidden before is read as hidden.
+    shown = [hidden.get(section, section[1]) for section in made]
+    leaks = [secret_shown(content) for content in shown]
+    if not any(leaks) and (leak := secret_shown("\n".join(shown))):
+        leaks = [leak] * len(made)  # shown only across sections (one print to stdout, one to stderr)
+    for section, leak in zip(made, leaks, strict=True):
         if leak:
             item.stash.setdefault(_LEAK, leak)
-            hidden = f"[the secret guard hid this output: {leak}]"
-            item._report_sections[item._report_sections.index((when, key, content))] = (when, key, hidden)
-            for each in reports:
-                each.sections = [
-                    (title, hidden if title == f"Captured {key} {when}" and text == content else text)
-                    for title, text in each.sections
-                ]
+            hidden[section] = f"[the secret guard hid this output: {leak}]"
+    for each, sections in reports:
+        each.sections = [(title, hidden.get((title, content), content)) for title, content in sections]
     if report.when == "teardown":
         leak = item.stash.get(_LEAK, None)
         if leak and not report.failed:
