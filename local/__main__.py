@@ -29,8 +29,9 @@ from http import HTTPStatus
 
 from demo_page.server import DemoPage
 from local import stand_ins, start_checks, token
+from local.cloudformation import TemplateError
 from local.console import Console
-from local.gateway import AccessRecord, LocalApi, TemplateError
+from local.gateway import AccessRecord, LocalApi
 from local.jwt_authorizer import WRONG_ISSUER
 from local.stand_ins import TEMPLATE, SetupError
 

@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from local.gateway import AccessRecord, printable
+if TYPE_CHECKING:
+    from local.gateway import AccessRecord
 
 # Keys every Powertools log line carries: the short form leaves them out.
 _STANDARD_KEYS = frozenset(
@@ -82,6 +83,15 @@ class Console:
         with self._lock:
             self._terminal.write(text)
             self._terminal.flush()
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` from a request or a function, fit for a terminal line: clipped to ``limit`` characters, and
+    every character that is not printable escaped (ESC, CR, LF, U+2028, ...), so that it cannot move the
+    cursor, recolour the terminal or start a line of its own."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _outcome(message: str, record: dict[str, Any]) -> str:

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from local import stand_ins, start_checks
-from local.gateway import FunctionFailed, FunctionTimedOut, LocalApi, TemplateError
+from local.cloudformation import TemplateError
+from local.gateway import LocalApi
+from local.lambda_runtime import FunctionFailed, FunctionTimedOut
 from local.stand_ins import TEMPLATE, SetupError
 
 
@@ -46,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {line}", file=sys.stderr)
             # The function's logs go to stderr, so stdout holds only its result.
             with redirect_stdout(sys.stderr):
-                context = api.load().context(function)
+                context = api.runtime.load().context(function)
                 try:
-                    result = api.call(function, event, context)
+                    result = api.runtime.call(function, event, context)
                 except FunctionTimedOut:
                     timeout = api.functions[function].timeout
                     message = f"RequestId: {context.aws_request_id} Error: Task timed out after {timeout:.2f} seconds"

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from botocore.exceptions import ClientError, ParamValidationError
 
+from local import cloudformation
 from local.aws import REGION, dynamodb_client
-from local.gateway import CloudFormationLoader, Resolver, TemplateError
+from local.cloudformation import Resolver, TemplateError
 
 _TABLE = "AWS::DynamoDB::Table"
 # CloudFormation's properties that CreateTable takes as they are.
@@ -57,7 +57,7 @@ class LocalTables:
 
     @property
     def physical(self) -> dict[str, dict[str, str]]:
-        """Each table's Ref (its name) and Arn, for local.gateway.Resolver's ``physical``."""
+        """Each table's Ref (its name) and Arn, for local.cloudformation.Resolver's ``physical``."""
         return {table.logical_id: {"Ref": table.name, "Arn": table.arn} for table in self.tables}
 
     def function_environment(self) -> dict[str, str]:
@@ -88,16 +88,10 @@ def create_from_template(
     <stack>-<logical id>-<random>); ``unique``: with random characters appended, so that each call has tables
     of its own (empty counters for each test on one moto server).
     """
-    template = yaml.load(Path(template_path).read_text(), Loader=CloudFormationLoader)  # noqa: S506
-    resources: Mapping[str, Any] = template.get("Resources") or {}
-    resolver = Resolver(template, overrides, region)
+    resolver = Resolver(cloudformation.load(template_path), overrides, region)
     client = dynamodb_client(endpoint_url, region)
     created: list[Table] = []
-    for logical_id, resource in resources.items():
-        if resource.get("Type") != _TABLE:
-            continue
-        if "Condition" in resource and not resolver.condition(resource["Condition"], logical_id):
-            continue
+    for logical_id, resource in resolver.present(_TABLE).items():
         properties: dict[str, Any] = resolver.value(resource.get("Properties") or {}, logical_id)
         if unknown := sorted(set(properties) - _HONOURED):
             raise TemplateError(

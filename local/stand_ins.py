@@ -20,11 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
-from local import quota_table, user_pool
+from local import cloudformation, quota_table, user_pool
 from local.aws import LocalAws
-from local.gateway import CloudFormationLoader
 from local.quota_table import LocalTables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
@@ -203,7 +200,7 @@ def cors_overrides(environ: Mapping[str, str], page_origins: Sequence[str] = ())
 
 
 def _template_origins() -> list[str]:
-    parameters = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader).get("Parameters") or {}  # noqa: S506
+    parameters = cloudformation.load(TEMPLATE).get("Parameters") or {}
     default = str((parameters.get("AllowedOrigins") or {}).get("Default") or "")
     return [origin.strip() for origin in default.split(",") if origin.strip()]
 

@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import yaml
-
+from local import cloudformation
 from local.aws import FAKE_CREDENTIALS, REGION, cognito_client
-from local.gateway import ACCOUNT_ID, CloudFormationLoader, Resolver, TemplateError
+from local.cloudformation import ACCOUNT_ID, Resolver, TemplateError
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -69,7 +68,7 @@ class UserPool:
 
     @property
     def physical(self) -> dict[str, dict[str, str]]:
-        """Refs and attributes of the pool and client, for local.gateway.Resolver's ``physical``."""
+        """Refs and attributes of the pool and client, for local.cloudformation.Resolver's ``physical``."""
         arn = f"arn:aws:cognito-idp:{self.region}:{ACCOUNT_ID}:userpool/{self.pool_id}"
         return {
             self.pool_logical_id: {
@@ -156,19 +155,10 @@ def create_from_template(
 ) -> UserPool | None:
     """Create the template's user pool, its app client and its groups in moto at ``endpoint_url``, from
     their own Properties; None when the template, under these overrides, creates no user pool."""
-    template = yaml.load(Path(template_path).read_text(), Loader=CloudFormationLoader)  # noqa: S506
+    template = cloudformation.load(template_path)
     resources: Mapping[str, Any] = template.get("Resources") or {}
     resolver = Resolver(template, overrides, region)
-
-    def present(resource_type: str) -> list[str]:
-        return [
-            logical_id
-            for logical_id, resource in resources.items()
-            if resource.get("Type") == resource_type
-            and ("Condition" not in resource or resolver.condition(resource["Condition"], logical_id))
-        ]
-
-    pools = present(_POOL)
+    pools = list(resolver.present(_POOL))
     if not pools:
         return None
     if len(pools) > 1:
@@ -180,7 +170,9 @@ def create_from_template(
     ]["Id"]
     # The rest refer to the pool: resolve them with its real id.
     resolver = Resolver(template, overrides, region, physical={pool_logical_id: {"Ref": pool_id}})
-    clients = [logical_id for logical_id in present(_CLIENT) if _pool_of(resolver, resources, logical_id) == pool_id]
+    clients = [
+        logical_id for logical_id in resolver.present(_CLIENT) if _pool_of(resolver, resources, logical_id) == pool_id
+    ]
     if len(clients) != 1:
         raise TemplateError(
             f"the user pool {pool_logical_id} has {len(clients)} app clients in the template: a local run emulates one"
@@ -188,7 +180,7 @@ def create_from_template(
     (client_logical_id,) = clients
     arguments = _api_arguments(client, _CLIENT, resolver, resources, client_logical_id)
     client_id = client.create_user_pool_client(**arguments)["UserPoolClient"]["ClientId"]
-    for logical_id in present(_GROUP):
+    for logical_id in resolver.present(_GROUP):
         if _pool_of(resolver, resources, logical_id) == pool_id:
             client.create_group(**_api_arguments(client, _GROUP, resolver, resources, logical_id))
     return UserPool(endpoint_url, pool_id, client_id, region, pool_logical_id, client_logical_id)

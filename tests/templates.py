@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from local.gateway import CloudFormationLoader, Resolver
+from local.cloudformation import CloudFormationLoader, Resolver
 from tests.deployment import REGION
 from tests.paths import ROOT, TEMPLATE
 

@@ -12,7 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from local.gateway import LocalApi, NoEnvironmentFree
+from local.gateway import LocalApi
+from local.lambda_runtime import NoEnvironmentFree
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -118,10 +119,10 @@ def test_a_function_runs_at_most_its_execution_environments_invocations_at_once(
         # When a third invocation may wait for an environment no time at all
         # Then it never begins: no environment is free
         with pytest.raises(NoEnvironmentFree):
-            api.call(FUNCTION, {"rawQueryString": "now"}, api.context(FUNCTION, timeout=0))
+            api.runtime.call(FUNCTION, {"rawQueryString": "now"}, api.runtime.context(FUNCTION, timeout=0))
         # and a third request over HTTP waits its turn, then runs once the two are released
         held.append(posted_in_background(api, answers, "third"))
-        assert api.wait_for_waiting(FUNCTION, 1, timeout=30)
+        assert api.runtime.wait_for_waiting(FUNCTION, 1, timeout=30)
         handler.RELEASED.set()
         for thread in held:
             thread.join()

@@ -362,8 +362,8 @@ def test_an_authorizer_that_fails_is_api_gateways_401_and_a_gateway_fault_on_std
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a gateway whose JWT authorizer raises on a token, as a bug in it would
-    for logical_id in api.authorizers:
-        monkeypatch.setitem(api.authorizers, logical_id, _FaultyAuthorizer())
+    for logical_id in api.authorization.jwt:
+        monkeypatch.setitem(api.authorization.jwt, logical_id, _FaultyAuthorizer())
     logged_before = len(output.logs())
 
     # When a request is sent
@@ -433,8 +433,10 @@ def test_claims_reach_the_function_flattened_as_api_gateway_passes_them(
     token = issuer.token(**claims)
 
     # When the route's authorizer accepts it, on a route without and one with authorization scopes
-    plain = api.authorizers["CallerJwtAuthorizer"].authorize(f"Bearer {token}", api.routes[0].scopes)
-    scoped = scoped_api.authorizers["CallerJwtAuthorizer"].authorize(f"Bearer {token}", scoped_api.routes[0].scopes)
+    plain = api.authorization.jwt["CallerJwtAuthorizer"].authorize(f"Bearer {token}", api.routes[0].scopes)
+    scoped = scoped_api.authorization.jwt["CallerJwtAuthorizer"].authorize(
+        f"Bearer {token}", scoped_api.routes[0].scopes
+    )
 
     # Then every claim is a string (arrays in brackets, space-separated), a null claim is left out, and
     # scopes are null unless the route has authorization scopes

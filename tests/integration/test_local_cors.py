@@ -10,7 +10,8 @@ from http import HTTPStatus
 import pytest
 
 from local import stand_ins
-from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, Cors, LocalApi, LocalResponse
+from local.cors import Cors
+from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, LocalApi
 from local.stand_ins import TEMPLATE
 from openai_stub.server import OpenAIStub
 from tests.issuers import LoopbackIssuer
@@ -281,19 +282,19 @@ def test_an_answer_to_another_origin_has_no_cors_headers(api: LocalApi, issuer: 
 def test_the_integrations_own_cors_headers_are_dropped():
     # Given a CORS configuration and a function answer that sets CORS headers of its own
     cors = Cors(origins=(APP,), expose_headers=("x-request-id",))
-    answer = LocalResponse(200, [("Access-Control-Allow-Origin", "*"), ("content-type", "application/json")], b"{}")
+    answer = [("Access-Control-Allow-Origin", "*"), ("content-type", "application/json")]
 
     # When the gateway applies its configuration, for an allowed and for another origin
     allowed = cors.applied(answer, APP)
     other = cors.applied(answer, "https://evil.example.test")
 
     # Then only the configuration's headers are sent, as API Gateway ignores the integration's
-    assert allowed.headers == [
+    assert allowed == [
         ("content-type", "application/json"),
         ("access-control-allow-origin", APP),
         ("access-control-expose-headers", "x-request-id"),
     ]
-    assert other.headers == [("content-type", "application/json")]
+    assert other == [("content-type", "application/json")]
 
 
 @pytest.mark.parametrize(

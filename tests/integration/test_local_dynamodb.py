@@ -10,7 +10,7 @@ import pytest
 from botocore.config import Config
 
 from local.aws import FAKE_CREDENTIALS, LocalAws, one_dynamodb_request_at_a_time
-from local.gateway import TemplateError
+from local.cloudformation import TemplateError
 from local.quota_table import LocalTables, create_from_template
 from tests.deployment import REGION
 from tests.local_api import busy_switching

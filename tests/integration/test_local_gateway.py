@@ -23,7 +23,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from local.gateway import AUTH_NONE_NOTE, PAYLOAD_LIMIT_BYTES, AccessRecord, LocalApi, RouteNotFound, TemplateError
+from local.authorizers import AUTH_NONE_NOTE
+from local.cloudformation import Resolver, TemplateError
+from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, LocalApi, RouteNotFound
 from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 TEMPLATE = """\
@@ -746,8 +748,6 @@ def test_fifty_clients_are_all_served_without_a_reset(api: LocalApi):
 
 def test_a_comma_delimited_list_parameter_is_a_list_of_trimmed_members_as_cloudformation_has_it() -> None:
     # Given a template with a CommaDelimitedList parameter
-    from local.gateway import Resolver
-
     template = {"Parameters": {"Origins": {"Type": "CommaDelimitedList", "Default": ""}}}
 
     # When it is left empty, or given with spaces after the commas
@@ -769,8 +769,6 @@ LISTED = {
 
 def test_a_comma_delimited_lists_allowed_pattern_and_values_apply_to_each_member() -> None:
     # Given CommaDelimitedList parameters with an AllowedPattern and AllowedValues
-    from local.gateway import Resolver
-
     # When several members are given, each allowed (the joined string would not match the pattern)
     resolver = Resolver(LISTED, {"Origins": "https://a.example, http://localhost:5173", "Levels": "DEBUG,INFO"}, "x")
 
@@ -792,8 +790,6 @@ def test_a_comma_delimited_lists_allowed_pattern_and_values_apply_to_each_member
 )
 def test_conditions_take_the_rule_functions_on_a_list(origins: str, expected: dict[str, bool]) -> None:
     # Given conditions written with the rule functions (as a template's Rules use them)
-    from local.gateway import Resolver
-
     template = {
         **LISTED,
         "Conditions": {

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from local.gateway import ACCOUNT_ID
+from local.cloudformation import ACCOUNT_ID
 from tests.deployment import REGION
 from tests.paths import ROOT
 from tests.templates import (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.gateway import Resolver, TemplateError
+from local.cloudformation import Resolver, TemplateError
 from tests.deployment import REGION
 from tests.templates import Stack, deploy, raw_template, refused_by_rules, sam_transform
 
