@@ -159,20 +159,13 @@ def _signed_now(environ: WSGIEnvironment) -> re.Match[str]:
 def _check_clock_skew(timestamp: str, signed_at: datetime, window: timedelta) -> None:
     """Refuses, in AWS's words, a request signed more than ``window`` away from this clock."""
     now = datetime.now(UTC)
-    minutes = window // timedelta(minutes=1)
     skew = sigv4.skew(signed_at, window, now)
-    if skew == "expired":
-        message = (
-            f"Signature expired: {timestamp} is now earlier than {now - window:{SIGV4_TIMESTAMP}}"
-            f" ({now:{SIGV4_TIMESTAMP}} - {minutes} min.)"
-        )
-        raise _Refused(400, "InvalidSignatureException", message)
-    if skew == "not yet current":
-        message = (
-            f"Signature not yet current: {timestamp} is still later than {now + window:{SIGV4_TIMESTAMP}}"
-            f" ({now:{SIGV4_TIMESTAMP}} + {minutes} min.)"
-        )
-        raise _Refused(400, "InvalidSignatureException", message)
+    if skew is not None:
+        relation, sign = ("now earlier", "-") if skew == "expired" else ("still later", "+")
+        bound = now - window if skew == "expired" else now + window
+        minutes = window // timedelta(minutes=1)
+        message = f"Signature {skew}: {timestamp} is {relation} than {bound:{SIGV4_TIMESTAMP}}"
+        raise _Refused(400, "InvalidSignatureException", f"{message} ({now:{SIGV4_TIMESTAMP}} {sign} {minutes} min.)")
 
 
 def _check_signature(environ: WSGIEnvironment, body: bytes, signed: re.Match[str]) -> None:

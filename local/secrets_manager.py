@@ -12,25 +12,18 @@ from local.running import Running
 
 class LocalSecretsManager(Running):
     """One secret, {"api_key": <key>, "safety_identifier_key": <64 random hex characters, new each run>},
-    in moto's Secrets Manager: on ``aws`` if given (which the caller starts and stops), else on a moto
-    server of its own."""
+    in the Secrets Manager of ``aws`` (which the caller starts and stops)."""
 
-    def __init__(
-        self,
-        api_key: str,
-        secret_name: str = "token-vending/openai-api-key",  # noqa: S107
-        aws: LocalAws | None = None,
-    ) -> None:
+    def __init__(self, api_key: str, aws: LocalAws, secret_name: str = "token-vending/openai-api-key") -> None:  # noqa: S107
         self._api_key = api_key
         self._secret_name = secret_name
         self._aws = aws
-        self._own_aws: LocalAws | None = None
         self._secret_arn: str | None = None
 
     @property
     def endpoint_url(self) -> str:
         """The moto server's URL, e.g. http://127.0.0.1:54321."""
-        return self._server().endpoint_url
+        return self._aws.endpoint_url
 
     @property
     def secret_arn(self) -> str:
@@ -51,9 +44,7 @@ class LocalSecretsManager(Running):
         }
 
     def start(self) -> Self:
-        """Start moto (unless given one) and create the secret."""
-        if self._aws is None:
-            self._own_aws = LocalAws().start()
+        """Create the secret."""
         secret = {"api_key": self._api_key, "safety_identifier_key": secrets.token_hex(32)}
         created = secrets_manager_client(self.endpoint_url).create_secret(
             Name=self._secret_name, SecretString=json.dumps(secret)
@@ -62,18 +53,9 @@ class LocalSecretsManager(Running):
         return self
 
     def stop(self) -> None:
-        """Delete the secret, and stop moto if it is this one's own. (moto keeps its state per process, not per
-        server: a secret left behind would still be there for the next server of the same process, the tests'.)"""
+        """Delete the secret. (moto keeps its state per process, not per server: a secret left behind would still
+        be there for the next server of the same process, the tests'.)"""
         if self._secret_arn is not None:
             client = secrets_manager_client(self.endpoint_url)
             client.delete_secret(SecretId=self._secret_arn, ForceDeleteWithoutRecovery=True)
-        if self._own_aws is not None:
-            self._own_aws.stop()
-            self._own_aws = None
         self._secret_arn = None
-
-    def _server(self) -> LocalAws:
-        server = self._aws or self._own_aws
-        if server is None:
-            raise RuntimeError("LocalSecretsManager is not started")
-        return server

@@ -19,6 +19,7 @@ import boto3
 import pytest
 import urllib3
 
+from local.aws import LocalAws
 from local.secrets_manager import LocalSecretsManager
 from openai_stub.server import OpenAIStub
 from tests.docs import code_block
@@ -49,7 +50,7 @@ def local_service() -> Iterator[LocalService]:
 
 def test_the_local_secrets_manager_is_reached_through_the_ordinary_boto3_path():
     # Given the embedded Secrets Manager holding a key
-    with LocalSecretsManager(api_key="sk-test-1") as secrets, unittest.mock.patch.dict(os.environ):
+    with LocalAws() as aws, LocalSecretsManager("sk-test-1", aws) as secrets, unittest.mock.patch.dict(os.environ):
         # When a plain boto3 client runs in the environment it gives the function
         os.environ.update(secrets.client_environment())
         answer = boto3.client("secretsmanager").get_secret_value(SecretId=secrets.secret_arn)
