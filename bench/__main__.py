@@ -11,7 +11,7 @@ the extension attached explicitly. Every variant of the function has the caller'
 the template's QUOTA_TABLE_NAME (the table in moto) and a policy that is the shipped one, with the same
 windows and spend brake but every limit raised to 10**9 mints, so that a run of thousands of mints by one
 user is never refused. That policy is validated and recorded as `sam build` records the bundled one
-(``python -m voice_access.domain.policy FILE`` with the build's code and the pinned pydantic), so a cold start
+(``python -m voice_access.config.policy_check FILE`` with the build's code and the pinned pydantic), so a cold start
 reads it without pydantic. The floor has no quota: it is what the quota costs, among the rest.
 
 Besides cold starts, warm latency, memory and size, it reports how long a warm mint waits on the store
@@ -179,7 +179,7 @@ def _bench_policy(build: Path, into: Path) -> Path:
     path.write_text(json.dumps(document, indent=2) + "\n")
     environment = {**os.environ, "PYTHONPATH": str(build / FUNCTION), "PYTHONDONTWRITEBYTECODE": "1"}
     recorded = subprocess.run(  # noqa: S603 - our own interpreter and the build's module
-        [sys.executable, "-P", "-m", "voice_access.domain.policy", str(path)],
+        [sys.executable, "-P", "-m", "voice_access.config.policy_check", str(path)],
         env=environment,
         capture_output=True,
         text=True,

@@ -154,8 +154,8 @@ def function_env(
     """The template's environment, pointed at moto (or the extension stand-in before it), this test's own
     quota table in moto and the stub; every cache of the function cleared."""
     from voice_access.clients.secrets import api_keys
+    from voice_access.config.policy_file import cached_policy
     from voice_access.config.settings import get_settings
-    from voice_access.domain.policy import cached_policy
 
     overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
     if secrets_via == "extension":

@@ -21,8 +21,8 @@ from tests.issuers import LoopbackIssuer
 
 def _clear_caches() -> None:
     from voice_access.clients.secrets import api_keys
+    from voice_access.config.policy_file import cached_policy
     from voice_access.config.settings import get_settings
-    from voice_access.domain.policy import cached_policy
 
     get_settings.cache_clear()
     cached_policy.cache_clear()

@@ -13,7 +13,7 @@ from local.gateway import LocalApi
 from openai_stub.server import OpenAIStub
 from tests.issuers import LoopbackIssuer
 from tests.local_api import post, serving_issuer
-from voice_access.domain.policy import PROFILE_HEADER
+from voice_access.domain.policy.model import PROFILE_HEADER
 
 MINT_PATH = "/v1/realtime/client_secrets"
 MINT_BODY = json.dumps({"session": {"type": "realtime"}}).encode()

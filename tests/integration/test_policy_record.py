@@ -1,5 +1,5 @@
 """The policy validated when the function is built: a cold start reads it without importing pydantic, and
-any file the build did not validate is validated at run time, as strictly (policy.py), or refused where
+any file the build did not validate is validated at run time, as strictly (config/policy_file.py), or refused where
 pydantic is not installed, as in a deployed function."""
 
 import json
@@ -14,9 +14,9 @@ import pytest
 
 from tests.docs import code_block
 from tests.probes import run_probe
+from voice_access.config.policy_check import main as validate_files
+from voice_access.config.policy_file import record_path
 from voice_access.config.settings import BUNDLED_POLICY
-from voice_access.domain.policy import main as validate_files
-from voice_access.domain.policy import record_path
 
 pytestmark = pytest.mark.usefixtures("function_env")
 
@@ -29,7 +29,14 @@ class Context:
     function_name, memory_limit_in_mb, aws_request_id = "f", 256, "r"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
 answer = lambda_handler(json.load(open("events/client_secrets.json")), Context())
-print(json.dumps({"pydantic": "pydantic" in sys.modules, "status": answer["statusCode"], "body": answer["body"]}))
+from voice_access.domain.policy.model import Policy
+print(json.dumps({
+    "pydantic": "pydantic" in sys.modules,
+    "policy_check": "voice_access.config.policy_check" in sys.modules,
+    "dataclasses": "__dataclass_fields__" in vars(Policy),
+    "status": answer["statusCode"],
+    "body": answer["body"],
+}))
 """
 
 
@@ -54,9 +61,11 @@ def test_a_policy_validated_at_build_is_read_without_pydantic(tmp_path: Path) ->
     # When a container starts and mints
     result = cold_start(policy)
 
-    # Then it minted, and pydantic was never imported
+    # Then it minted, and pydantic was never imported, nor the build's policy check, nor the records made dataclasses
     assert result["status"] == HTTPStatus.OK
     assert result["pydantic"] is False
+    assert result["policy_check"] is False
+    assert result["dataclasses"] is False
 
 
 def test_a_policy_without_a_record_is_validated_at_run_time(tmp_path: Path) -> None:
@@ -99,7 +108,7 @@ def test_a_policy_without_a_record_is_refused_where_pydantic_is_not_installed(tm
     logs = cast(list[dict[str, str]], result["logs"])
     refusal = next(line for line in logs if line.get("reason") == "policy_invalid")
     assert "sam build" in refusal["problem"]
-    assert "python -m voice_access.domain.policy FILE" in refusal["problem"]
+    assert "python -m voice_access.config.policy_check FILE" in refusal["problem"]
 
 
 def test_a_policy_validated_at_build_needs_no_pydantic(tmp_path: Path) -> None:
@@ -149,3 +158,33 @@ def test_the_readmes_policy_check_command_validates_the_bundled_policy(tmp_path:
     assert ran.returncode == 0, ran.stderr
     assert "valid" in ran.stdout
     assert record_path(copy_of_policy).exists()
+
+
+CHECK_PROBE = """
+import json, runpy, sys, sysconfig
+sys.argv = ["policy_check", sys.argv[1]]
+try:
+    runpy.run_module("voice_access.config.policy_check", run_name="__main__")
+except SystemExit as exit:
+    status = exit.code
+installed = tuple({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+files = {name: getattr(module, "__file__", None) or "" for name, module in list(sys.modules.items())}
+packages = {name.split(".")[0] for name, file in files.items() if file.startswith(installed)}
+print(json.dumps({"status": status, "packages": sorted(packages)}))
+"""
+
+
+def test_the_builds_policy_check_imports_only_what_the_build_installs(tmp_path: Path) -> None:
+    # Given the bundled policy, and the packages the build installs for its check (functions/build-requirements.txt)
+    policy = Path(shutil.copy(BUNDLED_POLICY, tmp_path / "policy.json"))
+    requirements = (BUNDLED_POLICY.parents[2] / "build-requirements.txt").read_text().splitlines()
+    installed = {line.split("==")[0].replace("-", "_") for line in requirements if line and not line.startswith("#")}
+
+    # When the build's command checks it
+    result, _ = run_probe(CHECK_PROBE, str(policy))
+
+    # Then it passes, importing no installed package but those (a bare `sam build` has no other), pydantic among them
+    assert result["status"] == 0
+    assert "pydantic" in result["packages"]
+    assert set(result["packages"]) <= installed
+    assert record_path(policy).exists()

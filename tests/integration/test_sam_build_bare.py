@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import ROOT
-from voice_access.domain.policy import record_path, validation_record
+from voice_access.config.policy_file import record_path, validation_record
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 POLICY = Path("TokenVendingFunction") / "voice_access" / "config" / "policy.json"

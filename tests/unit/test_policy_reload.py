@@ -1,5 +1,6 @@
-"""The policy file as a running function reads it: a change is read again and reported (what changed, or why it
-was refused); a broken change keeps the last good policy serving; a file never valid is refused every time."""
+"""The policy file as a running function reads it: once per container; a change is read again and reported (what
+changed, or why it was refused); a broken change keeps the last good policy serving; a file never valid is refused
+every time."""
 
 import gc
 import json
@@ -11,8 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.policies import SHIPPED, shipped_policy, shipped_text
-from voice_access.domain.policy import PolicyChange, PolicyError, cached_policy, validate
+from tests.output import Output
+from tests.policies import LIMITS, MINUTE, SHIPPED, SMALL_POLICY, changed, shipped_policy, shipped_text, write_policy
+from voice_access.config.policy_file import PolicyChange, PolicyError, cached_policy, checked_policy, validate
+from voice_access.config.settings import BUNDLED_POLICY
+from voice_access.domain.errors import ServiceMisconfigured
+from voice_access.domain.limits import Window
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +198,115 @@ def test_refusing_a_file_never_valid_keeps_nothing_of_the_requests_it_refused(tm
 
     # Then no request's event is still alive: a refusal held once and raised again would keep every frame it passed
     assert [ref() for ref in watched] == [None, None, None]
+
+
+def test_the_policy_is_read_once_per_container() -> None:
+    # Given / When
+    first, second = cached_policy(BUNDLED_POLICY), cached_policy(BUNDLED_POLICY)
+
+    # Then
+    assert first is second
+
+
+def test_a_changed_policy_file_is_read_again(tmp_path: Path) -> None:
+    # Given a policy file read once
+    cached_policy.cache_clear()
+    path = write_policy(tmp_path, changed(SMALL_POLICY, LIMITS, {"per_caller": [MINUTE]}))
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    first = cached_policy(path)
+    assert cached_policy(path) is first
+
+    # When it is rewritten (another size and modification time)
+    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": [{"mints": 2, "seconds": 2592000}]})))
+    os.utime(path, ns=(2_000_000_000, 2_000_000_000))
+
+    # Then the next read is the new policy, and stays cached
+    second = cached_policy(path)
+    assert second is not first
+    limits = second.profiles["voice"].limits
+    assert limits is not None
+    assert limits.per_caller == [Window(mints=2, seconds=2592000)]
+    assert cached_policy(path) is second
+
+
+def test_a_same_size_edit_is_read_again(tmp_path: Path) -> None:
+    # Given a policy file read once
+    cached_policy.cache_clear()
+    path = write_policy(tmp_path, changed(SMALL_POLICY, LIMITS, {"per_caller": [{"mints": 10, "seconds": 60}]}))
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    cached_policy(path)
+
+    # When a digit changes (the same size) at a later time
+    path.write_text(json.dumps(changed(SMALL_POLICY, LIMITS, {"per_caller": [{"mints": 20, "seconds": 60}]})))
+    os.utime(path, ns=(1_000_000_001, 1_000_000_001))
+
+    # Then
+    limits = cached_policy(path).profiles["voice"].limits
+    assert limits is not None
+    assert limits.per_caller == [Window(mints=20, seconds=60)]
+
+
+def test_the_checked_policy_logs_a_reload_naming_what_changed(tmp_path: Path, output: Output) -> None:
+    # Given the shipped policy in use by the function
+    path = shipped_policy(tmp_path)
+    rewrite(path, path.read_text(), 1)
+    checked_policy(path)
+
+    # When a profile is added
+    rewrite(path, shipped_text(a_second_assistant), 2)
+    policy = checked_policy(path)
+
+    # Then it serves, and one line says what changed
+    assert "assistant-2" in policy.profiles
+    [reloaded] = [line for line in output.logs() if line["message"] == "policy reloaded"]
+    assert reloaded["policy_path"] == str(path)
+    assert (reloaded["profiles_added"], reloaded["profiles_removed"], reloaded["profiles_changed"]) == (
+        ["assistant-2"],
+        [],
+        [],
+    )
+    assert reloaded["settings_changed"] == []
+
+
+def test_the_checked_policy_logs_and_counts_a_refused_change_once(tmp_path: Path, output: Output) -> None:
+    # Given the shipped policy in use by the function
+    path = shipped_policy(tmp_path, indent=2)
+    text = path.read_text()
+    rewrite(path, text, 1)
+    good = checked_policy(path)
+
+    # When an edit breaks it, and the function reads it twice
+    broken, where = broken_json(text)
+    rewrite(path, broken, 2)
+    reads = [checked_policy(path), checked_policy(path)]
+
+    # Then the last good policy serves, and the refusal is logged and counted once
+    assert reads == [good, good]
+    [refused] = [line for line in output.logs() if line["message"].startswith("policy change refused")]
+    assert refused["message"] == "policy change refused: the last good policy keeps serving"
+    assert refused["level"] == "ERROR"
+    assert refused["problem"] == f"policy file {path} is not valid JSON: {where}"
+    assert output.metric_count("ConfigurationErrors", reason="policy_invalid") == 1
+
+
+def test_a_policy_file_never_valid_is_a_misconfigured_service(tmp_path: Path, output: Output) -> None:
+    # Given a policy file that was never valid
+    path = tmp_path / "policy.json"
+    path.write_text("{")
+
+    # When the function reads it
+    with pytest.raises(ServiceMisconfigured) as refused:
+        checked_policy(path)
+
+    # Then it mints nothing, saying so to the caller, and the log says why, for the operator
+    assert (refused.value.code, refused.value.message) == (
+        "policy_invalid",
+        "This service is misconfigured and mints nothing until an operator fixes it (see the service's logs).",
+    )
+    [logged] = [line for line in output.logs() if line["message"].startswith("refusing to mint")]
+    assert logged["message"] == "refusing to mint: the deployment is misconfigured"
+    assert (logged["reason"], logged["problem"]) == (
+        "policy_invalid",
+        f"policy file {path} is not valid JSON: line 1, column 2: Expecting property name enclosed in double quotes",
+    )
+    assert output.metric_count("ConfigurationErrors", reason="policy_invalid") == 1

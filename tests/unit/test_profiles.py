@@ -7,9 +7,11 @@ import json
 import time
 from typing import Any
 
+from voice_access.config.policy_file import load_policy
 from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.caller import Caller
-from voice_access.domain.policy import Policy, Window, load_policy
+from voice_access.domain.limits import Window
+from voice_access.domain.policy.model import Policy
 from voice_access.domain.profiles import listing
 from voice_access.domain.quota import Counted, Standing
 

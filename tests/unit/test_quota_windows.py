@@ -10,7 +10,7 @@ import pytest
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import RateLimited
-from voice_access.domain.policy import Limits, Window
+from voice_access.domain.limits import Limits, Window
 from voice_access.domain.quota import Counted, Reservation, Store, _brake_item, _caller_item, _duration, _Full, _refusal
 from voice_access.domain.safety import safety_identifier
 

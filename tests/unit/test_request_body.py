@@ -6,10 +6,11 @@ from http import HTTPStatus
 
 import pytest
 
+from voice_access.config.policy_file import load_policy
 from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest
-from voice_access.domain.policy import check_request, ga_param, load_policy
+from voice_access.domain.policy.rules import check_request, ga_param
 from voice_access.edge.request_body import MAX_BODY_BYTES, json_object
 
 JSON = "application/json"

@@ -7,10 +7,12 @@ from typing import Any
 import pytest
 
 from openai_stub.schema import beta_errors, ga_errors
+from voice_access.config.policy_file import load_policy
 from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest
-from voice_access.domain.policy import Profile, check_request, load_policy
+from voice_access.domain.policy.model import Profile
+from voice_access.domain.policy.rules import check_request
 from voice_access.domain.session_fields import SessionType
 from voice_access.domain.translation import FIELDS, REALTIME, TRANSCRIPTION, BetaNames, beta_to_ga, ga_to_beta
 

@@ -13,21 +13,13 @@ from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import Minted, create_client_secret
 from voice_access.clients.secrets import Credentials, api_keys
+from voice_access.config.policy_file import checked_policy
 from voice_access.config.settings import Settings, SettingsError, get_settings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import ApiError, InvalidRequest, ServiceMisconfigured, UpstreamError
-from voice_access.domain.policy import (
-    PROFILE_HEADER,
-    ParamNamer,
-    Policy,
-    PolicyChange,
-    PolicyError,
-    Profile,
-    cached_policy,
-    check_request,
-    ga_param,
-)
+from voice_access.domain.policy.model import PROFILE_HEADER, Profile
+from voice_access.domain.policy.rules import ParamNamer, check_request, ga_param
 from voice_access.domain.safety import safety_identifier
 from voice_access.domain.session_fields import SessionType
 from voice_access.domain.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
@@ -65,7 +57,7 @@ def mint(
 ) -> Answer:
     """The answer for one request to ``endpoint`` by ``caller``."""
     settings = checked_settings()
-    policy = checked_policy(settings)
+    policy = checked_policy(settings.policy_path)
     # The keys first, so that every later line of this request names the caller, a refusal by the policy
     # included. A secret that cannot be read fails the request only once the request itself has passed.
     keys = _read_keys(settings, deadline)
@@ -207,34 +199,6 @@ def checked_settings() -> Settings:
         return get_settings()
     except SettingsError as exc:
         raise _refuse("settings_invalid", str(exc)) from None
-
-
-def checked_policy(settings: Settings) -> Policy:
-    """The policy; ServiceMisconfigured (logged and counted) when its file cannot be used."""
-    try:
-        return cached_policy(settings.policy_path, on_change=_log_policy_change)
-    except PolicyError as exc:
-        raise _refuse("policy_invalid", str(exc)) from None
-
-
-def _log_policy_change(change: PolicyChange) -> None:
-    """A policy file changed under a running function (only `make run`'s does): what changed, or why not."""
-    if change.refused is not None:
-        logger.error(
-            "policy change refused: the last good policy keeps serving",
-            policy_path=str(change.path),
-            problem=change.refused,
-        )
-        count("ConfigurationErrors", reason="policy_invalid")
-        return
-    logger.info(
-        "policy reloaded",
-        policy_path=str(change.path),
-        profiles_added=list(change.added),
-        profiles_removed=list(change.removed),
-        profiles_changed=list(change.changed),
-        settings_changed=list(change.settings_changed),
-    )
 
 
 def _refuse(reason: str, problem: str) -> ServiceMisconfigured:

@@ -18,11 +18,13 @@ from typing import Any, NamedTuple
 
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.secrets import api_keys
+from voice_access.config.policy_file import checked_policy
 from voice_access.config.settings import Settings
 from voice_access.domain import minting, quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import ApiError, DependencyUnavailable, OutOfTime
-from voice_access.domain.policy import PROFILE_HEADER, FieldRule, Limits, Policy, Profile, Window
+from voice_access.domain.limits import Limits, Window
+from voice_access.domain.policy.model import PROFILE_HEADER, FieldRule, Policy, Profile
 from voice_access.domain.quota import Standing
 from voice_access.domain.safety import safety_identifier
 from voice_access.domain.session_fields import SessionType
@@ -39,7 +41,7 @@ def answer(caller: Caller, *, deadline: Deadline | None = None) -> minting.Answe
     """The answer to ``GET /v1/realtime/profiles`` by ``caller``, its reads done by ``deadline`` (default: the
     invocation's, for the template's timeout)."""
     settings = minting.checked_settings()
-    policy = minting.checked_policy(settings)
+    policy = checked_policy(settings.policy_path)
     open_to_caller = {name: profile for name, profile in policy.profiles.items() if profile.allows(caller)}
     brake = quota.spend_brake(settings, policy)
     quota_error: dict[str, Any] | None = None

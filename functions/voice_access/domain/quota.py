@@ -42,7 +42,8 @@ from voice_access.clients.aws_signature import AwsCredentials, CredentialsMissin
 from voice_access.clients.deadline import POOL_CLASSES, Deadline, keeping_to
 from voice_access.config.settings import Settings
 from voice_access.domain.errors import DependencyUnavailable, OutOfTime, RateLimited, ServiceMisconfigured
-from voice_access.domain.policy import DAY_SECONDS, Limits, Policy, Window
+from voice_access.domain.limits import DAY_SECONDS, Limits, Window
+from voice_access.domain.policy.model import Policy
 from voice_access.observability import count, logger
 
 _TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)

@@ -23,7 +23,7 @@ from voice_access.clients.deadline import Deadline
 from voice_access.domain import minting, profiles
 from voice_access.domain.caller import Caller, caller_from_request_context
 from voice_access.domain.errors import ApiError
-from voice_access.domain.policy import PROFILE_HEADER
+from voice_access.domain.policy.model import PROFILE_HEADER
 from voice_access.edge.request_body import json_object
 from voice_access.observability import count, logger, traced_handler
 

@@ -1,0 +1,487 @@
+"""The allowlist policy: which session settings a caller may ask for, and what the server fixes.
+
+A policy file holds named profiles. Each profile fixes some session fields (the caller cannot send
+them), lists the fields a caller may set with their bounds, and bounds the client secret's TTL.
+Every other field is refused: a known GA field as not allowed, anything else as unknown.
+Paths are dotted GA session paths, e.g. ``audio.output.voice``.
+
+The policy is plain frozen records (records.py), checked by pydantic where the file is validated
+(config/policy_file.py); how a request or a session update is checked against a profile is rules.py.
+"""
+
+import functools
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from voice_access.domain.errors import InvalidRequest, PermissionDenied
+from voice_access.domain.limits import Limits, Window
+from voice_access.domain.policy.records import PYDANTIC_CONFIG, Factory, Record
+from voice_access.domain.session_fields import (
+    MISSING,
+    REQUIRED_KEYS,
+    SESSION_FIELDS,
+    TYPED_SESSIONS,
+    SessionType,
+    get,
+    put,
+)
+
+if TYPE_CHECKING:  # caller imports observability, hence Powertools, which the build's policy check has not
+    from voice_access.domain.caller import Caller
+
+# OpenAI accepts client secret lifetimes of 10 s to 2 h.
+MIN_TTL_SECONDS = 10
+MAX_TTL_SECONDS = 7200
+
+PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# What a profile may require of a caller: groups and scopes as OAuth spells scopes (printable ASCII,
+# no space); an issuer is a URL, or the IAM caller's own issuer.
+REQUIRED_NAME = {
+    "groups": re.compile(r"[!-~]{1,256}"),
+    "scopes": re.compile(r"[!-~]{1,256}"),
+    "issuers": re.compile(r"[ -~]{1,256}"),
+}
+Scalar = str | int | float | bool
+
+# How a request names its profile (any case, as HTTP headers go).
+PROFILE_HEADER = "X-Profile"
+
+
+class FieldRule(Record):
+    """What a caller may send at one path."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    type: Literal["string", "integer", "number", "boolean", "array", "null"]
+    enum: list[Scalar] | None = None
+    minimum: int | float | None = None  # an int stays one, as when the file is read without pydantic
+    maximum: int | float | None = None
+    max_length: int | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    nullable: bool = False
+    also: list[Scalar] = Factory(list)  # type: ignore[assignment]  # literal values accepted besides the type
+    default: Scalar | None = None  # what the session gets when the caller sends nothing there
+
+    def __post_init__(self) -> None:
+        numeric = self.type in ("integer", "number")
+        if self.enum is not None and not self.enum:
+            raise ValueError("enum must list at least one value")
+        if (self.minimum is not None or self.maximum is not None) and not numeric:
+            raise ValueError("minimum/maximum apply to integer and number fields only")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum is greater than maximum")
+        if self.max_length is not None and self.type != "string":
+            raise ValueError("max_length applies to string fields only")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError("max_length must be at least 1")
+        if (self.min_items is not None or self.max_items is not None) and self.type != "array":
+            raise ValueError("min_items/max_items apply to array fields only")
+        if self.min_items is not None and self.min_items < 0:
+            raise ValueError("min_items must be at least 0")
+        if self.max_items is not None and self.max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        if self.min_items is not None and self.max_items is not None and self.min_items > self.max_items:
+            raise ValueError("min_items is greater than max_items")
+        if self.enum is not None:
+            item_type = "string" if self.type == "array" else self.type
+            bad = [v for v in self.enum if _type_problem(item_type, v)]
+            if bad:
+                raise ValueError(f"enum values {bad!r} are not of type {item_type}")
+        if self.default is not None and (wrong := self.problem(self.default)):
+            raise ValueError(f"default {_show(self.default)} breaks its own rule: {wrong[1]}")
+
+    def problem(self, value: Any) -> tuple[str, str] | None:
+        """(code, what is wrong) if the value breaks the rule, else None."""
+        if value is None:
+            return None if self.nullable or self.type == "null" else ("invalid_type", _expected(self.type))
+        if self.also and any(value == also and type(value) is type(also) for also in self.also):
+            return None
+        if wrong := _type_problem(self.type, value):
+            return "invalid_type", wrong + "".join(f" or {_show(also)}" for also in self.also)
+        if self.type == "array":
+            return self._array_problem(value)
+        if self.enum is not None and value not in self.enum:
+            return "invalid_value", "must be one of " + ", ".join(map(_show, self.enum))
+        if self.minimum is not None and value < self.minimum:
+            return "invalid_value", f"must be at least {_show(self.minimum)}"
+        if self.maximum is not None and value > self.maximum:
+            return "invalid_value", f"must be at most {_show(self.maximum)}"
+        if self.max_length is not None and len(value) > self.max_length:
+            return "invalid_value", f"must be at most {self.max_length} characters"
+        return None
+
+    def _array_problem(self, items: list[Any]) -> tuple[str, str] | None:
+        if self.min_items is not None and len(items) < self.min_items:
+            return "invalid_value", f"must have at least {self.min_items} item(s)"
+        if self.max_items is not None and len(items) > self.max_items:
+            return "invalid_value", f"must have at most {self.max_items} item(s)"
+        if any(not isinstance(item, str) for item in items):
+            return "invalid_type", "expected an array of strings"
+        if self.enum is not None and any(item not in self.enum for item in items):
+            return "invalid_value", "items must be among " + ", ".join(map(_show, self.enum))
+        return None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_IS_TYPE: dict[str, Callable[[Any], bool]] = {
+    "string": lambda value: isinstance(value, str),
+    "integer": _is_integer,
+    # an int is always finite (and math.isfinite overflows on a 400-digit one)
+    "number": lambda value: _is_integer(value) or (isinstance(value, float) and math.isfinite(value)),
+    "boolean": lambda value: isinstance(value, bool),
+    "array": lambda value: isinstance(value, list),
+    "null": lambda value: value is None,
+}
+
+
+def _type_problem(type_: str, value: Any) -> str | None:
+    return None if _IS_TYPE[type_](value) else _expected(type_)
+
+
+def _expected(type_: str) -> str:
+    return f"expected {'an ' if type_ in ('integer', 'array') else 'a '}{type_}"
+
+
+def _show(value: Scalar) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"'{value}'" if isinstance(value, str) else json.dumps(value)
+
+
+class ExpiryBounds(Record):
+    """The client secret's lifetime in seconds: what the caller gets by default, and may ask for."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    default_seconds: int
+    max_seconds: int
+    min_seconds: int = MIN_TTL_SECONDS
+
+    def __post_init__(self) -> None:
+        for name in ("default_seconds", "min_seconds", "max_seconds"):
+            if not MIN_TTL_SECONDS <= getattr(self, name) <= MAX_TTL_SECONDS:
+                raise ValueError(f"{name} must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS}")
+        if not self.min_seconds <= self.default_seconds <= self.max_seconds:
+            raise ValueError("need min_seconds <= default_seconds <= max_seconds")
+
+
+class Requirements(Record):
+    """What a caller needs to use a profile: every key given must be met, each by any one of its names
+    (a group the caller is in, a scope its token carries, the issuer that vouched for it)."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    groups: list[str] | None = None
+    scopes: list[str] | None = None
+    issuers: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        given = self._given()
+        if not given:
+            raise ValueError(
+                "requires must name groups, scopes or issuers; to open the profile to every caller, leave requires out"
+            )
+        for key, names in given:
+            if not names:
+                raise ValueError(f"{key} must list at least one name; to require no {key}, leave the key out")
+            for name in names:
+                if not REQUIRED_NAME[key].fullmatch(name):
+                    spaces = "" if key == "issuers" else ", without spaces"
+                    raise ValueError(
+                        f"{key} name {json.dumps(clip(name))} must be 1 to 256 printable ASCII characters{spaces}"
+                    )
+
+    def _given(self) -> list[tuple[str, list[str]]]:
+        return [(key, names) for key in REQUIRED_NAME if (names := getattr(self, key)) is not None]
+
+    def unmet(self, caller: "Caller") -> list[str]:
+        """The keys the caller does not meet, in the order they are declared."""
+        held = {"groups": caller.groups, "scopes": caller.scopes, "issuers": frozenset((caller.issuer,))}
+        return [key for key, names in self._given() if held[key].isdisjoint(names)]
+
+    def describe(self) -> str:
+        """What the profile requires, e.g. "one of the groups 'a', 'b' and the scope 'c'": the operator's
+        names, never the caller's."""
+        return " and ".join(
+            f"the {key[:-1]} {_names(names)}" if len(names) == 1 else f"one of the {key} {_names(names)}"
+            for key, names in self._given()
+        )
+
+    def lacking(self, unmet: list[str]) -> str:
+        """What a caller's sign-in lacks, by key only, e.g. "is not in that group": its own claims (huge, or
+        holding control characters) are not echoed back."""
+        return " and ".join(_LACKS[key][len(getattr(self, key)) > 1] for key in unmet)
+
+
+# What a sign-in lacks, for one required name and for several.
+_LACKS = {
+    "groups": ("is not in that group", "is in none of those groups"),
+    "scopes": ("does not have that scope", "has none of those scopes"),
+    "issuers": ("comes from another issuer", "comes from another issuer"),
+}
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    listed = ", ".join(f"'{clip(name)}'" for name in names[:shown])
+    return listed + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+
+
+# The objects every session has, whether or not a request names them: a default may sit directly under these only
+# (one deeper would create an optional object, such as input transcription, for every request that leaves it out).
+_ALWAYS_THERE = frozenset({"", "audio", "audio.input", "audio.output"})
+
+
+class Profile(Record):
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    session_type: SessionType
+    expires_after: ExpiryBounds
+    description: str = ""
+    requires: Requirements | None = None  # None: open to every authenticated caller
+    limits: Limits | None = None  # None: no per-caller limit
+    fixed: dict[str, Any] = Factory(dict)  # type: ignore[assignment]
+    settable: dict[str, FieldRule] = Factory(dict)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        known = SESSION_FIELDS[self.session_type]
+        for kind, paths in (("fixed", self.fixed), ("settable", self.settable)):
+            unknown = sorted(p for p in paths if p not in known or p == "type")
+            if unknown:
+                raise ValueError(f"{kind} names fields a {self.session_type} session does not have: {unknown}")
+        for path in self.settable:
+            if clash := self.fixed_clash(path):
+                raise ValueError(
+                    f"'{path}' is both settable and fixed (by '{clash}'): to let callers choose it, remove '{clash}' "
+                    "from fixed"
+                )
+        for path, rule in self.settable.items():
+            parent = path.rpartition(".")[0]
+            if rule.default is not None and parent not in _ALWAYS_THERE:
+                raise ValueError(
+                    f"'{path}' has a default, which would put '{parent}' into every session that leaves it out "
+                    f"(switching it on, or sending it without the keys OpenAI requires): a default may sit only at "
+                    f"the top of the session or directly under {', '.join(sorted(p for p in _ALWAYS_THERE if p))}"
+                )
+        for key in (key for parent, key in REQUIRED_KEYS[self.session_type].items() if not parent):
+            if key not in self.fixed and key not in self.settable:
+                raise ValueError(
+                    f"OpenAI requires '{key}' in a {self.session_type} session: fix it or make it settable"
+                )
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> "Profile":
+        rules = document.get("settable", {})
+        requires, limits = document.get("requires"), document.get("limits")
+        return cls(
+            **{
+                **document,
+                "expires_after": ExpiryBounds(**document["expires_after"]),
+                "requires": None if requires is None else Requirements(**requires),
+                "limits": None if limits is None else _limits(limits),
+                "settable": {path: FieldRule(**rule) for path, rule in rules.items()},
+            }
+        )
+
+    def allows(self, caller: "Caller") -> bool:
+        return self.requires is None or not self.requires.unmet(caller)
+
+    @functools.cached_property
+    def _fixed_session(self) -> str:
+        session: dict[str, Any] = {"type": self.session_type} if self.session_type in TYPED_SESSIONS else {}
+        for path, value in self.fixed.items():
+            put(session, path, value)
+        return json.dumps(session)
+
+    def fixed_session(self) -> dict[str, Any]:
+        """A new session holding what the profile fixes, for a request's own fields to join. Parsed from
+        JSON text each time: a copy that shares nothing with the profile, in a few microseconds."""
+        result: dict[str, Any] = json.loads(self._fixed_session)
+        return result
+
+    @functools.cached_property
+    def defaults(self) -> tuple[tuple[str, Scalar], ...]:
+        """(path, value) of each settable field with a default, for a request that leaves it out."""
+        return tuple((path, rule.default) for path, rule in self.settable.items() if rule.default is not None)
+
+    def sets(self, path: str, session: dict[str, Any]) -> bool:
+        """Whether the policy put what ``session`` (a body it built) holds at ``path``: a field it fixes, or its
+        default (which a caller may also have sent itself: a value the operator chose to offer first)."""
+        if self.fixed_clash(path) is not None:
+            return True
+        return any(
+            (path == default_path or path.startswith(default_path + "."))
+            and same_json(get(session, default_path, MISSING), default)
+            for default_path, default in self.defaults
+        )
+
+    def fixed_clash(self, path: str) -> str | None:
+        """The fixed path that ``path`` is, lies under, or holds; None if it touches none."""
+        if clash := self._fixed_at_or_under.get(path):
+            return clash
+        parent = path
+        while "." in parent:
+            parent = parent.rsplit(".", 1)[0]
+            if parent in self.fixed:
+                return parent
+        return None
+
+    @functools.cached_property
+    def _fixed_at_or_under(self) -> dict[str, str]:
+        """Each fixed path, and each object above one, with the fixed path found there."""
+        found: dict[str, str] = {}
+        for fixed in self.fixed:
+            parts = fixed.split(".")
+            for end in range(len(parts), 0, -1):
+                found.setdefault(".".join(parts[:end]), fixed)
+        return found
+
+
+class Policy(Record):
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    version: int  # 1; checked below, as pydantic's Literal[1] would take true and 1.0 for it
+    # A profile name, or candidates in order: a caller gets the first one it may use.
+    default_profiles: dict[SessionType, str | list[str]]
+    profiles: dict[str, Profile]
+    # At most this many client secrets over all callers and profiles: a brake on the owner's OpenAI spend.
+    spend_brake: Window | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.version) is not int or self.version != 1:
+            raise ValueError("version must be 1")
+        if not self.profiles:
+            raise ValueError("profiles must define at least one profile")
+        for name in [*self.profiles, *(name for names in self._defaults.values() for name in names)]:
+            if not PROFILE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"profile name '{clip(name)}' must be 1 to 64 of a-z, 0-9, '-' and '_', starting with a "
+                    "letter or digit"
+                )
+        for session_type, names in self._defaults.items():
+            self._check_defaults(session_type, names)
+
+    def _check_defaults(self, session_type: SessionType, names: tuple[str, ...]) -> None:
+        if not names:
+            raise ValueError(f"default profiles for {session_type} sessions must list at least one profile")
+        for position, name in enumerate(names):
+            profile = self.profiles.get(name)
+            if profile is None:
+                raise ValueError(f"default profile '{name}' for {session_type} sessions is not defined")
+            if profile.session_type != session_type:
+                raise ValueError(f"default profile '{name}' is for {profile.session_type} sessions")
+            if name in names[:position]:
+                raise ValueError(f"default profiles for {session_type} sessions name '{name}' twice")
+            if profile.requires is None and position < len(names) - 1:
+                raise ValueError(
+                    f"default profile '{name}' for {session_type} sessions requires nothing, so every caller gets "
+                    "it and the profiles after it are never chosen: put the profiles that require claims first"
+                )
+
+    @functools.cached_property
+    def _defaults(self) -> dict[SessionType, tuple[str, ...]]:
+        return {
+            session_type: (names,) if isinstance(names, str) else tuple(names)
+            for session_type, names in self.default_profiles.items()
+        }
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> "Policy":
+        """A policy from a document whose types were checked when it was validated: the checks across
+        fields (``__post_init__``) run again, the type checks do not."""
+        brake = document.get("spend_brake")
+        return cls(
+            version=document["version"],
+            default_profiles=document["default_profiles"],
+            profiles={name: Profile.from_document(profile) for name, profile in document["profiles"].items()},
+            spend_brake=None if brake is None else Window(**brake),
+        )
+
+    def select(
+        self, name: str | None, session_type: SessionType, caller: "Caller", *, param: str
+    ) -> tuple[str, Profile]:
+        """The profile a request named, or the first default for its session type that the caller may use.
+
+        A profile the caller may not use is refused before its session type is compared, so a caller
+        learns nothing more of it than that it is closed to them.
+        """
+        if name is None:
+            return self._default(session_type, caller)
+        profile = self.profiles.get(name)
+        if profile is None:
+            open_to_caller = [known for known, profile in self.profiles.items() if profile.allows(caller)]
+            known = (
+                f"Profiles you may use: {', '.join(sorted(open_to_caller))}."
+                if open_to_caller
+                else (
+                    "This service's policy has no profile this caller may use; ask the service's operator for access."
+                )
+            )
+            raise InvalidRequest(
+                f"Unknown profile '{clip(name)}'. {known}", code="unknown_profile", param=PROFILE_HEADER
+            )
+        if profile.requires is not None and (unmet := profile.requires.unmet(caller)):
+            raise PermissionDenied(
+                f"Profile '{name}' of this service's policy requires {profile.requires.describe()}; this caller's "
+                f"sign-in {profile.requires.lacking(unmet)}. Ask the service's operator for access, or name another "
+                f"profile with the {PROFILE_HEADER} header.",
+                code="permission_denied",
+                param=PROFILE_HEADER,
+            )
+        if profile.session_type != session_type:
+            raise InvalidRequest(
+                f"Profile '{name}' is for {profile.session_type} sessions, not {session_type}.",
+                code="invalid_value",
+                param=param,
+            )
+        return name, profile
+
+    def _default(self, session_type: SessionType, caller: "Caller") -> tuple[str, Profile]:
+        names = self._defaults.get(session_type)
+        if names is None:
+            raise InvalidRequest(
+                f"This service has no default profile for {session_type} sessions; name one with the "
+                f"{PROFILE_HEADER} header.",
+                code="unknown_profile",
+                param=PROFILE_HEADER,
+            )
+        for name in names:
+            if (profile := self.profiles[name]).allows(caller):
+                return name, profile
+        closed = "; ".join(
+            f"'{name}' requires {requires.describe()}"
+            for name in names
+            if (requires := self.profiles[name].requires) is not None
+        )
+        raise PermissionDenied(
+            f"No default profile of this service's policy for {session_type} sessions is open to this caller "
+            f"({closed}). Ask the service's operator for access, or name another profile with the "
+            f"{PROFILE_HEADER} header.",
+            code="permission_denied",
+            param=PROFILE_HEADER,
+        )
+
+
+def _limits(document: dict[str, Any]) -> Limits:
+    return Limits(**{**document, "per_caller": [Window(**window) for window in document["per_caller"]]})
+
+
+def clip(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two parsed JSON values are the same value: true is not 1, but 24000 is 24000.0."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(same_json, a, b))
+    if isinstance(a, int | float) and not isinstance(a, bool):
+        return isinstance(b, int | float) and not isinstance(b, bool) and a == b
+    return type(a) is type(b) and a == b

@@ -1,0 +1,194 @@
+"""Checking a session against a profile: a whole request (`check_request`)."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from voice_access.domain.errors import InvalidRequest
+from voice_access.domain.policy.model import (
+    MAX_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+    PROFILE_HEADER,
+    Profile,
+    Scalar,
+    clip,
+    same_json,
+)
+from voice_access.domain.session_fields import (
+    MISSING,
+    REQUIRED_KEYS,
+    SESSION_FIELDS,
+    SESSION_OBJECTS,
+    TYPED_SESSIONS,
+    get,
+    put,
+)
+
+# Said in a refusal that OpenAI's API, not this service's policy, makes.
+OPENAI_RULE = "a rule of OpenAI's API"
+
+# Names a GA request path ("session.audio.output.voice") the way the caller spelled it.
+ParamNamer = Callable[[str], str]
+
+
+def ga_param(path: str) -> str:
+    return path
+
+
+def check_request(request: dict[str, Any], profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
+    """Check a GA client-secret request against a profile; return the body to send upstream.
+
+    ``request`` is GA-shaped (``{"expires_after": ..., "session": ...}``); ``name`` turns a GA path
+    into the caller's own spelling for error messages. Raises InvalidRequest on the first problem.
+    """
+    for key in request:
+        if key not in ("expires_after", "session"):
+            raise _unknown(name(key))
+    session = request.get("session", {})
+    if not isinstance(session, dict):
+        raise InvalidRequest(
+            f"Invalid type for '{name('session')}': expected an object ({OPENAI_RULE}).",
+            code="invalid_type",
+            param=name("session"),
+        )
+    built = profile.fixed_session()
+    for path, value in _leaves(session, "", profile, name):
+        if path == "type" and profile.session_type in TYPED_SESSIONS:
+            if value != profile.session_type:
+                raise InvalidRequest(
+                    f"Invalid value for '{name('session.type')}': profile '{profile_name}' of this service's "
+                    f"policy mints '{profile.session_type}' sessions; name another profile with the "
+                    f"{PROFILE_HEADER} header.",
+                    code="invalid_value",
+                    param=name("session.type"),
+                )
+            continue
+        if clash := profile.fixed_clash(path):
+            if same_json(value, get(built, path, MISSING)):
+                continue  # the fixed value itself (OpenAI's samples send the model): nothing to change
+            raise _fixed(name(f"session.{path}"), clash, profile_name)
+        _check_leaf(path, value, profile_name, profile, name)
+        put(built, path, value)
+    for path, default in profile.defaults:
+        _put_default(built, path, default)
+    for parent, key in REQUIRED_KEYS[profile.session_type].items():
+        sent = get(built, parent) if parent else built
+        if not isinstance(sent, dict):  # an empty object the caller sent left nothing in `built`
+            sent = get(session, parent)
+        if isinstance(sent, dict) and key not in sent:
+            param = name(f"session.{parent}.{key}" if parent else f"session.{key}")
+            raise InvalidRequest(
+                f"Missing required parameter: '{param}' ({OPENAI_RULE}).",
+                code="missing_required_parameter",
+                param=param,
+            )
+    return {"expires_after": _expiry(request.get("expires_after"), profile_name, profile, name), "session": built}
+
+
+def _put_default(session: dict[str, Any], path: str, value: Scalar) -> None:
+    """Fill in a settable field's default where the request left it out; an object the request switched off
+    (null) above it stays off."""
+    *parents, leaf = path.split(".")
+    node: Any = session
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return
+    node.setdefault(leaf, value)
+
+
+def _leaves(value: dict[str, Any], prefix: str, profile: Profile, name: ParamNamer) -> Iterator[tuple[str, Any]]:
+    """(path, value) for each field the caller sent. Only known objects are entered, so the depth is
+    bounded by the schema, not by the caller: anything else is a leaf that the checks refuse."""
+    objects = SESSION_OBJECTS[profile.session_type]
+    for key, item in value.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if "." in key or not key:  # no field is named so; a dotted key must not pose as a path
+            raise _unknown(name(f"session.{path}"))
+        rule = profile.settable.get(path)
+        if isinstance(item, dict) and path in objects and (rule is None or rule.type == "null"):
+            yield from _leaves(item, path, profile, name)
+        else:
+            yield path, item
+
+
+def _fixed(param: str, clash: str, profile_name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"'{param}' is fixed by this service's policy (profile '{profile_name}'): leave it out, or send exactly "
+        f"the fixed value. To let callers choose it, an operator moves '{clash}' from the profile's \"fixed\" "
+        'to its "settable" fields in the policy file (policy.json).',
+        code="parameter_not_allowed",
+        param=param,
+    )
+
+
+def _check_leaf(path: str, value: Any, profile_name: str, profile: Profile, name: ParamNamer) -> None:
+    param = name(f"session.{path}")
+    rule = profile.settable.get(path)
+    if rule is None:
+        if path in SESSION_FIELDS[profile.session_type]:
+            raise InvalidRequest(
+                f"'{param}' is not allowed by this service's policy (profile '{profile_name}'). To let callers set "
+                f"it, an operator adds '{path}' to the profile's \"settable\" fields in the policy file "
+                "(policy.json).",
+                code="parameter_not_allowed",
+                param=param,
+            )
+        raise _unknown(param)
+    if problem := rule.problem(value):
+        code, what = problem
+        kind = "type" if code == "invalid_type" else "value"
+        raise InvalidRequest(
+            f"Invalid {kind} for '{param}': {what}, by this service's policy (profile '{profile_name}'); an "
+            f"operator can change the rule for '{path}' in the policy file (policy.json).",
+            code=code,
+            param=param,
+        )
+
+
+def _expiry(expires_after: Any, profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
+    bounds = profile.expires_after
+    if expires_after is None:
+        return {"anchor": "created_at", "seconds": bounds.default_seconds}
+    if not isinstance(expires_after, dict):
+        param = name("expires_after")
+        raise InvalidRequest(
+            f"Invalid type for '{param}': expected an object ({OPENAI_RULE}).", code="invalid_type", param=param
+        )
+    for key in expires_after:
+        if key not in ("anchor", "seconds"):
+            raise _unknown(name(f"expires_after.{key}"))
+    if expires_after.get("anchor", "created_at") != "created_at":
+        param = name("expires_after.anchor")
+        raise InvalidRequest(
+            f"Invalid value for '{param}': must be 'created_at' ({OPENAI_RULE}).", code="invalid_value", param=param
+        )
+    seconds = expires_after.get("seconds", bounds.default_seconds)
+    param = name("expires_after.seconds")
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise InvalidRequest(
+            f"Invalid type for '{param}': expected an integer ({OPENAI_RULE}).", code="invalid_type", param=param
+        )
+    if not MIN_TTL_SECONDS <= seconds <= MAX_TTL_SECONDS:
+        raise InvalidRequest(
+            f"Invalid value for '{param}': must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS} ({OPENAI_RULE}).",
+            code="invalid_value",
+            param=param,
+        )
+    if not bounds.min_seconds <= seconds <= bounds.max_seconds:
+        raise InvalidRequest(
+            f"Invalid value for '{param}': this service's policy (profile '{profile_name}') allows "
+            f"{bounds.min_seconds} to {bounds.max_seconds} seconds (OpenAI allows {MIN_TTL_SECONDS} to "
+            f'{MAX_TTL_SECONDS}); an operator can change the profile\'s "expires_after" in the policy file '
+            "(policy.json).",
+            code="invalid_value",
+            param=param,
+        )
+    return {"anchor": "created_at", "seconds": seconds}
+
+
+def _unknown(param: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Unknown parameter: '{clip(param)}'. OpenAI's Realtime API has no such field here.",
+        code="unknown_parameter",
+        param=clip(param),
+    )
