@@ -29,9 +29,9 @@ from urllib.parse import parse_qsl, quote, unquote
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.server import create_server  # type: ignore[import-untyped]
 
-from local import cors
 from local.authorizers import AUTH_NONE_NOTE, Authorizers
 from local.cloudformation import ACCOUNT_ID
+from local.cors import without_cors
 from local.jwt_authorizer import Refused
 from local.lambda_runtime import (
     EXECUTION_ENVIRONMENTS,
@@ -301,7 +301,7 @@ class LocalApi(Running):
             request_id = _request_id()
             response, note = _gateway_response(NOT_FOUND), "no such route"
             if preflight:  # and no CORS: no route is OPTIONS
-                note = cors.without_cors(origin)
+                note = without_cors(origin)
         else:
             request_id = event["requestContext"]["requestId"]
             try:
