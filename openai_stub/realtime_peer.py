@@ -49,6 +49,10 @@ from websockets.typing import Subprotocol
 
 from openai_stub.schema import event_violations
 
+# The function's rules for session.update; its code is on sys.path wherever the peer runs (make run's gateway
+# puts it there before the first call, as Lambda does; pytest's pythonpath).
+from voice_access.domain.policy.rules import merged
+
 logger = logging.getLogger(__name__)
 # websockets' debug lines show the upgrade's headers, a client secret among them: never below INFO.
 _WEBSOCKET_LOG = logging.getLogger(__name__ + ".websocket")
@@ -518,7 +522,7 @@ class _Session:
             message = f"Cannot change the session's type from '{self.session.get('type')}'."
             self.send(_error("invalid_value", message, param="session.type", event_id=client_event_id))
             return
-        self.session = _merged(self.session, update)
+        self.session = merged(self.session, update)
         self.send({"type": "session.updated", "session": self.session})
 
     def _transcribes_input(self) -> bool:
@@ -725,20 +729,6 @@ class _Socket(_Session):
         for start in range(0, len(audio), step):
             delta = base64.b64encode(audio[start : start + step]).decode()
             self.send({"type": "response.output_audio.delta", **place, "delta": delta})
-
-
-def _merged(session: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """`update` over `session`, `audio.input` and `audio.output` field by field (as session.update does)."""
-    merged = dict(session)
-    for key, value in update.items():
-        if key == "audio" and isinstance(value, Mapping):
-            audio = dict(merged.get("audio") or {})
-            for direction, fields in value.items():
-                audio[direction] = {**(audio.get(direction) or {}), **fields}
-            merged["audio"] = audio
-        else:
-            merged[key] = value
-    return merged
 
 
 def _error(code: str, message: str, *, param: str | None = None, event_id: str | None = None) -> dict[str, Any]:

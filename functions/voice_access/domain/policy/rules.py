@@ -1,6 +1,8 @@
-"""Checking a session against a profile: a whole request (`check_request`)."""
+"""Checking a session against a profile: a whole request (`check_request`), and a partial session update
+(`check_update`: the session it would make, `merged`, checked as a request's session is, with the same refusals).
+"""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from voice_access.domain.errors import InvalidRequest
@@ -192,3 +194,29 @@ def _unknown(param: str) -> InvalidRequest:
         code="unknown_parameter",
         param=clip(param),
     )
+
+
+def merged(session: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` (a ``session.update``'s session) over ``session``, as OpenAI applies it: each field it names
+    replaced, except ``audio.input`` and ``audio.output``, merged field by field."""
+    result = dict(session)
+    for key, value in update.items():
+        if key == "audio" and isinstance(value, Mapping):
+            audio = dict(result.get("audio") or {})
+            for direction, fields in value.items():
+                audio[direction] = {**(audio.get(direction) or {}), **fields} if isinstance(fields, Mapping) else fields
+            result["audio"] = audio
+        else:
+            result[key] = value
+    return result
+
+
+def check_update(
+    session: Mapping[str, Any], update: Any, profile_name: str, profile: Profile, name: ParamNamer
+) -> dict[str, Any]:
+    """Check a ``session.update`` of ``session`` (a session this profile allowed) against the profile; return the
+    session it makes. The merged session is checked as a request's would be: the same InvalidRequest, first problem
+    first, and an update that is not an object is refused as such a request's session is."""
+    merged_session = merged(session, update) if isinstance(update, Mapping) else update
+    checked: dict[str, Any] = check_request({"session": merged_session}, profile_name, profile, name)["session"]
+    return checked
