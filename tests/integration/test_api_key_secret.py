@@ -19,7 +19,7 @@ from tests.events import load_event
 from tests.keys import TEST_API_KEY, TEST_SAFETY_KEY
 from tests.lambda_context import LambdaContext
 from tests.output import Output
-from voice_access.config.settings import get_settings
+from voice_access.config.minting import get_settings
 from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")

@@ -713,7 +713,7 @@ def test_an_invalid_request_is_refused_even_when_the_secret_cannot_be_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a secret the function cannot read (no such secret)
-    from voice_access.config.settings import get_settings
+    from voice_access.config.minting import get_settings
 
     monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf")
     get_settings.cache_clear()

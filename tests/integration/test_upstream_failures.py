@@ -40,7 +40,7 @@ from tests.lambda_context import LambdaContext, lambda_context_with
 from tests.local_api import serving_default
 from tests.output import Output
 from tests.policies import shipped_policy, without_quotas
-from voice_access.config.settings import get_settings
+from voice_access.config.minting import get_settings
 from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")

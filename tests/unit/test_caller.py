@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from voice_access.domain.caller import MAX_VALUE_CHARS, MAX_VALUES, Caller, caller_from_request_context, claim_values
+from voice_access.domain.caller import Caller
 from voice_access.domain.errors import CallerUnidentified
+from voice_access.edge import answers
+from voice_access.edge.caller import MAX_VALUE_CHARS, MAX_VALUES, caller_from_request_context, claim_values
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Ex4mpLe12"
 SUBJECT = "94e8d4a8-40b1-70d6-2c3f-5a6b7c8d9e0f"
@@ -186,7 +188,7 @@ def test_without_a_caller_the_deployment_is_at_fault(context: dict[str, Any] | N
     with pytest.raises(CallerUnidentified) as caught:
         caller_from_request_context(context, GROUPS_CLAIM)
     assert caught.value.code == "caller_unidentified"
-    assert caught.value.status == 500
+    assert answers.status_of(caught.value) == 500
     assert "operator" in caught.value.message
 
 

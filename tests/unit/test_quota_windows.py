@@ -1,5 +1,5 @@
 """The quota store's pure parts (quota.py), without a network: item keys, windows at their boundaries, the
-rate-limit headers and the refusal a full window gives."""
+rate-limit headers and the refusal a full window gives (as the edge answers them: edge/answers.py)."""
 
 import math
 import re
@@ -7,12 +7,13 @@ from http import HTTPStatus
 
 import pytest
 
-from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import RateLimited
 from voice_access.domain.limits import Limits, Window
-from voice_access.domain.quota import Counted, Reservation, Store, _brake_item, _caller_item, _duration, _Full, _refusal
+from voice_access.domain.minting import Mint
+from voice_access.domain.quota import Counted, Reservation, Store, _brake_item, _caller_item, _Full, _refusal
 from voice_access.domain.safety import safety_identifier
+from voice_access.edge import answers
 
 SAFETY_KEY = "unit-test-safety-key-0123456789abcdef"
 ISSUER = "https://issuer.example"
@@ -229,7 +230,7 @@ def test_the_brakes_item_is_its_windows(now: float, index: int) -> None:
     ],
 )
 def test_a_duration_reads_as_openais_reset_header(seconds: float, shown: str) -> None:
-    assert _duration(seconds) == shown
+    assert answers.duration(seconds) == shown
 
 
 def test_the_headers_name_the_limit_what_is_left_and_the_reset() -> None:
@@ -237,7 +238,7 @@ def test_the_headers_name_the_limit_what_is_left_and_the_reset() -> None:
     counted = Counted(Window(10, MINUTE), used=7, resets_at=120)
 
     # When
-    headers = quota.rate_limit_headers(counted, now=107.5)
+    headers = answers.rate_limit_headers(counted.window.mints, counted.remaining, counted.resets_at - 107.5)
 
     # Then
     assert headers == {
@@ -252,7 +253,8 @@ def test_nothing_remaining_is_zero_never_negative() -> None:
     counted = Counted(Window(10, MINUTE), used=12, resets_at=60)
 
     # When / Then
-    assert quota.rate_limit_headers(counted, now=0.0)["x-ratelimit-remaining-requests"] == "0"
+    headers = answers.rate_limit_headers(counted.window.mints, counted.remaining, counted.resets_at - 0.0)
+    assert headers["x-ratelimit-remaining-requests"] == "0"
 
 
 def test_a_success_reports_the_window_with_the_fewest_mints_left() -> None:
@@ -261,7 +263,7 @@ def test_a_success_reports_the_window_with_the_fewest_mints_left() -> None:
     reservation = Reservation(Store("t", "http://127.0.0.1:1", "us-east-1"), [], [minute, day], waited_ms=1.0)
 
     # When
-    headers = reservation.headers()
+    headers = answers.minted(Mint("{}", reservation.tightest)).headers
 
     # Then the day's is the tighter
     assert headers["x-ratelimit-limit-requests"] == "100"
@@ -274,7 +276,7 @@ def test_among_windows_equally_left_the_sooner_reset_is_reported() -> None:
     reservation = Reservation(Store("t", "http://127.0.0.1:1", "us-east-1"), [], [day, minute], waited_ms=1.0)
 
     # When / Then
-    assert reservation.headers()["x-ratelimit-limit-requests"] == "10"
+    assert answers.minted(Mint("{}", reservation.tightest)).headers["x-ratelimit-limit-requests"] == "10"
 
 
 # --- describing a window ---
@@ -328,12 +330,13 @@ def test_a_refusal_says_when_to_retry_and_whether_the_sdks_should(
     error = refused(Window(10, HOUR), resets_at, now)
 
     # Then Retry-After is whole seconds, at least 1; past a minute the SDKs are told not to retry
-    assert error.headers["Retry-After"] == retry_after
-    assert int(error.headers["Retry-After"]) >= 1
-    assert int(error.headers["Retry-After"]) >= math.ceil(resets_in)
-    assert error.headers.get("x-should-retry") == should_retry
-    assert error.headers["x-ratelimit-limit-requests"] == "10"
-    assert error.headers["x-ratelimit-remaining-requests"] == "0"
+    headers = answers.headers_of(error)
+    assert headers["Retry-After"] == retry_after
+    assert int(headers["Retry-After"]) >= 1
+    assert int(headers["Retry-After"]) >= math.ceil(resets_in)
+    assert headers.get("x-should-retry") == should_retry
+    assert headers["x-ratelimit-limit-requests"] == "10"
+    assert headers["x-ratelimit-remaining-requests"] == "0"
 
 
 def test_a_callers_refusal_is_openais_rate_limit_envelope_naming_the_window() -> None:
@@ -341,15 +344,15 @@ def test_a_callers_refusal_is_openais_rate_limit_envelope_naming_the_window() ->
     error = refused(Window(10, MINUTE), resets_at=120, now=78.0)
 
     # When
-    envelope = error.envelope()["error"]
+    envelope = answers.envelope(error)["error"]
 
     # Then
-    assert error.status == HTTPStatus.TOO_MANY_REQUESTS
+    assert answers.status_of(error) == HTTPStatus.TOO_MANY_REQUESTS
     assert (envelope["type"], envelope["code"], envelope["param"]) == ("requests", "rate_limit_exceeded", None)
     assert envelope["message"] == (
         "Rate limit reached for profile 'assistant': 10 client secrets per minute for each user. Try again in 42 s."
     )
-    assert error.headers["x-ratelimit-reset-requests"] == "42s"
+    assert answers.headers_of(error)["x-ratelimit-reset-requests"] == "42s"
 
 
 def test_the_spend_brakes_refusal_says_it_holds_for_every_user() -> None:
@@ -357,7 +360,7 @@ def test_the_spend_brakes_refusal_says_it_holds_for_every_user() -> None:
     error = refused(Window(5000, DAY), resets_at=DAY, now=DAY - (3 * HOUR + 12 * MINUTE), brake=True)
 
     # When
-    envelope = error.envelope()["error"]
+    envelope = answers.envelope(error)["error"]
 
     # Then
     assert (envelope["type"], envelope["code"], envelope["param"]) == ("requests", "rate_limit_exceeded", None)
@@ -365,8 +368,8 @@ def test_the_spend_brakes_refusal_says_it_holds_for_every_user() -> None:
         "This service has reached its spend brake (5000 client secrets per day across all users). "
         "Try again in 3 h 12 min; the operator can raise the brake."
     )
-    assert error.headers["x-should-retry"] == "false"
-    assert error.headers["Retry-After"] == str(3 * HOUR + 12 * MINUTE)
+    assert answers.headers_of(error)["x-should-retry"] == "false"
+    assert answers.headers_of(error)["Retry-After"] == str(3 * HOUR + 12 * MINUTE)
 
 
 def test_a_refusal_never_names_the_user() -> None:
@@ -379,6 +382,6 @@ def test_a_refusal_never_names_the_user() -> None:
     error = _refusal(_Full(Counted(counted.window, 10, counted.resets_at), brake=False), "assistant", 78.0)
 
     # Then neither the subject nor its safety identifier is in the answer
-    shown = repr(error.envelope()) + repr(error.headers) + str(error)
+    shown = repr(answers.envelope(error)) + repr(answers.headers_of(error)) + str(error)
     assert safety_id not in shown
     assert "alice" not in shown

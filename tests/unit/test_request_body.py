@@ -11,6 +11,7 @@ from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest
 from voice_access.domain.policy.rules import check_request, ga_param
+from voice_access.edge import answers
 from voice_access.edge.request_body import MAX_BODY_BYTES, json_object
 
 JSON = "application/json"
@@ -59,7 +60,7 @@ def test_a_body_marked_base64_that_is_not_is_refused() -> None:
     error = refusal('{"voice": "verse"}', is_base64_encoded=True)
 
     # Then
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_body"
 
 
@@ -69,9 +70,9 @@ def test_a_body_that_is_not_json_is_refused(body: str) -> None:
     error = refusal(body)
 
     # Then
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_json"
-    assert error.type == "invalid_request_error"
+    assert answers.envelope(error)["error"]["type"] == "invalid_request_error"
 
 
 def test_invalid_utf8_is_refused_as_invalid_json() -> None:
@@ -82,7 +83,7 @@ def test_invalid_utf8_is_refused_as_invalid_json() -> None:
     error = refusal(body, is_base64_encoded=True)
 
     # Then
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_json"
 
 
@@ -92,7 +93,7 @@ def test_non_finite_numbers_are_not_json(body: str) -> None:
     error = refusal(body)
 
     # Then
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_json"
 
 
@@ -102,7 +103,7 @@ def test_json_that_is_not_an_object_is_refused(body: str) -> None:
     error = refusal(body)
 
     # Then
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_type"
 
 
@@ -115,7 +116,7 @@ def test_nesting_deeper_than_the_parser_can_follow_is_refused_not_a_crash() -> N
     error = refusal(body)
 
     # Then
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_json"
 
 
@@ -134,7 +135,7 @@ def test_a_deeply_nested_body_within_the_size_limit_ends_in_a_400_not_a_crash() 
         check_request(json_object(body, False, JSON), profile_name, profile, ga_param)
 
     # Then the caller hears what is wrong
-    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(caught.value) == HTTPStatus.BAD_REQUEST
 
 
 def test_a_body_of_the_largest_size_is_read() -> None:
@@ -160,7 +161,7 @@ def test_a_body_over_the_limit_is_refused_as_too_large(is_base64_encoded: bool) 
     error = refusal(body, is_base64_encoded=is_base64_encoded)
 
     # Then
-    assert error.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert answers.status_of(error) == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     assert error.code == "request_too_large"
 
 
@@ -173,7 +174,7 @@ def test_the_size_limit_counts_bytes_not_characters() -> None:
     error = refusal(body)
 
     # Then
-    assert error.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert answers.status_of(error) == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "", None])
@@ -182,7 +183,7 @@ def test_a_body_that_is_not_declared_json_is_refused(content_type: str | None) -
     error = refusal('{"voice": "alloy"}', content_type=content_type)
 
     # Then
-    assert error.status == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    assert answers.status_of(error) == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
     assert error.code == "unsupported_content_type"
     assert error.param == "Content-Type"
 
@@ -213,7 +214,7 @@ def test_a_lone_surrogate_escape_is_refused_as_invalid_json(body: str) -> None:
     error = refusal(body)
 
     # Then
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_json"
 
 
@@ -250,7 +251,7 @@ def test_a_body_that_is_not_strict_utf8_is_refused(raw: bytes) -> None:
     error = refusal(body, is_base64_encoded=True)
 
     # Then a 400 that says what to send
-    assert error.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(error) == HTTPStatus.BAD_REQUEST
     assert error.code == "invalid_json"
     assert "UTF-8" in error.message
 

@@ -1,11 +1,15 @@
-"""The function's settings: read from the environment once, loud about what is wrong."""
+"""The function's settings, the service's (config/settings.py) and the minting function's own
+(config/minting.py): read from the environment once, loud about what is wrong."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from voice_access.config.settings import BUNDLED_POLICY, Settings, SettingsError, get_settings
+from voice_access.config import settings as service_settings
+from voice_access.config.minting import MintSettings, checked_settings, get_settings
+from voice_access.config.settings import BUNDLED_POLICY, Settings, SettingsError
+from voice_access.domain.errors import ServiceMisconfigured
 
 VARIABLES = (
     "OPENAI_API_KEY_SECRET_ID",
@@ -17,19 +21,23 @@ VARIABLES = (
     "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
     "GROUPS_CLAIM",
     "OPENAI_API_KEY_SOURCE",
+    "QUOTA_TABLE_NAME",
+    "SPEND_BRAKE_MINTS_PER_DAY",
 )
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
 
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """A clean function environment holding only the required variable; the settings cache is emptied around it."""
+    """A clean function environment holding only the required variable; the settings caches are emptied around it."""
     for variable in VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", SECRET_ARN)
     get_settings.cache_clear()
+    service_settings.get_settings.cache_clear()
     yield monkeypatch
     get_settings.cache_clear()
+    service_settings.get_settings.cache_clear()
 
 
 def test_settings_read_every_variable_by_its_environment_name() -> None:
@@ -47,17 +55,20 @@ def test_settings_read_every_variable_by_its_environment_name() -> None:
     }
 
     # When
-    settings = Settings.from_environment(env)
+    settings = MintSettings.from_environment(env)
 
     # Then
-    assert settings.api_key_secret_id == SECRET_ARN
-    assert settings.upstream("/v1/realtime/client_secrets") == "http://127.0.0.1:8765/v1/realtime/client_secrets"
-    assert settings.secret_cache_ttl_seconds == 30
+    assert settings.service == Settings.from_environment(env)
+    assert settings.service.api_key_secret_id == SECRET_ARN
+    assert (
+        settings.service.upstream("/v1/realtime/client_secrets") == "http://127.0.0.1:8765/v1/realtime/client_secrets"
+    )
+    assert settings.service.secret_cache_ttl_seconds == 30
     assert settings.upstream_connect_timeout_seconds == 0.5
     assert settings.upstream_read_timeout_seconds == 3.0
-    assert settings.policy_path == Path("/opt/policy.json")
+    assert settings.service.policy_path == Path("/opt/policy.json")
     assert settings.groups_claim == "https://example.com/roles"
-    assert settings.api_key_source == "the key in OPENAI_API_KEY given to make run"
+    assert settings.service.api_key_source == "the key in OPENAI_API_KEY given to make run"
 
 
 def test_settings_default_everything_but_the_secret_id() -> None:
@@ -65,25 +76,29 @@ def test_settings_default_everything_but_the_secret_id() -> None:
     env = {"OPENAI_API_KEY_SECRET_ID": "openai-api-key"}
 
     # When
-    settings = Settings.from_environment(env)
+    settings = MintSettings.from_environment(env)
 
     # Then
-    assert settings.upstream("/v1/realtime/client_secrets") == "https://api.openai.com/v1/realtime/client_secrets"
-    assert settings.secret_cache_ttl_seconds == 300
+    assert (
+        settings.service.upstream("/v1/realtime/client_secrets") == "https://api.openai.com/v1/realtime/client_secrets"
+    )
+    assert settings.service.secret_cache_ttl_seconds == 300
     assert settings.upstream_connect_timeout_seconds == 2.0
     assert settings.upstream_read_timeout_seconds == 8.0
-    assert settings.policy_path == BUNDLED_POLICY
+    assert settings.service.policy_path == BUNDLED_POLICY
     assert settings.groups_claim == "cognito:groups"
-    assert settings.api_key_source == "the key in the service's secret"
+    assert settings.service.api_key_source == "the key in the service's secret"
 
 
 def test_settings_are_frozen() -> None:
     # Given
-    settings = Settings.from_environment({"OPENAI_API_KEY_SECRET_ID": "openai-api-key"})
+    settings = MintSettings.from_environment({"OPENAI_API_KEY_SECRET_ID": "openai-api-key"})
 
     # When / Then
     with pytest.raises(AttributeError):
-        settings.secret_cache_ttl_seconds = 0  # type: ignore[misc]
+        settings.service.secret_cache_ttl_seconds = 0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        settings.upstream_read_timeout_seconds = 0  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -116,9 +131,23 @@ def test_get_settings_reads_the_process_environment_once(environment: pytest.Mon
 
     # When the environment changes afterwards
     environment.setenv("SECRET_CACHE_TTL_SECONDS", "1")
+    environment.setenv("UPSTREAM_READ_TIMEOUT_SECONDS", "1")
 
     # Then the settings read at start stand
     assert get_settings() is first
+    assert first.service.secret_cache_ttl_seconds == 300
+    assert first.upstream_read_timeout_seconds == 8.0
+
+
+def test_the_services_settings_alone_are_read_once(environment: pytest.MonkeyPatch) -> None:
+    # Given what a check of the deployment reads (make run's)
+    first = service_settings.get_settings()
+
+    # When the environment changes afterwards
+    environment.setenv("SECRET_CACHE_TTL_SECONDS", "1")
+
+    # Then the settings read at start stand
+    assert service_settings.get_settings() is first
     assert first.secret_cache_ttl_seconds == 300
 
 
@@ -193,6 +222,39 @@ def test_every_problem_is_named_at_once(environment: pytest.MonkeyPatch) -> None
         assert variable in str(caught.value)
 
 
+def test_the_services_problems_and_the_functions_own_are_named_at_once(environment: pytest.MonkeyPatch) -> None:
+    # Given a variable of the service's wrong, one of the minting function's own, and the required one missing
+    environment.delenv("OPENAI_API_KEY_SECRET_ID")
+    environment.setenv("GROUPS_CLAIM", " groups")
+    environment.setenv("SECRET_CACHE_TTL_SECONDS", "-1")
+
+    # When
+    with pytest.raises(SettingsError) as caught:
+        get_settings()
+
+    # Then one message names them all: the required one first, then the service's, then the function's own
+    assert str(caught.value) == (
+        "invalid function environment: "
+        "OPENAI_API_KEY_SECRET_ID: is required (the secret holding the OpenAI API key); "
+        "SECRET_CACHE_TTL_SECONDS: must be a whole number from 0 to 3600; "
+        "GROUPS_CLAIM: must be a claim name such as cognito:groups (printable, no surrounding spaces)"
+    )
+
+
+def test_a_broken_environment_refuses_to_mint_naming_what_to_fix(environment: pytest.MonkeyPatch) -> None:
+    # Given
+    environment.setenv("UPSTREAM_READ_TIMEOUT_SECONDS", "30")
+
+    # When
+    with pytest.raises(ServiceMisconfigured) as caught:
+        checked_settings()
+
+    # Then the caller hears it is the operator's to fix (the variable is named in the log line, not to the caller)
+    assert caught.value.code == "settings_invalid"
+    assert "operator" in caught.value.message
+    assert "UPSTREAM_READ_TIMEOUT_SECONDS" not in caught.value.message
+
+
 def test_the_extension_port_is_read_when_the_template_sets_it() -> None:
     # Given the variable the template sets when the extension layer is attached
     env = {"OPENAI_API_KEY_SECRET_ID": "openai-api-key", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "2773"}
@@ -214,18 +276,18 @@ def test_an_empty_optional_variable_is_unset_as_sam_local_writes_no_value() -> N
     }
 
     # When
-    settings = Settings.from_environment(env)
+    settings = MintSettings.from_environment(env)
 
     # Then each takes its default: no extension, so the key is read with boto3
-    assert settings.secrets_extension_port is None
+    assert settings.service.secrets_extension_port is None
     assert settings.upstream_read_timeout_seconds == 8.0
 
 
 # --- the quota store and the spend brake ---
 
 
-def quota_settings(**variables: str) -> Settings:
-    return Settings.from_environment({"OPENAI_API_KEY_SECRET_ID": "openai-api-key", **variables})
+def quota_settings(**variables: str) -> MintSettings:
+    return MintSettings.from_environment({"OPENAI_API_KEY_SECRET_ID": "openai-api-key", **variables})
 
 
 def test_without_quota_variables_there_is_no_store_and_no_brake() -> None:
@@ -233,10 +295,10 @@ def test_without_quota_variables_there_is_no_store_and_no_brake() -> None:
     settings = quota_settings()
 
     # Then
-    assert settings.quota_table_name is None
+    assert settings.service.quota_table_name is None
     assert settings.spend_brake_mints_per_day == 0
-    assert settings.aws_region == "us-east-1"
-    assert settings.dynamodb_endpoint == "https://dynamodb.us-east-1.amazonaws.com"
+    assert settings.service.aws_region == "us-east-1"
+    assert settings.service.dynamodb_endpoint == "https://dynamodb.us-east-1.amazonaws.com"
 
 
 @pytest.mark.parametrize(
@@ -244,12 +306,12 @@ def test_without_quota_variables_there_is_no_store_and_no_brake() -> None:
     ["local-QuotaTable", "token-vending-QuotaTable-1A2B3C4D5E6F", "abc", "a.b_c-d", "x" * 255],
 )
 def test_a_quota_table_name_is_read_as_cloudformation_names_it(name: str) -> None:
-    assert quota_settings(QUOTA_TABLE_NAME=name).quota_table_name == name
+    assert quota_settings(QUOTA_TABLE_NAME=name).service.quota_table_name == name
 
 
 def test_an_empty_quota_table_name_is_no_store() -> None:
     # Given the empty value `sam local` writes for an unset variable / When / Then
-    assert quota_settings(QUOTA_TABLE_NAME="").quota_table_name is None
+    assert quota_settings(QUOTA_TABLE_NAME="").service.quota_table_name is None
 
 
 @pytest.mark.parametrize(
@@ -320,7 +382,7 @@ def test_the_spend_brake_is_read_within_its_bounds(value: str, mints: int) -> No
     ],
 )
 def test_the_dynamodb_endpoint_is_https_or_http_on_loopback(url: str, endpoint: str) -> None:
-    assert quota_settings(AWS_ENDPOINT_URL_DYNAMODB=url).dynamodb_endpoint == endpoint
+    assert quota_settings(AWS_ENDPOINT_URL_DYNAMODB=url).service.dynamodb_endpoint == endpoint
 
 
 @pytest.mark.parametrize(
@@ -348,8 +410,8 @@ def test_the_default_dynamodb_endpoint_is_the_regions(variables: dict[str, str],
     settings = quota_settings(**variables)
 
     # Then the requests go to, and are signed for, that region
-    assert settings.aws_region == region
-    assert settings.dynamodb_endpoint == endpoint
+    assert settings.service.aws_region == region
+    assert settings.service.dynamodb_endpoint == endpoint
 
 
 def test_a_set_endpoint_wins_over_the_regions() -> None:
@@ -357,5 +419,5 @@ def test_a_set_endpoint_wins_over_the_regions() -> None:
     settings = quota_settings(AWS_REGION="cn-north-1", AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:4566")
 
     # Then the endpoint is the one set, and requests are still signed for the region
-    assert settings.dynamodb_endpoint == "http://127.0.0.1:4566"
-    assert settings.aws_region == "cn-north-1"
+    assert settings.service.dynamodb_endpoint == "http://127.0.0.1:4566"
+    assert settings.service.aws_region == "cn-north-1"

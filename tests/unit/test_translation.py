@@ -15,6 +15,7 @@ from voice_access.domain.policy.model import Profile
 from voice_access.domain.policy.rules import check_request
 from voice_access.domain.session_fields import SessionType
 from voice_access.domain.translation import FIELDS, REALTIME, TRANSCRIPTION, BetaNames, beta_to_ga, ga_to_beta
+from voice_access.edge import answers
 
 GA_REQUEST = "RealtimeCreateClientSecretRequest"
 GA_RESPONSE = "RealtimeCreateClientSecretResponse"
@@ -137,7 +138,7 @@ def beta_names_in(cases: list[tuple[dict[str, Any], dict[str, Any]]]) -> set[str
 def refusal(request: dict[str, Any], session_type: SessionType = "realtime") -> InvalidRequest:
     with pytest.raises(InvalidRequest) as caught:
         beta_to_ga(request, session_type)
-    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(caught.value) == HTTPStatus.BAD_REQUEST
     return caught.value
 
 

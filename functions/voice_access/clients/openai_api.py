@@ -23,7 +23,14 @@ from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, Tim
 from urllib3.util import parse_url
 
 from voice_access.clients.deadline import POOL_CLASSES, Deadline, keeping_to
-from voice_access.domain.errors import InvalidRequest, UpstreamError, UpstreamRejected
+from voice_access.domain.errors import (
+    UpstreamFailed,
+    UpstreamKeyRejected,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimedOut,
+    UpstreamUnavailable,
+)
 from voice_access.observability import count, logger, milliseconds, traced
 
 # A client-secret answer is a few kilobytes; anything far bigger is not OpenAI answering.
@@ -40,9 +47,6 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digi
 # A minted `expires_at` is at most OpenAI's longest TTL away, give or take a day of clock skew.
 _LONGEST_TTL_SECONDS = 7200
 _CLOCK_SKEW_SECONDS = 86400
-
-# The official SDKs retry a 502 unless told not to: a key OpenAI refuses stays refused until an operator acts.
-_NOT_WORTH_A_RETRY = {"x-should-retry": "false"}
 
 _pools = urllib3.PoolManager(
     num_pools=2,
@@ -81,7 +85,8 @@ def create_client_secret(
     read_timeout: float,
     deadline: Deadline,
 ) -> Minted:
-    """POST the GA request by ``deadline``; return the minted secret or raise UpstreamError/InvalidRequest.
+    """POST the GA request by ``deadline``; return the minted secret or raise UpstreamFailed (or one of its kinds)
+    or UpstreamRejected.
 
     ``safety_identifier`` names the end user to OpenAI (safety.py); ``key_source`` says where ``api_key``
     came from, for the words of a refusal of it. The timeouts bound each phase
@@ -129,33 +134,27 @@ def create_client_secret(
         if response.status != HTTPStatus.OK:
             raise _status_error(response.status, raw, response.headers.get("Retry-After"), key_source)
         return _minted(raw, latency_ms)
-    except (UpstreamError, InvalidRequest):
+    except (UpstreamFailed, UpstreamRejected):
         milliseconds("UpstreamLatency", latency_ms)
         raise
 
 
-def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamError:
+def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamFailed:
     reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
     # NewConnectionError (refused, DNS) subclasses ConnectTimeoutError in urllib3 2: test it first. Past the
     # deadline, whatever urllib3 made of the cut (a timeout, a broken connection) is a timeout.
     if deadline.passed or (isinstance(reason, TimeoutError) and not isinstance(reason, NewConnectionError)):
         _count_error("timeout")
         logger.warning("openai did not answer in time", deadline_passed=deadline.passed)
-        return UpstreamError(
-            "OpenAI did not answer in time. Retry in a moment.",
-            status=HTTPStatus.GATEWAY_TIMEOUT,
-            code="upstream_timeout",
-        )
+        return UpstreamTimedOut("OpenAI did not answer in time. Retry in a moment.", code="upstream_timeout")
     _count_error("connection")
     logger.warning("openai unreachable", error_type=type(reason).__name__)
-    return UpstreamError(
-        "This service could not reach OpenAI. Retry in a moment.",
-        status=HTTPStatus.BAD_GATEWAY,
-        code="upstream_unreachable",
-    )
+    return UpstreamUnavailable("This service could not reach OpenAI. Retry in a moment.", code="upstream_unreachable")
 
 
-def _status_error(status: int, raw: bytes, retry_after: str | None, key_source: str) -> Exception:
+def _status_error(
+    status: int, raw: bytes, retry_after: str | None, key_source: str
+) -> UpstreamFailed | UpstreamRejected:
     _count_error(str(status))
     error = _error_object(raw)
     upstream_code = _token(error.get("code"))
@@ -168,20 +167,13 @@ def _status_error(status: int, raw: bytes, retry_after: str | None, key_source: 
             message = "OpenAI is rate limiting this service. " + (
                 f"Retry after {seconds} seconds." if seconds else "Retry later."
             )
-        return UpstreamError(
-            message,
-            status=HTTPStatus.TOO_MANY_REQUESTS,
-            code=upstream_code or "rate_limit_exceeded",
-            headers={"Retry-After": seconds} if seconds else {},
-            error_type="rate_limit_error",
-        )
+        return UpstreamRateLimited(message, code=upstream_code or "rate_limit_exceeded", retry_after_seconds=seconds)
     if upstream_code == "beta_api_shape_disabled":
         logger.error("openai took the call for a beta one; check OPENAI_UPSTREAM_URL", upstream_status=status)
         count("ConfigurationErrors", reason="upstream_misconfigured")
-        return UpstreamError(
+        return UpstreamFailed(
             "OpenAI refused the call as the retired beta API: this service's upstream URL is misconfigured. "
             "The operator must fix it (see the service's logs).",
-            status=HTTPStatus.BAD_GATEWAY,
             code="upstream_misconfigured",
         )
     if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY):
@@ -194,23 +186,20 @@ def _status_error(status: int, raw: bytes, retry_after: str | None, key_source: 
     if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         logger.error("openai rejected the api key", upstream_status=status, key_source=key_source)
         count("ConfigurationErrors", reason="upstream_auth_failed")
-        return UpstreamError(
+        return UpstreamKeyRejected(
             f"OpenAI rejected this service's API key: {key_source}. The operator must replace it with a valid API key.",
-            status=HTTPStatus.BAD_GATEWAY,
             code="upstream_auth_failed",
-            headers=_NOT_WORTH_A_RETRY,
         )
     if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT):
-        return UpstreamError(
+        return UpstreamUnavailable(
             f"OpenAI is unavailable (HTTP {status}). Retry in a moment.",
-            status=HTTPStatus(status),
             code="upstream_unavailable",
-            headers={"Retry-After": seconds} if seconds else {},
+            upstream_status=status,
+            retry_after_seconds=seconds,
         )
-    return UpstreamError(
+    return UpstreamFailed(
         f"OpenAI failed to mint a client secret (HTTP {status}). Retry in a moment; if it persists, "
         "the operator should check the service's logs.",
-        status=HTTPStatus.BAD_GATEWAY,
         code="upstream_error",
     )
 
@@ -230,7 +219,7 @@ def _message(value: object) -> str | None:
     return printable[:MAX_MESSAGE_CHARS] or None
 
 
-def _retry_after(value: str | None) -> str | None:
+def _retry_after(value: str | None) -> int | None:
     """Whole seconds from OpenAI's Retry-After (ASCII digits or an HTTP date), capped; None for anything else."""
     value = (value or "").strip()
     if not value:
@@ -246,7 +235,7 @@ def _retry_after(value: str | None) -> str | None:
         if when.tzinfo is None:  # "-0000": UTC, as HTTP dates are
             when = when.replace(tzinfo=UTC)
         seconds = max(0, math.ceil((when - datetime.now(UTC)).total_seconds()))
-    return str(min(max(seconds, 1), MAX_RETRY_AFTER_SECONDS))  # "0" would invite a retry storm
+    return min(max(seconds, 1), MAX_RETRY_AFTER_SECONDS)  # 0 would invite a retry storm
 
 
 def _error_object(raw: bytes) -> dict[str, Any]:
@@ -281,13 +270,11 @@ def _plausible_expiry(expires_at: int) -> bool:
     return now - _CLOCK_SKEW_SECONDS <= expires_at <= now + _LONGEST_TTL_SECONDS + _CLOCK_SKEW_SECONDS
 
 
-def _invalid_answer(problem: str, size: int) -> UpstreamError:
+def _invalid_answer(problem: str, size: int) -> UpstreamFailed:
     _count_error("invalid_response")
     logger.error("openai answered 200 without a usable client secret", problem=problem, body_bytes=size)
-    return UpstreamError(
-        "OpenAI answered without a usable client secret. Retry in a moment.",
-        status=HTTPStatus.BAD_GATEWAY,
-        code="upstream_invalid_response",
+    return UpstreamFailed(
+        "OpenAI answered without a usable client secret. Retry in a moment.", code="upstream_invalid_response"
     )
 
 

@@ -1,7 +1,8 @@
-"""Configuration from the function's environment, checked once, every problem named.
+"""The service's settings: what every one of its functions reads from its environment, checked once, every
+problem named. A function's own settings are read with these, in a module of their own (config/minting.py).
 
 Plain code rather than pydantic: a dozen variables do not need it, and pydantic's import is about half of
-a cold start (the policy is validated when the function is built for the same reason; see policy.py).
+a cold start (the policy is validated when the function is built for the same reason; see policy_file.py).
 """
 
 import functools
@@ -20,72 +21,80 @@ class SettingsError(Exception):
     """The environment does not describe a working deployment."""
 
 
+class Variables:
+    """A function's environment, read variable by variable: every problem is noted, and all are named at once."""
+
+    def __init__(self, environment: Mapping[str, str]) -> None:
+        self.environment = environment
+        self.problems: list[str] = []
+
+    def read[T](self, variable: str, parse: Callable[[str], T], default: T) -> T:
+        value = self.environment.get(variable)
+        if value is None or (value == "" and variable != "OPENAI_API_KEY_SECRET_ID"):
+            # Empty is unset: `sam local` turns the template's `!If [..., AWS::NoValue]` into ""
+            return default
+        try:
+            return parse(value)
+        except ValueError as exc:
+            self.problems.append(f"{variable}: {exc}")
+            return default
+
+    def check(self) -> None:
+        """SettingsError naming every problem noted, if any."""
+        if self.problems:
+            raise SettingsError(f"invalid function environment: {'; '.join(self.problems)}")
+
+
 class Settings(NamedTuple):
+    """What every function of the service reads: the secret, OpenAI's address, the policy, the quota store."""
+
     api_key_secret_id: str
     upstream_url: str = "https://api.openai.com"
     secret_cache_ttl_seconds: int = 300
-    upstream_connect_timeout_seconds: float = 2.0
-    upstream_read_timeout_seconds: float = 8.0
     policy_path: Path = BUNDLED_POLICY
     # Set by the template when the AWS Parameters and Secrets Lambda Extension is attached: the key is
     # read through it on localhost. Unset: the key is read with boto3.
     secrets_extension_port: int | None = None
-    # The JWT claim that lists the caller's groups, for profiles that require one.
-    groups_claim: str = "cognito:groups"
     # The quota store: a DynamoDB table (None: none, so a policy with limits refuses to mint) and its endpoint.
     quota_table_name: str | None = None
     dynamodb_endpoint: str = "https://dynamodb.us-east-1.amazonaws.com"
     aws_region: str = "us-east-1"
-    # SpendBrakeMintsPerDay: 0 for none beyond the policy's own spend_brake.
-    spend_brake_mints_per_day: int = 0
     # Where the API key in the secret came from, for the words of a key OpenAI refuses. Deployed: the secret
     # itself (the template sets nothing); `make run` names the OPENAI_API_KEY it was given.
     api_key_source: str = "the key in the service's secret"
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "Settings":
-        problems: list[str] = []
-        defaults = cls(api_key_secret_id="")
+        variables = Variables(environment)
+        settings = cls.read(variables)
+        variables.check()
+        return settings
+
+    @classmethod
+    def read(cls, variables: Variables) -> "Settings":
+        """The settings in ``variables``, each problem noted there (and the missing secret id first)."""
+        environment, defaults = variables.environment, cls(api_key_secret_id="")
         region = environment.get("AWS_REGION") or environment.get("AWS_DEFAULT_REGION") or defaults.aws_region
-
-        def read[T](variable: str, parse: Callable[[str], T], default: T) -> T:
-            value = environment.get(variable)
-            if value is None or (value == "" and variable != "OPENAI_API_KEY_SECRET_ID"):
-                # Empty is unset: `sam local` turns the template's `!If [..., AWS::NoValue]` into ""
-                return default
-            try:
-                return parse(value)
-            except ValueError as exc:
-                problems.append(f"{variable}: {exc}")
-                return default
-
+        read = variables.read
         settings = cls(
             api_key_secret_id=read("OPENAI_API_KEY_SECRET_ID", _non_empty, ""),
             upstream_url=read("OPENAI_UPSTREAM_URL", _base_url, defaults.upstream_url),
             secret_cache_ttl_seconds=read(
-                "SECRET_CACHE_TTL_SECONDS", _integer(0, 3600), defaults.secret_cache_ttl_seconds
-            ),
-            upstream_connect_timeout_seconds=read(
-                "UPSTREAM_CONNECT_TIMEOUT_SECONDS", _seconds(10), defaults.upstream_connect_timeout_seconds
-            ),
-            upstream_read_timeout_seconds=read(
-                "UPSTREAM_READ_TIMEOUT_SECONDS", _seconds(25), defaults.upstream_read_timeout_seconds
+                "SECRET_CACHE_TTL_SECONDS", integer(0, 3600), defaults.secret_cache_ttl_seconds
             ),
             policy_path=read("POLICY_PATH", Path, defaults.policy_path),
-            secrets_extension_port=read("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", _integer(1, 65535), None),
-            groups_claim=read("GROUPS_CLAIM", _claim_name, defaults.groups_claim),
+            secrets_extension_port=read("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", integer(1, 65535), None),
             quota_table_name=read("QUOTA_TABLE_NAME", _table_name, None),
             dynamodb_endpoint=read(
                 "AWS_ENDPOINT_URL_DYNAMODB", _endpoint, f"https://dynamodb.{region}.{_dns_suffix(region)}"
             ),
             aws_region=region,
-            spend_brake_mints_per_day=read("SPEND_BRAKE_MINTS_PER_DAY", _integer(0, 10**9), 0),
             api_key_source=read("OPENAI_API_KEY_SOURCE", _phrase, defaults.api_key_source),
         )
         if "OPENAI_API_KEY_SECRET_ID" not in environment:
-            problems.insert(0, "OPENAI_API_KEY_SECRET_ID: is required (the secret holding the OpenAI API key)")
-        if problems:
-            raise SettingsError(f"invalid function environment: {'; '.join(problems)}")
+            variables.problems.insert(
+                0, "OPENAI_API_KEY_SECRET_ID: is required (the secret holding the OpenAI API key)"
+            )
         return settings
 
     def upstream(self, path: str) -> str:
@@ -96,12 +105,6 @@ class Settings(NamedTuple):
 def _non_empty(value: str) -> str:
     if not value:
         raise ValueError("must not be empty")
-    return value
-
-
-def _claim_name(value: str) -> str:
-    if not (len(value) <= 256 and value.isprintable() and value.strip() == value):
-        raise ValueError("must be a claim name such as cognito:groups (printable, no surrounding spaces)")
     return value
 
 
@@ -126,7 +129,7 @@ def _dns_suffix(region: str) -> str:
     return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
+def integer(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         if not re.fullmatch(r"[0-9]{1,12}", value):  # int() would take " 5", "1_000" and non-ASCII digits
             raise ValueError(f"must be a whole number from {low} to {high}")
@@ -138,15 +141,15 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(most: float) -> Callable[[str], float]:
+def seconds(most: float) -> Callable[[str], float]:
     def parse(value: str) -> float:
         try:
-            seconds = float(value)
+            number = float(value)
         except ValueError:
             raise ValueError(f"must be a number of seconds above 0, at most {most:g}") from None
-        if not (math.isfinite(seconds) and 0 < seconds <= most):
+        if not (math.isfinite(number) and 0 < number <= most):
             raise ValueError(f"must be a number of seconds above 0, at most {most:g}")
-        return seconds
+        return number
 
     return parse
 
@@ -172,4 +175,6 @@ def _base_url(url: str, example: str = "https://api.openai.com", api_path: str |
 
 @functools.cache
 def get_settings() -> Settings:
+    """The service's settings alone, read once: for a check of the deployment (make run's). A function reads them
+    with its own settings, in one reading of its own (config/minting.py's get_settings)."""
     return Settings.from_environment(os.environ)

@@ -12,17 +12,17 @@ of the store. Nothing reaches OpenAI.
 """
 
 import copy
-import json
 import time
 from typing import Any, NamedTuple
 
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.secrets import api_keys
+from voice_access.config.minting import checked_settings
 from voice_access.config.policy_file import checked_policy
 from voice_access.config.settings import Settings
-from voice_access.domain import minting, quota
+from voice_access.domain import quota
 from voice_access.domain.caller import Caller
-from voice_access.domain.errors import ApiError, DependencyUnavailable, OutOfTime
+from voice_access.domain.errors import DependencyUnavailable, OutOfTime, ServiceError
 from voice_access.domain.limits import Limits, Window
 from voice_access.domain.policy.model import PROFILE_HEADER, FieldRule, Policy, Profile
 from voice_access.domain.quota import Standing
@@ -37,23 +37,23 @@ _OPERATORS = (
 )
 
 
-def answer(caller: Caller, *, deadline: Deadline | None = None) -> minting.Answer:
-    """The answer to ``GET /v1/realtime/profiles`` by ``caller``, its reads done by ``deadline`` (default: the
+def list_profiles(caller: Caller, *, deadline: Deadline | None = None) -> dict[str, Any]:
+    """The listing ``GET /v1/realtime/profiles`` answers ``caller``, its reads done by ``deadline`` (default: the
     invocation's, for the template's timeout)."""
-    settings = minting.checked_settings()
-    policy = checked_policy(settings.policy_path)
+    settings = checked_settings()
+    policy = checked_policy(settings.service.policy_path)
     open_to_caller = {name: profile for name, profile in policy.profiles.items() if profile.allows(caller)}
-    brake = quota.spend_brake(settings, policy)
+    brake = quota.spend_brake(settings.spend_brake_mints_per_day, policy)
     quota_error: dict[str, Any] | None = None
     try:
-        standing = _standing(settings, open_to_caller, brake, caller, deadline or Deadline.of_invocation(None))
-    except ApiError as error:
+        standing = _standing(settings.service, open_to_caller, brake, caller, deadline or Deadline.of_invocation(None))
+    except ServiceError as error:
         standing, quota_error = None, _quota_error(error)
     listed = listing(policy, caller, standing, brake, quota_error)
     logger.info(
         "profiles listed", profiles=[profile["name"] for profile in listed["data"]], quota_read=quota_error is None
     )
-    return minting.Answer(json.dumps(listed, separators=(",", ":")), {})
+    return listed
 
 
 def listing(
@@ -97,7 +97,7 @@ def _standing(
     return quota.standing(quota.store_of(settings), limits, brake, user, deadline=deadline)
 
 
-def _quota_error(error: ApiError) -> dict[str, Any]:
+def _quota_error(error: ServiceError) -> dict[str, Any]:
     message = _PASSING if isinstance(error, DependencyUnavailable | OutOfTime) else _OPERATORS
     return {"type": "server_error", "message": message, "param": None, "code": error.code}
 
@@ -123,7 +123,7 @@ def _default(policy: Policy, session_type: SessionType, caller: Caller) -> str |
     caller."""
     try:
         name, _ = policy.select(None, session_type, caller, param=PROFILE_HEADER)
-    except ApiError:
+    except ServiceError:
         return None
     return name
 

@@ -55,8 +55,6 @@ _MIN_STORE_SECONDS = 0.05
 _RELEASE_BUDGET_SECONDS = 0.5
 # What a refused or failed mint tells the caller to wait before trying again when the store is out of reach.
 STORE_RETRY_AFTER_SECONDS = 2
-# The SDKs retry a 429 after Retry-After up to a minute; past that they would retry in vain at their own pace.
-_SDK_RETRY_WAIT_SECONDS = 60
 _UPDATE = "UpdateItem"
 _READ = "BatchGetItem"
 # DynamoDB's ceiling on the keys of one BatchGetItem.
@@ -94,10 +92,10 @@ def store_of(settings: Settings) -> Store | None:
     return Store(settings.quota_table_name, settings.dynamodb_endpoint, settings.aws_region)
 
 
-def spend_brake(settings: Settings, policy: Policy) -> Window | None:
-    """SpendBrakeMintsPerDay when set (the deployment's word), else the policy's own spend_brake."""
-    if settings.spend_brake_mints_per_day:
-        return Window(mints=settings.spend_brake_mints_per_day, seconds=DAY_SECONDS)
+def spend_brake(mints_per_day: int, policy: Policy) -> Window | None:
+    """SpendBrakeMintsPerDay (``mints_per_day``) when set (the deployment's word), else the policy's own."""
+    if mints_per_day:
+        return Window(mints=mints_per_day, seconds=DAY_SECONDS)
     return policy.spend_brake
 
 
@@ -132,17 +130,10 @@ class Reservation(NamedTuple):
     waited_ms: float
     brake_used: int | None = None
 
-    def headers(self) -> dict[str, str]:
-        """OpenAI's rate-limit headers, for the tightest count (the fewest mints left, then the soonest reset)."""
-        return rate_limit_headers(min(self.counted, key=lambda c: (c.remaining, c.resets_at)), time.time())
-
-
-def rate_limit_headers(counted: Counted, now: float) -> dict[str, str]:
-    return {
-        "x-ratelimit-limit-requests": str(counted.window.mints),
-        "x-ratelimit-remaining-requests": str(counted.remaining),
-        "x-ratelimit-reset-requests": _duration(counted.resets_at - now),
-    }
+    @property
+    def tightest(self) -> Counted:
+        """The count the caller is nearest the end of: the fewest mints left, then the soonest reset."""
+        return min(self.counted, key=lambda c: (c.remaining, c.resets_at))
 
 
 def reserve(
@@ -284,7 +275,7 @@ def _unavailable() -> DependencyUnavailable:
     return DependencyUnavailable(
         "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
         code="quota_store_unavailable",
-        headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+        retry_after_seconds=STORE_RETRY_AFTER_SECONDS,
     )
 
 
@@ -472,9 +463,6 @@ def _side_by_side(calls: list[Callable[[], None]]) -> list[BaseException | None]
 def _refusal(full: _Full, profile: str, now: float) -> RateLimited:
     counted = full.counted
     wait = max(1, math.ceil(counted.resets_at - now))
-    headers = {**rate_limit_headers(counted, now), "Retry-After": str(wait)}
-    if wait > _SDK_RETRY_WAIT_SECONDS:
-        headers["x-should-retry"] = "false"
     if full.brake:
         logger.warning("spend brake reached", limit=counted.window.mints, window_seconds=counted.window.seconds)
         count("QuotaRefusals", limit="spend_brake")
@@ -489,7 +477,13 @@ def _refusal(full: _Full, profile: str, now: float) -> RateLimited:
             f"Rate limit reached for profile '{profile}': {counted.window.describe()} for each user. "
             f"Try again in {_human(wait)}."
         )
-    return RateLimited(message, code="rate_limit_exceeded", headers=headers)
+    return RateLimited(
+        message,
+        code="rate_limit_exceeded",
+        retry_after_seconds=wait,
+        limit=counted.window.mints,
+        remaining=counted.remaining,
+    )
 
 
 def _never_sent(error: BaseException) -> bool:
@@ -520,16 +514,6 @@ def _number(value: Any) -> int:
         return int(value["N"]) if isinstance(value, dict) else 0
     except (KeyError, ValueError):
         return 0
-
-
-def _duration(seconds: float) -> str:
-    """OpenAI's form for x-ratelimit-reset-requests: "1s", "6m0s", "2h0m0s"."""
-    whole = max(0, math.ceil(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def _human(seconds: int) -> str:

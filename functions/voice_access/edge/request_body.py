@@ -6,13 +6,21 @@ import json
 import re
 from typing import Any
 
-from voice_access.domain.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from voice_access.domain.errors import InvalidRequest
 
 # A session request is well under 1 KiB; the largest legitimate field here (a transcription prompt)
 # is bounded by the policy. API Gateway itself would take 10 MB.
 MAX_BODY_BYTES = 16 * 1024
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _BOM = b"\xef\xbb\xbf"
+
+
+class RequestTooLarge(InvalidRequest):
+    """The body is larger than any request this service takes."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """The body is not sent as JSON."""
 
 
 def json_object(body: str | None, is_base64_encoded: bool, content_type: str | None) -> dict[str, Any]:

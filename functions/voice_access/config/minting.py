@@ -1,0 +1,70 @@
+"""The minting function's settings: the service's (settings.py), and its own, read from its environment once.
+
+Its own are what only a function that mints for callers reads: how long it waits on OpenAI's HTTP answer, the
+JWT claim that lists a caller's groups, and the spend brake on mints. (A supervisor attaches to OpenAI over a
+WebSocket and authenticates no caller.)
+"""
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from voice_access.config.settings import Settings, SettingsError, Variables, integer, seconds
+from voice_access.domain.errors import ServiceMisconfigured
+from voice_access.observability import count, logger
+
+
+class MintSettings(NamedTuple):
+    service: Settings
+    upstream_connect_timeout_seconds: float = 2.0
+    upstream_read_timeout_seconds: float = 8.0
+    # The JWT claim that lists the caller's groups, for profiles that require one.
+    groups_claim: str = "cognito:groups"
+    # SpendBrakeMintsPerDay: 0 for none beyond the policy's own spend_brake.
+    spend_brake_mints_per_day: int = 0
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str]) -> "MintSettings":
+        """The service's settings and the function's own, every problem with either named at once."""
+        variables = Variables(environment)
+        service = Settings.read(variables)
+        defaults = cls(service)
+        read = variables.read
+        settings = cls(
+            service,
+            upstream_connect_timeout_seconds=read(
+                "UPSTREAM_CONNECT_TIMEOUT_SECONDS", seconds(10), defaults.upstream_connect_timeout_seconds
+            ),
+            upstream_read_timeout_seconds=read(
+                "UPSTREAM_READ_TIMEOUT_SECONDS", seconds(25), defaults.upstream_read_timeout_seconds
+            ),
+            groups_claim=read("GROUPS_CLAIM", _claim_name, defaults.groups_claim),
+            spend_brake_mints_per_day=read("SPEND_BRAKE_MINTS_PER_DAY", integer(0, 10**9), 0),
+        )
+        variables.check()
+        return settings
+
+
+def _claim_name(value: str) -> str:
+    if not (len(value) <= 256 and value.isprintable() and value.strip() == value):
+        raise ValueError("must be a claim name such as cognito:groups (printable, no surrounding spaces)")
+    return value
+
+
+@functools.cache
+def get_settings() -> MintSettings:
+    return MintSettings.from_environment(os.environ)
+
+
+def checked_settings() -> MintSettings:
+    """The function's settings; ServiceMisconfigured (logged and counted) when the environment is broken."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        logger.error("refusing to mint: the deployment is misconfigured", reason="settings_invalid", problem=str(exc))
+        count("ConfigurationErrors", reason="settings_invalid")
+        raise ServiceMisconfigured(
+            "This service is misconfigured and mints nothing until an operator fixes it (see the service's logs).",
+            code="settings_invalid",
+        ) from None
