@@ -34,10 +34,11 @@ def check_policy(environ: Mapping[str, str]) -> None:
     loaded the function (in the function's environment)."""
     # Importable once the gateway has put the function's code on sys.path, as Lambda does.
     from voice_access.config.policy_file import PolicyError, cached_policy
-    from voice_access.config.settings import SettingsError, get_settings
+    from voice_access.config.minting import get_settings
+    from voice_access.config.settings import SettingsError
 
     try:
-        cached_policy(get_settings().policy_path)
+        cached_policy(get_settings().service.policy_path)  # the minting function's settings: every one checked
     except (PolicyError, SettingsError) as error:
         instead = ", or unset POLICY for the bundled policy," if environ.get("POLICY", "").strip() else ""
         raise SetupError(f"{error}. Fix it{instead} and start make run again") from None
