@@ -11,13 +11,14 @@ from voice_access.domain.errors import InvalidRequest
 from voice_access.domain.policy.model import Profile
 from voice_access.domain.policy.rules import check_request, ga_param
 from voice_access.domain.translation import FIELDS, BetaNames, beta_to_ga
+from voice_access.edge import answers
 
 
 def refusal(request: dict[str, Any], profile: Profile | None = None) -> InvalidRequest:
     with pytest.raises(InvalidRequest) as caught:
         check_request(request, "voice", profile or voice(), ga_param)
-    assert caught.value.status == HTTPStatus.BAD_REQUEST
-    assert caught.value.type == "invalid_request_error"
+    assert answers.status_of(caught.value) == HTTPStatus.BAD_REQUEST
+    assert answers.envelope(caught.value)["error"]["type"] == "invalid_request_error"
     return caught.value
 
 

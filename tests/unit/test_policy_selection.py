@@ -12,6 +12,7 @@ from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest, PermissionDenied
 from voice_access.domain.policy.model import PROFILE_HEADER, Policy
+from voice_access.edge import answers
 
 
 def gated_policy() -> Policy:
@@ -54,7 +55,7 @@ def test_an_unknown_profile_is_refused_naming_the_header() -> None:
         policy.select("vip", "realtime", ANYONE, param="session.type")
 
     # Then
-    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(caught.value) == HTTPStatus.BAD_REQUEST
     assert caught.value.code == "unknown_profile"
     assert caught.value.param == PROFILE_HEADER == "X-Profile"
     assert "notes, voice" in caught.value.message
@@ -96,7 +97,7 @@ def test_a_profile_for_the_other_session_type_is_refused_naming_the_given_param(
         policy.select("notes", "realtime", ANYONE, param=param)
 
     # Then
-    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(caught.value) == HTTPStatus.BAD_REQUEST
     assert caught.value.code == "invalid_value"
     assert caught.value.param == param
 
@@ -170,8 +171,8 @@ def permission_denied(policy: Policy, name: str | None, session_type: str, who: 
     with pytest.raises(PermissionDenied) as caught:
         policy.select(name, session_type, who, param="session.type")  # type: ignore[arg-type]
     error = caught.value
-    assert error.status == HTTPStatus.FORBIDDEN
-    assert error.envelope()["error"] | {"message": ""} == {
+    assert answers.status_of(error) == HTTPStatus.FORBIDDEN
+    assert answers.envelope(error)["error"] | {"message": ""} == {
         "type": "invalid_request_error",
         "message": "",
         "param": PROFILE_HEADER,
@@ -293,7 +294,7 @@ def test_a_gated_profile_of_another_session_type_is_a_400_for_a_caller_who_may_u
         gated_policy().select("notes-pro", "realtime", who, param="session.type")
 
     # Then
-    assert (caught.value.status, caught.value.code) == (HTTPStatus.BAD_REQUEST, "invalid_value")
+    assert (answers.status_of(caught.value), caught.value.code) == (HTTPStatus.BAD_REQUEST, "invalid_value")
 
 
 def test_no_default_open_to_the_caller_is_forbidden_naming_the_candidates_requirements() -> None:
@@ -334,7 +335,7 @@ def test_an_unknown_profile_lists_only_the_profiles_the_caller_may_use(who: Call
         gated_policy().select("vip", "realtime", who, param="session.type")
 
     # Then
-    assert caught.value.status == HTTPStatus.BAD_REQUEST
+    assert answers.status_of(caught.value) == HTTPStatus.BAD_REQUEST
     assert (caught.value.code, caught.value.param) == ("unknown_profile", PROFILE_HEADER)
     assert caught.value.message == f"Unknown profile 'vip'. Profiles you may use: {listed}."
 

@@ -17,6 +17,7 @@ from voice_access.config.policy_file import load_policy
 from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.errors import InvalidRequest
 from voice_access.domain.policy.rules import check_request, ga_param
+from voice_access.edge import answers
 
 GA_REQUEST = "RealtimeCreateClientSecretRequest"
 
@@ -236,7 +237,11 @@ def test_a_model_outside_the_shipped_list_is_refused_naming_the_choices(model: s
 
     # Then a 400 says which models are offered, whose rule it is and what an operator changes
     error = caught.value
-    assert (error.status, error.code, error.param) == (HTTPStatus.BAD_REQUEST, "invalid_value", "session.model")
+    assert (answers.status_of(error), error.code, error.param) == (
+        HTTPStatus.BAD_REQUEST,
+        "invalid_value",
+        "session.model",
+    )
     assert "must be one of 'gpt-realtime-2.1', 'gpt-realtime-2.1-mini', 'gpt-realtime'" in error.message
     assert "profile 'assistant'" in error.message
     assert "policy file" in error.message
