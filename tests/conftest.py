@@ -21,6 +21,7 @@ from local.quota_table import create_from_template as create_tables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.user_pool import UserPool, create_from_template, dev_username
 from openai_stub.server import OpenAIStub
+from tests import function_caches
 from tests.deployment import REGION, template_environment
 from tests.keys import TEST_API_KEY, TEST_SAFETY_KEY
 from tests.lambda_context import FakeLambdaContext, LambdaContext
@@ -150,13 +151,9 @@ def function_env(
     openai_stub: OpenAIStub,
     secrets_via: str,
     quota_tables: LocalTables,
-) -> Iterator[dict[str, str]]:
+) -> dict[str, str]:
     """The template's environment, pointed at moto (or the extension stand-in before it), this test's own
-    quota table in moto and the stub; every cache of the function cleared."""
-    from voice_access.clients.secrets import api_keys
-    from voice_access.config.policy_file import cached_policy
-    from voice_access.config.settings import get_settings
-
+    quota table in moto and the stub; every cache of the function empty in it."""
     overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
     if secrets_via == "extension":
         overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
@@ -170,13 +167,17 @@ def function_env(
         monkeypatch.setenv(name, value)
     # Short timeouts keep the fault tests quick; the values are still the function's own settings.
     monkeypatch.setenv("UPSTREAM_READ_TIMEOUT_SECONDS", "0.5")
-    get_settings.cache_clear()
-    cached_policy.cache_clear()
-    api_keys.clear()
-    yield environment
-    get_settings.cache_clear()
-    cached_policy.cache_clear()
-    api_keys.clear()
+    function_caches.reset()  # whatever a fixture before this one read, the function reads this environment
+    return environment
+
+
+@pytest.fixture(autouse=True)
+def empty_function_caches() -> Iterator[None]:
+    """Every test starts as a new execution environment does, with the function's per-container caches empty, and
+    leaves them empty (tests/function_caches.py says which)."""
+    function_caches.reset()
+    yield
+    function_caches.reset()
 
 
 @pytest.fixture

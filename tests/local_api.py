@@ -16,17 +16,8 @@ from local.gateway import AccessRecord, LocalApi
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.stand_ins import TEMPLATE
 from local.user_pool import UserPool
+from tests import function_caches
 from tests.issuers import LoopbackIssuer
-
-
-def _clear_caches() -> None:
-    from voice_access.clients.secrets import api_keys
-    from voice_access.config.policy_file import cached_policy
-    from voice_access.config.settings import get_settings
-
-    get_settings.cache_clear()
-    cached_policy.cache_clear()
-    api_keys.clear()
 
 
 @contextmanager
@@ -47,11 +38,11 @@ def serving(
         mock.patch.dict(os.environ),
         LocalApi.from_template(TEMPLATE, overrides, physical=physical, environment=environment, **options) as api,
     ):
-        _clear_caches()
+        function_caches.reset()
         try:
             yield api
         finally:
-            _clear_caches()
+            function_caches.reset()
 
 
 @contextmanager

@@ -14,12 +14,12 @@ import pytest
 
 from openai_stub.schema import beta_errors
 from openai_stub.server import OpenAIStub
+from tests import function_caches
 from tests.callers import expected_safety_identifier
 from tests.events import load_event
 from tests.keys import TEST_API_KEY, TEST_SAFETY_KEY
 from tests.lambda_context import LambdaContext
 from tests.output import Output
-from voice_access.config.minting import get_settings
 from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")
@@ -63,7 +63,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, **environment: str) -> None:
     """Change the function's environment; settings are read once per container, so re-read them."""
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    function_caches.reread_settings()
 
 
 def assert_not_shown(output: Output, caplog: pytest.LogCaptureFixture, body: dict[str, Any], *values: str) -> None:

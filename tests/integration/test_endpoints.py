@@ -13,6 +13,7 @@ import pytest
 
 from openai_stub.schema import beta_errors, ga_errors
 from openai_stub.server import OpenAIStub
+from tests import function_caches
 from tests.callers import expected_safety_identifier
 from tests.events import load_event
 from tests.keys import TEST_API_KEY
@@ -713,10 +714,8 @@ def test_an_invalid_request_is_refused_even_when_the_secret_cannot_be_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a secret the function cannot read (no such secret)
-    from voice_access.config.minting import get_settings
-
     monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf")
-    get_settings.cache_clear()
+    function_caches.reread_settings()
 
     # When an invalid request and a valid one come in
     rejected, _, rejected_body = invoke(load_event("client_secrets_rejected.json"), lambda_context)

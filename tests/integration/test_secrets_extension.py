@@ -17,12 +17,12 @@ import urllib3
 
 from local.secrets_extension import TOKEN_HEADER, SecretsExtension
 from openai_stub.server import OpenAIStub
+from tests import function_caches
 from tests.events import load_event
 from tests.keys import TEST_API_KEY
 from tests.lambda_context import LambdaContext, lambda_context_with
 from tests.output import Output
 from tests.probes import run_probe
-from voice_access.config.settings import get_settings
 from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")
@@ -64,7 +64,7 @@ def test_an_extension_that_refuses_the_session_token_fails_closed(
 ) -> None:
     # Given the function sends a session token the extension does not accept
     monkeypatch.setenv("AWS_SESSION_TOKEN", "not-this-function")
-    get_settings.cache_clear()
+    function_caches.reread_settings()
 
     # When a client secret is requested
     answer = lambda_handler(load_event("client_secrets.json"), lambda_context)
@@ -146,7 +146,7 @@ def dripping_extension(request: pytest.FixtureRequest) -> Iterator[_DrippingExte
 
 def use_extension_port(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
     monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(port))
-    get_settings.cache_clear()
+    function_caches.reread_settings()
 
 
 def test_a_dripping_extension_gets_a_503_before_the_function_times_out(
@@ -190,7 +190,7 @@ def test_a_slow_extension_leaves_time_to_mint_with_the_key_held(
 ) -> None:
     # Given a warm container holding the key, past its TTL, whose extension now drips its answer
     monkeypatch.setenv("SECRET_CACHE_TTL_SECONDS", "0")
-    get_settings.cache_clear()
+    function_caches.reread_settings()
     assert lambda_handler(load_event("client_secrets.json"), lambda_context)["statusCode"] == HTTPStatus.OK
     use_extension_port(monkeypatch, dripping_extension.server_address[1])
 

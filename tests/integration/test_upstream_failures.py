@@ -33,6 +33,7 @@ from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.schema import beta_errors
 from openai_stub.server import Fault, OpenAIStub
+from tests import function_caches
 from tests.callers import expected_safety_identifier
 from tests.events import load_event
 from tests.keys import TEST_API_KEY
@@ -40,7 +41,6 @@ from tests.lambda_context import LambdaContext, lambda_context_with
 from tests.local_api import serving_default
 from tests.output import Output
 from tests.policies import shipped_policy, without_quotas
-from voice_access.config.minting import get_settings
 from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")
@@ -90,7 +90,7 @@ def assert_no_traceback_logged(output: Output) -> None:
 def use_upstream(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
     """Point the function at another OpenAI; settings are read once per container, so re-read them."""
     monkeypatch.setenv("OPENAI_UPSTREAM_URL", base_url)
-    get_settings.cache_clear()
+    function_caches.reread_settings()
 
 
 @pytest.fixture
@@ -363,7 +363,7 @@ def test_a_rejected_api_key_names_the_source_the_environment_gives(
 ) -> None:
     # Given the key came from elsewhere than the secret's owner would think (make run: its OPENAI_API_KEY)
     monkeypatch.setenv("OPENAI_API_KEY_SOURCE", "the key in OPENAI_API_KEY given to make run")
-    get_settings.cache_clear()
+    function_caches.reread_settings()
     # And OpenAI rejects it
     openai_stub.inject(Fault.unauthorized())
 
@@ -645,7 +645,7 @@ REMAINING_MS = 2_000
 def template_read_timeout(function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The template's read timeout (8 s), not the short one the other fault tests use."""
     monkeypatch.setenv("UPSTREAM_READ_TIMEOUT_SECONDS", "8")
-    get_settings.cache_clear()
+    function_caches.reread_settings()
 
 
 def assert_cut_by_the_deadline(answer: Answer, elapsed: float, output: Output) -> None:
@@ -1041,7 +1041,7 @@ def test_the_tls_handshake_gets_only_what_the_connect_left_of_the_deadline(
     # (a deadline 1.5 s away) whose connect timeout alone (2 s) would outlast it
     use_upstream(monkeypatch, f"https://127.0.0.1:{slow_to_connect_silent_tls_port}")
     monkeypatch.setenv("UPSTREAM_CONNECT_TIMEOUT_SECONDS", "2")
-    get_settings.cache_clear()
+    function_caches.reread_settings()
 
     # When a client secret is requested
     started = time.monotonic()

@@ -6,7 +6,6 @@ import gc
 import json
 import os
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,6 @@ from voice_access.config.policy_file import PolicyChange, PolicyError, cached_po
 from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.errors import ServiceMisconfigured
 from voice_access.domain.limits import Window
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache() -> Iterator[None]:
-    cached_policy.cache_clear()
-    yield
-    cached_policy.cache_clear()
 
 
 def rewrite(path: Path, text: str, second: int) -> None:
@@ -210,7 +202,6 @@ def test_the_policy_is_read_once_per_container() -> None:
 
 def test_a_changed_policy_file_is_read_again(tmp_path: Path) -> None:
     # Given a policy file read once
-    cached_policy.cache_clear()
     path = write_policy(tmp_path, changed(SMALL_POLICY, LIMITS, {"per_caller": [MINUTE]}))
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     first = cached_policy(path)
@@ -231,7 +222,6 @@ def test_a_changed_policy_file_is_read_again(tmp_path: Path) -> None:
 
 def test_a_same_size_edit_is_read_again(tmp_path: Path) -> None:
     # Given a policy file read once
-    cached_policy.cache_clear()
     path = write_policy(tmp_path, changed(SMALL_POLICY, LIMITS, {"per_caller": [{"mints": 10, "seconds": 60}]}))
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     cached_policy(path)

@@ -1,7 +1,6 @@
 """The function's settings, the service's (config/settings.py) and the minting function's own
 (config/minting.py): read from the environment once, loud about what is wrong."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +27,12 @@ SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-ke
 
 
 @pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """A clean function environment holding only the required variable; the settings caches are emptied around it."""
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean function environment holding only the required variable (the settings caches are empty: conftest)."""
     for variable in VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", SECRET_ARN)
-    get_settings.cache_clear()
-    service_settings.get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
-    service_settings.get_settings.cache_clear()
+    return monkeypatch
 
 
 def test_settings_read_every_variable_by_its_environment_name() -> None:
