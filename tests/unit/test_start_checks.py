@@ -3,7 +3,8 @@ so that a broken one stops `make run` at once rather than failing every request.
 
 import pytest
 
-from local.start_checks import SetupError, check_policy
+from local.stand_ins import SetupError
+from local.start_checks import check_policy
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
 
