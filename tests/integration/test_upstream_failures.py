@@ -8,12 +8,14 @@ import gzip
 import ipaddress
 import json
 import logging
+import os
 import socket
 import socketserver
 import ssl
+import subprocess
+import sys
 import threading
 import time
-import tracemalloc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -40,6 +42,7 @@ from tests.keys import TEST_API_KEY
 from tests.lambda_context import LambdaContext, lambda_context_with
 from tests.local_api import serving_default
 from tests.output import Output
+from tests.paths import ROOT
 from tests.policies import shipped_policy, without_quotas
 from voice_access.edge.app import lambda_handler
 
@@ -604,8 +607,26 @@ class _BombHandler(BaseHTTPRequestHandler):
         """Quiet."""
 
 
+# Run in a process of its own, so that the traced peak is the mint's alone: in the test process, threads left
+# by other tests (servers, the Realtime peer) allocate too, and tracemalloc counts every thread.
+_TRACED_MINT = """
+import json, sys, tracemalloc
+from tests.events import load_event
+from tests.lambda_context import FakeLambdaContext
+from voice_access.edge.app import lambda_handler
+
+event = load_event("client_secrets.json")
+lambda_handler(event, FakeLambdaContext())  # the first call reads the key and connects: the second measures the answer
+tracemalloc.start()
+answer = lambda_handler(event, FakeLambdaContext())
+peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["body"]), "peak": peak}))
+"""
+
+
 def test_a_compressed_answer_is_not_decoded_past_the_cap(
-    function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext, tmp_path: Path
+    function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Given an upstream that answers with a small gzip body that decodes to 32 MB (urllib3 decodes unasked),
     # and no quotas (moto, in this process, would count in the traced memory)
@@ -614,22 +635,29 @@ def test_a_compressed_answer_is_not_decoded_past_the_cap(
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         host, port = server.server_address[:2]
-        use_upstream(monkeypatch, f"http://{host!s}:{port}")
-        mint(lambda_context)  # a first call reads the key and connects: the second measures only the answer
+        monkeypatch.setenv("OPENAI_UPSTREAM_URL", f"http://{host!s}:{port}")
 
-        # When a client secret is requested, with allocations traced
-        tracemalloc.start()
+        # When a function (a process of its own, as Lambda runs it) is asked for a client secret, with its
+        # allocations traced
         try:
-            answer = mint(lambda_context)
-            peak = tracemalloc.get_traced_memory()[1]
+            ran = subprocess.run(
+                [sys.executable, "-c", _TRACED_MINT],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": f"{ROOT / 'functions'}{os.pathsep}{ROOT}"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
         finally:
-            tracemalloc.stop()
             server.shutdown()
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    answer = json.loads(ran.stdout.splitlines()[-1])
 
     # Then it is refused as an unusable answer, having decoded little more than the 256 KiB cap
-    assert answer.status == HTTPStatus.BAD_GATEWAY
-    assert answer.body["error"]["code"] == "upstream_invalid_response"
-    assert peak < 8 * 2**20
+    assert answer["status"] == HTTPStatus.BAD_GATEWAY
+    assert answer["body"]["error"]["code"] == "upstream_invalid_response"
+    assert answer["peak"] < 8 * 2**20
 
 
 # --- one deadline per request -----------------------------------------------------------------------------
