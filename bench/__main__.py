@@ -15,9 +15,19 @@ user is never refused. That policy is validated and recorded as `sam build` reco
 reads it without pydantic. The floor has no quota: it is what the quota costs, among the rest.
 
 Besides cold starts, warm latency, memory and size, it reports how long a warm mint waits on the store
-(the mint's log line's ``quota_ms``) and the store requests per mint (counted at moto). Prints a table and
-writes the figures to bench-results.json (``--output``). ``--quick`` runs a few of everything, to prove the
-benchmark works (``make test``); its figures mean nothing.
+(the mint's log line's ``quota_ms``) and on OpenAI (its ``UpstreamLatency``; the floor times its urllib3 call
+the same way), the store requests per mint (counted at moto), and each handler's own work per warm mint: the
+container's CPU time over the invocation, every thread's, which is its wall time less every wait. (Its wall time
+less the two timed waits is reported too, but those timers wrap each client's own work as well: the floor's
+wraps all of its urllib3 work and ours the store requests' signing, JSON and connections.)
+
+A start-to-first-answer measurement of its own runs ``--pairs`` pairs of a floor and a default container back
+to back, the pair's order alternating, each timed from spawning the interpreter to the first answer back: the
+median of the pairs' ratios is the figure least moved by the machine's load drifting. Each cold start's CPU
+time (the interpreter's start, the import and the first invocation, without the waits) is reported beside it.
+
+Prints a table and writes the figures to bench-results.json (``--output``). ``--quick`` runs a few of
+everything, to prove the benchmark works (``make test``); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -75,6 +85,8 @@ class Variant:
     cold_ms: list[float] = field(default_factory=list)
     import_ms: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
+    cold_cpu_ms: list[float] = field(default_factory=list)  # the container's CPU time up to its first answer
+    paired_ms: list[float] = field(default_factory=list)  # start to first answer, in the floor/default pairs
     first_quota_ms: list[float] = field(default_factory=list)  # the first mint's wait on the store
     first_moto_ms: list[float] = field(default_factory=list)  # moto's time answering the first mint's requests
     warm: dict[str, Any] = field(default_factory=dict)
@@ -100,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime-dir", type=Path, default=DEFAULT_RUNTIME, help="the AWS SDK a Lambda runtime has")
     parser.add_argument("--rounds", type=int, default=15, help="cold starts of each handler, interleaved")
     parser.add_argument("--invocations", type=int, default=2000, help="warm invocations of each handler")
+    parser.add_argument("--pairs", type=int, default=35, help="floor/default pairs, start to first answer")
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results.json")
-    parser.add_argument("--quick", action="store_true", help="2 rounds, 50 invocations: proves it runs")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 50 invocations, 2 pairs: proves it runs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.invocations = 2, 50
+        args.rounds, args.invocations, args.pairs = 2, 50, 2
     for needed in (args.build_dir / FUNCTION, args.build_dir / "DependenciesLayer", args.runtime_dir / "boto3"):
         if not needed.exists():
             print(f"make bench: {needed} is missing; run `make bench`, which builds it", file=sys.stderr)
@@ -126,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             shift = round_number % len(order)  # each handler takes each place in turn
             for variant in order[shift:] + order[:shift]:
                 _cold_start(variant, stand)
+        floor, default = variants["floor"], variants["default"]
+        print(f"start to first answer: {args.pairs} pairs of floor and default, the order alternating", flush=True)
+        for pair in range(args.pairs):
+            for variant in (floor, default) if pair % 2 == 0 else (default, floor):
+                variant.paired_ms.append(_run(variant, stand, invocations=0)[0])
         containers = 1 if args.quick else WARM_CONTAINERS
         print(
             f"warm: {containers} containers each of {', '.join(v.name for v in warmed)}, alternating,"
@@ -145,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "make bench: the default deployment imported the AWS SDK (boto3 or botocore's modules), which its"
             " cold start must not pay for: see `python -X importtime` on voice_access.edge.app",
+            file=sys.stderr,
+        )
+        return 1
+    if results["jmespath_imported_default"]:
+        print(
+            "make bench: the default deployment imported jmespath, which its cold start must not pay for: see"
+            " voice_access/observability.py and `python -X importtime` on voice_access.edge.app",
             file=sys.stderr,
         )
         return 1
@@ -289,6 +314,7 @@ def _cold_start(variant: Variant, stand: Stand) -> None:
     variant.cold_ms.append(cold_ms)
     variant.import_ms.append(first["import_ms"])
     variant.first_ms.append(first["first_ms"])
+    variant.cold_cpu_ms.append(first["cpu_ms"])
     if variant.name != "floor":
         variant.first_quota_ms.extend(_quota_ms(stand, variant, logged))
         variant.first_moto_ms.append((stand.aws.dynamodb_seconds["UpdateItem"] - moto_seconds) * 1e3)
@@ -306,15 +332,36 @@ def _warm(variant: Variant, stand: Stand, invocations: int) -> None:
     mints = previous.get("mints", 0) + invocations + 1
     store_requests = previous.get("store_requests", 0) + stand.aws.dynamodb_requests["UpdateItem"] - store_requests
     moto_seconds = previous.get("moto_seconds", 0) + stand.aws.dynamodb_seconds["UpdateItem"] - moto_seconds
-    # The container's first mint is its cold start's: the warm ones follow it.
-    waits = [] if variant.name == "floor" else _quota_ms(stand, variant, logged)[1:]
-    quota_ms = sorted([*previous.get("quota_ms", []), *waits])
+    walls = [ns / 1e6 for ns in last["latencies_ns"]]
+    if variant.name == "floor":
+        upstream, store = [ns / 1e6 for ns in last["upstream_ns"]], [0.0] * len(walls)
+    else:
+        # The container's first mint is its cold start's: the warm ones follow it, one line each, in order.
+        minted = _minted_lines(stand, variant, logged)[1:]
+        if len(minted) != len(walls):
+            raise SystemExit(f"make bench: {variant.name} logged {len(minted)} warm mints, not {len(walls)}")
+        upstream = [float(line["UpstreamLatency"][0]) for line in minted]
+        store = [float(line["quota_ms"]) for line in minted]
+    outside = [wall - up - waited for wall, up, waited in zip(walls, upstream, store, strict=True)]
+    quota_ms = sorted([*previous.get("quota_ms", []), *store]) if variant.name != "floor" else []
+    outside_ms = sorted([*previous.get("outside_ms", []), *outside])
+    upstream_ms = sorted([*previous.get("upstream_ms", []), *upstream])
+    own_ms = sorted([*previous.get("own_ms", []), *(ns / 1e6 for ns in last["cpu_ns"])])
     variant.warm = {
         "latencies_ms": latencies,
+        "outside_ms": outside_ms,
+        "upstream_ms": upstream_ms,
+        "own_ms": own_ms,
         "containers": previous.get("containers", 0) + 1,
         "invocations": len(latencies),
         "p50_ms": _percentile(latencies, 50),
         "p99_ms": _percentile(latencies, 99),
+        # Own work: the container's CPU time over the invocation, every thread's (its wall time less every wait).
+        "own_work_p50_ms": _percentile(own_ms, 50),
+        "own_work_p99_ms": _percentile(own_ms, 99),
+        "upstream_wait_p50_ms": _percentile(upstream_ms, 50),
+        # Wall time less the waits on the store and OpenAI as the handler timed them (client work included in those).
+        "outside_timed_waits_p50_ms": _percentile(outside_ms, 50),
         "peak_rss_mb": max(previous.get("peak_rss_mb", 0), last["peak_rss_kb"] / 1024),
         # Over each container's whole life (its cold start and every warm invocation): the most any opened.
         "upstream_connections": max(previous.get("upstream_connections", 0), stand.stub.connections - connections),
@@ -324,6 +371,7 @@ def _warm(variant: Variant, stand: Stand, invocations: int) -> None:
         "boto3_imported": last["boto3_imported"],
         "botocore_imported": last["botocore_imported"],
         "pydantic_imported": last["pydantic_imported"],
+        "jmespath_imported": last["jmespath_imported"],
         "mints": mints,
         "store_requests": store_requests,
         "store_requests_per_mint": round(store_requests / mints, 3),
@@ -344,15 +392,20 @@ def _log_size(stand: Stand, variant: Variant) -> int:
     return log.stat().st_size if log.exists() else 0
 
 
-def _quota_ms(stand: Stand, variant: Variant, offset: int) -> list[float]:
-    """The store waits of the mints the variant logged from ``offset`` on; quotas off refuse the run."""
+def _minted_lines(stand: Stand, variant: Variant, offset: int) -> list[dict[str, Any]]:
+    """The mint lines the variant logged from ``offset`` on; quotas off refuse the run."""
     with (stand.logs / f"{variant.name}.log").open("rb") as log:
         log.seek(offset)
         lines = [json.loads(line) for line in log.read().splitlines() if line.startswith(b"{")]
     minted = [line for line in lines if line.get("message") == MINTED]
     if not minted or any("quota_ms" not in line for line in minted):
         raise SystemExit(f"make bench: {variant.name} minted without a quota check; the bench measures quotas on")
-    return [float(line["quota_ms"]) for line in minted]
+    return minted
+
+
+def _quota_ms(stand: Stand, variant: Variant, offset: int) -> list[float]:
+    """The store waits of the mints the variant logged from ``offset`` on."""
+    return [float(line["quota_ms"]) for line in _minted_lines(stand, variant, offset)]
 
 
 def _check_logs(logs: Path, names: list[str], expected: int) -> int:
@@ -393,9 +446,15 @@ def _results(
 ) -> dict[str, Any]:
     floor, ours, default = variants["floor"], variants["ours"], variants["default"]
     cold = {name: statistics.median(variant.cold_ms) for name, variant in variants.items()}
+    cold_cpu = {name: statistics.median(variant.cold_cpu_ms) for name, variant in variants.items()}
     build_bytes = sizes[FUNCTION] + sizes["DependenciesLayer"]
+    pair_ratios = [mine / its for mine, its in zip(default.paired_ms, floor.paired_ms, strict=True)]
     return {
         "cold_ratio": round(cold["ours"] / cold["floor"], 2),
+        # The median of the floor/default pairs' ratios, each pair timed from spawning to the first answer.
+        "start_to_first_answer_ratio": round(statistics.median(pair_ratios), 2),
+        "own_work_p50_ratio": round(ours.warm["own_work_p50_ms"] / floor.warm["own_work_p50_ms"], 2),
+        "own_work_p50_ratio_default": round(default.warm["own_work_p50_ms"] / floor.warm["own_work_p50_ms"], 2),
         "warm_p50_ratio": round(ours.warm["p50_ms"] / floor.warm["p50_ms"], 2),
         "warm_p99_ratio": round(ours.warm["p99_ms"] / floor.warm["p99_ms"], 2),
         "rss_ratio": round(ours.warm["peak_rss_mb"] / floor.warm["peak_rss_mb"], 2),
@@ -419,15 +478,27 @@ def _results(
             for name in ("ours", "default")
         },
         "aws_sdk_imported_default": default.warm["boto3_imported"] or default.warm["botocore_imported"],
+        "jmespath_imported_default": default.warm["jmespath_imported"],
         "cold_ms": {name: round(value, 1) for name, value in cold.items()},
         "cold_ratio_by_variant": {name: round(value / cold["floor"], 2) for name, value in cold.items()},
         "import_ms": {name: round(statistics.median(v.import_ms), 1) for name, v in variants.items()},
+        "cold_cpu_ms": {name: round(value, 1) for name, value in cold_cpu.items()},
+        "start_to_first_answer": {
+            "pairs": len(pair_ratios),
+            "floor_ms": round(statistics.median(floor.paired_ms), 1),
+            "default_ms": round(statistics.median(default.paired_ms), 1),
+            "ratio_of_medians": round(statistics.median(default.paired_ms) / statistics.median(floor.paired_ms), 2),
+            "median_pair_ratio": round(statistics.median(pair_ratios), 2),
+            "pair_ratio_quartiles": [round(q, 2) for q in statistics.quantiles(pair_ratios, n=4)]
+            if len(pair_ratios) > 1
+            else [],
+        },
         "first_invocation_ms": {name: round(statistics.median(v.first_ms), 2) for name, v in variants.items()},
         "warm": {
             name: {
                 k: round(v, 3) if isinstance(v, float) else v
                 for k, v in variants[name].warm.items()
-                if k not in ("latencies_ms", "quota_ms")
+                if k not in ("latencies_ms", "quota_ms", "outside_ms", "upstream_ms", "own_ms")
             }
             for name in ("floor", "ours", "default")
         },
@@ -441,6 +512,12 @@ def _results(
             "machine": os.uname().machine,
             "cpus": os.cpu_count(),
             "cold": "wall time from starting the interpreter to the first answer; median over rounds",
+            "cold_cpu": "the container's CPU time from exec to its first answer (no waits); median over rounds",
+            "start_to_first_answer": "floor and default back to back, order alternating; the median pair's ratio",
+            "own_work": "the container's CPU time (every thread's) over one warm invocation: its wall time less"
+            " every wait",
+            "waits": "the store's: the mint line's quota_ms; OpenAI's: its UpstreamLatency (the floor: its urllib3"
+            " call, timed the same way)",
             "quota": f"the shipped policy's windows and spend brake with every limit at {BENCH_MINTS} mints ({policy})",
             "store_requests": "UpdateItem requests moto answered during the warm containers, over their mints",
             "moto": "moto's own time answering UpdateItem (one at a time, as LocalAws serialises DynamoDB), per mint",
@@ -450,20 +527,46 @@ def _results(
 
 def _print_table(results: dict[str, Any], variants: dict[str, Variant]) -> None:
     warm, cold = results["warm"], results["cold_ms"]
+    first, cpu, paired = results["first_invocation_ms"], results["cold_cpu_ms"], results["start_to_first_answer"]
     rows = [
         ("cold start, median (ms)", cold["floor"], cold["ours"], results["cold_ratio"]),
         ("  of which import (ms)", results["import_ms"]["floor"], results["import_ms"]["ours"], None),
+        ("  of which first invocation (ms)", first["floor"], first["ours"], None),
+        ("  CPU to the first answer (ms)", cpu["floor"], cpu["ours"], _ratio(cpu["ours"], cpu["floor"])),
+        ("start to first answer, default (ms)", paired["floor_ms"], paired["default_ms"], None),
+        (f"  median of {paired['pairs']} pairs' ratios", "", "", results["start_to_first_answer_ratio"]),
+        (
+            "  CPU to the first answer, default (ms)",
+            cpu["floor"],
+            cpu["default"],
+            _ratio(cpu["default"], cpu["floor"]),
+        ),
         ("warm p50 (ms)", warm["floor"]["p50_ms"], warm["ours"]["p50_ms"], results["warm_p50_ratio"]),
         ("warm p99 (ms)", warm["floor"]["p99_ms"], warm["ours"]["p99_ms"], results["warm_p99_ratio"]),
-        ("peak RSS (MB)", warm["floor"]["peak_rss_mb"], warm["ours"]["peak_rss_mb"], results["rss_ratio"]),
         (
-            "peak RSS, default (MB)",
-            warm["floor"]["peak_rss_mb"],
-            warm["default"]["peak_rss_mb"],
-            results["rss_ratio_default"],
+            "warm own work p50, CPU (ms)",
+            warm["floor"]["own_work_p50_ms"],
+            warm["ours"]["own_work_p50_ms"],
+            results["own_work_p50_ratio"],
         ),
-        ("upstream connections", warm["floor"]["upstream_connections"], warm["ours"]["upstream_connections"], None),
-        ("secret fetches", "-", warm["ours"]["secret_fetches"], None),
+        (
+            "warm own work p50, CPU, default (ms)",
+            warm["floor"]["own_work_p50_ms"],
+            warm["default"]["own_work_p50_ms"],
+            results["own_work_p50_ratio_default"],
+        ),
+        (
+            "  wall less timed waits p50 (ms)",
+            warm["floor"]["outside_timed_waits_p50_ms"],
+            warm["ours"]["outside_timed_waits_p50_ms"],
+            None,
+        ),
+        (
+            "warm upstream wait p50 (ms)",
+            warm["floor"]["upstream_wait_p50_ms"],
+            warm["ours"]["upstream_wait_p50_ms"],
+            None,
+        ),
     ]
     for name in ("ours", "default"):
         quota, of = results["quota"][name], "" if name == "ours" else f", {name}"
@@ -475,7 +578,19 @@ def _print_table(results: dict[str, Any], variants: dict[str, Variant]) -> None:
             ("  moto answering (ms)", "-", quota["first_mint_moto_ms"], None),
             (f"store requests per mint{of}", "-", quota["store_requests_per_mint"], None),
         ]
+    rows += [
+        ("peak RSS (MB)", warm["floor"]["peak_rss_mb"], warm["ours"]["peak_rss_mb"], results["rss_ratio"]),
+        (
+            "peak RSS, default (MB)",
+            warm["floor"]["peak_rss_mb"],
+            warm["default"]["peak_rss_mb"],
+            results["rss_ratio_default"],
+        ),
+        ("upstream connections", warm["floor"]["upstream_connections"], warm["ours"]["upstream_connections"], None),
+        ("secret fetches", "-", warm["ours"]["secret_fetches"], None),
+    ]
     rows.append(("boto3/botocore imported, default", "-", "yes" if results["aws_sdk_imported_default"] else "no", None))
+    rows.append(("jmespath imported, default", "-", "yes" if results["jmespath_imported_default"] else "no", None))
     rows += [
         (f"cold start, {name} (ms)", cold["floor"], cold[name], results["cold_ratio_by_variant"][name])
         for name in variants
@@ -490,6 +605,10 @@ def _print_table(results: dict[str, Any], variants: dict[str, Variant]) -> None:
         f"   (function {sizes[FUNCTION] / 1e6:.2f}, layer {sizes['DependenciesLayer'] / 1e6:.2f};"
         f" tracing layer {sizes['TracingLayer'] / 1e6:.2f} when on; boto3 from the runtime)"
     )
+
+
+def _ratio(mine: float, its: float) -> float:
+    return round(mine / its, 2)
 
 
 def _cell(value: Any, suffix: str = "") -> str:
