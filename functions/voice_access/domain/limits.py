@@ -1,7 +1,8 @@
-"""Quota concepts: how many client secrets a window allows, and a profile's limits per caller.
+"""Quota concepts: what a window counts (its unit) and how much of it a window allows, and a profile's limits per
+caller.
 
-Read from the policy file, as the policy's other records are (domain/policy/records.py); counted by the quota
-store (domain/quota.py).
+Read from the policy file, as the policy's other records are (domain/policy/records.py); counted in the quota store
+(domain/quota.py, which knows a window by its unit, limit and length alone).
 """
 
 import itertools
@@ -16,9 +17,22 @@ MAX_CALLER_COUNTERS = 2000
 MAX_WINDOW_SECONDS = 31 * DAY_SECONDS
 
 
+class Unit(Record):
+    """What a window counts, in whole numbers."""
+
+    name: str  # the key of a window's limit in a policy file and in the profiles listing; the spend brake's counter
+    counter: str  # how the name of a caller's counter for one window begins: <counter><seconds>_<index>
+    one: str  # how one of it reads in a refusal
+    many: str
+
+
+# Client secrets minted. Its counters' names are those deployed tables hold.
+MINTS = Unit("mints", "w", "client secret", "client secrets")
+
+
 class Window(Record):
     """At most ``mints`` client secrets in each ``seconds``-long window, fixed and aligned to the Unix epoch (a
-    minute's window starts on the minute, a day's at 00:00 UTC)."""
+    minute's window starts on the minute, a day's at 00:00 UTC). The quota counts it by ``unit`` and ``limit``."""
 
     __pydantic_config__ = PYDANTIC_CONFIG
 
@@ -34,6 +48,15 @@ class Window(Record):
         if not 1 <= self.seconds <= MAX_WINDOW_SECONDS:
             raise ValueError(f"seconds must be a whole number from 1 to {MAX_WINDOW_SECONDS} (31 days)")
 
+    @property
+    def unit(self) -> Unit:
+        return MINTS
+
+    @property
+    def limit(self) -> int:
+        """How many of its unit the window allows."""
+        return self.mints
+
     def describe(self) -> str:
         """E.g. "10 client secrets per minute", "200 client secrets per 2 hours"."""
         for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
@@ -41,7 +64,7 @@ class Window(Record):
                 count = self.seconds // length
                 per = unit if count == 1 else f"{count} {unit}s"
                 break
-        return f"{self.mints} client secret{'s' if self.mints != 1 else ''} per {per}"
+        return f"{self.limit} {self.unit.one if self.limit == 1 else self.unit.many} per {per}"
 
 
 class Limits(Record):
