@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from tests.signing import botocore_signed
+from voice_access.clients import quota_store as quota
 from voice_access.clients.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
 from voice_access.clients.deadline import Deadline
-from voice_access.domain import quota
 
 ACCESS_KEY_ID = "AKIDEXAMPLE"
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -1,5 +1,5 @@
-"""The quota store's pure parts (quota.py), without a network: item keys, windows at their boundaries, the
-rate-limit headers and the refusal a full window gives (as the edge answers them: edge/answers.py)."""
+"""What a mint counts (domain/quota.py), without a network: item keys and counter names, windows at their
+boundaries, the rate-limit headers and the refusal a full window gives (as the edge answers them: edge/answers.py)."""
 
 import math
 import re
@@ -7,11 +7,12 @@ from http import HTTPStatus
 
 import pytest
 
+from voice_access.clients.quota_store import Store
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import RateLimited
 from voice_access.domain.limits import Limits, Window
 from voice_access.domain.minting import Mint
-from voice_access.domain.quota import Counted, Reservation, Store, _brake_item, _caller_item, _Full, _refusal
+from voice_access.domain.quota import Counted, Reservation, _brake_item, _caller_item, _refusal
 from voice_access.domain.safety import safety_identifier
 from voice_access.edge import answers
 
@@ -103,9 +104,9 @@ def test_a_minute_window_turns_on_the_minute(now: float, minute: int, resets_at:
     item = _caller_item("assistant", PER_MINUTE_AND_DAY, user("alice"), now)
 
     # Then the minute's counter is that minute's, reset at its end; the day's is the day's
-    assert set(item.attributes) == {f"w60_{minute}", "w86400_0"}
-    assert item.attributes[f"w60_{minute}"] == Counted(PER_MINUTE_AND_DAY[0], 0, resets_at)
-    assert item.attributes["w86400_0"] == Counted(PER_MINUTE_AND_DAY[1], 0, DAY)
+    assert set(item.counters) == {f"w60_{minute}", "w86400_0"}
+    assert item.counters[f"w60_{minute}"] == Counted(PER_MINUTE_AND_DAY[0], 0, resets_at)
+    assert item.counters["w86400_0"] == Counted(PER_MINUTE_AND_DAY[1], 0, DAY)
     assert item.expires_at == DAY
 
 
@@ -123,7 +124,7 @@ def test_a_day_window_turns_at_midnight_utc_with_a_new_item() -> None:
     assert before.key.split("#")[3] == str(day - 1)
     assert after.key.split("#")[3] == str(day)
     assert (before.expires_at, after.expires_at) == (int(midnight), int(midnight) + DAY)
-    assert after.attributes[f"w86400_{day}"].resets_at == int(midnight) + DAY
+    assert after.counters[f"w86400_{day}"].resets_at == int(midnight) + DAY
 
 
 @pytest.mark.parametrize("now", [0.0, 59.999, 60.0, 3599.999, 3600.0, 86_399.999, 1_764_288_000.0])
@@ -137,7 +138,7 @@ def test_only_the_just_ended_shorter_windows_are_removed_never_the_current_ones(
     # Then the minute and the hour just ended are removed, and nothing current or of the day (its own item)
     minute, hour = int(now // MINUTE), int(now // HOUR)
     assert list(item.ended) == [f"w60_{minute - 1}", f"w3600_{hour - 1}"]
-    assert not set(item.ended) & set(item.attributes)
+    assert not set(item.ended) & set(item.counters)
     assert not any(name.startswith("w86400_") for name in item.ended)
 
 
@@ -200,7 +201,7 @@ def test_the_brakes_item_is_its_windows(now: float, index: int) -> None:
 
     # Then
     assert item.key == f"brake#86400#{index}"
-    assert item.attributes == {"mints": Counted(brake, 0, (index + 1) * DAY)}
+    assert item.counters == {"mints": Counted(brake, 0, (index + 1) * DAY)}
     assert item.expires_at == (index + 1) * DAY
     assert item.brake
     assert list(item.ended) == []
@@ -303,7 +304,7 @@ def test_a_window_describes_itself(window: Window, described: str) -> None:
 
 
 def refused(window: Window, resets_at: int, now: float, *, brake: bool = False) -> RateLimited:
-    return _refusal(_Full(Counted(window, window.mints, resets_at), brake), "assistant", now)
+    return _refusal(Counted(window, window.mints, resets_at), brake, "assistant", now)
 
 
 @pytest.mark.parametrize(
@@ -376,10 +377,10 @@ def test_a_refusal_never_names_the_user() -> None:
     # Given the item of a user whose minute is full
     safety_id = user("alice")
     item = _caller_item("assistant", PER_MINUTE_AND_DAY, safety_id, now=78.0)
-    counted = item.attributes["w60_1"]
+    counted = item.counters["w60_1"]
 
     # When
-    error = _refusal(_Full(Counted(counted.window, 10, counted.resets_at), brake=False), "assistant", 78.0)
+    error = _refusal(Counted(counted.window, 10, counted.resets_at), False, "assistant", 78.0)
 
     # Then neither the subject nor its safety identifier is in the answer
     shown = repr(answers.envelope(error)) + repr(answers.headers_of(error)) + str(error)

@@ -1,91 +1,58 @@
-"""The quota store: mint counters in DynamoDB, and the one module that speaks to it.
+"""What a mint counts, and how a refusal reads: the per-caller windows and the spend brake, in the quota store.
 
-A mint first takes one unit from each counter that applies, with one conditional UpdateItem per item: the
-caller's item (every window of the profile's per-caller limits, in one item, so they move together) and,
-when a spend brake is set, the brake's item. Each write is atomic and conditional (DynamoDB serialises
-writes to an item), so concurrent mints can never take more than a window holds, and nothing is read
-first. The two items are written side by side (one round trip of waiting); when one refuses and the other
-took a unit, that unit is given back. A mint that then fails upstream gives its units back the same way,
-so the caller's quota counts only secrets it received. A give-back the store does not answer in time may
-have been applied all the same: it is logged as unconfirmed, not as failed.
+A mint first takes one unit from each window that applies, with one conditional addition per item of the store
+(clients/quota_store.py): the caller's item (every window of the profile's per-caller limits, in one item, so they
+move together) and, when a spend brake is set, the brake's item. The store's additions are atomic and conditional,
+so concurrent mints can never take more than a window holds, and go side by side; when one item refuses and the
+other took a unit, that unit is given back. A mint that then fails upstream gives its units back the same way, so
+the caller's quota counts only secrets it received. A give-back the store does not answer in time may have been
+applied all the same: it is logged as unconfirmed, not as failed.
 
-The profiles listing reads what is left (``standing``) with one BatchGetItem, and writes nothing.
+The profiles listing reads what is left (``standing``) with one read of the store, and writes nothing.
 
-Items (key ``pk``):
-- ``caller#<profile>#<longest window>#<its index>#<safety id>``, one number attribute ``w<seconds>_<index>``
-  per window. The key holds the caller's 64-hex safety identifier, so no subject, however long or odd, can
-  break a key or share a counter. A window's index is floor(now / seconds): windows are fixed and aligned to
-  the Unix epoch. Each write removes each shorter window's attribute of the window just before; older ones,
-  left when a caller skipped windows, stay (at most one per mint, so bounded by the longest window's limit)
-  until the item expires (TTL ``expires_at``) when its longest window ends.
-- ``brake#<seconds>#<index>`` with ``mints``: every caller's mints of every profile. A single item: at most
-  1,000 write units a second (DynamoDB's per-partition ceiling), so 1,000 mints a second, 50 times the API's
-  default throttle (README, "Quotas").
-
-Requests are signed here (aws_signature.py) and sent with urllib3, as the OpenAI client sends its own.
+A window is counted by its unit, limit and length alone (domain/limits.py), so a window of another unit is another
+counter of the same items. Items (key ``pk``):
+- ``caller#<profile>#<longest window>#<its index>#<safety id>``, one counter ``<unit's counter><seconds>_<index>``
+  per window (a mint window's: ``w<seconds>_<index>``). The key holds the caller's 64-hex safety identifier, so no
+  subject, however long or odd, can break a key or share a counter. A window's index is floor(now / seconds):
+  windows are fixed and aligned to the Unix epoch. Each write removes each shorter window's counter of the window
+  just before; older ones, left when a caller skipped windows, stay (at most one per mint, so bounded by the
+  longest window's limit) until the item expires (TTL ``expires_at``) when its longest window ends.
+- ``brake#<seconds>#<index>`` with a counter named for its unit (``mints``): every caller's mints of every profile.
+  A single item: at most 1,000 write units a second (DynamoDB's per-partition ceiling), so 1,000 mints a second,
+  50 times the API's default throttle (README, "Quotas").
 """
 
-import functools
-import json
 import math
-import threading
 import time
-from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
-import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError
-from urllib3.util import parse_url
-
-from voice_access.clients.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
-from voice_access.clients.deadline import POOL_CLASSES, Deadline, keeping_to
-from voice_access.config.settings import Settings
+from voice_access.clients import quota_store
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.quota_store import Addition, Counts, Full, Store, StoreMisconfigured, StoreUnavailable
 from voice_access.domain.errors import DependencyUnavailable, OutOfTime, RateLimited, ServiceMisconfigured
 from voice_access.domain.limits import DAY_SECONDS, Limits, Window
 from voice_access.domain.policy.model import Policy
 from voice_access.observability import count, logger
 
-_TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
-# One connect, a retry, one answer: the store may not hold a mint up for longer.
-_BUDGET_SECONDS = 2.0
-# Less than this left, a write would time out and be blamed on the store: the request is out of time.
-_MIN_STORE_SECONDS = 0.05
+# What a mint adds to each of its windows.
+_A_MINT = 1
 # Giving units back after OpenAI failed happens perhaps at the request's deadline: in the margin kept to answer.
 _RELEASE_BUDGET_SECONDS = 0.5
-# What a refused or failed mint tells the caller to wait before trying again when the store is out of reach.
-STORE_RETRY_AFTER_SECONDS = 2
-_UPDATE = "UpdateItem"
-_READ = "BatchGetItem"
-# DynamoDB's ceiling on the keys of one BatchGetItem.
-_BATCH_KEYS = 100
-# Errors that may pass (throttling, an outage); any other error of DynamoDB's needs an operator.
-_PASSING = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "ExpiredTokenException",  # the execution role's credentials rotate
-}
-_pools = urllib3.PoolManager(
-    num_pools=1,
-    maxsize=2,  # the caller's item and the brake's, side by side
-    retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
-)
-_pools.pool_classes_by_scheme = POOL_CLASSES
 
 
-class Store(NamedTuple):
-    """Where the counters are: the table, DynamoDB's endpoint and the region to sign for."""
+class Deployment(Protocol):
+    """Where a deployment's settings say the quota store is."""
 
-    table: str
-    endpoint: str
-    region: str
+    @property
+    def quota_table_name(self) -> str | None: ...
+    @property
+    def dynamodb_endpoint(self) -> str: ...
+    @property
+    def aws_region(self) -> str: ...
 
 
-def store_of(settings: Settings) -> Store | None:
+def store_of(settings: Deployment) -> Store | None:
     """The deployment's quota store; None when it has no QUOTA_TABLE_NAME."""
     if settings.quota_table_name is None:
         return None
@@ -108,17 +75,22 @@ class Counted(NamedTuple):
 
     @property
     def remaining(self) -> int:
-        return max(0, self.window.mints - self.used)
+        return max(0, self.window.limit - self.used)
 
 
 class _Item(NamedTuple):
-    """One counter item a mint writes: its key, and its attributes (one per window) with their windows."""
+    """One item a mint writes: its key, and its counters (one per window) with their windows."""
 
     key: str
-    attributes: dict[str, Counted]  # attribute name -> its window, resets_at and (later) its count
+    counters: dict[str, Counted]  # counter -> its window, resets_at and (once taken or read) its count
     expires_at: int
-    ended: tuple[str, ...] = ()  # attributes of windows just ended, to remove
+    ended: tuple[str, ...] = ()  # counters of windows just ended, to remove
     brake: bool = False
+
+    def counting(self, counts: Counts) -> "_Item":
+        """The item with its counters' counts as the store gave them."""
+        counted = {name: c._replace(used=counts[name]) for name, c in self.counters.items()}
+        return self._replace(counters=counted)
 
 
 class Reservation(NamedTuple):
@@ -132,7 +104,7 @@ class Reservation(NamedTuple):
 
     @property
     def tightest(self) -> Counted:
-        """The count the caller is nearest the end of: the fewest mints left, then the soonest reset."""
+        """The count the caller is nearest the end of: the least left, then the soonest reset."""
         return min(self.counted, key=lambda c: (c.remaining, c.resets_at))
 
 
@@ -145,7 +117,7 @@ def reserve(
     *,
     deadline: Deadline,
 ) -> Reservation | None:
-    """Take a unit from every counter that applies to ``user`` minting with ``profile``; None when none does.
+    """Take a unit from every window that applies to ``user`` minting with ``profile``; None when none does.
 
     RateLimited when a window is full (nothing taken); DependencyUnavailable when the store is out of reach
     (or None, minting unchecked, when the profile fails open); ServiceMisconfigured when it cannot be used.
@@ -154,43 +126,47 @@ def reserve(
         return None
     if store is None:
         raise _misconfigured("quota_store_missing", "the policy sets limits but the function has no QUOTA_TABLE_NAME")
-    if deadline.remaining() < _MIN_STORE_SECONDS:
-        logger.warning("no time left to ask the quota store")
-        raise OutOfTime("This request ran out of time before it could be served. Retry in a moment.", code="timeout")
+    _check_time(deadline)
     now = time.time()
     items = []
     if limits is not None:
         items.append(_caller_item(profile, limits.per_caller, user, now))
     if brake is not None:
         items.append(_brake_item(brake, now))
+    additions = [_taking(item) for item in items]
     started = time.perf_counter()
-    budget = deadline.within(_BUDGET_SECONDS)
-    outcomes = _side_by_side([functools.partial(_take, store, item, budget) for item in items])
+    answers = quota_store.add_all(store, additions, deadline.within(quota_store.BUDGET_SECONDS))
     waited_ms = (time.perf_counter() - started) * 1000
-    taken = [item for item, outcome in zip(items, outcomes, strict=True) if outcome is None]
-    problems = [outcome for outcome in outcomes if outcome is not None]
+    outcomes = [_in_mint_words(answer) for answer in answers]
+    taken = [item.counting(outcome) for item, outcome in zip(items, outcomes, strict=True) if isinstance(outcome, dict)]
+    problems = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     if not problems:
-        return _reservation(store, items, waited_ms)
-    if not all(isinstance(problem, _Fault) for problem in problems):
-        _give_back(store, taken, "refused", deadline.within(_BUDGET_SECONDS))
+        return _reservation(store, taken, waited_ms)
+    if not all(isinstance(problem, StoreUnavailable) for problem in problems):
+        _give_back(store, taken, "refused", deadline.within(quota_store.BUDGET_SECONDS))
         for problem in problems:
-            if not isinstance(problem, _Full | _Fault):
+            if not isinstance(problem, Full | StoreUnavailable):
                 raise problem  # misconfigured, or a bug: as it is
         # A full window is a definite answer, whatever else failed: the one that frees last says when to retry.
-        refusals = [problem for problem in problems if isinstance(problem, _Full)]
-        raise _refusal(max(refusals, key=lambda full: full.counted.resets_at), profile, now)
+        refusals = [
+            (_full_window(item, outcome), item.brake)
+            for item, outcome in zip(items, outcomes, strict=True)
+            if isinstance(outcome, Full)
+        ]
+        counted, braked = max(refusals, key=lambda refusal: refusal[0].resets_at)
+        raise _refusal(counted, braked, profile, now)
     if limits is not None and limits.on_store_failure == "allow":
         # The counters it reached keep their units (a failed brake leaves the caller's limit in force).
         logger.warning("quota store unavailable: minting without a quota check", profile=profile, counted=len(taken))
         count("QuotaFailOpen", profile=profile)
         return _reservation(store, taken, waited_ms) if taken else None
-    _give_back(store, taken, "store failed", deadline.within(_BUDGET_SECONDS))
+    _give_back(store, taken, "store failed", deadline.within(quota_store.BUDGET_SECONDS))
     raise _unavailable()
 
 
 def _reservation(store: Store, items: list[_Item], waited_ms: float) -> Reservation:
-    counted = [counted for item in items for counted in item.attributes.values()]
-    brake_used = next((item.attributes["mints"].used for item in items if item.brake), None)
+    counted = [counted for item in items for counted in item.counters.values()]
+    brake_used = next((counted.used for item in items if item.brake for counted in item.counters.values()), None)
     return Reservation(store, items, counted, waited_ms, brake_used)
 
 
@@ -209,10 +185,9 @@ class Standing(NamedTuple):
 def standing(
     store: Store | None, limits: dict[str, Limits], brake: Window | None, user: str, *, deadline: Deadline
 ) -> Standing:
-    """The counts of ``user``'s windows of each profile in ``limits``, and the spend brake's, read and never written.
+    """The counts of ``user``'s windows of each profile in ``limits``, and the spend brake's, read and never written
+    (strongly consistent: a count read right after a mint includes it).
 
-    One strongly consistent BatchGetItem (a batch per 100 items, side by side): a count read right after a mint
-    includes it, where an eventually consistent read may not, for twice the read units of items this small.
     DependencyUnavailable when the store is out of reach; ServiceMisconfigured when it cannot be used.
     """
     now = time.time()
@@ -222,280 +197,101 @@ def standing(
         return Standing({}, None)
     if store is None:
         raise _misconfigured("quota_store_missing", "the policy sets limits but the function has no QUOTA_TABLE_NAME")
-    if deadline.remaining() < _MIN_STORE_SECONDS:
-        logger.warning("no time left to ask the quota store")
-        raise OutOfTime("This request ran out of time before it could be served. Retry in a moment.", code="timeout")
-    budget = deadline.within(_BUDGET_SECONDS)
-    batches = [items[start : start + _BATCH_KEYS] for start in range(0, len(items), _BATCH_KEYS)]
-    found: dict[str, dict[str, Any]] = {}
-    outcomes = _side_by_side([functools.partial(_read, store, batch, budget, found) for batch in batches])
-    for outcome in outcomes:
-        if isinstance(outcome, _Fault):
+    _check_time(deadline)
+    budget = deadline.within(quota_store.BUDGET_SECONDS)
+    read = quota_store.read(store, {item.key: list(item.counters) for item in items}, budget)
+    for failure in [_in_mint_words(failure) for failure in read.failures]:
+        if isinstance(failure, StoreUnavailable):
             raise _unavailable()
-        if outcome is not None:
-            raise outcome  # misconfigured, or a bug: as it is
-    counted = {item.key: _counted_in(item, found.get(item.key, {})) for item in items}
+        raise failure  # misconfigured, or a bug: as it is
+    counted = {item.key: list(item.counting(read.counts[item.key]).counters.values()) for item in items}
     return Standing(
         {profile: counted[item.key] for profile, item in callers.items()},
         counted[items[-1].key][0] if brake is not None else None,
     )
 
 
-def _read(store: Store, items: list[_Item], deadline: Deadline, found: dict[str, dict[str, Any]]) -> None:
-    """Read ``items`` (at most 100) with one BatchGetItem into ``found`` by key; _Fault if DynamoDB leaves any
-    unread (throttled), as it may."""
-    names = {f"#a{i}": name for i, name in enumerate(sorted({n for item in items for n in item.attributes}))}
-    request = {
-        "RequestItems": {
-            store.table: {
-                "Keys": [{"pk": {"S": item.key}} for item in items],
-                "ConsistentRead": True,
-                "ProjectionExpression": ", ".join(["pk", *names]),
-                "ExpressionAttributeNames": names,
-            }
-        }
-    }
-    answer = _request(store, _READ, request, deadline)
-    if answer.get("UnprocessedKeys"):
-        raise _fault("UnprocessedKeys", unanswered=False)
-    responses = answer.get("Responses")
-    read = responses.get(store.table) if isinstance(responses, dict) else None
-    for item in read if isinstance(read, list) else []:
-        key = item.get("pk", {}).get("S") if isinstance(item, dict) else None
-        if isinstance(key, str):
-            found[key] = item
-
-
-def _counted_in(item: _Item, stored: dict[str, Any]) -> list[Counted]:
-    """Each window of ``item`` with its count as ``stored`` holds it (none: nothing minted in it yet)."""
-    return [Counted(c.window, _number(stored.get(name)), c.resets_at) for name, c in item.attributes.items()]
-
-
-def _unavailable() -> DependencyUnavailable:
-    return DependencyUnavailable(
-        "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
-        code="quota_store_unavailable",
-        retry_after_seconds=STORE_RETRY_AFTER_SECONDS,
-    )
+def _check_time(deadline: Deadline) -> None:
+    if deadline.remaining() < quota_store.MIN_SECONDS:
+        logger.warning("no time left to ask the quota store")
+        raise OutOfTime("This request ran out of time before it could be served. Retry in a moment.", code="timeout")
 
 
 def _caller_item(profile: str, windows: list[Window], user: str, now: float) -> _Item:
     longest = max(windows, key=lambda window: window.seconds)
     longest_index = int(now // longest.seconds)
-    attributes, ended = {}, []
+    counters, ended = {}, []
     for window in windows:
         index = int(now // window.seconds)
-        attributes[f"w{window.seconds}_{index}"] = Counted(window, 0, (index + 1) * window.seconds)
+        counters[_counter(window, index)] = Counted(window, 0, (index + 1) * window.seconds)
         if window is not longest:
-            ended.append(f"w{window.seconds}_{index - 1}")
+            ended.append(_counter(window, index - 1))
     key = f"caller#{profile}#{longest.seconds}#{longest_index}#{user}"
-    return _Item(key, attributes, (longest_index + 1) * longest.seconds, tuple(ended))
+    return _Item(key, counters, (longest_index + 1) * longest.seconds, tuple(ended))
+
+
+def _counter(window: Window, index: int) -> str:
+    return f"{window.unit.counter}{window.seconds}_{index}"
 
 
 def _brake_item(brake: Window, now: float) -> _Item:
     index = int(now // brake.seconds)
     resets_at = (index + 1) * brake.seconds
-    return _Item(f"brake#{brake.seconds}#{index}", {"mints": Counted(brake, 0, resets_at)}, resets_at, brake=True)
+    return _Item(
+        f"brake#{brake.seconds}#{index}", {brake.unit.name: Counted(brake, 0, resets_at)}, resets_at, brake=True
+    )
 
 
-class _Full(Exception):
-    def __init__(self, counted: Counted, brake: bool) -> None:
-        super().__init__("full")
-        self.counted, self.brake = counted, brake
+def _taking(item: _Item) -> Addition:
+    """A mint's addition to ``item``: a unit more in each window, if each then holds at most its limit."""
+    return Addition(
+        item.key,
+        dict.fromkeys(item.counters, _A_MINT),
+        {name: counted.window.limit for name, counted in item.counters.items()},
+        item.expires_at,
+        item.ended,
+    )
 
 
-class _Fault(Exception):
-    """The store could not be reached, or answered with an error that may pass. ``unanswered``: the request may
-    have reached the store, and been applied, with no answer back (a timeout while waiting for it, a server
-    error); else it surely was not."""
-
-    def __init__(self, aws_code: str, *, unanswered: bool) -> None:
-        super().__init__(aws_code)
-        self.unanswered = unanswered
-
-
-def _take(store: Store, item: _Item, deadline: Deadline) -> None:
-    """Add one to each of the item's counters, if every one is under its limit; fill in the counts. _Full
-    (with the full window's count) when one is not."""
-    names = {f"#c{i}": name for i, name in enumerate(item.attributes)}
-    values: dict[str, Any] = {":one": {"N": "1"}, ":expires": {"N": str(item.expires_at)}}
-    conditions = []
-    for i, counted in enumerate(item.attributes.values()):
-        values[f":l{i}"] = {"N": str(counted.window.mints)}
-        conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i} < :l{i})")
-    ended = {f"#p{i}": name for i, name in enumerate(item.ended)}
-    expression = "ADD " + ", ".join(f"{alias} :one" for alias in names) + " SET #e = :expires"
-    if ended:
-        expression += " REMOVE " + ", ".join(ended)
-    try:
-        answer = _request(
-            store,
-            _UPDATE,
-            {
-                "Key": {"pk": {"S": item.key}},
-                "UpdateExpression": expression,
-                "ConditionExpression": " AND ".join(conditions),
-                "ExpressionAttributeNames": {**names, **ended, "#e": "expires_at"},
-                "ExpressionAttributeValues": values,
-                "ReturnValues": "UPDATED_NEW",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            },
-            deadline,
-        )
-    except _ConditionFailed as failed:
-        full = [
-            Counted(counted.window, used, counted.resets_at)
-            for name, counted in item.attributes.items()
-            if (used := _number(failed.item.get(name))) >= counted.window.mints
-        ]
-        if full:  # the one that frees last: until then no mint can pass
-            raise _Full(max(full, key=lambda c: c.resets_at), item.brake) from None
-        # Full a moment ago and not now (a unit given back in between): as full, for the shortest window.
-        shortest = min(item.attributes.values(), key=lambda c: c.window.seconds)
-        raise _Full(Counted(shortest.window, shortest.window.mints, shortest.resets_at), item.brake) from None
-    updated = answer.get("Attributes", {})
-    for name, counted in item.attributes.items():
-        item.attributes[name] = Counted(counted.window, _number(updated.get(name)), counted.resets_at)
+def _full_window(item: _Item, full: Full) -> Counted:
+    """The full window of ``item`` that frees last (until then no mint can pass), with its count."""
+    windows = [item.counters[name]._replace(used=full.counts[name]) for name in full.full]
+    if windows:
+        return max(windows, key=lambda c: c.resets_at)
+    # Full a moment ago and not now (a unit given back in between): as full, for the shortest window.
+    shortest = min(item.counters.values(), key=lambda c: c.window.seconds)
+    return shortest._replace(used=shortest.window.limit)
 
 
 def _give_back(store: Store, items: list[_Item], why: str, deadline: Deadline) -> None:
-    """Give one unit back to each item's counters; each one the store does not confirm is logged and counted
-    (QuotaRefundFailures), as refused or as unconfirmed (perhaps given back after all), never raised."""
+    """Give a mint's unit back to each item's windows; each give-back the store does not confirm is logged and
+    counted (QuotaRefundFailures), as refused or as unconfirmed (perhaps given back after all), never raised."""
     for item in items:
-        names = {f"#c{i}": name for i, name in enumerate(item.attributes)}
         try:
-            _request(
-                store,
-                _UPDATE,
-                {
-                    "Key": {"pk": {"S": item.key}},
-                    "UpdateExpression": "ADD " + ", ".join(f"{alias} :minus" for alias in names),
-                    # Never below zero, nor an attribute made anew: a window that has ended stays ended.
-                    "ConditionExpression": " AND ".join(f"{alias} > :zero" for alias in names),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
-                },
-                deadline,
-            )
-        except (_Fault, _ConditionFailed, ServiceMisconfigured) as failure:
-            if isinstance(failure, _Fault) and failure.unanswered:
+            quota_store.give_back(store, item.key, dict.fromkeys(item.counters, _A_MINT), deadline)
+        except (StoreUnavailable, quota_store.GiveBackRefused, StoreMisconfigured) as failure:
+            if isinstance(failure, StoreMisconfigured):
+                _misconfigured("quota_store_misconfigured", failure.problem)  # logged and counted, as anywhere
+            if isinstance(failure, StoreUnavailable) and failure.unanswered:
                 logger.warning("quota give-back unconfirmed: the store did not answer", why=why, brake=item.brake)
             else:
                 logger.warning("could not give quota units back", why=why, brake=item.brake)
             count("QuotaRefundFailures")
 
 
-class _ConditionFailed(Exception):
-    def __init__(self, item: dict[str, Any]) -> None:
-        super().__init__("condition failed")
-        self.item = item
+def _in_mint_words[T](outcome: T) -> T | ServiceMisconfigured:
+    """``outcome``, or for a store that cannot be used, the refusal an operator must act on (logged and counted)."""
+    if isinstance(outcome, StoreMisconfigured):
+        return _misconfigured("quota_store_misconfigured", outcome.problem)
+    return outcome
 
 
-def _request(store: Store, operation: str, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-    """One DynamoDB request (``operation``: UpdateItem on the store's table, or BatchGetItem), signed; its answer,
-    _ConditionFailed, _Fault or ServiceMisconfigured."""
-    request = {"TableName": store.table, **request} if operation == _UPDATE else request
-    body = json.dumps(request, separators=(",", ":")).encode()
-    url = parse_url(store.endpoint)
-    # Signed as http.client sends the Host header: without the scheme's default port.
-    host = url.host or ""
-    if url.port is not None and url.port != {"https": 443, "http": 80}.get(url.scheme or ""):
-        host = f"{host}:{url.port}"
-    try:
-        credentials = AwsCredentials.from_environment()
-    except CredentialsMissing as missing:
-        raise _misconfigured("quota_store_misconfigured", str(missing)) from None
-    headers = signed_headers(
-        credentials,
-        method="POST",
-        host=host,
-        path="/",
-        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDB_20120810.{operation}"},
-        body=body,
-        region=store.region,
-        service="dynamodb",
+def _unavailable() -> DependencyUnavailable:
+    return DependencyUnavailable(
+        "This service could not reach its quota store, so it mints nothing for now. Retry in a moment.",
+        code="quota_store_unavailable",
+        retry_after_seconds=quota_store.RETRY_AFTER_SECONDS,
     )
-    try:
-        with keeping_to(deadline):
-            response = _pools.connection_from_url(store.endpoint).urlopen(
-                "POST", "/", body=body, headers=headers, timeout=_TIMEOUT
-            )
-    except (HTTPError, TimeoutError) as exc:
-        raise _fault(type(exc).__name__, unanswered=not _never_sent(exc)) from None
-    try:
-        parsed = json.loads(response.data) if response.data else {}
-    except ValueError:
-        parsed = {}
-    answer: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-    if response.status == HTTPStatus.OK:
-        return answer
-    aws_code = str(answer.get("__type", "")).rpartition("#")[2] or f"HTTP {response.status}"
-    if aws_code == "ConditionalCheckFailedException":
-        item = answer.get("Item")
-        raise _ConditionFailed(item if isinstance(item, dict) else {})
-    if aws_code in _PASSING or response.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        # A server error leaves it open whether the write was applied; a throttle or an expired token says not.
-        raise _fault(aws_code, unanswered=response.status >= HTTPStatus.INTERNAL_SERVER_ERROR)
-    # DynamoDB's message names what is wrong with the table or the request; it holds no credential.
-    message = str(answer.get("message") or answer.get("Message") or "")[:300]
-    raise _misconfigured("quota_store_misconfigured", f"DynamoDB refused the {operation}: {aws_code}: {message}")
-
-
-def _side_by_side(calls: list[Callable[[], None]]) -> list[BaseException | None]:
-    """Run the calls at once (the first in this thread); what each raised, or None."""
-    outcomes: list[BaseException | None] = [None] * len(calls)
-
-    def run(position: int) -> None:
-        try:
-            calls[position]()
-        except Exception as exc:
-            outcomes[position] = exc
-
-    others = [threading.Thread(target=run, args=(position,), daemon=True) for position in range(1, len(calls))]
-    for thread in others:
-        thread.start()
-    run(0)
-    for thread in others:
-        thread.join()  # each keeps to the same budget
-    return outcomes
-
-
-def _refusal(full: _Full, profile: str, now: float) -> RateLimited:
-    counted = full.counted
-    wait = max(1, math.ceil(counted.resets_at - now))
-    if full.brake:
-        logger.warning("spend brake reached", limit=counted.window.mints, window_seconds=counted.window.seconds)
-        count("QuotaRefusals", limit="spend_brake")
-        message = (
-            f"This service has reached its spend brake ({counted.window.describe()} across all users). "
-            f"Try again in {_human(wait)}; the operator can raise the brake."
-        )
-    else:
-        logger.info("quota reached", profile=profile, limit=counted.window.mints, window_seconds=counted.window.seconds)
-        count("QuotaRefusals", limit="caller")
-        message = (
-            f"Rate limit reached for profile '{profile}': {counted.window.describe()} for each user. "
-            f"Try again in {_human(wait)}."
-        )
-    return RateLimited(
-        message,
-        code="rate_limit_exceeded",
-        retry_after_seconds=wait,
-        limit=counted.window.mints,
-        remaining=counted.remaining,
-    )
-
-
-def _never_sent(error: BaseException) -> bool:
-    """Whether a failed request surely never reached the store: its connection could not be made."""
-    reason = error.reason if isinstance(error, MaxRetryError) else error
-    return isinstance(reason, ConnectTimeoutError)  # and NewConnectionError, its subclass
-
-
-def _fault(aws_code: str, *, unanswered: bool) -> _Fault:
-    logger.warning("quota store unavailable", aws_code=aws_code)
-    count("DependencyErrors", dependency="dynamodb")
-    return _Fault(aws_code, unanswered=unanswered)
 
 
 def _misconfigured(reason: str, problem: str) -> ServiceMisconfigured:
@@ -508,12 +304,27 @@ def _misconfigured(reason: str, problem: str) -> ServiceMisconfigured:
     )
 
 
-def _number(value: Any) -> int:
-    """A DynamoDB number attribute ({"N": "3"}) as an int; 0 when absent."""
-    try:
-        return int(value["N"]) if isinstance(value, dict) else 0
-    except (KeyError, ValueError):
-        return 0
+def _refusal(counted: Counted, brake: bool, profile: str, now: float) -> RateLimited:
+    """The refusal of a mint by the full window ``counted`` (the spend brake's when ``brake``)."""
+    window = counted.window
+    wait = max(1, math.ceil(counted.resets_at - now))
+    if brake:
+        logger.warning("spend brake reached", limit=window.limit, window_seconds=window.seconds)
+        count("QuotaRefusals", limit="spend_brake")
+        message = (
+            f"This service has reached its spend brake ({window.describe()} across all users). "
+            f"Try again in {_human(wait)}; the operator can raise the brake."
+        )
+    else:
+        logger.info("quota reached", profile=profile, limit=window.limit, window_seconds=window.seconds)
+        count("QuotaRefusals", limit="caller")
+        message = (
+            f"Rate limit reached for profile '{profile}': {window.describe()} for each user. "
+            f"Try again in {_human(wait)}."
+        )
+    return RateLimited(
+        message, code="rate_limit_exceeded", retry_after_seconds=wait, limit=window.limit, remaining=counted.remaining
+    )
 
 
 def _human(seconds: int) -> str:

@@ -1,0 +1,357 @@
+"""The quota store: counters in DynamoDB, and the one module that speaks to it.
+
+A counter is a number attribute of an item (key ``pk``), of any unit, and this module knows nothing of what one
+counts: the quota (domain/quota.py) names the items and counters and sets their limits. Amounts are whole numbers,
+which DynamoDB adds exactly (a fractional unit is counted in a smaller whole one: money in micro-dollars, say).
+
+- ``add_all``: each addition is one conditional UpdateItem that adds its amounts to an item's counters only if every
+  counter then holds at most its limit, sets the item's expiry (TTL ``expires_at``) and removes the counters named.
+  DynamoDB serialises the writes to an item, so concurrent additions never pass a limit, and nothing is read first.
+  The additions go side by side (one round trip of waiting). One refused: ``Full``, with the counts as they stood.
+- ``give_back``: takes amounts off an item's counters, never below zero nor making a counter anew.
+- ``read``: the counts as they stand, with strongly consistent BatchGetItem requests (100 keys each, side by side).
+
+A fault that may pass (throttling, an outage, no answer in time) is logged, counted and raised as StoreUnavailable
+(a DependencyUnavailable), which says whether the request may have been applied all the same; a store that cannot be
+used (no credentials, no table, access denied) as StoreMisconfigured (a ServiceMisconfigured). Their words are the
+store's: a caller says what either means for what it was doing.
+
+Requests are signed here (aws_signature.py) and sent with urllib3, as the OpenAI client sends its own.
+"""
+
+import functools
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, NamedTuple
+
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError
+from urllib3.util import parse_url
+
+from voice_access.clients.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
+from voice_access.clients.deadline import POOL_CLASSES, Deadline, keeping_to
+from voice_access.domain.errors import DependencyUnavailable, ServiceMisconfigured
+from voice_access.observability import count, logger
+
+_TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
+# One connect, a retry, one answer: how long a caller lets a group of requests (side by side, or one after another)
+# take, by bounding the deadline it gives them.
+BUDGET_SECONDS = 2.0
+# Less than this left, a request would time out and be blamed on the store: a caller asks nothing then.
+MIN_SECONDS = 0.05
+# How long to wait before trying again when the store is out of reach.
+RETRY_AFTER_SECONDS = 2
+_UPDATE = "UpdateItem"
+_READ = "BatchGetItem"
+# DynamoDB's ceiling on the keys of one BatchGetItem.
+_BATCH_KEYS = 100
+# Errors that may pass (throttling, an outage); any other error of DynamoDB's needs an operator.
+_PASSING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "ExpiredTokenException",  # the execution role's credentials rotate
+}
+_pools = urllib3.PoolManager(
+    num_pools=1,
+    maxsize=2,  # a mint's two items, side by side
+    retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, backoff_factor=0.05),
+)
+_pools.pool_classes_by_scheme = POOL_CLASSES
+# Placeholders for the numbers a request names are named for their number; these three as they have always been.
+_NUMBER_NAMES = {1: ":one", 0: ":zero", -1: ":minus"}
+
+type Counts = dict[str, int]  # by counter
+
+
+class Store(NamedTuple):
+    """Where the counters are: the table, DynamoDB's endpoint and the region to sign for."""
+
+    table: str
+    endpoint: str
+    region: str
+
+
+class Addition(NamedTuple):
+    """What to add to one item: ``amounts`` by counter, each only if the counter then holds at most its entry in
+    ``limits`` (a counter without one takes any amount); the item expires at ``expires_at`` (epoch seconds), and
+    the counters in ``remove`` go."""
+
+    key: str
+    amounts: dict[str, int]
+    limits: dict[str, int]
+    expires_at: int
+    remove: tuple[str, ...] = ()
+
+
+class Full(Exception):
+    """An addition refused: a counter would have passed its limit, and nothing was added. ``counts``: the
+    addition's counters as they stood (0: none yet); ``full``: those that could not take their amount (none when
+    one was freed between the refusal and its answer)."""
+
+    def __init__(self, counts: Counts, full: tuple[str, ...]) -> None:
+        super().__init__("full")
+        self.counts, self.full = counts, full
+
+
+class GiveBackRefused(Exception):
+    """A give-back refused: a counter held less than its amount (its window gone, or given back already)."""
+
+
+class StoreUnavailable(DependencyUnavailable):
+    """The store could not be reached, or answered with an error that may pass (logged and counted when raised).
+    ``unanswered``: the request may have reached the store, and been applied, with no answer back (a timeout while
+    waiting for it, a server error); else it surely was not."""
+
+    def __init__(self, aws_code: str, *, unanswered: bool) -> None:
+        super().__init__(
+            "The quota store could not be reached. Retry in a moment.",
+            code="quota_store_unavailable",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+        )
+        self.aws_code, self.unanswered = aws_code, unanswered
+
+
+class StoreMisconfigured(ServiceMisconfigured):
+    """The store cannot be used until an operator acts: ``problem`` says why (it holds no credential)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("The quota store cannot be used until an operator fixes it.", code="quota_store_misconfigured")
+        self.problem = problem
+
+
+def add_all(store: Store, additions: Sequence[Addition], deadline: Deadline) -> list[Counts | Exception]:
+    """Each addition made at once, side by side; for each, the counts after it (its counters') or what it raised:
+    Full, StoreUnavailable, StoreMisconfigured (or a bug's exception)."""
+    return _side_by_side([functools.partial(add, store, addition, deadline) for addition in additions])
+
+
+def add(store: Store, addition: Addition, deadline: Deadline) -> Counts:
+    """One addition: the counts after it, Full, StoreUnavailable or StoreMisconfigured."""
+    names = {f"#c{i}": name for i, name in enumerate(addition.amounts)}
+    values: dict[str, Any] = {_number_name(amount): {"N": str(amount)} for amount in addition.amounts.values()}
+    values[":expires"] = {"N": str(addition.expires_at)}
+    conditions = []
+    for i, (name, amount) in enumerate(addition.amounts.items()):
+        if name not in addition.limits:
+            continue
+        values[f":l{i}"] = {"N": str(addition.limits[name] - amount + 1)}
+        # An absent counter holds nothing: it takes any amount up to its limit.
+        absent = f"attribute_not_exists(#c{i}) OR " if amount <= addition.limits[name] else ""
+        conditions.append(f"({absent}#c{i} < :l{i})")
+    removed = {f"#p{i}": name for i, name in enumerate(addition.remove)}
+    added = zip(names, addition.amounts.values(), strict=True)
+    expression = "ADD " + ", ".join(f"{alias} {_number_name(amount)}" for alias, amount in added) + " SET #e = :expires"
+    if removed:
+        expression += " REMOVE " + ", ".join(removed)
+    request: dict[str, Any] = {"Key": {"pk": {"S": addition.key}}, "UpdateExpression": expression}
+    if conditions:
+        request["ConditionExpression"] = " AND ".join(conditions)
+    request |= {
+        "ExpressionAttributeNames": {**names, **removed, "#e": "expires_at"},
+        "ExpressionAttributeValues": values,
+        "ReturnValues": "UPDATED_NEW",
+    }
+    if conditions:
+        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    try:
+        answer = _request(store, _UPDATE, request, deadline)
+    except _ConditionFailed as failed:
+        counts = {name: _number(failed.item.get(name)) for name in addition.amounts}
+        full = tuple(
+            name
+            for name, amount in addition.amounts.items()
+            if name in addition.limits and counts[name] + amount > addition.limits[name]
+        )
+        raise Full(counts, full) from None
+    updated = answer.get("Attributes", {})
+    return {name: _number(updated.get(name)) for name in addition.amounts}
+
+
+def give_back(store: Store, key: str, amounts: Mapping[str, int], deadline: Deadline) -> None:
+    """Take ``amounts`` off the item's counters, if each holds at least its amount; GiveBackRefused if one does not,
+    StoreUnavailable, StoreMisconfigured."""
+    names = {f"#c{i}": name for i, name in enumerate(amounts)}
+    values = {_number_name(-amount): {"N": str(-amount)} for amount in amounts.values()}
+    values |= {_number_name(amount - 1): {"N": str(amount - 1)} for amount in amounts.values()}
+    pairs = list(zip(names, amounts.values(), strict=True))
+    try:
+        _request(
+            store,
+            _UPDATE,
+            {
+                "Key": {"pk": {"S": key}},
+                "UpdateExpression": "ADD " + ", ".join(f"{alias} {_number_name(-amount)}" for alias, amount in pairs),
+                # Never below zero, nor a counter made anew: a window that has ended stays ended.
+                "ConditionExpression": " AND ".join(f"{alias} > {_number_name(amount - 1)}" for alias, amount in pairs),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            },
+            deadline,
+        )
+    except _ConditionFailed:
+        raise GiveBackRefused(key) from None
+
+
+class Read(NamedTuple):
+    """What ``read`` found: by key, each counter asked for (0: none counted yet), when ``failures`` is empty; else
+    what each BatchGetItem that failed raised, in order (StoreUnavailable, StoreMisconfigured, or a bug's)."""
+
+    counts: dict[str, Counts]
+    failures: list[Exception]
+
+
+def read(store: Store, wanted: Mapping[str, Sequence[str]], deadline: Deadline) -> Read:
+    """The counts of the counters ``wanted`` names by key, read and never written.
+
+    Strongly consistent: a count read right after an addition includes it, where an eventually consistent read may
+    not, for twice the read units of items this small. One BatchGetItem per 100 keys, side by side.
+    """
+    keys = list(wanted)
+    batches = [keys[start : start + _BATCH_KEYS] for start in range(0, len(keys), _BATCH_KEYS)]
+    outcomes = _side_by_side([functools.partial(_read, store, batch, wanted, deadline) for batch in batches])
+    found: dict[str, dict[str, Any]] = {}
+    failures = []
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            failures.append(outcome)
+        else:
+            found.update(outcome)
+    counts = {key: {name: _number(found.get(key, {}).get(name)) for name in wanted[key]} for key in keys}
+    return Read(counts, failures)
+
+
+def _read(
+    store: Store, keys: list[str], wanted: Mapping[str, Sequence[str]], deadline: Deadline
+) -> dict[str, dict[str, Any]]:
+    """The items of ``keys`` (at most 100) with one BatchGetItem, by key; StoreUnavailable if DynamoDB leaves any
+    unread (throttled), as it may."""
+    names = {f"#a{i}": name for i, name in enumerate(sorted({n for key in keys for n in wanted[key]}))}
+    request = {
+        "RequestItems": {
+            store.table: {
+                "Keys": [{"pk": {"S": key}} for key in keys],
+                "ConsistentRead": True,
+                "ProjectionExpression": ", ".join(["pk", *names]),
+                "ExpressionAttributeNames": names,
+            }
+        }
+    }
+    answer = _request(store, _READ, request, deadline)
+    if answer.get("UnprocessedKeys"):
+        raise _fault("UnprocessedKeys", unanswered=False)
+    responses = answer.get("Responses")
+    items = responses.get(store.table) if isinstance(responses, dict) else None
+    found = {}
+    for item in items if isinstance(items, list) else []:
+        key = item.get("pk", {}).get("S") if isinstance(item, dict) else None
+        if isinstance(key, str):
+            found[key] = item
+    return found
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+def _request(store: Store, operation: str, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    """One DynamoDB request (``operation``: UpdateItem on the store's table, or BatchGetItem), signed; its answer,
+    _ConditionFailed, StoreUnavailable or StoreMisconfigured."""
+    request = {"TableName": store.table, **request} if operation == _UPDATE else request
+    body = json.dumps(request, separators=(",", ":")).encode()
+    url = parse_url(store.endpoint)
+    # Signed as http.client sends the Host header: without the scheme's default port.
+    host = url.host or ""
+    if url.port is not None and url.port != {"https": 443, "http": 80}.get(url.scheme or ""):
+        host = f"{host}:{url.port}"
+    try:
+        credentials = AwsCredentials.from_environment()
+    except CredentialsMissing as missing:
+        raise StoreMisconfigured(str(missing)) from None
+    headers = signed_headers(
+        credentials,
+        method="POST",
+        host=host,
+        path="/",
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDB_20120810.{operation}"},
+        body=body,
+        region=store.region,
+        service="dynamodb",
+    )
+    try:
+        with keeping_to(deadline):
+            response = _pools.connection_from_url(store.endpoint).urlopen(
+                "POST", "/", body=body, headers=headers, timeout=_TIMEOUT
+            )
+    except (HTTPError, TimeoutError) as exc:
+        raise _fault(type(exc).__name__, unanswered=not _never_sent(exc)) from None
+    try:
+        parsed = json.loads(response.data) if response.data else {}
+    except ValueError:
+        parsed = {}
+    answer: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    if response.status == HTTPStatus.OK:
+        return answer
+    aws_code = str(answer.get("__type", "")).rpartition("#")[2] or f"HTTP {response.status}"
+    if aws_code == "ConditionalCheckFailedException":
+        item = answer.get("Item")
+        raise _ConditionFailed(item if isinstance(item, dict) else {})
+    if aws_code in _PASSING or response.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        # A server error leaves it open whether the write was applied; a throttle or an expired token says not.
+        raise _fault(aws_code, unanswered=response.status >= HTTPStatus.INTERNAL_SERVER_ERROR)
+    # DynamoDB's message names what is wrong with the table or the request; it holds no credential.
+    message = str(answer.get("message") or answer.get("Message") or "")[:300]
+    raise StoreMisconfigured(f"DynamoDB refused the {operation}: {aws_code}: {message}")
+
+
+def _side_by_side[T](calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+    """Run the calls at once (the first in this thread); what each returned or raised."""
+    if not calls:
+        return []
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(position: int) -> None:
+        try:
+            outcomes[position] = calls[position]()
+        except Exception as exc:
+            outcomes[position] = exc
+
+    others = [threading.Thread(target=run, args=(position,), daemon=True) for position in range(1, len(calls))]
+    for thread in others:
+        thread.start()
+    run(0)
+    for thread in others:
+        thread.join()  # each keeps to the same deadline
+    return outcomes
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether a failed request surely never reached the store: its connection could not be made."""
+    reason = error.reason if isinstance(error, MaxRetryError) else error
+    return isinstance(reason, ConnectTimeoutError)  # and NewConnectionError, its subclass
+
+
+def _fault(aws_code: str, *, unanswered: bool) -> StoreUnavailable:
+    logger.warning("quota store unavailable", aws_code=aws_code)
+    count("DependencyErrors", dependency="dynamodb")
+    return StoreUnavailable(aws_code, unanswered=unanswered)
+
+
+def _number_name(number: int) -> str:
+    """The placeholder for ``number`` in a request: ":one", ":zero", ":minus" (-1), else e.g. ":n5", ":m5" (-5)."""
+    return _NUMBER_NAMES.get(number) or (f":n{number}" if number > 0 else f":m{-number}")
+
+
+def _number(value: Any) -> int:
+    """A DynamoDB number attribute ({"N": "3"}) as an int; 0 when absent."""
+    try:
+        return int(value["N"]) if isinstance(value, dict) else 0
+    except (KeyError, ValueError):
+        return 0
