@@ -22,7 +22,7 @@ from tests.templates import (
     refused_by_rules,
     sam_transform,
 )
-from voice_access.edge.app import ROUTES
+from voice_access.edge.routes import ROUTES
 
 NODE_SDK = ROOT / "node_modules" / "openai"
 ISSUER = "https://issuer.example.com/"

@@ -1,11 +1,10 @@
 """Minting a client secret: check the request against the policy, fetch the key, ask OpenAI.
 
 Knows nothing of API Gateway or HTTP: the edge hands it the endpoint (the one object that knows the route's
-shape), the JSON body, the profile and the caller; it returns a Mint or raises a ServiceError.
+shape), the JSON body, the profile, the caller, the settings and the policy; it returns a Mint or raises a ServiceError.
 The caller is named to OpenAI and in every later log line of the request only by its safety identifier.
 """
 
-import json
 import re
 from typing import Any, NamedTuple
 
@@ -13,11 +12,10 @@ from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import Minted, create_client_secret
 from voice_access.clients.secrets import Credentials, api_keys
-from voice_access.config.minting import MintSettings, checked_settings
-from voice_access.config.policy_file import checked_policy
-from voice_access.config.settings import Settings
+from voice_access.config.minting import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
+from voice_access.domain.endpoints import Endpoint
 from voice_access.domain.errors import (
     InvalidRequest,
     ServiceError,
@@ -26,67 +24,10 @@ from voice_access.domain.errors import (
     UpstreamRateLimited,
     UpstreamRejected,
 )
-from voice_access.domain.policy.model import PROFILE_HEADER, Profile
-from voice_access.domain.policy.rules import ParamNamer, check_request, ga_param
+from voice_access.domain.policy.model import Policy, Profile
+from voice_access.domain.policy.rules import ParamNamer, check_request
 from voice_access.domain.safety import safety_identifier
-from voice_access.domain.session_fields import SessionType
-from voice_access.domain.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
 from voice_access.observability import count, logger
-
-_GA_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
-_BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
-
-
-class Request(NamedTuple):
-    """A request read in its endpoint's shape: what it mints, its body in OpenAI's GA shape, and the caller's own
-    words for its fields and for where it chose its profile (for the words of a refusal)."""
-
-    session_type: SessionType
-    body: dict[str, Any]
-    name: ParamNamer
-    profile_param: str
-
-
-class GaEndpoint(NamedTuple):
-    """A route in OpenAI's GA shape: the request goes upstream as it came and OpenAI's answer comes back as it came.
-    What it mints is the route's ``session_type``, or (None) what the body's session.type says."""
-
-    name: str  # in logs and metrics
-    upstream_path: str  # of OpenAI's call that mints for it
-    session_type: SessionType | None = None
-
-    def read(self, body: dict[str, Any]) -> Request:
-        if self.session_type is None:
-            return Request(_ga_session_type(body), body, ga_param, "session.type")
-        return Request(self.session_type, body, ga_param, PROFILE_HEADER)
-
-    def written(self, minted: Minted) -> str:
-        return minted.text
-
-
-class BetaEndpoint(NamedTuple):
-    """A route in the retired beta shape: its request translated onto GA, and OpenAI's answer back."""
-
-    name: str  # in logs and metrics
-    session_type: SessionType
-    upstream_path: str = "/v1/realtime/client_secrets"
-
-    def read(self, body: dict[str, Any]) -> Request:
-        names = _BETA_NAMES[self.session_type]
-        return Request(self.session_type, beta_to_ga(body, self.session_type), names, PROFILE_HEADER)
-
-    def written(self, minted: Minted) -> str:
-        return json.dumps(ga_to_beta(minted.body, self.session_type), separators=(",", ":"))
-
-
-type Endpoint = GaEndpoint | BetaEndpoint
-
-CLIENT_SECRETS = GaEndpoint("client_secrets", "/v1/realtime/client_secrets")
-SESSIONS = BetaEndpoint("sessions", "realtime")
-TRANSCRIPTION_SESSIONS = BetaEndpoint("transcription_sessions", "transcription")
-TRANSLATION_CLIENT_SECRETS = GaEndpoint(
-    "translation_client_secrets", "/v1/realtime/translations/client_secrets", "translation"
-)
 
 
 class Mint(NamedTuple):
@@ -96,14 +37,22 @@ class Mint(NamedTuple):
     tightest: quota.Counted | None  # the window the caller is nearest the end of; None: no quota applies
 
 
-def mint(endpoint: Endpoint, body: dict[str, Any], profile: str | None, caller: Caller, *, deadline: Deadline) -> Mint:
-    """A client secret for one request to ``endpoint`` by ``caller``."""
-    settings = checked_settings()
+def mint(
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    profile: str | None,
+    caller: Caller,
+    *,
+    settings: MintSettings,
+    policy: Policy,
+    deadline: Deadline,
+) -> Mint:
+    """A client secret for one request to ``endpoint`` by ``caller``, under the function's ``settings`` and
+    ``policy`` (read by the edge)."""
     service = settings.service
-    policy = checked_policy(service.policy_path)
     # The keys first, so that every later line of this request names the caller, a refusal by the policy
     # included. A secret that cannot be read fails the request only once the request itself has passed.
-    keys = _read_keys(service, deadline)
+    keys = _read_keys(settings, deadline)
     user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
     if user:
         logger.append_keys(user=user)  # the handler clears it with the rest of the invocation's state
@@ -156,12 +105,12 @@ def _gives_back(failure: BaseException) -> bool:
     return not isinstance(failure, InvalidRequest | UpstreamRateLimited)
 
 
-def _read_keys(settings: Settings, deadline: Deadline) -> Credentials | ServiceError:
+def _read_keys(settings: MintSettings, deadline: Deadline) -> Credentials | ServiceError:
     try:
         return api_keys.get(
-            settings.api_key_secret_id,
-            settings.secret_cache_ttl_seconds,
-            settings.secrets_extension_port,
+            settings.service.api_key_secret_id,
+            settings.service.secret_cache_ttl_seconds,
+            settings.service.secrets_extension_port,
             deadline=deadline,
         )
     except ServiceError as error:
@@ -213,16 +162,3 @@ def _names_field_the_policy_sets(param: str | None, profile: Profile, body: dict
         return False
     session_path = re.sub(r"\[\d+\]", "", param.removeprefix("session."))
     return profile.sets(session_path, body["session"])
-
-
-def _ga_session_type(body: dict[str, Any]) -> SessionType:
-    session = body.get("session")
-    session_type = session.get("type", "realtime") if isinstance(session, dict) else "realtime"
-    for known in _GA_SESSION_TYPES:
-        if session_type == known:
-            return known
-    raise InvalidRequest(
-        "Invalid value for 'session.type': must be 'realtime' or 'transcription'.",
-        code="invalid_value",
-        param="session.type",
-    )

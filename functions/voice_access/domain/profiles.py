@@ -17,9 +17,7 @@ from typing import Any, NamedTuple
 
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.secrets import api_keys
-from voice_access.config.minting import checked_settings
-from voice_access.config.policy_file import checked_policy
-from voice_access.config.settings import Settings
+from voice_access.config.minting import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import DependencyUnavailable, OutOfTime, ServiceError
@@ -37,16 +35,16 @@ _OPERATORS = (
 )
 
 
-def list_profiles(caller: Caller, *, deadline: Deadline | None = None) -> dict[str, Any]:
-    """The listing ``GET /v1/realtime/profiles`` answers ``caller``, its reads done by ``deadline`` (default: the
-    invocation's, for the template's timeout)."""
-    settings = checked_settings()
-    policy = checked_policy(settings.service.policy_path)
+def list_profiles(
+    caller: Caller, *, settings: MintSettings, policy: Policy, deadline: Deadline | None = None
+) -> dict[str, Any]:
+    """The listing ``GET /v1/realtime/profiles`` answers ``caller`` under the function's ``settings`` and ``policy``
+    (read by the edge), its reads done by ``deadline`` (default: the invocation's, for the template's timeout)."""
     open_to_caller = {name: profile for name, profile in policy.profiles.items() if profile.allows(caller)}
     brake = quota.spend_brake(settings.spend_brake_mints_per_day, policy)
     quota_error: dict[str, Any] | None = None
     try:
-        standing = _standing(settings.service, open_to_caller, brake, caller, deadline or Deadline.of_invocation(None))
+        standing = _standing(settings, open_to_caller, brake, caller, deadline or Deadline.of_invocation(None))
     except ServiceError as error:
         standing, quota_error = None, _quota_error(error)
     listed = listing(policy, caller, standing, brake, quota_error)
@@ -80,21 +78,19 @@ def listing(
 
 
 def _standing(
-    settings: Settings, profiles: dict[str, Profile], brake: Window | None, caller: Caller, deadline: Deadline
+    settings: MintSettings, profiles: dict[str, Profile], brake: Window | None, caller: Caller, deadline: Deadline
 ) -> Standing:
     """What is left for ``caller`` of each limited profile's windows, and the brake's state: one read, none when
     nothing is limited."""
     limits = {name: profile.limits for name, profile in profiles.items() if profile.limits is not None}
     if not limits and brake is None:
         return Standing({}, None)
+    service = settings.service
     keys = api_keys.get(
-        settings.api_key_secret_id,
-        settings.secret_cache_ttl_seconds,
-        settings.secrets_extension_port,
-        deadline=deadline,
+        service.api_key_secret_id, service.secret_cache_ttl_seconds, service.secrets_extension_port, deadline=deadline
     )
     user = safety_identifier(keys.safety_identifier_key, caller)
-    return quota.standing(quota.store_of(settings), limits, brake, user, deadline=deadline)
+    return quota.standing(quota.store_of(service), limits, brake, user, deadline=deadline)
 
 
 def _quota_error(error: ServiceError) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""Each minting route's shape: how its request reads in OpenAI's GA shape, and how OpenAI's answer is written back.
+
+A GA route passes the request and the answer through as they are; a beta route (the retired
+``createRealtimeSession`` and transcription sessions) is translated onto GA and back. The edge maps each route to
+one of these, so that minting never branches on a route's shape.
+"""
+
+import json
+from typing import Any, NamedTuple
+
+from voice_access.clients.openai_api import Minted
+from voice_access.domain.errors import InvalidRequest
+from voice_access.domain.policy.model import PROFILE_HEADER
+from voice_access.domain.policy.rules import ParamNamer, ga_param
+from voice_access.domain.session_fields import SessionType
+from voice_access.domain.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
+
+_GA_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
+_BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
+
+
+class Request(NamedTuple):
+    """A request read in its endpoint's shape: what it mints, its body in OpenAI's GA shape, and the caller's own
+    words for its fields and for where it chose its profile (for the words of a refusal)."""
+
+    session_type: SessionType
+    body: dict[str, Any]
+    name: ParamNamer
+    profile_param: str
+
+
+class GaEndpoint(NamedTuple):
+    """A route in OpenAI's GA shape: the request goes upstream as it came and OpenAI's answer comes back as it came.
+    What it mints is the route's ``session_type``, or (None) what the body's session.type says."""
+
+    name: str  # in logs and metrics
+    upstream_path: str  # of OpenAI's call that mints for it
+    session_type: SessionType | None = None
+
+    def read(self, body: dict[str, Any]) -> Request:
+        if self.session_type is None:
+            return Request(_ga_session_type(body), body, ga_param, "session.type")
+        return Request(self.session_type, body, ga_param, PROFILE_HEADER)
+
+    def written(self, minted: Minted) -> str:
+        return minted.text
+
+
+class BetaEndpoint(NamedTuple):
+    """A route in the retired beta shape: its request translated onto GA, and OpenAI's answer back."""
+
+    name: str  # in logs and metrics
+    session_type: SessionType
+    upstream_path: str = "/v1/realtime/client_secrets"
+
+    def read(self, body: dict[str, Any]) -> Request:
+        names = _BETA_NAMES[self.session_type]
+        return Request(self.session_type, beta_to_ga(body, self.session_type), names, PROFILE_HEADER)
+
+    def written(self, minted: Minted) -> str:
+        return json.dumps(ga_to_beta(minted.body, self.session_type), separators=(",", ":"))
+
+
+type Endpoint = GaEndpoint | BetaEndpoint
+
+CLIENT_SECRETS = GaEndpoint("client_secrets", "/v1/realtime/client_secrets")
+SESSIONS = BetaEndpoint("sessions", "realtime")
+TRANSCRIPTION_SESSIONS = BetaEndpoint("transcription_sessions", "transcription")
+TRANSLATION_CLIENT_SECRETS = GaEndpoint(
+    "translation_client_secrets", "/v1/realtime/translations/client_secrets", "translation"
+)
+
+
+def _ga_session_type(body: dict[str, Any]) -> SessionType:
+    session = body.get("session")
+    session_type = session.get("type", "realtime") if isinstance(session, dict) else "realtime"
+    for known in _GA_SESSION_TYPES:
+        if session_type == known:
+            return known
+    raise InvalidRequest(
+        "Invalid value for 'session.type': must be 'realtime' or 'transcription'.",
+        code="invalid_value",
+        param="session.type",
+    )

@@ -1,0 +1,63 @@
+"""The routes: what answers each of them, given the event, the caller and the invocation's context.
+
+Each route is declared in template.yaml, so API Gateway has already matched the request to one of them and says
+which in ``routeKey``: a dictionary look-up finds what answers it. Each minting route is the endpoint that knows
+its shape (domain/endpoints.py: GA, or beta translated onto GA). The function's settings and policy are read here,
+after the request's own body, and handed to the use case.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from voice_access.clients.deadline import Deadline
+from voice_access.config.minting import checked_settings
+from voice_access.config.policy_file import checked_policy
+from voice_access.domain import endpoints, minting, profiles
+from voice_access.domain.caller import Caller
+from voice_access.domain.policy.model import PROFILE_HEADER
+from voice_access.edge import answers
+from voice_access.edge.request_body import json_object
+
+if TYPE_CHECKING:  # 15 ms of import for a type hint
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+class Route(NamedTuple):
+    """What answers one route, given the event, the caller and the invocation's context."""
+
+    name: str  # in logs and metrics
+    answer: Callable[[dict[str, Any], Caller, "LambdaContext"], answers.Answer]
+
+
+def _minting(endpoint: endpoints.Endpoint) -> Route:
+    def answer(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
+        # API Gateway sends header names in lower case; a local or hand-made event may not.
+        headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+        body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
+        settings = checked_settings()
+        policy = checked_policy(settings.service.policy_path)
+        # One deadline for the whole request, ending before Lambda's timeout, so a slow OpenAI or Secrets
+        # Manager still gets our envelope rather than API Gateway's bare 5xx.
+        deadline = Deadline.of_invocation(context)
+        profile = headers.get(PROFILE_HEADER.lower())
+        minted = minting.mint(endpoint, body, profile, caller, settings=settings, policy=policy, deadline=deadline)
+        return answers.minted(minted)
+
+    return Route(endpoint.name, answer)
+
+
+def _profiles(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
+    settings = checked_settings()
+    policy = checked_policy(settings.service.policy_path)
+    # Its quota read ends within the invocation's own deadline, as a mint's calls do.
+    deadline = Deadline.of_invocation(context)
+    return answers.listed(profiles.list_profiles(caller, settings=settings, policy=policy, deadline=deadline))
+
+
+ROUTES: dict[str, Route] = {
+    "POST /v1/realtime/client_secrets": _minting(endpoints.CLIENT_SECRETS),
+    "POST /v1/realtime/sessions": _minting(endpoints.SESSIONS),
+    "POST /v1/realtime/transcription_sessions": _minting(endpoints.TRANSCRIPTION_SESSIONS),
+    "POST /v1/realtime/translations/client_secrets": _minting(endpoints.TRANSLATION_CLIENT_SECRETS),
+    "GET /v1/realtime/profiles": Route("profiles", _profiles),
+}

@@ -1,0 +1,109 @@
+"""The function's package keeps the shape docs/architecture.md describes: its layers in its folders, arrows one way.
+
+Read from the source (every import statement, those for type hints too), so a new module or import that breaks
+the shape fails here, naming it, before a reviewer has to find it.
+"""
+
+import ast
+from collections.abc import Iterator
+from functools import cache
+
+import pytest
+
+from tests.paths import ROOT
+
+PACKAGE = ROOT / "functions" / "voice_access"
+
+# What each layer may import from the package besides itself. The edge speaks to everything below it; the use
+# cases (the domain's entry points: what a route or, later, a supervisor calls) to the domain's model, the outside
+# parties and the configuration the edge reads for them; the rest of the domain to its own model and the outside
+# parties; the configuration reads files and the environment into the domain's records; the outside parties know
+# only the domain's errors. Nothing below the edge imports it, and only the edge imports a use case.
+USE_CASES = {"domain.minting", "domain.profiles"}
+LAYERS = {
+    "edge": {"edge", "domain", "clients", "config", "observability"},
+    "use case": {"domain", "clients", "config", "observability"},
+    "domain": {"domain", "clients", "observability"},
+    "config": {"domain", "config", "observability"},
+    "clients": {"domain.errors", "clients", "observability"},
+    "observability": set(),
+}
+
+
+@cache
+def imports() -> dict[str, set[str]]:
+    """Each module of the package (dotted, without the package's name) and the package's modules it imports."""
+    modules = {
+        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    found: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found[name] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            for imported in _imported(node):
+                module = imported.removeprefix("voice_access.")
+                if module in modules and module != name:
+                    found[name].add(module)
+                elif module.rpartition(".")[0] in modules:  # from voice_access.x import a_name
+                    found[name].add(module.rpartition(".")[0])
+    return found
+
+
+def _imported(node: ast.AST) -> Iterator[str]:
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("voice_access"):
+        yield node.module
+        yield from (f"{node.module}.{alias.name}" for alias in node.names)
+    elif isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names if alias.name.startswith("voice_access"))
+
+
+def _layer(module: str) -> str:
+    return "use case" if module in USE_CASES else module.split(".")[0]
+
+
+def test_the_package_has_its_layers_as_folders() -> None:
+    assert {_layer(module) for module in imports()} == set(LAYERS)
+    assert set(imports()) >= USE_CASES
+
+
+@pytest.mark.parametrize("module", sorted(imports()))
+def test_no_module_imports_more_than_half_of_the_package(module: str) -> None:
+    others = len(imports()) - 1
+    assert len(imports()[module]) <= others / 2, sorted(imports()[module])
+
+
+@pytest.mark.parametrize("module", sorted(imports()))
+def test_imports_go_one_way(module: str) -> None:
+    allowed = LAYERS[_layer(module)]
+    wrong = sorted(
+        imported
+        for imported in imports()[module]
+        if not any(imported == layer or imported.startswith(f"{layer}.") for layer in allowed)
+        or (imported in USE_CASES and _layer(module) != "edge")
+    )
+    assert not wrong, f"{module} imports {wrong}: see docs/architecture.md for where it belongs"
+
+
+def test_the_domain_knows_no_http_and_no_api_gateway() -> None:
+    for path in (PACKAGE / "domain").rglob("*.py"):
+        source = path.read_text()
+        assert "HTTPStatus" not in source, path
+        assert "requestContext" not in source, path
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = imports()
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for imported in graph[module]:
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
