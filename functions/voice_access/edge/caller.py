@@ -77,7 +77,7 @@ def claim_values(value: object, *, split_plain: bool) -> frozenset[str]:
     if value.startswith("[") and value.endswith("]"):
         # The flattening joins items with spaces and quotes none, so it cannot carry a name that holds a
         # space: ["Not premium"] arrives as "[Not premium]", read as "Not" and "premium". Such names are
-        # ambiguous; a policy names groups without spaces (policy.py refuses others).
+        # ambiguous; a policy names groups without spaces (the policy's model refuses others).
         items = _words(value[1:-1])
     elif split_plain:
         items = _words(value)

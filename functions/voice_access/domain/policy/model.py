@@ -14,8 +14,9 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest, PermissionDenied
 from voice_access.domain.limits import Limits, Window
 from voice_access.domain.policy.records import PYDANTIC_CONFIG, Factory, Record
@@ -28,9 +29,6 @@ from voice_access.domain.session_fields import (
     get,
     put,
 )
-
-if TYPE_CHECKING:  # caller imports observability, hence Powertools, which the build's policy check has not
-    from voice_access.domain.caller import Caller
 
 # OpenAI accepts client secret lifetimes of 10 s to 2 h.
 MIN_TTL_SECONDS = 10
@@ -201,7 +199,7 @@ class Requirements(Record):
     def _given(self) -> list[tuple[str, list[str]]]:
         return [(key, names) for key in REQUIRED_NAME if (names := getattr(self, key)) is not None]
 
-    def unmet(self, caller: "Caller") -> list[str]:
+    def unmet(self, caller: Caller) -> list[str]:
         """The keys the caller does not meet, in the order they are declared."""
         held = {"groups": caller.groups, "scopes": caller.scopes, "issuers": frozenset((caller.issuer,))}
         return [key for key, names in self._given() if held[key].isdisjoint(names)]
@@ -289,7 +287,7 @@ class Profile(Record):
             }
         )
 
-    def allows(self, caller: "Caller") -> bool:
+    def allows(self, caller: Caller) -> bool:
         return self.requires is None or not self.requires.unmet(caller)
 
     @functools.cached_property
@@ -403,9 +401,7 @@ class Policy(Record):
             spend_brake=None if brake is None else Window(**brake),
         )
 
-    def select(
-        self, name: str | None, session_type: SessionType, caller: "Caller", *, param: str
-    ) -> tuple[str, Profile]:
+    def select(self, name: str | None, session_type: SessionType, caller: Caller, *, param: str) -> tuple[str, Profile]:
         """The profile a request named, or the first default for its session type that the caller may use.
 
         A profile the caller may not use is refused before its session type is compared, so a caller
@@ -442,7 +438,7 @@ class Policy(Record):
             )
         return name, profile
 
-    def _default(self, session_type: SessionType, caller: "Caller") -> tuple[str, Profile]:
+    def _default(self, session_type: SessionType, caller: Caller) -> tuple[str, Profile]:
         names = self._defaults.get(session_type)
         if names is None:
             raise InvalidRequest(
