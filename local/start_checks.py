@@ -33,7 +33,7 @@ def check_policy(environ: Mapping[str, str]) -> None:
     cache, so that an edit while make run serves is reported as a change to it. Call it once the gateway has
     loaded the function (in the function's environment)."""
     # Importable once the gateway has put the function's code on sys.path, as Lambda does.
-    from voice_access.config.minting import get_settings
+    from voice_access.config.mint_settings import get_settings
     from voice_access.config.policy_file import PolicyError, cached_policy
     from voice_access.config.settings import SettingsError
 

@@ -6,7 +6,7 @@ by its names), which a change of environment cannot make stale.
 """
 
 from voice_access.clients.secrets import api_keys
-from voice_access.config import minting, settings
+from voice_access.config import mint_settings
 from voice_access.config.policy_file import cached_policy
 
 
@@ -20,5 +20,4 @@ def reset() -> None:
 def reread_settings() -> None:
     """The settings read again from the environment when next used, as after a change to it; the keys and the
     policy still held, as in a warm container."""
-    minting.get_settings.cache_clear()  # the minting function's reading, the service's settings within it
-    settings.get_settings.cache_clear()  # the service's alone (make run's start check)
+    mint_settings.get_settings.cache_clear()  # the minting function's reading, the service's settings within it

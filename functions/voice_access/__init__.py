@@ -1,1 +1,2 @@
-"""Token vending: mint OpenAI Realtime client secrets for apps that must never hold the API key."""
+"""Access to OpenAI's voice APIs for apps that must never hold the API key: today minting Realtime client
+secrets; its layers and where each kind of change goes are in docs/architecture.md."""

@@ -32,31 +32,38 @@ LAYERS = {
 
 @cache
 def imports() -> dict[str, set[str]]:
-    """Each module of the package (dotted, without the package's name) and the package's modules it imports."""
+    """Each module of the package (dotted, without the package's name) and the package's modules it imports, or its
+    folders (``from voice_access import edge`` imports the folder ``edge``)."""
     modules = {
         ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
         for path in PACKAGE.rglob("*.py")
         if path.name != "__init__.py"
     }
-    found: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        found[name] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            for imported in _imported(node):
-                module = imported.removeprefix("voice_access.")
-                if module in modules and module != name:
-                    found[name].add(module)
-                elif module.rpartition(".")[0] in modules:  # from voice_access.x import a_name
-                    found[name].add(module.rpartition(".")[0])
-    return found
+    known = set(modules) | {".".join(path.parent.relative_to(PACKAGE).parts) for path in PACKAGE.rglob("*/__init__.py")}
+    return {
+        name: {
+            imported
+            for node in ast.walk(ast.parse(path.read_text()))
+            for imported in _imported(node, known)
+            if imported != name
+        }
+        for name, path in modules.items()
+    }
 
 
-def _imported(node: ast.AST) -> Iterator[str]:
-    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("voice_access"):
-        yield node.module
-        yield from (f"{node.module}.{alias.name}" for alias in node.names)
-    elif isinstance(node, ast.Import):
-        yield from (alias.name for alias in node.names if alias.name.startswith("voice_access"))
+def _imported(node: ast.AST, known: set[str]) -> Iterator[str]:
+    """What of ``known`` (the package's modules and folders) an import statement names."""
+    if isinstance(node, ast.Import):
+        names = [alias.name.removeprefix("voice_access.") for alias in node.names]
+        yield from (name for name in names if name in known)
+    elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("voice_access"):
+        module = node.module.removeprefix("voice_access").removeprefix(".")
+        for alias in node.names:
+            name = f"{module}.{alias.name}" if module else alias.name
+            if name in known:  # from voice_access.domain import quota: the module quota
+                yield name
+            elif module in known:  # from voice_access.domain.quota import reserve: the module it is in
+                yield module
 
 
 def _layer(module: str) -> str:
@@ -101,7 +108,7 @@ def test_there_is_no_import_cycle() -> None:
         assert module not in path, " -> ".join((*path, module))
         if module in done:
             return
-        for imported in graph[module]:
+        for imported in graph.get(module, set()):  # a folder imported as such is not followed
             visit(imported, (*path, module))
         done.add(module)
 

@@ -10,7 +10,7 @@ import pytest
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import CallerUnidentified
 from voice_access.edge import answers
-from voice_access.edge.caller import MAX_VALUE_CHARS, MAX_VALUES, caller_from_request_context, claim_values
+from voice_access.edge.claims import MAX_VALUE_CHARS, MAX_VALUES, caller_from_request_context, claim_values
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Ex4mpLe12"
 SUBJECT = "94e8d4a8-40b1-70d6-2c3f-5a6b7c8d9e0f"

@@ -1,12 +1,11 @@
 """The function's settings, the service's (config/settings.py) and the minting function's own
-(config/minting.py): read from the environment once, loud about what is wrong."""
+(config/mint_settings.py): read from the environment once, loud about what is wrong."""
 
 from pathlib import Path
 
 import pytest
 
-from voice_access.config import settings as service_settings
-from voice_access.config.minting import MintSettings, checked_settings, get_settings
+from voice_access.config.mint_settings import MintSettings, checked_settings, get_settings
 from voice_access.config.settings import BUNDLED_POLICY, Settings, SettingsError
 from voice_access.domain.errors import ServiceMisconfigured
 
@@ -132,18 +131,6 @@ def test_get_settings_reads_the_process_environment_once(environment: pytest.Mon
     assert get_settings() is first
     assert first.service.secret_cache_ttl_seconds == 300
     assert first.upstream_read_timeout_seconds == 8.0
-
-
-def test_the_services_settings_alone_are_read_once(environment: pytest.MonkeyPatch) -> None:
-    # Given what a check of the deployment reads (make run's)
-    first = service_settings.get_settings()
-
-    # When the environment changes afterwards
-    environment.setenv("SECRET_CACHE_TTL_SECONDS", "1")
-
-    # Then the settings read at start stand
-    assert service_settings.get_settings() is first
-    assert first.secret_cache_ttl_seconds == 300
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from voice_access.config.settings import refused
 from voice_access.domain import limits, session_fields
-from voice_access.domain.errors import ServiceMisconfigured
 from voice_access.domain.limits import Limits, Window
 from voice_access.domain.policy import model, records
 from voice_access.domain.policy.model import ExpiryBounds, FieldRule, Policy, Profile, Requirements
@@ -201,7 +201,7 @@ def checked_policy(path: Path) -> Policy:
     try:
         return cached_policy(path, on_change=_log_policy_change)
     except PolicyError as exc:
-        raise _refuse("policy_invalid", str(exc)) from None
+        raise refused("policy_invalid", str(exc)) from None
 
 
 def _log_policy_change(change: PolicyChange) -> None:
@@ -223,15 +223,4 @@ def _log_policy_change(change: PolicyChange) -> None:
         profiles_removed=list(change.removed),
         profiles_changed=list(change.changed),
         settings_changed=list(change.settings_changed),
-    )
-
-
-def _refuse(reason: str, problem: str) -> ServiceMisconfigured:
-    from voice_access.observability import count, logger  # here, not at the top: see this module's docstring
-
-    logger.error("refusing to mint: the deployment is misconfigured", reason=reason, problem=problem)
-    count("ConfigurationErrors", reason=reason)
-    return ServiceMisconfigured(
-        "This service is misconfigured and mints nothing until an operator fixes it (see the service's logs).",
-        code=reason,
     )

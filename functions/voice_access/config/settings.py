@@ -1,18 +1,18 @@
 """The service's settings: what every one of its functions reads from its environment, checked once, every
-problem named. A function's own settings are read with these, in a module of their own (config/minting.py).
+problem named. A function's own settings are read with these, in a module of their own (config/mint_settings.py).
 
 Plain code rather than pydantic: a dozen variables do not need it, and pydantic's import is about half of
 a cold start (the policy is validated when the function is built for the same reason; see policy_file.py).
 """
 
-import functools
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
+
+from voice_access.domain.errors import ServiceMisconfigured
 
 BUNDLED_POLICY = Path(__file__).with_name("policy.json")
 
@@ -173,8 +173,14 @@ def _base_url(url: str, example: str = "https://api.openai.com", api_path: str |
     return url.rstrip("/")
 
 
-@functools.cache
-def get_settings() -> Settings:
-    """The service's settings alone, read once: for a check of the deployment (make run's). A function reads them
-    with its own settings, in one reading of its own (config/minting.py's get_settings)."""
-    return Settings.from_environment(os.environ)
+def refused(reason: str, problem: str) -> ServiceMisconfigured:
+    """The refusal of a deployment whose configuration (``reason``: its settings or its policy) cannot be used,
+    logged and counted: a 500 until an operator fixes it."""
+    from voice_access.observability import count, logger  # here: the build's policy check runs without Powertools
+
+    logger.error("refusing to mint: the deployment is misconfigured", reason=reason, problem=problem)
+    count("ConfigurationErrors", reason=reason)
+    return ServiceMisconfigured(
+        "This service is misconfigured and mints nothing until an operator fixes it (see the service's logs).",
+        code=reason,
+    )

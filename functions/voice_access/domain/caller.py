@@ -1,6 +1,6 @@
 """Who is asking: the caller an authorizer vouched for, as a typed value.
 
-The edge builds it from what vouched for the caller (edge/caller.py: API Gateway's authorizer context); the
+The edge builds it from what vouched for the caller (edge/claims.py: API Gateway's authorizer context); the
 domain receives a Caller and never an event. Raw claims go nowhere else: logs and metrics name a caller only by
 its pseudonymous safety identifier (safety.py).
 """

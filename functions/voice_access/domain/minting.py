@@ -12,7 +12,7 @@ from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import Minted, create_client_secret
 from voice_access.clients.secrets import Credentials, api_keys
-from voice_access.config.minting import MintSettings
+from voice_access.config.mint_settings import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.endpoints import Endpoint

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.secrets import api_keys
-from voice_access.config.minting import MintSettings
+from voice_access.config.mint_settings import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import DependencyUnavailable, OutOfTime, ServiceError

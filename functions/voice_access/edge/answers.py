@@ -59,7 +59,7 @@ def minted(mint: Mint) -> Answer:
     if counted is None:
         return Answer(mint.text, {})
     return Answer(
-        mint.text, rate_limit_headers(counted.window.mints, counted.remaining, counted.resets_at - time.time())
+        mint.text, rate_limit_headers(counted.window.limit, counted.remaining, counted.resets_at - time.time())
     )
 
 

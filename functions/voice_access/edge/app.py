@@ -2,7 +2,7 @@
 
 The route is found in routes.py by API Gateway's own ``routeKey`` (Powertools' event handler routed before, at
 about 40 ms of import on every cold start, for routing we do not need). The caller comes from the route's
-authorizer (caller.py); answers.py turns what the domain returns or raises into HTTP.
+authorizer (claims.py); answers.py turns what the domain returns or raises into HTTP.
 """
 
 # Imports build a few hundred thousand objects and no garbage: collecting while they run is wasted
@@ -14,10 +14,10 @@ gc.disable()
 
 from typing import TYPE_CHECKING, Any
 
-from voice_access.config.minting import checked_settings
+from voice_access.config.mint_settings import checked_settings
 from voice_access.domain.errors import ServiceError
 from voice_access.edge import answers
-from voice_access.edge.caller import caller_from_request_context
+from voice_access.edge.claims import caller_from_request_context
 from voice_access.edge.routes import ROUTES
 from voice_access.observability import logger, traced_handler
 

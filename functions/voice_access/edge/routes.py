@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from voice_access.clients.deadline import Deadline
-from voice_access.config.minting import checked_settings
+from voice_access.config.mint_settings import checked_settings
 from voice_access.config.policy_file import checked_policy
 from voice_access.domain import endpoints, minting, profiles
 from voice_access.domain.caller import Caller

@@ -10,9 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from voice_access.config.settings import Settings, SettingsError, Variables, integer, seconds
-from voice_access.domain.errors import ServiceMisconfigured
-from voice_access.observability import count, logger
+from voice_access.config.settings import Settings, SettingsError, Variables, integer, refused, seconds
 
 
 class MintSettings(NamedTuple):
@@ -62,9 +60,4 @@ def checked_settings() -> MintSettings:
     try:
         return get_settings()
     except SettingsError as exc:
-        logger.error("refusing to mint: the deployment is misconfigured", reason="settings_invalid", problem=str(exc))
-        count("ConfigurationErrors", reason="settings_invalid")
-        raise ServiceMisconfigured(
-            "This service is misconfigured and mints nothing until an operator fixes it (see the service's logs).",
-            code="settings_invalid",
-        ) from None
+        raise refused("settings_invalid", str(exc)) from None
