@@ -228,8 +228,10 @@ class Resolver:
         self._kind(logical_id, where)  # refuses a resource its condition leaves out
         if attribute in self._physical.get(logical_id, {}):
             return self._physical[logical_id][attribute]
-        if attribute == "Arn":
-            return self._arn(logical_id, where)
+        if attribute == "Arn" or (attribute.endswith("Arn") and attribute[:-3] in self._type(logical_id)):
+            return self._arn(logical_id, where)  # Arn, or TopicArn of an SNS topic
+        if attribute.endswith("Name"):
+            return self._name(logical_id)
         return f"{self._name(logical_id)}-{attribute}"  # a placeholder of the right kind: a string
 
     def _kind(self, logical_id: str, where: str) -> _Kind | None:

@@ -189,7 +189,8 @@ def lambda_context() -> LambdaContext:
 @pytest.fixture(autouse=True)
 def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Output]:
     """Captures what the function logs and prints, and fails the test if the API key or a minted secret shows."""
-    # api_key holds botocore's logger at INFO, as in the function, before any fixture creates a secret with boto3.
+    # clients/secrets.py holds botocore's logger at INFO, as in the function, before any fixture creates a
+    # secret with boto3.
     import voice_access.clients.secrets  # noqa: F401
     from voice_access.observability import logger
 
@@ -243,7 +244,7 @@ def pytest_runtest_makereport(
     # teardown has added the values it minted by then. A section hidden before is read as hidden.
     shown = [hidden.get(section, section[1]) for section in made]
     leaks = [secret_shown(content) for content in shown]
-    if not any(leaks) and (leak := secret_shown("\n".join(shown))):
+    if not any(leaks) and (leak := secret_shown("".join(shown))):
         leaks = [leak] * len(made)  # shown only across sections (one print to stdout, one to stderr)
     for section, leak in zip(made, leaks, strict=True):
         if leak:

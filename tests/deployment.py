@@ -12,5 +12,5 @@ def template_environment(
     overrides: dict[str, str], physical: dict[str, dict[str, str]] | None = None
 ) -> dict[str, str]:
     """The function's environment exactly as template.yaml gives it, for these parameter overrides;
-    ``physical``: resources that exist locally (local.gateway.Resolver's), e.g. LocalTables.physical."""
+    ``physical``: resources that exist locally (local.cloudformation.Resolver's), e.g. LocalTables.physical."""
     return LocalApi.from_template(TEMPLATE, overrides, physical=physical).functions[FUNCTION].environment

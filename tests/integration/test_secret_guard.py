@@ -252,4 +252,5 @@ def test_the_guard_fails_a_test_whose_subprocess_writes_a_secret_to_a_file_descr
     result.stdout.fnmatch_lines(["*Captured stderr call*", "warning: nothing to see"])
     result.stdout.fnmatch_lines(["*Captured stderr call*", "[[]the secret guard hid this output: a user's token*"])
     result.stdout.no_fnmatch_line("*eyJ[A-Za-z0-9]*")
+    result.stdout.no_re_match_line(r".*ek_[0-9a-f]{32}")  # learnt at teardown, hidden in the call's report too
     result.stdout.no_fnmatch_line("*example.test*")

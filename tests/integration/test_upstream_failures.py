@@ -8,12 +8,9 @@ import gzip
 import ipaddress
 import json
 import logging
-import os
 import socket
 import socketserver
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,8 +39,8 @@ from tests.keys import TEST_API_KEY
 from tests.lambda_context import LambdaContext, lambda_context_with
 from tests.local_api import serving_default
 from tests.output import Output
-from tests.paths import ROOT
 from tests.policies import shipped_policy, without_quotas
+from tests.probes import run_probe
 from voice_access.edge.app import lambda_handler
 
 pytestmark = pytest.mark.usefixtures("function_env")
@@ -629,7 +626,7 @@ def test_a_compressed_answer_is_not_decoded_past_the_cap(
     function_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Given an upstream that answers with a small gzip body that decodes to 32 MB (urllib3 decodes unasked),
-    # and no quotas (moto, in this process, would count in the traced memory)
+    # and no quotas (the store's requests would count in the traced memory)
     monkeypatch.setenv("POLICY_PATH", str(shipped_policy(tmp_path, without_quotas)))
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _BombHandler) as server:
         server.daemon_threads = True
@@ -640,19 +637,9 @@ def test_a_compressed_answer_is_not_decoded_past_the_cap(
         # When a function (a process of its own, as Lambda runs it) is asked for a client secret, with its
         # allocations traced
         try:
-            ran = subprocess.run(
-                [sys.executable, "-c", _TRACED_MINT],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": f"{ROOT / 'functions'}{os.pathsep}{ROOT}"},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            answer, _ = run_probe(_TRACED_MINT)
         finally:
             server.shutdown()
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    answer = json.loads(ran.stdout.splitlines()[-1])
 
     # Then it is refused as an unusable answer, having decoded little more than the 256 KiB cap
     assert answer["status"] == HTTPStatus.BAD_GATEWAY
