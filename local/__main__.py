@@ -31,7 +31,8 @@ from demo_page.server import DemoPage
 from local import stand_ins, start_checks, token
 from local.cloudformation import TemplateError
 from local.console import Console
-from local.gateway import AccessRecord, LocalApi
+from local.exchanges import AccessRecord
+from local.gateway import LocalApi
 from local.jwt_authorizer import WRONG_ISSUER
 from local.stand_ins import TEMPLATE, SetupError
 

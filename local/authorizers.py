@@ -5,15 +5,13 @@ every request is one anonymous caller, as a JWT authorizer would pass it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from local.cloudformation import ACCOUNT_ID, TemplateError
+from local.exchanges import HttpRequest
 from local.iam_authorizer import IamAuthorizer
 from local.jwt_authorizer import JwtAuthorizer
 from local.template import Route
-
-if TYPE_CHECKING:
-    from local.gateway import HttpRequest
 
 AUTH_NONE_CLAIMS = {"iss": "local:auth-none", "sub": "anonymous"}
 AUTH_NONE_NOTE = "authentication is off (AUTH=none)"

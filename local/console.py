@@ -16,10 +16,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-if TYPE_CHECKING:
-    from local.gateway import AccessRecord
+from local.exchanges import AccessRecord
 
 # Keys every Powertools log line carries: the short form leaves them out.
 _STANDARD_KEYS = frozenset(

@@ -19,7 +19,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -32,6 +31,7 @@ from waitress.server import create_server  # type: ignore[import-untyped]
 from local.authorizers import AUTH_NONE_NOTE, Authorizers
 from local.cloudformation import ACCOUNT_ID
 from local.cors import without_cors
+from local.exchanges import AccessRecord, HttpRequest, LocalResponse
 from local.jwt_authorizer import Refused
 from local.lambda_runtime import (
     EXECUTION_ENVIRONMENTS,
@@ -62,40 +62,6 @@ _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding"}
     | {"upgrade", "content-length"}
 )
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """One HTTP request as the client sent it; ``target`` is path?query, percent-encoding intact."""
-
-    method: str
-    target: str
-    headers: Iterable[tuple[str, str]] = ()
-    body: bytes = b""
-    source_ip: str = "127.0.0.1"
-    protocol: str = "HTTP/1.1"
-
-
-@dataclass(frozen=True)
-class LocalResponse:
-    """What the gateway answers the client."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class AccessRecord:
-    """One request as the gateway served it; ``note`` says what API Gateway answered itself, and why."""
-
-    started: datetime
-    method: str
-    path: str
-    status: int
-    duration_ms: float
-    request_id: str
-    note: str = ""
 
 
 class RouteNotFound(LookupError):

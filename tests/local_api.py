@@ -12,7 +12,8 @@ from typing import Any
 from unittest import mock
 
 from local import quota_table
-from local.gateway import AccessRecord, LocalApi
+from local.exchanges import AccessRecord
+from local.gateway import LocalApi
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.stand_ins import TEMPLATE
 from local.user_pool import UserPool

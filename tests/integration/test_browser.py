@@ -18,7 +18,8 @@ from typing import Any, Self
 
 import pytest
 
-from local.gateway import AccessRecord, LocalApi
+from local.exchanges import AccessRecord
+from local.gateway import LocalApi
 from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub

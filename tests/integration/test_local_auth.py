@@ -20,7 +20,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from local.gateway import AccessRecord, LocalApi
+from local.exchanges import AccessRecord
+from local.gateway import LocalApi
 from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from local.jwt_authorizer import REFETCH_INTERVAL_SECONDS, JwtAuthorizer, Refused
 from openai_stub.server import OpenAIStub

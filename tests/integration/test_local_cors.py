@@ -11,7 +11,8 @@ import pytest
 
 from local import stand_ins
 from local.cors import Cors
-from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, LocalApi
+from local.exchanges import AccessRecord
+from local.gateway import PAYLOAD_LIMIT_BYTES, LocalApi
 from local.stand_ins import TEMPLATE
 from openai_stub.server import OpenAIStub
 from tests.issuers import LoopbackIssuer

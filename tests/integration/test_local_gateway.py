@@ -25,7 +25,8 @@ from botocore.credentials import Credentials
 
 from local.authorizers import AUTH_NONE_NOTE
 from local.cloudformation import Resolver, TemplateError
-from local.gateway import PAYLOAD_LIMIT_BYTES, AccessRecord, LocalApi, RouteNotFound
+from local.exchanges import AccessRecord
+from local.gateway import PAYLOAD_LIMIT_BYTES, LocalApi, RouteNotFound
 from local.iam_authorizer import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 TEMPLATE = """\

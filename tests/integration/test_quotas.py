@@ -22,7 +22,8 @@ import openai
 import pytest
 from openai.types.realtime import RealtimeSessionCreateRequestParam
 
-from local.gateway import AccessRecord, LocalApi
+from local.exchanges import AccessRecord
+from local.gateway import LocalApi
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from openai_stub.server import Fault, OpenAIStub
 from tests.deployment import FUNCTION

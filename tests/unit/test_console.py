@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from local.console import Console
-from local.gateway import AccessRecord
+from local.exchanges import AccessRecord
 
 REQUEST_ID = "Xy12AbCdEfGh"
 STARTED = datetime(2026, 5, 4, 12, 1, 2)
