@@ -13,10 +13,8 @@ from voice_access.domain.errors import InvalidRequest
 from voice_access.domain.policy.model import PROFILE_HEADER
 from voice_access.domain.policy.rules import ParamNamer, ga_param
 from voice_access.domain.session_fields import SessionType
-from voice_access.domain.translation import FIELDS, BetaNames, beta_to_ga, ga_to_beta
 
 _GA_SESSION_TYPES: tuple[SessionType, ...] = ("realtime", "transcription")
-_BETA_NAMES = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
 
 
 class Request(NamedTuple):
@@ -54,11 +52,16 @@ class BetaEndpoint(NamedTuple):
     upstream_path: str = "/v1/realtime/client_secrets"
 
     def read(self, body: dict[str, Any]) -> Request:
-        names = _BETA_NAMES[self.session_type]
-        return Request(self.session_type, beta_to_ga(body, self.session_type), names, PROFILE_HEADER)
+        # Imported here: only the retired beta routes translate, so a GA mint's cold start does not load it.
+        from voice_access.domain import translation
+
+        names = translation.beta_names(self.session_type)
+        return Request(self.session_type, translation.beta_to_ga(body, self.session_type), names, PROFILE_HEADER)
 
     def written(self, minted: Minted) -> str:
-        return json.dumps(ga_to_beta(minted.body, self.session_type), separators=(",", ":"))
+        from voice_access.domain import translation
+
+        return json.dumps(translation.ga_to_beta(minted.body, self.session_type), separators=(",", ":"))
 
 
 type Endpoint = GaEndpoint | BetaEndpoint

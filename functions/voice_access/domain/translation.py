@@ -123,6 +123,14 @@ class BetaNames:
         return ga_path
 
 
+_BETA_NAMES: dict[SessionType, BetaNames] = {session_type: BetaNames(fields) for session_type, fields in FIELDS.items()}
+
+
+def beta_names(session_type: SessionType) -> BetaNames:
+    """How a beta caller of ``session_type`` names each GA path."""
+    return _BETA_NAMES[session_type]
+
+
 def beta_to_ga(request: dict[str, Any], session_type: SessionType) -> dict[str, Any]:
     """A beta request as a GA client-secret request (not yet checked against the policy)."""
     fields = {field.beta: field for field in FIELDS[session_type]}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from voice_access.clients.deadline import Deadline
 from voice_access.config.mint_settings import checked_settings
 from voice_access.config.policy_file import checked_policy
-from voice_access.domain import endpoints, minting, profiles
+from voice_access.domain import endpoints, minting
 from voice_access.domain.caller import Caller
 from voice_access.domain.policy.model import PROFILE_HEADER
 from voice_access.edge import answers
@@ -47,6 +47,8 @@ def _minting(endpoint: endpoints.Endpoint) -> Route:
 
 
 def _profiles(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
+    from voice_access.domain import profiles  # here: a mint's cold start does not load the listing
+
     settings = checked_settings()
     policy = checked_policy(settings.service.policy_path)
     # Its quota read ends within the invocation's own deadline, as a mint's calls do.
