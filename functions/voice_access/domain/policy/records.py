@@ -30,10 +30,12 @@ class Record:
     (make bench). pydantic reads dataclasses, so where a policy is validated, `as_dataclasses` makes them so."""
 
     _record_fields: tuple[tuple[str, Any], ...] = ()
+    _record_names: frozenset[str] = frozenset()
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         cls._record_fields = tuple((name, cls.__dict__.get(name, _REQUIRED)) for name in cls.__annotations__)
+        cls._record_names = frozenset(cls.__annotations__)  # once per class, not once per keyword argument
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         fields = self._record_fields
@@ -41,17 +43,17 @@ class Record:
             raise TypeError(f"{type(self).__name__} takes at most {len(fields)} arguments")
         values = dict(zip((name for name, _ in fields), args, strict=False))
         for name, value in kwargs.items():
-            if name in values or name not in dict(fields):
+            if name in values or name not in self._record_names:
                 raise TypeError(f"{type(self).__name__} got an unexpected or repeated argument '{name}'")
             values[name] = value
+        own = self.__dict__  # frozen to assignment (__setattr__), so filled in directly: no field is a descriptor
         for name, default in fields:
             if name in values:
-                value = values[name]
+                own[name] = values[name]
             elif default is _REQUIRED:
                 raise TypeError(f"{type(self).__name__} is missing the argument '{name}'")
             else:
-                value = default.make() if isinstance(default, Factory) else default
-            object.__setattr__(self, name, value)
+                own[name] = default.make() if isinstance(default, Factory) else default
         if post_init := getattr(self, "__post_init__", None):
             post_init()
 
