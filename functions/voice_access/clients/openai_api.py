@@ -39,11 +39,12 @@ MAX_RESPONSE_BYTES = 256 * 1024
 # is a sentence. Clipped to these before they reach an answer, a log line or a metric dimension.
 MAX_TOKEN_CHARS = 64
 MAX_MESSAGE_CHARS = 500
-_UNSAFE_TOKEN_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\[\]-]")
+# Patterns of refusals only, compiled on first use (re caches them): not every cold start.
+_UNSAFE_CHARACTERS = r"[^A-Za-z0-9_.\[\]-]"
 # Retry-After beyond this is passed on as this. The OpenAI SDKs do not retry at all past 120 s, so any
 # longer wait still reads as "not now", and no upstream can park callers for longer.
 MAX_RETRY_AFTER_SECONDS = 300
-_ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" and other digits
+_ASCII_DIGITS = r"[0-9]+"  # str.isdigit() takes "²" and other digits
 # A minted `expires_at` is at most OpenAI's longest TTL away, give or take a day of clock skew.
 _LONGEST_TTL_SECONDS = 7200
 _CLOCK_SKEW_SECONDS = 86400
@@ -214,7 +215,7 @@ def _token(value: object) -> str | None:
     """An upstream `code` or `param` cut down to a safe character set and length; None if nothing is left."""
     if not isinstance(value, str):
         return None
-    return _UNSAFE_TOKEN_CHARACTERS.sub("", value[: 4 * MAX_TOKEN_CHARS])[:MAX_TOKEN_CHARS] or None
+    return re.sub(_UNSAFE_CHARACTERS, "", value[: 4 * MAX_TOKEN_CHARS])[:MAX_TOKEN_CHARS] or None
 
 
 def _message(value: object) -> str | None:
@@ -230,7 +231,7 @@ def _retry_after(value: str | None) -> int | None:
     value = (value or "").strip()
     if not value:
         return None
-    if _ASCII_DIGITS.fullmatch(value):
+    if re.fullmatch(_ASCII_DIGITS, value):
         digits = value.lstrip("0") or "0"
         seconds = int(digits) if len(digits) < 10 else MAX_RETRY_AFTER_SECONDS
     else:
