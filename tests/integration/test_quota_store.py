@@ -186,7 +186,7 @@ def test_a_fault_that_may_pass_is_unavailable_says_whether_it_may_have_been_appl
 ) -> None:
     # Given the store failing once
     store_faults.inject(fault)
-    faulty = store._replace(endpoint=store_faults.endpoint_url)
+    faulty = Store(store.table, store_faults.endpoint_url, store.region)
 
     # When / Then
     with pytest.raises(StoreUnavailable) as failed:
@@ -198,7 +198,7 @@ def test_a_fault_that_may_pass_is_unavailable_says_whether_it_may_have_been_appl
 def test_a_store_out_of_reach_is_unavailable_and_surely_not_applied(store: Store) -> None:
     # Given / When nothing listens where DynamoDB should be
     with pytest.raises(StoreUnavailable) as failed:
-        quota_store.add(store._replace(endpoint=closed_port_url()), seconds(1), deadline())
+        quota_store.add(Store(store.table, closed_port_url(), store.region), seconds(1), deadline())
 
     # Then
     assert not failed.value.unanswered
@@ -207,7 +207,7 @@ def test_a_store_out_of_reach_is_unavailable_and_surely_not_applied(store: Store
 def test_a_read_fault_is_a_failure_of_the_read(store: Store, store_faults: DynamoDBFaults) -> None:
     # Given / When
     store_faults.inject(StoreFault.throttling())
-    read = quota_store.read(store._replace(endpoint=store_faults.endpoint_url), {KEY: [MINUTE]}, deadline())
+    read = quota_store.read(Store(store.table, store_faults.endpoint_url, store.region), {KEY: [MINUTE]}, deadline())
 
     # Then
     [failure] = read.failures
@@ -217,7 +217,7 @@ def test_a_read_fault_is_a_failure_of_the_read(store: Store, store_faults: Dynam
 def test_a_table_that_does_not_exist_is_misconfigured_naming_dynamodbs_error(store: Store) -> None:
     # Given / When
     with pytest.raises(StoreMisconfigured) as failed:
-        quota_store.add(store._replace(table="no-such-table"), seconds(1), deadline())
+        quota_store.add(Store("no-such-table", store.endpoint, store.region), seconds(1), deadline())
 
     # Then
     assert failed.value.problem.startswith("DynamoDB refused the UpdateItem: ResourceNotFoundException")
