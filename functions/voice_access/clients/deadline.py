@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Buffer, Iterator
 from contextvars import ContextVar
-from typing import Any, NamedTuple
+from typing import Any
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -31,10 +31,20 @@ ANSWER_MARGIN_SECONDS = 1.0
 DEFAULT_INVOCATION_SECONDS = 20.0
 
 
-class Deadline(NamedTuple):
+# Not a NamedTuple (about 60 us of every cold start to define): compared by its values, never used as a tuple.
+class Deadline:
     """A moment on ``time.monotonic()`` by which a request's calls to other parties must be done."""
 
-    at: float
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Deadline) and other.at == self.at
+
+    def __hash__(self) -> int:
+        return hash(self.at)
 
     @classmethod
     def after(cls, seconds: float) -> "Deadline":
