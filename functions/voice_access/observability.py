@@ -29,9 +29,8 @@ class _OnFirstUse:
 
 
 # Powertools' Logger imports its JMESPath utilities (with jmespath, typing_extensions and gzip: about 2.5 ms of
-# every cold start) for a correlation_id_path, which this function never gives; its Tracer imports copy (0.4 ms)
-# for tracing, off by default, and the profiles listing uses it. They still load if ever used.
-sys.meta_path.insert(0, _OnFirstUse("aws_lambda_powertools.utilities.jmespath_utils", "copy"))
+# every cold start) for a correlation_id_path, which this function never gives; they still load if ever used.
+sys.meta_path.insert(0, _OnFirstUse("aws_lambda_powertools.utilities.jmespath_utils"))
 
 from aws_lambda_powertools import Logger  # noqa: E402 - Powertools after the finder
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit  # noqa: E402
