@@ -100,40 +100,16 @@ def _record(path: Path) -> str | None:
         return None
 
 
-# Not a NamedTuple (about 60 us of every cold start to define): compared by its values, never used as a tuple.
-class PolicyChange:
+class PolicyChange(records.Record):
     """What a changed policy file did to the policy in use: the profiles it added, removed and changed (and the
     other top-level settings it changed), or why it was refused (and the last good policy kept)."""
 
-    __slots__ = ("added", "changed", "path", "refused", "removed", "settings_changed")
-
-    def __init__(
-        self,
-        path: Path,
-        added: tuple[str, ...] = (),
-        removed: tuple[str, ...] = (),
-        changed: tuple[str, ...] = (),
-        settings_changed: tuple[str, ...] = (),
-        refused: str | None = None,
-    ) -> None:
-        self.path = path
-        self.added = added
-        self.removed = removed
-        self.changed = changed
-        self.settings_changed = settings_changed
-        self.refused = refused
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PolicyChange) and self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        return f"PolicyChange{self._values()!r}"
-
-    def _values(self) -> tuple[Path, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], str | None]:
-        return self.path, self.added, self.removed, self.changed, self.settings_changed, self.refused
+    path: Path
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    settings_changed: tuple[str, ...] = ()
+    refused: str | None = None
 
     @classmethod
     def between(cls, path: Path, old: Policy | None, new: Policy) -> "PolicyChange":

@@ -1,4 +1,5 @@
-"""The policy's record type: a frozen record that pydantic can read as a dataclass, without being one at run time.
+"""The record type: a frozen value, cheap to define, that pydantic can read as a dataclass without being one at
+run time. The policy is made of them, and so are the domain's other values (the caller, a window's count).
 
 The policy is plain frozen records. pydantic checks a file against them as dataclasses (types, strictly, and no
 unknown keys; each class's ``__post_init__`` checks the rest), but its import is about half of a cold start, so
@@ -61,10 +62,10 @@ class Record:
         return tuple(getattr(self, name) for name, _ in self._record_fields)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field '{name}': a policy is frozen")
+        raise AttributeError(f"cannot assign to field '{name}': a record is frozen")
 
     def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field '{name}': a policy is frozen")
+        raise AttributeError(f"cannot delete field '{name}': a record is frozen")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Record) and type(other) is type(self) and other._values() == self._values()
