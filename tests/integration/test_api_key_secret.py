@@ -292,9 +292,9 @@ MISSING_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-k
         pytest.param({"secret_string": " \n"}, "api_key_malformed", (), id="empty-bare"),
         pytest.param({"secret_string": json.dumps({"api_key": ""})}, "api_key_malformed", (), id="empty-json"),
         pytest.param(
-            {"secret_string": "sk-test-split 8e7f"},
+            {"secret_string": "sk-test-split tail-qz8e7f"},
             "api_key_malformed",
-            ("sk-test-split", "8e7f"),
+            ("sk-test-split", "tail-qz8e7f"),
             id="key-with-spaces",
         ),
         pytest.param(
