@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+# botocore logs whole requests and answers at DEBUG, and the stand-ins' boto3 calls carry the secret (the key they
+# put into Secrets Manager, the key the extension stand-in hands on): never let it.
+logging.getLogger("botocore").setLevel(logging.INFO)
+
 REGION = "us-east-1"
 # What a Lambda execution role hands the function, and what this process's local AWS requires of every
 # request: new for each run (each process), so that nothing outside the run can sign a request to it.

@@ -2,11 +2,11 @@
 
 One moto server holds the secret (the OpenAI API key and a safety identifier key), the template's
 Cognito user pool, the issuer of the tokens the gateway checks (AUTH=none: none checked), and the
-template's quota table, empty at each start (local/quota_table.py). The function reads the secret through
-a stand-in for the Parameters and Secrets Lambda Extension (SECRETS_VIA=sdk: with boto3). OpenAI is the
-local stub, the real OpenAI when OPENAI_API_KEY is set, or any OpenAI-compatible host when OPENAI_BASE_URL
-is set too. ALLOWED_ORIGINS takes the place of the template's CORS origins; POLICY=path.json, of the
-function's own policy file.
+template's quota table, empty at each start (local/quota_table.py). The function reads the secret from
+moto's Secrets Manager API, as deployed by default (SECRETS_VIA=extension: through a stand-in for the Parameters
+and Secrets Lambda Extension). OpenAI is the local stub, the real OpenAI when OPENAI_API_KEY is set, or any
+OpenAI-compatible host when OPENAI_BASE_URL is set too. ALLOWED_ORIGINS takes the place of the template's CORS
+origins; POLICY=path.json, of the function's own policy file.
 """
 
 from __future__ import annotations
@@ -108,10 +108,9 @@ def start(
         extension = running.enter_context(SecretsExtension(secrets.client_environment()))
         overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
         environment |= extension.function_environment()
-        via = f"through a Parameters and Secrets Extension stand-in on port {extension.port} (SECRETS_VIA=sdk: boto3)"
+        via = f"through a Parameters and Secrets Extension stand-in on port {extension.port}"
     else:
-        overrides["SecretsReader"] = "sdk"
-        via = "with boto3"
+        via = "from Secrets Manager's API, as the template's default (SECRETS_VIA=extension: through the extension)"
     description = [
         f"OpenAI: {openai}",
         f"Secrets Manager: moto at {aws.endpoint_url}, secret {secrets.secret_arn}",
@@ -242,7 +241,7 @@ def _policy(environ: Mapping[str, str]) -> Path | None:
 
 
 def _secrets_via(environ: Mapping[str, str]) -> str:
-    secrets_via = environ.get("SECRETS_VIA", "extension")
-    if secrets_via not in ("extension", "sdk"):
-        raise SetupError(f"SECRETS_VIA={secrets_via!r} must be extension or sdk")
+    secrets_via = environ.get("SECRETS_VIA", "direct")
+    if secrets_via not in ("direct", "extension"):
+        raise SetupError(f"SECRETS_VIA={secrets_via!r} must be direct (the template's default) or extension")
     return secrets_via

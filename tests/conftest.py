@@ -122,11 +122,11 @@ def extension_server(secrets_manager_url: str) -> Iterator[SecretsExtension]:
 
 @pytest.fixture
 def secrets_via() -> str:
-    """How the function reads its key: "sdk" (boto3) or "extension" (the template's default).
+    """How the function reads its key: "direct" (Secrets Manager's API, the template's default) or "extension".
 
-    A test module that covers both overrides this fixture with ``params=["sdk", "extension"]``.
+    A test module that covers both overrides this fixture with ``params=["direct", "extension"]``.
     """
-    return "sdk"
+    return "direct"
 
 
 @pytest.fixture(scope="session")
@@ -157,8 +157,6 @@ def function_env(
     overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
     if secrets_via == "extension":
         overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
-    else:
-        overrides["SecretsReader"] = "sdk"
     environment = template_environment(overrides, quota_tables.physical) | quota_tables.function_environment()
     if secrets_via == "extension":
         extension = request.getfixturevalue("extension_server")

@@ -93,7 +93,7 @@ def serving_issuer(
         "JwtAudiences": issuer.audience,
         "OpenAIApiKeySecretArn": secret_arn,
         "OpenAIUpstreamUrl": upstream,
-        "SecretsReader": "sdk",
+        "SecretsReader": "direct",
         **parameters,
     }
     with serving(

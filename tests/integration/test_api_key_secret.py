@@ -53,9 +53,9 @@ def bearer_tokens(stub: OpenAIStub) -> list[str]:
     return [request.headers.get("authorization", "") for request in stub.requests]
 
 
-@pytest.fixture(params=["sdk", "extension"])
+@pytest.fixture(params=["direct", "extension"])
 def secrets_via(request: pytest.FixtureRequest) -> str:
-    """Every test here runs on both paths: boto3, and the Parameters and Secrets Extension."""
+    """Every test here runs on both paths: Secrets Manager's API, and the Parameters and Secrets Extension."""
     return str(request.param)
 
 

@@ -463,7 +463,7 @@ def test_authentication_off_lets_one_anonymous_caller_in_and_says_so(
     overrides = {
         "OpenAIApiKeySecretArn": api_key_secret_arn,
         "OpenAIUpstreamUrl": openai_stub.base_url,
-        "SecretsReader": "sdk",
+        "SecretsReader": "direct",
     }
     with serving_template(overrides, secrets_manager_url, authenticate=False, on_request=records.append) as api:
         # When a request without a token, and one with a bad token, are sent

@@ -523,7 +523,7 @@ def _invoke(event: str, **settings: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("secrets_via", ["extension", "sdk"])
+@pytest.mark.parametrize("secrets_via", ["extension", "direct"])
 def test_make_invoke_prints_the_functions_result_for_an_event_file(secrets_via: str) -> None:
     # Given the GA event file, and the way the function is to read its key
     # When `make invoke` runs the function on it

@@ -78,7 +78,7 @@ def serve(issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAISt
             "JwtAudiences": issuer.audience,
             "OpenAIApiKeySecretArn": api_key_secret_arn,
             "OpenAIUpstreamUrl": openai_stub.base_url,
-            **({"SecretsExtensionLayerArn": LOCAL_LAYER_ARN} if extension else {"SecretsReader": "sdk"}),
+            **({"SecretsExtensionLayerArn": LOCAL_LAYER_ARN} if extension else {"SecretsReader": "direct"}),
             **parameters,
         }
         runtime = extension.function_environment() if extension else {}

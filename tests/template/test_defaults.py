@@ -1,5 +1,6 @@
-"""The template's default deployment reads the key through the AWS Parameters and Secrets Lambda Extension,
-whose layer ARN AWS publishes in Parameter Store: nobody has an ARN to look up."""
+"""The template's default deployment reads the key from Secrets Manager's API itself; the AWS Parameters and
+Secrets Lambda Extension, when chosen, comes from the layer ARN AWS publishes in Parameter Store: nobody has an
+ARN to look up."""
 
 from tests.templates import raw_template
 
@@ -8,16 +9,17 @@ from tests.templates import raw_template
 PUBLISHED_ARM64_LAYER = "/aws/service/aws-parameters-and-secrets-lambda-extension/arm64/latest"
 
 
-def test_the_default_reader_is_the_extension_from_awss_published_parameter() -> None:
+def test_the_default_reader_is_direct_and_the_extension_comes_from_awss_published_parameter() -> None:
     # Given the template
     parameters = raw_template()["Parameters"]
 
     # When its defaults are read
     reader, layer = parameters["SecretsReader"], parameters["SecretsExtensionLayerArn"]
 
-    # Then the extension is the default, and its layer is resolved at deploy time from AWS's parameter
-    assert reader["Default"] == "extension"
-    assert sorted(reader["AllowedValues"]) == ["extension", "sdk"]
+    # Then the function's own signed request is the default ("sdk", its earlier name, still deploys), and the
+    # extension's layer, when chosen, is resolved at deploy time from AWS's parameter
+    assert reader["Default"] == "direct"
+    assert sorted(reader["AllowedValues"]) == ["direct", "extension", "sdk"]
     assert layer["Type"] == "AWS::SSM::Parameter::Value<String>"
     assert layer["Default"] == PUBLISHED_ARM64_LAYER
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.signing import botocore_signed
+from voice_access.clients import aws_api
 from voice_access.clients import quota_store as quota
 from voice_access.clients.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
 from voice_access.clients.deadline import Deadline
@@ -293,7 +294,7 @@ def test_an_endpoint_with_its_schemes_default_port_signs_the_host_as_sent(
         hosts.append(request["host"])
         raise _Signed
 
-    monkeypatch.setattr(quota, "signed_headers", sign)
+    monkeypatch.setattr(aws_api, "signed_headers", sign)
 
     # When a request to it is signed
     with pytest.raises(_Signed):

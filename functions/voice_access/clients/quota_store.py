@@ -16,22 +16,20 @@ A fault that may pass (throttling, an outage, no answer in time) is logged, coun
 used (no credentials, no table, access denied) as StoreMisconfigured (a ServiceMisconfigured). Their words are the
 store's: a caller says what either means for what it was doing.
 
-Requests are signed here (aws_signature.py) and sent with urllib3, as the OpenAI client sends its own.
+Requests are signed and sent by aws_api.py, with urllib3, as the OpenAI client sends its own.
 """
 
 import functools
-import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError
-from urllib3.util import parse_url
 
-from voice_access.clients.aws_signature import AwsCredentials, CredentialsMissing, signed_headers
-from voice_access.clients.deadline import POOL_CLASSES, Deadline, keeping_to
+from voice_access.clients import aws_api
+from voice_access.clients.aws_signature import CredentialsMissing
+from voice_access.clients.deadline import POOL_CLASSES, Deadline
 from voice_access.domain.errors import DependencyUnavailable, ServiceMisconfigured
 from voice_access.observability import count, logger
 
@@ -277,49 +275,33 @@ def _request(store: Store, operation: str, request: dict[str, Any], deadline: De
     """One DynamoDB request (``operation``: UpdateItem on the store's table, or BatchGetItem), signed; its answer,
     _ConditionFailed, StoreUnavailable or StoreMisconfigured."""
     request = {"TableName": store.table, **request} if operation == _UPDATE else request
-    body = json.dumps(request, separators=(",", ":")).encode()
-    url = parse_url(store.endpoint)
-    # Signed as http.client sends the Host header: without the scheme's default port.
-    host = url.host or ""
-    if url.port is not None and url.port != {"https": 443, "http": 80}.get(url.scheme or ""):
-        host = f"{host}:{url.port}"
     try:
-        credentials = AwsCredentials.from_environment()
+        answer = aws_api.post(
+            _pools,
+            store.endpoint,
+            f"DynamoDB_20120810.{operation}",
+            request,
+            json_version="1.0",
+            service="dynamodb",
+            region=store.region,
+            timeout=_TIMEOUT,
+            deadline=deadline,
+        )
     except CredentialsMissing as missing:
         raise StoreMisconfigured(str(missing)) from None
-    headers = signed_headers(
-        credentials,
-        method="POST",
-        host=host,
-        path="/",
-        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDB_20120810.{operation}"},
-        body=body,
-        region=store.region,
-        service="dynamodb",
-    )
-    try:
-        with keeping_to(deadline):
-            response = _pools.connection_from_url(store.endpoint).urlopen(
-                "POST", "/", body=body, headers=headers, timeout=_TIMEOUT
-            )
-    except (HTTPError, TimeoutError) as exc:
-        raise _fault(type(exc).__name__, unanswered=not _never_sent(exc)) from None
-    try:
-        parsed = json.loads(response.data) if response.data else {}
-    except ValueError:
-        parsed = {}
-    answer: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
-    if response.status == HTTPStatus.OK:
-        return answer
-    aws_code = str(answer.get("__type", "")).rpartition("#")[2] or f"HTTP {response.status}"
+    except aws_api.Unanswered as failed:
+        raise _fault(failed.kind, unanswered=failed.maybe_applied) from None
+    if answer.status == HTTPStatus.OK:
+        return answer.body
+    aws_code = answer.code or f"HTTP {answer.status}"
     if aws_code == "ConditionalCheckFailedException":
-        item = answer.get("Item")
+        item = answer.body.get("Item")
         raise _ConditionFailed(item if isinstance(item, dict) else {})
-    if aws_code in _PASSING or response.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+    if aws_code in _PASSING or answer.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         # A server error leaves it open whether the write was applied; a throttle or an expired token says not.
-        raise _fault(aws_code, unanswered=response.status >= HTTPStatus.INTERNAL_SERVER_ERROR)
+        raise _fault(aws_code, unanswered=answer.status >= HTTPStatus.INTERNAL_SERVER_ERROR)
     # DynamoDB's message names what is wrong with the table or the request; it holds no credential.
-    message = str(answer.get("message") or answer.get("Message") or "")[:300]
+    message = str(answer.body.get("message") or answer.body.get("Message") or "")[:300]
     raise StoreMisconfigured(f"DynamoDB refused the {operation}: {aws_code}: {message}")
 
 
@@ -342,12 +324,6 @@ def _side_by_side[T](calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
     for thread in others:
         thread.join()  # each keeps to the same deadline
     return outcomes
-
-
-def _never_sent(error: BaseException) -> bool:
-    """Whether a failed request surely never reached the store: its connection could not be made."""
-    reason = error.reason if isinstance(error, MaxRetryError) else error
-    return isinstance(reason, ConnectTimeoutError)  # and NewConnectionError, its subclass
 
 
 def _fault(aws_code: str, *, unanswered: bool) -> StoreUnavailable:

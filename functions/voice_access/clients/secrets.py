@@ -5,37 +5,37 @@ earlier versions took, is refused as having no safety identifier key. A warm con
 ``ttl_seconds`` and fetches them at most once per TTL, so a rotated key is picked up within it; an API
 key OpenAI refuses is forgotten at once, and keys already held outlive a Secrets Manager outage.
 
-Two ways to read it, chosen by the deployment: through the AWS Parameters and Secrets Lambda
-Extension on localhost when it is attached (``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`` is set), with
-the urllib3 the function already uses; otherwise with boto3, imported only then. boto3's import and
-client cost about 160 ms of the cold start that the extension saves.
+Two ways to read it, chosen by the deployment: Secrets Manager's own API, a GetSecretValue request signed here
+with the execution role's credentials and sent with the urllib3 the function already uses (aws_api.py); or the
+AWS Parameters and Secrets Lambda Extension on localhost, when it is attached
+(``PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`` is set). boto3's import and client, about 160 ms of a cold
+start, are needed for neither.
 
-A read through the extension keeps to the request's deadline, and to a budget of its own so that a
-slow extension leaves time to mint with a key already held. boto3 keeps its own bounds: two tries of
-a 1 s connect and a 2 s wait for each read (it offers no total to cap per call).
+The API can be asked while the function's code is still being imported (the extension cannot: it may not serve
+until the init phase is over), so in a container that Lambda started for a request (``prefetch``) the keys' round
+trip runs beside the rest of the import rather than after it.
+
+Every read keeps to the request's deadline, and to a budget of its own so that a slow Secrets Manager leaves time
+to mint with a key already held.
 """
 
 import json
-import logging
 import os
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 
-from voice_access.clients.deadline import Deadline, DeadlineHTTPConnectionPool, keeping_to
-from voice_access.domain.errors import DependencyUnavailable, ServiceMisconfigured
+from voice_access.clients import aws_api
+from voice_access.clients.aws_signature import CredentialsMissing
+from voice_access.clients.deadline import POOL_CLASSES, Deadline, DeadlineHTTPConnectionPool, keeping_to
+from voice_access.domain.errors import DependencyUnavailable, ServiceError, ServiceMisconfigured
 from voice_access.observability import count, logger, traced
 
-if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-
-# botocore logs whole response bodies, the secret among them, at DEBUG: never let it.
-logging.getLogger("botocore").setLevel(logging.INFO)
 # Short and bounded, on both paths: the key is on the path of every cold request.
 _CONNECT_TIMEOUT_SECONDS = 1
 _READ_TIMEOUT_SECONDS = 2
@@ -43,6 +43,9 @@ _READ_TIMEOUT_SECONDS = 2
 _EXTENSION_TIMEOUT = urllib3.Timeout(connect=_CONNECT_TIMEOUT_SECONDS, read=_READ_TIMEOUT_SECONDS + 1)
 # One connect and one answer, however the answer arrives.
 _EXTENSION_BUDGET_SECONDS = _CONNECT_TIMEOUT_SECONDS + _READ_TIMEOUT_SECONDS + 1
+_API_TIMEOUT = urllib3.Timeout(connect=_CONNECT_TIMEOUT_SECONDS, read=_READ_TIMEOUT_SECONDS)
+# A connect, a retry of it, one answer.
+_API_BUDGET_SECONDS = 2 * _CONNECT_TIMEOUT_SECONDS + _READ_TIMEOUT_SECONDS
 _EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 # An HTTP header value: an OpenAI key is printable ASCII with no spaces.
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
@@ -92,33 +95,44 @@ class _Cached:
         self.fetched_at = fetched_at
 
 
+class Reader:
+    """Where the secret is read: through the extension on ``extension_port`` when set, else from Secrets Manager's
+    API at ``endpoint``, signed for ``region``."""
+
+    __slots__ = ("endpoint", "extension_port", "region")
+
+    def __init__(self, extension_port: int | None, endpoint: str, region: str) -> None:
+        self.extension_port = extension_port
+        self.endpoint = endpoint
+        self.region = region
+
+
 class ApiKeySource:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cached: _Cached | None = None
-        self._client: SecretsManagerClient | None = None
 
     def clear(self) -> None:
         with self._lock:
             self._cached = None
-            self._client = None
 
     def forget(self) -> None:
         """Drop the cached keys (OpenAI refused the API key): the next request reads the secret again."""
         with self._lock:
             self._cached = None
 
-    def get(
-        self, secret_id: str, ttl_seconds: int, extension_port: int | None = None, *, deadline: Deadline
-    ) -> Credentials:
-        """The keys; read by ``deadline`` through the extension on ``extension_port`` when given, else with boto3."""
-        with self._lock:
+    def get(self, secret_id: str, ttl_seconds: int, reader: Reader, *, deadline: Deadline) -> Credentials:
+        """The keys; read by ``deadline`` as ``reader`` says when none are held from the last ``ttl_seconds``."""
+        # One read at a time: a request that comes during another's (a prefetch's) waits for its keys.
+        if not self._lock.acquire(timeout=max(deadline.remaining(), 0)):
+            raise _unavailable(secret_id, "timeout")
+        try:
             cached = self._cached if self._cached and self._cached.secret_id == secret_id else None
             now = time.monotonic()
             if cached and now - cached.fetched_at < ttl_seconds:
                 return cached.credentials
             try:
-                credentials = self._fetch(secret_id, extension_port, deadline)
+                credentials = self._fetch(secret_id, reader, deadline)
             except DependencyUnavailable:
                 if cached is None:
                     raise
@@ -127,37 +141,71 @@ class ApiKeySource:
                 return cached.credentials
             self._cached = _Cached(secret_id, credentials, now)
             return credentials
+        finally:
+            self._lock.release()
+
+    def prefetch(self, secret_id: str, ttl_seconds: int, reader: Reader) -> threading.Thread | None:
+        """Read the keys in the background, from Secrets Manager's API, for the first request to find them held: the
+        thread reading, or None through the extension. A read that fails is logged and counted as any, and the
+        request reads again."""
+        if reader.extension_port is not None:
+            return None  # the extension may not serve before the init phase is over
+
+        def read() -> None:
+            try:
+                self.get(secret_id, ttl_seconds, reader, deadline=Deadline.after(_API_BUDGET_SECONDS))
+            except ServiceError:
+                pass  # logged and counted where it was raised
+            except Exception:
+                logger.exception("reading the keys in the background failed")
+
+        thread = threading.Thread(target=read, name="prefetch-keys", daemon=True)
+        thread.start()
+        return thread
 
     @traced
-    def _fetch(self, secret_id: str, extension_port: int | None, deadline: Deadline) -> Credentials:
+    def _fetch(self, secret_id: str, reader: Reader, deadline: Deadline) -> Credentials:
         if deadline.passed:
             raise _unavailable(secret_id, "timeout")
-        count("SecretFetches", via="extension" if extension_port else "sdk")
-        if extension_port:
-            return _parse(_via_extension(secret_id, extension_port, deadline), secret_id)
-        return _parse(self._via_sdk(secret_id), secret_id)
+        if reader.extension_port:
+            count("SecretFetches", via="extension")
+            return _parse(_via_extension(secret_id, reader.extension_port, deadline), secret_id)
+        count("SecretFetches", via="direct")
+        return _parse(_via_api(secret_id, reader, deadline), secret_id)
 
-    def _via_sdk(self, secret_id: str) -> str | None:
-        import boto3  # only on this path: about 80 ms to import, and the client as much again
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            if self._client is None:
-                config = Config(
-                    connect_timeout=_CONNECT_TIMEOUT_SECONDS,
-                    read_timeout=_READ_TIMEOUT_SECONDS,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                )
-                self._client = boto3.client("secretsmanager", config=config)
-            answer = self._client.get_secret_value(SecretId=secret_id)
-        except ClientError as exc:
-            aws_code = exc.response.get("Error", {}).get("Code", "Unknown")
-            aws_message = str(exc.response.get("Error", {}).get("Message", ""))
-            raise _aws_error(secret_id, aws_code, aws_message) from None
-        except BotoCoreError as exc:
-            raise _unavailable(secret_id, type(exc).__name__) from None
-        return answer.get("SecretString")
+# One connection to Secrets Manager for the container's life, made on the first read; a refused connect is tried once
+# more.
+_api_pools = urllib3.PoolManager(
+    num_pools=1, maxsize=1, retries=urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
+)
+_api_pools.pool_classes_by_scheme = POOL_CLASSES
+
+
+def _via_api(secret_id: str, reader: Reader, deadline: Deadline) -> str | None:
+    """GetSecretValue, signed: the secret's string, or None when it has none (a binary secret)."""
+    budget = deadline.within(_API_BUDGET_SECONDS)
+    try:
+        answer = aws_api.post(
+            _api_pools,
+            reader.endpoint,
+            "secretsmanager.GetSecretValue",
+            {"SecretId": secret_id},
+            json_version="1.1",
+            service="secretsmanager",
+            region=reader.region,
+            timeout=_API_TIMEOUT,
+            deadline=budget,
+        )
+    except CredentialsMissing as missing:
+        raise _misconfigured("api_key_unreadable", secret_id, problem=str(missing)) from None
+    except aws_api.Unanswered as failed:
+        raise _unavailable(secret_id, "timeout" if budget.passed else failed.kind) from None
+    if answer.status != 200:
+        aws_message = str(answer.body.get("message") or answer.body.get("Message") or "")
+        raise _aws_error(secret_id, answer.code or f"HTTP {answer.status}", aws_message)
+    secret_string = answer.body.get("SecretString")
+    return secret_string if isinstance(secret_string, str) else None
 
 
 # One connection to the extension for the container's life, made on the first fetch.

@@ -53,8 +53,9 @@ class Settings(NamedTuple):
     secret_cache_ttl_seconds: int = 300
     policy_path: Path = BUNDLED_POLICY
     # Set by the template when the AWS Parameters and Secrets Lambda Extension is attached: the key is
-    # read through it on localhost. Unset: the key is read with boto3.
+    # read through it on localhost. Unset: from Secrets Manager's API, at this endpoint.
     secrets_extension_port: int | None = None
+    secrets_manager_endpoint: str = "https://secretsmanager.us-east-1.amazonaws.com"
     # The quota store: a DynamoDB table (None: none, so a policy with limits refuses to mint) and its endpoint.
     quota_table_name: str | None = None
     dynamodb_endpoint: str = "https://dynamodb.us-east-1.amazonaws.com"
@@ -84,9 +85,14 @@ class Settings(NamedTuple):
             ),
             policy_path=read("POLICY_PATH", Path, defaults.policy_path),
             secrets_extension_port=read("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", integer(1, 65535), None),
+            secrets_manager_endpoint=read(
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+                _endpoint("secretsmanager"),
+                f"https://secretsmanager.{region}.{_dns_suffix(region)}",
+            ),
             quota_table_name=read("QUOTA_TABLE_NAME", _table_name, None),
             dynamodb_endpoint=read(
-                "AWS_ENDPOINT_URL_DYNAMODB", _endpoint, f"https://dynamodb.{region}.{_dns_suffix(region)}"
+                "AWS_ENDPOINT_URL_DYNAMODB", _endpoint("dynamodb"), f"https://dynamodb.{region}.{_dns_suffix(region)}"
             ),
             aws_region=region,
             api_key_source=read("OPENAI_API_KEY_SOURCE", _phrase, defaults.api_key_source),
@@ -120,9 +126,13 @@ def _table_name(value: str) -> str:
     return value
 
 
-def _endpoint(url: str) -> str:
-    """A service endpoint: the signed requests carry credentials, so https, or http on this machine."""
-    return _base_url(url, example="https://dynamodb.us-east-1.amazonaws.com", api_path=None)
+def _endpoint(service: str) -> Callable[[str], str]:
+    """A service's endpoint: the signed requests carry credentials, so https, or http on this machine."""
+
+    def parse(url: str) -> str:
+        return _base_url(url, example=f"https://{service}.us-east-1.amazonaws.com", api_path=None)
+
+    return parse
 
 
 def _dns_suffix(region: str) -> str:
