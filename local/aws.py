@@ -263,6 +263,9 @@ class LocalAws(Running):
         # `make bench` counts per mint.
         self.dynamodb_requests: Counter[str] = Counter()
         self.dynamodb_seconds: defaultdict[str, float] = defaultdict(float)
+        # Every signed request with a target, by target ("secretsmanager.GetSecretValue"): what `make bench` counts of
+        # the secret's reads, whoever reads it (the function itself, or the extension stand-in for it).
+        self.requests: Counter[str] = Counter()
 
     @property
     def endpoint_url(self) -> str:
@@ -276,7 +279,7 @@ class LocalAws(Running):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # What moto.server.ThreadedMotoServer serves, with DynamoDB's requests serialised.
         moto: Any = DomainDispatcherApplication(create_backend_app)
-        app = signed_requests_only(one_dynamodb_request_at_a_time(moto, self._answered))
+        app = self._counting(signed_requests_only(one_dynamodb_request_at_a_time(moto, self._answered)))
         server = make_server(
             "127.0.0.1", 0, app, threaded=True, request_handler=timing_out(TimingOutRequestHandler, self.socket_timeout)
         )
@@ -285,6 +288,14 @@ class LocalAws(Running):
         host, port = server.server_address[:2]
         self._endpoint_url = f"http://{host!s}:{port}"
         return self
+
+    def _counting(self, app: WSGIApplication) -> WSGIApplication:
+        def counted(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            if target := str(environ.get("HTTP_X_AMZ_TARGET", "")):
+                self.requests[target] += 1
+            return app(environ, start_response)
+
+        return counted
 
     def _answered(self, operation: str, seconds: float) -> None:
         self.dynamodb_requests[operation] += 1
