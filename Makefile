@@ -33,7 +33,7 @@ help:
 	@echo "             with a WebRTC Realtime peer, or the real OpenAI when OPENAI_API_KEY is set), and the voice"
 	@echo "             demo page on the port after it"
 	@echo "             (OPENAI_BASE_URL too: any OpenAI-compatible host; LOG_FORMAT=json: the function's log lines;"
-	@echo "             PORT=4000: another port (it takes PORT, PORT+1 and PORT+2); SECRETS_VIA=sdk: the key read with boto3, not the extension;"
+	@echo "             PORT=4000: another port (it takes PORT, PORT+1 and PORT+2); SECRETS_VIA=extension: the key read through the extension stand-in;"
 	@echo "             AUTH=none: no token checked, locally only; ALLOWED_ORIGINS=http://localhost:5173: CORS;"
 	@echo "             POLICY=path.json: another policy file, re-read when edited)"
 	@echo "make token   a user's token for the running make run, alone on stdout: export TOKEN=\$$(make -s token)"
