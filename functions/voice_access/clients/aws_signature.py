@@ -1,7 +1,7 @@
-"""AWS Signature Version 4 for the function's own AWS calls (the quota store), without botocore.
+"""AWS Signature Version 4 for the function's own AWS calls (the quota store, the secret), without botocore.
 
-botocore's import is most of boto3's 160 ms of cold start, and the quota store is on the path of every
-mint: signing one POST needs hashlib and hmac. This is AWS's documented algorithm and nothing more
+botocore's import is most of boto3's 160 ms of cold start, and the quota store and the secret are on the path
+of every cold mint: signing one POST needs hashlib and hmac. This is AWS's documented algorithm and nothing more
 (one request method, no query string, no chunked payloads), and tests/unit/test_aws_signature.py checks
 it against botocore's own signer, signature for signature, on a set of requests.
 """
