@@ -106,7 +106,7 @@ def start(
         environment["POLICY_PATH"] = str(policy)
     if secrets_via == "extension":
         extension = running.enter_context(SecretsExtension(secrets.client_environment()))
-        overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
+        overrides |= {"SecretsReader": "extension", "SecretsExtensionLayerArn": LOCAL_LAYER_ARN}
         environment |= extension.function_environment()
         via = f"through a Parameters and Secrets Extension stand-in on port {extension.port}"
     else:

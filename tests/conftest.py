@@ -33,7 +33,7 @@ from tests.secret_guard import MINTED_SECRETS, USER_EMAILS, USER_TOKENS, record_
 @pytest.fixture(scope="session")
 def secrets_manager_url() -> Iterator[str]:
     """The tests' moto server (local.aws.LocalAws: DynamoDB's requests one at a time, as DynamoDB serialises an
-    item's writes): its Secrets Manager is reached by the function's own boto3 through the ordinary endpoint
+    item's writes): its Secrets Manager is reached by the function's own signed requests through the SDKs' endpoint
     setting; the user pool and the quota tables are there too."""
     aws = LocalAws().start()
     url = aws.endpoint_url
@@ -156,7 +156,7 @@ def function_env(
     quota table in moto and the stub; every cache of the function empty in it."""
     overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
     if secrets_via == "extension":
-        overrides["SecretsExtensionLayerArn"] = LOCAL_LAYER_ARN
+        overrides |= {"SecretsReader": "extension", "SecretsExtensionLayerArn": LOCAL_LAYER_ARN}
     environment = template_environment(overrides, quota_tables.physical) | quota_tables.function_environment()
     if secrets_via == "extension":
         extension = request.getfixturevalue("extension_server")
@@ -187,9 +187,7 @@ def lambda_context() -> LambdaContext:
 @pytest.fixture(autouse=True)
 def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Output]:
     """Captures what the function logs and prints, and fails the test if the API key or a minted secret shows."""
-    # clients/secrets.py holds botocore's logger at INFO, as in the function, before any fixture creates a
-    # secret with boto3.
-    import voice_access.clients.secrets  # noqa: F401
+    # local/aws.py (imported above) holds botocore's logger at INFO before any fixture creates a secret with boto3.
     from voice_access.observability import logger
 
     handler = logger.registered_handler

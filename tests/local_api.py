@@ -14,7 +14,6 @@ from unittest import mock
 from local import quota_table
 from local.exchanges import AccessRecord
 from local.gateway import LocalApi
-from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.stand_ins import TEMPLATE
 from local.user_pool import UserPool
 from tests import function_caches
@@ -50,26 +49,19 @@ def serving(
 def serving_default(
     secret_arn: str,
     upstream: str,
-    extension: SecretsExtension,
     user_pool: UserPool,
     parameters: Mapping[str, str] | None = None,
     **options: Any,
 ) -> Iterator[LocalApi]:
-    """The template's default deployment: JWT callers of the embedded user pool, the key read through the
-    Parameters and Secrets Extension (its stand-in), a new quota table in the pool's moto server, OpenAI at
-    ``upstream``; ``parameters``: other overrides."""
-    overrides = {
-        "OpenAIApiKeySecretArn": secret_arn,
-        "OpenAIUpstreamUrl": upstream,
-        "SecretsExtensionLayerArn": LOCAL_LAYER_ARN,
-        **(parameters or {}),
-    }
+    """The template's default deployment: JWT callers of the embedded user pool, the key read from Secrets
+    Manager's API (moto's), a new quota table in the pool's moto server, OpenAI at ``upstream``; ``parameters``:
+    other overrides."""
+    overrides = {"OpenAIApiKeySecretArn": secret_arn, "OpenAIUpstreamUrl": upstream, **(parameters or {})}
     with serving(
         overrides,
         user_pool.endpoint_url,
         physical=user_pool.physical,
         discovery=user_pool.discovery,
-        environment=extension.function_environment(),
         **options,
     ) as api:
         yield api
@@ -85,7 +77,8 @@ def serving_issuer(
     records: list[AccessRecord] | None = None,
     **parameters: str,
 ) -> Iterator[LocalApi]:
-    """template.yaml trusting the loopback issuer (JwtIssuer, JwtAudiences), the key read with boto3, a new quota
+    """template.yaml trusting the loopback issuer (JwtIssuer, JwtAudiences), the key read from Secrets Manager's
+    API (the default), a new quota
     table in the moto server at ``moto_url`` (the secret's), OpenAI at ``upstream``; ``parameters``: other
     parameter overrides."""
     overrides = {

@@ -20,7 +20,6 @@ import pytest
 
 from local.exchanges import AccessRecord
 from local.gateway import LocalApi
-from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.browsers import PINNED, chromium_path, run_driver
@@ -134,7 +133,6 @@ def served(
     user_token: Callable[..., str],
     api_key_secret_arn: str,
     openai_stub: OpenAIStub,
-    extension_server: SecretsExtension,
 ) -> Iterator[Served]:
     """The template's default deployment: JWT callers of the embedded user pool, CORS for the first site."""
     allowed, _ = sites
@@ -142,7 +140,6 @@ def served(
     with serving_default(
         api_key_secret_arn,
         openai_stub.base_url,
-        extension_server,
         user_pool,
         {"AllowedOrigins": allowed.origin},
         on_request=records.append,

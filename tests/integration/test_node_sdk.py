@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.browsers import assert_pinned
@@ -28,7 +27,6 @@ _SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OP
 def test_the_node_sdk_works_against_the_local_api(
     api_key_secret_arn: str,
     openai_stub: OpenAIStub,
-    extension_server: SecretsExtension,
     user_pool: UserPool,
     user_token: Callable[..., str],
 ) -> None:
@@ -40,7 +38,7 @@ def test_the_node_sdk_works_against_the_local_api(
     assert_pinned(SDK_PACKAGES)
     scripts = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
     assert scripts, f"no *.test.mjs files in {NODE_TESTS}"
-    with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:
+    with serving_default(api_key_secret_arn, openai_stub.base_url, user_pool) as api:
         environment = {name: value for name, value in os.environ.items() if name not in _SDK_ENVIRONMENT}
         environment["TOKEN_VENDING_BASE_URL"] = f"{api.url}/v1"
         # In the environment, not on the command line, where any process could read them

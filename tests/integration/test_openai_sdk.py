@@ -11,7 +11,6 @@ import pytest
 from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
 
 from local.gateway import LocalApi
-from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.schema import ga_errors
 from openai_stub.server import OpenAIStub
@@ -23,13 +22,11 @@ README_BASE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"
 
 
 @pytest.fixture
-def api(
-    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension, user_pool: UserPool
-) -> Iterator[LocalApi]:
+def api(api_key_secret_arn: str, openai_stub: OpenAIStub, user_pool: UserPool) -> Iterator[LocalApi]:
     """The local API Gateway, serving the template's routes, environment and JWT authorizer (the default
     deployment: tokens of the template's user pool, here moto's; the key read through the Parameters and
     Secrets Extension, here its stand-in)."""
-    with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:
+    with serving_default(api_key_secret_arn, openai_stub.base_url, user_pool) as api:
         yield api
 
 

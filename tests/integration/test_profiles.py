@@ -11,7 +11,6 @@ import openai
 import pytest
 
 from local.gateway import LocalApi
-from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.events import load_event
@@ -34,10 +33,8 @@ def names(body: bytes) -> list[str]:
 
 
 @pytest.fixture
-def api(
-    api_key_secret_arn: str, openai_stub: OpenAIStub, extension_server: SecretsExtension, user_pool: UserPool
-) -> Iterator[LocalApi]:
-    with serving_default(api_key_secret_arn, openai_stub.base_url, extension_server, user_pool) as api:
+def api(api_key_secret_arn: str, openai_stub: OpenAIStub, user_pool: UserPool) -> Iterator[LocalApi]:
+    with serving_default(api_key_secret_arn, openai_stub.base_url, user_pool) as api:
         yield api
 
 
@@ -118,10 +115,10 @@ def test_listing_takes_nothing_from_the_callers_quota(api: LocalApi, user_token:
 
 
 def test_a_cold_function_lists_profiles_without_its_api_key(
-    openai_stub: OpenAIStub, extension_server: SecretsExtension, user_pool: UserPool, user_token: Callable[..., str]
+    openai_stub: OpenAIStub, user_pool: UserPool, user_token: Callable[..., str]
 ) -> None:
     # Given a deployment whose API key secret does not exist, so no client secret can be minted
-    with serving_default(ABSENT_SECRET_ARN, openai_stub.base_url, extension_server, user_pool) as api:
+    with serving_default(ABSENT_SECRET_ARN, openai_stub.base_url, user_pool) as api:
         token = user_token()
 
         # When a user's first request asks for its profiles, and a second for a client secret

@@ -61,7 +61,8 @@ Serve = Callable[..., AbstractContextManager[LocalApi]]
 def serve(issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAIStub, secrets_manager_url: str) -> Serve:
     """``serve(policy, environment=None, records=None, extension=None, **parameters)``: template.yaml trusting
     the loopback issuer, with POLICY_PATH ``policy`` and a new quota table in the tests' moto server; the key
-    read with boto3, or through the Parameters and Secrets Extension's stand-in when ``extension`` is given;
+    read from Secrets Manager's API, or through the Parameters and Secrets Extension's stand-in when ``extension``
+    is given;
     ``environment``: what replaces the function's own variables (e.g. AWS_ENDPOINT_URL_DYNAMODB)."""
 
     @contextmanager
@@ -78,7 +79,7 @@ def serve(issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAISt
             "JwtAudiences": issuer.audience,
             "OpenAIApiKeySecretArn": api_key_secret_arn,
             "OpenAIUpstreamUrl": openai_stub.base_url,
-            **({"SecretsExtensionLayerArn": LOCAL_LAYER_ARN} if extension else {"SecretsReader": "direct"}),
+            **({"SecretsReader": "extension", "SecretsExtensionLayerArn": LOCAL_LAYER_ARN} if extension else {}),
             **parameters,
         }
         runtime = extension.function_environment() if extension else {}

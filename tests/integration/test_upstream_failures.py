@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from local.secrets_extension import SecretsExtension
 from local.user_pool import UserPool
 from openai_stub.schema import beta_errors
 from openai_stub.server import Fault, OpenAIStub
@@ -379,12 +378,12 @@ def test_a_rejected_api_key_names_the_source_the_environment_gives(
 
 
 def test_the_openai_sdk_does_not_retry_a_key_openai_rejects(
-    api_key_secret_arn: str, extension_server: SecretsExtension, user_pool: UserPool, user_token: Callable[..., str]
+    api_key_secret_arn: str, user_pool: UserPool, user_token: Callable[..., str]
 ) -> None:
     # Given OpenAI rejects every mint with the service's key (it knows another), behind the local API
     with (
         OpenAIStub(api_key="sk-test-another-key") as refusing,
-        serving_default(api_key_secret_arn, refusing.base_url, extension_server, user_pool) as api,
+        serving_default(api_key_secret_arn, refusing.base_url, user_pool) as api,
     ):
         # And the official SDK, willing to retry a 502 twice
         client = openai.OpenAI(api_key=user_token(), base_url=f"{api.url}/v1", max_retries=2)

@@ -2,6 +2,7 @@
 a Secrets Manager outage does not drop good keys, and a read begun in the background serves the first request."""
 
 import threading
+from dataclasses import dataclass
 
 import pytest
 
@@ -12,8 +13,17 @@ from voice_access.domain.errors import DependencyUnavailable
 SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-api-key-AbCdEf"
 DEADLINE = Deadline.after(3600)
 SAFETY_KEY = "s" * 32
-READER = Reader(None, "https://secretsmanager.us-east-1.amazonaws.com", "us-east-1")
-EXTENSION = Reader(2773, "https://secretsmanager.us-east-1.amazonaws.com", "us-east-1")
+
+
+@dataclass(frozen=True)
+class Where:
+    secrets_extension_port: int | None = None
+    secrets_manager_endpoint: str = "https://secretsmanager.us-east-1.amazonaws.com"
+    aws_region: str = "us-east-1"
+
+
+READER = Where()
+EXTENSION = Where(secrets_extension_port=2773)
 
 
 def keys(api_key: str) -> Credentials:
@@ -200,5 +210,17 @@ def test_nothing_is_read_in_the_background_through_the_extension() -> None:
     reading = source.prefetch(SECRET_ID, 300, EXTENSION)
 
     # Then none began: the first request reads the keys
+    assert reading is None
+    assert source.fetches == 0
+
+
+def test_nothing_is_read_in_the_background_when_no_keys_are_kept() -> None:
+    # Given a deployment that keeps no keys between requests (SECRET_CACHE_TTL_SECONDS=0)
+    source = ScriptedSource(keys("sk-test-one"))
+
+    # When a background read is asked for
+    reading = source.prefetch(SECRET_ID, 0, READER)
+
+    # Then none began: its keys would be read again by the first request all the same
     assert reading is None
     assert source.fetches == 0

@@ -1,6 +1,7 @@
 """The function's settings, the service's (config/settings.py) and the minting function's own
 (config/mint_settings.py): read from the environment once, loud about what is wrong."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -260,7 +261,7 @@ def test_an_empty_optional_variable_is_unset_as_sam_local_writes_no_value() -> N
     # When
     settings = MintSettings.from_environment(env)
 
-    # Then each takes its default: no extension, so the key is read with boto3
+    # Then each takes its default: no extension, so the key is read from Secrets Manager's API
     assert settings.service.secrets_extension_port is None
     assert settings.upstream_read_timeout_seconds == 8.0
 
@@ -319,6 +320,9 @@ def test_an_empty_quota_table_name_is_no_store() -> None:
         ("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.us-east-1.amazonaws.com#x"),
         ("AWS_ENDPOINT_URL_DYNAMODB", "https://127.0.0.1:port"),
         ("AWS_ENDPOINT_URL_DYNAMODB", "https://"),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://secretsmanager.us-east-1.amazonaws.com"),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "secretsmanager.us-east-1.amazonaws.com"),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "https://secretsmanager.us-east-1.amazonaws.com/?a=1"),
     ],
 )
 def test_an_invalid_quota_variable_fails_naming_it(variable: str, value: str) -> None:
@@ -403,3 +407,61 @@ def test_a_set_endpoint_wins_over_the_regions() -> None:
     # Then the endpoint is the one set, and requests are still signed for the region
     assert settings.service.dynamodb_endpoint == "http://127.0.0.1:4566"
     assert settings.service.aws_region == "cn-north-1"
+
+
+def test_a_set_secrets_manager_endpoint_is_read_and_named_when_wrong() -> None:
+    # Given / When a local endpoint, and a wrong one
+    settings = quota_settings(AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:4566/")
+    with pytest.raises(SettingsError) as caught:
+        quota_settings(AWS_ENDPOINT_URL_SECRETS_MANAGER="http://sm.example")
+
+    # Then the first is used as given, and the second's problem names its service's own example
+    assert settings.service.secrets_manager_endpoint == "http://127.0.0.1:4566"
+    assert "AWS_ENDPOINT_URL_SECRETS_MANAGER: must be https (http only on loopback)" in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        quota_settings(AWS_ENDPOINT_URL_SECRETS_MANAGER="ftp://127.0.0.1")
+    assert "such as https://secretsmanager.us-east-1.amazonaws.com" in str(caught.value)
+
+
+# A region of each of AWS's partitions, and a few more of the commercial one.
+PARTITION_REGIONS = [
+    "us-east-1",
+    "eu-central-2",
+    "il-central-1",
+    "mx-central-1",
+    "cn-north-1",
+    "us-gov-west-1",
+    "us-iso-east-1",
+    "us-isob-east-1",
+    "us-isof-south-1",
+    "eu-isoe-west-1",
+    "eusc-de-east-1",
+]
+
+
+@pytest.mark.parametrize("region", PARTITION_REGIONS)
+def test_the_default_endpoints_are_the_ones_botocore_resolves_in_every_partition(
+    region: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the region Lambda sets, and botocore's own resolution of each service's endpoint there (the reference),
+    # with nothing of this process's own setting an endpoint for it
+    import botocore.session
+
+    for name in [name for name in os.environ if name.startswith(("AWS_ENDPOINT_URL", "AWS_USE_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+
+    session = botocore.session.get_session()
+    expected = {
+        service: session.create_client(
+            service, region_name=region, aws_access_key_id="x", aws_secret_access_key="x"
+        ).meta.endpoint_url
+        for service in ("secretsmanager", "dynamodb")
+    }
+
+    # When the function reads its settings
+    settings = quota_settings(AWS_REGION=region).service
+
+    # Then its requests go where an AWS SDK's would
+    assert settings.secrets_manager_endpoint == expected["secretsmanager"]
+    assert settings.dynamodb_endpoint == expected["dynamodb"]

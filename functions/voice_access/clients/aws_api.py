@@ -29,15 +29,19 @@ class Unanswered(Exception):
 
 
 class Answer:
-    """The service's answer: its HTTP status, its JSON body (empty when it sent none or not JSON), and its error
-    code (``__type`` without the namespace: "ResourceNotFoundException"), empty on success."""
+    """The service's answer: its HTTP status, its JSON body (empty when it sent none, or ``json`` False when what it
+    sent was not a JSON object), and its error code ("ResourceNotFoundException"), empty on success."""
 
-    __slots__ = ("body", "code", "status")
+    __slots__ = ("body", "code", "json", "status")
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], *, json: bool = True, error_type: str = "") -> None:
         self.status = status
         self.body = body
-        self.code = str(body.get("__type", "")).rpartition("#")[2] if status >= 300 else ""
+        self.json = json
+        # As the SDKs read it: the X-Amzn-ErrorType header, else the body's __type, less its namespace
+        # ("com.amazonaws.dynamodb.v20120810#") and any ":" detail after the code.
+        code = error_type or str(body.get("__type", ""))
+        self.code = code.rpartition("#")[2].partition(":")[0] if status >= 300 else ""
 
 
 def post(
@@ -80,8 +84,11 @@ def post(
     try:
         parsed = json.loads(response.data) if response.data else {}
     except ValueError:
-        parsed = {}
-    return Answer(response.status, parsed if isinstance(parsed, dict) else {})
+        parsed = None
+    error_type = str(response.headers.get("X-Amzn-ErrorType", ""))
+    if not isinstance(parsed, dict):
+        return Answer(response.status, {}, json=False, error_type=error_type)
+    return Answer(response.status, parsed, error_type=error_type)
 
 
 def _never_sent(error: BaseException) -> bool:

@@ -12,7 +12,7 @@ AWS Parameters and Secrets Lambda Extension on localhost, when it is attached
 start, are needed for neither.
 
 The API can be asked while the function's code is still being imported (the extension cannot: it may not serve
-until the init phase is over), so in a container that Lambda started for a request (``prefetch``) the keys' round
+until the init phase is over), so in an on-demand container (``prefetch``) the keys' round
 trip runs beside the rest of the import rather than after it.
 
 Every read keeps to the request's deadline, and to a budget of its own so that a slow Secrets Manager leaves time
@@ -24,7 +24,7 @@ import os
 import re
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import urllib3
@@ -60,6 +60,12 @@ _OPERATOR_ERRORS = {
     "DecryptionFailure": "api_key_unreadable",
     "InvalidRequestException": "api_key_unreadable",
     "InvalidParameterException": "api_key_unreadable",
+    # A request signed for the wrong region or endpoint, or credentials AWS does not know: not for a retry to mend.
+    "InvalidSignatureException": "api_key_unreadable",
+    "IncompleteSignature": "api_key_unreadable",
+    "MissingAuthenticationToken": "api_key_unreadable",
+    "UnrecognizedClientException": "api_key_unreadable",
+    "InvalidClientTokenId": "api_key_unreadable",
 }
 
 
@@ -95,16 +101,18 @@ class _Cached:
         self.fetched_at = fetched_at
 
 
-class Reader:
-    """Where the secret is read: through the extension on ``extension_port`` when set, else from Secrets Manager's
-    API at ``endpoint``, signed for ``region``."""
+class Reader(Protocol):
+    """Where the secret is read (the service's settings say): through the extension on ``secrets_extension_port``
+    when set, else from Secrets Manager's API at ``secrets_manager_endpoint``, signed for ``aws_region``."""
 
-    __slots__ = ("endpoint", "extension_port", "region")
+    @property
+    def secrets_extension_port(self) -> int | None: ...
 
-    def __init__(self, extension_port: int | None, endpoint: str, region: str) -> None:
-        self.extension_port = extension_port
-        self.endpoint = endpoint
-        self.region = region
+    @property
+    def secrets_manager_endpoint(self) -> str: ...
+
+    @property
+    def aws_region(self) -> str: ...
 
 
 class ApiKeySource:
@@ -146,10 +154,11 @@ class ApiKeySource:
 
     def prefetch(self, secret_id: str, ttl_seconds: int, reader: Reader) -> threading.Thread | None:
         """Read the keys in the background, from Secrets Manager's API, for the first request to find them held: the
-        thread reading, or None through the extension. A read that fails is logged and counted as any, and the
-        request reads again."""
-        if reader.extension_port is not None:
-            return None  # the extension may not serve before the init phase is over
+        thread reading, or None through the extension or with no cache. A read that fails is logged and counted as
+        any, and the request reads again."""
+        if reader.secrets_extension_port is not None or ttl_seconds == 0:
+            # The extension may not serve before the init phase is over; keys not kept would be read again.
+            return None
 
         def read() -> None:
             try:
@@ -167,9 +176,9 @@ class ApiKeySource:
     def _fetch(self, secret_id: str, reader: Reader, deadline: Deadline) -> Credentials:
         if deadline.passed:
             raise _unavailable(secret_id, "timeout")
-        if reader.extension_port:
+        if reader.secrets_extension_port:
             count("SecretFetches", via="extension")
-            return _parse(_via_extension(secret_id, reader.extension_port, deadline), secret_id)
+            return _parse(_via_extension(secret_id, reader.secrets_extension_port, deadline), secret_id)
         count("SecretFetches", via="direct")
         return _parse(_via_api(secret_id, reader, deadline), secret_id)
 
@@ -188,12 +197,12 @@ def _via_api(secret_id: str, reader: Reader, deadline: Deadline) -> str | None:
     try:
         answer = aws_api.post(
             _api_pools,
-            reader.endpoint,
+            reader.secrets_manager_endpoint,
             "secretsmanager.GetSecretValue",
             {"SecretId": secret_id},
             json_version="1.1",
             service="secretsmanager",
-            region=reader.region,
+            region=reader.aws_region,
             timeout=_API_TIMEOUT,
             deadline=budget,
         )
@@ -204,7 +213,18 @@ def _via_api(secret_id: str, reader: Reader, deadline: Deadline) -> str | None:
     if answer.status != 200:
         aws_message = str(answer.body.get("message") or answer.body.get("Message") or "")
         raise _aws_error(secret_id, answer.code or f"HTTP {answer.status}", aws_message)
-    secret_string = answer.body.get("SecretString")
+    if not answer.json:
+        raise _unavailable(secret_id, "Secrets Manager answered with something other than JSON")
+    return _secret_string(answer.body, secret_id)
+
+
+def _secret_string(answer: dict[str, Any], secret_id: str) -> str | None:
+    """GetSecretValue's string; a secret with only a binary value is refused as such."""
+    secret_string = answer.get("SecretString")
+    if not isinstance(secret_string, str) and answer.get("SecretBinary"):
+        raise _misconfigured(
+            "api_key_malformed", secret_id, problem="a binary secret: the key must be the secret's string"
+        )
     return secret_string if isinstance(secret_string, str) else None
 
 
@@ -246,8 +266,7 @@ def _via_extension(secret_id: str, port: int, deadline: Deadline) -> str | None:
         answer: Any = json.loads(response.data)
     except ValueError:
         raise _unavailable(secret_id, "extension answered with invalid JSON") from None
-    secret_string = answer.get("SecretString") if isinstance(answer, dict) else None
-    return secret_string if isinstance(secret_string, str) else None
+    return _secret_string(answer, secret_id) if isinstance(answer, dict) else None
 
 
 def _aws_error(secret_id: str, aws_code: str, aws_message: str) -> ServiceMisconfigured | DependencyUnavailable:

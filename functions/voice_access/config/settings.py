@@ -135,8 +135,20 @@ def _endpoint(service: str) -> Callable[[str], str]:
     return parse
 
 
+# AWS's partitions other than the commercial one (and GovCloud, which shares its suffix), by their regions' prefix, as
+# botocore's partitions.json has them (tests/unit/test_settings.py checks the endpoints against botocore's).
+_PARTITION_SUFFIXES = (
+    ("cn-", "amazonaws.com.cn"),
+    ("eusc-", "amazonaws.eu"),
+    ("us-isob-", "sc2s.sgov.gov"),
+    ("us-isof-", "csp.hci.ic.gov"),
+    ("us-iso-", "c2s.ic.gov"),
+    ("eu-isoe-", "cloud.adc-e.uk"),
+)
+
+
 def _dns_suffix(region: str) -> str:
-    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return next((suffix for prefix, suffix in _PARTITION_SUFFIXES if region.startswith(prefix)), "amazonaws.com")
 
 
 def integer(low: int, high: int) -> Callable[[str], int]:

@@ -11,7 +11,7 @@ from typing import Any
 from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import Minted, create_client_secret
-from voice_access.clients.secrets import Credentials, Reader, api_keys
+from voice_access.clients.secrets import Credentials, api_keys
 from voice_access.config.mint_settings import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
@@ -112,8 +112,7 @@ def _gives_back(failure: BaseException) -> bool:
 def _read_keys(settings: MintSettings, deadline: Deadline) -> Credentials | ServiceError:
     try:
         service = settings.service
-        reader = Reader(service.secrets_extension_port, service.secrets_manager_endpoint, service.aws_region)
-        return api_keys.get(service.api_key_secret_id, service.secret_cache_ttl_seconds, reader, deadline=deadline)
+        return api_keys.get(service.api_key_secret_id, service.secret_cache_ttl_seconds, service, deadline=deadline)
     except ServiceError as error:
         return error
 

@@ -16,7 +16,7 @@ import time
 from typing import Any, NamedTuple
 
 from voice_access.clients.deadline import Deadline
-from voice_access.clients.secrets import Reader, api_keys
+from voice_access.clients.secrets import api_keys
 from voice_access.config.mint_settings import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
@@ -86,8 +86,7 @@ def _standing(
     if not limits and brake is None:
         return Standing({}, None)
     service = settings.service
-    reader = Reader(service.secrets_extension_port, service.secrets_manager_endpoint, service.aws_region)
-    keys = api_keys.get(service.api_key_secret_id, service.secret_cache_ttl_seconds, reader, deadline=deadline)
+    keys = api_keys.get(service.api_key_secret_id, service.secret_cache_ttl_seconds, service, deadline=deadline)
     user = safety_identifier(keys.safety_identifier_key, caller)
     return quota.standing(quota.store_of(service), limits, brake, user, deadline=deadline)
 

@@ -15,10 +15,10 @@ gc.disable()
 import os
 from typing import TYPE_CHECKING, Any
 
-# First the keys' reader (urllib3 and Powertools, most of the import), so that in a container Lambda started for a
-# request the keys' round trip to Secrets Manager runs beside the rest of the import (about 3 ms sooner to the first
-# answer by `make bench`, a TLS handshake and more where Secrets Manager is a network away).
-from voice_access.clients.secrets import Reader, api_keys
+# First the keys' reader (urllib3 and Powertools, most of the import), so that in an on-demand container (one Lambda
+# starts for a request, as a rule) the keys' round trip to Secrets Manager runs beside the rest of the import (about
+# 3 ms sooner to the first answer by `make bench`, a TLS handshake and more where Secrets Manager is a network away).
+from voice_access.clients.secrets import api_keys
 from voice_access.config.mint_settings import checked_settings, get_settings
 from voice_access.config.settings import SettingsError
 
@@ -32,8 +32,7 @@ def _prefetch_keys() -> None:
         service = get_settings().service
     except SettingsError:
         return
-    reader = Reader(service.secrets_extension_port, service.secrets_manager_endpoint, service.aws_region)
-    api_keys.prefetch(service.api_key_secret_id, service.secret_cache_ttl_seconds, reader)
+    api_keys.prefetch(service.api_key_secret_id, service.secret_cache_ttl_seconds, service)
 
 
 _prefetch_keys()
