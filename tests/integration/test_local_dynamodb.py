@@ -152,6 +152,9 @@ def _race(client: Any, table: str, pk: str) -> int:
     """How many of CALLERS conditional increments, sent at once, the store admits."""
     start = threading.Barrier(CALLERS)
     admitted: list[str] = []
+    # Once, here: botocore makes a client's exception classes on first use, and threads that race to it can each
+    # make their own, which the others' `except` then does not match.
+    refused = client.exceptions.ConditionalCheckFailedException
 
     def increment() -> None:
         start.wait()
@@ -164,7 +167,7 @@ def _race(client: Any, table: str, pk: str) -> int:
                 ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(LIMIT)}},
             )
             admitted.append(pk)
-        except client.exceptions.ConditionalCheckFailedException:
+        except refused:
             pass
 
     callers = [threading.Thread(target=increment) for _ in range(CALLERS)]
