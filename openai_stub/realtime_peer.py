@@ -13,6 +13,9 @@ when the client hangs up (closing its connection, or the stub's hangup route for
 `max_call_seconds`. Event shapes follow the official schemas in
 openai_stub/openapi/realtime-events.openapi.json.
 
+A GPT-Live session (the stub's `POST /v1/live/sessions`) is a call that speaks Live's events instead, as
+openai-python 3.63.0 defines them (`openai.types.live`; the OpenAPI document predates Live): `_LiveCall`.
+
 aiortc is not thread-safe: one asyncio loop, on a daemon thread, owns every aiortc object and every session's
 state; the stub's HTTP threads reach it only through the loop's thread-safe calls.
 """
@@ -31,6 +34,7 @@ import secrets
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,6 +51,7 @@ from websockets.server import ServerProtocol
 from websockets.sync.server import ServerConnection
 from websockets.typing import Subprotocol
 
+from openai_stub import live
 from openai_stub.schema import event_violations
 
 # The function's rules for session.update; its code is on sys.path wherever the peer runs (make run's gateway
@@ -109,6 +114,15 @@ _REPLY_AUDIO = {
 _AUDIO_DELTAS = 5
 _TIME_BASE = fractions.Fraction(1, _SAMPLE_RATE)
 _ANSWER_TIMEOUT_SECONDS = 10.0
+# What a Live session's model says when it starts (see _LiveCall).
+LIVE_TRANSCRIPT = "Hello from the local Live peer."
+# Why a Live session ends, as session.closed says it (openai-python 3.63.0, SessionClosedEvent.reason): an
+# application's close or hangup request is `close_requested`, the duration limit `expired`. A client that closed its
+# connection, or a peer that stops, gets no event.
+_LIVE_CLOSE_REASONS = {"close_requested": "close_requested", "hang_up": "close_requested", "time_limit": "expired"}
+# How long a closing Live session waits for its last events to reach the client (its channel's stream reset
+# follows them), at most.
+_DRAIN_SECONDS = 2.0
 # Ended calls kept for `calls` (make run never resets the stub).
 _ENDED_CALLS_KEPT = 100
 
@@ -205,8 +219,21 @@ class RealtimePeer:
         its id and the SDP answer. Raises OfferError."""
         if problem := offer_problem(offer_sdp):
             raise OfferError(problem)
-        loop = self._running_loop()
         call = _Call("rtc_" + secrets.token_hex(16), dict(session), max_call_seconds or self.max_call_seconds)
+        return self._open(call, offer_sdp)
+
+    def open_live_session(
+        self, offer_sdp: str, session: Mapping[str, Any], *, max_call_seconds: float | None = None
+    ) -> tuple[str, str]:
+        """A new GPT-Live session for `offer_sdp`, created with `session` (a valid MediaSessionConfigParam): its
+        `live_...` id and the SDP answer. Raises OfferError."""
+        if problem := offer_problem(offer_sdp):
+            raise OfferError(problem)
+        call = _LiveCall("live_" + secrets.token_hex(16), dict(session), max_call_seconds or self.max_call_seconds)
+        return self._open(call, offer_sdp)
+
+    def _open(self, call: _Call, offer_sdp: str) -> tuple[str, str]:
+        loop = self._running_loop()
         future = asyncio.run_coroutine_threadsafe(call.answer(offer_sdp), loop)
         try:
             answer = future.result(_ANSWER_TIMEOUT_SECONDS)
@@ -686,6 +713,175 @@ class _Call(_Session):
             await self.end("hang_up" if self.pc.connectionState == "closed" else "connection_failed")
 
 
+class _LiveCall(_Call):
+    """A GPT-Live session over WebRTC: Live's events on the `oai-events` data channel (openai-python 3.63.0,
+    `openai.types.live`), the model's voice on the outgoing track.
+
+    When the channel opens the peer sends `session.started` with the SessionResource (the `live_...` id, the
+    session as created, server defaults filled in). No Live client event asks the model to speak (`response.create`
+    needs Responses delegation), so the peer's trigger is the start itself: right after `session.started` it speaks
+    (about a second of tone) with `session.output_transcript.delta` events for LIVE_TRANSCRIPT, then sends
+    `session.usage.updated` once the tone is out. It answers `session.update` (only `delegation`, of the same type,
+    and `triggers` may change: SessionUpdateConfigParam) with `session.updated`, `session.input_audio.mute` and
+    `.unmute` with `session.input_audio.muted` and `.unmuted`, and `session.close` with `session.closed` (reason
+    `close_requested`, the final usage), then closes; the stub's hangup route does the same, the time limit with
+    reason `expired`. `session.client.data_channel.allowed_client_events` is honoured: a client event of another
+    type gets an `error` event and changes nothing, and `allowed_server_events` filters what the channel carries.
+    Other valid client events are accepted and ignored; an invalid one gets `error`.
+    """
+
+    def __init__(self, call_id: str, requested: dict[str, Any], max_call_seconds: float) -> None:
+        super().__init__(call_id, requested, max_call_seconds)
+        self.session = live.session_resource(call_id, requested, int(time.time() + max_call_seconds))
+        self.allowed_client_events = live.allowed_client_events(requested)
+        self.allowed_server_events = live.allowed_server_events(requested)
+        self.input_muted = False
+        self._started = time.monotonic()
+        self._closing = False
+        self._closing_event_id: str | None = None
+        self._channel_closed = asyncio.Event()
+
+    def send(self, event: dict[str, Any]) -> None:
+        if self.allowed_server_events is None or event["type"] in self.allowed_server_events:
+            super().send(event)
+
+    def receive(self, message: str | bytes) -> None:
+        """One client event, as received."""
+        if self.ended is not None or self._closing:
+            return
+        self.events_received += 1
+        try:
+            event = json.loads(message)
+        except ValueError:
+            self.send(_live_error("invalid_json", "The event is not valid JSON: send one JSON object per message."))
+            return
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            self.send(_live_error("missing_required_parameter", "Missing required parameter: 'type'.", param="type"))
+            return
+        kind = event["type"]
+        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        if self.allowed_client_events is not None and kind not in self.allowed_client_events:
+            message_text = (
+                f"The client event type '{kind[:100]}' is not allowed on this data channel "
+                "(session.client.data_channel.allowed_client_events)."
+            )
+            self.send(_live_error("client_event_not_allowed", message_text, param="type", event_id=client_event_id))
+            return
+        if kind not in live.CLIENT_EVENT_TYPES:
+            supported = ", ".join(f"'{name}'" for name in sorted(live.CLIENT_EVENT_TYPES))
+            message_text = f"Invalid value: '{kind[:100]}'. Supported values are: {supported}."
+            self.send(_live_error("invalid_value", message_text, param="type", event_id=client_event_id))
+            return
+        if violations := live.client_event_violations(event):
+            first = violations[0]
+            self.send(_live_error(first.code, first.message, param=first.param, event_id=client_event_id))
+            return
+        self._act(kind, event, client_event_id)
+
+    def _act(self, kind: str, event: dict[str, Any], client_event_id: str | None) -> None:
+        correlated = {} if client_event_id is None else {"client_event_id": client_event_id}
+        match kind:
+            case "session.update":
+                self._update_live(event["session"], client_event_id)
+            case "session.input_audio.mute" | "session.input_audio.unmute":
+                self.input_muted = kind.endswith(".mute")
+                self.send(
+                    {"type": "session.input_audio.muted" if self.input_muted else "session.input_audio.unmuted"}
+                    | correlated
+                )
+            case "session.input_audio.append":
+                self.audio_frames_received += 1
+                self.audio_arrived.set()
+            case "session.close":
+                self._closing_event_id = client_event_id
+                self._spawn(self.end("close_requested"))
+            case "session.start":
+                message = "WebRTC creation already starts the session; do not send this event again."
+                self.send(_live_error("session_already_started", message, param="type", event_id=client_event_id))
+
+    def _update_live(self, update: Mapping[str, Any], client_event_id: str | None) -> None:
+        """Apply a valid SessionUpdateConfigParam: `delegation` merged (its type cannot change), `triggers` replaced."""
+        changed = dict(self.session)
+        if "delegation" in update:
+            current = self.session.get("delegation") or {"type": "client"}
+            new = update["delegation"] or {"type": "client"}
+            if new["type"] != current["type"]:
+                message = f"The delegation type cannot change: this session's is '{current['type']}'."
+                self.send(
+                    _live_error("invalid_value", message, param="session.delegation.type", event_id=client_event_id)
+                )
+                return
+            merged = {**current, **new}
+            for key in ("responses", "decisions"):
+                if isinstance(current.get(key), dict) and isinstance(new.get(key), dict):
+                    merged[key] = {**current[key], **new[key]}
+            changed["delegation"] = merged
+        if "triggers" in update:
+            changed["triggers"] = list(update["triggers"])
+        self.session = changed
+        correlated = {} if client_event_id is None else {"client_event_id": client_event_id}
+        self.send({"type": "session.updated", "session": self.session} | correlated)
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != EVENTS_CHANNEL or self.channel is not None:
+            return
+        self.channel = channel
+        channel.on("message", self.receive)
+        channel.on("close", self._channel_closed.set)
+        self.send({"type": "session.started", "session": self.session})
+        self._spawn(self._speak())
+
+    async def _speak(self) -> None:
+        """The model's first words: the tone on the track, the transcript's deltas on the session's timeline."""
+        spoken = self.track.speak(REPLY_SECONDS)
+        start_ms = self._elapsed_ms()
+        words = LIVE_TRANSCRIPT.split(" ")
+        step = int(REPLY_SECONDS * 1000) // len(words)
+        for index, word in enumerate(words):
+            self.send(
+                {
+                    "type": "session.output_transcript.delta",
+                    "delta": word if index == 0 else " " + word,
+                    "start_ms": start_ms + index * step,
+                    "end_ms": start_ms + (index + 1) * step,
+                }
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(spoken.wait(), REPLY_SECONDS + 1)
+        self.send({"type": "session.usage.updated", "usage": self._usage()})
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._started) * 1000)
+
+    def _usage(self) -> dict[str, Any]:
+        """SessionUsage: whole seconds, all active (the peer never pauses), so the breakdown adds up."""
+        seconds = self._elapsed_ms() // 1000
+        return {"seconds": float(seconds), "active_seconds": seconds, "paused_seconds": 0}
+
+    async def end(self, reason: str) -> None:
+        connected = self.pc.connectionState not in ("closed", "failed")
+        if self.ended is None and not self._closing and reason in _LIVE_CLOSE_REASONS and connected:
+            self._closing = True
+            correlated = {} if self._closing_event_id is None else {"client_event_id": self._closing_event_id}
+            closed = {"type": "session.closed", "reason": _LIVE_CLOSE_REASONS[reason], "session": self.session}
+            self.send(closed | {"usage": self._usage()} | correlated)
+            await self._drain()
+        await super().end(reason)
+
+    async def _drain(self) -> None:
+        """Close the events channel once what was sent on it is out (its stream reset follows the queued events),
+        so that session.closed reaches the client before the connection ends."""
+        channel = self.channel
+        if channel is None or channel.readyState != "open":
+            return
+        channel.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._channel_closed.wait(), _DRAIN_SECONDS)
+
+    async def _end_at_time_limit(self) -> None:
+        await self.end("time_limit")
+
+
 class _Socket(_Session):
     """A WebSocket session: the events on the socket, the reply as `response.output_audio.delta` events.
 
@@ -742,6 +938,17 @@ def _error(code: str, message: str, *, param: str | None = None, event_id: str |
             "event_id": event_id,
         },
     }
+
+
+def _live_error(code: str, message: str, *, param: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+    """A Live `error` server event (openai-python 3.63.0, ErrorEvent): the client event's id, when it sent one, as
+    `client_event_id` in the error and on the event."""
+    error: dict[str, Any] = {"type": "invalid_request_error", "code": code, "message": message}
+    if param is not None:
+        error["param"] = param
+    if event_id is None:
+        return {"type": "error", "error": error}
+    return {"type": "error", "error": error | {"client_event_id": event_id}, "client_event_id": event_id}
 
 
 def _random_id(prefix: str) -> str:

@@ -9,6 +9,10 @@ paths answer the real `beta_api_shape_disabled` error; anything else is `unknown
 `POST /v1/realtime/calls` opens a WebRTC call, and `GET /v1/realtime` a WebSocket session
 (realtime_peer.py), with a client secret the stub minted, any number of them until it expires (else 401); a
 browser page on any origin may open a call, as with OpenAI, while the minting routes answer no other web origin.
+A server opens a call with the API key instead: `POST /v1/realtime/calls` with a multipart/form-data body (parts
+`sdp` and `session`, as openai-python 3.63.0 sends them); and a GPT-Live session with `POST /v1/live/sessions`
+(JSON `{"session", "transport"}`, checked strictly against the SDK's types: live.py). Both need the safety
+identifier as a mint does (a Live session may carry it as `session.safety_identifier` instead of the header).
 Bodies are bounded (413) and read with a socket timeout (408), so neither a large nor a short body holds a
 thread. Tests queue
 faults (error statuses, a slow or dripping answer, bad bodies, a dropped connection) and read back what
@@ -31,7 +35,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from http import HTTPStatus
@@ -57,6 +61,11 @@ CALLS_PATH = "/v1/realtime/calls"
 MODELS_PATH = "/v1/models"  # with the key: make run checks OPENAI_API_KEY there at start, minting nothing
 REALTIME_PATH = "/v1/realtime"
 _HANGUP = re.compile(re.escape(CALLS_PATH) + r"/([A-Za-z0-9_-]{1,64})/hangup")
+LIVE_SESSIONS_PATH = "/v1/live/sessions"
+_LIVE_HANGUP = re.compile(re.escape(LIVE_SESSIONS_PATH) + r"/([A-Za-z0-9_-]{1,64})/hangup")
+LIVE_ID_PREFIX = "live_"
+# The parts of a server's call (RealtimeCallCreateRequest's multipart encoding) and the type each must declare.
+CALL_FORM_PARTS = {"sdp": "application/sdp", "session": "application/json"}
 # A browser page on any origin may open a call, as with OpenAI (no cookies are involved).
 _CALLS_CORS = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", "Location"))
 # What a page's fetch of the calls route sends: the Agents SDK for JavaScript adds X-OpenAI-Agents-SDK to every
@@ -130,7 +139,9 @@ class RecordedRequest:
     body: bytes
     json: object | None  # the parsed body, None when empty or not JSON
     schema_errors: list[str] = field(default_factory=list)  # the verdict of the route's request schema
-    safety_identifier: str | None = None  # the OpenAI-Safety-Identifier header as sent, None if absent
+    # The OpenAI-Safety-Identifier header as sent, else a Live session's `session.safety_identifier`; None if absent.
+    safety_identifier: str | None = None
+    form: dict[str, str] | None = None  # a multipart body's parts by name (a server's call), None if not multipart
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +169,13 @@ class FaultKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """A misbehaviour for the next request; build one with the class methods."""
+    """A misbehaviour for the next request; build one with the class methods.
+
+    Faults meet whatever request comes next. On a server's Live session or call (`POST /v1/live/sessions`, a
+    multipart `POST /v1/realtime/calls`) errors, delays, non-JSON bodies and drops do what they do to a mint; drips
+    send the route's own answer, `altered` replaces a Live answer's top-level fields or a call's headers
+    (`Fault.altered(Location=None)` drops one), `oversized` pads the SDP answer; `missing_value` answers a client
+    secret's shape."""
 
     kind: FaultKind
     status: HTTPStatus = HTTPStatus.OK
@@ -463,6 +480,17 @@ class OpenAIStub(Running):
             return session
         return self._realtime_peer().open_call(offer_sdp, session, max_call_seconds=self.max_call_seconds)
 
+    def _open_server_call(self, offer_sdp: str, requested: Mapping[str, Any]) -> tuple[str, str]:
+        """A call opened with the API key for a valid RealtimeSessionCreateRequestGA: its id and SDP answer, the
+        session starting as a client secret minted for it would. Raises OfferError."""
+        session = _session(requested, int(time.time()) + DEFAULT_EXPIRES_SECONDS)
+        return self._realtime_peer().open_call(offer_sdp, session, max_call_seconds=self.max_call_seconds)
+
+    def _open_live_session(self, offer_sdp: str, requested: Mapping[str, Any]) -> tuple[str, str]:
+        """A GPT-Live session for a valid MediaSessionConfigParam: its `live_...` id and SDP answer. Raises
+        OfferError."""
+        return self._realtime_peer().open_live_session(offer_sdp, requested, max_call_seconds=self.max_call_seconds)
+
     def _serve_websocket(self, sock: socket.socket, request: bytes, session: dict[str, Any]) -> None:
         self._realtime_peer().serve_websocket(sock, request, session, max_call_seconds=self.max_call_seconds)
 
@@ -551,6 +579,16 @@ class _Handler(BaseHTTPRequestHandler):
         parsed, parsable = _parse_json(body)
         schema = REQUEST_SCHEMAS.get(route) if self.command == "POST" else None
         violations = ga_violations(schema, parsed) if parsable and schema else []
+        safety_identifier = self.headers.get(SAFETY_IDENTIFIER_HEADER)
+        form: _Form | _FormProblem | None = None
+        if self.command == "POST" and route == LIVE_SESSIONS_PATH and parsable:
+            from openai_stub.live import request_violations  # the SDK's types load for Live sessions only
+
+            violations = request_violations(parsed)
+            if safety_identifier is None:
+                safety_identifier = _session_safety_identifier(parsed)
+        elif self.command == "POST" and route == CALLS_PATH and self.headers.get_content_type() == _MULTIPART:
+            form = _read_form(body, self.headers.get("Content-Type") or "")
         fault, cancelled = self._stub._record(
             RecordedRequest(
                 method=self.command,
@@ -559,25 +597,46 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
                 json=parsed,
                 schema_errors=[str(violation) for violation in violations],
-                safety_identifier=self.headers.get(SAFETY_IDENTIFIER_HEADER),
+                safety_identifier=safety_identifier,
+                form=_form_texts(form) if isinstance(form, dict) else None,
             )
         )
         if fault is not None and fault.kind is FaultKind.DELAY and cancelled.wait(fault.seconds):
             self.close_connection = True
+            return
+        shaped = self.command == "POST" and route in (LIVE_SESSIONS_PATH, CALLS_PATH)
+        if fault is not None and fault.kind in _SHAPING_FAULTS and shaped:
+            # The route's own answer, dripped, altered or padded.
+            self._route(route, body, parsed, parsable, violations, form, _Shape(fault, cancelled))
             return
         if fault is not None and fault.kind is not FaultKind.DELAY:
             valid = schema is not None and parsable and not violations
             minting = route if route in REQUEST_SCHEMAS else CLIENT_SECRETS_PATH
             self._answer_fault(fault, parsed if valid and isinstance(parsed, dict) else {}, minting, cancelled)
             return
-        self._route(route, body, parsed, parsable, violations)
+        self._route(route, body, parsed, parsable, violations, form)
 
     # Every method takes one path: what OpenAI serves no method for is its unknown_url 404.
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-    def _route(self, route: str, body: bytes, parsed: object, parsable: bool, violations: list[Violation]) -> None:
+    def _route(
+        self,
+        route: str,
+        body: bytes,
+        parsed: object,
+        parsable: bool,
+        violations: list[Violation],
+        form: _Form | _FormProblem | None = None,
+        shape: _Shape | None = None,
+    ) -> None:
         if self.command == "POST" and route == CALLS_PATH:
-            self._open_call(body)
+            self._open_call(body, form, shape)
+            return
+        if self.command == "POST" and route == LIVE_SESSIONS_PATH:
+            self._open_live_session(parsed, parsable, violations, shape)
+            return
+        if self.command == "POST" and (hangup := _LIVE_HANGUP.fullmatch(route)):
+            self._hang_up_live(hangup[1])
             return
         if self.command == "GET" and route == REALTIME_PATH:
             self._open_websocket()
@@ -637,14 +696,16 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(HTTPStatus.NO_CONTENT, b"", "text/plain", headers=allow)
 
-    def _open_call(self, body: bytes) -> None:
-        """OpenAI's `POST /v1/realtime/calls` with a client secret: the SDP offer in, the answer out."""
-        from openai_stub.realtime_peer import OfferError  # aiortc loads on the first call only
-
+    def _open_call(self, body: bytes, form: _Form | _FormProblem | None, shape: _Shape | None) -> None:
+        """OpenAI's `POST /v1/realtime/calls`: with a client secret, the SDP offer in and the answer out; with the
+        API key, a multipart/form-data body (`_open_server_call`)."""
         scheme, _, secret = (self.headers.get("Authorization") or "").partition(" ")
         if scheme != "Bearer" or not secret:
             message = "Missing bearer authentication in header: send Authorization: Bearer <client secret>."
             self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
+            return
+        if form is not None:
+            self._open_server_call(form, shape)
             return
         if self.headers.get_content_type() != "application/sdp":
             self._send_error(
@@ -653,28 +714,160 @@ class _Handler(BaseHTTPRequestHandler):
                 code="invalid_content_type",
             )
             return
+        if self._authorized():
+            # The call's session must come from somewhere: a client secret's, or the multipart's `session` part.
+            message = (
+                "Incorrect API key provided: a raw application/sdp offer opens a call with a client secret this stub "
+                "minted. With the API key, send multipart/form-data with the parts 'sdp' and 'session'."
+            )
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
+            return
         try:
-            opened = self._stub._open_call(secret, body.decode("utf-8"))
+            offer = body.decode("utf-8")
         except UnicodeDecodeError:
             self._send_error(HTTPStatus.BAD_REQUEST, "Invalid SDP offer: it is not UTF-8 text.", code="invalid_offer")
             return
+        self._answer_call(lambda: self._stub._open_call(secret, offer), shape)
+
+    def _open_server_call(self, form: _Form | _FormProblem, shape: _Shape | None) -> None:
+        """`POST /v1/realtime/calls` with the API key: RealtimeCallCreateRequest as multipart/form-data, a part
+        `sdp` (application/sdp) and at most one `session` (application/json, a RealtimeSessionCreateRequestGA)."""
+        if not self._authorized():
+            message = "Incorrect API key provided: a multipart call is opened with the API key."
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
+            return
+        if problem := _safety_identifier_problem(self.headers.get(SAFETY_IDENTIFIER_HEADER)):
+            self._send_error(HTTPStatus.BAD_REQUEST, problem, code="invalid_safety_identifier")
+            return
+        if isinstance(form, _FormProblem):
+            self._send_error(HTTPStatus.BAD_REQUEST, form.message, param=form.param, code=form.code)
+            return
+        try:
+            offer = form["sdp"].decode("utf-8")
+        except UnicodeDecodeError:
+            message = "Invalid SDP offer: it is not UTF-8 text."
+            self._send_error(HTTPStatus.BAD_REQUEST, message, param="sdp", code="invalid_offer")
+            return
+        requested: object = {"type": "realtime"}
+        if "session" in form:
+            requested, parsable = _parse_json(form["session"])
+            if not parsable:
+                self._send_error(HTTPStatus.BAD_REQUEST, _UNPARSABLE_JSON, param="session", code="invalid_json")
+                return
+        if violations := ga_violations("RealtimeCallCreateRequest", {"sdp": offer, "session": requested}):
+            first = violations[0]
+            message = f"Invalid '{first.param}': {first.message}" if first.param else f"Invalid body: {first.message}"
+            self._send_error(HTTPStatus.BAD_REQUEST, message, param=first.param, code="invalid_value")
+            return
+        session = cast(dict[str, Any], requested)
+        self._answer_call(lambda: self._stub._open_server_call(offer, session), shape, param="sdp")
+
+    def _answer_call(
+        self, open_call: Callable[[], tuple[str, str] | str], shape: _Shape | None, *, param: str | None = None
+    ) -> None:
+        """201 with the SDP answer and the call's Location, or why no call opened (`param` names the offer)."""
+        from openai_stub.realtime_peer import OfferError  # aiortc loads on the first call only
+
+        try:
+            opened = open_call()
         except OfferError as error:
-            self._send_error(HTTPStatus.BAD_REQUEST, f"Invalid SDP offer: {error}", code="invalid_offer")
+            self._send_error(HTTPStatus.BAD_REQUEST, f"Invalid SDP offer: {error}", param=param, code="invalid_offer")
             return
         except Exception as error:  # the caller gets an answer, whatever the peer did
-            self._send_error(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                f"The local Realtime peer could not open the call ({type(error).__name__}); try again.",
-                code="server_error",
-                error_type="server_error",
-            )
+            self._peer_failed(error)
             return
         if isinstance(opened, str):
             self._send_error(HTTPStatus.UNAUTHORIZED, opened, code="invalid_api_key")
             return
         call_id, answer = opened
         location = (("Location", f"{CALLS_PATH}/{call_id}"),)
-        self._send(HTTPStatus.CREATED, answer.encode(), "application/sdp", headers=location)
+        self._answer(HTTPStatus.CREATED, answer.encode(), "application/sdp", location, shape)
+
+    def _open_live_session(
+        self, parsed: object, parsable: bool, violations: list[Violation], shape: _Shape | None
+    ) -> None:
+        """OpenAI's `POST /v1/live/sessions` with the API key: LiveCreateParams in (openai-python 3.63.0), the
+        `live_...` id and the SDP answer out (LiveCreateResponse)."""
+        from openai_stub.realtime_peer import OfferError, offer_problem  # aiortc loads on the first session only
+
+        if not self._authorized():
+            missing = not self.headers.get("Authorization")
+            message = "Missing API key." if missing else "Incorrect API key provided."
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
+            return
+        if self.headers.get_content_type() != "application/json":
+            self._send_error(
+                HTTPStatus.BAD_REQUEST,
+                f"Invalid Content-Type header ({self.headers.get('Content-Type')}), expected application/json.",
+            )
+            return
+        if not parsable:
+            self._send_error(HTTPStatus.BAD_REQUEST, _UNPARSABLE_JSON)
+            return
+        if violations:
+            first = violations[0]
+            self._send_error(HTTPStatus.BAD_REQUEST, first.message, param=first.param, code=first.code)
+            return
+        body = cast(dict[str, Any], parsed)
+        session, offer = body["session"], body["transport"]["sdp"]
+        if problem := _live_safety_identifier_problem(self.headers.get(SAFETY_IDENTIFIER_HEADER), session):
+            message, param = problem
+            self._send_error(HTTPStatus.BAD_REQUEST, message, param=param, code="invalid_safety_identifier")
+            return
+        if offer_error := offer_problem(offer):
+            message = f"Invalid SDP offer: {offer_error}"
+            self._send_error(HTTPStatus.BAD_REQUEST, message, param="transport.sdp", code="invalid_offer")
+            return
+        try:
+            session_id, answer = self._stub._open_live_session(offer, session)
+        except OfferError as error:
+            message = f"Invalid SDP offer: {error}"
+            self._send_error(HTTPStatus.BAD_REQUEST, message, param="transport.sdp", code="invalid_offer")
+            return
+        except Exception as error:  # the caller gets an answer, whatever the peer did
+            self._peer_failed(error)
+            return
+        created = {"session": {"id": session_id}, "transport": {"type": "webrtc", "sdp": answer}}
+        self._answer(HTTPStatus.OK, json.dumps(created).encode(), "application/json", (), shape)
+
+    def _peer_failed(self, error: Exception) -> None:
+        self._send_error(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            f"The local Realtime peer could not open the call ({type(error).__name__}); try again.",
+            code="server_error",
+            error_type="server_error",
+        )
+
+    def _answer(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        headers: tuple[tuple[str, str], ...],
+        shape: _Shape | None,
+    ) -> None:
+        """A call's or Live session's answer, as a queued fault shapes it: dripped (DRIP_HEADERS, DRIP_BODY), its
+        top-level JSON fields replaced or, on an SDP answer, its headers (ALTERED; None drops one), or padded to
+        `size` bytes in the SDP, gzip-encoded if `compressed` (OVERSIZED)."""
+        fault = None if shape is None else shape.fault
+        if fault is None or shape is None:
+            self._send(status, body, content_type, headers=headers)
+            return
+        if fault.kind is FaultKind.ALTERED and content_type == "application/json":
+            body = json.dumps(json.loads(body) | dict(fault.fields)).encode()
+        elif fault.kind is FaultKind.ALTERED:
+            replaced = {name.lower().replace("_", "-"): value for name, value in fault.fields}
+            kept = [(name, value) for name, value in headers if name.lower() not in replaced]
+            headers = (*kept, *((name, str(value)) for name, value in replaced.items() if value is not None))
+        elif fault.kind is FaultKind.OVERSIZED:
+            body = _padded(body, content_type, fault.size)
+            if fault.compressed:
+                headers = (*headers, ("Content-Encoding", "gzip"))
+                body = gzip.compress(body)
+        if fault.kind in (FaultKind.DRIP_HEADERS, FaultKind.DRIP_BODY):
+            self._drip(fault, body, shape.cancelled, status=status, content_type=content_type, headers=headers)
+            return
+        self._send(status, body, content_type, headers=headers)
 
     def _open_websocket(self) -> None:
         """OpenAI's `GET /v1/realtime` over WebSocket with a client secret: `Authorization: Bearer <secret>`, or
@@ -704,10 +897,22 @@ class _Handler(BaseHTTPRequestHandler):
         """OpenAI's `POST /v1/realtime/calls/{call_id}/hangup`, with the API key (a server's call)."""
         if not self._authorized():
             self._send_error(HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.", code="invalid_api_key")
-        elif self._stub._hang_up(call_id):
+        elif not call_id.startswith(LIVE_ID_PREFIX) and self._stub._hang_up(call_id):
             self._send(HTTPStatus.OK, b"", "application/json")
         else:
             self._send_error(HTTPStatus.NOT_FOUND, f"No live call with id '{call_id}'.", code="call_not_found")
+
+    def _hang_up_live(self, session_id: str) -> None:
+        """`POST /v1/live/sessions/{session_id}/hangup` (openai-python 3.63.0's `live.sessions.hangup`), with the
+        API key: the session ends with `session.closed` (reason `close_requested`, "an application close or
+        hangup request")."""
+        if not self._authorized():
+            self._send_error(HTTPStatus.UNAUTHORIZED, "Incorrect API key provided.", code="invalid_api_key")
+        elif session_id.startswith(LIVE_ID_PREFIX) and self._stub._hang_up(session_id):
+            self._send(HTTPStatus.OK, b"", "application/json")
+        else:
+            message = f"No active Live session with id '{session_id}'."
+            self._send_error(HTTPStatus.NOT_FOUND, message, code="session_not_found")
 
     def _list_models(self) -> None:
         """OpenAI's `GET /v1/models`, the key checked as a mint checks it; the stub serves no model of its own."""
@@ -767,13 +972,26 @@ class _Handler(BaseHTTPRequestHandler):
             case FaultKind.DROP | FaultKind.DELAY:
                 self.close_connection = True
 
-    def _drip(self, fault: Fault, body: bytes, cancelled: threading.Event) -> None:
-        """A 200 whose head (DRIP_HEADERS) or body (DRIP_BODY) is written a byte every `fault.seconds`."""
+    def _drip(
+        self,
+        fault: Fault,
+        body: bytes,
+        cancelled: threading.Event,
+        *,
+        status: HTTPStatus = HTTPStatus.OK,
+        content_type: str = "application/json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """An answer (by default a 200 JSON) whose head (DRIP_HEADERS) or body (DRIP_BODY) is written a byte every
+        `fault.seconds`."""
         with self._stub._lock:
             self._stub._answers.append(body)
+        if urlsplit(self.path).path.startswith(CALLS_PATH):
+            headers = (*_CALLS_CORS, *headers)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
         head = (
-            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"x-request-id: req_{secrets.token_hex(16)}\r\n\r\n"
+            f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}x-request-id: req_{secrets.token_hex(16)}\r\n\r\n"
         ).encode()
         dripped = head if fault.kind is FaultKind.DRIP_HEADERS else body
         try:
@@ -1067,6 +1285,114 @@ def _turn_detection(audio_in: Mapping[str, Any], defaults: Mapping[str, dict[str
     if requested is None:
         return None
     return {**defaults.get(requested.get("type", "server_vad"), {}), **requested}
+
+
+_MULTIPART = "multipart/form-data"
+type _Form = dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _FormProblem:
+    """Why a multipart body is not a call's form: OpenAI's 400 message, param and code."""
+
+    message: str
+    param: str | None = None
+    code: str = "invalid_request_error"
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A queued fault that shapes a call's or Live session's own answer, and the event that cuts a drip short."""
+
+    fault: Fault
+    cancelled: threading.Event
+
+
+# Faults that shape the answer of a call or Live session rather than replace it (the others apply as to a mint).
+_SHAPING_FAULTS = frozenset({FaultKind.DRIP_HEADERS, FaultKind.DRIP_BODY, FaultKind.ALTERED, FaultKind.OVERSIZED})
+
+
+def _read_form(body: bytes, content_type: str) -> _Form | _FormProblem:
+    """The parts of a server's call, by name: exactly one `sdp` and at most one `session`, each a form-data part
+    of its declared type (CALL_FORM_PARTS), nothing else; the standard library's parser (compat32, no new
+    dependency), with its leniency checked: any defect is refused."""
+    from email.parser import BytesParser
+
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser().parsebytes(head + body)
+    malformed = _FormProblem(
+        "Invalid multipart/form-data body: send the parts 'sdp' (application/sdp) and 'session' (application/json), "
+        "each with Content-Disposition: form-data and its name, between the boundary of the Content-Type header.",
+        code="invalid_multipart",
+    )
+    if message.defects or not message.is_multipart():
+        return malformed
+    parts: _Form = {}
+    for part in cast(list[Any], message.get_payload()):
+        name = part.get_param("name", header="content-disposition")
+        if part.defects or part.get_content_disposition() != "form-data" or not isinstance(name, str):
+            return malformed
+        if name not in CALL_FORM_PARTS:
+            return _FormProblem(f"Unknown parameter: '{name[:100]}'.", param=name[:100], code="unknown_parameter")
+        if name in parts:
+            return _FormProblem(f"Duplicate parameter: '{name}'. Send each part once.", param=name)
+        if part.get_content_type() != CALL_FORM_PARTS[name]:
+            message_text = (
+                f"Invalid content type for '{name}' ({part.get_content_type()}), expected {CALL_FORM_PARTS[name]}."
+            )
+            return _FormProblem(message_text, param=name, code="invalid_content_type")
+        parts[name] = cast(bytes, part.get_payload(decode=True))
+    if "sdp" not in parts:
+        return _FormProblem("Missing required parameter: 'sdp'.", param="sdp", code="missing_required_parameter")
+    return parts
+
+
+def _form_texts(form: _Form) -> dict[str, str]:
+    return {name: data.decode("utf-8", "replace") for name, data in form.items()}
+
+
+def _padded(body: bytes, content_type: str, size: int) -> bytes:
+    """A valid answer of at least `size` bytes: an SDP with a long attribute line, or a Live answer whose SDP has
+    one."""
+    padding = "a=x-stub-padding:" + "x" * size + "\r\n"
+    if content_type == "application/sdp":
+        return body + padding.encode()
+    answer = json.loads(body)
+    answer["transport"]["sdp"] += padding
+    return json.dumps(answer).encode()
+
+
+def _session_safety_identifier(body: object) -> str | None:
+    """A Live request's `session.safety_identifier`, if it is a string."""
+    session = body.get("session") if isinstance(body, dict) else None
+    value = session.get("safety_identifier") if isinstance(session, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _live_safety_identifier_problem(header: str | None, session: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """Why a Live session lacks a usable safety identifier, and the param to name; None when it has one. The
+    header or `session.safety_identifier` (the Live way) will do; when both come, they must agree."""
+    in_session = session.get("safety_identifier")
+    if header is None and in_session is None:
+        message = (
+            f"Missing {SAFETY_IDENTIFIER_HEADER} header and session.safety_identifier. This stub requires the end "
+            "user's safety identifier on every Live session."
+        )
+        return message, "session.safety_identifier"
+    if header is not None and (problem := _safety_identifier_problem(header)):
+        return problem, None
+    if in_session is None:
+        return None
+    if not _SAFETY_IDENTIFIER.fullmatch(in_session):
+        message = (
+            f"Invalid 'session.safety_identifier': expected 1 to 64 printable ASCII characters, got "
+            f"{len(in_session)} characters."
+        )
+        return message, "session.safety_identifier"
+    if header is not None and header != in_session:
+        message = f"Invalid 'session.safety_identifier': it differs from the {SAFETY_IDENTIFIER_HEADER} header."
+        return message, "session.safety_identifier"
+    return None
 
 
 def _random_id(prefix: str, length: int = 21) -> str:
