@@ -83,6 +83,7 @@ def test_a_caller_without_groups_gets_the_open_profiles_as_the_policy_file_gives
             "name": profile["name"],
             "description": written["description"],
             "session_type": written["session_type"],
+            "ways": ["client_secret"],
             "default": True,
             "expires_after": written["expires_after"],
             "fixed": written["fixed"],

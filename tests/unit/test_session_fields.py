@@ -4,6 +4,7 @@ import types
 import typing
 
 import pytest
+from openai.types.live.media_session_config_param import MediaSessionConfigParam
 from openai.types.realtime.realtime_session_create_request_param import RealtimeSessionCreateRequestParam
 from openai.types.realtime.realtime_transcription_session_create_request_param import (
     RealtimeTranscriptionSessionCreateRequestParam,
@@ -14,7 +15,14 @@ from openai.types.realtime.realtime_translation_session_create_request_param imp
 from typing_extensions import is_typeddict
 
 from tests.schema_paths import session_paths
-from voice_access.domain.session_fields import REALTIME_FIELDS, SESSION_FIELDS, TRANSCRIPTION_FIELDS, TRANSLATION_FIELDS
+from voice_access.domain.session_fields import (
+    LIVE_FIELDS,
+    REALTIME_FIELDS,
+    REQUIRED_KEYS,
+    SESSION_FIELDS,
+    TRANSCRIPTION_FIELDS,
+    TRANSLATION_FIELDS,
+)
 
 SESSION_TYPES = [
     ("RealtimeSessionCreateRequestGA", RealtimeSessionCreateRequestParam, REALTIME_FIELDS),
@@ -87,4 +95,46 @@ def test_session_fields_are_keyed_by_session_type() -> None:
         "realtime": REALTIME_FIELDS,
         "transcription": TRANSCRIPTION_FIELDS,
         "translation": TRANSLATION_FIELDS,
+        "live": LIVE_FIELDS,
     }
+
+
+def test_live_field_list_equals_the_paths_of_the_official_sdk() -> None:
+    # Given the official SDK's type for a GPT-Live session's configuration (the vendored schema predates GPT-Live)
+    # When its dotted field paths are derived
+    sdk = sdk_paths(MediaSessionConfigParam)
+
+    # Then the function's list has exactly those paths
+    assert sorted(sdk - LIVE_FIELDS) == [], "fields OpenAI has that session_fields.py lacks"
+    assert sorted(LIVE_FIELDS - sdk) == [], "fields session_fields.py lists that OpenAI does not have"
+
+
+def _required(typed_dict: typing.Any) -> set[str]:
+    """The keys a TypedDict of the SDK marks Required (its annotations are strings, so its own
+    ``__required_keys__`` is empty)."""
+    hints = typing.get_type_hints(typed_dict, include_extras=True)
+    return {key for key, hint in hints.items() if getattr(typing.get_origin(hint), "_name", None) == "Required"}
+
+
+def _objects(typed_dict: typing.Any, prefix: str = "") -> list[tuple[str, typing.Any]]:
+    """Each nested TypedDict of the SDK's type with its dotted path ("" for the session itself)."""
+    found = [(prefix, typed_dict)]
+    for key, annotation in typing.get_type_hints(typed_dict).items():
+        for branch in _branches(annotation):
+            if is_typeddict(branch):
+                found += _objects(branch, f"{prefix}.{key}" if prefix else key)
+    return found
+
+
+def test_live_required_keys_are_ones_the_sdk_requires() -> None:
+    # Given the keys the function checks before a Live session leaves, and the SDK's Required keys of each object
+    required = REQUIRED_KEYS["live"]
+    sdk: dict[str, set[str]] = {}
+    for path, typed_dict in _objects(MediaSessionConfigParam):
+        sdk.setdefault(path, set()).update(_required(typed_dict))
+
+    # Then each is one the SDK requires of its object (of some branch, for a union such as delegation's kinds),
+    # and the session's own model is among them
+    assert required[""] == "model"
+    for parent, key in required.items():
+        assert key in sdk.get(parent, set()), f"{parent or 'the session'}: the SDK does not require '{key}'"

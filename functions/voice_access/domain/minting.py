@@ -61,7 +61,9 @@ def mint(
     if user:
         logger.append_keys(user=user)  # the handler clears it with the rest of the invocation's state
     request = endpoint.read(body)
-    profile_name, chosen = policy.select(profile, request.session_type, caller, param=request.profile_param)
+    profile_name, chosen = policy.select(
+        profile, request.session_type, caller, param=request.profile_param, way="client_secret"
+    )
     upstream_body = check_request(request.body, profile_name, chosen, request.name)
     if isinstance(keys, ServiceError):
         raise keys

@@ -22,7 +22,7 @@ from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import DependencyUnavailable, OutOfTime, ServiceError
 from voice_access.domain.limits import Limits, Window
-from voice_access.domain.policy.model import PROFILE_HEADER, FieldRule, Policy, Profile
+from voice_access.domain.policy.model import PROFILE_HEADER, WAYS, FieldRule, Policy, Profile, Way
 from voice_access.domain.quota import Standing
 from voice_access.domain.safety import safety_identifier
 from voice_access.domain.session_fields import SessionType
@@ -63,7 +63,7 @@ def listing(
 ) -> dict[str, Any]:
     """The profiles ``caller`` may use, in the policy's order, as an OpenAI list object; what is left of each
     window as ``standing`` says (None: not read, each ``remaining`` null), and the spend brake ``brake``."""
-    defaults = {_default(policy, session_type, caller) for session_type in policy.default_profiles}
+    defaults = {_default(policy, session_type, caller, way) for session_type in policy.default_profiles for way in WAYS}
     now = time.time()
     return {
         "object": "list",
@@ -112,11 +112,11 @@ def _counts(name: str, limits: Limits | None, standing: Standing | None, now: fl
     return [_Left(window, None, _resets_at(window, now)) for window in limits.per_caller]
 
 
-def _default(policy: Policy, session_type: SessionType, caller: Caller) -> str | None:
-    """The profile a request of ``session_type`` that names none gets; None when no default is open to the
-    caller."""
+def _default(policy: Policy, session_type: SessionType, caller: Caller, way: Way) -> str | None:
+    """The profile a request of ``session_type`` that names none gets, opened ``way``; None when no default is
+    open to the caller."""
     try:
-        name, _ = policy.select(None, session_type, caller, param=PROFILE_HEADER)
+        name, _ = policy.select(None, session_type, caller, param=PROFILE_HEADER, way=way)
     except ServiceError:
         return None
     return name
@@ -128,13 +128,16 @@ def _entry(name: str, profile: Profile, default: bool, counts: list[_Left] | Non
         "name": name,
         "description": profile.description,
         "session_type": profile.session_type,
+        "ways": list(profile.opened_by),
         "default": default,
-        "expires_after": {
+        "expires_after": None
+        if bounds is None
+        else {
             "default_seconds": bounds.default_seconds,
             "min_seconds": bounds.min_seconds,
             "max_seconds": bounds.max_seconds,
         },
-        "fixed": copy.deepcopy(profile.fixed),  # the caller's copy: the cached policy's stays as it is
+        "fixed": copy.deepcopy(profile.all_fixed),  # the caller's copy: the cached policy's stays as it is
         "settable": {path: _rule(rule) for path, rule in profile.settable.items()},
         "limits": _limits(profile.limits, counts),
     }

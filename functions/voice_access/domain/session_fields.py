@@ -3,14 +3,16 @@
 Taken from the official schema (RealtimeSessionCreateRequestGA, RealtimeTranscriptionSessionCreateRequestGA
 and RealtimeTranslationSessionCreateRequest) and the official SDK's types generated from a newer one
 (openai-python 3.63.0, openai/types/realtime/*_session_create_request_param.py: noise_reduction.strength);
-tests/unit/test_session_fields.py keeps them in step with both.
+a GPT-Live session's from that SDK alone, which the vendored schema predates (openai/types/live/
+media_session_config_param.py, MediaSessionConfigParam, at 3.63.0). tests/unit/test_session_fields.py keeps them
+in step with both.
 They tell an unknown field (a typo, a field OpenAI does not have) from a known one that the policy
 does not allow.
 """
 
 from typing import Any, Literal
 
-SessionType = Literal["realtime", "transcription", "translation"]
+SessionType = Literal["realtime", "transcription", "translation", "live"]
 # The session types whose configuration names its type (a translation session has no `type` field).
 TYPED_SESSIONS: frozenset[SessionType] = frozenset({"realtime", "transcription"})
 
@@ -100,10 +102,59 @@ TRANSLATION_FIELDS: frozenset[str] = frozenset(
     }
 )
 
+# A GPT-Live session (POST /v1/live/sessions): no `type`, and strict (OpenAI refuses a field it does not know).
+LIVE_FIELDS: frozenset[str] = frozenset(
+    {
+        "audio",
+        "audio.output",
+        "audio.output.voice",
+        "audio.output.voice.id",
+        "client",
+        "client.data_channel",
+        "client.data_channel.allowed_client_events",
+        "client.data_channel.allowed_server_events",
+        "delegation",
+        "delegation.acknowledgement_delay_ms",
+        "delegation.decisions",
+        "delegation.decisions.model",
+        "delegation.decisions.questions",
+        "delegation.responses",
+        "delegation.responses.instructions",
+        "delegation.responses.max_output_tokens",
+        "delegation.responses.model",
+        "delegation.responses.parallel_tool_calls",
+        "delegation.responses.reasoning",
+        "delegation.responses.reasoning.effort",
+        "delegation.responses.reasoning.summary",
+        "delegation.responses.service_tier",
+        "delegation.responses.text",
+        "delegation.responses.text.verbosity",
+        "delegation.responses.tool_choice",
+        "delegation.responses.tool_choice.mode",
+        "delegation.responses.tool_choice.name",
+        "delegation.responses.tool_choice.server_label",
+        "delegation.responses.tool_choice.tools",
+        "delegation.responses.tool_choice.type",
+        "delegation.responses.tools",
+        "delegation.type",
+        "idle_timeout_s",
+        "input",
+        "instructions",
+        "model",
+        "safety_identifier",
+        "store",
+        "triggers",
+        "wake_policy",
+        "wake_policy.type",
+        "wake_policy.vad_threshold",
+    }
+)
+
 SESSION_FIELDS: dict[SessionType, frozenset[str]] = {
     "realtime": REALTIME_FIELDS,
     "transcription": TRANSCRIPTION_FIELDS,
     "translation": TRANSLATION_FIELDS,
+    "live": LIVE_FIELDS,
 }
 
 # The objects whose keys are fields (audio, audio.input, ...), as opposed to leaves and free-form
@@ -119,6 +170,14 @@ REQUIRED_KEYS: dict[SessionType, dict[str, str]] = {
     "realtime": {"audio.input.turn_detection": "type"},
     "transcription": {"audio.input.turn_detection": "type"},
     "translation": {"": "model", "audio.input.transcription": "model", "audio.input.noise_reduction": "type"},
+    "live": {
+        "": "model",
+        "client": "data_channel",
+        "delegation": "type",
+        "delegation.responses": "model",
+        "delegation.decisions": "model",
+        "wake_policy": "type",
+    },
 }
 
 MISSING: Any = object()  # get()'s answer for a path with nothing at it, when asked to tell it from null

@@ -1,9 +1,10 @@
 """The allowlist policy: which session settings a caller may ask for, and what the server fixes.
 
 A policy file holds named profiles. Each profile fixes some session fields (the caller cannot send
-them), lists the fields a caller may set with their bounds, and bounds the client secret's TTL.
-Every other field is refused: a known GA field as not allowed, anything else as unknown.
-Paths are dotted GA session paths, e.g. ``audio.output.voice``.
+them), lists the fields a caller may set with their bounds, says the ways a session may be opened with it
+(``ways``: a client secret the app opens it with, a Realtime call or a GPT-Live session the service opens), and
+bounds a client secret's TTL. Every other field is refused: a known field as not allowed, anything else as
+unknown. Paths are dotted session paths, e.g. ``audio.output.voice``.
 
 The policy is plain frozen records (records.py), checked by pydantic where the file is validated
 (config/policy_file.py); how a request or a session update is checked against a profile is rules.py.
@@ -46,6 +47,27 @@ Scalar = str | int | float | bool
 
 # How a request names its profile (any case, as HTTP headers go).
 PROFILE_HEADER = "X-Profile"
+
+# The ways a session is opened: with a client secret the app holds (and opens the session with), or by the service
+# itself from the browser's SDP offer, as a Realtime call or a GPT-Live session.
+Way = Literal["client_secret", "call", "live_session"]
+# What each way is, to a caller told it cannot use it: (in a sentence, the plural in an error code).
+WAYS: dict[Way, tuple[str, str]] = {
+    "client_secret": ("client secrets (POST /v1/realtime/client_secrets)", "client_secrets"),
+    "call": ("Realtime calls the service opens (POST /v1/realtime/calls)", "calls"),
+    "live_session": ("GPT-Live sessions (POST /v1/live/sessions)", "live_sessions"),
+}
+# The ways a session type may be opened, the first its profiles have when they name none.
+_WAYS_OF: dict[SessionType, tuple[Way, ...]] = {
+    "realtime": ("client_secret", "call"),
+    "transcription": ("client_secret",),
+    "translation": ("client_secret",),
+    "live": ("live_session",),
+}
+# What a browser may send on a GPT-Live session's data channel unless the profile fixes otherwise: mute, unmute and
+# hang up. Anything more (a session.update, a response.create) the operator opens by fixing the list.
+LIVE_CLIENT_EVENTS = "client.data_channel.allowed_client_events"
+DEFAULT_LIVE_CLIENT_EVENTS = ["session.input_audio.mute", "session.input_audio.unmute", "session.close"]
 
 
 class FieldRule(Record):
@@ -240,7 +262,8 @@ class Profile(Record):
     __pydantic_config__ = PYDANTIC_CONFIG
 
     session_type: SessionType
-    expires_after: ExpiryBounds
+    expires_after: ExpiryBounds | None = None  # for client secrets: required when the profile mints them
+    ways: list[Way] | None = None  # None: the session type's first way (a client secret; a Live session for live)
     description: str = ""
     requires: Requirements | None = None  # None: open to every authenticated caller
     limits: Limits | None = None  # None: no per-caller limit
@@ -248,11 +271,25 @@ class Profile(Record):
     settable: dict[str, FieldRule] = Factory(dict)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        self._check_ways()
         known = SESSION_FIELDS[self.session_type]
         for kind, paths in (("fixed", self.fixed), ("settable", self.settable)):
             unknown = sorted(p for p in paths if p not in known or p == "type")
             if unknown:
                 raise ValueError(f"{kind} names fields a {self.session_type} session does not have: {unknown}")
+            if "safety_identifier" in paths:
+                raise ValueError(f"{kind} names 'safety_identifier': the service sets it, from the caller")
+        if self.session_type == "live":
+            for path in self.settable:
+                if (
+                    path == LIVE_CLIENT_EVENTS
+                    or LIVE_CLIENT_EVENTS.startswith(path + ".")
+                    or path.startswith(LIVE_CLIENT_EVENTS + ".")
+                ):
+                    raise ValueError(
+                        f"'{path}' is settable, so a browser could open its own data channel to every event: fix "
+                        f"'{LIVE_CLIENT_EVENTS}' instead (left out, it is {DEFAULT_LIVE_CLIENT_EVENTS})"
+                    )
         for path in self.settable:
             if clash := self.fixed_clash(path):
                 raise ValueError(
@@ -273,14 +310,38 @@ class Profile(Record):
                     f"OpenAI requires '{key}' in a {self.session_type} session: fix it or make it settable"
                 )
 
+    def _check_ways(self) -> None:
+        possible = _WAYS_OF[self.session_type]
+        if self.ways is not None:
+            if not self.ways:
+                raise ValueError("ways must name at least one way; to keep the default, leave ways out")
+            if len(set(self.ways)) < len(self.ways):
+                raise ValueError(f"ways names a way twice: {self.ways}")
+            if wrong := [way for way in self.ways if way not in possible]:
+                raise ValueError(
+                    f"a {self.session_type} session cannot be opened as {wrong}: its ways are {list(possible)}"
+                )
+        if "client_secret" in self.opened_by and self.expires_after is None:
+            raise ValueError("expires_after is required: the profile mints client secrets, and they need a lifetime")
+        if "client_secret" not in self.opened_by and self.expires_after is not None:
+            raise ValueError(
+                "expires_after bounds a client secret's lifetime, and this profile mints none: leave it out"
+            )
+
+    @property
+    def opened_by(self) -> tuple[Way, ...]:
+        """The ways a session may be opened with this profile."""
+        return tuple(self.ways) if self.ways is not None else _WAYS_OF[self.session_type][:1]
+
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Profile":
         rules = document.get("settable", {})
         requires, limits = document.get("requires"), document.get("limits")
+        expires_after = document.get("expires_after")
         return cls(
             **{
                 **document,
-                "expires_after": ExpiryBounds(**document["expires_after"]),
+                "expires_after": None if expires_after is None else ExpiryBounds(**expires_after),
                 "requires": None if requires is None else Requirements(**requires),
                 "limits": None if limits is None else _limits(limits),
                 "settable": {path: FieldRule(**rule) for path, rule in rules.items()},
@@ -291,9 +352,18 @@ class Profile(Record):
         return self.requires is None or not self.requires.unmet(caller)
 
     @functools.cached_property
+    def all_fixed(self) -> dict[str, Any]:
+        """What the profile fixes, with what it fixes by default: a Live session's client events, unless given."""
+        if self.session_type != "live" or any(
+            path == LIVE_CLIENT_EVENTS or LIVE_CLIENT_EVENTS.startswith(path + ".") for path in self.fixed
+        ):
+            return self.fixed
+        return {**self.fixed, LIVE_CLIENT_EVENTS: DEFAULT_LIVE_CLIENT_EVENTS}
+
+    @functools.cached_property
     def _fixed_session(self) -> str:
         session: dict[str, Any] = {"type": self.session_type} if self.session_type in TYPED_SESSIONS else {}
-        for path, value in self.fixed.items():
+        for path, value in self.all_fixed.items():
             put(session, path, value)
         return json.dumps(session)
 
@@ -326,7 +396,7 @@ class Profile(Record):
         parent = path
         while "." in parent:
             parent = parent.rsplit(".", 1)[0]
-            if parent in self.fixed:
+            if parent in self.all_fixed:
                 return parent
         return None
 
@@ -334,7 +404,7 @@ class Profile(Record):
     def _fixed_at_or_under(self) -> dict[str, str]:
         """Each fixed path, and each object above one, with the fixed path found there."""
         found: dict[str, str] = {}
-        for fixed in self.fixed:
+        for fixed in self.all_fixed:
             parts = fixed.split(".")
             for end in range(len(parts), 0, -1):
                 found.setdefault(".".join(parts[:end]), fixed)
@@ -376,7 +446,8 @@ class Policy(Record):
                 raise ValueError(f"default profile '{name}' is for {profile.session_type} sessions")
             if name in names[:position]:
                 raise ValueError(f"default profiles for {session_type} sessions name '{name}' twice")
-            if profile.requires is None and position < len(names) - 1:
+            later = [self.profiles[after] for after in names[position + 1 :] if after in self.profiles]
+            if profile.requires is None and any(set(other.opened_by) & set(profile.opened_by) for other in later):
                 raise ValueError(
                     f"default profile '{name}' for {session_type} sessions requires nothing, so every caller gets "
                     "it and the profiles after it are never chosen: put the profiles that require claims first"
@@ -401,14 +472,17 @@ class Policy(Record):
             spend_brake=None if brake is None else Window(**brake),
         )
 
-    def select(self, name: str | None, session_type: SessionType, caller: Caller, *, param: str) -> tuple[str, Profile]:
-        """The profile a request named, or the first default for its session type that the caller may use.
+    def select(
+        self, name: str | None, session_type: SessionType, caller: Caller, *, param: str, way: Way = "client_secret"
+    ) -> tuple[str, Profile]:
+        """The profile a request named, or the first default for its session type that the caller may use and that
+        opens sessions its ``way``.
 
         A profile the caller may not use is refused before its session type is compared, so a caller
         learns nothing more of it than that it is closed to them.
         """
         if name is None:
-            return self._default(session_type, caller)
+            return self._default(session_type, caller, way)
         profile = self.profiles.get(name)
         if profile is None:
             open_to_caller = [known for known, profile in self.profiles.items() if profile.allows(caller)]
@@ -436,13 +510,22 @@ class Policy(Record):
                 code="invalid_value",
                 param=param,
             )
+        if way not in profile.opened_by:
+            raise PermissionDenied(
+                f"Profile '{name}' of this service's policy is for {_listed(profile.opened_by)}, not "
+                f"{WAYS[way][0]}. Open the session that way, or name another profile with the {PROFILE_HEADER} "
+                "header.",
+                code=f"profile_not_for_{WAYS[way][1]}",
+                param=PROFILE_HEADER,
+            )
         return name, profile
 
-    def _default(self, session_type: SessionType, caller: Caller) -> tuple[str, Profile]:
-        names = self._defaults.get(session_type)
-        if names is None:
+    def _default(self, session_type: SessionType, caller: Caller, way: Way) -> tuple[str, Profile]:
+        names = tuple(name for name in self._defaults.get(session_type, ()) if way in self.profiles[name].opened_by)
+        if not names:
+            some = "" if session_type not in self._defaults else f" for {WAYS[way][0]}"
             raise InvalidRequest(
-                f"This service has no default profile for {session_type} sessions; name one with the "
+                f"This service has no default profile for {session_type} sessions{some}; name one with the "
                 f"{PROFILE_HEADER} header.",
                 code="unknown_profile",
                 param=PROFILE_HEADER,
@@ -462,6 +545,11 @@ class Policy(Record):
             code="permission_denied",
             param=PROFILE_HEADER,
         )
+
+
+def _listed(ways: tuple[Way, ...]) -> str:
+    words = [WAYS[way][0] for way in ways]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _limits(document: dict[str, Any]) -> Limits:

@@ -149,6 +149,8 @@ def _check_leaf(path: str, value: Any, profile_name: str, profile: Profile, name
 
 def _expiry(expires_after: Any, profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
     bounds = profile.expires_after
+    if bounds is None:  # Policy.select gives a client secret's request only a profile that mints them
+        raise ValueError(f"profile '{profile_name}' mints no client secrets")
     if expires_after is None:
         return {"anchor": "created_at", "seconds": bounds.default_seconds}
     if not isinstance(expires_after, dict):
