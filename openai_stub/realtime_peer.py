@@ -755,11 +755,13 @@ class _LiveCall(_Call):
         except ValueError:
             self.send(_live_error("invalid_json", "The event is not valid JSON: send one JSON object per message."))
             return
+        client_event_id = event.get("event_id") if isinstance(event, dict) else None
+        client_event_id = client_event_id if isinstance(client_event_id, str) else None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            self.send(_live_error("missing_required_parameter", "Missing required parameter: 'type'.", param="type"))
+            message_text = "Missing required parameter: 'type'."
+            self.send(_live_error("missing_required_parameter", message_text, param="type", event_id=client_event_id))
             return
         kind = event["type"]
-        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         if self.allowed_client_events is not None and kind not in self.allowed_client_events:
             message_text = (
                 f"The client event type '{kind[:100]}' is not allowed on this data channel "
