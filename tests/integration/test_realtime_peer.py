@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+import openai
 import pytest
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
@@ -76,15 +77,27 @@ def offer_call(stub: OpenAIStub, secret: str | None, sdp: bytes, content_type: s
     return post(stub, CALLS_PATH, sdp, headers)
 
 
-async def connect(stub: OpenAIStub, secret: str) -> Client:
-    """What the page does: a microphone track, the `oai-events` channel, the offer POSTed with the secret."""
+def open_server_call(stub: OpenAIStub, session: dict[str, Any], sdp: bytes) -> Answer:
+    """A server opening a call for the page's offer: the SDK's calls.create with the key (multipart sdp + session)."""
+    client = openai.OpenAI(api_key=TEST_API_KEY, base_url=stub.base_url + "/v1", max_retries=0)
+    headers = {"OpenAI-Safety-Identifier": "3f1c" * 16}
+    created = client.realtime.calls.with_raw_response.create(sdp=sdp.decode(), session=session, extra_headers=headers)  # type: ignore[arg-type]
+    return Answer(created.status_code, {k.lower(): v for k, v in created.headers.items()}, created.content)
+
+
+async def connect(stub: OpenAIStub, secret: str, *, server_session: dict[str, Any] | None = None) -> Client:
+    """What the page does: a microphone track, the `oai-events` channel, the offer POSTed with the secret (or, with
+    `server_session`, handed to its server, which opens the call with the API key)."""
     offer_loopback_candidates()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTrack(AudioStreamTrack())  # the microphone: silence
     channel = pc.createDataChannel("oai-events")
     await pc.setLocalDescription(await pc.createOffer())
     offer = pc.localDescription.sdp.encode()
-    answer = await asyncio.to_thread(offer_call, stub, secret, offer)
+    if server_session is None:
+        answer = await asyncio.to_thread(offer_call, stub, secret, offer)
+    else:
+        answer = await asyncio.to_thread(open_server_call, stub, server_session, offer)
     client = Client(pc, answer, channel=channel)
     if answer.status != HTTPStatus.CREATED:
         await pc.close()
@@ -145,6 +158,28 @@ def test_a_minted_secret_opens_a_call_with_the_minted_session(openai_stub: OpenA
         call = await asyncio.to_thread(openai_stub.wait_for_call, client.call_id, until="audio")
         assert call.audio_frames_received > 0
         assert call.ended is None
+        await client.pc.close()
+
+    run(scenario)
+
+
+def test_a_call_a_server_opens_with_the_api_key_starts_with_the_forms_session(openai_stub: OpenAIStub) -> None:
+    async def scenario() -> None:
+        # When a page's offer is handed to a server that opens the call with the key and a session (multipart)
+        client = await connect(openai_stub, "", server_session=SESSION)
+
+        # Then the peer answers 201 with SDP and the call's Location
+        assert client.answer.status == HTTPStatus.CREATED
+        assert client.answer.headers["location"].startswith(CALLS_PATH + "/rtc_")
+        # And the page's first event is session.created with that session, as a client secret minted for it would
+        created = await client.next_event()
+        assert_valid([created])
+        assert created["type"] == "session.created"
+        assert created["session"]["instructions"] == SESSION["instructions"]
+        assert created["session"]["audio"]["output"]["voice"] == "marin"
+        # And the call is the page's: it can ask for a response
+        client.send({"type": "response.create"})
+        assert_valid(await client.until("response.done"))
         await client.pc.close()
 
     run(scenario)
