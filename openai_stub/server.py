@@ -589,6 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
                 safety_identifier = _session_safety_identifier(parsed)
         elif self.command == "POST" and route == CALLS_PATH and self.headers.get_content_type() == _MULTIPART:
             form = _read_form(body, self.headers.get("Content-Type") or "")
+            violations = _form_violations(form) if isinstance(form, dict) else []
         fault, cancelled = self._stub._record(
             RecordedRequest(
                 method=self.command,
@@ -1345,6 +1346,16 @@ def _read_form(body: bytes, content_type: str) -> _Form | _FormProblem:
     if "sdp" not in parts:
         return _FormProblem("Missing required parameter: 'sdp'.", param="sdp", code="missing_required_parameter")
     return parts
+
+
+def _form_violations(form: _Form) -> list[Violation]:
+    """What RealtimeCallCreateRequest refuses in a form's offer and session (none when the session is not JSON)."""
+    session, parsable = _parse_json(form["session"]) if "session" in form else ({"type": "realtime"}, True)
+    if not parsable:
+        return []
+    return ga_violations(
+        "RealtimeCallCreateRequest", {"sdp": form["sdp"].decode("utf-8", "replace"), "session": session}
+    )
 
 
 def _form_texts(form: _Form) -> dict[str, str]:

@@ -323,6 +323,7 @@ def test_the_sdks_calls_create_opens_a_call_with_a_multipart_session(stub: OpenA
     assert request.form is not None
     assert request.form["sdp"] == offer()
     assert json.loads(request.form["session"]) == REALTIME_SESSION
+    assert request.schema_errors == []
     assert request.safety_identifier == SAFETY_ID
     assert [call.call_id for call in stub.calls] == [answer.headers["location"].rsplit("/", 1)[-1]]
 
@@ -373,6 +374,8 @@ def test_a_bad_multipart_call_gets_openais_400_naming_the_param(
     # Then the stub refuses it in OpenAI's envelope, naming the part or field, and opens nothing
     assert_envelope(answer, HTTPStatus.BAD_REQUEST, code, param)
     assert stub.calls == []
+    # And a session the schema refuses is recorded as such
+    assert bool(stub.requests[-1].schema_errors) == param.startswith("session.")
 
 
 @pytest.mark.parametrize(
