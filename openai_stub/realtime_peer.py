@@ -133,12 +133,15 @@ class OfferError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CallState:
-    """One session as the peer sees it (a snapshot): a WebRTC call (`rtc_...`) or a WebSocket (`ws_...`)."""
+    """One session as the peer sees it (a snapshot): a WebRTC call (`rtc_...`), a WebSocket (`ws_...`) or a GPT-Live
+    session (`live_...`)."""
 
     call_id: str
     audio_frames_received: int
     events_received: int
-    ended: str | None  # why it ended ("hang_up", "time_limit", "connection_failed", "peer_stopped"), None if live
+    # Why it ended ("hang_up", "time_limit", "connection_failed", "peer_stopped"; a Live session's
+    # "close_requested" for its session.close), None if live.
+    ended: str | None
 
 
 def offer_problem(sdp: str) -> str | None:

@@ -381,7 +381,8 @@ class OpenAIStub(Running):
 
     @property
     def calls(self) -> list[CallState]:
-        """The Realtime calls opened since reset() (the live ones from before too), oldest first."""
+        """The Realtime calls and Live sessions opened since reset() (the live ones from before too), oldest
+        first."""
         with self._lock:
             peer = self._peer
         return [] if peer is None else peer.calls
