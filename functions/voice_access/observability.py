@@ -130,6 +130,14 @@ def log_mint(
             metrics.clear_metrics()
 
 
+def log_opened(way: str, profile: str, upstream_ms: float, **fields: Any) -> None:
+    """A session the service opened itself (``way``: a GPT-Live session, a Realtime call): its log line, never with
+    the SDP; SessionsOpened by way and profile, and the UpstreamLatency of the call."""
+    logger.info("session opened", way=way, profile=profile, **fields)
+    count("SessionsOpened", way=way, profile=profile)
+    milliseconds("UpstreamLatency", upstream_ms)
+
+
 @functools.cache  # endpoints and profiles are the few the routes and the policy name
 def _mint_shape(namespace: str, service: str, endpoint: str, profile: str, braked: bool) -> dict[str, Any]:
     metrics = EphemeralMetrics(namespace=namespace, service=service)

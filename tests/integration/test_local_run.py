@@ -422,8 +422,8 @@ def test_a_policy_edit_under_make_run_is_logged_and_a_broken_one_refused_while_t
             id="json-error",
         ),
         pytest.param(
-            shipped_text(lambda document: document["profiles"]["assistant"].pop("expires_after")),
-            "is invalid: profiles.assistant.expires_after: Field required",
+            shipped_text(lambda document: document["profiles"]["assistant"].pop("session_type")),
+            "is invalid: profiles.assistant.session_type: Field required",
             id="schema-error",
         ),
     ],

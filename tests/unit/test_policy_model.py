@@ -46,6 +46,7 @@ def test_the_bundled_policy_loads_with_a_default_profile_per_session_type() -> N
         "realtime": ["premium", "assistant"],
         "transcription": "transcription",
         "translation": "translation",
+        "live": "live",
     }
     assert policy.profiles["assistant"].session_type == "realtime"
     assert policy.profiles["assistant"].requires is None

@@ -11,7 +11,7 @@ from voice_access.config.policy_file import load_policy
 from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest, PermissionDenied
-from voice_access.domain.policy.model import PROFILE_HEADER, Policy
+from voice_access.domain.policy.model import PROFILE_HEADER, ExpiryBounds, Policy
 from voice_access.edge import answers
 
 
@@ -368,9 +368,9 @@ def test_the_bundled_premium_profile_is_the_default_for_premium_members_only() -
 
     # Then members get the longer-lived secrets, and everyone else the assistant
     assert chosen[member][0] == "premium"
-    assert chosen[member][1].expires_after == chosen[member][1].expires_after.__class__(300, 1800, 10)
+    assert chosen[member][1].expires_after == ExpiryBounds(300, 1800, 10)
     assert chosen[outsider][0] == "assistant"
-    assert chosen[outsider][1].expires_after.max_seconds == 600
+    assert chosen[outsider][1].expires_after == ExpiryBounds(60, 600, 10)
     assert set(chosen[member][1].settable["audio.output.voice"].enum or ()) >= set(
         chosen[outsider][1].settable["audio.output.voice"].enum or ()
     )

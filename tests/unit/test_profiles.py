@@ -11,7 +11,7 @@ from voice_access.config.policy_file import load_policy
 from voice_access.config.settings import BUNDLED_POLICY
 from voice_access.domain.caller import Caller
 from voice_access.domain.limits import Window
-from voice_access.domain.policy.model import Policy
+from voice_access.domain.policy.model import DEFAULT_LIVE_CLIENT_EVENTS, LIVE_CLIENT_EVENTS, Policy
 from voice_access.domain.profiles import listing
 from voice_access.domain.quota import Counted, Standing
 
@@ -76,17 +76,19 @@ def test_a_caller_without_groups_gets_the_open_profiles_as_the_policy_file_gives
     # Then they are an OpenAI list of the open profiles, in the file's order, each the caller's default for its
     # session type, with its bounds, fixed fields, rules and limits exactly as the file writes them
     assert listed["object"] == "list"
-    assert [profile["name"] for profile in listed["data"]] == ["assistant", "transcription", "translation"]
+    assert [profile["name"] for profile in listed["data"]] == ["assistant", "transcription", "translation", "live"]
     for profile in listed["data"]:
         written = SHIPPED["profiles"][profile["name"]]
+        live = written["session_type"] == "live"
         assert {**profile, "limits": as_written(profile["limits"])} == {
             "name": profile["name"],
             "description": written["description"],
             "session_type": written["session_type"],
-            "ways": ["client_secret"],
+            "ways": ["live_session"] if live else ["client_secret"],
             "default": True,
-            "expires_after": written["expires_after"],
-            "fixed": written["fixed"],
+            "expires_after": None if live else written["expires_after"],
+            # a Live profile that fixes no browser events fixes mute, unmute and close (docs/policy.md)
+            "fixed": written["fixed"] | ({LIVE_CLIENT_EVENTS: DEFAULT_LIVE_CLIENT_EVENTS} if live else {}),
             "settable": written["settable"],
             "limits": {**written["limits"], "on_store_failure": "refuse"},
         }
@@ -116,7 +118,7 @@ def test_a_premium_member_gets_premium_as_the_realtime_default() -> None:
     listed = by_name(listing(policy, caller(groups=("premium",))))
 
     # Then both realtime profiles are listed, and premium, the first default it may use, is its default
-    assert list(listed) == ["assistant", "premium", "transcription", "translation"]
+    assert list(listed) == ["assistant", "premium", "transcription", "translation", "live"]
     assert listed["premium"]["default"] is True
     assert listed["assistant"]["default"] is False
     assert listed["premium"]["expires_after"] == {"default_seconds": 300, "min_seconds": 10, "max_seconds": 1800}

@@ -1,4 +1,5 @@
-"""OpenAI, the one upstream: mint a client secret through GA ``POST /v1/realtime/client_secrets``.
+"""OpenAI, the one upstream: mint a client secret through GA ``POST /v1/realtime/client_secrets``, or open a
+GPT-Live session from a browser's SDP offer through ``POST /v1/live/sessions``.
 
 One urllib3 pool per container, so a warm invocation reuses the TLS connection. Only connection
 failures are retried (the request never left); a read timeout is not, as a second wait would not
@@ -99,6 +100,72 @@ def create_client_secret(
     came from, for the words of a refusal of it. The timeouts bound each phase
     (connect, and each read); the deadline bounds them all together.
     """
+    raw, latency_ms = _post(
+        url,
+        api_key,
+        body,
+        safety_identifier,
+        key_source,
+        connect_timeout,
+        read_timeout,
+        deadline,
+        "mint a client secret",
+    )
+    try:
+        return _minted(raw, latency_ms)
+    except UpstreamFailed:
+        milliseconds("UpstreamLatency", latency_ms)
+        raise
+
+
+class LiveOpened:
+    """A GPT-Live session OpenAI opened: its id, and its answer as OpenAI sent it (the SDP answer in it)."""
+
+    __slots__ = ("latency_ms", "session_id", "text")
+
+    def __init__(self, session_id: str, text: str, latency_ms: float) -> None:
+        self.session_id = session_id
+        self.text = text
+        self.latency_ms = latency_ms
+
+
+@traced
+def create_live_session(
+    url: str,
+    api_key: str,
+    body: dict[str, Any],
+    *,
+    safety_identifier: str,
+    key_source: str,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: Deadline,
+) -> LiveOpened:
+    """POST ``{"session", "transport"}`` to OpenAI's ``/v1/live/sessions`` by ``deadline``, as create_client_secret
+    posts a mint: the session opened, or the same errors."""
+    raw, latency_ms = _post(
+        url, api_key, body, safety_identifier, key_source, connect_timeout, read_timeout, deadline, "open the session"
+    )
+    try:
+        return _live_opened(raw, latency_ms)
+    except UpstreamFailed:
+        milliseconds("UpstreamLatency", latency_ms)
+        raise
+
+
+def _post(
+    url: str,
+    api_key: str,
+    body: dict[str, Any],
+    safety_identifier: str,
+    key_source: str,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: Deadline,
+    what: str,
+) -> tuple[bytes, float]:
+    """POST ``body`` as JSON by ``deadline``: OpenAI's 200 answer, read within MAX_RESPONSE_BYTES, and how long it
+    took; any other status raised as its error (``what`` OpenAI failed to do, in its words)."""
     started = time.perf_counter()
     try:
         pool, path, timeout = _upstream(url, connect_timeout, read_timeout)
@@ -139,11 +206,11 @@ def create_client_secret(
             raise _invalid_answer("oversized", len(raw))
         response.release_conn()
         if response.status != HTTPStatus.OK:
-            raise _status_error(response.status, raw, response.headers.get("Retry-After"), key_source)
-        return _minted(raw, latency_ms)
+            raise _status_error(response.status, raw, response.headers.get("Retry-After"), key_source, what)
     except (UpstreamFailed, UpstreamRejected):
         milliseconds("UpstreamLatency", latency_ms)
         raise
+    return raw, latency_ms
 
 
 def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamFailed:
@@ -160,7 +227,7 @@ def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamFailed:
 
 
 def _status_error(
-    status: int, raw: bytes, retry_after: str | None, key_source: str
+    status: int, raw: bytes, retry_after: str | None, key_source: str, what: str
 ) -> UpstreamFailed | UpstreamRejected:
     _count_error(str(status))
     error = _error_object(raw)
@@ -205,7 +272,7 @@ def _status_error(
             retry_after_seconds=seconds,
         )
     return UpstreamFailed(
-        f"OpenAI failed to mint a client secret (HTTP {status}). Retry in a moment; if it persists, "
+        f"OpenAI failed to {what} (HTTP {status}). Retry in a moment; if it persists, "
         "the operator should check the service's logs.",
         code="upstream_error",
     )
@@ -271,17 +338,36 @@ def _minted(raw: bytes, latency_ms: float) -> Minted:
     return Minted(value=body["value"], expires_at=body["expires_at"], body=body, text=text, latency_ms=latency_ms)
 
 
+def _live_opened(raw: bytes, latency_ms: float) -> LiveOpened:
+    try:
+        text = raw.decode()
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _invalid_answer("not json", len(raw), "a GPT-Live session") from None
+    session, transport = (body.get("session"), body.get("transport")) if isinstance(body, dict) else (None, None)
+    if not (
+        isinstance(session, dict)
+        and isinstance(session.get("id"), str)
+        and session["id"]
+        and isinstance(transport, dict)
+        and isinstance(transport.get("sdp"), str)
+        and transport["sdp"]
+    ):
+        raise _invalid_answer("no session or no sdp answer", len(raw), "a GPT-Live session")
+    return LiveOpened(session["id"], text, latency_ms)
+
+
 def _plausible_expiry(expires_at: int) -> bool:
     """Unix seconds no further than a day of clock skew from the 10 s to 2 h OpenAI mints for."""
     now = time.time()
     return now - _CLOCK_SKEW_SECONDS <= expires_at <= now + _LONGEST_TTL_SECONDS + _CLOCK_SKEW_SECONDS
 
 
-def _invalid_answer(problem: str, size: int) -> UpstreamFailed:
+def _invalid_answer(problem: str, size: int, what: str = "a client secret") -> UpstreamFailed:
     _count_error("invalid_response")
-    logger.error("openai answered 200 without a usable client secret", problem=problem, body_bytes=size)
+    logger.error(f"openai answered 200 without a usable {what}", problem=problem, body_bytes=size)
     return UpstreamFailed(
-        "OpenAI answered without a usable client secret. Retry in a moment.", code="upstream_invalid_response"
+        f"OpenAI answered without a usable {what}. Retry in a moment.", code="upstream_invalid_response"
     )
 
 

@@ -5,7 +5,6 @@ shape), the JSON body, the profile, the caller, the settings and the policy; it 
 The caller is named to OpenAI and in every later log line of the request only by its safety identifier.
 """
 
-import re
 from typing import Any
 
 from voice_access import observability
@@ -17,17 +16,14 @@ from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.endpoints import Endpoint
 from voice_access.domain.errors import (
-    InvalidRequest,
     ServiceError,
-    UpstreamFailed,
     UpstreamKeyRejected,
-    UpstreamRateLimited,
     UpstreamRejected,
 )
 from voice_access.domain.policy.model import Policy, Profile
-from voice_access.domain.policy.rules import ParamNamer, check_request
+from voice_access.domain.policy.rules import ParamNamer, check_request, policys_refusal
 from voice_access.domain.safety import safety_identifier
-from voice_access.observability import count, logger
+from voice_access.observability import logger
 
 
 # Not a NamedTuple: defining one costs about 60 us of every cold start, and nothing here needs a tuple.
@@ -87,7 +83,7 @@ def mint(
             deadline,
         )
     except BaseException as failure:
-        if reservation is not None and _gives_back(failure):
+        if reservation is not None and quota.gives_back(failure):
             quota.release(reservation)  # the caller received nothing: its quota is as it was
         raise
     observability.log_mint(
@@ -102,13 +98,6 @@ def mint(
         **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
     )
     return Mint(endpoint.written(minted), reservation.tightest if reservation else None)
-
-
-def _gives_back(failure: BaseException) -> bool:
-    """Whether a mint that failed gives its quota units back: yes when OpenAI failed (5xx, a timeout, out of
-    reach, a key or field it refused that is the operator's to fix); no when OpenAI refused the caller's own
-    request (a 400) or rate limited it, else a caller could send OpenAI requests without end."""
-    return not isinstance(failure, InvalidRequest | UpstreamRateLimited)
 
 
 def _read_keys(settings: MintSettings, deadline: Deadline) -> Credentials | ServiceError:
@@ -144,23 +133,8 @@ def _create(
         api_keys.forget()  # a rotated key is read again at once, not after the cache's TTL
         raise
     except UpstreamRejected as exc:
-        if _names_field_the_policy_sets(exc.param, profile, body):
-            # The caller cannot change what the policy fixes: the deployment is at fault, not the request.
-            logger.error("openai rejected a field the policy fixes", param=exc.param, upstream_code=exc.code)
-            count("ConfigurationErrors", reason="policy_rejected_upstream")
-            raise UpstreamFailed(
-                f"OpenAI rejected '{exc.param}', which this service's policy sets. The operator must fix the "
-                "policy (see the service's logs).",
-                code="policy_rejected_upstream",
-            ) from None
+        if profile.set_by_policy(exc.param, body["session"]):
+            raise policys_refusal(exc) from None
         if exc.param:  # OpenAI names GA paths; a beta caller sent beta names
             exc.param = name(exc.param)
         raise
-
-
-def _names_field_the_policy_sets(param: str | None, profile: Profile, body: dict[str, Any]) -> bool:
-    """Whether OpenAI's ``param`` (``session.tools[0].name``) falls on a field the policy fixes or filled in."""
-    if not param or not param.startswith("session."):
-        return False
-    session_path = re.sub(r"\[\d+\]", "", param.removeprefix("session."))
-    return profile.sets(session_path, body["session"])

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Protocol
 from voice_access.clients import quota_store
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.quota_store import Addition, Counts, Full, Store, StoreMisconfigured, StoreUnavailable
-from voice_access.domain.errors import DependencyUnavailable, OutOfTime, RateLimited, ServiceMisconfigured
+from voice_access.domain.errors import (
+    DependencyUnavailable,
+    InvalidRequest,
+    OutOfTime,
+    RateLimited,
+    ServiceMisconfigured,
+    UpstreamRateLimited,
+)
 from voice_access.domain.limits import DAY_SECONDS, Limits, Window
 from voice_access.domain.policy.model import Policy
 from voice_access.domain.policy.records import Record
@@ -182,6 +189,13 @@ def _reservation(store: Store, items: list[_Item], waited_ms: float) -> Reservat
     counted = [counted for item in items for counted in item.counters.values()]
     brake_used = next((counted.used for item in items if item.brake for counted in item.counters.values()), None)
     return Reservation(store, items, counted, waited_ms, brake_used)
+
+
+def gives_back(failure: BaseException) -> bool:
+    """Whether a request that failed gives its quota units back: yes when OpenAI failed (5xx, a timeout, out of
+    reach, a key or field it refused that is the operator's to fix); no when OpenAI refused the caller's own
+    request (a 400) or rate limited it, else a caller could send OpenAI requests without end."""
+    return not isinstance(failure, InvalidRequest | UpstreamRateLimited)
 
 
 def release(reservation: Reservation) -> None:

@@ -5,7 +5,7 @@ import json
 import math
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from voice_access.domain.errors import (
     DependencyUnavailable,
@@ -21,7 +21,7 @@ from voice_access.domain.errors import (
     UpstreamTimedOut,
     UpstreamUnavailable,
 )
-from voice_access.domain.minting import Mint
+from voice_access.domain.quota import Counted
 from voice_access.edge.request_body import RequestTooLarge, UnsupportedMediaType
 from voice_access.observability import count, logger
 
@@ -57,8 +57,20 @@ class Answer:
         self.headers = headers
 
 
-def minted(mint: Mint) -> Answer:
-    """The minted client secret, with OpenAI's rate-limit headers for the window the caller is nearest the end of."""
+class Granted(Protocol):
+    """What a request was granted (a client secret minted, a session opened): OpenAI's answer, and the window of
+    the caller's quota it is nearest the end of (None: no quota applies)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def tightest(self) -> Counted | None: ...
+
+
+def minted(mint: Granted) -> Answer:
+    """OpenAI's answer (a minted client secret, a session opened), with OpenAI's rate-limit headers for the window
+    the caller is nearest the end of."""
     counted = mint.tightest
     if counted is None:
         return Answer(mint.text, {})

@@ -50,6 +50,19 @@ def _minting(endpoint: endpoints.Endpoint) -> Route:
     return Route(endpoint.name, answer)
 
 
+def _live_sessions(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
+    from voice_access.domain import live  # here: a mint's cold start does not load it
+
+    headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+    body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
+    settings = checked_settings()
+    policy = checked_policy(settings.service.policy_path)
+    deadline = Deadline.of_invocation(context)
+    profile = headers.get(PROFILE_HEADER.lower())
+    opened = live.open_session(body, profile, caller, settings=settings, policy=policy, deadline=deadline)
+    return answers.minted(opened)
+
+
 def _profiles(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
     from voice_access.domain import profiles  # here: a mint's cold start does not load the listing
 
@@ -66,4 +79,5 @@ ROUTES: dict[str, Route] = {
     "POST /v1/realtime/transcription_sessions": _minting(endpoints.TRANSCRIPTION_SESSIONS),
     "POST /v1/realtime/translations/client_secrets": _minting(endpoints.TRANSLATION_CLIENT_SECRETS),
     "GET /v1/realtime/profiles": Route("profiles", _profiles),
+    "POST /v1/live/sessions": Route("live_sessions", _live_sessions),
 }

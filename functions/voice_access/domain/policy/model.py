@@ -389,6 +389,13 @@ class Profile(Record):
             for default_path, default in self.defaults
         )
 
+    def set_by_policy(self, param: str | None, session: dict[str, Any]) -> bool:
+        """Whether OpenAI's ``param`` (``session.tools[0].name``) falls on a field of ``session`` (a body the policy
+        built) that the policy fixes or filled in: a refusal there is the operator's to fix, not the caller's."""
+        if not param or not param.startswith("session."):
+            return False
+        return self.sets(re.sub(r"\[\d+\]", "", param.removeprefix("session.")), session)
+
     def fixed_clash(self, path: str) -> str | None:
         """The fixed path that ``path`` is, lies under, or holds; None if it touches none."""
         if clash := self._fixed_at_or_under.get(path):

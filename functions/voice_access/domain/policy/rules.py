@@ -5,7 +5,7 @@
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from voice_access.domain.errors import InvalidRequest
+from voice_access.domain.errors import InvalidRequest, UpstreamFailed, UpstreamRejected
 from voice_access.domain.policy.model import (
     MAX_TTL_SECONDS,
     MIN_TTL_SECONDS,
@@ -45,7 +45,13 @@ def check_request(request: dict[str, Any], profile_name: str, profile: Profile, 
     for key in request:
         if key not in ("expires_after", "session"):
             raise _unknown(name(key))
-    session = request.get("session", {})
+    session = check_session(request.get("session", {}), profile_name, profile, name)
+    return {"expires_after": _expiry(request.get("expires_after"), profile_name, profile, name), "session": session}
+
+
+def check_session(session: Any, profile_name: str, profile: Profile, name: ParamNamer) -> dict[str, Any]:
+    """Check a request's ``session`` against a profile; return the session to send upstream: what the profile
+    fixes, the caller's own fields, and the defaults. Raises InvalidRequest on the first problem."""
     if not isinstance(session, dict):
         raise InvalidRequest(
             f"Invalid type for '{name('session')}': expected an object ({OPENAI_RULE}).",
@@ -83,7 +89,7 @@ def check_request(request: dict[str, Any], profile_name: str, profile: Profile, 
                 code="missing_required_parameter",
                 param=param,
             )
-    return {"expires_after": _expiry(request.get("expires_after"), profile_name, profile, name), "session": built}
+    return built
 
 
 def _put_default(session: dict[str, Any], path: str, value: Scalar) -> None:
@@ -222,3 +228,17 @@ def check_update(
     merged_session = merged(session, update) if isinstance(update, Mapping) else update
     checked: dict[str, Any] = check_request({"session": merged_session}, profile_name, profile, name)["session"]
     return checked
+
+
+def policys_refusal(refused: UpstreamRejected) -> UpstreamFailed:
+    """OpenAI's refusal of a field the policy set (``Profile.set_by_policy``), as the operator's to fix: the caller
+    cannot change what the policy fixes. Logged and counted."""
+    from voice_access.observability import count, logger  # the build's policy check imports rules without Powertools
+
+    logger.error("openai rejected a field the policy fixes", param=refused.param, upstream_code=refused.code)
+    count("ConfigurationErrors", reason="policy_rejected_upstream")
+    return UpstreamFailed(
+        f"OpenAI rejected '{refused.param}', which this service's policy sets. The operator must fix the policy (see "
+        "the service's logs).",
+        code="policy_rejected_upstream",
+    )

@@ -1,0 +1,145 @@
+"""Opening a GPT-Live session for a caller: check the request against the policy, count it in the caller's quota,
+and have OpenAI open it, with the service's key, from the browser's SDP offer (``POST /v1/live/sessions``).
+
+GPT-Live has no client secrets: a browser reaches it only through a server that holds the key, and this is that
+server. The session is checked as a mint's is, against a profile opened as a Live session; the caller is named to
+OpenAI in the session (GPT-Live's way) and in the header. The offer goes to OpenAI as it came, and OpenAI's answer
+comes back unchanged; neither is logged (ICE candidates carry the user's addresses). The request is counted in the
+same windows as a mint, and given back on the same failures.
+"""
+
+import re
+from typing import Any
+
+from voice_access import observability
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.openai_api import create_live_session
+from voice_access.clients.secrets import Credentials, api_keys
+from voice_access.config.mint_settings import MintSettings
+from voice_access.domain import quota
+from voice_access.domain.caller import Caller
+from voice_access.domain.errors import InvalidRequest, ServiceError, UpstreamKeyRejected, UpstreamRejected
+from voice_access.domain.policy.model import PROFILE_HEADER, Policy
+from voice_access.domain.policy.rules import check_session, ga_param, policys_refusal
+from voice_access.domain.safety import safety_identifier
+from voice_access.observability import logger
+
+# What OpenAI's route is, and what its request holds besides the session.
+UPSTREAM_PATH = "/v1/live/sessions"
+# An SDP offer starts with its version line (RFC 8866); a browser's is a few kilobytes, well within the body's bound.
+_SDP_START = re.compile(r"v=0\r?\n")
+
+
+class Opened:
+    """A Live session OpenAI opened: its answer as OpenAI sent it, and where the caller's quota stands."""
+
+    __slots__ = ("text", "tightest")
+
+    def __init__(self, text: str, tightest: quota.Counted | None) -> None:
+        self.text = text
+        self.tightest = tightest
+
+
+def open_session(
+    body: dict[str, Any],
+    profile: str | None,
+    caller: Caller,
+    *,
+    settings: MintSettings,
+    policy: Policy,
+    deadline: Deadline,
+) -> Opened:
+    """The GPT-Live session ``body`` asks for (``{"session", "transport"}``), opened for ``caller`` under the
+    function's ``settings`` and ``policy``; a ServiceError when it cannot be."""
+    service = settings.service
+    keys = _read_keys(settings, deadline)
+    user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
+    if user:
+        logger.append_keys(user=user)
+    session, transport = _read(body)
+    profile_name, chosen = policy.select(profile, "live", caller, param=PROFILE_HEADER, way="live_session")
+    upstream_session = check_session(session, profile_name, chosen, ga_param)
+    if isinstance(keys, ServiceError):
+        raise keys
+    upstream_session["safety_identifier"] = user
+    reservation = quota.reserve(
+        quota.store_of(service),
+        profile_name,
+        chosen.limits,
+        quota.spend_brake(settings.spend_brake_mints_per_day, policy),
+        user,
+        deadline=deadline,
+    )
+    try:
+        opened = create_live_session(
+            service.upstream(UPSTREAM_PATH),
+            keys.api_key,
+            {"session": upstream_session, "transport": transport},
+            safety_identifier=user,
+            key_source=service.api_key_source,
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            read_timeout=settings.upstream_read_timeout_seconds,
+            deadline=deadline,
+        )
+    except BaseException as raised:
+        failure = raised
+        if isinstance(raised, UpstreamKeyRejected):
+            api_keys.forget()  # a rotated key is read again at once, not after the cache's TTL
+        elif isinstance(raised, UpstreamRejected) and chosen.set_by_policy(raised.param, upstream_session):
+            failure = policys_refusal(raised)  # the operator's to fix: given back, as any failure of ours
+        if reservation is not None and quota.gives_back(failure):
+            quota.release(reservation)
+        if failure is raised:
+            raise
+        raise failure from None
+    observability.log_opened(
+        "live_session",
+        profile_name,
+        opened.latency_ms,
+        model=upstream_session.get("model"),
+        session_id=opened.session_id,
+        **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
+    )
+    return Opened(opened.text, reservation.tightest if reservation else None)
+
+
+def _read_keys(settings: MintSettings, deadline: Deadline) -> Credentials | ServiceError:
+    service = settings.service
+    try:
+        return api_keys.get(service.api_key_secret_id, service.secret_cache_ttl_seconds, service, deadline=deadline)
+    except ServiceError as error:
+        return error
+
+
+def _read(body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The request's session (checked against the profile next) and its transport: a WebRTC offer."""
+    for key in body:
+        if key not in ("session", "transport"):
+            raise InvalidRequest(f"Unknown parameter: '{key[:64]}'.", code="unknown_parameter", param=key[:64])
+    transport = body.get("transport")
+    if not isinstance(transport, dict):
+        raise InvalidRequest(
+            "Missing required parameter: 'transport': the browser's WebRTC offer, as "
+            '{"type": "webrtc", "sdp": "<offer>"}.',
+            code="missing_required_parameter",
+            param="transport",
+        )
+    for key in transport:
+        if key not in ("type", "sdp"):
+            param = f"transport.{key[:64]}"
+            raise InvalidRequest(f"Unknown parameter: '{param}'.", code="unknown_parameter", param=param)
+    if transport.get("type") != "webrtc":
+        raise InvalidRequest(
+            "Invalid value for 'transport.type': this service opens GPT-Live sessions over WebRTC only ('webrtc').",
+            code="invalid_value",
+            param="transport.type",
+        )
+    sdp = transport.get("sdp")
+    if not isinstance(sdp, str) or not _SDP_START.match(sdp) or "\x00" in sdp:
+        raise InvalidRequest(
+            "Invalid value for 'transport.sdp': expected the browser's SDP offer (text starting 'v=0'), as "
+            "RTCPeerConnection.createOffer() makes it.",
+            code="invalid_value",
+            param="transport.sdp",
+        )
+    return body.get("session", {}), {"type": "webrtc", "sdp": sdp}
