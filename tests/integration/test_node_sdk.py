@@ -1,5 +1,6 @@
 """The official OpenAI Node SDK (the npm `openai` package pinned in package.json) against the local API, with
-a signed-in user's token as its apiKey, minting OpenAI's samples and the Agents SDK's (`@openai/agents`) defaults.
+a signed-in user's token as its apiKey, minting OpenAI's samples and the Agents SDK's (`@openai/agents`) defaults
+and opening GPT-Live sessions.
 
 tests/node/*.test.mjs hold the calls and their assertions; this test serves the local API with the template's
 JWT authorizer (tokens of its user pool, here in moto), signs two users in, and runs them.
@@ -9,43 +10,63 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.browsers import assert_pinned
+from tests.keys import TEST_API_KEY
 from tests.local_api import serving_default
 from tests.paths import ROOT
+from tests.secret_guard import MINTED_SECRETS
+from tests.webrtc_offers import offer
 
 NODE_TESTS = ROOT / "tests" / "node"
 # The SDKs the scripts import: the official one, and the Agents SDK whose defaults they mint with.
 SDK_PACKAGES = ("openai", "@openai/agents")
 # Credentials or a base URL of the developer's own would point the SDK elsewhere, or at real OpenAI.
 _SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+LIVE_SESSIONS_PATH = "/v1/live/sessions"
+
+
+@pytest.fixture
+def stub() -> Iterator[OpenAIStub]:
+    """An OpenAI stub of this test's own: the Live sessions the scripts open are never connected, and stopping it
+    ends them (the shared stub would keep them past the test). What it minted goes to the secret guard, as the
+    shared stub's does."""
+    with OpenAIStub(TEST_API_KEY) as running:
+        yield running
+    MINTED_SECRETS.update(running.minted)
+    assert running.handler_errors == []
 
 
 def test_the_node_sdk_works_against_the_local_api(
     api_key_secret_arn: str,
-    openai_stub: OpenAIStub,
+    stub: OpenAIStub,
     user_pool: UserPool,
     user_token: Callable[..., str],
 ) -> None:
     # Given Node.js, the pinned SDK, and the local API serving the template's routes, environment and JWT
     # authorizer (the default deployment: tokens of its user pool; the key read through the Parameters and
-    # Secrets Extension, here its stand-in), and two signed-in users, one of them in the premium group
+    # Secrets Extension, here its stand-in), two signed-in users, one of them in the premium group, and a
+    # browser's WebRTC offer for the Live sessions
     node = shutil.which("node")
     assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
     assert_pinned(SDK_PACKAGES)
     scripts = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
     assert scripts, f"no *.test.mjs files in {NODE_TESTS}"
-    with serving_default(api_key_secret_arn, openai_stub.base_url, user_pool) as api:
+    with serving_default(api_key_secret_arn, stub.base_url, user_pool) as api:
         environment = {name: value for name, value in os.environ.items() if name not in _SDK_ENVIRONMENT}
         environment["TOKEN_VENDING_BASE_URL"] = f"{api.url}/v1"
         # In the environment, not on the command line, where any process could read them
         environment["TOKEN_VENDING_USER_TOKEN"] = user_token("node-user")
         environment["TOKEN_VENDING_PREMIUM_TOKEN"] = user_token("node-premium-member", groups=["premium"])
         # The stub's Realtime peer over WebSocket, as make run prints it
-        environment["TOKEN_VENDING_REALTIME_URL"] = openai_stub.base_url.replace("http://", "ws://") + "/v1/realtime"
+        environment["TOKEN_VENDING_REALTIME_URL"] = stub.base_url.replace("http://", "ws://") + "/v1/realtime"
+        # About 2.4 KB, far below Linux's 128 KiB for one environment string
+        environment["TOKEN_VENDING_LIVE_OFFER"] = offer()
 
         # When node's test runner runs the SDK scripts (files listed: node 21+ reads arguments as globs)
         finished = subprocess.run(
@@ -61,3 +82,5 @@ def test_the_node_sdk_works_against_the_local_api(
     # Then every script passes; node's output goes through pytest's capture, which the secret guard reads
     sys.stdout.write(finished.stdout + finished.stderr)
     assert finished.returncode == 0, "the Node SDK tests failed: node's output is in the captured stdout"
+    # and OpenAI was asked for the one Live session the scripts open, never for those the service refused
+    assert [request.path for request in stub.requests].count(LIVE_SESSIONS_PATH) == 1
