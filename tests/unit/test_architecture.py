@@ -19,7 +19,7 @@ PACKAGE = ROOT / "functions" / "voice_access"
 # parties and the configuration the edge reads for them; the rest of the domain to its own model and the outside
 # parties; the configuration reads files and the environment into the domain's records; the outside parties know
 # only the domain's errors. Nothing below the edge imports it, and only the edge imports a use case.
-USE_CASES = {"domain.minting", "domain.profiles", "domain.live"}
+USE_CASES = {"domain.minting", "domain.profiles", "domain.live", "domain.calls"}
 LAYERS = {
     "edge": {"edge", "domain", "clients", "config", "observability"},
     "use case": {"domain", "clients", "config", "observability"},

@@ -84,7 +84,7 @@ def test_a_caller_without_groups_gets_the_open_profiles_as_the_policy_file_gives
             "name": profile["name"],
             "description": written["description"],
             "session_type": written["session_type"],
-            "ways": ["live_session"] if live else ["client_secret"],
+            "ways": written.get("ways", ["live_session"] if live else ["client_secret"]),
             "default": True,
             "expires_after": None if live else written["expires_after"],
             # a Live profile that fixes no browser events fixes mute, unmute and close (docs/policy.md)

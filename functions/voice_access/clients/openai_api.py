@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import re
+import secrets
 import time
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -153,19 +154,111 @@ def create_live_session(
         raise
 
 
+class Called:
+    """A Realtime call OpenAI opened: its id, OpenAI's SDP answer, and how long OpenAI took."""
+
+    __slots__ = ("call_id", "latency_ms", "sdp")
+
+    def __init__(self, call_id: str, sdp: str, latency_ms: float) -> None:
+        self.call_id = call_id
+        self.sdp = sdp
+        self.latency_ms = latency_ms
+
+
+@traced
+def open_call(
+    url: str,
+    api_key: str,
+    offer_sdp: str,
+    session: dict[str, Any],
+    *,
+    safety_identifier: str,
+    key_source: str,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: Deadline,
+) -> Called:
+    """POST the browser's offer and the session to OpenAI's ``/v1/realtime/calls`` as the SDKs' ``calls.create``
+    sends them (multipart: ``sdp`` application/sdp, ``session`` application/json) by ``deadline``: the call opened
+    (201, its SDP answer, its id in ``Location``), or the same errors as a mint."""
+    boundary = secrets.token_hex(16)
+    parts = [
+        ("sdp", "application/sdp", offer_sdp),
+        ("session", "application/json", json.dumps(session, separators=(",", ":"))),
+    ]
+    payload = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\nContent-Type: {kind}\r\n\r\n{text}\r\n'
+        for name, kind, text in parts
+    )
+    raw, latency_ms, headers = _exchange(
+        url,
+        (payload + f"--{boundary}--\r\n").encode(),
+        f"multipart/form-data; boundary={boundary}",
+        api_key,
+        safety_identifier,
+        key_source,
+        connect_timeout,
+        read_timeout,
+        deadline,
+        "open the call",
+        HTTPStatus.CREATED,
+    )
+    call_id = re.fullmatch(r"/v1/realtime/calls/(rtc_[A-Za-z0-9_-]{1,128})", str(headers.get("Location", "")))
+    try:
+        answer = raw.decode()
+    except UnicodeDecodeError:
+        answer = ""
+    if call_id is None or not answer.startswith("v=0"):
+        milliseconds("UpstreamLatency", latency_ms)
+        raise _invalid_answer("no call id or no sdp answer", len(raw), "Realtime call")
+    return Called(call_id[1], answer, latency_ms)
+
+
 def _post(
     url: str,
     api_key: str,
-    body: dict[str, Any],
+    body: dict[str, Any] | tuple[bytes, str],
     safety_identifier: str,
     key_source: str,
     connect_timeout: float,
     read_timeout: float,
     deadline: Deadline,
     what: str,
+    expected: HTTPStatus = HTTPStatus.OK,
 ) -> tuple[bytes, float]:
-    """POST ``body`` as JSON by ``deadline``: OpenAI's 200 answer, read within MAX_RESPONSE_BYTES, and how long it
-    took; any other status raised as its error (``what`` OpenAI failed to do, in its words)."""
+    """POST ``body`` (JSON, or bytes and their content type) by ``deadline``: OpenAI's ``expected`` answer, read
+    within MAX_RESPONSE_BYTES, and how long it took; any other status raised as its error (``what`` OpenAI failed
+    to do, in its words)."""
+    payload, content_type = body if isinstance(body, tuple) else (json.dumps(body).encode(), "application/json")
+    return _exchange(
+        url,
+        payload,
+        content_type,
+        api_key,
+        safety_identifier,
+        key_source,
+        connect_timeout,
+        read_timeout,
+        deadline,
+        what,
+        expected,
+    )[:2]
+
+
+def _exchange(
+    url: str,
+    payload: bytes,
+    content_type: str,
+    api_key: str,
+    safety_identifier: str,
+    key_source: str,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: Deadline,
+    what: str,
+    expected: HTTPStatus,
+) -> tuple[bytes, float, Any]:
+    """What _post says, and the answer's headers."""
     started = time.perf_counter()
     try:
         pool, path, timeout = _upstream(url, connect_timeout, read_timeout)
@@ -173,10 +266,10 @@ def _post(
             response = pool.urlopen(
                 "POST",
                 path,
-                body=json.dumps(body).encode(),
+                body=payload,
                 headers={
                     "Authorization": f"Bearer {api_key}",
-                    "Content-Type": "application/json",
+                    "Content-Type": content_type,
                     "User-Agent": _USER_AGENT,
                     "OpenAI-Safety-Identifier": safety_identifier,
                 },
@@ -205,12 +298,12 @@ def _post(
             response.close()  # neither read the rest into memory nor reuse the connection
             raise _invalid_answer("oversized", len(raw))
         response.release_conn()
-        if response.status != HTTPStatus.OK:
+        if response.status != expected:
             raise _status_error(response.status, raw, response.headers.get("Retry-After"), key_source, what)
     except (UpstreamFailed, UpstreamRejected):
         milliseconds("UpstreamLatency", latency_ms)
         raise
-    return raw, latency_ms
+    return raw, latency_ms, response.headers
 
 
 def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamFailed:

@@ -115,6 +115,16 @@ class Reader(Protocol):
     def aws_region(self) -> str: ...
 
 
+class SecretSettings(Reader, Protocol):
+    """The secret, how long its keys are kept, and where it is read: the service's settings say."""
+
+    @property
+    def api_key_secret_id(self) -> str: ...
+
+    @property
+    def secret_cache_ttl_seconds(self) -> int: ...
+
+
 class ApiKeySource:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -151,6 +161,14 @@ class ApiKeySource:
             return credentials
         finally:
             self._lock.release()
+
+    def held_or_refusal(self, settings: SecretSettings, *, deadline: Deadline) -> "Credentials | ServiceError":
+        """The keys, or why they cannot be had, as a value: a request checks its own input first, and fails on a
+        secret it cannot read only once the request itself has passed."""
+        try:
+            return self.get(settings.api_key_secret_id, settings.secret_cache_ttl_seconds, settings, deadline=deadline)
+        except ServiceError as error:
+            return error
 
     def prefetch(self, secret_id: str, ttl_seconds: int, reader: Reader) -> threading.Thread | None:
         """Read the keys in the background, from Secrets Manager's API, for the first request to find them held: the

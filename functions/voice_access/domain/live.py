@@ -18,9 +18,10 @@ from voice_access.clients.secrets import Credentials, api_keys
 from voice_access.config.mint_settings import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
-from voice_access.domain.errors import InvalidRequest, ServiceError, UpstreamKeyRejected, UpstreamRejected
+from voice_access.domain.errors import InvalidRequest, ServiceError
+from voice_access.domain.opening import within_quota
 from voice_access.domain.policy.model import PROFILE_HEADER, Policy
-from voice_access.domain.policy.rules import check_session, ga_param, policys_refusal
+from voice_access.domain.policy.rules import check_session, ga_param
 from voice_access.domain.safety import safety_identifier
 from voice_access.observability import logger
 
@@ -52,7 +53,7 @@ def open_session(
     """The GPT-Live session ``body`` asks for (``{"session", "transport"}``), opened for ``caller`` under the
     function's ``settings`` and ``policy``; a ServiceError when it cannot be."""
     service = settings.service
-    keys = _read_keys(settings, deadline)
+    keys = api_keys.held_or_refusal(service, deadline=deadline)
     user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
     if user:
         logger.append_keys(user=user)
@@ -62,16 +63,15 @@ def open_session(
     if isinstance(keys, ServiceError):
         raise keys
     upstream_session["safety_identifier"] = user
-    reservation = quota.reserve(
+    opened, reservation = within_quota(
         quota.store_of(service),
-        profile_name,
-        chosen.limits,
         quota.spend_brake(settings.spend_brake_mints_per_day, policy),
+        profile_name,
+        chosen,
         user,
-        deadline=deadline,
-    )
-    try:
-        opened = create_live_session(
+        upstream_session,
+        deadline,
+        lambda: create_live_session(
             service.upstream(UPSTREAM_PATH),
             keys.api_key,
             {"session": upstream_session, "transport": transport},
@@ -80,18 +80,8 @@ def open_session(
             connect_timeout=settings.upstream_connect_timeout_seconds,
             read_timeout=settings.upstream_read_timeout_seconds,
             deadline=deadline,
-        )
-    except BaseException as raised:
-        failure = raised
-        if isinstance(raised, UpstreamKeyRejected):
-            api_keys.forget()  # a rotated key is read again at once, not after the cache's TTL
-        elif isinstance(raised, UpstreamRejected) and chosen.set_by_policy(raised.param, upstream_session):
-            failure = policys_refusal(raised)  # the operator's to fix: given back, as any failure of ours
-        if reservation is not None and quota.gives_back(failure):
-            quota.release(reservation)
-        if failure is raised:
-            raise
-        raise failure from None
+        ),
+    )
     observability.log_opened(
         "live_session",
         profile_name,
@@ -101,14 +91,6 @@ def open_session(
         **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
     )
     return Opened(opened.text, reservation.tightest if reservation else None)
-
-
-def _read_keys(settings: MintSettings, deadline: Deadline) -> Credentials | ServiceError:
-    service = settings.service
-    try:
-        return api_keys.get(service.api_key_secret_id, service.secret_cache_ttl_seconds, service, deadline=deadline)
-    except ServiceError as error:
-        return error
 
 
 def _read(body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

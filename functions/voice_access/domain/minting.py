@@ -52,7 +52,7 @@ def mint(
     service = settings.service
     # The keys first, so that every later line of this request names the caller, a refusal by the policy
     # included. A secret that cannot be read fails the request only once the request itself has passed.
-    keys = _read_keys(settings, deadline)
+    keys = api_keys.held_or_refusal(settings.service, deadline=deadline)
     user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
     if user:
         logger.append_keys(user=user)  # the handler clears it with the rest of the invocation's state
@@ -98,14 +98,6 @@ def mint(
         **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
     )
     return Mint(endpoint.written(minted), reservation.tightest if reservation else None)
-
-
-def _read_keys(settings: MintSettings, deadline: Deadline) -> Credentials | ServiceError:
-    try:
-        service = settings.service
-        return api_keys.get(service.api_key_secret_id, service.secret_cache_ttl_seconds, service, deadline=deadline)
-    except ServiceError as error:
-        return error
 
 
 def _create(

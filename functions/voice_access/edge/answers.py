@@ -48,13 +48,21 @@ _SDK_RETRY_WAIT_SECONDS = 60
 
 # Not a NamedTuple: defining one costs about 60 us of every cold start, and nothing here needs a tuple.
 class Answer:
-    """A 200's JSON body, and the headers it adds."""
+    """A success's body (JSON, unless ``content_type`` says otherwise), the headers it adds, and its status."""
 
-    __slots__ = ("body", "headers")
+    __slots__ = ("body", "content_type", "headers", "status")
 
-    def __init__(self, body: str, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        body: str,
+        headers: dict[str, str],
+        status: HTTPStatus = HTTPStatus.OK,
+        content_type: str = "application/json",
+    ) -> None:
         self.body = body
         self.headers = headers
+        self.status = status
+        self.content_type = content_type
 
 
 class Granted(Protocol):
@@ -79,12 +87,19 @@ def minted(mint: Granted) -> Answer:
     )
 
 
+def called(call: Granted, location: str) -> Answer:
+    """A call opened: OpenAI's SDP answer, 201, where the call is (``Location``, as OpenAI says it), and the quota's
+    rate-limit headers."""
+    granted = minted(call)
+    return Answer(granted.body, {**granted.headers, "Location": location}, HTTPStatus.CREATED, "application/sdp")
+
+
 def listed(listing: dict[str, Any]) -> Answer:
     return Answer(json.dumps(listing, separators=(",", ":")), {})
 
 
 def ok(answer: Answer, request_id: str) -> dict[str, Any]:
-    return _response(HTTPStatus.OK, answer.body, request_id, answer.headers)
+    return _response(answer.status, answer.body, request_id, {"Content-Type": answer.content_type, **answer.headers})
 
 
 def status_of(error: ServiceError) -> HTTPStatus:
@@ -181,7 +196,7 @@ def _json(
 
 
 def _response(status: HTTPStatus, body: str, request_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """An HTTP API (payload 2.0) response with a JSON body."""
+    """An HTTP API (payload 2.0) response, with a JSON body unless ``headers`` name another Content-Type."""
     return {
         "statusCode": int(status),
         "headers": {

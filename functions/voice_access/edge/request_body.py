@@ -1,4 +1,5 @@
-"""The JSON object in an API Gateway request body, or a clear 4xx."""
+"""The JSON object in an API Gateway request body, or a browser's SDP offer (raw, or in the SDKs' multipart form);
+or a clear 4xx."""
 
 import base64
 import binascii
@@ -56,6 +57,98 @@ def json_object(body: str | None, is_base64_encoded: bool, content_type: str | N
         except UnicodeEncodeError:
             raise InvalidRequest("The request body holds an invalid unicode escape.", code="invalid_json") from None
     return parsed
+
+
+def call_offer(body: str | None, is_base64_encoded: bool, content_type: str | None) -> tuple[str, Any]:
+    """The browser's SDP offer, and the session the request asks for (None: it asks for none). As OpenAI takes them
+    on ``POST /v1/realtime/calls``: the offer alone as ``application/sdp`` (what WebRTC clients such as the Agents
+    SDK's send), or a ``multipart/form-data`` form of ``sdp`` and ``session`` (the SDKs' ``calls.create``). API
+    Gateway delivers both base64-encoded."""
+    raw = _raw(body, is_base64_encoded)
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestTooLarge(
+            f"The request body is {len(raw)} bytes; this service accepts at most {MAX_BODY_BYTES} (a browser's SDP "
+            "offer is a few kilobytes).",
+            code="request_too_large",
+        )
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == "application/sdp":
+        return _sdp(raw), None
+    if media_type == "multipart/form-data":
+        parts = _form(raw, content_type or "")
+        if "sdp" not in parts:
+            raise InvalidRequest(
+                "Missing required parameter: 'sdp' (the browser's SDP offer, a part of the form).",
+                code="missing_required_parameter",
+                param="sdp",
+            )
+        session = parts.get("session")
+        return _sdp(parts["sdp"]), None if session is None else _session(session)
+    raise UnsupportedMediaType(
+        "Send the browser's SDP offer as 'Content-Type: application/sdp', or as multipart/form-data with the parts "
+        "'sdp' and 'session' (as the OpenAI SDKs' realtime.calls.create sends it).",
+        code="unsupported_content_type",
+        param="Content-Type",
+    )
+
+
+def _sdp(raw: bytes) -> str:
+    try:
+        sdp = raw.decode("utf-8")
+    except UnicodeError:
+        sdp = ""
+    if not sdp.startswith("v=0") or "\x00" in sdp:
+        raise InvalidRequest(
+            "Invalid value for 'sdp': expected the browser's SDP offer (text starting 'v=0'), as "
+            "RTCPeerConnection.createOffer() makes it.",
+            code="invalid_value",
+            param="sdp",
+        )
+    return sdp
+
+
+def _form(raw: bytes, content_type: str) -> dict[str, bytes]:
+    """A multipart form's parts by name: only ``sdp`` and ``session``, each at most once."""
+    from email.message import Message  # already loaded by http.client: no import at a mint's cold start
+    from email.parser import BytesParser
+
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("utf-8", "replace")
+    form = BytesParser().parsebytes(head + raw)
+    payload = form.get_payload()
+    if not form.is_multipart() or form.defects or not isinstance(payload, list):
+        raise InvalidRequest(
+            "The multipart body could not be read: send the form with its boundary in the Content-Type header, as "
+            "the OpenAI SDKs' realtime.calls.create does.",
+            code="invalid_multipart",
+        )
+    parts: dict[str, bytes] = {}
+    for part in payload:
+        name = part.get_param("name", header="content-disposition") if isinstance(part, Message) else None
+        if (
+            not isinstance(part, Message)
+            or part.defects
+            or part.get_content_disposition() != "form-data"
+            or not isinstance(name, str)
+        ):
+            raise InvalidRequest("A part of the multipart body is not a named form field.", code="invalid_multipart")
+        if name not in ("sdp", "session"):
+            raise InvalidRequest(f"Unknown parameter: '{name[:64]}'.", code="unknown_parameter", param=name[:64])
+        if name in parts:
+            raise InvalidRequest(f"'{name}' is sent twice in the form.", code="invalid_value", param=name)
+        content = part.get_payload(decode=True)
+        parts[name] = content if isinstance(content, bytes) else b""
+    return parts
+
+
+def _session(raw: bytes) -> Any:
+    try:
+        return json.loads(_utf8(raw), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InvalidRequest(
+            "Invalid value for 'session': the form's session part must be a JSON object.",
+            code="invalid_json",
+            param="session",
+        ) from None
 
 
 def _utf8(raw: bytes) -> str:

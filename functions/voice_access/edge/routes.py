@@ -16,7 +16,7 @@ from voice_access.domain import endpoints, minting
 from voice_access.domain.caller import Caller
 from voice_access.domain.policy.model import PROFILE_HEADER
 from voice_access.edge import answers
-from voice_access.edge.request_body import json_object
+from voice_access.edge.request_body import call_offer, json_object
 
 if TYPE_CHECKING:  # 15 ms of import for a type hint
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -63,6 +63,19 @@ def _live_sessions(event: dict[str, Any], caller: Caller, context: "LambdaContex
     return answers.minted(opened)
 
 
+def _calls(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
+    from voice_access.domain import calls  # here: a mint's cold start does not load it
+
+    headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+    offer, session = call_offer(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
+    settings = checked_settings()
+    policy = checked_policy(settings.service.policy_path)
+    deadline = Deadline.of_invocation(context)
+    profile = headers.get(PROFILE_HEADER.lower())
+    called = calls.open_session(offer, session, profile, caller, settings=settings, policy=policy, deadline=deadline)
+    return answers.called(called, called.location)
+
+
 def _profiles(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
     from voice_access.domain import profiles  # here: a mint's cold start does not load the listing
 
@@ -80,4 +93,5 @@ ROUTES: dict[str, Route] = {
     "POST /v1/realtime/translations/client_secrets": _minting(endpoints.TRANSLATION_CLIENT_SECRETS),
     "GET /v1/realtime/profiles": Route("profiles", _profiles),
     "POST /v1/live/sessions": Route("live_sessions", _live_sessions),
+    "POST /v1/realtime/calls": Route("calls", _calls),
 }

@@ -1,0 +1,95 @@
+"""Opening a Realtime call for a caller: check the request against the policy, count it in the caller's quota, and
+have OpenAI open it, with the service's key, from the browser's SDP offer (``POST /v1/realtime/calls``).
+
+No client secret reaches the browser: the service opens the call as the SDKs' ``calls.create`` does on a server,
+and the browser gets OpenAI's SDP answer. The session is the one the request sends (the SDKs' multipart form),
+checked as a mint's is, or, for an offer sent alone (what WebRTC clients such as the Agents SDK's send), the
+profile's own: what it fixes and its defaults. The offer and the answer are never logged (ICE candidates carry the
+user's addresses). The call is counted in the same windows as a mint, and given back on the same failures.
+"""
+
+from typing import Any
+
+from voice_access import observability
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.openai_api import open_call
+from voice_access.clients.secrets import Credentials, api_keys
+from voice_access.config.mint_settings import MintSettings
+from voice_access.domain import quota
+from voice_access.domain.caller import Caller
+from voice_access.domain.errors import ServiceError
+from voice_access.domain.opening import within_quota
+from voice_access.domain.policy.model import PROFILE_HEADER, Policy
+from voice_access.domain.policy.rules import check_session
+from voice_access.domain.safety import safety_identifier
+from voice_access.observability import logger
+
+UPSTREAM_PATH = "/v1/realtime/calls"
+
+
+class Called:
+    """A call OpenAI opened: its SDP answer, where it is (``Location``), and where the caller's quota stands."""
+
+    __slots__ = ("location", "text", "tightest")
+
+    def __init__(self, text: str, location: str, tightest: quota.Counted | None) -> None:
+        self.text = text
+        self.location = location
+        self.tightest = tightest
+
+
+def open_session(
+    offer_sdp: str,
+    session: Any,
+    profile: str | None,
+    caller: Caller,
+    *,
+    settings: MintSettings,
+    policy: Policy,
+    deadline: Deadline,
+) -> Called:
+    """The Realtime call the browser's ``offer_sdp`` asks for, with ``session`` (None: the profile's own), opened for
+    ``caller`` under the function's ``settings`` and ``policy``; a ServiceError when it cannot be."""
+    service = settings.service
+    keys = api_keys.held_or_refusal(service, deadline=deadline)
+    user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
+    if user:
+        logger.append_keys(user=user)
+    profile_name, chosen = policy.select(profile, "realtime", caller, param=PROFILE_HEADER, way="call")
+    upstream_session = check_session({} if session is None else session, profile_name, chosen, _name)
+    if isinstance(keys, ServiceError):
+        raise keys
+    called, reservation = within_quota(
+        quota.store_of(service),
+        quota.spend_brake(settings.spend_brake_mints_per_day, policy),
+        profile_name,
+        chosen,
+        user,
+        upstream_session,
+        deadline,
+        lambda: open_call(
+            service.upstream(UPSTREAM_PATH),
+            keys.api_key,
+            offer_sdp,
+            upstream_session,
+            safety_identifier=user,
+            key_source=service.api_key_source,
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            read_timeout=settings.upstream_read_timeout_seconds,
+            deadline=deadline,
+        ),
+    )
+    observability.log_opened(
+        "call",
+        profile_name,
+        called.latency_ms,
+        model=upstream_session.get("model"),
+        call_id=called.call_id,
+        **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
+    )
+    return Called(called.sdp, f"{UPSTREAM_PATH}/{called.call_id}", reservation.tightest if reservation else None)
+
+
+def _name(path: str) -> str:
+    """A session path as the form names it: its ``session`` part."""
+    return path
