@@ -27,7 +27,7 @@ from tests.keys import TEST_API_KEY, TEST_SAFETY_KEY
 from tests.lambda_context import FakeLambdaContext, LambdaContext
 from tests.output import Output
 from tests.paths import TEMPLATE
-from tests.secret_guard import MINTED_SECRETS, USER_EMAILS, USER_TOKENS, record_text, secret_shown
+from tests.secret_guard import MINTED_SECRETS, USER_EMAILS, USER_TOKENS, record_text, sdp_shown, secret_shown
 
 
 @pytest.fixture(scope="session")
@@ -205,6 +205,10 @@ def output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture)
     records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]
     # The stub fixture has been torn down by now (this one was set up first) and added its minted values.
     leak = secret_shown(captured.text() + "\n".join(record_text(r) for r in records))
+    # The function's own log lines never hold an SDP offer or answer: their ICE candidates carry the user's
+    # addresses (the stub and the peer, standing in for OpenAI, may log theirs).
+    if not leak and sdp_shown(stream.getvalue()):
+        leak = "an SDP offer or answer (ICE candidates, with the user's addresses) appeared in the function's logs"
     # pytest.fail, not assert: assertion introspection would print the secret itself
     if leak:
         pytest.fail(leak, pytrace=False)

@@ -69,3 +69,12 @@ def secret_shown(shown: str) -> str | None:
     if any(email in text for email in USER_EMAILS) or _EMAIL.search(text):
         return "an e-mail address appeared in the output"
     return None
+
+
+# The lines of an SDP that tell where its peer is, or how to reach it.
+_SDP_LINES = re.compile(r"a=(?:candidate|ice-ufrag|ice-pwd|fingerprint):")
+
+
+def sdp_shown(shown: str) -> bool:
+    """Whether a text shows an SDP offer or answer (plain, or JSON-escaped as a log line holds it)."""
+    return bool(_SDP_LINES.search(shown) or _SDP_LINES.search(_decoded(shown)))

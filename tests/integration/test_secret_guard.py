@@ -254,3 +254,32 @@ def test_the_guard_fails_a_test_whose_subprocess_writes_a_secret_to_a_file_descr
     result.stdout.no_fnmatch_line("*eyJ[A-Za-z0-9]*")
     result.stdout.no_re_match_line(r".*ek_[0-9a-f]{32}")  # learnt at teardown, hidden in the call's report too
     result.stdout.no_fnmatch_line("*example.test*")
+
+
+SDP_TESTS = """
+from voice_access.observability import logger
+
+OFFER = "v=0\\r\\na=ice-ufrag:abcd\\r\\na=candidate:1 1 udp 2122 192.0.2.7 50000 typ host\\r\\n"
+
+
+def test_clean():
+    logger.info("session opened", way="live_session", profile="live", sdp_bytes=len(OFFER))
+
+
+def test_logs_an_offer():
+    logger.info("session opened", offer=OFFER)
+
+
+def test_logs_a_candidate_in_its_message():
+    logger.warning(f"openai refused {OFFER.splitlines()[-1]}")
+"""
+
+
+def test_the_guard_fails_the_tests_whose_function_logs_an_sdp(pytester: pytest.Pytester) -> None:
+    # Given the project's fixtures and three tests, two of which let the function log an SDP (ICE candidates)
+    # When they run, in a pytest of their own
+    result = run_in_own_process(pytester, test_sdp=SDP_TESTS)
+
+    # Then the clean one passes and each that logs one errors in the guard's teardown
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["*an SDP offer or answer*appeared in the function's logs*"])
