@@ -252,7 +252,7 @@ def test_every_answer_to_an_allowed_origin_carries_its_cors_headers(
     assert answer.cors() == {
         "access-control-allow-origin": DEV_PAGE,
         "access-control-expose-headers": "x-request-id,retry-after,www-authenticate,x-ratelimit-limit-requests,"
-        "x-ratelimit-remaining-requests,x-ratelimit-reset-requests,x-should-retry",
+        "x-ratelimit-remaining-requests,x-ratelimit-reset-requests,x-should-retry,location",
     }
 
 

@@ -33,18 +33,34 @@ class Route:
         self.answer = answer
 
 
-def _minting(endpoint: endpoints.Endpoint) -> Route:
-    def answer(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
-        # API Gateway sends header names in lower case; a local or hand-made event may not.
-        headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
-        body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
-        settings = checked_settings()
-        policy = checked_policy(settings.service.policy_path)
+class _Asked:
+    """What a route hands its use case besides the body, read after it: the function's settings and policy, the
+    request's deadline, and the profile it names."""
+
+    __slots__ = ("deadline", "policy", "profile", "settings")
+
+    def __init__(self, headers: dict[str, str], context: "LambdaContext") -> None:
+        self.settings = checked_settings()
+        self.policy = checked_policy(self.settings.service.policy_path)
         # One deadline for the whole request, ending before Lambda's timeout, so a slow OpenAI or Secrets
         # Manager still gets our envelope rather than API Gateway's bare 5xx.
-        deadline = Deadline.of_invocation(context)
-        profile = headers.get(PROFILE_HEADER.lower())
-        minted = minting.mint(endpoint, body, profile, caller, settings=settings, policy=policy, deadline=deadline)
+        self.deadline = Deadline.of_invocation(context)
+        self.profile = headers.get(PROFILE_HEADER.lower())
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    # API Gateway sends header names in lower case; a local or hand-made event may not.
+    return {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+
+
+def _minting(endpoint: endpoints.Endpoint) -> Route:
+    def answer(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
+        headers = _headers(event)
+        body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
+        asked = _Asked(headers, context)
+        minted = minting.mint(
+            endpoint, body, asked.profile, caller, settings=asked.settings, policy=asked.policy, deadline=asked.deadline
+        )
         return answers.minted(minted)
 
     return Route(endpoint.name, answer)
@@ -53,26 +69,24 @@ def _minting(endpoint: endpoints.Endpoint) -> Route:
 def _live_sessions(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
     from voice_access.domain import live  # here: a mint's cold start does not load it
 
-    headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+    headers = _headers(event)
     body = json_object(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
-    settings = checked_settings()
-    policy = checked_policy(settings.service.policy_path)
-    deadline = Deadline.of_invocation(context)
-    profile = headers.get(PROFILE_HEADER.lower())
-    opened = live.open_session(body, profile, caller, settings=settings, policy=policy, deadline=deadline)
+    asked = _Asked(headers, context)
+    opened = live.open_session(
+        body, asked.profile, caller, settings=asked.settings, policy=asked.policy, deadline=asked.deadline
+    )
     return answers.minted(opened)
 
 
 def _calls(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
     from voice_access.domain import calls  # here: a mint's cold start does not load it
 
-    headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+    headers = _headers(event)
     offer, session = call_offer(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type"))
-    settings = checked_settings()
-    policy = checked_policy(settings.service.policy_path)
-    deadline = Deadline.of_invocation(context)
-    profile = headers.get(PROFILE_HEADER.lower())
-    called = calls.open_session(offer, session, profile, caller, settings=settings, policy=policy, deadline=deadline)
+    asked = _Asked(headers, context)
+    called = calls.open_session(
+        offer, session, asked.profile, caller, settings=asked.settings, policy=asked.policy, deadline=asked.deadline
+    )
     return answers.called(called, called.location)
 
 
