@@ -539,6 +539,24 @@ def test_make_invoke_prints_the_functions_result_for_an_event_file(secrets_via: 
     assert STUB_API_KEY not in ran.stdout + ran.stderr
 
 
+def test_make_invoke_opens_a_live_session_from_its_event_file_and_logs_no_sdp() -> None:
+    # Given the GPT-Live event file (a browser's offer, a signed-in caller)
+    # When `make invoke` runs the function on it
+    ran = _invoke("events/live_sessions.json")
+
+    # Then the stub's peer answered the offer: a live_ session and its SDP answer, and the logs name the session
+    # opened without a line of either SDP
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    result = json.loads(ran.stdout)
+    assert result["statusCode"] == HTTPStatus.OK
+    opened = json.loads(result["body"])
+    assert opened["session"]["id"].startswith("live_")
+    assert opened["transport"]["sdp"].startswith("v=0")
+    assert '"message":"session opened"' in ran.stderr
+    assert "a=candidate" not in ran.stderr
+    assert "a=ice-pwd" not in ran.stderr
+
+
 def test_make_invoke_answers_a_rejected_event_with_its_400() -> None:
     # Given an event the policy refuses
     # When `make invoke` runs the function on it
