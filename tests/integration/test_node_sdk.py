@@ -1,6 +1,6 @@
 """The official OpenAI Node SDK (the npm `openai` package pinned in package.json) against the local API, with
 a signed-in user's token as its apiKey, minting OpenAI's samples and the Agents SDK's (`@openai/agents`) defaults
-and opening GPT-Live sessions.
+and opening GPT-Live sessions and Realtime calls.
 
 tests/node/*.test.mjs hold the calls and their assertions; this test serves the local API with the template's
 JWT authorizer (tokens of its user pool, here in moto), signs two users in, and runs them.
@@ -29,13 +29,14 @@ SDK_PACKAGES = ("openai", "@openai/agents")
 # Credentials or a base URL of the developer's own would point the SDK elsewhere, or at real OpenAI.
 _SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
+CALLS_PATH = "/v1/realtime/calls"
 
 
 @pytest.fixture
 def stub() -> Iterator[OpenAIStub]:
-    """An OpenAI stub of this test's own: the Live sessions the scripts open are never connected, and stopping it
-    ends them (the shared stub would keep them past the test). What it minted goes to the secret guard, as the
-    shared stub's does."""
+    """An OpenAI stub of this test's own: the Live sessions and Realtime calls the scripts open are never connected,
+    and stopping it ends them (the shared stub would keep them past the test). What it minted goes to the secret
+    guard, as the shared stub's does."""
     with OpenAIStub(TEST_API_KEY) as running:
         yield running
     MINTED_SECRETS.update(running.minted)
@@ -51,7 +52,7 @@ def test_the_node_sdk_works_against_the_local_api(
     # Given Node.js, the pinned SDK, and the local API serving the template's routes, environment and JWT
     # authorizer (the default deployment: tokens of its user pool; the key read through the Parameters and
     # Secrets Extension, here its stand-in), two signed-in users, one of them in the premium group, and a
-    # browser's WebRTC offer for the Live sessions
+    # browser's WebRTC offer for the Live sessions and the Realtime calls
     node = shutil.which("node")
     assert node, "Node.js is not installed: install Node.js 20 or newer, then run `npm ci` in the repository root"
     assert_pinned(SDK_PACKAGES)
@@ -82,5 +83,10 @@ def test_the_node_sdk_works_against_the_local_api(
     # Then every script passes; node's output goes through pytest's capture, which the secret guard reads
     sys.stdout.write(finished.stdout + finished.stderr)
     assert finished.returncode == 0, "the Node SDK tests failed: node's output is in the captured stdout"
-    # and OpenAI was asked for the one Live session the scripts open, never for those the service refused
-    assert [request.path for request in stub.requests].count(LIVE_SESSIONS_PATH) == 1
+    # and OpenAI was asked for the one Live session and the two Realtime calls the scripts open, never for those the
+    # service refused; its peer holds just those over WebRTC, never connected, each open until the stub stops
+    paths = [request.path for request in stub.requests]
+    assert (paths.count(LIVE_SESSIONS_PATH), paths.count(CALLS_PATH)) == (1, 2)
+    webrtc = [call for call in stub.calls if call.call_id.startswith(("live_", "rtc_"))]
+    assert sorted(call.call_id.split("_")[0] for call in webrtc) == ["live", "rtc", "rtc"]
+    assert [(call.audio_frames_received, call.ended) for call in webrtc] == [(0, None)] * 3

@@ -1,8 +1,9 @@
 // The official OpenAI Node SDK, pointed at this API with baseURL and given the user's token as its apiKey,
 // just works, for OpenAI's samples and what the Agents SDK for JavaScript (@openai/agents) sends by default, and
-// opens GPT-Live sessions through the service. Run by tests/integration/test_node_sdk.py, which serves the local
-// API with the embedded issuer and sets TOKEN_VENDING_BASE_URL, the tokens of two users (one of them in the
-// premium group) and TOKEN_VENDING_LIVE_OFFER, a browser's WebRTC offer (Node has no WebRTC to make one).
+// opens GPT-Live sessions and Realtime calls through the service. Run by tests/integration/test_node_sdk.py, which
+// serves the local API with the embedded issuer and sets TOKEN_VENDING_BASE_URL, the tokens of two users (one of
+// them in the premium group) and TOKEN_VENDING_LIVE_OFFER, a browser's WebRTC offer (Node has no WebRTC to make
+// one), which the Live sessions and the Realtime calls both take.
 // Never print a minted value or a token: assertions on them carry their own message, so node shows neither.
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -15,8 +16,8 @@ const userToken = process.env.TOKEN_VENDING_USER_TOKEN;
 const premiumToken = process.env.TOKEN_VENDING_PREMIUM_TOKEN;
 assert.ok(baseURL, "set TOKEN_VENDING_BASE_URL to the local API's /v1 URL (the pytest side does)");
 assert.ok(userToken && premiumToken, "set TOKEN_VENDING_USER_TOKEN and TOKEN_VENDING_PREMIUM_TOKEN (pytest does)");
-const liveOffer = process.env.TOKEN_VENDING_LIVE_OFFER;
-assert.ok(liveOffer?.startsWith("v=0"), "set TOKEN_VENDING_LIVE_OFFER to a WebRTC SDP offer (pytest does)");
+const offer = process.env.TOKEN_VENDING_LIVE_OFFER;
+assert.ok(offer?.startsWith("v=0"), "set TOKEN_VENDING_LIVE_OFFER to a WebRTC SDP offer (pytest does)");
 
 // The README's call: the signed-in user's access token is the SDK's apiKey.
 const client = new OpenAI({ apiKey: userToken, baseURL, maxRetries: 0 });
@@ -255,7 +256,7 @@ test("GPT-Live: live.create with the user's token opens a session through the se
   // When the SDK opens a Live session, as OpenAI's WebRTC guide has a server do with its key
   const live = await client.live.create({
     session: { model: "gpt-live-1", audio: { output: { voice: "marin" } } },
-    transport: { type: "webrtc", sdp: liveOffer },
+    transport: { type: "webrtc", sdp: offer },
   });
 
   // Then it gets OpenAI's answer: the session's id and an SDP answer for the browser
@@ -289,7 +290,7 @@ for (const [name, body, code, param] of [
     // When the SDK sends it
     // Then it raises its typed 400 in OpenAI's envelope, naming the parameter
     await assert.rejects(
-      client.live.create({ transport: { type: "webrtc", sdp: liveOffer }, ...body }),
+      client.live.create({ transport: { type: "webrtc", sdp: offer }, ...body }),
       (error) => {
         assert.ok(error instanceof OpenAI.APIError, `expected APIError, got ${error?.constructor?.name}`);
         assert.ok(error instanceof OpenAI.BadRequestError, `expected BadRequestError, got ${error?.constructor?.name}`);
@@ -302,3 +303,49 @@ for (const [name, body, code, param] of [
     );
   });
 }
+
+// Where the service says a call it opened is: OpenAI's own Location.
+const CALL_LOCATION = /^\/v1\/realtime\/calls\/rtc_[A-Za-z0-9_-]+$/;
+
+test("Realtime calls: calls.create with the user's token and a session opens a call through the service", async () => {
+  // Given the browser's offer and the Agents SDK quickstart's session
+  // When the SDK opens a call, as a server would with its key (the multipart form of sdp and session)
+  const answer = await client.realtime.calls.create({
+    sdp: offer,
+    session: { type: "realtime", model: "gpt-realtime-2.1" },
+  });
+
+  // Then it gets OpenAI's answer: 201, where the call is, and the SDP answer for the browser
+  assert.equal(answer.status, 201);
+  assert.match(answer.headers.get("location"), CALL_LOCATION);
+  assert.equal(answer.headers.get("content-type"), "application/sdp");
+  assert.ok((await answer.text()).startsWith("v=0"), "the answer is not SDP");
+});
+
+test("Realtime calls: calls.create with the offer alone opens a call with the profile's session", async () => {
+  // Given the offer alone (the SDK then posts it as application/sdp, as WebRTC clients do)
+  // When the SDK opens a call with it
+  const answer = await client.realtime.calls.create({ sdp: offer });
+
+  // Then the service opens it too
+  assert.equal(answer.status, 201);
+  assert.match(answer.headers.get("location"), CALL_LOCATION);
+  assert.ok((await answer.text()).startsWith("v=0"), "the answer is not SDP");
+});
+
+test("Realtime calls: a session field OpenAI's Realtime API lacks raises BadRequestError naming it", async () => {
+  // Given a session with a field the Realtime API has no place for
+  // When the SDK opens a call with it
+  // Then it raises its typed 400 in OpenAI's envelope, naming the field, and no call is opened
+  await assert.rejects(
+    client.realtime.calls.create({ sdp: offer, session: { type: "realtime", temperature: 0.9 } }),
+    (error) => {
+      assert.ok(error instanceof OpenAI.BadRequestError, `expected BadRequestError, got ${error?.constructor?.name}`);
+      assert.equal(error.status, 400);
+      assert.equal(error.type, "invalid_request_error");
+      assert.equal(error.code, "unknown_parameter");
+      assert.equal(error.param, "session.temperature");
+      return true;
+    },
+  );
+});
