@@ -1,11 +1,14 @@
 """The Agents SDK for JavaScript (@openai/agents 0.20.0) in a real headless Chromium: a page written as the SDK's
 voice-agent quickstart (RealtimeAgent, RealtimeSession over WebRTC) connects to `make run`'s local Realtime peer
 with a client secret minted through the token vending API for a development user, and hears the agent's reply;
-so does the same page over the SDK's WebSocket transport, whose secret a browser sends as a subprotocol.
+so does the same page over the SDK's WebSocket transport, whose secret a browser sends as a subprotocol; and so
+does the page whose WebRTC transport posts its offer to the service's own calls route with the user's token, where
+no client secret ever reaches the browser.
 
 The page loads the SDK's browser bundle from node_modules (no CDN: no network); it runs on its own loopback
-origin, so the peer's CORS must let the SDK's offer in, X-OpenAI-Agents-SDK header and all. tests/browser/agents.mjs
-drives the page; what it prints is read by the secret guard.
+origin, so the peer's CORS, and the service's, must let the SDK's offer in, X-OpenAI-Agents-SDK header and all
+(and the service's must show the page Location, where the SDK reads the call's id). tests/browser/agents.mjs drives
+the page; what it prints is read by the secret guard.
 """
 
 import mimetypes
@@ -31,6 +34,8 @@ DRIVER = BROWSER / "agents.mjs"
 BUNDLE = ROOT / "node_modules" / "@openai" / "agents-realtime" / "dist" / "bundle"
 PAGE_FILES = {"/": BROWSER / "agents.html", "/agents-page.mjs": BROWSER / "agents-page.mjs"}
 CLIENT_SECRET = re.compile(r"\bek_[A-Za-z0-9]")
+CALLS_PATH = "/v1/realtime/calls"
+LOCATION = re.compile(re.escape(CALLS_PATH) + r"/rtc_[A-Za-z0-9_-]+")
 
 
 class _PageHandler(BaseHTTPRequestHandler):
@@ -70,7 +75,7 @@ class _PageHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = chromium_path(("@openai/agents", "playwright-core"))
+    path = chromium_path(("@openai/agents", "@openai/agents-realtime", "playwright-core"))
     assert (BUNDLE / "openai-realtime-agents.mjs").is_file(), "the Agents SDK's browser bundle is missing: run `npm ci`"
     return path
 
@@ -91,8 +96,9 @@ def page_origin() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def make_run() -> Iterator[LocalService]:
-    with local_run() as service:
+def make_run(page_origin: str) -> Iterator[LocalService]:
+    """`make run`, whose API lets the voice agent's page call it (the peer lets any origin in)."""
+    with local_run(ALLOWED_ORIGINS=page_origin) as service:
         yield service
 
 
@@ -121,6 +127,44 @@ def test_the_agents_sdks_realtime_session_talks_to_the_local_peer(
     assert {"session.created", "session.updated", "response.created", "response.done"} <= set(result["events"])
     assert result["errors"] == []
     # And nothing on the page showed the client secret or failed
+    assert not CLIENT_SECRET.search("\n".join(seen["console"]))
+    assert [line for line in seen["console"] if line.startswith(("error", "pageerror"))] == []
+
+
+def test_the_agents_sdk_connects_through_the_services_calls_route_with_the_users_token(
+    chromium: str, page_origin: str, make_run: LocalService
+) -> None:
+    # Given a development user's token (no client secret minted), and the service's calls route as the page's
+    # WebRTC transport's baseUrl
+    token, calls_url = make_run.token(), f"{make_run.url}{CALLS_PATH}"
+
+    # When the page's RealtimeSession connects with the token as its key (useInsecureApiKey, which the SDK asks
+    # for any key that is not an ek_) and the user says hello
+    seen = drive(chromium, page_origin, {"apiKey": token, "baseUrl": calls_url})
+    result = seen["result"]
+
+    # Then the service opened the call: the session connected over WebRTC, knows its call's id from Location, and
+    # the agent's reply came back from the local peer
+    assert result["ok"], result
+    assert result["transport"] == "webrtc"
+    assert re.fullmatch(r"rtc_[A-Za-z0-9_-]+", result["callId"])
+    assert result["transcript"] == REPLY_TRANSCRIPT
+    assert {"session.created", "session.updated", "response.created", "response.done"} <= set(result["events"])
+    assert result["errors"] == []
+    # and the page's one request was the SDK's offer to the service, with the user's token as its bearer
+    [call] = result["network"]
+    assert (call["method"], call["url"], call["bearer"]) == ("POST", calls_url, "the page's key")
+    assert call["headers"]["content-type"] == "application/sdp"
+    assert call["headers"]["x-openai-agents-sdk"].startswith("openai-agents-sdk.")
+    assert (call["status"], call["contentType"]) == (201, "application/sdp")
+    assert LOCATION.fullmatch(call["location"])
+    assert calls_url in result["resources"]
+    # And no client secret was ever in the browser: not sent, not received, not in the network log, the DOM, the
+    # page's storage, the session's events or history, nor the console; and nothing on the page failed
+    assert not call["clientSecretSent"]
+    assert not call["clientSecretReceived"]
+    assert not [url for url in result["resources"] if CLIENT_SECRET.search(url)]
+    assert result["clientSecretSeen"] == []
     assert not CLIENT_SECRET.search("\n".join(seen["console"]))
     assert [line for line in seen["console"] if line.startswith(("error", "pageerror"))] == []
 
