@@ -194,3 +194,23 @@ def test_a_live_profile_mints_no_client_secret(api: LocalApi, user_token: Callab
     assert isinstance(caught.value.body, dict)
     assert "Profile 'live' is for live sessions, not realtime." in caught.value.body["message"]
     assert stub.requests == []
+
+
+def test_a_caller_over_the_profiles_window_is_refused_naming_live_sessions(
+    client: openai.OpenAI, stub: OpenAIStub
+) -> None:
+    # Given a caller who has opened as many Live sessions as the shipped profile allows in a minute (10)
+    for _ in range(10):
+        client.live.create(session={"model": "gpt-live-1"}, transport={"type": "webrtc", "sdp": offer()})
+
+    # When it asks for one more
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.live.create(session={"model": "gpt-live-1"}, transport={"type": "webrtc", "sdp": offer()})
+
+    # Then it is refused, 429, in the words of what it asked for, and OpenAI was asked only for the ten
+    assert isinstance(caught.value.body, dict)
+    assert (
+        "Rate limit reached for profile 'live': 10 GPT-Live sessions per minute for each user."
+        in (caught.value.body["message"])
+    )
+    assert len(live_requests(stub)) == 10

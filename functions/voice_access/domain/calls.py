@@ -67,6 +67,7 @@ def open_session(
         user,
         upstream_session,
         deadline,
+        ("call", "calls"),
         lambda: open_call(
             service.upstream(UPSTREAM_PATH),
             keys.api_key,

@@ -57,14 +57,16 @@ class Window(Record):
         """How many of its unit the window allows."""
         return self.mints
 
-    def describe(self) -> str:
-        """E.g. "10 client secrets per minute", "200 client secrets per 2 hours"."""
+    def describe(self, words: tuple[str, str] | None = None) -> str:
+        """E.g. "10 client secrets per minute", "200 client secrets per 2 hours"; ``words``, one and many of what is
+        counted when it is not the unit's own (a session the service opened counts as a mint does)."""
         for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
             if self.seconds % length == 0:
                 count = self.seconds // length
                 per = unit if count == 1 else f"{count} {unit}s"
                 break
-        return f"{self.limit} {self.unit.one if self.limit == 1 else self.unit.many} per {per}"
+        one, many = words or (self.unit.one, self.unit.many)
+        return f"{self.limit} {one if self.limit == 1 else many} per {per}"
 
 
 class Limits(Record):

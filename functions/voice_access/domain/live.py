@@ -71,6 +71,7 @@ def open_session(
         user,
         upstream_session,
         deadline,
+        ("GPT-Live session", "GPT-Live sessions"),
         lambda: create_live_session(
             service.upstream(UPSTREAM_PATH),
             keys.api_key,

@@ -22,12 +22,14 @@ def within_quota[T](
     user: str,
     session: dict[str, Any],
     deadline: Deadline,
+    words: tuple[str, str],
     open_upstream: Callable[[], T],
 ) -> tuple[T, quota.Reservation | None]:
     """``open_upstream()`` with a unit of the caller's windows (and the spend brake) taken first: what it opened and
-    the reservation; its failure raised, the unit given back where a mint's would be, a refusal of a field the
-    policy set (``session``) made the operator's, and a key OpenAI refused forgotten."""
-    reservation = quota.reserve(store, profile_name, profile.limits, brake, user, deadline=deadline)
+    the reservation. A full window's refusal names what is counted (``words``: one, many). Its failure is raised, the
+    unit given back where a mint's would be, a refusal of a field the policy set (``session``) made the operator's,
+    and a key OpenAI refused forgotten."""
+    reservation = quota.reserve(store, profile_name, profile.limits, brake, user, deadline=deadline, words=words)
     try:
         return open_upstream(), reservation
     except BaseException as raised:

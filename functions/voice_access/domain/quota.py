@@ -137,8 +137,10 @@ def reserve(
     user: str,
     *,
     deadline: Deadline,
+    words: tuple[str, str] | None = None,
 ) -> Reservation | None:
     """Take a unit from every window that applies to ``user`` minting with ``profile``; None when none does.
+    ``words``: what a refusal calls what is counted (one, many), when it is not a client secret.
 
     RateLimited when a window is full (nothing taken); DependencyUnavailable when the store is out of reach
     (or None, minting unchecked, when the profile fails open); ServiceMisconfigured when it cannot be used.
@@ -175,7 +177,7 @@ def reserve(
             if isinstance(outcome, Full)
         ]
         counted, braked = max(refusals, key=lambda refusal: refusal[0].resets_at)
-        raise _refusal(counted, braked, profile, now)
+        raise _refusal(counted, braked, profile, now, words)
     if limits is not None and limits.on_store_failure == "allow":
         # The counters it reached keep their units (a failed brake leaves the caller's limit in force).
         logger.warning("quota store unavailable: minting without a quota check", profile=profile, counted=len(taken))
@@ -336,22 +338,25 @@ def _misconfigured(reason: str, problem: str) -> ServiceMisconfigured:
     )
 
 
-def _refusal(counted: Counted, brake: bool, profile: str, now: float) -> RateLimited:
-    """The refusal of a mint by the full window ``counted`` (the spend brake's when ``brake``)."""
+def _refusal(
+    counted: Counted, brake: bool, profile: str, now: float, words: tuple[str, str] | None = None
+) -> RateLimited:
+    """The refusal of a mint (or of a session, ``words`` saying what it is) by the full window ``counted`` (the spend
+    brake's when ``brake``)."""
     window = counted.window
     wait = max(1, math.ceil(counted.resets_at - now))
     if brake:
         logger.warning("spend brake reached", limit=window.limit, window_seconds=window.seconds)
         count("QuotaRefusals", limit="spend_brake")
         message = (
-            f"This service has reached its spend brake ({window.describe()} across all users). "
+            f"This service has reached its spend brake ({window.describe(words)} across all users). "
             f"Try again in {_human(wait)}; the operator can raise the brake."
         )
     else:
         logger.info("quota reached", profile=profile, limit=window.limit, window_seconds=window.seconds)
         count("QuotaRefusals", limit="caller")
         message = (
-            f"Rate limit reached for profile '{profile}': {window.describe()} for each user. "
+            f"Rate limit reached for profile '{profile}': {window.describe(words)} for each user. "
             f"Try again in {_human(wait)}."
         )
     return RateLimited(
