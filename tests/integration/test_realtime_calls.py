@@ -16,7 +16,7 @@ import pytest
 
 from local.gateway import LocalApi
 from local.user_pool import UserPool
-from openai_stub.server import OpenAIStub
+from openai_stub.server import Fault, OpenAIStub
 from tests.keys import TEST_API_KEY
 from tests.local_api import post, serving_default
 from tests.webrtc_offers import offer
@@ -196,3 +196,31 @@ def test_a_session_the_policy_refuses_is_refused_before_openai(
     assert isinstance(caught.value.body, dict)
     assert (caught.value.body["code"], caught.value.body["param"]) == (code, param)
     assert stub.requests == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "given_back"),
+    [
+        pytest.param(Fault.error(HTTPStatus.INTERNAL_SERVER_ERROR), HTTPStatus.BAD_GATEWAY, True, id="openai-5xx"),
+        pytest.param(
+            Fault.error(HTTPStatus.BAD_REQUEST, code="invalid_value", param="session.audio.output.voice"),
+            HTTPStatus.BAD_REQUEST,
+            False,
+            id="openai-refuses-the-callers-field",
+        ),
+    ],
+)
+def test_a_call_openai_fails_to_open_gives_its_unit_back_as_a_mint_would(
+    client: openai.OpenAI, stub: OpenAIStub, fault: Fault, status: int, given_back: bool
+) -> None:
+    # Given OpenAI failing the next call: its fault (a mint's would give back), or the caller's (it would not)
+    stub.inject(fault)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.realtime.calls.create(sdp=offer(), session={"type": "realtime", "audio": {"output": {"voice": "cedar"}}})
+    assert caught.value.status_code == status
+
+    # When the caller opens the next call
+    answer = client.realtime.calls.create(sdp=offer())
+
+    # Then its quota counts the failed one only where a mint's would (the shipped profile allows 10 a minute)
+    assert answer.response.headers["x-ratelimit-remaining-requests"] == ("9" if given_back else "8")
