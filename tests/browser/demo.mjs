@@ -1,8 +1,10 @@
 // Drives the demo page (web/, served by `make run`) in Debian's headless Chromium with fake media devices, as a
-// person would: sign in, pick a profile and a voice, Connect, ask for a response, hang up. Reads
-// {"executablePath", "url", "scenario", "user", "group", "profile", "voice", "screenshot"} as JSON on stdin and
-// prints one JSON document of what the page showed. It sees the user's token and the client secret only as the
-// page's network answers, to check that neither appears in the page's DOM or console; it never prints them.
+// person would: sign in, pick a way of opening the session, a profile and a voice, Connect, ask for a response,
+// hang up. Reads {"executablePath", "url", "scenario", "user", "group", "way", "profile", "voice", "screenshot"} as
+// JSON on stdin and prints one JSON document of what the page showed. It sees the user's token and the client
+// secret only as the page's network answers, to check that neither appears in the page's DOM or console; it never
+// prints them. It reads every request and answer of the page (headers and bodies) to say whether anything shaped
+// like a client secret passed, and which credential each request to the API carried, never the values.
 // Run by tests/integration/test_demo.py.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,6 +43,27 @@ page.on("request", (request) => {
   const url = new URL(request.url());
   requested.push(`${url.origin}${url.pathname}`);
 });
+// The network log as text, to search: each request's headers and body and its answer's, in the order answered
+const CLIENT_SECRET = /\bek_[A-Za-z0-9]/;
+const traffic = []; // {request: "METHOD origin/path", bearer: "jwt" | "client secret" | "other" | null, text}
+const exchanged = async (request, response) => {
+  const url = new URL(request.url());
+  const headers = await request.allHeaders();
+  const sent = request.postDataBuffer()?.toString("latin1") ?? "";
+  const answered = response ? JSON.stringify(await response.allHeaders()) : "";
+  const answer = response ? await response.body().then((body) => body.toString("latin1"), () => "") : "";
+  const bearer = (headers.authorization ?? "").replace(/^Bearer /, "") || null;
+  traffic.push({
+    request: `${request.method()} ${url.origin}${url.pathname}`,
+    status: response?.status() ?? null,
+    bearer: bearer && (/^eyJ/.test(bearer) ? "jwt" : CLIENT_SECRET.test(bearer) ? "client secret" : "other"),
+    text: [url.href, JSON.stringify(headers), sent, answered, answer].join("\n"),
+  });
+};
+page.on("requestfinished", (request) =>
+  reading.push(request.response().then((response) => exchanged(request, response))),
+);
+page.on("requestfailed", (request) => reading.push(exchanged(request, null)));
 page.on("response", (response) => {
   const path = new URL(response.url()).pathname;
   if (path.endsWith("/local/sign-in") || path.endsWith("/realtime/client_secrets")) {
@@ -83,6 +106,31 @@ async function signIn() {
       return ignored.hidden ? null : ignored.textContent;
     }),
   };
+}
+
+// The event types in the page's log, oldest first
+const eventsLogged = () =>
+  page.locator("#events code").evaluateAll((codes) => codes.map((code) => code.textContent).reverse());
+const logged = (type) =>
+  page.waitForFunction(
+    (wanted) => [...document.querySelectorAll("#events code")].some((code) => code.textContent === wanted),
+    type,
+  );
+const shownIn = (selector) => page.locator(selector).textContent();
+const sessionDetails = async () => ({
+  way: await shownIn("#session-way"),
+  wayKey: await attribute("#session-way", "data-way"),
+  id: await shownIn("#session-id"),
+  voice: await shownIn("#session-voice"),
+  instructions: await shownIn("#session-instructions"),
+  model: await shownIn("#session-model"),
+  usage: await shownIn("#session-usage"),
+});
+
+async function choose() {
+  if (input.way) await page.selectOption("#way", input.way);
+  if (input.profile) await page.selectOption("#profile", input.profile);
+  if (input.voice) await page.selectOption("#voice", input.voice);
 }
 
 async function connected() {
@@ -147,6 +195,72 @@ const scenarios = {
       afterHangUp: await seen(),
       sessionAfter,
     };
+  },
+
+  // A session the service opens (input.way: "call" or "live_session"): Connect, the session's first events, the
+  // model's words; then the Try button's session.update, and Hang up.
+  async opened() {
+    const signedIn = await signIn();
+    const ways = await page
+      .locator("#way option")
+      .evaluateAll((options) => options.map((option) => ({ way: option.value, disabled: option.disabled })));
+    await choose();
+    const offered = await page.locator("#profile option").evaluateAll((options) => options.map((o) => o.value));
+    const afterConnect = await connected();
+    if (afterConnect.state !== "connected") return { signedIn, afterConnect };
+    const session = await sessionDetails();
+    const connectMs = Number(await attribute("#connect-time", "data-ms"));
+    if (input.way === "live_session") {
+      // GPT-Live speaks first: its transcript, then its usage once the words are out
+      await logged("session.usage.updated");
+    } else {
+      await page.click("#respond");
+      await logged("response.done");
+    }
+    const transcript = await shownIn("#transcript");
+    const usage = await shownIn("#session-usage");
+    const before = (await eventsLogged()).length;
+    await page.click("#change-instructions");
+    // The session's answer to it: an error (GPT-Live: not allowed) or session.updated (Realtime)
+    await page.waitForFunction((count) => document.querySelectorAll("#events code").length > count, before);
+    const answer = (await eventsLogged()).slice(before);
+    const afterChange = { ...(await seen()), session: await sessionDetails() };
+    await page.click("#hang-up");
+    await state("ready");
+    const events = await eventsLogged();
+    return {
+      signedIn,
+      ways,
+      offered,
+      afterConnect,
+      session,
+      connectMs,
+      transcript,
+      usage,
+      answer,
+      afterChange,
+      afterHangUp: { ...(await seen()), visible: await page.locator("#session").isVisible() },
+      sessionAfter: await sessionDetails(),
+      events,
+    };
+  },
+
+  // Connect to the first session event, each way in turn, input.rounds times (the order turning each round)
+  async timings() {
+    await signIn();
+    const ways = ["client_secret", "call", "live_session"];
+    const measured = Object.fromEntries(ways.map((way) => [way, []]));
+    for (let round = 0; round < input.rounds; round += 1) {
+      for (const way of [...ways.slice(round % 3), ...ways.slice(0, round % 3)]) {
+        await page.selectOption("#way", way);
+        const afterConnect = await connected();
+        if (afterConnect.state !== "connected") return { way, afterConnect };
+        measured[way].push(Number(await attribute("#connect-time", "data-ms")));
+        await page.click("#hang-up");
+        await state("ready");
+      }
+    }
+    return { measured };
   },
 
   async forbidden() {
@@ -312,6 +426,10 @@ process.stdout.write(
     requested,
     secretsCaptured: secrets.length,
     secretShown,
+    network: traffic.map(({ text: exchange, ...seenOfIt }) => ({
+      ...seenOfIt,
+      clientSecret: CLIENT_SECRET.test(exchange),
+    })),
     console: consoleLines,
     dom,
   }),

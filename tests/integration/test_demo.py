@@ -1,8 +1,9 @@
 """The demo page (web/) from `make run` in a real headless Chromium with a fake microphone: a person signs in as a
 development user, connects a voice call to the local Realtime peer with a client secret minted for them, hears
 the model (the inbound track's bytes grow), asks for a response, and hangs up; a profile that needs another group
-and an exhausted quota are explained on the page. tests/browser/demo.mjs runs the page; no token and no client
-secret may appear in its DOM or console.
+and an exhausted quota are explained on the page. The service may open the session instead (a Realtime call, or
+a GPT-Live session whose profile locks its instructions): then no client secret passes the page's network at all.
+tests/browser/demo.mjs runs the page; no token and no client secret may appear in its DOM or console.
 
 SCREENSHOT=docs/demo.png saves the connected page there (the README's picture); otherwise it goes to a temporary
 folder, so that a test run leaves the repository as it was.
@@ -12,6 +13,7 @@ import http.client
 import json
 import os
 import re
+import statistics
 from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -20,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from openai_stub.realtime_peer import INPUT_TRANSCRIPT
+from openai_stub.realtime_peer import INPUT_TRANSCRIPT, LIVE_TRANSCRIPT, REPLY_TRANSCRIPT
 from tests.browsers import PINNED, chromium_path, run_driver
 from tests.docs import code_blocks
 from tests.local_run import LocalService, local_run
@@ -29,6 +31,9 @@ from tests.paths import ROOT
 DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
 POLICY = json.loads((ROOT / "functions" / "voice_access" / "config" / "policy.json").read_text())
 ASSISTANT = POLICY["profiles"]["assistant"]
+LIVE = POLICY["profiles"]["live"]
+# The page's ways of opening a session, as it names them
+WAYS = {"client_secret": "client secret", "call": "call", "live_session": "Live session"}
 TRANSCRIPTION = "audio.input.transcription.model"
 # Each a secret's shape: a client secret, or a JWT's header and payload.
 CLIENT_SECRET = re.compile(r"\bek_[A-Za-z0-9]")
@@ -397,3 +402,143 @@ def test_a_refused_token_asks_to_sign_in_again_and_a_refused_client_secret_to_co
         "problem": "secret",
         "connectDisabled": False,
     }
+
+
+def posted_to_the_api(seen: dict[str, Any], service: LocalService) -> list[tuple[str, int | None, str | None]]:
+    """Each POST of the page to the API: its path, its answer's status, and the credential it carried."""
+    api = f"POST {service.url}"
+    return [
+        (exchange["request"].removeprefix(api), exchange["status"], exchange["bearer"])
+        for exchange in seen["network"]
+        if exchange["request"].startswith(api + "/")
+    ]
+
+
+def client_secrets_passed(seen: dict[str, Any]) -> list[str]:
+    """The requests of the page whose headers, body or answer (headers and body) hold something shaped like a
+    client secret."""
+    return [exchange["request"] for exchange in seen["network"] if exchange["clientSecret"]]
+
+
+def test_a_call_opened_by_the_service_reaches_the_browser_without_a_client_secret(
+    chromium: str, make_run: LocalService
+) -> None:
+    # Given a signed-in user without groups, who opens the session as a "call opened by the service"
+    # When they Connect, ask for a response, try to change the instructions and hang up
+    seen = drive(chromium, demo_url(make_run), "opened", user="kai", way="call", voice="cedar")
+
+    # Then the page offered each way (a profile open to the user allows each), and for calls the profile that
+    # may be opened as one
+    result = seen["result"]
+    assert result["ways"] == [{"way": way, "disabled": False} for way in ("client_secret", "call", "live_session")]
+    assert result["offered"] == ["assistant"]
+    # And the call connected with the session the policy chose, the page saying it was opened as a call, with the
+    # call's id from the service's Location
+    assert result["afterConnect"]["state"] == "connected", result["afterConnect"]
+    session = result["session"]
+    assert (session["way"], session["wayKey"]) == ("call", "call")
+    assert re.fullmatch(r"rtc_[0-9a-f]{32}", session["id"]), session["id"]
+    assert (session["voice"], session["instructions"], session["model"]) == (
+        "cedar",
+        ASSISTANT["fixed"]["instructions"],
+        ASSISTANT["settable"]["model"]["default"],
+    )
+    # And the model's response arrived, its transcript on the page
+    assert result["events"][0] == "session.created"
+    assert set(RESPONSE_EVENTS) <= set(result["events"])
+    assert result["transcript"] == f"Model: {REPLY_TRANSCRIPT}"
+    # And the browser held no client secret: its offer went to the service with the user's token (nothing to the
+    # mint, nothing to the peer), and no request or answer of the page, headers or body, carried one
+    assert posted_to_the_api(seen, make_run) == [("/v1/realtime/calls", HTTPStatus.CREATED, "jwt")]
+    assert make_run.printed_url("Realtime calls (WebRTC") not in seen["requested"]
+    assert client_secrets_passed(seen) == []
+    assert seen["secretsCaptured"] == 1  # the user's token, looked for in the DOM and the console
+    # And a Realtime session takes a session.update from the browser (nothing locks it): the instructions changed
+    assert result["answer"] == ["session.updated"]
+    changed = result["afterChange"]["session"]["instructions"]
+    assert changed
+    assert changed != ASSISTANT["fixed"]["instructions"]
+    # And Hang up ended the call, its details gone
+    assert result["afterHangUp"] == {
+        "state": "ready",
+        "status": "Call ended.",
+        "problem": "",
+        "connectDisabled": False,
+        "visible": False,
+    }
+
+
+def test_a_gpt_live_session_opened_by_the_service_keeps_the_profiles_instructions(
+    chromium: str, make_run: LocalService
+) -> None:
+    # Given a signed-in user without groups, who opens the session as a "GPT-Live session opened by the service"
+    # When they Connect, hear the model, try to change the instructions and hang up
+    seen = drive(chromium, demo_url(make_run), "opened", user="lee", way="live_session", voice="cedar")
+
+    # Then the page offered the profile opened as a Live session
+    result = seen["result"]
+    assert result["offered"] == ["live"]
+    # And the session started with the session the policy chose, the page saying it was opened as a Live session,
+    # with its id
+    assert result["afterConnect"] == {
+        "state": "connected",
+        "status": "Connected: talk.",
+        "problem": "",
+        "connectDisabled": True,
+    }
+    session = result["session"]
+    assert (session["way"], session["wayKey"]) == ("Live session", "live_session")
+    assert re.fullmatch(r"live_[0-9a-f]{32}", session["id"]), session["id"]
+    assert (session["voice"], session["instructions"], session["model"]) == (
+        "cedar",
+        LIVE["fixed"]["instructions"],
+        LIVE["settable"]["model"]["default"],
+    )
+    # And the model's words arrived as GPT-Live's transcript deltas, then its usage, on the page
+    events = result["events"]
+    assert events[0] == "session.started"
+    assert events.index("session.output_transcript.delta") < events.index("session.usage.updated")
+    assert result["transcript"] == f"Model: {LIVE_TRANSCRIPT}"
+    assert re.fullmatch(r"\d+ s \(\d+ s active\)", result["usage"]), result["usage"]
+    # And the browser held no client secret: its offer went to the service with the user's token, and no request
+    # or answer of the page, headers or body, carried one
+    assert posted_to_the_api(seen, make_run) == [("/v1/live/sessions", HTTPStatus.OK, "jwt")]
+    assert client_secrets_passed(seen) == []
+    assert seen["secretsCaptured"] == 1
+    # And the session.update the page sent was refused with an error event, the call going on, the session
+    # unchanged: no session.updated, the instructions the profile's
+    assert result["answer"] == ["error"]
+    assert result["afterChange"]["state"] == "connected"
+    assert result["afterChange"]["problem"] == "event"
+    assert "'session.update' is not allowed on this data channel" in result["afterChange"]["status"]
+    assert result["afterChange"]["session"]["instructions"] == LIVE["fixed"]["instructions"]
+    assert "session.updated" not in events
+    # And Hang up asked the session to close: its session.closed ended it, and the session's last record (from
+    # session.closed) still says the profile's instructions
+    assert events[-1] == "session.closed"
+    assert result["afterHangUp"] == {
+        "state": "ready",
+        "status": "Session closed.",
+        "problem": "",
+        "connectDisabled": False,
+        "visible": True,
+    }
+    assert result["sessionAfter"]["instructions"] == LIVE["fixed"]["instructions"]
+
+
+def test_connect_to_the_first_session_event_for_each_way_side_by_side(chromium: str, make_run: LocalService) -> None:
+    # Given a signed-in user
+    # When they Connect each way in turn (client secret, call, Live session), four rounds, the order turning
+    rounds = 4  # two units a round of the assistant profile's ten a minute
+    seen = drive(chromium, demo_url(make_run), "timings", user="mo", rounds=rounds)
+
+    # Then each connected every time, and the page measured each from Connect to the session's first event
+    # (session.created, or GPT-Live's session.started)
+    measured = seen["result"]["measured"]
+    assert {way: len(times) for way, times in measured.items()} == dict.fromkeys(WAYS, rounds), seen["result"]
+    # And client secrets passed the network for the client secret way only: the mint's answer and the call opened
+    # with it (the search finds what it looks for)
+    passed = {request.split(" ")[1] for request in client_secrets_passed(seen)}
+    assert passed == {f"{make_run.url}/v1/realtime/client_secrets", make_run.printed_url("Realtime calls (WebRTC")}
+    figures = "; ".join(f"{WAYS[way]} {times} (median {statistics.median(times):g})" for way, times in measured.items())
+    print(f"demo: Connect to the first session event, ms: {figures}")
