@@ -124,6 +124,16 @@ def test_a_live_sessions_browser_events_are_mute_unmute_and_close_unless_the_pro
         ),
         pytest.param(LIVE | {"fixed": {"instructions": "hi"}}, "OpenAI requires 'model'", id="live-without-model"),
         pytest.param(
+            LIVE | {"fixed": LIVE["fixed"] | {"client.data_channel": {"allowed_server_events": "all"}}},
+            "fixed 'client.data_channel' leaves out 'allowed_client_events'",
+            id="a-fixed-data-channel-without-the-list",
+        ),
+        pytest.param(
+            LIVE | {"fixed": LIVE["fixed"] | {"client": {"data_channel": {}}}},
+            "fixed 'client' leaves out 'allowed_client_events'",
+            id="a-fixed-client-without-the-list",
+        ),
+        pytest.param(
             LIVE | {"fixed": LIVE["fixed"] | {"temperature": 0.8}},
             "a live session does not have: ['temperature']",
             id="a-realtime-field-on-live",
@@ -234,3 +244,13 @@ def test_the_docs_live_profile_example_is_valid() -> None:
     assert policy.profiles["live"].opened_by == ("live_session",)
     session = policy.profiles["live"].fixed_session()
     assert session["client"]["data_channel"]["allowed_client_events"] == DEFAULT_LIVE_CLIENT_EVENTS
+
+
+def test_a_live_profile_that_fixes_its_data_channel_whole_keeps_its_own_list() -> None:
+    # Given a Live profile fixing the data channel as a whole, its client events named in it
+    channel = {"allowed_client_events": ["session.close"], "allowed_server_events": "all"}
+    document = policy_with({"live": LIVE | {"fixed": LIVE["fixed"] | {"client.data_channel": channel}}})
+
+    for policy in both_ways(document):
+        # When it makes a session / Then the channel is the profile's, the default list added nowhere
+        assert policy.profiles["live"].fixed_session()["client"] == {"data_channel": channel}

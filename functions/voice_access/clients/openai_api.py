@@ -12,8 +12,8 @@ import email.utils
 import functools
 import json
 import math
+import os
 import re
-import secrets
 import time
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -181,7 +181,7 @@ def open_call(
     """POST the browser's offer and the session to OpenAI's ``/v1/realtime/calls`` as the SDKs' ``calls.create``
     sends them (multipart: ``sdp`` application/sdp, ``session`` application/json) by ``deadline``: the call opened
     (201, its SDP answer, its id in ``Location``), or the same errors as a mint."""
-    boundary = secrets.token_hex(16)
+    boundary = os.urandom(16).hex()
     parts = [
         ("sdp", "application/sdp", offer_sdp),
         ("session", "application/json", json.dumps(session, separators=(",", ":"))),
@@ -325,7 +325,7 @@ def _status_error(
     _count_error(str(status))
     error = _error_object(raw)
     upstream_code = _token(error.get("code"))
-    logger.warning("openai refused to mint", upstream_status=status, upstream_code=upstream_code)
+    logger.warning(f"openai refused to {what}", upstream_status=status, upstream_code=upstream_code)
     seconds = _retry_after(retry_after)
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         if upstream_code == "insufficient_quota":
@@ -458,7 +458,7 @@ def _plausible_expiry(expires_at: int) -> bool:
 
 def _invalid_answer(problem: str, size: int, what: str = "a client secret") -> UpstreamFailed:
     _count_error("invalid_response")
-    logger.error(f"openai answered 200 without a usable {what}", problem=problem, body_bytes=size)
+    logger.error(f"openai answered without a usable {what}", problem=problem, body_bytes=size)
     return UpstreamFailed(
         f"OpenAI answered without a usable {what}. Retry in a moment.", code="upstream_invalid_response"
     )

@@ -20,7 +20,7 @@ from voice_access.domain.caller import Caller
 from voice_access.domain.errors import ServiceError
 from voice_access.domain.opening import within_quota
 from voice_access.domain.policy.model import PROFILE_HEADER, Policy
-from voice_access.domain.policy.rules import check_session
+from voice_access.domain.policy.rules import check_session, ga_param
 from voice_access.domain.safety import safety_identifier
 from voice_access.observability import logger
 
@@ -56,7 +56,7 @@ def open_session(
     if user:
         logger.append_keys(user=user)
     profile_name, chosen = policy.select(profile, "realtime", caller, param=PROFILE_HEADER, way="call")
-    upstream_session = check_session({} if session is None else session, profile_name, chosen, _name)
+    upstream_session = check_session({} if session is None else session, profile_name, chosen, ga_param)
     if isinstance(keys, ServiceError):
         raise keys
     called, reservation = within_quota(
@@ -89,8 +89,3 @@ def open_session(
         **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
     )
     return Called(called.sdp, f"{UPSTREAM_PATH}/{called.call_id}", reservation.tightest if reservation else None)
-
-
-def _name(path: str) -> str:
-    """A session path as the form names it: its ``session`` part."""
-    return path

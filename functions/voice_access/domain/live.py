@@ -8,7 +8,6 @@ comes back unchanged; neither is logged (ICE candidates carry the user's address
 same windows as a mint, and given back on the same failures.
 """
 
-import re
 from typing import Any
 
 from voice_access import observability
@@ -23,12 +22,11 @@ from voice_access.domain.opening import within_quota
 from voice_access.domain.policy.model import PROFILE_HEADER, Policy
 from voice_access.domain.policy.rules import check_session, ga_param
 from voice_access.domain.safety import safety_identifier
+from voice_access.domain.sdp import is_offer
 from voice_access.observability import logger
 
 # What OpenAI's route is, and what its request holds besides the session.
 UPSTREAM_PATH = "/v1/live/sessions"
-# An SDP offer starts with its version line (RFC 8866); a browser's is a few kilobytes, well within the body's bound.
-_SDP_START = re.compile(r"v=0\r?\n")
 
 
 class Opened:
@@ -118,7 +116,7 @@ def _read(body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
             param="transport.type",
         )
     sdp = transport.get("sdp")
-    if not isinstance(sdp, str) or not _SDP_START.match(sdp) or "\x00" in sdp:
+    if not isinstance(sdp, str) or not is_offer(sdp):
         raise InvalidRequest(
             "Invalid value for 'transport.sdp': expected the browser's SDP offer (text starting 'v=0'), as "
             "RTCPeerConnection.createOffer() makes it.",

@@ -338,6 +338,10 @@ def _misconfigured(reason: str, problem: str) -> ServiceMisconfigured:
     )
 
 
+# What the spend brake counts once sessions are counted too: client secrets, sessions and calls alike.
+_EVERY_KIND = ("client secret or session", "client secrets and sessions")
+
+
 def _refusal(
     counted: Counted, brake: bool, profile: str, now: float, words: tuple[str, str] | None = None
 ) -> RateLimited:
@@ -349,7 +353,8 @@ def _refusal(
         logger.warning("spend brake reached", limit=window.limit, window_seconds=window.seconds)
         count("QuotaRefusals", limit="spend_brake")
         message = (
-            f"This service has reached its spend brake ({window.describe(words)} across all users). "
+            f"This service has reached its spend brake ({window.describe(None if words is None else _EVERY_KIND)} "
+            "across all users). "
             f"Try again in {_human(wait)}; the operator can raise the brake."
         )
     else:

@@ -9,8 +9,8 @@ from typing import Any
 
 from voice_access.domain.errors import InvalidRequest
 
-# A session request is well under 1 KiB; the largest legitimate field here (a transcription prompt)
-# is bounded by the policy. API Gateway itself would take 10 MB.
+# A session request is well under 1 KiB, and a browser's SDP offer a few; the largest legitimate field of a
+# session (a transcription prompt) is bounded by the policy. API Gateway itself would take 10 MB.
 MAX_BODY_BYTES = 16 * 1024
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _BOM = b"\xef\xbb\xbf"
@@ -41,14 +41,24 @@ def json_object(body: str | None, is_base64_encoded: bool, content_type: str | N
             param="Content-Type",
         )
     try:
-        parsed = json.loads(_utf8(raw), parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        parsed = _json(raw)
+    except ValueError:
         raise InvalidRequest(
             "We could not parse the JSON body of your request. The API expects a JSON object.",
             code="invalid_json",
         ) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    return parsed
+
+
+def _json(raw: bytes) -> Any:
+    """JSON as this service takes it: UTF-8 strictly (InvalidRequest), no NaN or Infinity, and no lone surrogate;
+    ValueError when it is not JSON."""
+    try:
+        parsed = json.loads(_utf8(raw), parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     # A "\ud800" escape parses to a lone surrogate, which no log line or upstream body can carry. Only
     # such an escape can make one (UTF-8 cannot), so the whole body is checked only when one is there.
     if _SURROGATE_ESCAPE.search(raw):
@@ -93,11 +103,13 @@ def call_offer(body: str | None, is_base64_encoded: bool, content_type: str | No
 
 
 def _sdp(raw: bytes) -> str:
+    from voice_access.domain.sdp import is_offer  # here: a mint's cold start does not load it
+
     try:
         sdp = raw.decode("utf-8")
     except UnicodeError:
         sdp = ""
-    if not sdp.startswith("v=0") or "\x00" in sdp:
+    if not is_offer(sdp):
         raise InvalidRequest(
             "Invalid value for 'sdp': expected the browser's SDP offer (text starting 'v=0'), as "
             "RTCPeerConnection.createOffer() makes it.",
@@ -142,8 +154,8 @@ def _form(raw: bytes, content_type: str) -> dict[str, bytes]:
 
 def _session(raw: bytes) -> Any:
     try:
-        return json.loads(_utf8(raw), parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        return _json(raw)
+    except ValueError:
         raise InvalidRequest(
             "Invalid value for 'session': the form's session part must be a JSON object.",
             code="invalid_json",

@@ -280,6 +280,17 @@ class Profile(Record):
             if "safety_identifier" in paths:
                 raise ValueError(f"{kind} names 'safety_identifier': the service sets it, from the caller")
         if self.session_type == "live":
+            for whole in ("client", "client.data_channel"):
+                if whole not in self.fixed:
+                    continue
+                channel = self.fixed[whole]
+                if whole == "client":
+                    channel = channel.get("data_channel") if isinstance(channel, dict) else None
+                if not (isinstance(channel, dict) and "allowed_client_events" in channel):
+                    raise ValueError(
+                        f"fixed '{whole}' leaves out 'allowed_client_events', so OpenAI would let a browser send every "
+                        f"event: name the list there (left out of fixed altogether, it is {DEFAULT_LIVE_CLIENT_EVENTS})"
+                    )
             for path in self.settable:
                 if (
                     path == LIVE_CLIENT_EVENTS
@@ -512,8 +523,9 @@ class Policy(Record):
                 param=PROFILE_HEADER,
             )
         if profile.session_type != session_type:
+            opened_at = " (open it with POST /v1/live/sessions)" if profile.session_type == "live" else ""
             raise InvalidRequest(
-                f"Profile '{name}' is for {profile.session_type} sessions, not {session_type}.",
+                f"Profile '{name}' is for {profile.session_type} sessions{opened_at}, not {session_type}.",
                 code="invalid_value",
                 param=param,
             )

@@ -133,6 +133,12 @@ def _check_leaf(path: str, value: Any, profile_name: str, profile: Profile, name
     param = name(f"session.{path}")
     rule = profile.settable.get(path)
     if rule is None:
+        if path == "safety_identifier":
+            raise InvalidRequest(
+                f"'{param}' is set by this service, from the signed-in caller: leave it out.",
+                code="parameter_not_allowed",
+                param=param,
+            )
         if path in SESSION_FIELDS[profile.session_type]:
             raise InvalidRequest(
                 f"'{param}' is not allowed by this service's policy (profile '{profile_name}'). To let callers set "
