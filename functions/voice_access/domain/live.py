@@ -25,7 +25,7 @@ from voice_access.domain.safety import safety_identifier
 from voice_access.domain.sdp import is_offer
 from voice_access.observability import logger
 
-# What OpenAI's route is, and what its request holds besides the session.
+# OpenAI's route for it.
 UPSTREAM_PATH = "/v1/live/sessions"
 
 
