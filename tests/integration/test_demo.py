@@ -31,6 +31,7 @@ from tests.paths import ROOT
 DRIVER = ROOT / "tests" / "browser" / "demo.mjs"
 POLICY = json.loads((ROOT / "functions" / "voice_access" / "config" / "policy.json").read_text())
 ASSISTANT = POLICY["profiles"]["assistant"]
+VOICE = POLICY["profiles"]["voice"]  # the browser's profile for calls the service opens
 LIVE = POLICY["profiles"]["live"]
 # The page's ways of opening a session, as it names them
 WAYS = {"client_secret": "client secret", "call": "call", "live_session": "Live session"}
@@ -431,7 +432,7 @@ def test_a_call_opened_by_the_service_reaches_the_browser_without_a_client_secre
     # may be opened as one
     result = seen["result"]
     assert result["ways"] == [{"way": way, "disabled": False} for way in ("client_secret", "call", "live_session")]
-    assert result["offered"] == ["assistant"]
+    assert result["offered"] == ["voice"]
     # And the call connected with the session the policy chose, the page saying it was opened as a call, with the
     # call's id from the service's Location
     assert result["afterConnect"]["state"] == "connected", result["afterConnect"]
@@ -440,8 +441,8 @@ def test_a_call_opened_by_the_service_reaches_the_browser_without_a_client_secre
     assert re.fullmatch(r"rtc_[0-9a-f]{32}", session["id"]), session["id"]
     assert (session["voice"], session["instructions"], session["model"]) == (
         "cedar",
-        ASSISTANT["fixed"]["instructions"],
-        ASSISTANT["settable"]["model"]["default"],
+        VOICE["fixed"]["instructions"],
+        VOICE["settable"]["model"]["default"],
     )
     # And the model's response arrived, its transcript on the page
     assert result["events"][0] == "session.created"
@@ -457,7 +458,7 @@ def test_a_call_opened_by_the_service_reaches_the_browser_without_a_client_secre
     assert result["answer"] == ["session.updated"]
     changed = result["afterChange"]["session"]["instructions"]
     assert changed
-    assert changed != ASSISTANT["fixed"]["instructions"]
+    assert changed != VOICE["fixed"]["instructions"]
     # And Hang up ended the call, its details gone
     assert result["afterHangUp"] == {
         "state": "ready",
@@ -529,7 +530,7 @@ def test_a_gpt_live_session_opened_by_the_service_keeps_the_profiles_instruction
 def test_connect_to_the_first_session_event_for_each_way_side_by_side(chromium: str, make_run: LocalService) -> None:
     # Given a signed-in user
     # When they Connect each way in turn (client secret, call, Live session), four rounds, the order turning
-    rounds = 4  # two units a round of the assistant profile's ten a minute
+    rounds = 4  # a unit a round of each profile's ten a minute (assistant, voice, live)
     seen = drive(chromium, demo_url(make_run), "timings", user="mo", rounds=rounds)
 
     # Then each connected every time, and the page measured each from Connect to the session's first event

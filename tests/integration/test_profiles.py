@@ -51,7 +51,7 @@ def test_a_user_gets_the_profiles_open_to_them(
     assert answer.status == HTTPStatus.OK, answer.data
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["cache-control"] == "no-store"
-    assert names(answer.data) == ["assistant", "transcription", "translation", "live"]
+    assert names(answer.data) == ["assistant", "voice", "transcription", "translation", "live"]
     assistant = answer.json()["data"][0]
     assert assistant["default"] is True
     assert "cedar" in assistant["settable"]["audio.output.voice"]["enum"]
@@ -70,7 +70,7 @@ def test_premium_is_listed_only_for_members_of_its_group(api: LocalApi, user_tok
     # Then the member sees premium as its realtime default, and the other user sees no trace of it
     assert [member_answer.status, other_answer.status] == [HTTPStatus.OK, HTTPStatus.OK]
     listed = {profile["name"]: profile for profile in member_answer.json()["data"]}
-    assert list(listed) == ["assistant", "premium", "transcription", "translation", "live"]
+    assert list(listed) == ["assistant", "premium", "voice", "voice-premium", "transcription", "translation", "live"]
     assert (listed["premium"]["default"], listed["assistant"]["default"]) == (True, False)
     assert b"premium" not in other_answer.data
 
@@ -96,7 +96,13 @@ def test_the_openai_sdk_reads_the_profiles(api: LocalApi, user_token: Callable[.
     # Then it reads the list
     assert isinstance(listed, dict)
     assert listed["object"] == "list"
-    assert [profile["name"] for profile in listed["data"]] == ["assistant", "transcription", "translation", "live"]
+    assert [profile["name"] for profile in listed["data"]] == [
+        "assistant",
+        "voice",
+        "transcription",
+        "translation",
+        "live",
+    ]
 
 
 def test_listing_takes_nothing_from_the_callers_quota(api: LocalApi, user_token: Callable[..., str]) -> None:
@@ -129,7 +135,7 @@ def test_a_cold_function_lists_profiles_without_its_api_key(
     # with the secret's key) and saying so, while the mint fails for want of the key
     assert answer.status == HTTPStatus.OK, answer.data
     assert minted.status >= HTTPStatus.INTERNAL_SERVER_ERROR
-    assert names(answer.data) == ["assistant", "transcription", "translation", "live"]
+    assert names(answer.data) == ["assistant", "voice", "transcription", "translation", "live"]
     listing = answer.json()
     assert {window["remaining"] for window in listing["data"][0]["limits"]["per_caller"]} == {None}
     assert listing["quota_error"]["type"] == "server_error"
@@ -148,4 +154,4 @@ def test_the_event_is_answered_by_the_handler(lambda_context: LambdaContext) -> 
     assert answer["statusCode"] == HTTPStatus.OK
     assert answer["headers"]["Cache-Control"] == "no-store"
     assert answer["headers"]["x-request-id"] == event["requestContext"]["requestId"]
-    assert names(answer["body"].encode()) == ["assistant", "transcription", "translation", "live"]
+    assert names(answer["body"].encode()) == ["assistant", "voice", "transcription", "translation", "live"]

@@ -43,7 +43,7 @@ def test_the_bundled_policy_loads_with_a_default_profile_per_session_type() -> N
 
     # Then
     assert policy.default_profiles == {
-        "realtime": ["premium", "assistant"],
+        "realtime": ["premium", "assistant", "voice-premium", "voice"],
         "transcription": "transcription",
         "translation": "translation",
         "live": "live",

@@ -76,7 +76,13 @@ def test_a_caller_without_groups_gets_the_open_profiles_as_the_policy_file_gives
     # Then they are an OpenAI list of the open profiles, in the file's order, each the caller's default for its
     # session type, with its bounds, fixed fields, rules and limits exactly as the file writes them
     assert listed["object"] == "list"
-    assert [profile["name"] for profile in listed["data"]] == ["assistant", "transcription", "translation", "live"]
+    assert [profile["name"] for profile in listed["data"]] == [
+        "assistant",
+        "voice",
+        "transcription",
+        "translation",
+        "live",
+    ]
     for profile in listed["data"]:
         written = SHIPPED["profiles"][profile["name"]]
         live = written["session_type"] == "live"
@@ -86,7 +92,7 @@ def test_a_caller_without_groups_gets_the_open_profiles_as_the_policy_file_gives
             "session_type": written["session_type"],
             "ways": written.get("ways", ["live_session"] if live else ["client_secret"]),
             "default": True,
-            "expires_after": None if live else written["expires_after"],
+            "expires_after": written.get("expires_after"),  # none where no client secret is minted
             # a Live profile that fixes no browser events fixes mute, unmute and close (docs/policy.md)
             "fixed": written["fixed"] | ({LIVE_CLIENT_EVENTS: DEFAULT_LIVE_CLIENT_EVENTS} if live else {}),
             "settable": written["settable"],
@@ -118,7 +124,7 @@ def test_a_premium_member_gets_premium_as_the_realtime_default() -> None:
     listed = by_name(listing(policy, caller(groups=("premium",))))
 
     # Then both realtime profiles are listed, and premium, the first default it may use, is its default
-    assert list(listed) == ["assistant", "premium", "transcription", "translation", "live"]
+    assert list(listed) == ["assistant", "premium", "voice", "voice-premium", "transcription", "translation", "live"]
     assert listed["premium"]["default"] is True
     assert listed["assistant"]["default"] is False
     assert listed["premium"]["expires_after"] == {"default_seconds": 300, "min_seconds": 10, "max_seconds": 1800}
