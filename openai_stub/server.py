@@ -666,14 +666,7 @@ class _Handler(BaseHTTPRequestHandler):
         if problem := _safety_identifier_problem(self.headers.get(SAFETY_IDENTIFIER_HEADER)):
             self._send_error(HTTPStatus.BAD_REQUEST, problem, code="invalid_safety_identifier")
             return
-        if self.headers.get_content_type() != "application/json":
-            self._send_error(
-                HTTPStatus.BAD_REQUEST,
-                f"Invalid Content-Type header ({self.headers.get('Content-Type')}), expected application/json.",
-            )
-            return
-        if not parsable:
-            self._send_error(HTTPStatus.BAD_REQUEST, _UNPARSABLE_JSON)
+        if self._refused_as_not_json(parsable):
             return
         if violations:
             first = violations[0]
@@ -697,6 +690,19 @@ class _Handler(BaseHTTPRequestHandler):
             ("Access-Control-Max-Age", "600"),
         )
         self._send(HTTPStatus.NO_CONTENT, b"", "text/plain", headers=allow)
+
+    def _refused_as_not_json(self, parsable: bool) -> bool:
+        """Whether the body was refused, as OpenAI does, for not being the JSON its Content-Type must declare."""
+        if self.headers.get_content_type() != "application/json":
+            self._send_error(
+                HTTPStatus.BAD_REQUEST,
+                f"Invalid Content-Type header ({self.headers.get('Content-Type')}), expected application/json.",
+            )
+            return True
+        if not parsable:
+            self._send_error(HTTPStatus.BAD_REQUEST, _UNPARSABLE_JSON)
+            return True
+        return False
 
     def _open_call(self, body: bytes, form: _Form | _FormProblem | None, shape: _Shape | None) -> None:
         """OpenAI's `POST /v1/realtime/calls`: with a client secret, the SDP offer in and the answer out; with the
@@ -797,14 +803,7 @@ class _Handler(BaseHTTPRequestHandler):
             message = "Missing API key." if missing else "Incorrect API key provided."
             self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key")
             return
-        if self.headers.get_content_type() != "application/json":
-            self._send_error(
-                HTTPStatus.BAD_REQUEST,
-                f"Invalid Content-Type header ({self.headers.get('Content-Type')}), expected application/json.",
-            )
-            return
-        if not parsable:
-            self._send_error(HTTPStatus.BAD_REQUEST, _UNPARSABLE_JSON)
+        if self._refused_as_not_json(parsable):
             return
         if violations:
             first = violations[0]

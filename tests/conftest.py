@@ -144,6 +144,17 @@ def openai_stub(stub_server: OpenAIStub) -> Iterator[OpenAIStub]:
 
 
 @pytest.fixture
+def stub() -> Iterator[OpenAIStub]:
+    """An OpenAI stub of the test's own: the GPT-Live sessions and Realtime calls it opens are never connected, and
+    stopping it ends them (the shared stub, only reset, would keep them past the test). What it minted goes to the
+    secret guard, as the shared stub's does."""
+    with OpenAIStub(TEST_API_KEY) as running:
+        yield running
+    MINTED_SECRETS.update(running.minted)
+    assert running.handler_errors == []
+
+
+@pytest.fixture
 def function_env(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,

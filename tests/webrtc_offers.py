@@ -10,14 +10,16 @@ from openai_stub.realtime_peer import offer_loopback_candidates
 
 
 @functools.cache
-def offer() -> str:
-    """An offer (never connected: the tests that use it check what answers it, not the media)."""
+def offer(*, data_channel: bool = True) -> str:
+    """An offer, with the events channel unless told not to (never connected: the tests that use it check what
+    answers it, not the media)."""
 
     async def create() -> str:
         offer_loopback_candidates()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         pc.addTrack(AudioStreamTrack())
-        pc.createDataChannel("oai-events")
+        if data_channel:
+            pc.createDataChannel("oai-events")
         await pc.setLocalDescription(await pc.createOffer())
         sdp: str = pc.localDescription.sdp
         await pc.close()

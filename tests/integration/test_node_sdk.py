@@ -10,17 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.browsers import assert_pinned
-from tests.keys import TEST_API_KEY
 from tests.local_api import serving_default
 from tests.paths import ROOT
-from tests.secret_guard import MINTED_SECRETS
 from tests.webrtc_offers import offer
 
 NODE_TESTS = ROOT / "tests" / "node"
@@ -30,17 +26,6 @@ SDK_PACKAGES = ("openai", "@openai/agents")
 _SDK_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
 CALLS_PATH = "/v1/realtime/calls"
-
-
-@pytest.fixture
-def stub() -> Iterator[OpenAIStub]:
-    """An OpenAI stub of this test's own: the Live sessions and Realtime calls the scripts open are never connected,
-    and stopping it ends them (the shared stub would keep them past the test). What it minted goes to the secret
-    guard, as the shared stub's does."""
-    with OpenAIStub(TEST_API_KEY) as running:
-        yield running
-    MINTED_SECRETS.update(running.minted)
-    assert running.handler_errors == []
 
 
 def test_the_node_sdk_works_against_the_local_api(

@@ -4,23 +4,18 @@ drive them; bad input gets OpenAI's envelope naming the param, and the mint's fa
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import re
-from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
 import openai
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
-from aiortc.mediastreams import AudioStreamTrack
 
-from openai_stub.realtime_peer import offer_loopback_candidates
 from openai_stub.server import CALLS_PATH, LIVE_SESSIONS_PATH, Fault, OpenAIStub
 from tests.keys import TEST_API_KEY
 from tests.realtime_client import Answer, mint, post
+from tests.webrtc_offers import offer
 
 SAFETY_ID = "3f1c" * 16
 SAFETY = {"OpenAI-Safety-Identifier": SAFETY_ID}
@@ -34,32 +29,6 @@ REALTIME_SESSION: dict[str, Any] = {"type": "realtime", "model": "gpt-realtime",
 LIVE_ID = re.compile(r"live_[0-9a-f]{32}")
 LOCATION = re.compile(re.escape(CALLS_PATH) + r"/rtc_[0-9a-f]{32}")
 BOUNDARY = "stubboundary0123456789"
-
-
-@functools.cache
-def offer(*, data_channel: bool = True) -> str:
-    """A WebRTC client's SDP offer (a microphone, and the events channel unless told not to); never connected."""
-
-    async def create() -> str:
-        offer_loopback_candidates()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTrack(AudioStreamTrack())
-        if data_channel:
-            pc.createDataChannel("oai-events")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp: str = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    return asyncio.run(create())
-
-
-@pytest.fixture
-def stub() -> Iterator[OpenAIStub]:
-    """A stub of its own: the sessions these tests open are never connected, and stop() ends them."""
-    with OpenAIStub(TEST_API_KEY) as running:
-        yield running
-    assert running.handler_errors == []
 
 
 @pytest.fixture

@@ -28,14 +28,6 @@ SHIPPED_INSTRUCTIONS = "You are a friendly, concise voice assistant."
 
 
 @pytest.fixture
-def stub() -> Iterator[OpenAIStub]:
-    """An OpenAI stub of these tests' own: the calls they open are never connected, and stopping it ends them."""
-    with OpenAIStub(TEST_API_KEY) as running:
-        yield running
-    assert running.handler_errors == []
-
-
-@pytest.fixture
 def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool) -> Iterator[LocalApi]:
     with serving_default(api_key_secret_arn, stub.base_url, user_pool) as api:
         yield api

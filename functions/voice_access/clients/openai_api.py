@@ -15,6 +15,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -101,22 +102,20 @@ def create_client_secret(
     came from, for the words of a refusal of it. The timeouts bound each phase
     (connect, and each read); the deadline bounds them all together.
     """
-    raw, latency_ms = _post(
+    return _exchange(
         url,
+        json.dumps(body).encode(),
+        "application/json",
         api_key,
-        body,
         safety_identifier,
         key_source,
         connect_timeout,
         read_timeout,
         deadline,
         "mint a client secret",
+        HTTPStatus.OK,
+        lambda raw, latency_ms, _: _minted(raw, latency_ms),
     )
-    try:
-        return _minted(raw, latency_ms)
-    except UpstreamFailed:
-        milliseconds("UpstreamLatency", latency_ms)
-        raise
 
 
 class LiveOpened:
@@ -144,14 +143,20 @@ def create_live_session(
 ) -> LiveOpened:
     """POST ``{"session", "transport"}`` to OpenAI's ``/v1/live/sessions`` by ``deadline``, as create_client_secret
     posts a mint: the session opened, or the same errors."""
-    raw, latency_ms = _post(
-        url, api_key, body, safety_identifier, key_source, connect_timeout, read_timeout, deadline, "open the session"
+    return _exchange(
+        url,
+        json.dumps(body).encode(),
+        "application/json",
+        api_key,
+        safety_identifier,
+        key_source,
+        connect_timeout,
+        read_timeout,
+        deadline,
+        "open the session",
+        HTTPStatus.OK,
+        lambda raw, latency_ms, _: _live_opened(raw, latency_ms),
     )
-    try:
-        return _live_opened(raw, latency_ms)
-    except UpstreamFailed:
-        milliseconds("UpstreamLatency", latency_ms)
-        raise
 
 
 class Called:
@@ -190,7 +195,7 @@ def open_call(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\nContent-Type: {kind}\r\n\r\n{text}\r\n'
         for name, kind, text in parts
     )
-    raw, latency_ms, headers = _exchange(
+    return _exchange(
         url,
         (payload + f"--{boundary}--\r\n").encode(),
         f"multipart/form-data; boundary={boundary}",
@@ -202,50 +207,11 @@ def open_call(
         deadline,
         "open the call",
         HTTPStatus.CREATED,
+        _called,
     )
-    call_id = re.fullmatch(r"/v1/realtime/calls/(rtc_[A-Za-z0-9_-]{1,128})", str(headers.get("Location", "")))
-    try:
-        answer = raw.decode()
-    except UnicodeDecodeError:
-        answer = ""
-    if call_id is None or not answer.startswith("v=0"):
-        milliseconds("UpstreamLatency", latency_ms)
-        raise _invalid_answer("no call id or no sdp answer", len(raw), "Realtime call")
-    return Called(call_id[1], answer, latency_ms)
 
 
-def _post(
-    url: str,
-    api_key: str,
-    body: dict[str, Any] | tuple[bytes, str],
-    safety_identifier: str,
-    key_source: str,
-    connect_timeout: float,
-    read_timeout: float,
-    deadline: Deadline,
-    what: str,
-    expected: HTTPStatus = HTTPStatus.OK,
-) -> tuple[bytes, float]:
-    """POST ``body`` (JSON, or bytes and their content type) by ``deadline``: OpenAI's ``expected`` answer, read
-    within MAX_RESPONSE_BYTES, and how long it took; any other status raised as its error (``what`` OpenAI failed
-    to do, in its words)."""
-    payload, content_type = body if isinstance(body, tuple) else (json.dumps(body).encode(), "application/json")
-    return _exchange(
-        url,
-        payload,
-        content_type,
-        api_key,
-        safety_identifier,
-        key_source,
-        connect_timeout,
-        read_timeout,
-        deadline,
-        what,
-        expected,
-    )[:2]
-
-
-def _exchange(
+def _exchange[T](
     url: str,
     payload: bytes,
     content_type: str,
@@ -257,8 +223,11 @@ def _exchange(
     deadline: Deadline,
     what: str,
     expected: HTTPStatus,
-) -> tuple[bytes, float, Any]:
-    """What _post says, and the answer's headers."""
+    read: Callable[[bytes, float, Any], T],
+) -> T:
+    """POST ``payload`` by ``deadline``, and ``read`` OpenAI's ``expected`` answer (its bytes, read within
+    MAX_RESPONSE_BYTES, how long it took, its headers); any other status raised as its error (``what`` OpenAI failed
+    to do, in its words), and a failure's latency counted on its own."""
     started = time.perf_counter()
     try:
         pool, path, timeout = _upstream(url, connect_timeout, read_timeout)
@@ -300,10 +269,10 @@ def _exchange(
         response.release_conn()
         if response.status != expected:
             raise _status_error(response.status, raw, response.headers.get("Retry-After"), key_source, what)
+        return read(raw, latency_ms, response.headers)
     except (UpstreamFailed, UpstreamRejected):
         milliseconds("UpstreamLatency", latency_ms)
         raise
-    return raw, latency_ms, response.headers
 
 
 def _transport_error(exc: Exception, deadline: Deadline) -> UpstreamFailed:
@@ -429,6 +398,17 @@ def _minted(raw: bytes, latency_ms: float) -> Minted:
     ):
         raise _invalid_answer("no client secret", len(raw))
     return Minted(value=body["value"], expires_at=body["expires_at"], body=body, text=text, latency_ms=latency_ms)
+
+
+def _called(raw: bytes, latency_ms: float, headers: Any) -> Called:
+    call_id = re.fullmatch(r"/v1/realtime/calls/(rtc_[A-Za-z0-9_-]{1,128})", str(headers.get("Location", "")))
+    try:
+        answer = raw.decode()
+    except UnicodeDecodeError:
+        answer = ""
+    if call_id is None or not answer.startswith("v=0"):
+        raise _invalid_answer("no call id or no sdp answer", len(raw), "Realtime call")
+    return Called(call_id[1], answer, latency_ms)
 
 
 def _live_opened(raw: bytes, latency_ms: float) -> LiveOpened:

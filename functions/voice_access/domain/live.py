@@ -13,7 +13,6 @@ from typing import Any
 from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import create_live_session
-from voice_access.clients.secrets import Credentials, api_keys
 from voice_access.config.mint_settings import MintSettings
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
@@ -21,9 +20,8 @@ from voice_access.domain.errors import InvalidRequest, ServiceError
 from voice_access.domain.opening import within_quota
 from voice_access.domain.policy.model import PROFILE_HEADER, Policy
 from voice_access.domain.policy.rules import check_session, ga_param
-from voice_access.domain.safety import safety_identifier
+from voice_access.domain.safety import identified
 from voice_access.domain.sdp import is_offer
-from voice_access.observability import logger
 
 # OpenAI's route for it.
 UPSTREAM_PATH = "/v1/live/sessions"
@@ -51,10 +49,7 @@ def open_session(
     """The GPT-Live session ``body`` asks for (``{"session", "transport"}``), opened for ``caller`` under the
     function's ``settings`` and ``policy``; a ServiceError when it cannot be."""
     service = settings.service
-    keys = api_keys.held_or_refusal(service, deadline=deadline)
-    user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
-    if user:
-        logger.append_keys(user=user)
+    keys, user = identified(service, caller, deadline)
     session, transport = _read(body)
     profile_name, chosen = policy.select(profile, "live", caller, param=PROFILE_HEADER, way="live_session")
     upstream_session = check_session(session, profile_name, chosen, ga_param)

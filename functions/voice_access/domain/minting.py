@@ -22,8 +22,7 @@ from voice_access.domain.errors import (
 )
 from voice_access.domain.policy.model import Policy, Profile
 from voice_access.domain.policy.rules import ParamNamer, check_request, policys_refusal
-from voice_access.domain.safety import safety_identifier
-from voice_access.observability import logger
+from voice_access.domain.safety import identified
 
 
 # Not a NamedTuple: defining one costs about 60 us of every cold start, and nothing here needs a tuple.
@@ -52,10 +51,7 @@ def mint(
     service = settings.service
     # The keys first, so that every later line of this request names the caller, a refusal by the policy
     # included. A secret that cannot be read fails the request only once the request itself has passed.
-    keys = api_keys.held_or_refusal(settings.service, deadline=deadline)
-    user = safety_identifier(keys.safety_identifier_key, caller) if isinstance(keys, Credentials) else ""
-    if user:
-        logger.append_keys(user=user)  # the handler clears it with the rest of the invocation's state
+    keys, user = identified(settings.service, caller, deadline)
     request = endpoint.read(body)
     profile_name, chosen = policy.select(
         profile, request.session_type, caller, param=request.profile_param, way="client_secret"

@@ -9,7 +9,23 @@ reversible without the key, never the raw subject; rotating the key changes ever
 import hashlib
 import hmac
 
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.secrets import Credentials, SecretSettings, api_keys
 from voice_access.domain.caller import Caller
+from voice_access.domain.errors import ServiceError
+from voice_access.observability import logger
+
+
+def identified(service: SecretSettings, caller: Caller, deadline: Deadline) -> tuple[Credentials | ServiceError, str]:
+    """The service's keys (or why they cannot be had, for a request to raise once its own input has passed) and the
+    caller's safety identifier ("" without the keys), which names the caller in every later log line of the request
+    (the handler clears it with the rest of the invocation's state)."""
+    keys = api_keys.held_or_refusal(service, deadline=deadline)
+    if isinstance(keys, ServiceError):
+        return keys, ""
+    user = safety_identifier(keys.safety_identifier_key, caller)
+    logger.append_keys(user=user)
+    return keys, user
 
 
 def safety_identifier(key: str, caller: Caller) -> str:
