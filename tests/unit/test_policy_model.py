@@ -286,7 +286,7 @@ def test_limits_default_to_failing_closed() -> None:
 # made without pydantic (Policy.from_document, for a file whose record matches) refuse it too.
 BAD_LIMITS = [
     (LIMITS, {"per_caller": []}, "per_caller must list at least one window; for no limit, leave limits out"),
-    (LIMITS, {}, "profiles.voice.limits.per_caller"),
+    (LIMITS, {}, "profiles.voice.limits: Value error, per_caller must list at least one window"),
     (LIMITS, {"per_caller": MINUTE}, "profiles.voice.limits.per_caller"),
     (LIMITS, {"per_caller": [MINUTE, {"mints": 20, "seconds": 60}]}, "per_caller names a window length twice"),
     (LIMITS, {"per_caller": [{"mints": 0, "seconds": 60}]}, "mints must be a whole number from 1 to 1000000000"),

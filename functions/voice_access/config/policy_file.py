@@ -16,9 +16,9 @@ from pathlib import Path
 
 from voice_access.config.settings import refused
 from voice_access.domain import limits, session_fields
-from voice_access.domain.limits import Limits, Window
+from voice_access.domain.limits import Budget, Limits, Window
 from voice_access.domain.policy import model, records
-from voice_access.domain.policy.model import ExpiryBounds, FieldRule, Policy, Profile, Requirements
+from voice_access.domain.policy.model import ExpiryBounds, FieldRule, Policy, Price, Profile, Requirements
 from voice_access.domain.policy.records import as_dataclasses
 
 # The code that judges a policy file (with this module's own validate): a record stands for the file and for it.
@@ -56,7 +56,7 @@ def validate(path: Path, raw: bytes) -> Policy:
             "and records the bundled policy, or run `python -m voice_access.config.policy_check FILE` with pydantic "
             "installed and deploy the record it writes (FILE.validated) beside the file"
         ) from None
-    as_dataclasses(FieldRule, ExpiryBounds, Requirements, Window, Limits, Profile, Policy)
+    as_dataclasses(FieldRule, ExpiryBounds, Requirements, Window, Budget, Limits, Price, Profile, Policy)
     try:
         return TypeAdapter(Policy).validate_json(raw)
     except ValidationError as exc:
@@ -123,7 +123,7 @@ class PolicyChange(records.Record):
             ),
             settings_changed=tuple(
                 name
-                for name in ("default_profiles", "spend_brake")
+                for name in ("default_profiles", "spend_brake", "prices", "money_brake")
                 if old is not None and getattr(old, name) != getattr(new, name)
             ),
         )

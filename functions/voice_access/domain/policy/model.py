@@ -4,7 +4,9 @@ A policy file holds named profiles. Each profile fixes some session fields (the 
 them), lists the fields a caller may set with their bounds, says the ways a session may be opened with it
 (``ways``: a client secret the app opens it with, a Realtime call or a GPT-Live session the service opens), and
 bounds a client secret's TTL. Every other field is refused: a known field as not allowed, anything else as
-unknown. Paths are dotted session paths, e.g. ``audio.output.voice``.
+unknown. Paths are dotted session paths, e.g. ``audio.output.voice``. A profile that opens calls also says how long
+one may last, and what the supervisor does when a call's session leaves the profile; the policy prices the models
+its calls may use, for budgets in money.
 
 The policy is plain frozen records (records.py), checked by pydantic where the file is validated
 (config/policy_file.py); how a request or a session update is checked against a profile is rules.py.
@@ -19,7 +21,7 @@ from typing import Any, Literal
 
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest, PermissionDenied
-from voice_access.domain.limits import Limits, Window
+from voice_access.domain.limits import USD, Budget, Limits, Window
 from voice_access.domain.policy.records import PYDANTIC_CONFIG, Factory, Record
 from voice_access.domain.session_fields import (
     MISSING,
@@ -68,6 +70,30 @@ _WAYS_OF: dict[SessionType, tuple[Way, ...]] = {
 # hang up. Anything more (a session.update, a response.create) the operator opens by fixing the list.
 LIVE_CLIENT_EVENTS = "client.data_channel.allowed_client_events"
 DEFAULT_LIVE_CLIENT_EVENTS = ["session.input_audio.mute", "session.input_audio.unmute", "session.close"]
+
+# How long a call the service opens may last, unless its profile says: well under OpenAI's 60 minutes.
+DEFAULT_MAX_CALL_SECONDS = 600
+MIN_CALL_SECONDS = 5
+MAX_CALL_SECONDS = 3600  # OpenAI ends a session at 60 minutes
+# The ways the service opens a session itself, and so supervises, meters and ends it.
+SUPERVISED_WAYS: frozenset[Way] = frozenset({"call", "live_session"})
+# Where a session names the models it is billed for: its own, and the one that transcribes its input.
+SESSION_MODEL = "model"
+TRANSCRIPTION_MODEL = "audio.input.transcription.model"
+MODEL_NAME = re.compile(r"[!-~]{1,128}")
+MAX_PRICE = 10_000  # USD per 1M tokens, or per minute: anything above is a typo
+TOKEN_PRICES = (
+    "text_input",
+    "text_cached_input",
+    "text_output",
+    "audio_input",
+    "audio_cached_input",
+    "audio_output",
+    "image_input",
+    "image_cached_input",
+)
+# A transcription model billed by tokens: the audio it hears, a prompt's text, and the transcript.
+TRANSCRIPTION_TOKEN_PRICES = ("text_input", "audio_input", "text_output")
 
 
 class FieldRule(Record):
@@ -192,6 +218,44 @@ class ExpiryBounds(Record):
             raise ValueError("need min_seconds <= default_seconds <= max_seconds")
 
 
+class Price(Record):
+    """What a model costs, in USD: per 1M tokens of each kind (text, audio and image tokens in, the same read from
+    OpenAI's cache, text and audio tokens out), and ``per_minute`` of billed session time (GPT-Live; a transcription
+    model billed by the duration it hears). A kind left out is not priced: a usage with it cannot be metered."""
+
+    __pydantic_config__ = PYDANTIC_CONFIG
+
+    text_input: int | float | None = None  # an int stays one, as when the file is read without pydantic
+    text_cached_input: int | float | None = None
+    text_output: int | float | None = None
+    audio_input: int | float | None = None
+    audio_cached_input: int | float | None = None
+    audio_output: int | float | None = None
+    image_input: int | float | None = None
+    image_cached_input: int | float | None = None
+    per_minute: int | float | None = None
+
+    def __post_init__(self) -> None:
+        given = 0
+        for name in (*TOKEN_PRICES, "per_minute"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            given += 1
+            if not _IS_TYPE["number"](value) or not 0 <= value <= MAX_PRICE:
+                per = "minute" if name == "per_minute" else "1M tokens"
+                raise ValueError(f"{name} must be a number of dollars per {per} from 0 to {MAX_PRICE}")
+        if not given:
+            raise ValueError(
+                "a price must give at least one rate: USD per 1M tokens (text_input, text_output, audio_input, ...) "
+                "or per_minute"
+            )
+
+    def lacks(self, names: tuple[str, ...]) -> list[str]:
+        """Which of ``names`` the price leaves out."""
+        return [name for name in names if getattr(self, name) is None]
+
+
 class Requirements(Record):
     """What a caller needs to use a profile: every key given must be met, each by any one of its names
     (a group the caller is in, a scope its token carries, the issuer that vouched for it)."""
@@ -269,9 +333,15 @@ class Profile(Record):
     limits: Limits | None = None  # None: no per-caller limit
     fixed: dict[str, Any] = Factory(dict)  # type: ignore[assignment]
     settable: dict[str, FieldRule] = Factory(dict)  # type: ignore[assignment]
+    # For a call or a GPT-Live session the service opens: the supervisor ends it at this length (`call_seconds`).
+    max_call_seconds: int | None = None
+    # What the supervisor does when a call's session.updated shows a session outside the profile: send a
+    # session.update that puts back what the profile governs, or end the call.
+    on_session_change: Literal["restore", "end"] = "restore"
 
     def __post_init__(self) -> None:
         self._check_ways()
+        self._check_calls()
         known = SESSION_FIELDS[self.session_type]
         for kind, paths in (("fixed", self.fixed), ("settable", self.settable)):
             unknown = sorted(p for p in paths if p not in known or p == "type")
@@ -339,10 +409,71 @@ class Profile(Record):
                 "expires_after bounds a client secret's lifetime, and this profile mints none: leave it out"
             )
 
+    def _check_calls(self) -> None:
+        if self.on_session_change not in ("restore", "end"):
+            raise ValueError("on_session_change must be 'restore' or 'end'")
+        supervised = self.supervised
+        if self.max_call_seconds is not None:
+            if type(self.max_call_seconds) is not int or not (
+                MIN_CALL_SECONDS <= self.max_call_seconds <= MAX_CALL_SECONDS
+            ):
+                raise ValueError(
+                    f"max_call_seconds must be a whole number from {MIN_CALL_SECONDS} to {MAX_CALL_SECONDS} (OpenAI "
+                    f"ends a session at 60 minutes); left out, a call lasts at most {DEFAULT_MAX_CALL_SECONDS}"
+                )
+            if not supervised:
+                raise ValueError(
+                    "max_call_seconds bounds a call or GPT-Live session the service opens, and this profile only "
+                    "mints client secrets (whose sessions the service never sees): leave it out, or add 'call' to ways"
+                )
+        limits = self.limits
+        if limits is not None and not supervised and (limits.budgets or limits.concurrent_calls is not None):
+            raise ValueError(
+                "budgets and concurrent_calls count the calls and GPT-Live sessions the service opens, and this "
+                "profile only mints client secrets: leave them out, or add 'call' to ways"
+            )
+
     @property
     def opened_by(self) -> tuple[Way, ...]:
         """The ways a session may be opened with this profile."""
         return tuple(self.ways) if self.ways is not None else _WAYS_OF[self.session_type][:1]
+
+    @property
+    def supervised(self) -> bool:
+        """Whether the service opens sessions with this profile itself (and so supervises, meters and ends them)."""
+        return not SUPERVISED_WAYS.isdisjoint(self.opened_by)
+
+    @property
+    def call_seconds(self) -> int:
+        """How long a call opened with this profile may last."""
+        return self.max_call_seconds or DEFAULT_MAX_CALL_SECONDS
+
+    def billed_models(self) -> list[tuple[str, str]]:
+        """(path, model) for each model a session of this profile may be billed for: its own model and its input
+        transcription's, as fixed, or each a caller may choose. ValueError when a caller may choose any model
+        there, or the session's model is left to OpenAI (no price could be known for it)."""
+        fixed = self.fixed_session()
+        found: list[tuple[str, str]] = []
+        paths = (SESSION_MODEL, TRANSCRIPTION_MODEL) if self.session_type == "realtime" else (SESSION_MODEL,)
+        for path in paths:
+            rule = self.settable.get(path)
+            if self.fixed_clash(path) is not None:
+                value = get(fixed, path, MISSING)
+                found += [(path, value)] if isinstance(value, str) else []
+            elif rule is not None:
+                if rule.enum is None:
+                    raise ValueError(
+                        f"'{path}' is settable without an enum, so a caller could open a model that has no price: "
+                        "list the models a caller may choose (enum), each priced in prices"
+                    )
+                chosen = [*rule.enum, *rule.also, *([rule.default] if rule.default is not None else [])]
+                found += [(path, model) for model in dict.fromkeys(chosen) if isinstance(model, str)]
+            elif path == SESSION_MODEL:
+                raise ValueError(
+                    f"'{path}' is neither fixed nor settable, so OpenAI picks the model and its price is unknown: fix "
+                    "it, or make it settable with an enum"
+                )
+        return found
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Profile":
@@ -438,12 +569,18 @@ class Policy(Record):
     profiles: dict[str, Profile]
     # At most this many client secrets over all callers and profiles: a brake on the owner's OpenAI spend.
     spend_brake: Window | None = None
+    # What each model costs (by its name as a session names it), for budgets in money and the money brake.
+    prices: dict[str, Price] = Factory(dict)  # type: ignore[assignment]
+    # At most this many dollars of metered cost over all callers and profiles in each window: a brake on the cost
+    # of the calls the service opens, as spend_brake is on mints.
+    money_brake: Budget | None = None
 
     def __post_init__(self) -> None:
         if type(self.version) is not int or self.version != 1:
             raise ValueError("version must be 1")
         if not self.profiles:
             raise ValueError("profiles must define at least one profile")
+        self._check_prices()
         for name in [*self.profiles, *(name for names in self._defaults.values() for name in names)]:
             if not PROFILE_NAME.fullmatch(name):
                 raise ValueError(
@@ -471,6 +608,53 @@ class Policy(Record):
                     "it and the profiles after it are never chosen: put the profiles that require claims first"
                 )
 
+    def _check_prices(self) -> None:
+        for model in self.prices:
+            if not MODEL_NAME.fullmatch(model):
+                raise ValueError(
+                    f"prices names the model '{clip(model)}': a model's name is 1 to 128 printable ASCII characters "
+                    "without spaces, as a session names it"
+                )
+        if self.money_brake is not None and self.money_brake.unit is not USD:
+            raise ValueError("money_brake counts dollars: give usd (and seconds), not call_seconds")
+        for name, profile in self.profiles.items():
+            usd = profile.limits is not None and any(budget.unit is USD for budget in profile.limits.budgets)
+            if not (usd or (self.money_brake is not None and profile.supervised)):
+                continue
+            why = "its budget in dollars" if usd else "the money brake"
+            try:
+                billed = profile.billed_models()
+            except ValueError as exc:
+                raise ValueError(f"profile '{name}': {exc} ({why} meters what each call costs)") from None
+            for path, model in billed:
+                self._check_price(name, path, model, profile.session_type, why)
+
+    def _check_price(self, profile_name: str, path: str, model: str, session_type: SessionType, why: str) -> None:
+        price = self.prices.get(model)
+        needs: tuple[str, ...]
+        if session_type == "live":
+            needs, how = ("per_minute",), "a GPT-Live model is billed per minute of session: give per_minute"
+        elif path == TRANSCRIPTION_MODEL:
+            by_duration = price is not None and price.per_minute is not None
+            needs = () if by_duration else TRANSCRIPTION_TOKEN_PRICES
+            how = (
+                "a transcription model is billed per minute of audio (give per_minute) or by tokens (give "
+                f"{', '.join(TRANSCRIPTION_TOKEN_PRICES)})"
+            )
+        else:
+            needs = TOKEN_PRICES
+            how = (
+                f"a realtime model may be billed for text, audio and image tokens: give {', '.join(TOKEN_PRICES)} "
+                "(0 for a kind the model does not take)"
+            )
+        lacking = list(needs) if price is None else price.lacks(needs)
+        if price is None or lacking:
+            given = "" if price is None else f" (it lacks {', '.join(lacking)})"
+            raise ValueError(
+                f"price model '{clip(model)}' in prices{given}: profile '{profile_name}' may open it at '{path}', "
+                f"and {why} meters what each call costs; {how}"
+            )
+
     @functools.cached_property
     def _defaults(self) -> dict[SessionType, tuple[str, ...]]:
         return {
@@ -482,12 +666,14 @@ class Policy(Record):
     def from_document(cls, document: dict[str, Any]) -> "Policy":
         """A policy from a document whose types were checked when it was validated: the checks across
         fields (``__post_init__``) run again, the type checks do not."""
-        brake = document.get("spend_brake")
+        brake, money_brake = document.get("spend_brake"), document.get("money_brake")
         return cls(
             version=document["version"],
             default_profiles=document["default_profiles"],
             profiles={name: Profile.from_document(profile) for name, profile in document["profiles"].items()},
             spend_brake=None if brake is None else Window(**brake),
+            prices={model: Price(**price) for model, price in document.get("prices", {}).items()},
+            money_brake=None if money_brake is None else Budget(**money_brake),
         )
 
     def select(
@@ -572,7 +758,13 @@ def _listed(ways: tuple[Way, ...]) -> str:
 
 
 def _limits(document: dict[str, Any]) -> Limits:
-    return Limits(**{**document, "per_caller": [Window(**window) for window in document["per_caller"]]})
+    return Limits(
+        **{
+            **document,
+            "per_caller": [Window(**window) for window in document.get("per_caller", [])],
+            "budgets": [Budget(**budget) for budget in document.get("budgets", [])],
+        }
+    )
 
 
 def clip(text: str, limit: int = 64) -> str:
