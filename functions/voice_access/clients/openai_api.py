@@ -1,5 +1,6 @@
-"""OpenAI, the one upstream: mint a client secret through GA ``POST /v1/realtime/client_secrets``, or open a
-GPT-Live session from a browser's SDP offer through ``POST /v1/live/sessions``.
+"""OpenAI, the one upstream: mint a client secret through GA ``POST /v1/realtime/client_secrets``, open a
+GPT-Live session or a Realtime call from a browser's SDP offer (``POST /v1/live/sessions``,
+``POST /v1/realtime/calls``), and hang either up.
 
 One urllib3 pool per container, so a warm invocation reuses the TLS connection. Only connection
 failures are retried (the request never left); a read timeout is not, as a second wait would not
@@ -113,7 +114,7 @@ def create_client_secret(
         read_timeout,
         deadline,
         "mint a client secret",
-        HTTPStatus.OK,
+        (HTTPStatus.OK,),
         lambda raw, latency_ms, _: _minted(raw, latency_ms),
     )
 
@@ -154,7 +155,7 @@ def create_live_session(
         read_timeout,
         deadline,
         "open the session",
-        HTTPStatus.OK,
+        (HTTPStatus.OK,),
         lambda raw, latency_ms, _: _live_opened(raw, latency_ms),
     )
 
@@ -206,29 +207,65 @@ def open_call(
         read_timeout,
         deadline,
         "open the call",
-        HTTPStatus.CREATED,
+        (HTTPStatus.CREATED,),
         _called,
+    )
+
+
+@traced
+def hang_up(
+    url: str,
+    api_key: str,
+    deadline: Deadline,
+    *,
+    key_source: str,
+    connect_timeout: float,
+    read_timeout: float,
+    safety_identifier: str | None = None,
+) -> bool:
+    """POST OpenAI's hang-up of a call or a Live session (``url``: ``/v1/realtime/calls/{id}/hangup`` or
+    ``/v1/live/sessions/{id}/hangup``) by ``deadline``, as the SDKs' ``hangup`` does (no body): True when it hung
+    up, False when OpenAI knows no such call live (404: it has ended); else the same errors as a mint."""
+    return _exchange(
+        url,
+        b"",
+        None,
+        api_key,
+        safety_identifier,
+        key_source,
+        connect_timeout,
+        read_timeout,
+        deadline,
+        "hang up",
+        (HTTPStatus.OK, HTTPStatus.ACCEPTED, HTTPStatus.NO_CONTENT, HTTPStatus.NOT_FOUND),
+        lambda _, __, response: bool(response.status != HTTPStatus.NOT_FOUND),
     )
 
 
 def _exchange[T](
     url: str,
     payload: bytes,
-    content_type: str,
+    content_type: str | None,
     api_key: str,
-    safety_identifier: str,
+    safety_identifier: str | None,
     key_source: str,
     connect_timeout: float,
     read_timeout: float,
     deadline: Deadline,
     what: str,
-    expected: HTTPStatus,
+    expected: tuple[int, ...],
     read: Callable[[bytes, float, Any], T],
 ) -> T:
-    """POST ``payload`` by ``deadline``, and ``read`` OpenAI's ``expected`` answer (its bytes, read within
-    MAX_RESPONSE_BYTES, how long it took, its headers); any other status raised as its error (``what`` OpenAI failed
-    to do, in its words), and a failure's latency counted on its own."""
+    """POST ``payload`` (of ``content_type``; None: no body) by ``deadline``, and ``read`` OpenAI's answer of an
+    ``expected`` status (its bytes, read within MAX_RESPONSE_BYTES, how long it took, the response: its status and
+    headers); any other status raised as its error (``what`` OpenAI failed to do, in its words), and a failure's
+    latency counted on its own."""
     started = time.perf_counter()
+    headers = {"Authorization": f"Bearer {api_key}", "User-Agent": _USER_AGENT}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    if safety_identifier is not None:
+        headers["OpenAI-Safety-Identifier"] = safety_identifier
     try:
         pool, path, timeout = _upstream(url, connect_timeout, read_timeout)
         with keeping_to(deadline):
@@ -236,12 +273,7 @@ def _exchange[T](
                 "POST",
                 path,
                 body=payload,
-                headers={
-                    "Authorization": f"Bearer {api_key}",
-                    "Content-Type": content_type,
-                    "User-Agent": _USER_AGENT,
-                    "OpenAI-Safety-Identifier": safety_identifier,
-                },
+                headers=headers,
                 timeout=timeout,
                 preload_content=False,
             )
@@ -267,9 +299,9 @@ def _exchange[T](
             response.close()  # neither read the rest into memory nor reuse the connection
             raise _invalid_answer("oversized", len(raw))
         response.release_conn()
-        if response.status != expected:
+        if response.status not in expected:
             raise _status_error(response.status, raw, response.headers.get("Retry-After"), key_source, what)
-        return read(raw, latency_ms, response.headers)
+        return read(raw, latency_ms, response)
     except (UpstreamFailed, UpstreamRejected):
         milliseconds("UpstreamLatency", latency_ms)
         raise
@@ -400,8 +432,8 @@ def _minted(raw: bytes, latency_ms: float) -> Minted:
     return Minted(value=body["value"], expires_at=body["expires_at"], body=body, text=text, latency_ms=latency_ms)
 
 
-def _called(raw: bytes, latency_ms: float, headers: Any) -> Called:
-    call_id = re.fullmatch(r"/v1/realtime/calls/(rtc_[A-Za-z0-9_-]{1,128})", str(headers.get("Location", "")))
+def _called(raw: bytes, latency_ms: float, response: Any) -> Called:
+    call_id = re.fullmatch(r"/v1/realtime/calls/(rtc_[A-Za-z0-9_-]{1,128})", str(response.headers.get("Location", "")))
     try:
         answer = raw.decode()
     except UnicodeDecodeError:
