@@ -63,6 +63,15 @@ class Settings(NamedTuple):
     # Where the API key in the secret came from, for the words of a key OpenAI refuses. Deployed: the secret
     # itself (the template sets nothing); `make run` names the OPENAI_API_KEY it was given.
     api_key_source: str = "the key in the service's secret"
+    # The supervisor of each call and Live session the service opens (a function started through Lambda's Invoke
+    # API, by name or ARN), and each one's backstop: a one-time schedule in this group that invokes the supervisor
+    # (its ARN) as this role. Unset: nothing can be supervised, so no call or Live session is opened.
+    supervisor_function_name: str | None = None
+    supervisor_function_arn: str | None = None
+    backstop_schedule_group: str | None = None
+    backstop_role_arn: str | None = None
+    lambda_endpoint: str = "https://lambda.us-east-1.amazonaws.com"
+    scheduler_endpoint: str = "https://scheduler.us-east-1.amazonaws.com"
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "Settings":
@@ -96,6 +105,18 @@ class Settings(NamedTuple):
             ),
             aws_region=region,
             api_key_source=read("OPENAI_API_KEY_SOURCE", _phrase, defaults.api_key_source),
+            supervisor_function_name=read("SUPERVISOR_FUNCTION_NAME", _function_name, None),
+            supervisor_function_arn=read("SUPERVISOR_FUNCTION_ARN", _function_arn, None),
+            backstop_schedule_group=read("BACKSTOP_SCHEDULE_GROUP", _schedule_group, None),
+            backstop_role_arn=read("BACKSTOP_ROLE_ARN", _role_arn, None),
+            lambda_endpoint=read(
+                "AWS_ENDPOINT_URL_LAMBDA", _endpoint("lambda"), f"https://lambda.{region}.{_dns_suffix(region)}"
+            ),
+            scheduler_endpoint=read(
+                "AWS_ENDPOINT_URL_SCHEDULER",
+                _endpoint("scheduler"),
+                f"https://scheduler.{region}.{_dns_suffix(region)}",
+            ),
         )
         if "OPENAI_API_KEY_SECRET_ID" not in environment:
             variables.problems.insert(
@@ -106,6 +127,25 @@ class Settings(NamedTuple):
     def upstream(self, path: str) -> str:
         """The URL of an OpenAI path (``/v1/...``) on the configured upstream."""
         return self.upstream_url + path
+
+    def unsupervised(self) -> str | None:
+        """What a function that opens calls lacks to have them supervised (the variables unset); None: nothing."""
+        missing = [
+            variable
+            for variable, value in (
+                ("SUPERVISOR_FUNCTION_NAME", self.supervisor_function_name),
+                ("SUPERVISOR_FUNCTION_ARN", self.supervisor_function_arn),
+                ("BACKSTOP_SCHEDULE_GROUP", self.backstop_schedule_group),
+                ("BACKSTOP_ROLE_ARN", self.backstop_role_arn),
+            )
+            if value is None
+        ]
+        if not missing:
+            return None
+        return (
+            f"{', '.join(missing)}: required to open calls and Live sessions (each is supervised, with a backstop); "
+            "the template sets them"
+        )
 
 
 def _non_empty(value: str) -> str:
@@ -124,6 +164,37 @@ def _table_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
         raise ValueError("must be a DynamoDB table name (3 to 255 of A-Z, a-z, 0-9, '_', '-', '.')")
     return value
+
+
+def _function_name(value: str) -> str:
+    if not (len(value) <= 170 and re.fullmatch(_FUNCTION, value)):
+        raise ValueError("must be a Lambda function's name or ARN (e.g. voice-access-SupervisorFunction-AbC123)")
+    return value
+
+
+def _function_arn(value: str) -> str:
+    if not (len(value) <= 170 and re.fullmatch(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:" + _NAME, value)):
+        raise ValueError("must be a Lambda function's ARN (arn:aws:lambda:<region>:<account>:function:<name>)")
+    return value
+
+
+def _schedule_group(value: str) -> str:
+    if not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", value):
+        raise ValueError("must be an EventBridge Scheduler group's name (1 to 64 of A-Z, a-z, 0-9, '_', '-', '.')")
+    return value
+
+
+def _role_arn(value: str) -> str:
+    if not (
+        len(value) <= 2048 and re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}", value)
+    ):
+        raise ValueError("must be an IAM role's ARN (arn:aws:iam::<account>:role/<name>)")
+    return value
+
+
+# A function's name, with its version or alias (Lambda's own pattern for FunctionName, less the partial ARNs).
+_NAME = r"[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?"
+_FUNCTION = rf"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{{12}}:function:)?{_NAME}"
 
 
 def _endpoint(service: str) -> Callable[[str], str]:
