@@ -172,3 +172,24 @@ def count(name: str, **dimensions: str) -> None:
 
 def milliseconds(name: str, value: float) -> None:
     _emit(name, MetricUnit.Milliseconds, value, {})
+
+
+def amount(name: str, value: float, **dimensions: str) -> None:
+    """Emit one EMF count of ``value`` (several at once, such as a supervisor's skipped messages since its last
+    tick) with its own dimensions."""
+    _emit(name, MetricUnit.Count, value, dimensions)
+
+
+def metered(tokens_in: int, tokens_out: int, cost_micro_usd: int) -> None:
+    """An event of a call metered (counted once in its ledger): Tokens by direction, and its Cost in dollars."""
+    _emit("Tokens", MetricUnit.Count, tokens_in, {"direction": "input"})
+    _emit("Tokens", MetricUnit.Count, tokens_out, {"direction": "output"})
+    _emit("Cost", MetricUnit.NoUnit, cost_micro_usd / 1_000_000, {})
+
+
+def call_ended(reason: str, seconds: float, **fields: Any) -> None:
+    """A call or Live session the service opened has ended (``reason``): its log line (the caller as its safety
+    identifier, never the session, an SDP or a key), CallsEnded by reason and its CallSeconds."""
+    logger.info("call ended", reason=reason, seconds=round(seconds, 1), **fields)
+    count("CallsEnded", reason=reason)
+    _emit("CallSeconds", MetricUnit.Seconds, max(0.0, seconds), {})

@@ -1,0 +1,50 @@
+"""The supervisor's settings: the service's (settings.py), and its own, read from its environment.
+
+Its own are the timing of its watch over a call: when an invocation hands the call over to its successor, how long
+a dropped sideband may take to come back, how often a call's seconds are metered, and how long it waits on OpenAI's
+HTTP answer to a hang-up. Read once per invocation (an invocation lasts minutes), so no cache is kept.
+"""
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from voice_access.config.settings import Settings, Variables, integer, seconds
+
+# Lambda's longest timeout: no invocation lasts longer.
+MAX_INVOCATION_SECONDS = 900
+
+
+class SupervisorSettings(NamedTuple):
+    service: Settings
+    # Seconds into an invocation when it starts its successor; None: its timeout less a minute (the context says).
+    handover_after_seconds: int | None = None
+    sideband_reattach_seconds: float = 10.0
+    meter_tick_seconds: float = 15.0
+    upstream_connect_timeout_seconds: float = 2.0
+    upstream_read_timeout_seconds: float = 5.0
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str]) -> "SupervisorSettings":
+        """The service's settings and the supervisor's own, every problem with either named at once."""
+        variables = Variables(environment)
+        service = Settings.read(variables)
+        defaults = cls(service)
+        read = variables.read
+        settings = cls(
+            service,
+            handover_after_seconds=read(
+                "SUPERVISOR_HANDOVER_AFTER_SECONDS", integer(1, MAX_INVOCATION_SECONDS), defaults.handover_after_seconds
+            ),
+            sideband_reattach_seconds=read(
+                "SIDEBAND_REATTACH_SECONDS", seconds(300), defaults.sideband_reattach_seconds
+            ),
+            meter_tick_seconds=read("METER_TICK_SECONDS", seconds(300), defaults.meter_tick_seconds),
+            upstream_connect_timeout_seconds=read(
+                "UPSTREAM_CONNECT_TIMEOUT_SECONDS", seconds(10), defaults.upstream_connect_timeout_seconds
+            ),
+            upstream_read_timeout_seconds=read(
+                "UPSTREAM_READ_TIMEOUT_SECONDS", seconds(25), defaults.upstream_read_timeout_seconds
+            ),
+        )
+        variables.check()
+        return settings
