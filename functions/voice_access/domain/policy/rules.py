@@ -1,7 +1,11 @@
-"""Checking a session against a profile: a whole request (`check_request`), and a partial session update
-(`check_update`: the session it would make, `merged`, checked as a request's session is, with the same refusals).
+"""Checking a session against a profile: a whole request (`check_request`), a partial session update
+(`check_update`: the session it would make, `merged`, checked as a request's session is, with the same refusals),
+and the session OpenAI reports for a call the service opened (`check_reported`, checked as a request's session is,
+less what OpenAI fills in itself); what puts a call's session back (`restoring_update`) and the tools it may call
+(`allowed_tools`).
 """
 
+import copy
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -24,6 +28,11 @@ from voice_access.domain.session_fields import (
     get,
     put,
 )
+
+# What a reported session holds that no request governs: OpenAI's own (the session's id, object and expiry, the type
+# it was opened as) and its model, which no session.update may change and which OpenAI reports as a dated snapshot
+# ("gpt-realtime-2025-08-28" for "gpt-realtime").
+_REPORTED_ONLY = frozenset({"id", "object", "expires_at", "type", "model"})
 
 # Said in a refusal that OpenAI's API, not this service's policy, makes.
 OPENAI_RULE = "a rule of OpenAI's API"
@@ -234,6 +243,96 @@ def check_update(
     merged_session = merged(session, update) if isinstance(update, Mapping) else update
     checked: dict[str, Any] = check_request({"session": merged_session}, profile_name, profile, name)["session"]
     return checked
+
+
+def check_reported(
+    reported: Any, opened: Mapping[str, Any], profile_name: str, profile: Profile
+) -> InvalidRequest | None:
+    """The first way the session OpenAI reports for a call (a ``session.updated``'s ``session``) leaves the profile,
+    as the InvalidRequest a request that sent it would get (the same code and param), or None.
+
+    A reported session holds every field, most of them OpenAI's defaults, which no request sent: only what the
+    profile governs is checked. Every fixed value must hold; every settable field present must keep its rule; any
+    other field of a request must hold the value ``opened`` (the session the call was opened with, as the service
+    sent it) gave it, if it gave one. What the request schema lacks, OpenAI's own fields, the model, and the keys
+    OpenAI fills in under a fixed object that leaves them out, are not checked."""
+    if not isinstance(reported, Mapping):
+        return InvalidRequest(
+            f"Invalid type for 'session': expected an object ({OPENAI_RULE}).", code="invalid_type", param="session"
+        )
+    try:
+        check_session(_governed(reported, opened, profile), profile_name, profile, ga_param)
+    except InvalidRequest as problem:
+        return problem
+    return None
+
+
+def _governed(reported: Mapping[str, Any], opened: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
+    """What of ``reported`` the profile governs, as a request's session would hold it."""
+    fixed = profile.fixed_session()
+    known = SESSION_FIELDS[profile.session_type]
+    governed: dict[str, Any] = {}
+    for path, value in _reported_leaves(reported, "", profile):
+        if path in _REPORTED_ONLY:
+            continue
+        if profile.fixed_clash(path) is not None:
+            if _left_out(fixed, path):
+                continue  # OpenAI's default for a key the fixed object does not name
+        elif path not in profile.settable:
+            sent = get(dict(opened), path, MISSING)
+            if path not in known or sent is MISSING or same_json(value, sent):
+                continue
+        put(governed, path, value)
+    return governed
+
+
+def _reported_leaves(value: Mapping[str, Any], prefix: str, profile: Profile) -> Iterator[tuple[str, Any]]:
+    """(path, value) for each field of a reported session, entering the objects a request's are entered (`_leaves`);
+    a key no field could have is skipped, as one OpenAI added."""
+    objects = SESSION_OBJECTS[profile.session_type]
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or "." in key:
+            continue
+        path = f"{prefix}.{key}" if prefix else key
+        rule = profile.settable.get(path)
+        if isinstance(item, Mapping) and path in objects and (rule is None or rule.type == "null"):
+            yield from _reported_leaves(item, path, profile)
+        else:
+            yield path, item
+
+
+def _left_out(fixed: dict[str, Any], path: str) -> bool:
+    """Whether ``path`` lies under an object the profile fixes without naming the path's key there (so OpenAI's
+    default fills it); False where a fixed value that is not an object covers it, which must then hold."""
+    node: Any = fixed
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return False
+        if part not in node:
+            return True
+        node = node[part]
+    return False
+
+
+def restoring_update(opened: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
+    """The ``session`` of a ``session.update`` that puts back what the profile governs in a call's session: the
+    session the call was opened with, less its model (OpenAI refuses a change of model, even to itself)."""
+    session = {key: copy.deepcopy(value) for key, value in opened.items() if key != "model"}
+    if profile.session_type in TYPED_SESSIONS:
+        session["type"] = profile.session_type
+    return session
+
+
+def allowed_tools(opened: Mapping[str, Any]) -> frozenset[str]:
+    """The names of the function tools of the session a call was opened with: the only functions it may call."""
+    tools = opened.get("tools")
+    if not isinstance(tools, list):
+        return frozenset()
+    return frozenset(
+        tool["name"]
+        for tool in tools
+        if isinstance(tool, Mapping) and tool.get("type") == "function" and isinstance(tool.get("name"), str)
+    )
 
 
 def policys_refusal(refused: UpstreamRejected) -> UpstreamFailed:
