@@ -11,6 +11,11 @@ which DynamoDB adds exactly (a fractional unit is counted in a smaller whole one
 - ``give_back``: takes amounts off an item's counters, never below zero nor making a counter anew.
 - ``read``: the counts as they stand, with strongly consistent BatchGetItem requests (100 keys each, side by side).
 
+For the items whose shape is another module's (domain/ledger.py: calls, their slots and their metering), three raw
+requests: ``transact`` (one TransactWriteItems: all its writes or none; a transaction another one on the same items
+cancelled is made again, twice at most), ``update`` (one UpdateItem, its condition refused as ``Refused``) and ``get``
+(one strongly consistent GetItem).
+
 A fault that may pass (throttling, an outage, no answer in time) is logged, counted and raised as StoreUnavailable
 (a DependencyUnavailable), which says whether the request may have been applied all the same; a store that cannot be
 used (no credentials, no table, access denied) as StoreMisconfigured (a ServiceMisconfigured). Their words are the
@@ -20,7 +25,9 @@ Requests are signed and sent by aws_api.py, with urllib3, as the OpenAI client s
 """
 
 import functools
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -43,6 +50,17 @@ MIN_SECONDS = 0.05
 RETRY_AFTER_SECONDS = 2
 _UPDATE = "UpdateItem"
 _READ = "BatchGetItem"
+_GET = "GetItem"
+_TRANSACT = "TransactWriteItems"
+# The requests on one item of the store's table, which name the table beside the item.
+_ONE_ITEM = {_UPDATE, _GET}
+# How many times a transaction is made in all when each try is cancelled only by another transaction on the same
+# items (DynamoDB cancels one of two at once rather than queueing it, and the SDKs leave the retry to the caller).
+_TRANSACT_TRIES = 3
+# Seconds to wait before the next try, times the tries so far: a little random, so two writers part.
+_CONFLICT_PAUSE = (0.01, 0.04)
+# The reasons a transaction's write is cancelled for that may pass (the rest need an operator: "ValidationError").
+_PASSING_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 # DynamoDB's ceiling on the keys of one BatchGetItem.
 _BATCH_KEYS = 100
 # Errors that may pass (throttling, an outage); any other error of DynamoDB's needs an operator.
@@ -108,6 +126,25 @@ class Full(Exception):
 
 class GiveBackRefused(Exception):
     """A give-back refused: a counter held less than its amount (its window gone, or given back already)."""
+
+
+class Refused(Exception):
+    """An ``update`` whose condition failed: nothing was written. ``item``: the item's attributes as they stood when
+    the request asked for them (ReturnValuesOnConditionCheckFailure ALL_OLD), else empty."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+class Cancelled(Exception):
+    """A transaction a condition refused: nothing was written. ``reasons``: one per write, in order, as DynamoDB gives
+    them ("None", "ConditionalCheckFailed", ...); ``items``: for each write, its item's attributes as they stood when
+    the write asked for them (ReturnValuesOnConditionCheckFailure ALL_OLD) and the item was there, else None."""
+
+    def __init__(self, reasons: list[str], items: list[dict[str, Any] | None]) -> None:
+        super().__init__(f"transaction cancelled: {', '.join(reasons)}")
+        self.reasons, self.items = reasons, items
 
 
 class StoreUnavailable(DependencyUnavailable):
@@ -265,6 +302,56 @@ def _read(
     return found
 
 
+def transact(store: Store, writes: Sequence[dict[str, Any]], deadline: Deadline) -> None:
+    """All of ``writes`` or none, with one TransactWriteItems (each write a dict of one DynamoDB Put, Update,
+    ConditionCheck or Delete, without its TableName, at most 100 and each on another item). Cancelled when a
+    condition refused it; StoreUnavailable when it was cancelled for what may pass (another transaction on the same
+    items, each of its tries; throttling) or not answered; StoreMisconfigured."""
+    items = [{kind: {"TableName": store.table, **body}} for write in writes for kind, body in write.items()]
+    for tries in range(1, _TRANSACT_TRIES + 1):
+        try:
+            _request(store, _TRANSACT, {"TransactItems": items}, deadline)
+            return
+        except _TransactionCancelled as cancelled:
+            reasons = cancelled.reasons
+            if "ConditionalCheckFailed" in reasons:
+                raise Cancelled(reasons, cancelled.items) from None
+            failed = [reason for reason in reasons if reason != "None"]
+            if not set(failed) <= _PASSING_REASONS:
+                raise StoreMisconfigured(f"DynamoDB cancelled the {_TRANSACT}: {', '.join(reasons)}"[:300]) from None
+            pause = random.uniform(*_CONFLICT_PAUSE) * tries  # noqa: S311 - a pause's spread, no secret
+            if set(failed) != {"TransactionConflict"} or tries == _TRANSACT_TRIES:
+                raise _fault(failed[0] if failed else "TransactionCanceledException", unanswered=False) from None
+            if deadline.remaining() < pause + MIN_SECONDS:
+                raise _fault("TransactionConflict", unanswered=False) from None
+            time.sleep(pause)
+
+
+def update(store: Store, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    """One UpdateItem on the store's table (``request`` without its TableName), as DynamoDB takes it; the attributes it
+    returned (ReturnValues), or empty. Refused when its condition failed; StoreUnavailable, StoreMisconfigured."""
+    try:
+        answer = _request(store, _UPDATE, request, deadline)
+    except _ConditionFailed as failed:
+        raise Refused(failed.item) from None
+    attributes = answer.get("Attributes")
+    return attributes if isinstance(attributes, dict) else {}
+
+
+def get(store: Store, key: str, names: Sequence[str], deadline: Deadline) -> dict[str, Any] | None:
+    """The attributes ``names`` of the item ``key`` (strongly consistent GetItem), as DynamoDB gives them; None when
+    there is no such item. StoreUnavailable, StoreMisconfigured."""
+    aliases = {f"#a{i}": name for i, name in enumerate(names)}
+    request = {
+        "Key": {"pk": {"S": key}},
+        "ConsistentRead": True,
+        "ProjectionExpression": ", ".join(["pk", *aliases]),
+        "ExpressionAttributeNames": aliases,
+    }
+    item = _request(store, _GET, request, deadline).get("Item")
+    return item if isinstance(item, dict) else None
+
+
 class _ConditionFailed(Exception):
     def __init__(self, item: dict[str, Any]) -> None:
         super().__init__("condition failed")
@@ -272,9 +359,10 @@ class _ConditionFailed(Exception):
 
 
 def _request(store: Store, operation: str, request: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
-    """One DynamoDB request (``operation``: UpdateItem on the store's table, or BatchGetItem), signed; its answer,
-    _ConditionFailed, StoreUnavailable or StoreMisconfigured."""
-    request = {"TableName": store.table, **request} if operation == _UPDATE else request
+    """One DynamoDB request (``operation``: UpdateItem or GetItem on the store's table, BatchGetItem or
+    TransactWriteItems), signed; its answer, _ConditionFailed, _TransactionCancelled, StoreUnavailable or
+    StoreMisconfigured."""
+    request = {"TableName": store.table, **request} if operation in _ONE_ITEM else request
     try:
         answer = aws_api.post(
             _pools,
@@ -297,12 +385,46 @@ def _request(store: Store, operation: str, request: dict[str, Any], deadline: De
     if aws_code == "ConditionalCheckFailedException":
         item = answer.body.get("Item")
         raise _ConditionFailed(item if isinstance(item, dict) else {})
+    if aws_code == "TransactionCanceledException" and (cancelled := _cancellation(answer.body)):
+        raise cancelled
     if aws_code in _PASSING or answer.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         # A server error leaves it open whether the write was applied; a throttle or an expired token says not.
         raise _fault(aws_code, unanswered=answer.status >= HTTPStatus.INTERNAL_SERVER_ERROR)
     # DynamoDB's message names what is wrong with the table or the request; it holds no credential.
     message = str(answer.body.get("message") or answer.body.get("Message") or "")[:300]
     raise StoreMisconfigured(f"DynamoDB refused the {operation}: {aws_code}: {message}")
+
+
+class _TransactionCancelled(Exception):
+    def __init__(self, reasons: list[str], items: list[dict[str, Any] | None]) -> None:
+        super().__init__("transaction cancelled")
+        self.reasons, self.items = reasons, items
+
+
+def _cancellation(body: dict[str, Any]) -> _TransactionCancelled | None:
+    """A TransactionCanceledException's reasons, one per write: its CancellationReasons, else as its message lists
+    them ("... reasons [None, ConditionalCheckFailed]"); None when it gives neither."""
+    given = body.get("CancellationReasons")
+    if isinstance(given, list):
+        reasons = [_reason(reason) for reason in given]
+        items = [_old_item(reason) for reason in given]
+        return _TransactionCancelled(reasons, items)
+    message = str(body.get("message") or body.get("Message") or "")
+    opened, _, listed = message.rpartition("[")
+    if not opened or not listed.endswith("]"):
+        return None
+    reasons = [reason.strip() for reason in listed.removesuffix("]").split(",")]
+    return _TransactionCancelled(reasons, [None] * len(reasons))
+
+
+def _reason(reason: Any) -> str:
+    code = reason.get("Code") if isinstance(reason, dict) else None
+    return code if isinstance(code, str) and code else "None"
+
+
+def _old_item(reason: Any) -> dict[str, Any] | None:
+    item = reason.get("Item") if isinstance(reason, dict) else None
+    return item if isinstance(item, dict) else None
 
 
 def _side_by_side[T](calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
