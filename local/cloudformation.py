@@ -61,6 +61,7 @@ class _Kind:
     name_property: str
     arn: str  # formatted with partition, region, account and name
     ref_is_arn: bool = False  # Ref returns the ARN, not the name
+    url: str | None = None  # what Ref returns instead, formatted likewise (an SQS queue's URL)
 
 
 def _regional(service: str, resource: str) -> str:
@@ -81,6 +82,10 @@ _KINDS: dict[str, _Kind] = {
     "AWS::Lambda::LayerVersion": _LAYER,
     "AWS::SNS::Topic": _Kind("TopicName", _regional("sns", "{name}"), ref_is_arn=True),
     "AWS::IAM::Role": _Kind("RoleName", "arn:{partition}:iam::{account}:role/{name}"),
+    "AWS::SQS::Queue": _Kind(
+        "QueueName", _regional("sqs", "{name}"), url="https://sqs.{region}.amazonaws.com/{account}/{name}"
+    ),
+    "AWS::Scheduler::ScheduleGroup": _Kind("Name", _regional("scheduler", "schedule-group/{name}")),
 }
 
 
@@ -219,6 +224,8 @@ class Resolver:
             kind = self._kind(name, where)
             if kind is None:
                 return name  # a type without a known Ref: its logical id stands in
+            if kind.url is not None:
+                return self._url(name, kind.url)
             return self._arn(name, where) if kind.ref_is_arn else self._name(name)
         raise TemplateError(f"{where}: Ref {name} has no value (no such parameter, or no Default/override)")
 
@@ -230,6 +237,9 @@ class Resolver:
             return self._physical[logical_id][attribute]
         if attribute == "Arn" or (attribute.endswith("Arn") and attribute[:-3] in self._type(logical_id)):
             return self._arn(logical_id, where)  # Arn, or TopicArn of an SNS topic
+        kind = _KINDS.get(self._type(logical_id))
+        if attribute.endswith("Url") and kind is not None and kind.url is not None:
+            return self._url(logical_id, kind.url)  # QueueUrl of an SQS queue
         if attribute.endswith("Name"):
             return self._name(logical_id)
         return f"{self._name(logical_id)}-{attribute}"  # a placeholder of the right kind: a string
@@ -260,6 +270,9 @@ class Resolver:
             )
         pseudo = {"partition": "aws", "region": self._pseudo["AWS::Region"], "account": ACCOUNT_ID}
         return kind.arn.format(name=self._name(logical_id).lstrip("/"), **pseudo)
+
+    def _url(self, logical_id: str, url: str) -> str:
+        return url.format(name=self._name(logical_id), region=self._pseudo["AWS::Region"], account=ACCOUNT_ID)
 
     def _sub(self, arg: Any, where: str) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else arg
