@@ -16,10 +16,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Self
 
 from local.cloudformation import ACCOUNT_ID
+from local.lambda_context import LambdaContext
 from local.template import LocalFunction
 
 # Execution environments per function. Lambda gives each of a burst's invocations an environment of its own,
@@ -48,21 +48,18 @@ class FunctionFailed(Exception):
     """The function raised; ``__cause__`` is what it raised."""
 
 
-@dataclass
-class LambdaContext:
-    """The subset of the Lambda runtime's context object that handlers and Powertools read."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    invoked_function_arn: str
-    aws_request_id: str
-    deadline: float  # time.monotonic() at which the invocation times out
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
+def runtime_environment(function: LocalFunction, region: str, name: str) -> dict[str, str]:
+    """The variables the Lambda runtime sets for the function (named ``name``), before the template's own."""
+    return {
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_SAM_LOCAL": "true",  # as `sam local` sets it: Powertools then skips X-Ray
+        "_HANDLER": function.handler,
+    }
 
 
 class LambdaRuntime:
@@ -190,14 +187,7 @@ class LambdaRuntime:
     def _apply_environment(self, function: LocalFunction) -> None:
         """The function's environment: what the runtime sets, the template's variables, then credentials."""
         environment = {
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.logical_id}",
-            "AWS_SAM_LOCAL": "true",  # as `sam local` sets it: Powertools then skips X-Ray
-            "_HANDLER": function.handler,
+            **runtime_environment(function, self.region, function.logical_id),
             **function.environment,
             **self._environment,
         }

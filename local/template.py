@@ -1,10 +1,11 @@
-"""The HTTP API a SAM template declares, as the local gateway serves it.
+"""The HTTP API a SAM template declares, as the local gateway serves it, and the functions it declares.
 
 Read from the template's own AWS::ApiGatewayV2 resources, resolved under the parameter overrides
 (local/cloudformation.py): each Route present, the function its Integration invokes (a Lambda proxy with payload
 format 2.0) with its handler, code, environment, memory and timeout (Globals.Function under its own Properties),
 the JWT Authorizers the routes name, and the Api's CorsConfiguration. What the local gateway cannot serve as API
-Gateway would is refused (TemplateError).
+Gateway would is refused (TemplateError). ``read_functions`` reads every AWS::Serverless::Function present, routed
+or not, with how Lambda invokes it asynchronously (EventInvokeConfig, ReservedConcurrentExecutions).
 """
 
 from __future__ import annotations
@@ -22,6 +23,23 @@ from local.jwt_authorizer import JwtAuthorizer
 
 _ROUTE, _INTEGRATION = "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration"
 _AUTHORIZER, _API = "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::Api"
+# A function's properties that say how Lambda invokes it, besides its code and environment.
+_INVOKED = ("Layers", "EventInvokeConfig", "ReservedConcurrentExecutions")
+
+
+# What Lambda does with a failed asynchronous invocation when the function has no EventInvokeConfig.
+DEFAULT_RETRY_ATTEMPTS = 2
+DEFAULT_EVENT_AGE_SECONDS = 6 * 60 * 60
+
+
+@dataclass(frozen=True)
+class EventInvokeConfig:
+    """How Lambda handles the function's asynchronous invocations: retries of a failed one, how long an event may
+    wait, and the SQS queue (its ARN) a failed or expired event is sent to (None: none)."""
+
+    maximum_retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    maximum_event_age_seconds: int = DEFAULT_EVENT_AGE_SECONDS
+    on_failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,11 @@ class LocalFunction:
     environment: dict[str, str]
     memory_size: int
     timeout: int
+    name: str = ""  # its FunctionName, as Ref gives it
+    arn: str = ""
+    layers: tuple[str, ...] = ()  # the ARNs of its layers
+    event_invoke: EventInvokeConfig = EventInvokeConfig()
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions; None: unreserved
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,24 @@ def read_api(
     return HttpApi(functions, tuple(routes), authorizers, cors)
 
 
+def read_functions(
+    template_path: Path | str,
+    overrides: Mapping[str, str],
+    region: str,
+    physical: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, LocalFunction]:
+    """Every AWS::Serverless::Function of the template present under ``overrides``, by logical id, whether a route
+    invokes it or not; ``physical``: Resolver's."""
+    template_path = Path(template_path)
+    template = cloudformation.load(template_path)
+    resolver = Resolver(template, overrides, region, physical)
+    defaults: Mapping[str, Any] = (template.get("Globals") or {}).get("Function") or {}
+    return {
+        logical_id: _local_function(logical_id, resource, defaults, resolver, template_path)
+        for logical_id, resource in resolver.present("AWS::Serverless::Function").items()
+    }
+
+
 def _route(logical_id: str, properties: Mapping[str, Any], function: str) -> Route:
     """A Route resource's resolved properties as the gateway serves them."""
     method, _, path = str(properties.get("RouteKey", "")).partition(" ")
@@ -165,6 +206,8 @@ def _local_function(
         **((properties.get("Environment") or {}).get("Variables") or {}),
     }
     environment_values = resolver.value(variables, f"{logical_id} Environment.Variables")
+    # Resolved as one mapping, so that a property that resolves to AWS::NoValue is left out.
+    invoked = resolver.value({key: merged[key] for key in _INVOKED if key in merged}, logical_id)
     return LocalFunction(
         logical_id=logical_id,
         handler=str(resolver.value(merged["Handler"], f"{logical_id} Handler")),
@@ -175,6 +218,36 @@ def _local_function(
         },
         memory_size=int(resolver.value(merged.get("MemorySize", 128), f"{logical_id} MemorySize")),
         timeout=int(resolver.value(merged.get("Timeout", 3), f"{logical_id} Timeout")),
+        name=str(resolver.value({"Ref": logical_id}, logical_id)),
+        arn=str(resolver.value({"Fn::GetAtt": [logical_id, "Arn"]}, logical_id)),
+        layers=tuple(str(layer) for layer in invoked.get("Layers") or []),
+        event_invoke=_event_invoke_config(logical_id, invoked.get("EventInvokeConfig")),
+        reserved_concurrency=None
+        if (reserved := invoked.get("ReservedConcurrentExecutions")) is None
+        else int(reserved),
+    )
+
+
+def _event_invoke_config(logical_id: str, configuration: Any) -> EventInvokeConfig:
+    """A function's EventInvokeConfig (SAM's property), resolved; Lambda's defaults without one."""
+    where = f"{logical_id} EventInvokeConfig"
+    if configuration is None:
+        return EventInvokeConfig()
+    destinations = configuration.get("DestinationConfig") or {}
+    if unknown := sorted(set(destinations) - {"OnFailure"}):
+        raise TemplateError(f"{where}: DestinationConfig {', '.join(unknown)} is not served locally (OnFailure is)")
+    on_failure = destinations.get("OnFailure")
+    queue: str | None = None
+    if on_failure is not None:
+        if on_failure.get("Type") != "SQS" or not on_failure.get("Destination"):
+            raise TemplateError(
+                f"{where}: only an OnFailure of Type SQS with its Destination (an ARN) is served locally"
+            )
+        queue = str(on_failure["Destination"])
+    return EventInvokeConfig(
+        maximum_retry_attempts=int(configuration.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
+        maximum_event_age_seconds=int(configuration.get("MaximumEventAgeInSeconds", DEFAULT_EVENT_AGE_SECONDS)),
+        on_failure=queue,
     )
 
 
