@@ -34,7 +34,7 @@ METRICS: dict[str, dict[str, set[str] | None]] = {
     "ClientSecretsMinted": {"endpoint": None, "profile": None},
     "UpstreamLatency": {"endpoint": None, "profile": None},
     "SpendBrakeUsed": {"endpoint": None, "profile": None},
-    "QuotaRefusals": {"limit": {"caller", "spend_brake"}},
+    "QuotaRefusals": {"limit": {"caller", "spend_brake", "budget", "concurrent_calls", "money_brake"}},
     "DependencyErrors": {"dependency": {"dynamodb", "secretsmanager"}},
     "ConfigurationErrors": {"reason": None},
     "UpstreamErrors": {"kind": None},
@@ -42,6 +42,18 @@ METRICS: dict[str, dict[str, set[str] | None]] = {
     "UnexpectedErrors": {},
     "QuotaFailOpen": {"profile": None},
     "QuotaRefundFailures": {},
+    # The supervisor's: a call's policy violations, its end, its time, tokens and cost, and its own health.
+    "PolicyViolations": {"kind": {"session_change", "tool_call"}, "action": {"restored", "ended"}},
+    "CallsEnded": {"reason": None},
+    "CallSeconds": {},
+    "Tokens": {"direction": {"input", "output"}},
+    "Cost": {},
+    "UsageRefused": {},
+    "SidebandMessagesSkipped": {"reason": None},
+    "Backstops": {"outcome": {"ended", "already_ended"}},
+    "SupervisorHandovers": {},
+    # The minting function's, when a call it opened could not be supervised (and was hung up).
+    "SupervisionFailures": {"step": None},
 }
 # Counted from the API's access log by the template's own metric filter, not by the function.
 API_THROTTLES = "ApiThrottles"
@@ -187,6 +199,9 @@ def test_every_alarm_watches_a_metric_that_is_published(stacks: dict[str, Stack]
         if namespace == "AWS/ApiGateway":
             assert metric in {"5xx", "4xx"}, name
             assert dimensions == {"ApiId": API_ID}, name
+        elif namespace == "AWS/SQS":
+            assert metric == "ApproximateNumberOfMessagesVisible", name
+            assert dimensions == {"QueueName": failures_queue_name(stack)}, name
         elif namespace == "AWS/Lambda":
             assert metric in {"ConcurrentExecutions", "Throttles"}, name
             assert dimensions == {"FunctionName": stack.ref("TokenVendingFunction")}, name
@@ -203,6 +218,10 @@ def test_every_alarm_watches_a_metric_that_is_published(stacks: dict[str, Stack]
                 assert allowed is None or value in allowed, f"{name}: {metric} has no {dimension}={value}"
 
 
+def failures_queue_name(stack: Stack) -> str:
+    return str(stack.resolver.value({"Fn::GetAtt": ["SupervisorFailuresQueue", "QueueName"]}, "test"))
+
+
 def test_the_alarms_cover_what_the_issue_names(stacks: dict[str, Stack]) -> None:
     # Given a deployment with a concurrency ceiling
     alarms = stacks["ceiling"].of_type("AWS::CloudWatch::Alarm")
@@ -213,7 +232,7 @@ def test_the_alarms_cover_what_the_issue_names(stacks: dict[str, Stack]) -> None
     )
 
     # Then upstream errors, configuration errors, 5xx, the API's throttling, quota refusals, the spend brake, the
-    # quota store and the concurrency ceiling each have one
+    # quota store, the concurrency ceiling, failed supervisors, policy violations and the day's cost each have one
     function = stacks["ceiling"].ref("TokenVendingFunction")
     assert watched == sorted(
         [
@@ -226,6 +245,9 @@ def test_the_alarms_cover_what_the_issue_names(stacks: dict[str, Stack]) -> None
             ("DependencyErrors", sorted([SERVICE, "dynamodb"])),
             ("ConcurrentExecutions", [function]),
             ("Throttles", [function]),
+            ("ApproximateNumberOfMessagesVisible", [failures_queue_name(stacks["ceiling"])]),
+            ("PolicyViolations", [SERVICE]),
+            ("Cost", [SERVICE]),
         ]
     )
 

@@ -1,6 +1,6 @@
-"""The function's role reads the secret as AWS hands it, and nothing more: a full secret ARN or none (the stack's own),
-kms:Decrypt on a customer managed key only when one is given (and only through Secrets Manager), X-Ray's grant only
-with tracing on; and every log group keeps its retention and deletion settings explicit. Proved on the template as
+"""The functions' roles read the secret as AWS hands it, and nothing more: a full secret ARN or none (the stack's
+own), kms:Decrypt on a customer managed key only when one is given (and only through Secrets Manager), X-Ray's grant
+only with tracing on; and every log group keeps its retention and deletion settings explicit. Proved on the template as
 CloudFormation receives it (the SAM transform of tests/templates.py).
 """
 
@@ -17,6 +17,8 @@ from tests.templates import Stack, deploy, raw_template, refused_by_rules, sam_t
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:openai/realtime-api-key-AbC123"
 KMS_KEY_ARN = f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 XRAY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+# Each function's own role: the minting function's, and the supervisor's (which reads the same key).
+FUNCTION_ROLES = {"TokenVendingFunction": "TokenVendingFunctionRole", "SupervisorFunction": "SupervisorFunctionRole"}
 
 CASES: dict[str, dict[str, str]] = {
     "defaults": {},
@@ -41,13 +43,13 @@ def stacks(transformed: dict[str, dict[str, Any]]) -> dict[str, Stack]:
     return {case: deploy(transformed[case], CASES[case]) for case in CASES}
 
 
-def statements(stack: Stack) -> list[dict[str, Any]]:
-    (role,) = stack.of_type("AWS::IAM::Role").values()
+def statements(stack: Stack, role_name: str = "TokenVendingFunctionRole") -> list[dict[str, Any]]:
+    role = stack.of_type("AWS::IAM::Role")[role_name]
     return [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
 
 
-def managed_policies(stack: Stack) -> list[str]:
-    (role,) = stack.of_type("AWS::IAM::Role").values()
+def managed_policies(stack: Stack, role_name: str = "TokenVendingFunctionRole") -> list[str]:
+    role = stack.of_type("AWS::IAM::Role")[role_name]
     return list(role.get("ManagedPolicyArns", []))
 
 
@@ -98,17 +100,19 @@ def test_a_partial_secret_arn_is_refused_at_deploy_saying_what_to_paste(arn: str
     assert "aws secretsmanager describe-secret --secret-id NAME --query ARN --output text" in message
 
 
+@pytest.mark.parametrize("function_name", FUNCTION_ROLES)
 @pytest.mark.parametrize("case", CASES)
 def test_the_role_reads_exactly_the_secret_and_decrypts_only_with_the_key_given(
-    stacks: dict[str, Stack], case: str
+    stacks: dict[str, Stack], case: str, function_name: str
 ) -> None:
     # Given the function's role under the case's parameters
     stack = stacks[case]
     given = CASES[case]
+    role_name = FUNCTION_ROLES[function_name]
 
     # When its statements on Secrets Manager and KMS are read
-    secret = [s for s in statements(stack) if "secretsmanager:" in json.dumps(s["Action"])]
-    kms = [s for s in statements(stack) if "kms:" in json.dumps(s)]
+    secret = [s for s in statements(stack, role_name) if "secretsmanager:" in json.dumps(s["Action"])]
+    kms = [s for s in statements(stack, role_name) if "kms:" in json.dumps(s)]
 
     # Then it reads the one secret (the given one, else the stack's own), and decrypts only with a key given, only
     # through Secrets Manager in the stack's region; no managed policy grants either
@@ -128,8 +132,8 @@ def test_the_role_reads_exactly_the_secret_and_decrypts_only_with_the_key_given(
         ]
     else:
         assert kms == []
-    assert not [arn for arn in managed_policies(stack) if "secret" in arn.lower() or "kms" in arn.lower()]
-    function = stack.of_type("AWS::Lambda::Function")["TokenVendingFunction"]
+    assert not [arn for arn in managed_policies(stack, role_name) if "secret" in arn.lower() or "kms" in arn.lower()]
+    function = stack.of_type("AWS::Lambda::Function")[function_name]
     assert function["Environment"]["Variables"]["OPENAI_API_KEY_SECRET_ID"] == (own or stack.ref("ApiKeySecret"))
 
 
@@ -151,24 +155,27 @@ def test_a_kms_key_without_its_secret_is_refused_at_deploy() -> None:
     assert not re.fullmatch(pattern, "alias/aws/secretsmanager")
 
 
+@pytest.mark.parametrize("function_name", FUNCTION_ROLES)
 @pytest.mark.parametrize("case", CASES)
-def test_x_ray_is_granted_only_with_tracing_on(stacks: dict[str, Stack], case: str) -> None:
+def test_x_ray_is_granted_only_with_tracing_on(stacks: dict[str, Stack], case: str, function_name: str) -> None:
     # Given the stack under the case's parameters: tracing on or off
     stack = stacks[case]
     tracing = CASES[case].get("EnableTracing") == "true"
+    role_name = FUNCTION_ROLES[function_name]
 
     # When the function's roles, their grants and the function's tracing mode are read
-    function = stack.of_type("AWS::Lambda::Function")["TokenVendingFunction"]
-    xray = [arn for arn in managed_policies(stack) if "xray" in arn.lower()]
-    xray += [json.dumps(s) for s in statements(stack) if "xray" in json.dumps(s).lower()]
+    function = stack.of_type("AWS::Lambda::Function")[function_name]
+    xray = [arn for arn in managed_policies(stack, role_name) if "xray" in arn.lower()]
+    xray += [json.dumps(s) for s in statements(stack, role_name) if "xray" in json.dumps(s).lower()]
 
-    # Then the function has one role, the template's own; it may write to X-Ray and traces actively only with tracing
-    # on; off, it only passes a caller's trace header on (Lambda's default), with no X-Ray grant
-    assert list(stack.of_type("AWS::IAM::Role")) == ["TokenVendingFunctionRole"]
-    assert function["Role"] == stack.resolver.value({"Fn::GetAtt": ["TokenVendingFunctionRole", "Arn"]}, "test")
+    # Then the function has one role, the template's own (beside the other function's and the backstop scheduler's);
+    # it may write to X-Ray and traces actively only with tracing on; off, it only passes a caller's trace header on
+    # (Lambda's default), with no X-Ray grant
+    assert sorted(stack.of_type("AWS::IAM::Role")) == sorted([*FUNCTION_ROLES.values(), "BackstopSchedulerRole"])
+    assert function["Role"] == stack.resolver.value({"Fn::GetAtt": [role_name, "Arn"]}, "test")
     assert xray == ([XRAY] if tracing else [])
     assert function["TracingConfig"] == {"Mode": "Active" if tracing else "PassThrough"}
-    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in managed_policies(stack)
+    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in managed_policies(stack, role_name)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -180,7 +187,11 @@ def test_every_log_group_keeps_its_retention_and_deletion_explicit(
 
     # When their settings are read
     # Then each expires its events, and says what a stack update or delete does with it
-    assert set(groups) == {"TokenVendingFunctionLogGroup", "TokenVendingApiAccessLogGroup"}
+    assert set(groups) == {
+        "TokenVendingFunctionLogGroup",
+        "SupervisorFunctionLogGroup",
+        "TokenVendingApiAccessLogGroup",
+    }
     for name, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == 30, name
         assert group.get("DeletionPolicy") in {"Delete", "Retain"}, name

@@ -27,8 +27,13 @@ SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 STACK_NAMES = tuple(SAMCONFIG[environment]["global"]["parameters"]["stack_name"] for environment in ("default", "prod"))
 # With every optional alarm and layer present: the concurrency ceiling's alarm and the tracing layer.
 PARAMETERS = {"ReservedConcurrency": "5", "EnableTracing": "true"}
-# AWS's own metrics are told apart by a resource of the stack: each such dimension names one.
-OWN_RESOURCE = {"ApiId": "TokenVendingApi", "FunctionName": "TokenVendingFunction"}
+# AWS's own metrics are told apart by a resource of the stack: each such dimension names one (by Ref, or by the
+# attribute of the dimension's name).
+OWN_RESOURCE = {
+    "ApiId": "TokenVendingApi",
+    "FunctionName": "TokenVendingFunction",
+    "QueueName": "SupervisorFailuresQueue",
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +85,9 @@ def test_every_alarm_watches_its_own_stack(template: dict[str, Any], stacks: dic
         if namespace.startswith("AWS/"):
             assert dimensions, f"{name} counts {namespace} of every resource in the account"
             for dimension in declared[name]["Dimensions"]:
-                assert dimension["Value"] == {"Ref": OWN_RESOURCE[dimension["Name"]]}, name
+                own = OWN_RESOURCE[dimension["Name"]]
+                by_attribute = [{"Fn::GetAtt": f"{own}.{dimension['Name']}"}, {"Fn::GetAtt": [own, dimension["Name"]]}]
+                assert dimension["Value"] in [{"Ref": own}, *by_attribute], name
         else:
             assert namespace == namespace_of(stack), name
 
@@ -121,6 +128,6 @@ def test_two_stacks_watch_disjoint_metrics_and_publish_disjoint_layers(stacks: d
     assert own(first)
     assert own(second)
     assert not own(first) & own(second)
-    assert len(layers(first)) == len(layers(second)) == 2
+    assert len(layers(first)) == len(layers(second)) == 3
     assert not layers(first) & layers(second)
     assert all(name.startswith(f"{STACK_NAMES[1]}-") for name in layers(second))
