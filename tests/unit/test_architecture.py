@@ -14,14 +14,27 @@ from tests.paths import ROOT
 
 PACKAGE = ROOT / "functions" / "voice_access"
 
-# What each layer may import from the package besides itself. The edge speaks to everything below it; the use
-# cases (the domain's entry points: what a route or, later, a supervisor calls) to the domain's model, the outside
-# parties and the configuration the edge reads for them; the rest of the domain to its own model and the outside
-# parties; the configuration reads files and the environment into the domain's records; the outside parties know
-# only the domain's errors. Nothing below the edge imports it, and only the edge imports a use case.
-USE_CASES = {"domain.minting", "domain.profiles", "domain.live", "domain.calls"}
+# What each layer may import from the package besides itself. The two entry points (the edge: API Gateway's
+# function; supervision: the supervisor's) speak to everything below them; the use cases (the domain's entry points:
+# what a route or the supervisor calls) to the domain's model, the outside parties and the configuration the entry
+# point reads for them; the rest of the domain to its own model and the outside parties; the configuration reads
+# files and the environment into the domain's records; the outside parties know only the domain's errors. Nothing
+# imports an entry point, and each use case is imported by its own entry point only.
+USE_CASES_OF = {
+    "edge": {"domain.minting", "domain.profiles", "domain.live", "domain.calls", "domain.usage"},
+    "supervision": {"domain.supervising"},
+}
+USE_CASES = set().union(*USE_CASES_OF.values())
+# What only one function loads: its entry point, its use cases and its own settings and clients. The other function
+# imports none of it, even through another module (the minting function's cold start never pays for a WebSocket
+# client, nor the supervisor for the routes).
+OWN = {
+    "edge": {"edge", *USE_CASES_OF["edge"], "config.mint_settings"},
+    "supervision": {"supervision", *USE_CASES_OF["supervision"], "config.supervisor_settings", "clients.sideband"},
+}
 LAYERS = {
     "edge": {"edge", "domain", "clients", "config", "observability"},
+    "supervision": {"supervision", "domain", "clients", "config", "observability"},
     "use case": {"domain", "clients", "config", "observability"},
     "domain": {"domain", "clients", "observability"},
     "config": {"domain", "config", "observability"},
@@ -88,7 +101,7 @@ def test_imports_go_one_way(module: str) -> None:
         imported
         for imported in imports()[module]
         if not any(imported == layer or imported.startswith(f"{layer}.") for layer in allowed)
-        or (imported in USE_CASES and _layer(module) != "edge")
+        or (imported in USE_CASES and imported not in USE_CASES_OF.get(_layer(module), set()))
     )
     assert not wrong, f"{module} imports {wrong}: see docs/architecture.md for where it belongs"
 
@@ -114,3 +127,39 @@ def test_there_is_no_import_cycle() -> None:
 
     for module in graph:
         visit(module, ())
+
+
+def _loaded(module: str) -> set[str]:
+    """The package's modules (and folders) that importing ``module`` loads, itself included."""
+    seen: set[str] = set()
+    waiting = [module]
+    while waiting:
+        name = waiting.pop()
+        if name not in seen:
+            seen.add(name)
+            waiting.extend(imports().get(name, set()))
+    return seen
+
+
+def _owned(name: str, entry_point: str) -> bool:
+    return any(name == own or name.startswith(f"{own}.") for own in OWN[entry_point])
+
+
+@pytest.mark.parametrize(("entry_point", "other"), [("edge", "supervision"), ("supervision", "edge")])
+def test_a_function_loads_nothing_of_the_other(entry_point: str, other: str) -> None:
+    for module in (module for module in imports() if _layer(module) == entry_point):
+        loaded = sorted(name for name in _loaded(module) if _owned(name, other))
+        assert not loaded, f"{module} loads {loaded}, which only the {other} function needs"
+
+
+def test_only_the_sideband_client_imports_websockets() -> None:
+    importing = sorted(
+        {
+            ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+            for path in PACKAGE.rglob("*.py")
+            for node in ast.walk(ast.parse(path.read_text()))
+            if (isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "websockets" for alias in node.names))
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "websockets")
+        }
+    )
+    assert importing == ["clients.sideband"]

@@ -1,0 +1,221 @@
+"""The parties a supervisor speaks to, made real for one invocation: its settings, the policy and the API key read
+as the minting function reads them (config/settings.py, config/policy_file.py, clients/secrets.py), the call's
+ledger in the quota store, OpenAI (the sideband, the hang-up), Lambda (the successor) and Scheduler (the backstop).
+"""
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from voice_access.clients import aws_lambda, openai_api, scheduler, sideband
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.quota_store import Store
+from voice_access.clients.secrets import api_keys
+from voice_access.config.policy_file import PolicyError, cached_policy
+from voice_access.config.settings import SettingsError
+from voice_access.config.supervisor_settings import SupervisorSettings
+from voice_access.domain import ledger, quota, supervising
+from voice_access.domain.errors import ServiceError
+from voice_access.domain.limits import Budget, Limits
+from voice_access.domain.policy.model import Policy, Price
+from voice_access.domain.pricing import Usage
+from voice_access.domain.supervising import Order
+from voice_access.observability import count, logger
+
+# For a context that does not say how long the invocation has (one made by hand): the template's timeout.
+DEFAULT_INVOCATION_SECONDS = 900.0
+# How long the keys may take to read, at the start of a watch of minutes.
+KEYS_SECONDS = 10.0
+# When a call cannot be supervised for its policy: the reason its record gets.
+POLICY_INVALID = "policy_invalid"
+
+
+def run(order: Order, context: object, environment: Mapping[str, str]) -> str | None:
+    """Carry ``order`` out for an invocation with ``context``: the reason the call ended, how this invocation left it,
+    or None when nothing could be done (the deployment is broken: logged and counted; the backstop remains)."""
+    clock = SystemClock()
+    remaining = _remaining_seconds(context)
+    invocation = Deadline(clock.monotonic() + remaining)
+    try:
+        settings = SupervisorSettings.from_environment(environment)
+    except SettingsError as broken:
+        logger.error("cannot supervise the call: the deployment is misconfigured", problem=str(broken))
+        count("ConfigurationErrors", reason="settings_invalid")
+        return None
+    service = settings.service
+    keys = api_keys.held_or_refusal(service, deadline=invocation.within(KEYS_SECONDS))
+    if isinstance(keys, ServiceError):  # logged and counted where it was raised
+        logger.error("cannot supervise the call without the api key", code=keys.code)
+        return None
+    policy: Policy | None
+    try:
+        policy = cached_policy(service.policy_path)
+    except PolicyError as broken:
+        logger.error("the policy cannot be read: ending the call", problem=str(broken))
+        count("ConfigurationErrors", reason="policy_invalid")
+        policy = None
+    profile = policy.profiles.get(order.profile) if policy is not None else None
+    limits = profile.limits if profile is not None else None
+    brake = policy.money_brake if policy is not None else None
+    store = quota.store_of(service)
+    call = ledger.CallStart(
+        call_id=order.call_id,
+        kind=order.kind,
+        profile=order.profile,
+        user=order.user,
+        model=order.model,
+        started_at=order.started_at,
+        deadline_at=order.deadline_at,
+        lease=order.lease,
+        slot=order.slot,
+    )
+    books: supervising.CallLedger = (
+        StoreLedger(store, call, limits, brake, invocation) if store is not None else NoLedger()
+    )
+    upstream = OpenAIUpstream(settings, keys.api_key, order, _own_name(context), invocation)
+    if order.action == "backstop":
+        return supervising.BACKSTOP if supervising.backstop(order, policy, books, upstream, clock) else None
+    if policy is None or profile is None:
+        if policy is not None:
+            logger.error("the call's profile is not in the policy: ending the call")
+            count("ConfigurationErrors", reason="policy_invalid")
+        supervising.end_now(order, policy, books, upstream, clock, POLICY_INVALID)
+        return POLICY_INVALID
+    times = supervising.timing(
+        clock.monotonic(),
+        remaining,
+        order.deadline_at - clock.time(),
+        settings.handover_after_seconds,
+        settings.sideband_reattach_seconds,
+        settings.meter_tick_seconds,
+    )
+    return supervising.supervise(order, policy, profile, books, upstream, clock, times)
+
+
+def _remaining_seconds(context: object) -> float:
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining_ms() / 1000 if callable(remaining_ms) else DEFAULT_INVOCATION_SECONDS
+
+
+def _own_name(context: object) -> str:
+    """This function, for its successor: its ARN as invoked (with the version or alias it runs as), else its name."""
+    return str(getattr(context, "invoked_function_arn", "") or getattr(context, "function_name", ""))
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class StoreLedger:
+    """domain/ledger.py for one call, each write within the invocation."""
+
+    def __init__(
+        self, store: Store, call: ledger.CallStart, limits: Limits | None, brake: Budget | None, invocation: Deadline
+    ) -> None:
+        self.store, self.call, self.limits, self.brake, self.invocation = store, call, limits, brake, invocation
+
+    def attach(self, generation: int) -> bool:
+        return ledger.attach(self.store, self.call.call_id, generation, self.invocation)
+
+    def generation_of(self) -> tuple[int, bool]:
+        return ledger.generation_of(self.store, self.call.call_id, self.invocation)
+
+    def meter(self, event_key: str, usage: Usage, cost_micro_usd: int) -> ledger.Metered:
+        return ledger.meter(
+            self.store,
+            self.call,
+            event_key,
+            usage,
+            cost_micro_usd,
+            self.limits,
+            self.brake,
+            time.time(),
+            self.invocation,
+        )
+
+    def meter_seconds(self, cumulative_seconds: int, price: Price | None) -> ledger.Metered:
+        return ledger.meter_seconds(
+            self.store, self.call, cumulative_seconds, price, self.limits, self.brake, time.time(), self.invocation
+        )
+
+    def end(self, reason: str, ended_at: float) -> bool:
+        return ledger.end(self.store, self.call, reason, ended_at, self.invocation)
+
+
+class NoLedger:
+    """A deployment without a quota store (no QUOTA_TABLE_NAME; the open refuses a profile with budgets or calls at
+    once there): nothing is recorded or metered, and no record says who holds the call, so a predecessor takes its
+    successor as attached once it has started it."""
+
+    def attach(self, generation: int) -> bool:
+        return True
+
+    def generation_of(self) -> tuple[int, bool]:
+        return sys.maxsize, False
+
+    def meter(self, event_key: str, usage: Usage, cost_micro_usd: int) -> ledger.Metered:
+        return ledger.Metered(True, None, cost_micro_usd)
+
+    def meter_seconds(self, cumulative_seconds: int, price: Price | None) -> ledger.Metered:
+        return ledger.Metered(False, None, 0)
+
+    def end(self, reason: str, ended_at: float) -> bool:
+        return True
+
+
+class OpenAIUpstream:
+    """The call at OpenAI (its sideband and hang-up, with the API key), the successor through Lambda's Invoke API, and
+    the backstop in Scheduler; each within the invocation."""
+
+    def __init__(
+        self, settings: SupervisorSettings, api_key: str, order: Order, own_name: str, invocation: Deadline
+    ) -> None:
+        self.settings, self.api_key, self.order, self.own_name = settings, api_key, order, own_name
+        self.invocation = invocation
+
+    def attach(self) -> sideband.Sideband:
+        return sideband.attach(self.settings.service.upstream_url, self.order.kind, self.order.call_id, self.api_key)
+
+    def hang_up(self) -> bool:
+        service, order = self.settings.service, self.order
+        path = "/v1/realtime/calls" if order.kind == "call" else "/v1/live/sessions"
+        connect, read = self.settings.upstream_connect_timeout_seconds, self.settings.upstream_read_timeout_seconds
+        return openai_api.hang_up(
+            service.upstream(f"{path}/{order.call_id}/hangup"),
+            self.api_key,
+            self.invocation.within(connect + read + 1),
+            key_source=service.api_key_source,
+            connect_timeout=connect,
+            read_timeout=read,
+            safety_identifier=order.user,
+        )
+
+    def start_successor(self, event: dict[str, Any]) -> None:
+        service = self.settings.service
+        aws_lambda.invoke_async(
+            service.lambda_endpoint,
+            self.own_name,
+            event,
+            service.aws_region,
+            self.invocation.within(aws_lambda.BUDGET_SECONDS),
+        )
+
+    def forget_backstop(self) -> None:
+        service = self.settings.service
+        if service.backstop_schedule_group is None:
+            return
+        scheduler.delete_backstop(
+            service.scheduler_endpoint,
+            service.backstop_schedule_group,
+            scheduler.backstop_name(self.order.call_id),
+            service.aws_region,
+            self.invocation.within(scheduler.BUDGET_SECONDS),
+        )
