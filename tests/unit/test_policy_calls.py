@@ -495,9 +495,9 @@ def test_the_shipped_policy_limits_the_calls_it_opens_and_brakes_their_cost() ->
         assert policy.money_brake == Budget(seconds=86400, usd=50)
         # and each profile it opens calls or Live sessions with bounds their length, cost, time and number
         expected = {
-            "voice": (600, ["$1.00 per day", "1800 seconds of calls per day"]),
+            "voice": (600, ["$1.00 per day", "1200 seconds of calls per day"]),
             "voice-premium": (1800, ["$5.00 per day", "7200 seconds of calls per day"]),
-            "live": (600, ["$1.00 per day", "1800 seconds of calls per day"]),
+            "live": (600, ["$1.00 per day", "1200 seconds of calls per day"]),
         }
         for name, profile in policy.profiles.items():
             limits = profile.limits
