@@ -4,7 +4,8 @@ The vendored OpenAPI document (openai-openapi f85dbe22) predates GPT-Live, so ev
 official Python SDK's generated types, openai-python 3.63.0 (`openai/types/live/`, `openai/resources/live/`):
 the request is `LiveCreateParams` (`session`: `MediaSessionConfigParam`, `transport`: `{"type": "webrtc",
 "sdp"}`), checked strictly (OpenAI refuses unknown Live fields); the answer is `LiveCreateResponse`; client events
-are `ClientEventParam`, server events `ServerEvent`, and the session they carry is a `SessionResource`.
+are `ClientEventParam`, server events `ServerEvent`, and the session they carry is a `SessionResource`. A
+sideband (`GET /v1/live/sessions/{id}/attach`, the SDK's `live.sideband.connect`) sends `ConnectClientEventParam`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pydantic
 from openai.types.live import ClientEventParam, ServerEvent
+from openai.types.live.connect_client_event_param import ConnectClientEventParam
 from openai.types.live.live_create_params import LiveCreateParams
 
 from openai_stub.schema import Violation, sdk_violations
@@ -41,6 +43,8 @@ def _event_types(union: Any) -> frozenset[str]:
 
 # Every Live client event type (session.start, session.update, session.close, session.input_audio.mute, ...).
 CLIENT_EVENT_TYPES = _event_types(ClientEventParam)
+# Those a sideband may send (no session.start: the session has started; transport.dtmf.send for SIP).
+SIDEBAND_CLIENT_EVENT_TYPES = _event_types(ConnectClientEventParam)
 
 
 def request_violations(body: object) -> list[Violation]:
@@ -52,6 +56,11 @@ def request_violations(body: object) -> list[Violation]:
 def client_event_violations(event: object) -> list[Violation]:
     """What OpenAI refuses in a Live client event (one of `ClientEventParam`, chosen by its `type`)."""
     return sdk_violations(ClientEventParam, event)
+
+
+def sideband_event_violations(event: object) -> list[Violation]:
+    """What OpenAI refuses in a client event from a sideband (one of `ConnectClientEventParam`)."""
+    return sdk_violations(ConnectClientEventParam, event)
 
 
 def session_resource(session_id: str, requested: Mapping[str, Any], expires_at: int) -> dict[str, Any]:

@@ -16,6 +16,29 @@ openai_stub/openapi/realtime-events.openapi.json.
 A GPT-Live session (the stub's `POST /v1/live/sessions`) is a call that speaks Live's events instead, as
 openai-python 3.63.0 defines them (`openai.types.live`; the OpenAPI document predates Live): `_LiveCall`.
 
+Sidebands: a server attaches to a call (`GET /v1/realtime?call_id=rtc_...`) or a Live session
+(`GET /v1/live/sessions/live_.../attach`) with the API key, any number at once (sideband.py). Every server event
+of the call goes to its data channel (a Live session's as its `allowed_server_events` lets through) and, the same
+message, to every sideband attached then (unfiltered: a sideband is trusted); attaching replays nothing. A
+sideband's client events act as the data channel's (Live: `ConnectClientEventParam`, no `allowed_client_events`
+lock). A call that ends, however it ends, closes its sidebands after its last events (a Live session's
+`session.closed`: also `remote_hangup` when the client closed its connection, `connection_lost` when it failed).
+
+Usage, fixed so that a test can compute what it costs:
+- every `response.done` carries RESPONSE_USAGE: input 468 tokens (text 123, of which 64 cached; audio 345, of which
+  128 cached; no image), output 243 (text 27, audio 216), total 711; the same for every response (a function call's
+  too), unless a test scripted another (`RealtimePeer.next_response`).
+- every `conversation.item.input_audio_transcription.completed` carries TRANSCRIPTION_USAGE: tokens, input 12
+  (text 2, audio 10), output 8, total 20.
+- a Live session sends `session.usage.updated` at each whole second of session time since it was created (the
+  k-th: seconds k, all active: `active_seconds` k, `paused_seconds` 0), to the data channel and every sideband;
+  `session.closed` carries the whole seconds elapsed.
+
+Test hooks (RealtimePeer; `OpenAIStub.peer` is the stub's): `next_response` (the next response's usage, or a call of
+a named function tool), `drop_sidebands` (as a network drop), `send_on_sidebands` (any raw message, as if the call
+sent it), and `wait_until` (a condition on the call's `CallState`: its sidebands, what they sent, its responses,
+whether, why and when it ended).
+
 aiortc is not thread-safe: one asyncio loop, on a daemon thread, owns every aiortc object and every session's
 state; the stub's HTTP threads reach it only through the loop's thread-safe calls.
 """
@@ -26,6 +49,7 @@ import asyncio
 import base64
 import contextlib
 import fractions
+import functools
 import json
 import logging
 import math
@@ -35,6 +59,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,6 +78,7 @@ from websockets.typing import Subprotocol
 
 from openai_stub import live
 from openai_stub.schema import event_violations
+from openai_stub.sideband import Sideband
 
 # The function's rules for session.update; its code is on sys.path wherever the peer runs (make run's gateway
 # puts it there before the first call, as Lambda does; pytest's pythonpath).
@@ -117,14 +143,35 @@ _ANSWER_TIMEOUT_SECONDS = 10.0
 # What a Live session's model says when it starts (see _LiveCall).
 LIVE_TRANSCRIPT = "Hello from the local Live peer."
 # Why a Live session ends, as session.closed says it (openai-python 3.63.0, SessionClosedEvent.reason): an
-# application's close or hangup request is `close_requested`, the duration limit `expired`. A client that closed its
-# connection, or a peer that stops, gets no event.
+# application's close or hangup request is `close_requested`, the duration limit `expired` (a client that closed its
+# connection: see _LiveCall._connection_ended). A peer that stops sends no event.
 _LIVE_CLOSE_REASONS = {"close_requested": "close_requested", "hang_up": "close_requested", "time_limit": "expired"}
 # How long a closing Live session waits for its last events to reach the client (its channel's stream reset
 # follows them), at most.
 _DRAIN_SECONDS = 2.0
 # Ended calls kept for `calls` (make run never resets the stub).
 _ENDED_CALLS_KEPT = 100
+# What every response.done and input transcription carries, unless a test scripted another (module docstring).
+RESPONSE_USAGE: dict[str, Any] = {
+    "total_tokens": 711,
+    "input_tokens": 468,
+    "output_tokens": 243,
+    "input_token_details": {
+        "text_tokens": 123,
+        "audio_tokens": 345,
+        "image_tokens": 0,
+        "cached_tokens": 192,
+        "cached_tokens_details": {"text_tokens": 64, "audio_tokens": 128, "image_tokens": 0},
+    },
+    "output_token_details": {"text_tokens": 27, "audio_tokens": 216},
+}
+TRANSCRIPTION_USAGE: dict[str, Any] = {
+    "type": "tokens",
+    "total_tokens": 20,
+    "input_tokens": 12,
+    "output_tokens": 8,
+    "input_token_details": {"text_tokens": 2, "audio_tokens": 10},
+}
 
 
 class OfferError(ValueError):
@@ -142,6 +189,21 @@ class CallState:
     # Why it ended ("hang_up", "time_limit", "connection_failed", "peer_stopped"; a Live session's
     # "close_requested" for its session.close), None if live.
     ended: str | None
+    ended_at: float | None = None  # time.monotonic() when it ended
+    sidebands: int = 0  # attached now
+    attachments: int = 0  # sidebands attached since it opened
+    # Every message its sidebands sent, in order: the parsed JSON, or the text (or bytes) when it does not parse.
+    sideband_events: tuple[object, ...] = ()
+    responses: int = 0  # response.done events sent
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedResponse:
+    """What a response does instead of speaking (RealtimePeer.next_response)."""
+
+    usage: object  # response.done's `usage`, whatever it is
+    function: str | None = None  # the function tool it calls (a function_call output item), None: it speaks
+    arguments: str = "{}"  # the call's arguments, a JSON text
 
 
 def offer_problem(sdp: str) -> str | None:
@@ -274,12 +336,82 @@ class RealtimePeer:
             self._submit(conversation.end("hang_up"))
             conversation.join()
 
+    def serve_sideband(self, sock: socket.socket, request: bytes, call_id: str, *, live: bool) -> bool:
+        """A sideband of the call `call_id` (with `live`, a GPT-Live session) on `sock`, whose upgrade `request` the
+        caller has read and authorised: attached, then the handshake, then the call's events out and the sideband's
+        client events in, until either side closes or the call ends. Blocks the calling thread until then. False,
+        having sent nothing, when there is no such call to attach to (unknown, ended, or of the other kind)."""
+        call = self._attachable(call_id, live=live)
+        if call is None:
+            return False
+        sideband = Sideband(sock)
+        attached = asyncio.run_coroutine_threadsafe(call.attach_sideband(sideband), self._running_loop())
+        if not attached.result(_ANSWER_TIMEOUT_SECONDS):
+            return False
+        try:
+            sock.settimeout(None)  # the connection's pings find a server that went away
+            connection = _handshake(sock, request)
+            if connection is not None:
+                sideband.start(connection)
+                logger.info("realtime sideband attached call_id=%s", call_id)
+                for message in connection:
+                    self._on_loop(functools.partial(call.receive, sideband=sideband), message)
+        except ConnectionClosed:
+            pass  # dropped, or closed with an error code
+        finally:
+            self._submit(call.detach_sideband(sideband))
+            sideband.close()
+            sideband.join()
+        return True
+
+    def next_response(
+        self, call_id: str, *, usage: object = RESPONSE_USAGE, function: str | None = None, arguments: str = "{}"
+    ) -> None:
+        """Script the call's next unscripted response (scripts apply first in, first out): its response.done
+        carries `usage` as given (negative counts, a string, None), and with `function` it calls that function tool
+        (response.function_call_arguments.delta and .done, then a function_call output item) instead of speaking.
+        KeyError for an unknown id."""
+        script = ScriptedResponse(usage, function, arguments)
+        self._on_call(call_id, lambda call: call.scripts.append(script))
+
+    def drop_sidebands(self, call_id: str) -> int:
+        """Cut every sideband of the call as a network drop would (no close frame; what was queued is lost); the call
+        goes on and a sideband may attach again. How many were cut."""
+        dropped = self._on_call(call_id, lambda call: call.detach_all())
+        for sideband in dropped:
+            sideband.drop()
+        return len(dropped)
+
+    def send_on_sidebands(self, call_id: str, message: str | bytes) -> int:
+        """`message` as it is (malformed JSON, an unknown type, megabytes; bytes as a binary frame) on every sideband
+        of the call, as if the call had sent it, and not on its data channel. How many sidebands it went to."""
+        return self._on_call(call_id, lambda call: call.to_sidebands(message))
+
+    def wait_until(self, call_id: str, condition: Callable[[CallState], bool], *, timeout: float) -> CallState:
+        """The call's state once `condition` holds for it (checked now, then on each change of its sidebands, what
+        they sent, its responses or its end; it holds up those changes while it runs, so it only reads the state);
+        TimeoutError after `timeout` seconds, KeyError for an unknown id."""
+        with self._lock:
+            call = self._calls[call_id]
+        deadline = time.monotonic() + timeout
+        with call.changes:
+            while not condition(state := call.state()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    summary = (
+                        f"ended={state.ended} sidebands={state.sidebands} attachments={state.attachments} "
+                        f"sideband_events={len(state.sideband_events)} responses={state.responses}"
+                    )
+                    raise TimeoutError(f"call {call_id}: the condition did not hold within {timeout:g} s ({summary})")
+                call.changes.wait(left)
+        return state
+
     def hang_up(self, call_id: str) -> bool:
-        """End a live call; False if there is none with that id."""
+        """End a live call; False if there is none with that id (or it is ending: a Live session closing)."""
         with self._lock:
             call = self._calls.get(call_id)
             loop = self._loop
-        if call is None or call.ended is not None or loop is None:
+        if call is None or not call.active or loop is None:
             return False
         asyncio.run_coroutine_threadsafe(call.end("hang_up"), loop).result(_ANSWER_TIMEOUT_SECONDS)
         return True
@@ -305,6 +437,25 @@ class RealtimePeer:
     def forget_ended(self) -> None:
         with self._lock:
             self._calls = {key: call for key, call in self._calls.items() if call.ended is None}
+
+    def _attachable(self, call_id: str, *, live: bool) -> _Call | None:
+        with self._lock:
+            call = self._calls.get(call_id)
+        if not isinstance(call, _Call) or isinstance(call, _LiveCall) != live or not call.active:
+            return None
+        return call
+
+    def _on_call[T](self, call_id: str, action: Callable[[_Session], T]) -> T:
+        """`action(call)` on the loop, and its result; KeyError for an unknown id or a stopped peer."""
+        with self._lock:
+            call, loop = self._calls[call_id], self._loop
+        if loop is None:
+            raise KeyError(call_id)
+
+        async def act() -> T:
+            return action(call)
+
+        return asyncio.run_coroutine_threadsafe(act(), loop).result(_ANSWER_TIMEOUT_SECONDS)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = self.start()._loop
@@ -439,12 +590,63 @@ class _Session:
         self.audio_arrived = threading.Event()
         self.has_ended = threading.Event()
         self.responding = False
+        self.ended_at: float | None = None
+        self.sidebands: list[Sideband] = []
+        self.attachments = 0
+        self.sideband_events: list[object] = []
+        self.responses = 0
+        self.scripts: deque[ScriptedResponse] = deque()
+        # Notified on the loop at each change wait_until waits on.
+        self.changes = threading.Condition()
         self._last_item_id: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._time_limit: asyncio.TimerHandle | None = None
 
     def state(self) -> CallState:
-        return CallState(self.call_id, self.audio_frames_received, self.events_received, self.ended)
+        return CallState(
+            self.call_id,
+            self.audio_frames_received,
+            self.events_received,
+            self.ended,
+            self.ended_at,
+            len(self.sidebands),
+            self.attachments,
+            tuple(self.sideband_events),
+            self.responses,
+        )
+
+    @property
+    def active(self) -> bool:
+        """Neither ended nor ending: a sideband may attach, a hangup ends it."""
+        return self.ended is None
+
+    async def attach_sideband(self, sideband: Sideband) -> bool:
+        """Fan the session's events out to `sideband` from now on; False when it has ended (or is ending)."""
+        if not self.active:
+            return False
+        self.sidebands.append(sideband)
+        self.attachments += 1
+        self._changed()
+        return True
+
+    async def detach_sideband(self, sideband: Sideband) -> None:
+        if sideband in self.sidebands:
+            self.sidebands.remove(sideband)
+            self._changed()
+
+    def detach_all(self) -> list[Sideband]:
+        detached, self.sidebands = self.sidebands, []
+        self._changed()
+        return detached
+
+    def to_sidebands(self, message: str | bytes) -> int:
+        for sideband in self.sidebands:
+            sideband.deliver(message)
+        return len(self.sidebands)
+
+    def _changed(self) -> None:
+        with self.changes:
+            self.changes.notify_all()
 
     def start_time_limit(self) -> None:
         loop = asyncio.get_running_loop()
@@ -453,24 +655,44 @@ class _Session:
     async def end(self, reason: str) -> None:
         if self.ended is not None:
             return
-        self.ended = reason
+        self.ended, self.ended_at = reason, time.monotonic()
         if self._time_limit is not None:
             self._time_limit.cancel()
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
         await self._close()
+        for sideband in self.detach_all():
+            sideband.close()
         self.has_ended.set()
         logger.info("realtime session ended session=%s reason=%s", self.call_id, reason)
 
     def send(self, event: dict[str, Any]) -> None:
-        self._deliver(json.dumps({"event_id": _random_id("event_"), **event}))
+        """A server event, to the client (when it takes that type) and every sideband, the same message."""
+        text = json.dumps({"event_id": _random_id("event_"), **event})
+        if self._client_takes(event["type"]):
+            self._deliver(text)
+        self.to_sidebands(text)
 
-    def receive(self, message: str | bytes) -> None:
-        """One client event, as received."""
+    def _client_takes(self, event_type: str) -> bool:
+        return True
+
+    def _recorded(self, message: str | bytes) -> None:
+        """Keep what a sideband sent, parsed when it parses."""
+        try:
+            self.sideband_events.append(json.loads(message))
+        except ValueError:
+            self.sideband_events.append(message)
+        self._changed()
+
+    def receive(self, message: str | bytes, *, sideband: Sideband | None = None) -> None:
+        """One client event, as received from the client or a `sideband`."""
+        if sideband is not None:
+            self._recorded(message)
         if self.ended is not None:
             return
-        self.events_received += 1
+        if sideband is None:
+            self.events_received += 1
         try:
             event = json.loads(message)
         except ValueError:
@@ -581,17 +803,17 @@ class _Session:
         first, *rest = INPUT_TRANSCRIPT.split(" ")
         for delta in [first, *(" " + word for word in rest)]:
             self.send({"type": "conversation.item.input_audio_transcription.delta", **place, "delta": delta})
-        usage = {"type": "tokens", "total_tokens": 20, "input_tokens": 12, "output_tokens": 8}
         self.send(
             {
                 "type": "conversation.item.input_audio_transcription.completed",
                 **place,
                 "transcript": INPUT_TRANSCRIPT,
-                "usage": usage,
+                "usage": TRANSCRIPTION_USAGE,
             }
         )
 
     async def _respond(self) -> None:
+        script = self.scripts.popleft() if self.scripts else ScriptedResponse(RESPONSE_USAGE)
         if self._transcribes_input():
             self._user_turn()
         response_id, item_id = _random_id("resp_"), _random_id("item_")
@@ -608,6 +830,44 @@ class _Session:
             "max_output_tokens": self.session.get("max_output_tokens", "inf"),
             "audio": {"output": {"format": audio_format, "voice": output.get("voice", "alloy")}},
         }
+        self.send({"type": "response.created", "response": response})
+        if script.function is not None:
+            done_item = self._call_function(response_id, item_id, script.function, script.arguments)
+        else:
+            done_item = await self._speak_reply(response_id, item_id)
+        completed = {**response, "status": "completed", "output": [done_item], "usage": script.usage}
+        self.send({"type": "response.done", "response": completed})
+        if script.function is None:
+            self._audio_stopped(response_id)
+        self.responding = False
+        self.responses += 1
+        self._changed()
+
+    def _call_function(self, response_id: str, item_id: str, name: str, arguments: str) -> dict[str, Any]:
+        """A function call as the response's output, as OpenAI streams one: the item, its arguments, the item
+        done. Returns the item."""
+        call_id = _random_id("call_")
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "call_id": call_id,
+            "name": name,
+            "arguments": "",
+        }
+        place = {"response_id": response_id, "item_id": item_id, "output_index": 0, "call_id": call_id}
+        self.send({"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": item})
+        self.send({"type": "response.function_call_arguments.delta", **place, "delta": arguments})
+        self.send({"type": "response.function_call_arguments.done", **place, "name": name, "arguments": arguments})
+        done_item = {**item, "status": "completed", "arguments": arguments}
+        self.send(
+            {"type": "response.output_item.done", "response_id": response_id, "output_index": 0, "item": done_item}
+        )
+        return done_item
+
+    async def _speak_reply(self, response_id: str, item_id: str) -> dict[str, Any]:
+        """The reply's audio and its transcript as the response's output message. Returns the message."""
         item: dict[str, Any] = {
             "id": item_id,
             "type": "message",
@@ -616,7 +876,6 @@ class _Session:
             "content": [],
         }
         place = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
-        self.send({"type": "response.created", "response": response})
         self.send({"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": item})
         self.send({"type": "response.content_part.added", **place, "part": {"type": "audio", "transcript": ""}})
         self._start_audio(response_id, place)
@@ -635,11 +894,7 @@ class _Session:
         self.send(
             {"type": "response.output_item.done", "response_id": response_id, "output_index": 0, "item": done_item}
         )
-        usage = {"total_tokens": 60, "input_tokens": 20, "output_tokens": 40}
-        completed = {**response, "status": "completed", "output": [done_item], "usage": usage}
-        self.send({"type": "response.done", "response": completed})
-        self._audio_stopped(response_id)
-        self.responding = False
+        return done_item
 
 
 class _Call(_Session):
@@ -713,7 +968,11 @@ class _Call(_Session):
 
     async def _on_connection_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed") and self.ended is None:
-            await self.end("hang_up" if self.pc.connectionState == "closed" else "connection_failed")
+            await self._connection_ended(closed=self.pc.connectionState == "closed")
+
+    async def _connection_ended(self, *, closed: bool) -> None:
+        """The client closed its connection (`closed`), or it failed."""
+        await self.end("hang_up" if closed else "connection_failed")
 
 
 class _LiveCall(_Call):
@@ -723,14 +982,16 @@ class _LiveCall(_Call):
     When the channel opens the peer sends `session.started` with the SessionResource (the `live_...` id, the
     session as created, server defaults filled in). No Live client event asks the model to speak (`response.create`
     needs Responses delegation), so the peer's trigger is the start itself: right after `session.started` it speaks
-    (about a second of tone) with `session.output_transcript.delta` events for LIVE_TRANSCRIPT, then sends
-    `session.usage.updated` once the tone is out. It answers `session.update` (only `delegation`, of the same type,
-    and `triggers` may change: SessionUpdateConfigParam) with `session.updated`, `session.input_audio.mute` and
-    `.unmute` with `session.input_audio.muted` and `.unmuted`, and `session.close` with `session.closed` (reason
-    `close_requested`, the final usage), then closes; the stub's hangup route does the same, the time limit with
-    reason `expired`. `session.client.data_channel.allowed_client_events` is honoured: a client event of another
-    type gets an `error` event and changes nothing, and `allowed_server_events` filters what the channel carries.
-    Other valid client events are accepted and ignored; an invalid one gets `error`.
+    (about a second of tone) with `session.output_transcript.delta` events for LIVE_TRANSCRIPT. At each whole second
+    since the session was created it sends `session.usage.updated` (the cumulative seconds). It answers
+    `session.update` (only `delegation`, of the same type, and `triggers` may change: SessionUpdateConfigParam) with
+    `session.updated`, `session.input_audio.mute` and `.unmute` with `session.input_audio.muted` and `.unmuted`, and
+    `session.close` with `session.closed` (reason `close_requested`, the final usage), then closes; the stub's hangup
+    route does the same, the time limit with reason `expired`; when the client closes its connection, its sidebands
+    get `session.closed` with reason `remote_hangup` (`connection_lost` when the connection failed).
+    `session.client.data_channel.allowed_client_events` is honoured: a client event of another type gets an `error`
+    event and changes nothing, and `allowed_server_events` filters what the channel carries (not what a sideband
+    gets). Other valid client events are accepted and ignored; an invalid one gets `error`.
     """
 
     def __init__(self, call_id: str, requested: dict[str, Any], max_call_seconds: float) -> None:
@@ -744,15 +1005,22 @@ class _LiveCall(_Call):
         self._closing_event_id: str | None = None
         self._channel_closed = asyncio.Event()
 
-    def send(self, event: dict[str, Any]) -> None:
-        if self.allowed_server_events is None or event["type"] in self.allowed_server_events:
-            super().send(event)
+    @property
+    def active(self) -> bool:
+        return self.ended is None and not self._closing
 
-    def receive(self, message: str | bytes) -> None:
-        """One client event, as received."""
+    def _client_takes(self, event_type: str) -> bool:
+        return self.allowed_server_events is None or event_type in self.allowed_server_events
+
+    def receive(self, message: str | bytes, *, sideband: Sideband | None = None) -> None:
+        """One client event, as received from the client or a `sideband` (trusted: no `allowed_client_events`, and
+        the events a sideband may send, ConnectClientEventParam)."""
+        if sideband is not None:
+            self._recorded(message)
         if self.ended is not None or self._closing:
             return
-        self.events_received += 1
+        if sideband is None:
+            self.events_received += 1
         try:
             event = json.loads(message)
         except ValueError:
@@ -765,19 +1033,22 @@ class _LiveCall(_Call):
             self.send(_live_error("missing_required_parameter", message_text, param="type", event_id=client_event_id))
             return
         kind = event["type"]
-        if self.allowed_client_events is not None and kind not in self.allowed_client_events:
+        allowed = self.allowed_client_events if sideband is None else None
+        if allowed is not None and kind not in allowed:
             message_text = (
                 f"The client event type '{kind[:100]}' is not allowed on this data channel "
                 "(session.client.data_channel.allowed_client_events)."
             )
             self.send(_live_error("client_event_not_allowed", message_text, param="type", event_id=client_event_id))
             return
-        if kind not in live.CLIENT_EVENT_TYPES:
-            supported = ", ".join(f"'{name}'" for name in sorted(live.CLIENT_EVENT_TYPES))
+        known = live.CLIENT_EVENT_TYPES if sideband is None else live.SIDEBAND_CLIENT_EVENT_TYPES
+        if kind not in known:
+            supported = ", ".join(f"'{name}'" for name in sorted(known))
             message_text = f"Invalid value: '{kind[:100]}'. Supported values are: {supported}."
             self.send(_live_error("invalid_value", message_text, param="type", event_id=client_event_id))
             return
-        if violations := live.client_event_violations(event):
+        violations = live.client_event_violations(event) if sideband is None else live.sideband_event_violations(event)
+        if violations:
             first = violations[0]
             self.send(_live_error(first.code, first.message, param=first.param, event_id=client_event_id))
             return
@@ -834,11 +1105,28 @@ class _LiveCall(_Call):
         channel.on("message", self.receive)
         channel.on("close", self._channel_closed.set)
         self.send({"type": "session.started", "session": self.session})
-        self._spawn(self._speak())
+        self._speak()
 
-    async def _speak(self) -> None:
-        """The model's first words: the tone on the track, the transcript's deltas on the session's timeline."""
-        spoken = self.track.speak(REPLY_SECONDS)
+    async def answer(self, offer_sdp: str) -> str:
+        answer = await super().answer(offer_sdp)
+        self._spawn(self._report_usage())
+        return answer
+
+    async def _report_usage(self) -> None:
+        """session.usage.updated at each whole second of session time, the k-th saying k seconds, until the session
+        closes (nothing follows session.closed)."""
+        seconds = 1
+        while True:
+            await asyncio.sleep(max(0.0, self._started + seconds - time.monotonic()))
+            if self._closing:
+                return
+            self.send({"type": "session.usage.updated", "usage": _live_usage(seconds)})
+            seconds += 1
+
+    def _speak(self) -> None:
+        """The model's first words: the tone on the track, the transcript's deltas on the session's timeline (sent
+        at once, so no other event comes between them and session.started)."""
+        self.track.speak(REPLY_SECONDS)
         start_ms = self._elapsed_ms()
         words = LIVE_TRANSCRIPT.split(" ")
         step = int(REPLY_SECONDS * 1000) // len(words)
@@ -851,27 +1139,28 @@ class _LiveCall(_Call):
                     "end_ms": start_ms + (index + 1) * step,
                 }
             )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(spoken.wait(), REPLY_SECONDS + 1)
-        self.send({"type": "session.usage.updated", "usage": self._usage()})
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
 
-    def _usage(self) -> dict[str, Any]:
-        """SessionUsage: whole seconds, all active (the peer never pauses), so the breakdown adds up."""
-        seconds = self._elapsed_ms() // 1000
-        return {"seconds": float(seconds), "active_seconds": seconds, "paused_seconds": 0}
-
-    async def end(self, reason: str) -> None:
-        connected = self.pc.connectionState not in ("closed", "failed")
-        if self.ended is None and not self._closing and reason in _LIVE_CLOSE_REASONS and connected:
+    async def end(self, reason: str, *, closed_as: str | None = None) -> None:
+        """End the session; unless it is ending already, session.closed says why (`closed_as`, else the reason's
+        own) for a reason that has one."""
+        closed_as = closed_as or _LIVE_CLOSE_REASONS.get(reason)
+        if self.ended is None and not self._closing and closed_as is not None:
             self._closing = True
             correlated = {} if self._closing_event_id is None else {"client_event_id": self._closing_event_id}
-            closed = {"type": "session.closed", "reason": _LIVE_CLOSE_REASONS[reason], "session": self.session}
-            self.send(closed | {"usage": self._usage()} | correlated)
+            closed = {"type": "session.closed", "reason": closed_as, "session": self.session}
+            self.send(closed | {"usage": _live_usage(self._elapsed_ms() // 1000)} | correlated)
             await self._drain()
         await super().end(reason)
+
+    async def _connection_ended(self, *, closed: bool) -> None:
+        # The data channel has gone with the connection: session.closed reaches the sidebands only.
+        if closed:
+            await self.end("hang_up", closed_as="remote_hangup")
+        else:
+            await self.end("connection_failed", closed_as="connection_lost")
 
     async def _drain(self) -> None:
         """Close the events channel once what was sent on it is out (its stream reset follows the queued events),
@@ -954,6 +1243,11 @@ def _live_error(code: str, message: str, *, param: str | None = None, event_id: 
     if event_id is None:
         return {"type": "error", "error": error}
     return {"type": "error", "error": error | {"client_event_id": event_id}, "client_event_id": event_id}
+
+
+def _live_usage(seconds: int) -> dict[str, Any]:
+    """SessionUsage: whole seconds, all active (the peer never pauses), so the breakdown adds up."""
+    return {"seconds": float(seconds), "active_seconds": seconds, "paused_seconds": 0}
 
 
 def _random_id(prefix: str) -> str:

@@ -13,6 +13,11 @@ A server opens a call with the API key instead: `POST /v1/realtime/calls` with a
 `sdp` and `session`, as openai-python 3.63.0 sends them); and a GPT-Live session with `POST /v1/live/sessions`
 (JSON `{"session", "transport"}`, checked strictly against the SDK's types: live.py). Both need the safety
 identifier as a mint does (a Live session may carry it as `session.safety_identifier` instead of the header).
+With the API key a server attaches sidebands to a call (`GET /v1/realtime?call_id=rtc_...`, a WebSocket) or a Live
+session (`GET /v1/live/sessions/{id}/attach`), and hangs either up (`POST /v1/realtime/calls/{id}/hangup`,
+`POST /v1/live/sessions/{id}/hangup`); a client secret attaches none (401, as the hangup routes refuse one), and a
+call that is unknown or has ended is a 404 (realtime_peer.py says what a sideband carries). `OpenAIStub.peer` has
+the tests' hooks on calls (their sidebands, their next response's usage or function call).
 Bodies are bounded (413) and read with a socket timeout (408), so neither a large nor a short body holds a
 thread. Tests queue
 faults (error statuses, a slow or dripping answer, bad bodies, a dropped connection) and read back what
@@ -63,6 +68,8 @@ REALTIME_PATH = "/v1/realtime"
 _HANGUP = re.compile(re.escape(CALLS_PATH) + r"/([A-Za-z0-9_-]{1,64})/hangup")
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
 _LIVE_HANGUP = re.compile(re.escape(LIVE_SESSIONS_PATH) + r"/([A-Za-z0-9_-]{1,64})/hangup")
+_LIVE_ATTACH = re.compile(re.escape(LIVE_SESSIONS_PATH) + r"/([A-Za-z0-9_-]{1,64})/attach")
+_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LIVE_ID_PREFIX = "live_"
 # The parts of a server's call (RealtimeCallCreateRequest's multipart encoding) and the type each must declare.
 CALL_FORM_PARTS = {"sdp": "application/sdp", "session": "application/json"}
@@ -397,6 +404,12 @@ class OpenAIStub(Running):
         return peer.wait(call_id, until=until, timeout=timeout)
 
     @property
+    def peer(self) -> RealtimePeer:
+        """The Realtime peer serving this stub's calls and Live sessions, with its hooks for tests (next_response,
+        drop_sidebands, send_on_sidebands, wait_until)."""
+        return self._realtime_peer()
+
+    @property
     def connections(self) -> int:
         """TCP connections accepted since start (reset() keeps it: open connections stay open)."""
         with self._lock:
@@ -499,6 +512,12 @@ class OpenAIStub(Running):
         with self._lock:
             peer = self._peer
         return peer is not None and peer.hang_up(call_id)
+
+    def _serve_sideband(self, sock: socket.socket, request: bytes, call_id: str, *, live: bool) -> bool:
+        """Serve a sideband of `call_id` until it closes; False, having sent nothing, when there is no such call."""
+        with self._lock:
+            peer = self._peer
+        return peer is not None and peer.serve_sideband(sock, request, call_id, live=live)
 
     def _accepted(self, sock: socket.socket) -> None:
         with self._lock:
@@ -642,6 +661,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.command == "GET" and route == REALTIME_PATH:
             self._open_websocket()
+            return
+        if self.command == "GET" and (attach := _LIVE_ATTACH.fullmatch(route)):
+            self._attach_sideband(attach[1], live=True)
             return
         if self.command == "POST" and (hangup := _HANGUP.fullmatch(route)):
             self._hang_up(hangup[1])
@@ -874,6 +896,9 @@ class _Handler(BaseHTTPRequestHandler):
         """OpenAI's `GET /v1/realtime` over WebSocket with a client secret: `Authorization: Bearer <secret>`, or
         from a browser the subprotocols `realtime` and `openai-insecure-api-key.<secret>`. Serves the session on
         this connection until it closes."""
+        if call_id := parse_qs(urlsplit(self.path).query).get("call_id"):
+            self._attach_sideband(call_id[0], live=False)
+            return
         secret = _websocket_secret(self)
         if secret is None:
             message = (
@@ -882,10 +907,6 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key", close=True)
             return
-        if "call_id" in parse_qs(urlsplit(self.path).query):
-            message = "The local Realtime peer has no sideband: open a session without call_id."
-            self._send_error(HTTPStatus.BAD_REQUEST, message, param="call_id", code="unsupported_parameter", close=True)
-            return
         session = self._stub._session_for(secret)
         if isinstance(session, str):
             self._send_error(HTTPStatus.UNAUTHORIZED, session, code="invalid_api_key", close=True)
@@ -893,6 +914,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         lines = [self.requestline, *(f"{name}: {value}" for name, value in self.headers.items()), "", ""]
         self._stub._serve_websocket(self.connection, "\r\n".join(lines).encode("latin-1"), session)
+
+    def _attach_sideband(self, call_id: str, *, live: bool) -> None:
+        """A sideband: `GET /v1/realtime?call_id=...` (`live`: `GET /v1/live/sessions/{id}/attach`) over WebSocket
+        with the API key, to a call or Live session that has not ended. Serves it on this connection until it
+        closes."""
+        scheme, _, credential = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme != "Bearer" or not credential:
+            message = "Missing bearer authentication: attach a sideband with Authorization: Bearer <API key>."
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key", close=True)
+            return
+        if not self._authorized():
+            message = "Incorrect API key provided: a sideband attaches with the API key, not a client secret."
+            self._send_error(HTTPStatus.UNAUTHORIZED, message, code="invalid_api_key", close=True)
+            return
+        self.close_connection = True
+        lines = [self.requestline, *(f"{name}: {value}" for name, value in self.headers.items()), "", ""]
+        request = "\r\n".join(lines).encode("latin-1")
+        if self._stub._serve_sideband(self.connection, request, call_id, live=live):
+            return
+        shown = f"'{call_id}'" if _CALL_ID.fullmatch(call_id) else "that id"  # a query's call_id may be anything
+        if live:
+            message, code = f"No active Live session with {shown}.", "session_not_found"
+        else:
+            message, code = f"No live call with {shown}.", "call_not_found"
+        self._send_error(HTTPStatus.NOT_FOUND, message, param=None if live else "call_id", code=code, close=True)
 
     def _hang_up(self, call_id: str) -> None:
         """OpenAI's `POST /v1/realtime/calls/{call_id}/hangup`, with the API key (a server's call)."""
