@@ -16,6 +16,7 @@ from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.keys import TEST_API_KEY
 from tests.local_api import serving_default
+from tests.supervision import Supervision, end_calls, supervised
 from tests.webrtc_offers import offer
 from tests.windows import within_one_minute
 from voice_access.domain.policy.model import DEFAULT_LIVE_CLIENT_EVENTS
@@ -24,8 +25,15 @@ LIVE_SESSIONS_PATH = "/v1/live/sessions"
 
 
 @pytest.fixture
-def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool) -> Iterator[LocalApi]:
-    with serving_default(api_key_secret_arn, stub.base_url, user_pool) as api:
+def supervision(secrets_manager_url: str) -> Iterator[Supervision]:
+    """Where the function starts each call's supervisor (recorded here, not run) and schedules its backstop."""
+    with supervised(secrets_manager_url) as started:
+        yield started
+
+
+@pytest.fixture
+def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool, supervision: Supervision) -> Iterator[LocalApi]:
+    with serving_default(api_key_secret_arn, stub.base_url, user_pool, environment=supervision.environment) as api:
         yield api
 
 
@@ -192,14 +200,22 @@ def test_a_live_profile_mints_no_client_secret(api: LocalApi, user_token: Callab
 
 
 def test_a_caller_over_the_profiles_window_is_refused_naming_live_sessions(
-    api: LocalApi, user_token: Callable[..., str], stub: OpenAIStub
+    api: LocalApi,
+    user_token: Callable[..., str],
+    stub: OpenAIStub,
+    supervision: Supervision,
+    secrets_manager_url: str,
 ) -> None:
+    table = api.functions["TokenVendingFunction"].environment["QUOTA_TABLE_NAME"]
+
     def attempt(n: int) -> tuple[str, int]:
-        # Given a caller who has opened as many Live sessions as the shipped profile allows in a minute (10)
+        # Given a caller who has opened as many Live sessions as the shipped profile allows in a minute (10), each
+        # ended (as its supervisor ends it) before the next, as the profile allows only 2 at once
         client = openai.OpenAI(api_key=user_token(user=f"live-quota-{n}"), base_url=f"{api.url}/v1", max_retries=0)
         asked_before = len(live_requests(stub))
         for _ in range(10):
             client.live.create(session={"model": "gpt-live-1"}, transport={"type": "webrtc", "sdp": offer()})
+            end_calls(supervision.invocations, table, secrets_manager_url)
 
         # When it asks for one more (in another minute, it would be opened: the try is made again)
         try:

@@ -17,6 +17,7 @@ from openai_stub.server import OpenAIStub
 from tests.browsers import assert_pinned
 from tests.local_api import serving_default
 from tests.paths import ROOT
+from tests.supervision import supervised
 from tests.webrtc_offers import offer
 
 NODE_TESTS = ROOT / "tests" / "node"
@@ -33,6 +34,7 @@ def test_the_node_sdk_works_against_the_local_api(
     stub: OpenAIStub,
     user_pool: UserPool,
     user_token: Callable[..., str],
+    secrets_manager_url: str,
 ) -> None:
     # Given Node.js, the pinned SDK, and the local API serving the template's routes, environment and JWT
     # authorizer (the default deployment: tokens of its user pool; the key read through the Parameters and
@@ -43,7 +45,11 @@ def test_the_node_sdk_works_against_the_local_api(
     assert_pinned(SDK_PACKAGES)
     scripts = sorted(str(path) for path in NODE_TESTS.glob("*.test.mjs"))
     assert scripts, f"no *.test.mjs files in {NODE_TESTS}"
-    with serving_default(api_key_secret_arn, stub.base_url, user_pool) as api:
+    # (each call's supervisor recorded, not run: tests/supervision.py)
+    with (
+        supervised(secrets_manager_url) as supervision,
+        serving_default(api_key_secret_arn, stub.base_url, user_pool, environment=supervision.environment) as api,
+    ):
         environment = {name: value for name, value in os.environ.items() if name not in _SDK_ENVIRONMENT}
         environment["TOKEN_VENDING_BASE_URL"] = f"{api.url}/v1"
         # In the environment, not on the command line, where any process could read them

@@ -19,6 +19,7 @@ from local.user_pool import UserPool
 from openai_stub.server import Fault, OpenAIStub
 from tests.keys import TEST_API_KEY
 from tests.local_api import post, serving_default
+from tests.supervision import Supervision, supervised
 from tests.webrtc_offers import offer
 from tests.windows import within_one_minute
 
@@ -28,8 +29,15 @@ SHIPPED_INSTRUCTIONS = "You are a friendly, concise voice assistant."
 
 
 @pytest.fixture
-def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool) -> Iterator[LocalApi]:
-    with serving_default(api_key_secret_arn, stub.base_url, user_pool) as api:
+def supervision(secrets_manager_url: str) -> Iterator[Supervision]:
+    """Where the function starts each call's supervisor (recorded here, not run) and schedules its backstop."""
+    with supervised(secrets_manager_url) as started:
+        yield started
+
+
+@pytest.fixture
+def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool, supervision: Supervision) -> Iterator[LocalApi]:
+    with serving_default(api_key_secret_arn, stub.base_url, user_pool, environment=supervision.environment) as api:
         yield api
 
 

@@ -5,7 +5,8 @@ No client secret reaches the browser: the service opens the call as the SDKs' ``
 and the browser gets OpenAI's SDP answer. The session is the one the request sends (the SDKs' multipart form),
 checked as a mint's is, or, for an offer sent alone (what WebRTC clients such as the Agents SDK's send), the
 profile's own: what it fixes and its defaults. The offer and the answer are never logged (ICE candidates carry the
-user's addresses). The call is counted in the same windows as a mint, and given back on the same failures.
+user's addresses). The call is counted in the same windows as a mint, and given back on the same failures; within
+the profile's budgets and calls open at once; and handed to its supervisor, or hung up (domain/opening.py).
 """
 
 from typing import Any
@@ -14,10 +15,11 @@ from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import open_call
 from voice_access.config.mint_settings import MintSettings
+from voice_access.config.settings import refused
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import ServiceError
-from voice_access.domain.opening import within_quota
+from voice_access.domain.opening import open_supervised
 from voice_access.domain.policy.model import PROFILE_HEADER, Policy
 from voice_access.domain.policy.rules import check_session, ga_param
 from voice_access.domain.safety import identified
@@ -54,16 +56,22 @@ def open_session(
     upstream_session = check_session({} if session is None else session, profile_name, chosen, ga_param)
     if isinstance(keys, ServiceError):
         raise keys
-    called, reservation = within_quota(
-        quota.store_of(service),
-        quota.spend_brake(settings.spend_brake_mints_per_day, policy),
+    if (problem := service.unsupervised()) is not None:
+        raise refused("settings_invalid", problem)
+    supervised = open_supervised(
+        "call",
         profile_name,
         chosen,
         user,
+        keys.api_key,
         upstream_session,
-        deadline,
-        ("call", "calls"),
-        lambda: open_call(
+        service=service,
+        policy=policy,
+        brake=quota.spend_brake(settings.spend_brake_mints_per_day, policy),
+        timeouts=(settings.upstream_connect_timeout_seconds, settings.upstream_read_timeout_seconds),
+        deadline=deadline,
+        words=("call", "calls"),
+        open_upstream=lambda: open_call(
             service.upstream(UPSTREAM_PATH),
             keys.api_key,
             offer_sdp,
@@ -74,13 +82,16 @@ def open_session(
             read_timeout=settings.upstream_read_timeout_seconds,
             deadline=deadline,
         ),
+        id_of=lambda called: called.call_id,
     )
+    called, reservation = supervised.opened, supervised.reservation
     observability.log_opened(
         "call",
         profile_name,
         called.latency_ms,
         model=upstream_session.get("model"),
         call_id=called.call_id,
+        supervision_ms=round(supervised.waited_ms, 2),
         **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
     )
     return Called(called.sdp, f"{UPSTREAM_PATH}/{called.call_id}", reservation.tightest if reservation else None)

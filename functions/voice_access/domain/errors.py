@@ -101,3 +101,8 @@ class UpstreamRateLimited(UpstreamFailed):
 
 class UpstreamKeyRejected(UpstreamFailed):
     """OpenAI refused this service's API key: a retry fails the same way until an operator replaces it."""
+
+
+class NotSupervised(DependencyUnavailable):
+    """OpenAI opened a call (or a Live session), but its supervision could not be started (its record, its supervisor
+    or its backstop), so the service hung it up rather than leave it unsupervised: the caller may retry."""

@@ -5,7 +5,8 @@ GPT-Live has no client secrets: a browser reaches it only through a server that 
 server. The session is checked as a mint's is, against a profile opened as a Live session; the caller is named to
 OpenAI in the session (GPT-Live's way) and in the header. The offer goes to OpenAI as it came, and OpenAI's answer
 comes back unchanged; neither is logged (ICE candidates carry the user's addresses). The request is counted in the
-same windows as a mint, and given back on the same failures.
+same windows as a mint, and given back on the same failures; within the profile's budgets and calls open at once;
+and the session handed to its supervisor, or hung up (domain/opening.py).
 """
 
 from typing import Any
@@ -14,10 +15,11 @@ from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import create_live_session
 from voice_access.config.mint_settings import MintSettings
+from voice_access.config.settings import refused
 from voice_access.domain import quota
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import InvalidRequest, ServiceError
-from voice_access.domain.opening import within_quota
+from voice_access.domain.opening import open_supervised
 from voice_access.domain.policy.model import PROFILE_HEADER, Policy
 from voice_access.domain.policy.rules import check_session, ga_param
 from voice_access.domain.safety import identified
@@ -55,17 +57,23 @@ def open_session(
     upstream_session = check_session(session, profile_name, chosen, ga_param)
     if isinstance(keys, ServiceError):
         raise keys
+    if (problem := service.unsupervised()) is not None:
+        raise refused("settings_invalid", problem)
     upstream_session["safety_identifier"] = user
-    opened, reservation = within_quota(
-        quota.store_of(service),
-        quota.spend_brake(settings.spend_brake_mints_per_day, policy),
+    supervised = open_supervised(
+        "live_session",
         profile_name,
         chosen,
         user,
+        keys.api_key,
         upstream_session,
-        deadline,
-        ("GPT-Live session", "GPT-Live sessions"),
-        lambda: create_live_session(
+        service=service,
+        policy=policy,
+        brake=quota.spend_brake(settings.spend_brake_mints_per_day, policy),
+        timeouts=(settings.upstream_connect_timeout_seconds, settings.upstream_read_timeout_seconds),
+        deadline=deadline,
+        words=("GPT-Live session", "GPT-Live sessions"),
+        open_upstream=lambda: create_live_session(
             service.upstream(UPSTREAM_PATH),
             keys.api_key,
             {"session": upstream_session, "transport": transport},
@@ -75,13 +83,16 @@ def open_session(
             read_timeout=settings.upstream_read_timeout_seconds,
             deadline=deadline,
         ),
+        id_of=lambda opened: opened.session_id,
     )
+    opened, reservation = supervised.opened, supervised.reservation
     observability.log_opened(
         "live_session",
         profile_name,
         opened.latency_ms,
         model=upstream_session.get("model"),
         session_id=opened.session_id,
+        supervision_ms=round(supervised.waited_ms, 2),
         **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
     )
     return Opened(opened.text, reservation.tightest if reservation else None)

@@ -44,6 +44,9 @@ _STATUS_AND_TYPE: dict[type[ServiceError], tuple[HTTPStatus, str]] = {
 }
 # The SDKs retry a 429 after Retry-After up to a minute; past that they would retry in vain at their own pace.
 _SDK_RETRY_WAIT_SECONDS = 60
+# A refusal by a window of requests (mints, sessions opened): OpenAI's x-ratelimit-*-requests headers describe it. A
+# spent budget (dollars, seconds of calls) and calls open at once are no count of requests, and go without them.
+_REQUESTS_RATE_LIMIT = "rate_limit_exceeded"
 
 
 # Not a NamedTuple: defining one costs about 60 us of every cold start, and nothing here needs a tuple.
@@ -122,7 +125,7 @@ def envelope(error: ServiceError) -> dict[str, Any]:
 
 def headers_of(error: ServiceError) -> dict[str, str]:
     headers: dict[str, str] = {}
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited) and error.code == _REQUESTS_RATE_LIMIT:
         headers = rate_limit_headers(error.limit, error.remaining, error.retry_after_seconds)
     if error.retry_after_seconds is not None:
         headers["Retry-After"] = str(error.retry_after_seconds)
