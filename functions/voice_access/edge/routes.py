@@ -100,12 +100,23 @@ def _profiles(event: dict[str, Any], caller: Caller, context: "LambdaContext") -
     return answers.listed(profiles.list_profiles(caller, settings=settings, policy=policy, deadline=deadline))
 
 
+def _usage(event: dict[str, Any], caller: Caller, context: "LambdaContext") -> answers.Answer:
+    from voice_access.domain import usage  # here: a mint's cold start does not load it
+
+    settings = checked_settings()
+    policy = checked_policy(settings.service.policy_path)
+    return answers.listed(
+        usage.read_usage(caller, service=settings.service, policy=policy, deadline=Deadline.of_invocation(context))
+    )
+
+
 ROUTES: dict[str, Route] = {
     "POST /v1/realtime/client_secrets": _minting(endpoints.CLIENT_SECRETS),
     "POST /v1/realtime/sessions": _minting(endpoints.SESSIONS),
     "POST /v1/realtime/transcription_sessions": _minting(endpoints.TRANSCRIPTION_SESSIONS),
     "POST /v1/realtime/translations/client_secrets": _minting(endpoints.TRANSLATION_CLIENT_SECRETS),
     "GET /v1/realtime/profiles": Route("profiles", _profiles),
+    "GET /v1/realtime/usage": Route("usage", _usage),
     "POST /v1/live/sessions": Route("live_sessions", _live_sessions),
     "POST /v1/realtime/calls": Route("calls", _calls),
 }
