@@ -3,7 +3,9 @@
 Each profile open to the caller is listed with what it fixes, what the caller may set and within which
 rules, how long its client secrets last, how many the caller may mint and how many are left of each window
 (``remaining``, ``resets_at``); ``spend_brake`` says whether the service-wide brake is reached, not how far
-every user's mints have gone. A profile the caller may not use is not mentioned at all.
+every user's mints have gone. A profile the caller may not use is not mentioned at all. A profile's budgets and
+calls open at once are listed as the policy file writes them; what is left of them is ``GET /v1/realtime/usage``'s
+(domain/usage.py).
 
 The policy says what is listed; the figures take the secret's safety identifier key (cached, as for a mint) and
 one read of the quota store that writes nothing. When either fails, the listing is still answered, with the
@@ -82,7 +84,9 @@ def _standing(
 ) -> Standing:
     """What is left for ``caller`` of each limited profile's windows, and the brake's state: one read, none when
     nothing is limited."""
-    limits = {name: profile.limits for name, profile in profiles.items() if profile.limits is not None}
+    limits = {
+        name: profile.limits for name, profile in profiles.items() if profile.limits and profile.limits.per_caller
+    }
     if not limits and brake is None:
         return Standing({}, None)
     service = settings.service
@@ -107,6 +111,8 @@ class _Left(NamedTuple):
 def _counts(name: str, limits: Limits | None, standing: Standing | None, now: float) -> list[_Left] | None:
     if limits is None:
         return None
+    if not limits.per_caller:
+        return []
     if standing is not None and name in standing.per_caller:
         return [_Left(c.window, c.remaining, c.resets_at) for c in standing.per_caller[name]]
     return [_Left(window, None, _resets_at(window, now)) for window in limits.per_caller]
@@ -156,10 +162,12 @@ def _rule(rule: FieldRule) -> dict[str, Any]:
 
 
 def _limits(limits: Limits | None, counts: list[_Left] | None) -> dict[str, Any] | None:
+    """The limits as the policy file writes them (each key it gives), each window with what is left of it."""
     if limits is None or counts is None:
         return None
-    return {
-        "per_caller": [
+    shown: dict[str, Any] = {}
+    if limits.per_caller:
+        shown["per_caller"] = [
             {
                 "mints": left.window.mints,
                 "seconds": left.window.seconds,
@@ -167,9 +175,20 @@ def _limits(limits: Limits | None, counts: list[_Left] | None) -> dict[str, Any]
                 "resets_at": left.resets_at,
             }
             for left in counts
-        ],
-        "on_store_failure": limits.on_store_failure,
-    }
+        ]
+    if limits.budgets:
+        shown["budgets"] = [
+            {
+                key: value
+                for key, value in (("usd", b.usd), ("call_seconds", b.call_seconds), ("seconds", b.seconds))
+                if value is not None
+            }
+            for b in limits.budgets
+        ]
+    if limits.concurrent_calls is not None:
+        shown["concurrent_calls"] = limits.concurrent_calls
+    shown["on_store_failure"] = limits.on_store_failure
+    return shown
 
 
 def _brake(brake: Window | None, standing: Standing | None, now: float) -> dict[str, Any] | None:
