@@ -49,7 +49,13 @@ def serve(port: int, log_format: str, environ: Mapping[str, str], warnings: Sequ
     terminal = sys.stdout
     with ExitStack() as running:
         page = running.enter_context(DemoPage(port % 65535 + 1))
-        local = stand_ins.start(running, environ, page.origins, stub_port=(port + 1) % 65535 + 1)
+        local = stand_ins.start(
+            running,
+            environ,
+            page.origins,
+            stub_port=(port + 1) % 65535 + 1,
+            environment=start_checks.key_source(environ),
+        )
         console = Console(terminal) if log_format == "short" else None
         if console is not None:
             running.enter_context(console.capturing())  # before the function is imported: its logger writes there
@@ -57,7 +63,7 @@ def serve(port: int, log_format: str, environ: Mapping[str, str], warnings: Sequ
             TEMPLATE,
             local.overrides,
             port=port,
-            environment=local.environment | start_checks.key_source(environ),
+            environment=local.environment,
             on_request=_with_hints(console.request if console is not None else _gateway_answer_as_json, port),
             **local.gateway_options(),
         )

@@ -1,5 +1,6 @@
 """The local AWS of `make run`, `make invoke` and the tests: one moto server (Secrets Manager, Cognito,
-DynamoDB), which, as AWS, answers only requests signed (SigV4) with its credentials, and no other web origin.
+DynamoDB, SQS, EventBridge Scheduler), which, as AWS, answers only requests signed (SigV4) with its credentials, and
+no other web origin.
 
 moto itself takes any credentials and answers every origin with CORS: a page open in the developer's browser
 could read the secret it holds (the developer's real OpenAI key, with OPENAI_API_KEY) or reach the user
@@ -86,6 +87,24 @@ def cognito_client(
 def dynamodb_client(endpoint_url: str, region: str = REGION) -> Any:  # no stubs for DynamoDB installed
     return boto3.client(
         "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def sqs_client(endpoint_url: str, region: str = REGION) -> Any:  # no stubs for SQS installed
+    return _client("sqs", endpoint_url, region)
+
+
+def scheduler_client(endpoint_url: str, region: str = REGION) -> Any:  # no stubs for EventBridge Scheduler installed
+    return _client("scheduler", endpoint_url, region)
+
+
+def _client(service: str, endpoint_url: str, region: str) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,
         region_name=region,
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],

@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         event = _event(arguments.event)
         stand_ins.check(os.environ)
         with ExitStack() as running:
-            local = stand_ins.start(running, os.environ)
+            local = stand_ins.start(running, os.environ, environment=start_checks.key_source(os.environ, "make invoke"))
             api = LocalApi.from_template(
                 TEMPLATE,
                 local.overrides,
-                environment=local.environment | start_checks.key_source(os.environ, "make invoke"),
+                environment=local.environment,
                 **local.gateway_options(),
             )
             function = _function(api, arguments.function)

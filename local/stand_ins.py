@@ -1,8 +1,11 @@
 """What `make run` and `make invoke` give the function in place of AWS and OpenAI.
 
 One moto server holds the secret (the OpenAI API key and a safety identifier key), the template's
-Cognito user pool, the issuer of the tokens the gateway checks (AUTH=none: none checked), and the
-template's quota table, empty at each start (local/quota_table.py). The function reads the secret from
+Cognito user pool, the issuer of the tokens the gateway checks (AUTH=none: none checked), the
+template's quota table, empty at each start (local/quota_table.py), and its SQS queues and schedule groups. A
+function's asynchronous invocations of another (the supervisor) run as Lambda runs them, each in a process of its
+own (local/lambda_service.py), and the one-time schedules a function creates fire when due (local/scheduler.py):
+start_async_invocations, which the tests use too. The function reads the secret from
 moto's Secrets Manager API, as deployed by default (SECRETS_VIA=extension: through a stand-in for the Parameters
 and Secrets Lambda Extension). OpenAI is the local stub, the real OpenAI when OPENAI_API_KEY is set, or any
 OpenAI-compatible host when OPENAI_BASE_URL is set too. ALLOWED_ORIGINS takes the place of the template's CORS
@@ -13,18 +16,23 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from local import cloudformation, quota_table, user_pool
-from local.aws import LocalAws
+from local import cloudformation, queues, quota_table, scheduler, user_pool
+from local.aws import REGION, LocalAws
+from local.lambda_service import LocalLambda
+from local.queues import LocalQueues
 from local.quota_table import LocalTables
+from local.scheduler import POLL_SECONDS, ScheduleGroups, SchedulePoller
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
 from local.secrets_manager import LocalSecretsManager
+from local.template import read_functions
 from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 
@@ -43,6 +51,70 @@ class SetupError(Exception):
 
 
 @dataclass(frozen=True)
+class AsyncInvocations:
+    """The template's functions invoked asynchronously (``functions``: the Invoke API and the tests' API of it), the
+    SQS queues their failures go to, and the schedule groups whose one-time schedules ``scheduler`` fires."""
+
+    functions: LocalLambda
+    scheduler: SchedulePoller
+    queues: LocalQueues
+    schedule_groups: ScheduleGroups
+
+    @property
+    def physical(self) -> dict[str, dict[str, str]]:
+        """The queues' and the groups', for local.cloudformation.Resolver's ``physical``."""
+        return {**self.queues.physical, **self.schedule_groups.physical}
+
+    def function_environment(self) -> dict[str, str]:
+        """What sends a function's Lambda and Scheduler requests to these."""
+        return {
+            **self.functions.function_environment(),
+            "AWS_ENDPOINT_URL_SCHEDULER": self.schedule_groups.endpoint_url,
+        }
+
+
+def start_async_invocations(
+    running: ExitStack,
+    template_path: Path,
+    overrides: Mapping[str, str],
+    aws_endpoint_url: str,
+    *,
+    physical: Mapping[str, Mapping[str, str]] | None = None,
+    environment: Mapping[str, str] | None = None,
+    layer_environments: Mapping[str, Mapping[str, str]] | None = None,
+    region: str = REGION,
+    unique: bool = False,
+    poll_seconds: float = POLL_SECONDS,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    **options: Any,
+) -> AsyncInvocations:
+    """The template's queues and schedule groups made in the moto server at ``aws_endpoint_url`` (``unique``: under
+    names of their own), and its functions (resolved with ``physical`` and those) invoked asynchronously with
+    ``environment`` added to their own, and the schedules of those groups fired when due by ``now``, read every
+    ``poll_seconds``; ``running`` stops them. ``options``: LocalLambda's (clock, retry_delays)."""
+    made_queues = queues.create_from_template(template_path, overrides, aws_endpoint_url, region, unique=unique)
+    groups = scheduler.create_from_template(template_path, overrides, aws_endpoint_url, region, unique=unique)
+    physical = {**(physical or {}), **made_queues.physical, **groups.physical}
+    functions = read_functions(template_path, overrides, region, physical)
+    environment = {**(environment or {}), "AWS_ENDPOINT_URL_SCHEDULER": aws_endpoint_url}
+    invoked = running.enter_context(
+        LocalLambda(
+            functions,
+            aws_endpoint_url,
+            region=region,
+            environment=environment,
+            layer_environments=layer_environments,
+            **options,
+        )
+    )
+    poller = SchedulePoller(
+        aws_endpoint_url, groups.names, invoked.invoke_async, region=region, interval=poll_seconds, now=now
+    )
+    running.enter_context(poller)
+    return AsyncInvocations(invoked, poller, made_queues, groups)
+
+
+@dataclass(frozen=True)
 class StandIns:
     """The template's parameter overrides and the runtime's extra environment that point at the stand-ins."""
 
@@ -54,6 +126,7 @@ class StandIns:
     allowed_origins: list[str] | None  # ALLOWED_ORIGINS, the template's AllowedOrigins parameter locally
     tables: LocalTables  # the template's DynamoDB tables (its quota table)
     realtime_url: str  # where a page opens its WebRTC call with a client secret: OpenAI's, or the stub's
+    invocations: AsyncInvocations  # asynchronous invocations, their failures' queues, one-time schedules
 
     @property
     def realtime_websocket_url(self) -> str:
@@ -62,7 +135,11 @@ class StandIns:
 
     def gateway_options(self) -> dict[str, Any]:
         """LocalApi.from_template's arguments for the local issuer, the tables and AUTH."""
-        physical = {**(self.user_pool.physical if self.user_pool else {}), **self.tables.physical}
+        physical = {
+            **(self.user_pool.physical if self.user_pool else {}),
+            **self.tables.physical,
+            **self.invocations.physical,
+        }
         return {
             "physical": physical or None,
             "discovery": self.user_pool.discovery if self.user_pool else None,
@@ -80,10 +157,15 @@ def check(environ: Mapping[str, str]) -> None:
 
 
 def start(
-    running: ExitStack, environ: Mapping[str, str], page_origins: Sequence[str] = (), stub_port: int = 0
+    running: ExitStack,
+    environ: Mapping[str, str],
+    page_origins: Sequence[str] = (),
+    stub_port: int = 0,
+    environment: Mapping[str, str] | None = None,
 ) -> StandIns:
     """Start the stand-ins; ``running`` stops them. ``page_origins`` (the demo page's) may call the API too; the
-    OpenAI stub, whose Realtime peer a page calls, is on ``stub_port`` when that is free (0, or taken: any)."""
+    OpenAI stub, whose Realtime peer a page calls, is on ``stub_port`` when that is free (0, or taken: any);
+    ``environment``: more for every function."""
     secrets_via = _secrets_via(environ)
     chosen = chosen_openai(environ)
     if chosen is None:
@@ -100,17 +182,29 @@ def start(
     overrides |= cors_overrides(environ, page_origins)
     pool = user_pool.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
     tables = quota_table.create_from_template(TEMPLATE, overrides, aws.endpoint_url)
-    environment = secrets.client_environment() | tables.function_environment()
+    shared = secrets.client_environment() | tables.function_environment() | dict(environment or {})
     policy = _policy(environ)
     if policy is not None:
-        environment["POLICY_PATH"] = str(policy)
+        shared["POLICY_PATH"] = str(policy)
+    layers: dict[str, dict[str, str]] = {}
     if secrets_via == "extension":
         extension = running.enter_context(SecretsExtension(secrets.client_environment()))
         overrides |= {"SecretsReader": "extension", "SecretsExtensionLayerArn": LOCAL_LAYER_ARN}
-        environment |= extension.function_environment()
+        layers[LOCAL_LAYER_ARN] = extension.function_environment()
         via = f"through a Parameters and Secrets Extension stand-in on port {extension.port}"
     else:
         via = "from Secrets Manager's API, as the template's default (SECRETS_VIA=extension: through the extension)"
+    invocations = start_async_invocations(
+        running,
+        TEMPLATE,
+        overrides,
+        aws.endpoint_url,
+        physical={**(pool.physical if pool else {}), **tables.physical},
+        environment=shared,
+        layer_environments=layers,
+    )
+    # The gateway's functions, in this process, get every layer's (the template attaches the extension to them).
+    environment = shared | invocations.function_environment() | layers.get(LOCAL_LAYER_ARN, {})
     description = [
         f"OpenAI: {openai}",
         f"Secrets Manager: moto at {aws.endpoint_url}, secret {secrets.secret_arn}",
@@ -121,6 +215,7 @@ def start(
         description.append(f"sign-in: the template's Cognito user pool in moto, {pool.pool_id} (groups: {groups})")
     for table in tables.tables:
         description.append(f"DynamoDB: the template's {table.logical_id} in moto, table {table.name} (empty at start)")
+    description += _async_description(invocations)
     if policy is None:
         shown = BUNDLED_POLICY.relative_to(TEMPLATE.parent)
         description.append(f"policy: {shown} (POLICY=path.json: another file); edits apply from the next request")
@@ -135,7 +230,24 @@ def start(
         _allowed_origins(environ),
         tables,
         f"{upstream}/v1/realtime/calls",
+        invocations,
     )
+
+
+def _async_description(invocations: AsyncInvocations) -> list[str]:
+    """What make run says of asynchronous invocations and schedules, a line each."""
+    functions = invocations.functions
+    lines = [
+        f"Lambda: asynchronous invocations of {', '.join(functions.functions)} on {functions.url}, each in a process "
+        "of its own with the template's environment, killed at its Timeout; its log shows here"
+    ]
+    for queue in invocations.queues.queues:
+        lines.append(
+            f"SQS: the template's {queue.logical_id} in moto, queue {queue.name} (failed invocations go there)"
+        )
+    for group in invocations.schedule_groups.groups:
+        lines.append(f"EventBridge Scheduler: the template's {group.logical_id} in moto; its one-time schedules fire")
+    return lines
 
 
 def _stub(port: int) -> OpenAIStub:
