@@ -750,22 +750,37 @@ def test_a_supervisor_not_needed_leaves_without_ending() -> None:
     assert call.ledger.ended is None
 
 
-def test_a_live_session_is_metered_by_its_billed_seconds_and_closed_at_its_end() -> None:
-    # Given a Live session whose usage OpenAI reports cumulatively
+def test_a_live_session_is_metered_by_its_billed_seconds_each_tick_and_closed_at_its_end() -> None:
+    # Given a 40-second Live session whose usage OpenAI reports each second, cumulatively
     def usage(seconds: int) -> str:
         return event("session.usage.updated", usage={"seconds": float(seconds), "active_seconds": seconds})
 
-    call = Call([(2, usage(2)), (4, usage(4))], order=order(kind="live_session", seconds=6))
+    call = Call([(second, usage(second)) for second in range(1, 41)], order=order(kind="live_session", seconds=40))
 
     # When it is supervised
     reason = call.supervise()
 
-    # Then each cumulative count is metered at the model's price, and at its end the session is asked to close
+    # Then the billed seconds are metered at the model's price at each tick and at its end (not at each report), and
+    # at its end the session is asked to close
     live_price = call.policy.prices["gpt-live-1"]
-    assert [(seconds, price) for seconds, price in call.ledger.seconds] == [(2, live_price), (4, live_price)]
+    assert call.ledger.seconds == [(15, live_price), (30, live_price), (40, live_price)]
     assert reason == supervising.MAX_LENGTH
     assert call.bands[0].sent_of("session.close") == [{"type": "session.close", "event_id": supervising.CLOSE_EVENT}]
     assert call.bands[0].sent_of("session.update") == []
+
+
+def test_a_successor_that_cannot_attach_leaves_the_call_to_its_predecessor() -> None:
+    # Given a successor for which OpenAI's sideband cannot be reached
+    call = Call([], order=order(generation=2))
+    call.upstream.sidebands.clear()
+
+    # When it starts
+    reason = call.supervise()
+
+    # Then it leaves without ending the call, which its predecessor still watches
+    assert reason == supervising.NOT_NEEDED
+    assert call.ledger.ended is None
+    assert call.upstream.hang_ups == 0
 
 
 def test_a_live_sessions_close_meters_its_final_seconds_and_ends_it() -> None:
@@ -879,3 +894,15 @@ def test_timing_hands_over_a_minute_before_the_invocations_end_by_default() -> N
     # Then it starts its successor a minute before its end, and must leave ENDING_SECONDS before it
     assert times.handover_at == 840
     assert times.leave_by == 900 - supervising.ENDING_SECONDS
+
+
+def test_a_session_created_outside_the_profile_is_restored_too(output: Output) -> None:
+    # Given a sideband whose first event shows a session already changed (before the supervisor attached)
+    call = Call([(0, event("session.created", session=reported(instructions="Changed before attach.")))])
+
+    # When it is supervised
+    call.supervise()
+
+    # Then it is refused and restored as a session.updated would be
+    assert output.metric_count("PolicyViolations", kind="session_change", action="restored") == 1
+    assert len(call.bands[0].sent_of("session.update")) == 2

@@ -463,6 +463,7 @@ class Supervisor:
             "output_audio_buffer.started": self._on_audio,
             "response.output_audio.done": self._on_audio,
             "response.output_audio_transcript.done": self._on_audio,
+            "session.created": self._on_session_updated,
             "session.updated": self._on_session_updated,
         }
         if not self.realtime:
@@ -477,6 +478,9 @@ class Supervisor:
         self.refused_in_a_row = 0
         self.tokens_in = self.tokens_out = self.cost_micro_usd = 0
         self.skipped: dict[str, int] = {}
+        # A Live session's billed seconds as OpenAI last reported them (cumulative), and as last metered: reports come
+        # each second, and are metered at each tick (and at the end), so a call costs the store a write per tick.
+        self.billed_seen = self.billed_metered = 0
         self.skips_logged = 0
         now = clock.monotonic()
         self.call_ends_at = now + (order.deadline_at - clock.time())
@@ -488,6 +492,10 @@ class Supervisor:
 
     def run(self) -> str:
         attached = self._attach()
+        if attached == SIDEBAND_LOST and self.order.generation > 0:
+            # its predecessor still watches the call: it starts another successor, or ends the call in time
+            logger.warning("successor could not attach: its predecessor keeps the call")
+            return NOT_NEEDED
         if isinstance(attached, str):
             return self._end(attached)
         self.sideband = attached
@@ -556,6 +564,8 @@ class Supervisor:
             self.next_tick = now + self.times.tick_seconds
             self._flush_skipped()
             if self.realtime and self.seconds_counted and (reason := self._meter_elapsed()) is not None:
+                return reason
+            if not self.realtime and (reason := self._meter_billed()) is not None:
                 return reason
         if now >= self.next_invoke:
             self._start_successor(now)
@@ -756,7 +766,14 @@ class Supervisor:
             logger.warning("usage refused", why="seconds is missing, negative or absurd")
             count("UsageRefused")
             return None
-        return self._meter_seconds(math.ceil(seconds), self.price, billed=True)
+        self.billed_seen = max(self.billed_seen, math.ceil(seconds))
+        return None
+
+    def _meter_billed(self) -> str | None:
+        if self.billed_seen <= self.billed_metered:
+            return None
+        self.billed_metered = self.billed_seen
+        return self._meter_seconds(self.billed_seen, self.price, billed=True)
 
     def _on_live_closed(self, event: dict[str, Any]) -> str | None:
         if isinstance(event.get("usage"), dict):
@@ -854,6 +871,8 @@ class Supervisor:
         self._drain()
         if self.realtime:
             self._meter_elapsed(at=ended_at)
+        else:
+            self._meter_billed()
         first = _record_end(self.ledger, reason, ended_at)
         if hung_up:
             _forget_backstop(self.upstream)
