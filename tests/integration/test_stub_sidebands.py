@@ -8,26 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 import openai
 import pytest
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
 from openai_stub.live import server_event_errors
-from openai_stub.realtime_peer import RESPONSE_USAGE, TRANSCRIPTION_USAGE, CallState
+from openai_stub.realtime_peer import RESPONSE_USAGE, TRANSCRIPTION_USAGE, CallState, offer_loopback_candidates
 from openai_stub.schema import event_errors
 from openai_stub.server import CALLS_PATH, OpenAIStub
-from tests.integration.test_realtime_peer import connect as connect_page
-from tests.integration.test_realtime_peer import offer_call, open_server_call, run
-from tests.integration.test_realtime_peer_live import TRIGGER, live_session
-from tests.integration.test_realtime_peer_live import connect as connect_live_page
 from tests.keys import TEST_API_KEY
 from tests.realtime_client import SERVER_EVENT_SCHEMAS, SESSION, STEP_SECONDS, TRANSCRIPTION, mint, post
 from tests.webrtc_offers import offer
@@ -40,10 +39,96 @@ SCHEMAS = SERVER_EVENT_SCHEMAS | {
 }
 SAFETY = {"OpenAI-Safety-Identifier": "3f1c" * 16}
 NEGATIVE_USAGE = {"total_tokens": -5, "input_tokens": -10, "output_tokens": 5}
+TRIGGER = {"type": "decisions", "event_type": "session.input_transcript.delta", "decisions": {"questions": []}}
+
+
+def live_session(allowed: list[str]) -> dict[str, Any]:
+    """A Live session's config whose page may send the `allowed` client events."""
+    return {
+        "model": "gpt-live-1",
+        "instructions": "Answer like a ship's captain.",
+        "client": {"data_channel": {"allowed_client_events": allowed}},
+    }
 
 
 def sdk(stub: OpenAIStub) -> openai.OpenAI:
     return openai.OpenAI(api_key=TEST_API_KEY, base_url=stub.base_url + "/v1", max_retries=0)
+
+
+def open_call(stub: OpenAIStub, session: dict[str, Any], sdp: str) -> tuple[str, str]:
+    """A call a server opens for a page's offer, with the SDK and the key: its id and the SDP answer."""
+    created = sdk(stub).realtime.calls.with_raw_response.create(sdp=sdp, session=session, extra_headers=SAFETY)  # type: ignore[arg-type]
+    assert created.status_code == HTTPStatus.CREATED
+    return created.headers["location"].rsplit("/", 1)[-1], created.text
+
+
+def open_live_session(stub: OpenAIStub, session: dict[str, Any], sdp: str) -> tuple[str, str]:
+    """A Live session a server opens for a page's offer: its id and the SDP answer."""
+    transport: Any = {"type": "webrtc", "sdp": sdp}
+    created = sdk(stub).live.create(session=session, transport=transport, extra_headers=SAFETY)  # type: ignore[arg-type]
+    return created.session.id, created.transport.sdp
+
+
+@dataclass
+class Page:
+    """A page's side of a call or Live session its server opened: its connection and the events on its channel."""
+
+    pc: RTCPeerConnection
+    channel: RTCDataChannel
+    call_id: str = ""
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: set[asyncio.Future[None]] = field(default_factory=set)
+
+    async def next_event(self) -> dict[str, Any]:
+        event = await asyncio.wait_for(self.events.get(), STEP_SECONDS)
+        self.received.append(event)
+        return event
+
+    async def until(self, event_type: str) -> list[dict[str, Any]]:
+        """The events up to and including the next one of `event_type`."""
+        seen = [await self.next_event()]
+        while seen[-1]["type"] != event_type:
+            seen.append(await self.next_event())
+        return seen
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.channel.send(json.dumps(event))
+
+
+async def open_page(stub: OpenAIStub, session: dict[str, Any], *, live: bool = False) -> Page:
+    """What a page does with a session its server opens: a microphone, the `oai-events` channel, the offer handed to
+    the server (here the SDK with the key), the answer applied."""
+    offer_loopback_candidates()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(AudioStreamTrack())  # the microphone: silence
+    page = Page(pc, pc.createDataChannel("oai-events"))
+    page.channel.on("message", lambda message: page.events.put_nowait(json.loads(message)))
+    page.channel.on("close", page.closed.set)
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        page.tasks.add(asyncio.ensure_future(drain(track)))
+
+    await pc.setLocalDescription(await pc.createOffer())
+    opening = open_live_session if live else open_call
+    page.call_id, answer = await asyncio.to_thread(opening, stub, session, pc.localDescription.sdp)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return page
+
+
+async def drain(track: MediaStreamTrack) -> None:
+    """Read the model's voice, so that it does not pile up."""
+    try:
+        while True:
+            await track.recv()
+    except MediaStreamError:
+        pass
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
 
 
 def sideband_url(stub: OpenAIStub, call_id: str, *, live: bool = False) -> str:
@@ -91,20 +176,13 @@ def send(sideband: Connection, event: dict[str, Any]) -> None:
     sideband.send(json.dumps(event))
 
 
-def open_unconnected_call(stub: OpenAIStub, session: dict[str, Any] = SESSION) -> str:
+def open_unconnected_call(stub: OpenAIStub) -> str:
     """A call a server opens for a page's offer that the page never connects (it lives until hung up): its id."""
-    answer = open_server_call(stub, session, offer().encode())
-    assert answer.status == HTTPStatus.CREATED, answer.body
-    return answer.headers["location"].rsplit("/", 1)[-1]
+    return open_call(stub, SESSION, offer())[0]
 
 
 def open_unconnected_live_session(stub: OpenAIStub) -> str:
-    created = sdk(stub).live.create(
-        session=live_session(["session.close"]),  # type: ignore[arg-type]
-        transport={"type": "webrtc", "sdp": offer()},
-        extra_headers=SAFETY,
-    )
-    return created.session.id
+    return open_live_session(stub, live_session(["session.close"]), offer())[0]
 
 
 def assert_valid(events: list[dict[str, Any]]) -> None:
@@ -118,7 +196,7 @@ def test_a_sideband_gets_every_event_of_the_call_as_its_data_channel_does(openai
     session = SESSION | {"audio": {"input": {"transcription": TRANSCRIPTION}, "output": {"voice": "marin"}}}
 
     async def scenario() -> None:
-        page = await connect_page(openai_stub, "", server_session=session)
+        page = await open_page(openai_stub, session)
         await page.until("session.created")
         # And the server's sideband attached
         with attached(openai_stub, page.call_id) as sideband:
@@ -144,7 +222,7 @@ def test_a_sideband_gets_every_event_of_the_call_as_its_data_channel_does(openai
 def test_a_sidebands_client_events_act_as_the_data_channels_and_are_recorded(openai_stub: OpenAIStub) -> None:
     async def scenario() -> None:
         # Given a connected call and its sideband
-        page = await connect_page(openai_stub, "", server_session=SESSION)
+        page = await open_page(openai_stub, SESSION)
         await page.until("session.created")
         with attached(openai_stub, page.call_id) as sideband:
             # When the sideband puts instructions back and asks for a response
@@ -175,7 +253,8 @@ def test_sidebands_overlap_a_dropped_one_loses_its_connection_and_one_attaches_a
     openai_stub: OpenAIStub,
 ) -> None:
     # Given a call a page opened with a client secret (never connected), and two sidebands on it
-    answer = offer_call(openai_stub, mint(openai_stub), offer().encode())
+    headers = {"Authorization": f"Bearer {mint(openai_stub)}", "Content-Type": "application/sdp"}
+    answer = post(openai_stub, CALLS_PATH, offer().encode(), headers)
     assert answer.status == HTTPStatus.CREATED
     call_id = answer.headers["location"].rsplit("/", 1)[-1]
     with attached(openai_stub, call_id) as first, attached(openai_stub, call_id) as second:
@@ -207,7 +286,7 @@ def test_sidebands_overlap_a_dropped_one_loses_its_connection_and_one_attaches_a
 def test_hanging_up_ends_the_call_closes_its_sidebands_and_then_it_is_not_found(openai_stub: OpenAIStub) -> None:
     async def scenario() -> None:
         # Given a connected call with a sideband
-        page = await connect_page(openai_stub, "", server_session=SESSION)
+        page = await open_page(openai_stub, SESSION)
         await page.until("session.created")
         with attached(openai_stub, page.call_id) as sideband:
             # When the server hangs it up with the SDK
@@ -243,7 +322,7 @@ def test_hanging_up_ends_the_call_closes_its_sidebands_and_then_it_is_not_found(
 def test_a_call_its_client_hangs_up_closes_its_sidebands(openai_stub: OpenAIStub) -> None:
     async def scenario() -> None:
         # Given a connected call with a sideband
-        page = await connect_page(openai_stub, "", server_session=SESSION)
+        page = await open_page(openai_stub, SESSION)
         await page.until("session.created")
         with attached(openai_stub, page.call_id) as sideband:
             # When the page hangs up
@@ -318,7 +397,7 @@ def test_raw_messages_reach_the_sidebands_as_given_and_not_the_data_channel(open
 
     async def scenario() -> None:
         # Given a connected call and its sideband
-        page = await connect_page(openai_stub, "", server_session=SESSION)
+        page = await open_page(openai_stub, SESSION)
         await page.until("session.created")
         with attached(openai_stub, page.call_id) as sideband:
             # When the hook sends malformed, unknown and huge messages on the call's sidebands
@@ -424,9 +503,9 @@ def test_a_live_sideband_gets_usage_each_second_acts_past_the_lock_and_closes_th
     ]
 
     async def scenario() -> None:
-        page = await connect_live_page(openai_stub, session)
+        page = await open_page(openai_stub, session, live=True)
         await page.until("session.started")
-        with attached(openai_stub, page.session_id, live=True) as sideband:
+        with attached(openai_stub, page.call_id, live=True) as sideband:
             # When two seconds of session time pass
             ticks = [(await asyncio.to_thread(received, sideband, "session.usage.updated"))[-1] for _ in range(2)]
 
@@ -459,7 +538,7 @@ def test_a_live_sideband_gets_usage_each_second_acts_past_the_lock_and_closes_th
         # And the page got session.closed after session.started, and nothing between (no usage, no update)
         assert (await page.until("session.closed"))[-1]["reason"] == "close_requested"
         assert [event["type"] for event in page.received] == ["session.started", "session.closed"]
-        state = await asyncio.to_thread(openai_stub.wait_for_call, page.session_id, until="ended")
+        state = await asyncio.to_thread(openai_stub.wait_for_call, page.call_id, until="ended")
         assert state.ended == "close_requested"
         await page.pc.close()
 
@@ -475,12 +554,12 @@ def test_a_live_session_that_ends_tells_its_sideband_why_and_closes_it(
 ) -> None:
     async def scenario() -> None:
         # Given a connected Live session with a sideband
-        page = await connect_live_page(openai_stub, live_session(["session.close"]))
+        page = await open_page(openai_stub, live_session(["session.close"]), live=True)
         await page.until("session.started")
-        with attached(openai_stub, page.session_id, live=True) as sideband:
+        with attached(openai_stub, page.call_id, live=True) as sideband:
             # When the server hangs it up, or the page closes its connection
             if how == "hangup":
-                await asyncio.to_thread(sdk(openai_stub).live.sessions.hangup, page.session_id)
+                await asyncio.to_thread(sdk(openai_stub).live.sessions.hangup, page.call_id)
             else:
                 await page.pc.close()
 
@@ -490,11 +569,11 @@ def test_a_live_session_that_ends_tells_its_sideband_why_and_closes_it(
         assert server_event_errors(events[-1]) == []
         assert isinstance(closed, ConnectionClosedOK)
         # And the session is over: not found to hang up or attach to
-        state: CallState = await asyncio.to_thread(openai_stub.wait_for_call, page.session_id, until="ended")
+        state: CallState = await asyncio.to_thread(openai_stub.wait_for_call, page.call_id, until="ended")
         assert state.ended == "hang_up"
         with pytest.raises(openai.NotFoundError):
-            await asyncio.to_thread(sdk(openai_stub).live.sessions.hangup, page.session_id)
-        refused = await asyncio.to_thread(refusal, openai_stub, page.session_id, live=True)
+            await asyncio.to_thread(sdk(openai_stub).live.sessions.hangup, page.call_id)
+        refused = await asyncio.to_thread(refusal, openai_stub, page.call_id, live=True)
         assert refused.status_code == HTTPStatus.NOT_FOUND
         await page.pc.close()
 
