@@ -27,8 +27,9 @@ _STANDARD_KEYS = frozenset(
     | {"exception", "exception_name", "stack_trace", "_aws"}
 )
 _LOUD_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
-# What the function logs below a warning that a developer still needs to see at once.
-_NOTEWORTHY = frozenset({"policy reloaded"})
+# What the functions log below a warning that a developer still needs to see at once: the policy's reload, and a
+# call's supervisor starting and the call's end (the supervisor runs in a process of its own, with no request line).
+_NOTEWORTHY = frozenset({"policy reloaded", "supervising call", "call ended"})
 
 
 class Console:
