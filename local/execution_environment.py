@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from local.lambda_context import LambdaContext
 
 def main(argv: list[str]) -> NoReturn:
     outcome = os.fdopen(int(argv[1]), "w", buffering=1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())  # make run blocks its stop signals, and a child inherits that
     invocation = json.loads(sys.stdin.readline())
     threading.Thread(target=_leave_with_parent, name="parent-watch", daemon=True).start()
     for entry in os.environ.pop("PYTHONPATH", "").split(os.pathsep):
