@@ -9,12 +9,16 @@ data channel's, so it changes the session and asks for responses as a browser wo
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
+from local.aws import FAKE_CREDENTIALS
+from local.lambda_service import DONE, Invocation, State
 from local.quota_table import LocalTables
+from local.stand_ins import AsyncInvocations, start_async_invocations
 from local.template import read_functions
 from openai_stub.realtime_peer import CallState
 from openai_stub.server import OpenAIStub
@@ -238,7 +242,7 @@ def supervise_event(call_id: str, session: dict[str, Any], seconds: float) -> di
     }
 
 
-class Invocation:
+class InThread:
     """The supervisor's handler running in a thread, as Lambda runs an invocation."""
 
     def __init__(self, event: dict[str, Any], remaining_ms: int = 120_000) -> None:
@@ -284,7 +288,7 @@ def test_the_supervisor_restores_the_policy_meters_usage_exactly_and_ends_the_ca
     session = voice_session()
     call_id = open_call(openai_stub, session)
     event = supervise_event(call_id, session, seconds=8)
-    invocation = Invocation(event)
+    invocation = InThread(event)
     peer = openai_stub.peer
     peer.wait_until(call_id, lambda state: bool(sent_by_supervisor(state, "session.update")), timeout=WAIT)
     client = sideband.attach(openai_stub.base_url, "call", call_id, TEST_API_KEY)
@@ -329,7 +333,7 @@ def test_a_call_the_caller_hangs_up_is_recorded_as_ended(
     # Given a supervised call
     session = voice_session()
     call_id = open_call(openai_stub, session)
-    invocation = Invocation(supervise_event(call_id, session, seconds=120))
+    invocation = InThread(supervise_event(call_id, session, seconds=120))
     openai_stub.peer.wait_until(call_id, lambda state: bool(sent_by_supervisor(state, "session.update")), timeout=WAIT)
 
     # When the call ends at OpenAI (the caller hung up)
@@ -392,7 +396,7 @@ def test_the_supervisor_meters_a_live_sessions_billed_seconds_and_closes_it_at_i
     event["call"] |= {"kind": "live_session", "profile": "live"}
 
     # When it is supervised to its end
-    Invocation(event).join()
+    InThread(event).join()
 
     # Then it was closed (asked to close on the sideband, and hung up: whichever OpenAI took first), and its billed
     # seconds metered at the model's price ($0.05 a minute)
@@ -403,3 +407,68 @@ def test_the_supervisor_meters_a_live_sessions_billed_seconds_and_closes_it_at_i
     billed = int(record["billed_seconds"])
     assert billed >= 3
     assert int(record["cost_micro_usd"]) == -(-billed * 50_000 // 60)
+
+
+@pytest.fixture
+def async_invocations(
+    api_key_secret_arn: str, openai_stub: OpenAIStub, quota_tables: LocalTables, secrets_manager_url: str
+) -> Iterator[AsyncInvocations]:
+    """The template's functions invoked asynchronously as Lambda invokes them, each in a fresh process with its
+    template environment, pointed at moto and the stub."""
+    overrides = {"OpenAIApiKeySecretArn": api_key_secret_arn, "OpenAIUpstreamUrl": openai_stub.base_url}
+    environment = {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager_url,
+        **quota_tables.function_environment(),
+    }
+    with ExitStack() as running:
+        yield start_async_invocations(
+            running, TEMPLATE, overrides, secrets_manager_url, physical=quota_tables.physical, environment=environment
+        )
+
+
+def responded(responses: int) -> Callable[[CallState], bool]:
+    return lambda state: state.responses >= responses
+
+
+def test_a_chain_of_short_invocations_keeps_one_call_supervised_and_counts_each_response_once(
+    openai_stub: OpenAIStub, async_invocations: AsyncInvocations, dynamodb: Any, quota_table: str
+) -> None:
+    # Given supervisor invocations of 20 s that hand over 3 s in, each a fresh process started through the Invoke API
+    functions = async_invocations.functions
+    functions.override("SupervisorFunction", {"SUPERVISOR_HANDOVER_AFTER_SECONDS": "3"}, timeout=20)
+    session = voice_session()
+    call_id = open_call(openai_stub, session)
+    event = supervise_event(call_id, session, seconds=30)
+    functions.invoke_async(functions.functions["SupervisorFunction"].name, json.dumps(event).encode())
+    peer = openai_stub.peer
+    peer.wait_until(call_id, lambda state: state.sidebands >= 1, timeout=WAIT)
+    client = sideband.attach(openai_stub.base_url, "call", call_id, TEST_API_KEY)
+    try:
+        # When the client asks for a response once each of the first three supervisors has started (each response's
+        # usage goes to whichever supervisors are attached then: two, over a hand-over)
+        for generation in range(3):
+            functions.wait_for("SupervisorFunction", (State.RUNNING, *DONE), timeout=WAIT, index=generation)
+            client.send({"type": "response.create"})
+            peer.wait_until(call_id, responded(generation + 1), timeout=WAIT)
+
+        # Then the call stays supervised until its maximum length, by one supervisor after another
+        ended = peer.wait_until(call_id, lambda state: state.ended is not None, timeout=60)
+    finally:
+        client.close()
+    assert ended.ended == "hang_up"
+
+    def supervisors_done(invocations: list[Invocation]) -> list[Invocation]:
+        supervisors = [invocation for invocation in invocations if invocation.function == "SupervisorFunction"]
+        return supervisors if all(invocation.done for invocation in supervisors) else []
+
+    invocations = functions.wait_until(supervisors_done, timeout=60)
+    assert len(invocations) >= 4
+    assert {invocation.state for invocation in invocations} == {State.SUCCEEDED}
+    record = the_record(dynamodb, quota_table, call_id)
+    assert record["end_reason"] == supervising.MAX_LENGTH
+    assert int(record["generation"]) == len(invocations) - 1
+    # And each response was counted once, whoever metered it: 468 tokens in, 243 out, 21729 micro-dollars each
+    responses = peer.wait_until(call_id, lambda state: True, timeout=WAIT).responses
+    assert responses == 3
+    assert (record["tokens_in"], record["tokens_out"], record["cost_micro_usd"]) == ("1404", "729", str(3 * 21729))
