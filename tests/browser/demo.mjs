@@ -222,8 +222,17 @@ const scenarios = {
     const before = (await eventsLogged()).length;
     await page.click("#change-instructions");
     // The session's answer to it: an error (GPT-Live: not allowed) or session.updated (Realtime)
-    await page.waitForFunction((count) => document.querySelectorAll("#events code").length > count, before);
-    const answer = (await eventsLogged()).slice(before);
+    // GPT-Live reports the session's seconds every second: a tick is no answer to the change.
+    const tick = "session.usage.updated";
+    await page.waitForFunction(
+      ([count, skipped]) =>
+        [...document.querySelectorAll("#events code")]
+          .reverse()
+          .slice(count)
+          .some((code) => code.textContent !== skipped),
+      [before, tick],
+    );
+    const answer = (await eventsLogged()).slice(before).filter((type) => type !== tick);
     const afterChange = { ...(await seen()), session: await sessionDetails() };
     await page.click("#hang-up");
     await state("ready");

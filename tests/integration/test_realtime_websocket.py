@@ -293,8 +293,8 @@ def test_a_request_that_is_no_websocket_upgrade_gets_an_error_in_openais_envelop
     assert secret.encode() not in answer
 
 
-def test_a_sideband_is_refused_with_400(openai_stub: OpenAIStub) -> None:
-    # When a WebSocket asks for a call's sideband
+def test_a_sideband_is_refused_to_a_client_secret(openai_stub: OpenAIStub) -> None:
+    # When a WebSocket asks for a call's sideband with a client secret, not the API key
     with (
         pytest.raises(InvalidStatus) as refused,
         connect(
@@ -305,6 +305,6 @@ def test_a_sideband_is_refused_with_400(openai_stub: OpenAIStub) -> None:
     ):
         pass
 
-    # Then the stub says it has none
-    assert refused.value.response.status_code == HTTPStatus.BAD_REQUEST
-    assert json.loads(refused.value.response.body or b"")["error"]["param"] == "call_id"
+    # Then the stub refuses it as OpenAI refuses a credential that is not an API key (a sideband is the server's)
+    assert refused.value.response.status_code == HTTPStatus.UNAUTHORIZED
+    assert json.loads(refused.value.response.body or b"")["error"]["code"] == "invalid_api_key"

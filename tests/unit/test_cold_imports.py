@@ -15,6 +15,10 @@ LOADED_ON_FIRST_USE = {
     "voice_access.domain.opening",
     "voice_access.domain.sdp",
     "voice_access.domain.profiles",
+    "voice_access.domain.usage",
+    "voice_access.domain.ledger",
+    "voice_access.clients.aws_lambda",
+    "voice_access.clients.scheduler",
 }
 
 

@@ -7,12 +7,13 @@ from http import HTTPStatus
 
 import pytest
 
+from voice_access.clients.deadline import Deadline
 from voice_access.clients.quota_store import Store
 from voice_access.domain.caller import Caller
 from voice_access.domain.errors import RateLimited
-from voice_access.domain.limits import Limits, Window
+from voice_access.domain.limits import Budget, Limits, Window
 from voice_access.domain.minting import Mint
-from voice_access.domain.quota import Counted, Reservation, _brake_item, _caller_item, _refusal
+from voice_access.domain.quota import Counted, Reservation, _brake_item, _caller_item, _refusal, reserve, standing
 from voice_access.domain.safety import safety_identifier
 from voice_access.edge import answers
 
@@ -386,3 +387,16 @@ def test_a_refusal_never_names_the_user() -> None:
     shown = repr(answers.envelope(error)) + repr(answers.headers_of(error)) + str(error)
     assert safety_id not in shown
     assert "alice" not in shown
+
+
+def test_a_profile_with_budgets_only_takes_nothing_from_the_mint_windows() -> None:
+    # Given a profile whose limits are a budget and calls at once, with no per-caller windows and no spend brake
+    limits = Limits(per_caller=[], budgets=[Budget(seconds=DAY, usd=1)], concurrent_calls=2)
+
+    # When an open reserves its windows, and the profiles listing reads them (with no store to reach)
+    reserved = reserve(None, "voice", limits, None, user("alice"), deadline=Deadline.after(5))
+    stood = standing(None, {"voice": limits}, None, user("alice"), deadline=Deadline.after(5))
+
+    # Then nothing is taken or read: the ledger counts budgets and calls, not the windows
+    assert reserved is None
+    assert stood.per_caller == {}

@@ -145,15 +145,16 @@ def reserve(
     RateLimited when a window is full (nothing taken); DependencyUnavailable when the store is out of reach
     (or None, minting unchecked, when the profile fails open); ServiceMisconfigured when it cannot be used.
     """
-    if limits is None and brake is None:
-        return None
+    windows = limits.per_caller if limits is not None else []
+    if not windows and brake is None:
+        return None  # a profile with budgets or calls at once only: the ledger counts those
     if store is None:
         raise _misconfigured("quota_store_missing", "the policy sets limits but the function has no QUOTA_TABLE_NAME")
     _check_time(deadline)
     now = time.time()
     items = []
-    if limits is not None:
-        items.append(_caller_item(profile, limits.per_caller, user, now))
+    if windows:
+        items.append(_caller_item(profile, windows, user, now))
     if brake is not None:
         items.append(_brake_item(brake, now))
     additions = [_taking(item) for item in items]
@@ -224,7 +225,11 @@ def standing(
     DependencyUnavailable when the store is out of reach; ServiceMisconfigured when it cannot be used.
     """
     now = time.time()
-    callers = {profile: _caller_item(profile, limit.per_caller, user, now) for profile, limit in limits.items()}
+    callers = {
+        profile: _caller_item(profile, limit.per_caller, user, now)
+        for profile, limit in limits.items()
+        if limit.per_caller
+    }
     items = [*callers.values(), *([_brake_item(brake, now)] if brake is not None else [])]
     if not items:
         return Standing({}, None)
