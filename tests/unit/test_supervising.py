@@ -906,3 +906,25 @@ def test_a_session_created_outside_the_profile_is_restored_too(output: Output) -
     # Then it is refused and restored as a session.updated would be
     assert output.metric_count("PolicyViolations", kind="session_change", action="restored") == 1
     assert len(call.bands[0].sent_of("session.update")) == 2
+
+
+def test_a_sideband_lost_during_the_hand_over_is_left_to_the_successor() -> None:
+    # Given a successor that has attached, and this invocation's sideband dropping before it looked
+    call = Call([(60.5, DROP)], remaining=120, handover_after=60)
+    call.ledger.successor_attaches_after = 0.2
+
+    # When it is supervised
+    reason = call.supervise()
+
+    # Then it leaves to the successor, neither re-attaching nor ending the call
+    assert reason == supervising.HANDED_OVER
+    assert call.upstream.attaches == 1
+    assert call.ledger.ended is None
+
+
+def test_a_call_whose_session_named_no_model_is_supervised() -> None:
+    # Given an event whose call has no model (the session named none; OpenAI chose)
+    event = {"action": "supervise", "call": {**order().call(), "model": ""}, "session": OPENED, "generation": 0}
+
+    # When it is read, Then it is an order like any other
+    assert order_of(event).model == ""

@@ -68,7 +68,7 @@ MAX_LIVE_SECONDS = 86_400
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _USER = re.compile(r"[0-9a-f]{64}")
 _LEASE = re.compile(r"[0-9A-Za-z_-]{1,128}")
-_MODEL = re.compile(r"[!-~]{1,128}")
+_MODEL = re.compile(r"[!-~]{0,128}")  # empty: the session named none, and OpenAI chose
 # What of an event's type, an OpenAI code or a param may reach a log line: identifiers and paths, clipped.
 _TOKEN = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\[\]-]")
@@ -540,9 +540,12 @@ class Supervisor:
                 reason = None if message is None else self._on_message(message)
             except SidebandLost as lost:
                 if lost.reason == "oversized":
-                    self._skip("oversized", None, -1)
+                    self._skip("oversized", None, None)
                 logger.warning("sideband lost", why=lost.reason)
                 self.sideband.close()
+                if self.invoked and (left := self._handed_over()) is not None:
+                    self.sideband = None
+                    return left
                 attached = self._attach()
                 if isinstance(attached, str):
                     self.sideband = None
@@ -571,18 +574,23 @@ class Supervisor:
             self._start_successor(now)
         if self.invoked and now >= self.next_poll:
             self.next_poll = now + POLL_SECONDS
-            try:
-                generation, ended = self.ledger.generation_of()
-            except ServiceError as failure:
-                logger.warning("could not read the call's supervisor from the store", error_type=type(failure).__name__)
-                return None
-            if generation > self.order.generation:
-                logger.info("call handed over", successor=generation)
-                count("SupervisorHandovers")
-                return HANDED_OVER
-            if ended:
-                logger.info("the call has ended elsewhere")
-                return NOT_NEEDED
+            return self._handed_over()
+        return None
+
+    def _handed_over(self) -> str | None:
+        """HANDED_OVER once the ledger shows the successor attached, NOT_NEEDED once the call has ended elsewhere."""
+        try:
+            generation, ended = self.ledger.generation_of()
+        except ServiceError as failure:
+            logger.warning("could not read the call's supervisor from the store", error_type=type(failure).__name__)
+            return None
+        if generation > self.order.generation:
+            logger.info("call handed over", successor=generation)
+            count("SupervisorHandovers")
+            return HANDED_OVER
+        if ended:
+            logger.info("the call has ended elsewhere")
+            return NOT_NEEDED
         return None
 
     def _next_wake(self, now: float) -> float:
@@ -606,7 +614,7 @@ class Supervisor:
     def _attach(self) -> Sideband | str:
         """The sideband, attached within the re-attach time (and before the call's end); else why the call ends:
         ENDED (OpenAI knows no such call) or SIDEBAND_LOST."""
-        until = min(self.clock.monotonic() + self.times.reattach_seconds, self.call_ends_at)
+        until = min(self.clock.monotonic() + self.times.reattach_seconds, self.call_ends_at, self.times.leave_by)
         pause = 0.25
         while True:
             try:
@@ -647,7 +655,8 @@ class Supervisor:
             self._skip("malformed", kind, len(message))
             return None
 
-    def _skip(self, why: str, kind: str | None, size: int) -> None:
+    def _skip(self, why: str, kind: str | None, size: int | None) -> None:
+        """Count a message skipped (``size``: its length; None when it was over the bound, and not read)."""
         self.skipped[why] = self.skipped.get(why, 0) + 1
         if self.skips_logged < MAX_SKIPS_LOGGED:
             self.skips_logged += 1
