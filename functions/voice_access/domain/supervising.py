@@ -718,7 +718,6 @@ class Supervisor:
             upstream_code=_token(error.get("code")),
             param=_token(error.get("param")),
         )
-        count("PolicyViolations", kind="session_change", action="ended")
         return RESTORE_REFUSED
 
     def _on_output_item(self, event: dict[str, Any]) -> str | None:
