@@ -90,6 +90,7 @@ class LocalService:
     url: str
     port: int
     stdout: queue.Queue[str | None]
+    pid: int = 0  # the process of `python -m local`: its children are the asynchronous invocations it runs
     printed: list[str] = field(default_factory=list, repr=False)
     # Out of the repr, which a failing test's report would show.
     minted: list[str] = field(default_factory=list, repr=False)
@@ -160,7 +161,7 @@ def local_run(**settings: str) -> Iterator[LocalService]:
     ]
     for reader in readers:
         reader.start()
-    service = LocalService(f"http://127.0.0.1:{service_port}", service_port, stdout)
+    service = LocalService(f"http://127.0.0.1:{service_port}", service_port, stdout, process.pid)
     try:
         while not any("Ctrl-C stops" in line for line in service.printed):  # the end of its start text
             line = stdout.get(timeout=60)

@@ -234,6 +234,21 @@ const scenarios = {
     );
     const answer = (await eventsLogged()).slice(before).filter((type) => type !== tick);
     const afterChange = { ...(await seen()), session: await sessionDetails() };
+    let afterRestore = null;
+    if (input.way === "call") {
+      // The call's supervisor sees the changed session on its sideband and sends the profile's back: a second
+      // session.updated, the instructions the call was opened with
+      await page.waitForFunction(
+        ([count, opened]) =>
+          [...document.querySelectorAll("#events code")]
+            .reverse()
+            .slice(count)
+            .filter((code) => code.textContent === "session.updated").length >= 2 &&
+          document.getElementById("session-instructions").textContent === opened,
+        [before, session.instructions],
+      );
+      afterRestore = { ...(await seen()), session: await sessionDetails() };
+    }
     await page.click("#hang-up");
     await state("ready");
     const events = await eventsLogged();
@@ -248,6 +263,7 @@ const scenarios = {
       usage,
       answer,
       afterChange,
+      afterRestore,
       afterHangUp: { ...(await seen()), visible: await page.locator("#session").isVisible() },
       sessionAfter: await sessionDetails(),
       events,
@@ -385,6 +401,25 @@ const scenarios = {
     await page.click("#hang-up");
     const states = await page.evaluate(() => window.statesSeen);
     return { whileMinting, whileOffering, badAnswer, later, states };
+  },
+
+  // A call the service opens that its supervisor ends (at its maximum length, or when a response spends the
+  // budget): Connect, ask for input.responses responses, wait for the call to end; then Connect again.
+  async supervised() {
+    await signIn();
+    await choose();
+    const afterConnect = await connected();
+    if (afterConnect.state !== "connected") return { afterConnect };
+    const session = await sessionDetails();
+    for (let asked = 0; asked < (input.responses ?? 0); asked += 1) {
+      await page.click("#respond");
+    }
+    await page.waitForSelector('#status[data-problem="ended"]', { timeout: input.endsWithinMs });
+    const ended = await seen();
+    const events = await eventsLogged();
+    const again = await connected();
+    if (again.state === "connected") await page.click("#hang-up");
+    return { afterConnect, session, ended, events, again, retryAfter: answers.at(-1) ?? null };
   },
 
   async quota() {
