@@ -184,6 +184,12 @@ def metered(tokens_in: int, tokens_out: int, cost_micro_usd: int) -> None:
     """An event of a call metered (counted once in its ledger): Tokens by direction, and its Cost in dollars."""
     _emit("Tokens", MetricUnit.Count, tokens_in, {"direction": "input"})
     _emit("Tokens", MetricUnit.Count, tokens_out, {"direction": "output"})
+    cost_metered(cost_micro_usd)
+
+
+def cost_metered(cost_micro_usd: int) -> None:
+    """Cost metered into a call's ledger (a response's tokens, or a GPT-Live session's billed seconds), in dollars:
+    what the daily cost alarm sums."""
     _emit("Cost", MetricUnit.NoUnit, cost_micro_usd / 1_000_000, {})
 
 

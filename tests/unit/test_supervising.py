@@ -106,6 +106,9 @@ class FakeSideband:
 
 
 class FakeLedger:
+    # What each write of seconds adds to the call's cost (a GPT-Live session's billed seconds, priced)
+    cost_per_seconds_write = 0
+
     def __init__(self, clock: FakeClock, usd_limit: int | None = None) -> None:
         self.clock = clock
         self.generation = -1
@@ -151,7 +154,7 @@ class FakeLedger:
     def meter_seconds(self, cumulative_seconds: int, price: Price | None) -> Metered:
         self._fail()
         self.seconds.append((cumulative_seconds, price))
-        return Metered(True, self._spent(), 0)
+        return Metered(True, self._spent(), self.cost_per_seconds_write)
 
     def _spent(self) -> str | None:
         if self.usd_limit is not None and self.used >= self.usd_limit:
@@ -928,3 +931,21 @@ def test_a_call_whose_session_named_no_model_is_supervised() -> None:
 
     # When it is read, Then it is an order like any other
     assert order_of(event).model == ""
+
+
+def test_a_live_sessions_metered_seconds_reach_the_cost_metric_and_the_calls_end_line(output: Output) -> None:
+    # Given a 40-second Live session whose each write of billed seconds the ledger prices at 1,000 micro-dollars
+    def usage(seconds: int) -> str:
+        return event("session.usage.updated", usage={"seconds": float(seconds), "active_seconds": seconds})
+
+    call = Call([(second, usage(second)) for second in range(1, 41)], order=order(kind="live_session", seconds=40))
+    call.ledger.cost_per_seconds_write = 1000
+
+    # When it is supervised
+    call.supervise()
+
+    # Then each write's cost is emitted as Cost (what the daily cost alarm sums), and the end's line totals them
+    costs = [document["Cost"][0] for document in output.metrics() if "Cost" in document]
+    assert costs == [0.001, 0.001, 0.001]
+    ended = next(line for line in output.logs() if line.get("message") == "call ended")
+    assert ended["cost_micro_usd"] == 3000

@@ -826,6 +826,9 @@ class Supervisor:
             return None if self.ending or not self.money_counted else UNPRICED
         except ServiceError as failure:
             return self._store_failed(failure)
+        if metered.counted and metered.cost_micro_usd:
+            self.cost_micro_usd += metered.cost_micro_usd
+            observability.cost_metered(metered.cost_micro_usd)
         return self._spent(metered)
 
     def _meter_elapsed(self, at: float | None = None) -> str | None:
