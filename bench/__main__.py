@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import supervisor
 from local import quota_table
 from local.aws import LocalAws
 from local.gateway import LocalApi
@@ -119,12 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="cold starts of each handler, interleaved")
     parser.add_argument("--invocations", type=int, default=2000, help="warm invocations of each handler")
     parser.add_argument("--pairs", type=int, default=35, help="floor/default pairs, start to first answer")
+    parser.add_argument(
+        "--supervisor-seconds", type=float, default=30.0, help="call time the supervisor watches (each call's length)"
+    )
+    parser.add_argument(
+        "--turn-seconds", type=float, default=5.0, help="a response asked for on the supervised call this often"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results.json")
-    parser.add_argument("--quick", action="store_true", help="2 rounds, 50 invocations, 2 pairs: proves it runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 rounds, 50 invocations, 2 pairs, a 5-second call: proves it runs"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.invocations, args.pairs = 2, 50, 2
-    for needed in (args.build_dir / FUNCTION, args.build_dir / "DependenciesLayer", args.runtime_dir / "boto3"):
+        args.rounds, args.invocations, args.pairs, args.supervisor_seconds = 2, 50, 2, 5.0
+    needed_paths = [args.build_dir / FUNCTION, args.build_dir / "DependenciesLayer", args.runtime_dir / "boto3"]
+    needed_paths += [args.build_dir / supervisor.FUNCTION, *(args.build_dir / layer for layer in supervisor.LAYERS)]
+    for needed in needed_paths:
         if not needed.exists():
             print(f"make bench: {needed} is missing; run `make bench`, which builds it", file=sys.stderr)
             return 1
@@ -159,10 +170,29 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(containers):
             for variant in warmed:
                 _warm(variant, stand, args.invocations)
+        print(
+            f"supervisor: a Realtime call (a response every {args.turn_seconds:g} s) and a GPT-Live session, side by"
+            f" side, {args.supervisor_seconds:g} s each",
+            flush=True,
+        )
+        supervised = supervisor.measure(
+            stub=stand.stub,
+            aws_endpoint=stand.aws.endpoint_url,
+            secrets=stand.secrets,
+            tables=stand.tables,
+            logs=stand.logs,
+            build=args.build_dir,
+            runtime=args.runtime_dir,
+            seconds=args.supervisor_seconds,
+            turn_seconds=args.turn_seconds,
+            api_key=API_KEY,
+        )
         log_lines = _check_logs(stand.logs, [v.name for v in warmed], expected=containers * (args.invocations + 1))
 
     results = _results(variants, _build_bytes(args.build_dir), args, log_lines, stand.policy)
+    results["supervisor"] = supervised
     _print_table(results, variants)
+    supervisor.print_table(supervised)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.output}")
     if results["aws_sdk_imported_default"]:
