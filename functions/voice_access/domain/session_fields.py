@@ -10,7 +10,7 @@ They tell an unknown field (a typo, a field OpenAI does not have) from a known o
 does not allow.
 """
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 SessionType = Literal["realtime", "transcription", "translation", "live"]
 # The session types whose configuration names its type (a translation session has no `type` field).
@@ -179,6 +179,45 @@ REQUIRED_KEYS: dict[SessionType, dict[str, str]] = {
         "wake_policy": "type",
     },
 }
+
+
+class OpenAIDefault(NamedTuple):
+    """What a session holds at a field nothing set: ``value``, which a ``session.update`` sends to put it back
+    unless not ``restorable``, and ``also``, other values OpenAI reports for it (its own example reports nulls its
+    request schema refuses)."""
+
+    value: Any
+    also: tuple[Any, ...] = ()
+    restorable: bool = True
+
+
+# OpenAI's defaults for the Realtime session's fields a call's client could change at cost or against the operator
+# (a stored prompt in place of the instructions, forced tools, traces, untruncated context), where the official
+# schema states them (RealtimeSessionCreateRequestGA's `default`s and descriptions; the SDK's types at 3.63.0 say the
+# same) or the field holds nothing until set (tools, prompt, include, transcription). rules.check_reported holds a
+# call to them where its profile governs nothing at or around them. Not here, so held only where a profile governs
+# them: the instructions (OpenAI's own text; no default stated), parallel_tool_calls (none stated), the formats,
+# turn detection and voice (the schema's defaults against its own example's: silence_duration_ms 500 against 200,
+# "alloy" against "marin"; and OpenAI keeps a voice once spoken), and reasoning (its effort "low" is for reasoning
+# models only: a restore naming it could be refused by the others, and a restore is sent at every attach).
+REALTIME_DEFAULTS: dict[str, OpenAIDefault] = {
+    "output_modalities": OpenAIDefault(["audio"]),
+    "tools": OpenAIDefault([]),
+    "tool_choice": OpenAIDefault("auto"),
+    "max_output_tokens": OpenAIDefault("inf"),
+    "tracing": OpenAIDefault(None),
+    "truncation": OpenAIDefault("auto"),
+    "prompt": OpenAIDefault(None),
+    "include": OpenAIDefault([], also=(None,)),  # the request schema's array is not nullable
+    "audio.input.noise_reduction": OpenAIDefault(None),
+    # "can be set to null to turn off once on", says its description; its request schema, and so the local peer,
+    # refuses null: no restore names it, and a call that keeps it on is ended once restores stop helping.
+    "audio.input.transcription": OpenAIDefault(None, restorable=False),
+    "audio.output.speed": OpenAIDefault(1),
+}
+
+OPENAI_DEFAULTS: dict[SessionType, dict[str, OpenAIDefault]] = {"realtime": REALTIME_DEFAULTS}
+
 
 MISSING: Any = object()  # get()'s answer for a path with nothing at it, when asked to tell it from null
 

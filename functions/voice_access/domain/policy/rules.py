@@ -1,8 +1,8 @@
 """Checking a session against a profile: a whole request (`check_request`), a partial session update
 (`check_update`: the session it would make, `merged`, checked as a request's session is, with the same refusals),
 and the session OpenAI reports for a call the service opened (`check_reported`, checked as a request's session is,
-less what OpenAI fills in itself); what puts a call's session back (`restoring_update`) and the tools it may call
-(`allowed_tools`).
+less what OpenAI fills in itself, and held to OpenAI's defaults where the profile lets no caller set a field); what
+puts a call's session back (`restoring_update`) and the tools it may call (`allowed_tools`).
 """
 
 import copy
@@ -15,16 +15,17 @@ from voice_access.domain.policy.model import (
     MIN_TTL_SECONDS,
     PROFILE_HEADER,
     Profile,
-    Scalar,
     clip,
     same_json,
 )
 from voice_access.domain.session_fields import (
     MISSING,
+    OPENAI_DEFAULTS,
     REQUIRED_KEYS,
     SESSION_FIELDS,
     SESSION_OBJECTS,
     TYPED_SESSIONS,
+    OpenAIDefault,
     get,
     put,
 )
@@ -101,9 +102,9 @@ def check_session(session: Any, profile_name: str, profile: Profile, name: Param
     return built
 
 
-def _put_default(session: dict[str, Any], path: str, value: Scalar) -> None:
-    """Fill in a settable field's default where the request left it out; an object the request switched off
-    (null) above it stays off."""
+def _put_default(session: dict[str, Any], path: str, value: Any) -> None:
+    """Fill in a field's default where the session leaves it out; an object the session switched off (null) above
+    it stays off."""
     *parents, leaf = path.split(".")
     node: Any = session
     for part in parents:
@@ -254,21 +255,29 @@ def check_reported(
     A reported session holds every field, most of them OpenAI's defaults, which no request sent: only what the
     profile governs is checked. Every fixed value must hold; every settable field present must keep its rule; any
     other field of a request must hold the value ``opened`` (the session the call was opened with, as the service
-    sent it) gave it, if it gave one. What the request schema lacks, OpenAI's own fields, the model, and the keys
-    OpenAI fills in under a fixed object that leaves them out, are not checked."""
+    sent it) gave it, if it gave one, and else, where OpenAI states a default for it (``OPENAI_DEFAULTS``) and the
+    profile governs nothing at, above or under it, that default: a caller could not have set it when the call
+    opened, so it may not later. What the request schema lacks, OpenAI's own fields, the model, the keys OpenAI
+    fills in under a fixed object that leaves them out, and the other fields nothing governs, are not checked."""
     if not isinstance(reported, Mapping):
         return InvalidRequest(
             f"Invalid type for 'session': expected an object ({OPENAI_RULE}).", code="invalid_type", param="session"
         )
+    governed, changed = _governed(reported, opened, profile)
     try:
-        check_session(_governed(reported, opened, profile), profile_name, profile, ga_param)
+        check_session(governed, profile_name, profile, ga_param)
+        for path in changed:  # what has no field under it (an empty object), which a request's check drops
+            _check_leaf(path, get(governed, path), profile_name, profile, ga_param)
     except InvalidRequest as problem:
         return problem
     return None
 
 
-def _governed(reported: Mapping[str, Any], opened: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
-    """What of ``reported`` the profile governs, as a request's session would hold it."""
+def _governed(
+    reported: Mapping[str, Any], opened: Mapping[str, Any], profile: Profile
+) -> tuple[dict[str, Any], list[str]]:
+    """What of ``reported`` the profile governs, as a request's session would hold it; and the paths in it of the
+    fields held to OpenAI's default that changed."""
     fixed = profile.fixed_session()
     known = SESSION_FIELDS[profile.session_type]
     governed: dict[str, Any] = {}
@@ -283,7 +292,34 @@ def _governed(reported: Mapping[str, Any], opened: Mapping[str, Any], profile: P
             if path not in known or sent is MISSING or same_json(value, sent):
                 continue
         put(governed, path, value)
-    return governed
+    changed = []
+    for path, default in _held_to_default(profile):
+        value = get(dict(reported), path, MISSING)
+        if _sent_at(opened, path) or value is MISSING or _holds(value, default):
+            continue
+        put(governed, path, value)
+        changed.append(path)
+    return governed, changed
+
+
+def _held_to_default(profile: Profile) -> Iterator[tuple[str, OpenAIDefault]]:
+    """The fields with a default of OpenAI's that the profile governs nothing at, above or under (neither fixed
+    nor settable, so no caller could set them when the call opened), with the default."""
+    for path, default in OPENAI_DEFAULTS.get(profile.session_type, {}).items():
+        if profile.fixed_clash(path) is None and not any(
+            settable == path or settable.startswith(path + ".") or path.startswith(settable + ".")
+            for settable in profile.settable
+        ):
+            yield path, default
+
+
+def _sent_at(opened: Mapping[str, Any], path: str) -> bool:
+    """Whether the session a call was opened with holds ``path`` (then the call holds it to that, as any field)."""
+    return get(dict(opened), path, MISSING) is not MISSING
+
+
+def _holds(value: Any, default: OpenAIDefault) -> bool:
+    return any(same_json(value, holding) for holding in (default.value, *default.also))
 
 
 def _reported_leaves(value: Mapping[str, Any], prefix: str, profile: Profile) -> Iterator[tuple[str, Any]]:
@@ -316,10 +352,15 @@ def _left_out(fixed: dict[str, Any], path: str) -> bool:
 
 def restoring_update(opened: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
     """The ``session`` of a ``session.update`` that puts back what the profile governs in a call's session: the
-    session the call was opened with, less its model (OpenAI refuses a change of model, even to itself)."""
+    session the call was opened with, less its model (OpenAI refuses a change of model, even to itself), and
+    OpenAI's default for each field held to it (``check_reported``) that the session left out, where OpenAI takes
+    it in a session.update: a session.update changes only the fields it names."""
     session = {key: copy.deepcopy(value) for key, value in opened.items() if key != "model"}
     if profile.session_type in TYPED_SESSIONS:
         session["type"] = profile.session_type
+    for path, default in _held_to_default(profile):
+        if default.restorable and not _sent_at(opened, path):
+            _put_default(session, path, copy.deepcopy(default.value))
     return session
 
 
