@@ -27,6 +27,11 @@ to back, the pair's order alternating, each timed from spawning the interpreter 
 median of the pairs' ratios is the figure least moved by the machine's load drifting. Each cold start's CPU
 time (the interpreter's start, the import and the first invocation, without the waits) is reported beside it.
 
+Last, the supervisor (supervisor.py): its handler as built, in a fresh interpreter as Lambda runs an asynchronous
+invocation, watching a Realtime call (a response asked for every ``--turn-seconds``) and a GPT-Live session side by
+side for ``--supervisor-seconds`` of call each: its CPU per minute of call, memory and events, and Lambda's cost per
+1,000 call minutes beside the model's.
+
 Prints a table and writes the figures to bench-results.json (``--output``). ``--quick`` runs a few of
 everything, to prove the benchmark works (``make test``); its figures mean nothing.
 """
