@@ -43,7 +43,7 @@ help:
 	@echo "             sam local invoke without Docker: the function on one event, its result as JSON"
 	@echo "             (POLICY=path.json: another policy file)"
 	@echo "make test    lint, type-check, validate and build the template, run the tests"
-	@echo "make bench   cold start, warm latency, memory and size against a bare urllib3 handler"
+	@echo "make bench   cold start, warm latency, memory and size against a bare urllib3 handler; the supervisor per call minute"
 	@echo "make build   sam build, with the SAM CLI pinned in .venv-sam"
 	@echo "make deploy  sam build && sam deploy --guided (samconfig.toml's stack, as below)"
 	@echo "make secret  put the OpenAI API key (OPENAI_API_KEY, or typed unseen at a prompt) into the deployed"
