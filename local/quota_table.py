@@ -9,17 +9,12 @@ module cannot honour is refused (TemplateError) rather than left out.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError, ParamValidationError
-
-from local import cloudformation
 from local.aws import REGION, dynamodb_client
-from local.cloudformation import Resolver, TemplateError
+from local.created import Created, Resource, declared, local_name, refuse_unhonoured, refused_by_moto
 
 _TABLE = "AWS::DynamoDB::Table"
 # CloudFormation's properties that CreateTable takes as they are.
@@ -41,24 +36,18 @@ _HONOURED = _AS_IS | {"TableName", "SSESpecification", "TimeToLiveSpecification"
 _SSE_NAMES = {"SSEEnabled": "Enabled", "SSEType": "SSEType", "KMSMasterKeyId": "KMSMasterKeyId"}
 
 
-@dataclass(frozen=True)
-class Table:
-    logical_id: str
-    name: str
-    arn: str
+class Table(Resource):
+    """A table the template declares, in moto (its Ref its name)."""
 
 
-@dataclass(frozen=True)
-class LocalTables:
+class LocalTables(Created[Table]):
     """The template's tables in moto at ``endpoint_url``."""
 
-    endpoint_url: str
-    tables: tuple[Table, ...] = ()
+    kind = "table"
 
     @property
-    def physical(self) -> dict[str, dict[str, str]]:
-        """Each table's Ref (its name) and Arn, for local.cloudformation.Resolver's ``physical``."""
-        return {table.logical_id: {"Ref": table.name, "Arn": table.arn} for table in self.tables}
+    def tables(self) -> tuple[Table, ...]:
+        return self.resources
 
     def function_environment(self) -> dict[str, str]:
         """Where the function's DynamoDB requests go: the SDKs' service-specific endpoint variable, which the
@@ -67,11 +56,7 @@ class LocalTables:
 
     def name(self, logical_id: str) -> str:
         """The table name of the template's ``logical_id``."""
-        for table in self.tables:
-            if table.logical_id == logical_id:
-                return table.name
-        created = ", ".join(table.logical_id for table in self.tables) or "none"
-        raise KeyError(f"no table {logical_id} was created (created: {created})")
+        return self.created(logical_id).name
 
 
 def create_from_template(
@@ -88,23 +73,14 @@ def create_from_template(
     <stack>-<logical id>-<random>); ``unique``: with random characters appended, so that each call has tables
     of its own (empty counters for each test on one moto server).
     """
-    resolver = Resolver(cloudformation.load(template_path), overrides, region)
+    resources = declared(template_path, overrides, region, _TABLE)
     client = dynamodb_client(endpoint_url, region)
     created: list[Table] = []
-    for logical_id, resource in resolver.present(_TABLE).items():
-        properties: dict[str, Any] = resolver.value(resource.get("Properties") or {}, logical_id)
-        if unknown := sorted(set(properties) - _HONOURED):
-            raise TemplateError(
-                f"{logical_id}: the local DynamoDB cannot honour {', '.join(unknown)} "
-                f"(it honours {', '.join(sorted(_HONOURED))}): remove them, or teach local/quota_table.py them"
-            )
-        name = str(properties.get("TableName") or f"local-{logical_id}")
-        if unique:
-            name = f"{name}-{secrets.token_hex(4)}"
-        try:
+    for logical_id, properties in resources:
+        refuse_unhonoured(logical_id, properties, _HONOURED, "DynamoDB", "local/quota_table.py")
+        name = local_name(properties.get("TableName"), logical_id, unique=unique)
+        with refused_by_moto(logical_id, "DynamoDB", "table"):
             created.append(Table(logical_id, name, _create(client, name, properties)))
-        except (ClientError, ParamValidationError) as error:
-            raise TemplateError(f"{logical_id}: moto's DynamoDB refused the table's Properties: {error}") from None
     return LocalTables(endpoint_url, tuple(created))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -23,11 +22,11 @@ from pathlib import Path
 from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from local import cloudformation
 from local.aws import REGION, scheduler_client
-from local.cloudformation import Resolver, TemplateError
+from local.cloudformation import TemplateError
+from local.created import Created, Resource, declared, local_name, refused_by_moto
 from local.running import Running
 
 _GROUP = "AWS::Scheduler::ScheduleGroup"
@@ -36,24 +35,20 @@ _AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
 POLL_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class ScheduleGroup:
-    logical_id: str
-    name: str
-    arn: str
+class ScheduleGroup(Resource):
+    def attributes(self) -> dict[str, str]:
+        """Its Ref (its name), Arn and Name, for local.cloudformation.Resolver's ``physical``."""
+        return {"Ref": self.name, "Arn": self.arn, "Name": self.name}
 
 
-@dataclass(frozen=True)
-class ScheduleGroups:
+class ScheduleGroups(Created[ScheduleGroup]):
     """The template's schedule groups in moto at ``endpoint_url``."""
 
-    endpoint_url: str
-    groups: tuple[ScheduleGroup, ...] = ()
+    kind = "schedule group"
 
     @property
-    def physical(self) -> dict[str, dict[str, str]]:
-        """Each group's Ref (its name) and Arn, for local.cloudformation.Resolver's ``physical``."""
-        return {group.logical_id: {"Ref": group.name, "Arn": group.arn, "Name": group.name} for group in self.groups}
+    def groups(self) -> tuple[ScheduleGroup, ...]:
+        return self.resources
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,21 +66,16 @@ def create_from_template(
     """Create every schedule group of the template present under ``overrides`` in moto at ``endpoint_url``, named as
     its Name says, else "local-<logical id>"; ``unique``: with random characters appended (for each test on one moto
     server)."""
-    resolver = Resolver(cloudformation.load(template_path), overrides, region)
+    resources = declared(template_path, overrides, region, _GROUP)
     client = scheduler_client(endpoint_url, region)
     created: list[ScheduleGroup] = []
-    for logical_id, resource in resolver.present(_GROUP).items():
-        properties: dict[str, Any] = resolver.value(resource.get("Properties") or {}, logical_id)
+    for logical_id, properties in resources:
         if unknown := sorted(set(properties) - {"Name", "Tags"}):
             raise TemplateError(f"{logical_id}: the local Scheduler cannot honour {', '.join(unknown)} (Name, Tags)")
-        name = str(properties.get("Name") or f"local-{logical_id}")
-        if unique:
-            name = f"{name}-{secrets.token_hex(4)}"
+        name = local_name(properties.get("Name"), logical_id, unique=unique)
         tags = [{"Key": str(tag["Key"]), "Value": str(tag["Value"])} for tag in properties.get("Tags") or []]
-        try:
+        with refused_by_moto(logical_id, "Scheduler", "group"):
             arn = str(client.create_schedule_group(Name=name, Tags=tags)["ScheduleGroupArn"])
-        except (ClientError, ParamValidationError) as error:
-            raise TemplateError(f"{logical_id}: moto's Scheduler refused the group's Properties: {error}") from None
         created.append(ScheduleGroup(logical_id, name, arn))
     return ScheduleGroups(endpoint_url, tuple(created))
 
