@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from local.quota_table import LocalTables
 from local.stand_ins import AsyncInvocations, start_async_invocations
 from local.template import read_functions
 from openai_stub.realtime_peer import CallState
-from openai_stub.server import OpenAIStub
+from openai_stub.server import Fault, OpenAIStub
 from tests import function_caches
 from tests.deployment import REGION
 from tests.keys import TEST_API_KEY
@@ -29,6 +30,7 @@ from tests.lambda_context import lambda_context_with
 from tests.output import Output
 from tests.paths import TEMPLATE
 from tests.policies import SHIPPED
+from tests.supervision import scheduler_client, supervised
 from tests.webrtc_offers import offer
 from voice_access.clients import openai_api, sideband
 from voice_access.clients.deadline import Deadline
@@ -261,6 +263,13 @@ class InThread:
         assert not self.thread.is_alive(), "the supervisor did not return"
         assert self.failure is None, repr(self.failure)
 
+    def join_failed(self) -> BaseException:
+        """The failure the invocation raised (Lambda's failure destination gets its event)."""
+        self.thread.join(WAIT + 30)
+        assert not self.thread.is_alive(), "the supervisor did not return"
+        assert self.failure is not None, "the invocation did not fail"
+        return self.failure
+
 
 def the_record(dynamodb: Any, table: str, call_id: str) -> dict[str, Any]:
     item = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"call#{call_id}"}}, ConsistentRead=True)["Item"]
@@ -349,6 +358,89 @@ def test_a_call_the_caller_hangs_up_is_recorded_as_ended(
     # Then the supervisor finds it gone on re-attaching, records its end, and returns
     invocation.join()
     assert the_record(dynamodb, quota_table, call_id)["end_reason"] == supervising.ENDED
+
+
+def hang_ups(stub: OpenAIStub, call_id: str) -> int:
+    return sum(request.path.endswith(f"/{call_id}/hangup") for request in stub.requests)
+
+
+def test_a_hang_up_openai_fails_is_tried_again_and_the_end_recorded_once_it_hung_up(
+    supervisor_env: dict[str, str], openai_stub: OpenAIStub, dynamodb: Any, quota_table: str
+) -> None:
+    # Given a call of 3 seconds at most, its supervisor attached, and OpenAI failing the next two requests (the
+    # supervisor's hang-ups: a 500, then a 429)
+    session = voice_session()
+    call_id = open_call(openai_stub, session)
+    event = supervise_event(call_id, session, seconds=3)
+    invocation = InThread(event)
+    openai_stub.peer.wait_until(call_id, lambda state: bool(sent_by_supervisor(state, "session.update")), timeout=WAIT)
+    openai_stub.inject(Fault.error(HTTPStatus.INTERNAL_SERVER_ERROR))
+    openai_stub.inject(Fault.error(HTTPStatus.TOO_MANY_REQUESTS, code="rate_limit_exceeded"))
+
+    # When the call reaches its maximum length
+    invocation.join()
+
+    # Then the hang-up was tried three times (1 s, then 2 s apart), and only the one that hung it up recorded the end
+    assert openai_stub.peer.wait_until(call_id, lambda state: state.ended is not None, timeout=WAIT).ended == "hang_up"
+    assert hang_ups(openai_stub, call_id) == 3
+    record = the_record(dynamodb, quota_table, call_id)
+    assert record["end_reason"] == supervising.MAX_LENGTH
+    assert float(record["ended_at"]) >= event["call"]["deadline_at"] + 3
+
+
+def test_a_hang_up_openai_keeps_failing_leaves_the_call_to_a_fresh_backstop_and_fails_the_invocation(
+    output: Output,
+    monkeypatch: pytest.MonkeyPatch,
+    supervisor_env: dict[str, str],
+    openai_stub: OpenAIStub,
+    secrets_manager_url: str,
+    dynamodb: Any,
+    quota_table: str,
+) -> None:
+    # Given a call of 3 seconds at most, whose supervisor has 14 s (it must leave 8 s before), in a schedule group of
+    # its own, and OpenAI failing every hang-up
+    with supervised(secrets_manager_url) as supervision:
+        monkeypatch.setenv("BACKSTOP_SCHEDULE_GROUP", supervision.group)
+        session = voice_session()
+        call_id = open_call(openai_stub, session)
+        event = supervise_event(call_id, session, seconds=3)
+        invocation = InThread(event, remaining_ms=14_000)
+        peer = openai_stub.peer
+        peer.wait_until(call_id, lambda state: bool(sent_by_supervisor(state, "session.update")), timeout=WAIT)
+        for _ in range(10):
+            openai_stub.inject(Fault.error(HTTPStatus.SERVICE_UNAVAILABLE))
+        try:
+            # When the call reaches its maximum length, Then the invocation fails when it must leave (Lambda's
+            # failure destination, and its alarm, get it), the call not hung up
+            failure = invocation.join_failed()
+            assert isinstance(failure, supervising.CallNotHungUp)
+            assert hang_ups(openai_stub, call_id) >= 2
+            assert peer.wait_until(call_id, lambda state: True, timeout=WAIT).ended is None
+
+            # And its end is not recorded (its slot stays held), and a fresh backstop fires a minute later, invoking the
+            # supervisor as the scheduler role with the backstop's event
+            assert "ended_at" not in the_record(dynamodb, quota_table, call_id)
+            scheduler = scheduler_client(secrets_manager_url)
+            (listed,) = scheduler.list_schedules(GroupName=supervision.group)["Schedules"]
+            assert listed["Name"].startswith(f"end-{call_id}-")
+            schedule = scheduler.get_schedule(Name=listed["Name"], GroupName=supervision.group)
+            at = int(listed["Name"].rsplit("-", 1)[1])
+            assert at >= event["call"]["deadline_at"] + supervising.BACKSTOP_AGAIN_SECONDS
+            assert schedule["ScheduleExpression"] == f"at({time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(at))})"
+            assert schedule["Target"]["RoleArn"] == supervisor_env["BACKSTOP_ROLE_ARN"]
+            assert schedule["Target"]["Arn"] == lambda_context_with(0).invoked_function_arn
+            assert json.loads(schedule["Target"]["Input"]) == {"action": "backstop", "call": event["call"]}
+            assert any(line.get("message") == "backstop made again" for line in output.logs())
+        finally:
+            openai_stub.reset()
+            openai_api.hang_up(
+                f"{openai_stub.base_url}/v1/realtime/calls/{call_id}/hangup",
+                TEST_API_KEY,
+                Deadline.after(WAIT),
+                key_source="the tests' key",
+                connect_timeout=2,
+                read_timeout=10,
+            )
 
 
 def open_live(stub: OpenAIStub) -> tuple[str, dict[str, Any]]:

@@ -75,8 +75,11 @@ def role(stack: Stack, name: str) -> dict[str, Any]:
 
 
 def statements(stack: Stack, role_name: str) -> list[dict[str, Any]]:
-    policies = role(stack, role_name).get("Policies", [])
-    return [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+    """The role's statements: its own policies', then those of the policies beside it that name it."""
+    documents = [policy["PolicyDocument"] for policy in role(stack, role_name).get("Policies", [])]
+    beside = stack.of_type("AWS::IAM::RolePolicy").values()
+    documents += [policy["PolicyDocument"] for policy in beside if policy["RoleName"] == stack.ref(role_name)]
+    return [statement for document in documents for statement in document["Statement"]]
 
 
 def grants(stack: Stack, role_name: str, *services: str) -> list[dict[str, Any]]:
@@ -150,6 +153,7 @@ def test_the_supervisor_publishes_where_the_alarms_look_and_logs_to_its_own_grou
     for shared in ("OPENAI_API_KEY_SECRET_ID", "OPENAI_UPSTREAM_URL", "QUOTA_TABLE_NAME", "SECRET_CACHE_TTL_SECONDS"):
         assert variables[shared] == minting["Environment"]["Variables"][shared], shared
     assert variables["BACKSTOP_SCHEDULE_GROUP"] == stack.ref("BackstopScheduleGroup")
+    assert variables["BACKSTOP_ROLE_ARN"] == arn(stack, "BackstopSchedulerRole")
     assert supervisor["LoggingConfig"] == {"LogGroup": stack.ref("SupervisorFunctionLogGroup")}
     assert "LogGroupName" not in group["Properties"]
 
@@ -217,15 +221,26 @@ def test_the_supervisors_role_reaches_only_its_table_its_schedules_and_its_queue
     granted = [s for s in statements(stack, "SupervisorFunctionRole") if not re.search(r"secretsmanager:|kms:", str(s))]
 
     # Then it may read and write items of the quota table (a transaction's parts, but no delete), delete schedules
-    # of the backstop group, and send to its failure queue; nothing else (starting its successor is the function's
-    # own grant, below)
+    # of the backstop group and make them again (for a call OpenAI would not hang up), passing only the scheduler's
+    # role, only to EventBridge Scheduler, and send to its failure queue; nothing else (starting its successor is the
+    # function's own grant, below)
     assert granted == [
         {
             "Effect": "Allow",
             "Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Resource": arn(stack, "QuotaTable"),
         },
-        {"Effect": "Allow", "Action": "scheduler:DeleteSchedule", "Resource": group_schedules(stack)},
+        {
+            "Effect": "Allow",
+            "Action": ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+            "Resource": group_schedules(stack),
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": arn(stack, "BackstopSchedulerRole"),
+            "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        },
         {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn(stack)},
     ]
     trust = role(stack, "SupervisorFunctionRole")["AssumeRolePolicyDocument"]["Statement"]

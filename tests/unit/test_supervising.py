@@ -3,6 +3,7 @@ on a fake clock (a receive that waits moves the clock; nothing sleeps), a ledger
 records hang-ups, successors and backstops. The shipped policy, its prices and its rules are the real ones.
 """
 
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -177,9 +178,12 @@ class FakeUpstream:
         self.attached: list[FakeSideband] = []
         self.hang_ups = 0
         self.hang_up_failure: ServiceError | None = None
+        self.hang_up_failures_left: int | None = None  # None: every hang-up fails (with a failure set)
+        self.hang_up_times: list[float] = []  # seconds after the call's start
         self.successors: list[dict[str, Any]] = []
         self.successor_failures: list[ServiceError] = []
         self.backstops_forgotten = 0
+        self.backstops_made: list[tuple[float, dict[str, Any]]] = []
 
     def attach(self) -> FakeSideband:
         self.attaches += 1
@@ -193,7 +197,10 @@ class FakeUpstream:
 
     def hang_up(self) -> bool:
         self.hang_ups += 1
-        if self.hang_up_failure is not None:
+        self.hang_up_times.append(self.clock.elapsed)
+        if self.hang_up_failure is not None and self.hang_up_failures_left != 0:
+            if self.hang_up_failures_left is not None:
+                self.hang_up_failures_left -= 1
             raise self.hang_up_failure
         for band in self.attached:  # OpenAI closes a call's sidebands when it ends
             band.script.insert(0, (self.clock.elapsed, DROP))
@@ -207,6 +214,9 @@ class FakeUpstream:
 
     def forget_backstop(self) -> None:
         self.backstops_forgotten += 1
+
+    def make_backstop(self, at_epoch: float, event: dict[str, Any]) -> None:
+        self.backstops_made.append((at_epoch, json.loads(json.dumps(event))))
 
 
 def shipped(change: Callable[[dict[str, Any]], None] = lambda document: None) -> Policy:
@@ -822,17 +832,86 @@ def test_the_backstop_ends_a_call_nothing_ended(output: Output) -> None:
     assert output.metric_count("CallsEnded", reason="backstop") == 1
 
 
-def test_a_hang_up_that_fails_keeps_the_backstop() -> None:
-    # Given OpenAI failing the hang-up
-    call = Call([], order=order(seconds=5))
-    call.upstream.hang_up_failure = DependencyUnavailable("OpenAI is unavailable.", code="upstream_unavailable")
+UPSTREAM_DOWN = DependencyUnavailable("OpenAI is unavailable.", code="upstream_unavailable")
 
-    # When the call ends
-    call.supervise()
 
-    # Then its end is recorded, and its backstop kept to hang it up later
-    assert call.ledger.ended is not None
+def test_a_hang_up_that_keeps_failing_leaves_the_call_watched_unended_and_to_a_fresh_backstop(
+    output: Output,
+) -> None:
+    # Given a 5-second call, in an invocation of 120 s, whose hang-up OpenAI fails every time, and a response after
+    call = Call([(30, response_done())], order=order(seconds=5), remaining=120)
+    call.upstream.hang_up_failure = UPSTREAM_DOWN
+
+    # When the call must end, Then the invocation fails (for Lambda's failure destination) when it must leave
+    with pytest.raises(supervising.CallNotHungUp):
+        call.supervise()
+
+    # And the hang-up was tried again after 1, 2, 4 ... s (capped), the call watched and metered meanwhile; its end
+    # is not recorded (its slot stays held), its backstop kept, and a fresh one made a minute after it left
+    leave_by = 120 - int(supervising.ENDING_SECONDS)
+    assert call.upstream.hang_up_times[:6] == [5, 6, 8, 12, 20, 36]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(call.upstream.hang_up_times)]
+    assert max(gaps) == supervising.HANG_UP_MAX_PAUSE
+    assert call.clock.elapsed == leave_by
+    assert [key for key, _, _ in call.ledger.metered] == ["r:resp_1"]
+    assert call.ledger.seconds[-1] == (leave_by, None)
+    assert call.ledger.ended is None
     assert call.upstream.backstops_forgotten == 0
+    assert call.upstream.backstops_made == [
+        (START + leave_by + supervising.BACKSTOP_AGAIN_SECONDS, call.order.backstop())
+    ]
+    assert call.bands[0].closed
+    assert output.metric_count("CallsEnded") == 0
+
+
+def test_a_hang_up_that_fails_then_passes_records_the_end_when_it_hung_up() -> None:
+    # Given a 5-second call whose hang-up OpenAI fails twice
+    call = Call([], order=order(seconds=5))
+    call.upstream.hang_up_failure = UPSTREAM_DOWN
+    call.upstream.hang_up_failures_left = 2
+
+    # When it is supervised
+    reason = call.supervise()
+
+    # Then it is hung up at the third try (1 s, then 2 s later), and only then its end recorded and its backstop let go
+    assert reason == supervising.MAX_LENGTH
+    assert call.upstream.hang_up_times == [5, 6, 8]
+    assert call.ledger.ended == (supervising.MAX_LENGTH, START + 8)
+    assert call.ledger.seconds[-1] == (8, None)
+    assert call.upstream.backstops_forgotten == 1
+    assert call.upstream.backstops_made == []
+
+
+def test_a_call_seen_gone_while_its_hang_up_fails_is_recorded_as_ended() -> None:
+    # Given a call whose hang-up OpenAI fails, and whose sideband then closes, OpenAI knowing the call no more
+    call = Call([(7, DROP)], order=order(seconds=5))
+    call.upstream.hang_up_failure = UPSTREAM_DOWN
+    call.upstream.sidebands.append(CallGone())
+
+    # When it is supervised
+    reason = call.supervise()
+
+    # Then its end is recorded when it was seen gone, for the reason it was being ended
+    assert reason == supervising.MAX_LENGTH
+    assert call.ledger.ended == (supervising.MAX_LENGTH, START + 7)
+    assert call.upstream.backstops_made == []
+
+
+def test_a_backstop_whose_hang_up_fails_records_nothing_and_makes_another() -> None:
+    # Given a call whose supervisor died, and OpenAI failing its hang-up when its backstop fires
+    clock = FakeClock()
+    clock.advance(630)
+    ledger = FakeLedger(clock)
+    upstream = FakeUpstream(clock, ledger, [])
+    upstream.hang_up_failure = UPSTREAM_DOWN
+    backstop = order_of({"action": "backstop", "call": order().call()})
+
+    # When it fires, Then it fails (for the failure destination), recording no end, with a fresh backstop made
+    with pytest.raises(supervising.CallNotHungUp):
+        supervising.backstop(backstop, shipped(), ledger, upstream, clock)
+    assert ledger.ended is None
+    assert upstream.backstops_made == [(START + 630 + supervising.BACKSTOP_AGAIN_SECONDS, backstop.backstop())]
+    assert upstream.backstops_forgotten == 0
 
 
 @pytest.mark.parametrize(

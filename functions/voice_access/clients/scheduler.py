@@ -37,13 +37,15 @@ _pools = urllib3.PoolManager(
 _pools.pool_classes_by_scheme = POOL_CLASSES
 
 
-def backstop_name(call_id: str) -> str:
+def backstop_name(call_id: str, again_at: float | None = None) -> str:
     """The name of a call's backstop: "end-<call_id>", or for an id too long (or odd) for a schedule's name,
-    "end-" and a digest of it."""
-    name = f"end-{call_id}"
+    "end-" and a digest of it. A backstop made again (the call could not be hung up), firing at ``again_at``, is
+    named by that time too ("end-<call_id>-<epoch seconds>"), apart from the first and from each other."""
+    key = call_id if again_at is None else f"{call_id}-{math.ceil(again_at)}"
+    name = f"end-{key}"
     if _NAME.fullmatch(name):
         return name
-    return "end-" + hashlib.sha256(call_id.encode()).hexdigest()[:60]
+    return "end-" + hashlib.sha256(key.encode()).hexdigest()[:60]
 
 
 def create_backstop(

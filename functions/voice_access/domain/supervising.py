@@ -18,8 +18,10 @@ waits in a busy loop. Per event:
   counted, never fatal; the first few are logged with their type and size only.
 
 The call is ended at its deadline, when its sideband cannot be re-attached in time, and when a rule says so; ending
-hangs it up, meters what is left, records the end and lets go of the backstop. An invocation that would outlive its
-time starts its successor and leaves once the ledger shows the successor attached, or ends the call if it never does.
+hangs it up (again and again while OpenAI fails the hang-up, the call still watched and metered), meters what is
+left, records the end and lets go of the backstop; a call it could not hang up by the time it must leave is left to
+a fresh backstop, its end not recorded, and the invocation fails. An invocation that would outlive its time starts
+its successor and leaves once the ledger shows the successor attached, or ends the call if it never does.
 
 What it speaks to comes in as small parties (CallLedger, Upstream, Clock), so that it can be run against fakes; the
 function wires the real ones (supervision/wiring.py). Nothing here keeps anything per event beyond a few counters.
@@ -30,7 +32,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, NoReturn, Protocol
 
 from voice_access import observability
 from voice_access.clients.sideband import CallGone, SidebandLost
@@ -64,6 +66,13 @@ RESTORE_EVENT = "sup_restore_"
 CLOSE_EVENT = "sup_close"
 # A Live session longer than this many billed seconds in one report is not one OpenAI sends.
 MAX_LIVE_SECONDS = 86_400
+# A hang-up OpenAI fails is tried again after these pauses, doubling, while the call is still watched and metered.
+HANG_UP_FIRST_PAUSE = 1.0
+HANG_UP_MAX_PAUSE = 16.0
+# A call that could not be hung up is left to a fresh backstop this long after: one per try, until one hangs it up.
+BACKSTOP_AGAIN_SECONDS = 60.0
+# No call lives longer than this after its open (OpenAI ends its own at 60 minutes): no backstop is made past it.
+MAX_CALL_LIFE_SECONDS = 2 * 3600
 
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _USER = re.compile(r"[0-9a-f]{64}")
@@ -182,6 +191,11 @@ class OrderRefused(ValueError):
     """An event the supervisor cannot act on: the message says what is wrong with it, never its values."""
 
 
+class CallNotHungUp(Exception):
+    """OpenAI kept failing the hang-up of a call that must end: its end is not recorded (its slot stays held), a fresh
+    backstop will try again, and the invocation fails, for Lambda's failure destination and its alarm."""
+
+
 class Order(NamedTuple):
     """What an invocation is asked to do: supervise a call (with the session it was opened with, as the service sent
     it upstream, and this supervisor's generation), or be its backstop."""
@@ -217,6 +231,10 @@ class Order(NamedTuple):
         """The event that starts this supervisor's successor: the same call and session, the next generation."""
         return {"action": "supervise", "call": self.call(), "session": self.session, "generation": self.generation + 1}
 
+    def backstop(self) -> dict[str, Any]:
+        """The event of the call's backstop."""
+        return {"action": "backstop", "call": self.call()}
+
 
 def order_of(event: object) -> Order:
     """The order in a supervisor's event; OrderRefused naming what is wrong with it."""
@@ -235,7 +253,7 @@ def order_of(event: object) -> Order:
         _epoch(call.get("started_at"), "started_at"),
         _epoch(call.get("deadline_at"), "deadline_at"),
     )
-    if not started_at < deadline_at <= started_at + 2 * 3600:
+    if not started_at < deadline_at <= started_at + MAX_CALL_LIFE_SECONDS:
         raise OrderRefused("call.deadline_at is not within two hours after call.started_at")
     lease, slot = call.get("lease"), call.get("slot")
     if not (lease is None or (isinstance(lease, str) and _LEASE.fullmatch(lease))):
@@ -283,6 +301,9 @@ class Metered(Protocol):
     @property
     def spent(self) -> str | None: ...
 
+    @property
+    def cost_micro_usd(self) -> int: ...
+
 
 class CallLedger(Protocol):
     """The call's record and its caller's budgets in the store (domain/ledger.py), for this one call. Each raises a
@@ -311,7 +332,8 @@ class Sideband(Protocol):
 
 class Upstream(Protocol):
     """OpenAI and AWS for this call: its sideband (CallGone: it has ended; SidebandLost), its hang-up (False: it had
-    ended), the successor's start, and its backstop's removal. A ServiceError when one cannot be done."""
+    ended), the successor's start, its backstop's removal, and a fresh backstop (invoked with ``event`` at
+    ``at_epoch``). A ServiceError when one cannot be done."""
 
     def attach(self) -> Sideband: ...
 
@@ -320,6 +342,8 @@ class Upstream(Protocol):
     def start_successor(self, event: dict[str, Any]) -> None: ...
 
     def forget_backstop(self) -> None: ...
+
+    def make_backstop(self, at_epoch: float, event: dict[str, Any]) -> None: ...
 
 
 class Clock(Protocol):
@@ -380,6 +404,8 @@ def supervise(
     supervisor = Supervisor(order, policy, profile, ledger, upstream, clock, times)
     try:
         return supervisor.run()
+    except CallNotHungUp:
+        raise
     except Exception:
         logger.exception("supervisor failed: ending the call")
         count("UnexpectedErrors")
@@ -391,7 +417,8 @@ def end_now(
     order: Order, policy: Policy | None, ledger: CallLedger, upstream: Upstream, clock: Clock, reason: str
 ) -> bool:
     """End a call without its sideband (the backstop, or a supervisor that cannot supervise it): hang it up, meter its
-    seconds so far (all the backstop knows of them), record the end. True when this ended it first."""
+    seconds so far (all the backstop knows of them), record the end. True when this ended it first. A hang-up OpenAI
+    fails records nothing: CallNotHungUp, once a fresh backstop is made."""
     hung_up = _hang_up(upstream)
     now = clock.time()
     seconds = max(0, math.ceil(min(now, order.deadline_at + 60) - order.started_at))
@@ -400,9 +427,10 @@ def end_now(
         ledger.meter_seconds(seconds, price)
     except (ServiceError, pricing.UsageRefused, pricing.Unpriced) as failure:
         logger.warning("call seconds not metered at its end", error_type=type(failure).__name__)
+    if not hung_up:
+        _leave_to_a_backstop(order, upstream, clock, reason)
     first = _record_end(ledger, reason, now)
-    if hung_up:
-        _forget_backstop(upstream)
+    _forget_backstop(upstream)
     if first:
         observability.call_ended(reason, now - order.started_at, tokens_in=0, tokens_out=0, cost_micro_usd=0)
     return bool(first)
@@ -416,7 +444,9 @@ def backstop(order: Order, policy: Policy | None, ledger: CallLedger, upstream: 
         logger.warning("could not read the call's record", code=failure.code)
         ended = False
     if ended:
-        _hang_up(upstream)  # its end is recorded: make sure of it at OpenAI too, and count nothing again
+        # its end is recorded: make sure of it at OpenAI too, and count nothing again
+        if not _hang_up(upstream):
+            _leave_to_a_backstop(order, upstream, clock, BACKSTOP)
         first = False
     else:
         first = end_now(order, policy, ledger, upstream, clock, BACKSTOP)
@@ -563,18 +593,23 @@ class Supervisor:
             return MAX_LENGTH
         if now >= self.times.leave_by:
             return HANDOVER_FAILED
-        if now >= self.next_tick:
-            self.next_tick = now + self.times.tick_seconds
-            self._flush_skipped()
-            if self.realtime and self.seconds_counted and (reason := self._meter_elapsed()) is not None:
-                return reason
-            if not self.realtime and (reason := self._meter_billed()) is not None:
-                return reason
+        if now >= self.next_tick and (reason := self._tick(now)) is not None:
+            return reason
         if now >= self.next_invoke:
             self._start_successor(now)
         if self.invoked and now >= self.next_poll:
             self.next_poll = now + POLL_SECONDS
             return self._handed_over()
+        return None
+
+    def _tick(self, now: float) -> str | None:
+        """The meter's tick: a Realtime call's elapsed seconds (where seconds count), a Live session's billed ones."""
+        self.next_tick = now + self.times.tick_seconds
+        self._flush_skipped()
+        if self.realtime and self.seconds_counted:
+            return self._meter_elapsed()
+        if not self.realtime:
+            return self._meter_billed()
         return None
 
     def _handed_over(self) -> str | None:
@@ -871,22 +906,23 @@ class Supervisor:
 
     def _end(self, reason: str) -> str:
         """End the call: hang it up (a Live session is asked to close first), read the last events for their usage,
-        meter its seconds, record the end, let go of its backstop."""
+        meter its seconds, record the end, let go of its backstop. A call that could not be hung up by the time this
+        invocation must leave is left to a fresh backstop (CallNotHungUp), its end not recorded."""
         self.ending = True
-        ended_at = self.clock.time()
         logger.info("ending call", reason=reason)
         if self.sideband is not None and not self.realtime and reason != ENDED:
             with contextlib.suppress(SidebandLost):
                 self.sideband.send({"type": "session.close", "event_id": CLOSE_EVENT})
-        hung_up = _hang_up(self.upstream)
+        ended_at = self._hung_up_at()
+        if ended_at is None:
+            self._leave_not_hung_up(reason)
         self._drain()
         if self.realtime:
             self._meter_elapsed(at=ended_at)
         else:
             self._meter_billed()
         first = _record_end(self.ledger, reason, ended_at)
-        if hung_up:
-            _forget_backstop(self.upstream)
+        _forget_backstop(self.upstream)
         self._flush_skipped()
         if first is False:
             logger.info("call already ended", reason=reason)
@@ -899,6 +935,64 @@ class Supervisor:
                 cost_micro_usd=self.cost_micro_usd,
             )
         return reason
+
+    def _hung_up_at(self) -> float | None:
+        """Hang the call up: when it was (or was seen gone). While OpenAI fails the hang-up, the call is still watched
+        and metered, and the hang-up tried again after 1, 2, 4 ... s; None when this invocation must leave first."""
+        pause, tries = HANG_UP_FIRST_PAUSE, 0
+        while True:
+            at, tries = self.clock.time(), tries + 1
+            try:
+                self.upstream.hang_up()
+            except ServiceError as failure:
+                logger.warning("could not hang the call up", code=failure.code, tries=tries)
+            else:
+                if tries > 1:
+                    logger.info("call hung up", tries=tries)
+                return at
+            now = self.clock.monotonic()
+            if now >= self.times.leave_by:
+                return None
+            if (gone_at := self._watch_until(min(now + pause, self.times.leave_by))) is not None:
+                logger.info("the call has gone at openai", tries=tries)
+                return gone_at
+            pause = min(pause * 2, HANG_UP_MAX_PAUSE)
+
+    def _watch_until(self, until: float) -> float | None:
+        """The call's events until ``until``, metered as ever (its ticks too): when it was seen gone (OpenAI closed it,
+        or knows it no more on a re-attach), else None."""
+        while (now := self.clock.monotonic()) < until:
+            if now >= self.next_tick:
+                self._tick(now)
+            if self.sideband is None:
+                try:
+                    self.sideband = self.upstream.attach()
+                except CallGone:
+                    return self.clock.time()
+                except SidebandLost:
+                    self.clock.sleep(max(0.0, until - self.clock.monotonic()))
+                    continue
+            try:
+                message = self.sideband.receive(max(0.0, min(until, self.next_tick) - self.clock.monotonic()))
+            except SidebandLost as lost:
+                if lost.reason == "oversized":
+                    self._skip("oversized", None, None)
+                self.sideband.close()
+                self.sideband = None
+                continue
+            if message is not None and self._on_message(message) == ENDED:
+                return self.clock.time()
+        return None
+
+    def _leave_not_hung_up(self, reason: str) -> NoReturn:
+        """Leave a call OpenAI would not hang up: its seconds so far metered, its end not recorded (its slot held),
+        a fresh backstop to end it; CallNotHungUp."""
+        if self.realtime:
+            self._meter_elapsed(at=self.clock.time())
+        else:
+            self._meter_billed()
+        self._leave()
+        _leave_to_a_backstop(self.order, self.upstream, self.clock, reason)
 
     def _drain(self) -> None:
         """The events that come after the hang-up (a response's usage, a Live session's last seconds), until the
@@ -924,11 +1018,14 @@ class Supervisor:
             self.sideband = None
 
     def end_after_failure(self) -> None:
-        """The call ended after the supervisor failed unexpectedly: whatever of the ending can still be done."""
+        """The call ended after the supervisor failed unexpectedly: whatever of the ending can still be done (its end
+        recorded only once it is hung up; else a fresh backstop ends it)."""
         try:
             self.ending = True
-            _hang_up(self.upstream)
-            _record_end(self.ledger, SUPERVISOR_FAILED, self.clock.time())
+            if _hang_up(self.upstream):
+                _record_end(self.ledger, SUPERVISOR_FAILED, self.clock.time())
+            else:
+                _backstop_again(self.order, self.upstream, self.clock)
             if self.sideband is not None:
                 self.sideband.close()
         except Exception:
@@ -943,6 +1040,28 @@ def _hang_up(upstream: Upstream) -> bool:
         logger.error("could not hang the call up: its backstop will", code=failure.code)
         return False
     return True
+
+
+def _leave_to_a_backstop(order: Order, upstream: Upstream, clock: Clock, reason: str) -> NoReturn:
+    """A call that must end and could not be hung up: a fresh backstop, and CallNotHungUp (its end not recorded)."""
+    logger.error("could not hang the call up: leaving it to a backstop", reason=reason)
+    _backstop_again(order, upstream, clock)
+    raise CallNotHungUp("the call could not be hung up: a backstop ends it")
+
+
+def _backstop_again(order: Order, upstream: Upstream, clock: Clock) -> None:
+    """A one-time backstop BACKSTOP_AGAIN_SECONDS from now, for a call that could not be hung up (none once the call
+    is older than any call lives: OpenAI has ended it)."""
+    now = clock.time()
+    if now >= order.started_at + MAX_CALL_LIFE_SECONDS:
+        logger.error("no backstop made again: the call is older than any call lives")
+        return
+    try:
+        upstream.make_backstop(now + BACKSTOP_AGAIN_SECONDS, order.backstop())
+    except ServiceError as failure:
+        logger.error("could not make the call's backstop again", code=failure.code)
+        return
+    logger.warning("backstop made again", in_seconds=BACKSTOP_AGAIN_SECONDS)
 
 
 def _record_end(ledger: CallLedger, reason: str, ended_at: float) -> bool | None:

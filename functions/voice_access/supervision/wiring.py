@@ -16,7 +16,7 @@ from voice_access.config.policy_file import PolicyError, cached_policy
 from voice_access.config.settings import SettingsError
 from voice_access.config.supervisor_settings import SupervisorSettings
 from voice_access.domain import ledger, quota, supervising
-from voice_access.domain.errors import ServiceError
+from voice_access.domain.errors import ServiceError, ServiceMisconfigured
 from voice_access.domain.limits import Budget, Limits
 from voice_access.domain.policy.model import Policy, Price
 from voice_access.domain.pricing import Usage
@@ -33,7 +33,8 @@ POLICY_INVALID = "policy_invalid"
 
 def run(order: Order, context: object, environment: Mapping[str, str]) -> str | None:
     """Carry ``order`` out for an invocation with ``context``: the reason the call ended, how this invocation left it,
-    or None when nothing could be done (the deployment is broken: logged and counted; the backstop remains)."""
+    or None when nothing could be done (the deployment is broken: logged and counted; the backstop remains).
+    CallNotHungUp when the call could not be hung up."""
     clock = SystemClock()
     remaining = _remaining_seconds(context)
     invocation = Deadline(clock.monotonic() + remaining)
@@ -73,7 +74,7 @@ def run(order: Order, context: object, environment: Mapping[str, str]) -> str | 
     books: supervising.CallLedger = (
         StoreLedger(store, call, limits, brake, invocation) if store is not None else NoLedger()
     )
-    upstream = OpenAIUpstream(settings, keys.api_key, order, _own_name(context), invocation)
+    upstream = OpenAIUpstream(settings, keys.api_key, order, context, invocation)
     if order.action == "backstop":
         return supervising.BACKSTOP if supervising.backstop(order, policy, books, upstream, clock) else None
     if policy is None or profile is None:
@@ -101,6 +102,15 @@ def _remaining_seconds(context: object) -> float:
 def _own_name(context: object) -> str:
     """This function, for its successor: its ARN as invoked (with the version or alias it runs as), else its name."""
     return str(getattr(context, "invoked_function_arn", "") or getattr(context, "function_name", ""))
+
+
+def _own_arn(context: object) -> str | None:
+    """This function's ARN without a version or alias (what the backstop's role may invoke); None when the context
+    does not give it."""
+    parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+    if len(parts) < 7 or (parts[0], parts[2], parts[5]) != ("arn", "lambda", "function"):
+        return None
+    return ":".join(parts[:7])
 
 
 class SystemClock:
@@ -176,9 +186,10 @@ class OpenAIUpstream:
     the backstop in Scheduler; each within the invocation."""
 
     def __init__(
-        self, settings: SupervisorSettings, api_key: str, order: Order, own_name: str, invocation: Deadline
+        self, settings: SupervisorSettings, api_key: str, order: Order, context: object, invocation: Deadline
     ) -> None:
-        self.settings, self.api_key, self.order, self.own_name = settings, api_key, order, own_name
+        self.settings, self.api_key, self.order = settings, api_key, order
+        self.own_name, self.own_arn = _own_name(context), _own_arn(context)
         self.invocation = invocation
 
     def attach(self) -> sideband.Sideband:
@@ -216,6 +227,27 @@ class OpenAIUpstream:
             service.scheduler_endpoint,
             service.backstop_schedule_group,
             scheduler.backstop_name(self.order.call_id),
+            service.aws_region,
+            self.invocation.within(scheduler.BUDGET_SECONDS),
+        )
+
+    def make_backstop(self, at_epoch: float, event: dict[str, Any]) -> None:
+        service = self.settings.service
+        group, role, target = service.backstop_schedule_group, service.backstop_role_arn, self.own_arn
+        if group is None or role is None or target is None:
+            logger.error(
+                "cannot make a backstop: BACKSTOP_SCHEDULE_GROUP, BACKSTOP_ROLE_ARN or the function's ARN is missing"
+            )
+            count("ConfigurationErrors", reason="settings_invalid")
+            raise ServiceMisconfigured("This service cannot schedule a backstop.", code="settings_invalid")
+        scheduler.create_backstop(
+            service.scheduler_endpoint,
+            group,
+            scheduler.backstop_name(self.order.call_id, at_epoch),
+            at_epoch,
+            target,
+            role,
+            event,
             service.aws_region,
             self.invocation.within(scheduler.BUDGET_SECONDS),
         )
