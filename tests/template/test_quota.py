@@ -232,7 +232,8 @@ def test_the_alarms_cover_what_the_issue_names(stacks: dict[str, Stack]) -> None
     )
 
     # Then upstream errors, configuration errors, 5xx, the API's throttling, quota refusals, the spend brake, the
-    # quota store, the concurrency ceiling, failed supervisors, policy violations and the day's cost each have one
+    # quota store, the concurrency ceiling, failed supervisors, policy violations, refused usage and the day's cost
+    # each have one
     function = stacks["ceiling"].ref("TokenVendingFunction")
     assert watched == sorted(
         [
@@ -247,6 +248,7 @@ def test_the_alarms_cover_what_the_issue_names(stacks: dict[str, Stack]) -> None
             ("Throttles", [function]),
             ("ApproximateNumberOfMessagesVisible", [failures_queue_name(stacks["ceiling"])]),
             ("PolicyViolations", [SERVICE]),
+            ("UsageRefused", [SERVICE]),
             ("Cost", [SERVICE]),
         ]
     )

@@ -442,14 +442,15 @@ def test_the_supervisors_alarms_watch_its_queue_its_violations_and_the_days_cost
         stack = stacks[case]
         alarms = stack.of_type("AWS::CloudWatch::Alarm")
 
-        # When the supervisor's three are read
-        failures, violations, cost = (
-            alarms[name] for name in ("SupervisorFailuresAlarm", "PolicyViolationsAlarm", "DailyCostAlarm")
+        # When the supervisor's four are read
+        failures, violations, refused, cost = (
+            alarms[name]
+            for name in ("SupervisorFailuresAlarm", "PolicyViolationsAlarm", "UsageRefusedAlarm", "DailyCostAlarm")
         )
 
-        # Then failures fire on any message in the queue; violations on any in 5 minutes; cost above the threshold
-        # over a day; each on the metric as published (by service alone), with no unit (an alarm's unit must be the
-        # one published, and Cost is published with none)
+        # Then failures fire on any message in the queue; violations and refused usage on any in 5 minutes; cost
+        # above the threshold over a day; each on the metric as published (by service alone), with no unit (an
+        # alarm's unit must be the one published, and Cost is published with none)
         queue_name = stack.resolver.value({"Fn::GetAtt": ["SupervisorFailuresQueue", "QueueName"]}, "test")
         assert alarm_metric(failures) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": queue_name})
         assert (failures["Statistic"], failures["ComparisonOperator"], float(failures["Threshold"])) == (
@@ -460,6 +461,9 @@ def test_the_supervisors_alarms_watch_its_queue_its_violations_and_the_days_cost
         assert alarm_metric(violations) == (namespace_of(stack), "PolicyViolations", {"service": SERVICE})
         assert (violations["Statistic"], violations["Period"], violations["EvaluationPeriods"]) == ("Sum", 300, 1)
         assert (violations["ComparisonOperator"], float(violations["Threshold"])) == ("GreaterThanThreshold", 0)
+        assert alarm_metric(refused) == (namespace_of(stack), "UsageRefused", {"service": SERVICE})
+        assert (refused["Statistic"], refused["Period"], refused["EvaluationPeriods"]) == ("Sum", 300, 1)
+        assert (refused["ComparisonOperator"], float(refused["Threshold"])) == ("GreaterThanThreshold", 0)
         assert alarm_metric(cost) == (namespace_of(stack), "Cost", {"service": SERVICE})
         assert (cost["Statistic"], cost["Period"], cost["EvaluationPeriods"]) == ("Sum", 86400, 1)
         assert (cost["ComparisonOperator"], float(cost["Threshold"])) == ("GreaterThanThreshold", threshold)
@@ -508,6 +512,7 @@ def test_what_the_supervisor_emits_carries_what_its_alarms_and_widgets_read(
     observability.call_ended("max_length", 5.2, user="u", profile="voice", call_id="rtc_1")
     for kind, action in (("session_change", "restored"), ("session_change", "ended"), ("tool_call", "ended")):
         observability.count("PolicyViolations", kind=kind, action=action)
+    observability.count("UsageRefused")
     published: set[tuple[str, str, frozenset[str], tuple[tuple[str, str], ...]]] = set()
     for document in output.metrics():
         for entry in document["_aws"]["CloudWatchMetrics"]:
@@ -518,7 +523,7 @@ def test_what_the_supervisor_emits_carries_what_its_alarms_and_widgets_read(
 
     # Then every alarm and plain widget line on these metrics reads a dimension set they are published with, with
     # its values; each search's schema is one of those sets
-    supervisor = {"Cost", "Tokens", "CallSeconds", "CallsEnded", "PolicyViolations"}
+    supervisor = {"Cost", "Tokens", "CallSeconds", "CallsEnded", "PolicyViolations", "UsageRefused"}
     for namespace, metric, dimensions in read:
         if metric in supervisor:
             identity = (namespace, metric, frozenset(dimensions), tuple(sorted(dimensions.items())))

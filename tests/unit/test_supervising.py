@@ -541,11 +541,17 @@ def test_a_call_that_spends_its_budget_is_ended() -> None:
     assert call.ledger.ended == (supervising.BUDGET_SPENT, START + 4)
 
 
+def counting_nothing(document: dict[str, Any]) -> None:
+    """The "voice" profile with no budget, and no money brake: nothing counts its money or seconds."""
+    del document["profiles"]["voice"]["limits"]["budgets"]
+    del document["money_brake"]
+
+
 @pytest.mark.parametrize("negative", ["input_tokens", "output_tokens"])
 def test_a_usage_with_negative_counts_is_refused_and_counted(output: Output, negative: str) -> None:
-    # Given a response whose usage has a negative count
+    # Given a response whose usage has a negative count, on a profile that counts neither money nor seconds
     counts: dict[str, Any] = {negative: -5}
-    call = Call([(4, response_done(**counts))])
+    call = Call([(4, response_done(**counts))], policy=shipped(counting_nothing))
 
     # When it is supervised
     reason = call.supervise()
@@ -554,6 +560,33 @@ def test_a_usage_with_negative_counts_is_refused_and_counted(output: Output, neg
     assert call.ledger.metered == []
     assert output.metric_count("UsageRefused") == 1
     assert reason == supervising.MAX_LENGTH
+
+
+@pytest.mark.parametrize("kind", ["call", "live_session"])
+def test_a_usage_refused_where_money_or_seconds_count_ends_the_call(output: Output, kind: str) -> None:
+    # Given a profile with budgets and the money brake, and OpenAI reporting a usage that cannot be metered (a shape
+    # the pricing does not know: an unknown count's place taken, or a Live session's seconds negative)
+    refused = (
+        response_done(input_tokens=-5)
+        if kind == "call"
+        else event("session.usage.updated", usage={"seconds": -3.0, "active_seconds": 0})
+    )
+    call = Call([(4, refused)], order=order(kind=kind))
+
+    # When it is supervised
+    reason = call.supervise()
+
+    # Then the call is ended there (fail closed: its budgets could no longer hold it), the refusal counted and logged
+    # by why, never with the usage
+    assert reason == supervising.USAGE_REFUSED
+    assert call.ledger.ended == (supervising.USAGE_REFUSED, START + 4)
+    assert call.ledger.metered == []
+    assert output.metric_count("UsageRefused") == 1
+    assert output.metric_count("CallsEnded", reason=supervising.USAGE_REFUSED) == 1
+    (line,) = [line for line in output.logs() if line.get("message") == "usage refused"]
+    assert line["why"]
+    assert "-5" not in json.dumps(line)
+    assert "-3" not in json.dumps(line)
 
 
 @pytest.mark.parametrize(("on_failure", "reason"), [("refuse", "store_unavailable"), ("allow", "max_length")])

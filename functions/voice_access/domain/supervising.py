@@ -13,7 +13,8 @@ waits in a busy loop. Per event:
   undone, end the call.
 - a function call to a tool the opened session does not list ends the call.
 - usage (``response.done``, input transcription, a Live session's cumulative seconds) is priced and metered into the
-  caller's budgets, once per event (the ledger keys each); a spent budget ends the call.
+  caller's budgets, once per event (the ledger keys each); a spent budget ends the call, and so does a usage that
+  cannot be metered where the profile counts money or seconds.
 - a message that is not JSON, not an event, of an unknown type or over the sideband's size bound is skipped and
   counted, never fatal; the first few are logged with their type and size only.
 
@@ -182,6 +183,7 @@ HANDOVER_FAILED = "handover_failed"
 ENDED = "ended"  # OpenAI ended it (the caller hung up, or its own limit): seen as a Live session's close, or a 404
 BACKSTOP = "backstop"
 SUPERVISOR_FAILED = "supervisor_failed"
+USAGE_REFUSED = "usage_refused"  # OpenAI reported a usage that cannot be metered, where money or seconds count
 # How an invocation left a call it did not end.
 HANDED_OVER = "handed_over"
 NOT_NEEDED = "not_needed"  # a later supervisor holds it, or it has ended
@@ -479,6 +481,8 @@ class Supervisor:
         budgets = limits.budgets if limits is not None else []
         self.money_counted = policy.money_brake is not None or any(budget.usd is not None for budget in budgets)
         self.seconds_counted = any(budget.call_seconds is not None for budget in budgets)
+        # a usage that cannot be metered ends the call where it would count (fail closed), else it is only counted
+        self.usage_counted = self.money_counted or self.seconds_counted
         self.fail_open = limits is not None and limits.on_store_failure == "allow"
         self.price = policy.prices.get(order.model)
         self.transcription_price = self._price_of(_transcription_model(self.opened))
@@ -806,9 +810,7 @@ class Supervisor:
             and math.isfinite(seconds)
             and 0 <= seconds <= MAX_LIVE_SECONDS
         ):
-            logger.warning("usage refused", why="seconds is missing, negative or absurd")
-            count("UsageRefused")
-            return None
+            return self._usage_refused("seconds is missing, negative or absurd")
         self.billed_seen = max(self.billed_seen, math.ceil(seconds))
         return None
 
@@ -832,9 +834,7 @@ class Supervisor:
         try:
             usage = read(reported)
         except pricing.UsageRefused as refused:
-            logger.warning("usage refused", why=str(refused))
-            count("UsageRefused")
-            return None
+            return self._usage_refused(str(refused))
         cost = self._cost(usage, price)
         if cost is None:
             return None if self.ending else UNPRICED
@@ -848,6 +848,13 @@ class Supervisor:
             self.cost_micro_usd += cost
             observability.metered(usage.input_tokens, usage.output_tokens, cost)
         return self._spent(metered)
+
+    def _usage_refused(self, why: str) -> str | None:
+        """A usage that cannot be metered (its reason names the field, never the values): counted, and where the
+        profile counts money or seconds the call is ended, as a budget could no longer hold it."""
+        logger.warning("usage refused", why=why)
+        count("UsageRefused")
+        return None if self.ending or not self.usage_counted else USAGE_REFUSED
 
     def _meter_seconds(self, seconds: int, price: Price | None, *, billed: bool = False) -> str | None:
         """Meter the call's seconds up to ``seconds``: OpenAI's ``billed`` seconds, priced, or its elapsed ones."""
