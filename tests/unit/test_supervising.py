@@ -6,20 +6,24 @@ records hang-ups, successors and backstops. The shipped policy, its prices and i
 import itertools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from tests.lambda_context import lambda_context_with
 from tests.output import Output
 from tests.policies import SHIPPED
+from voice_access.clients.deadline import Deadline
+from voice_access.clients.secrets import api_keys
 from voice_access.clients.sideband import CallGone, SidebandLost
+from voice_access.config.settings import Settings
 from voice_access.domain import supervising
 from voice_access.domain.errors import DependencyUnavailable, ServiceError
 from voice_access.domain.ledger import Metered
 from voice_access.domain.policy.model import Policy, Price, Profile
 from voice_access.domain.pricing import Usage
 from voice_access.domain.supervising import Order, Timing, order_of
+from voice_access.supervision import wiring
 from voice_access.supervision.app import lambda_handler
 
 START = 1_765_000_000.0
@@ -1061,3 +1065,56 @@ def test_a_live_sessions_metered_seconds_reach_the_cost_metric_and_the_calls_end
     assert costs == [0.001, 0.001, 0.001]
     ended = next(line for line in output.logs() if line.get("message") == "call ended")
     assert ended["cost_micro_usd"] == 3000
+
+
+def test_the_api_key_is_read_again_while_secrets_manager_is_out_of_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given Secrets Manager out of reach for the first two reads
+    clock = FakeClock()
+    reads: list[float] = []
+    keys = object()
+
+    def held_or_refusal(service: object, *, deadline: object) -> object:
+        reads.append(clock.elapsed)
+        return keys if len(reads) > 2 else DependencyUnavailable("Secrets Manager is down.", code="secret_unavailable")
+
+    monkeypatch.setattr(api_keys, "held_or_refusal", held_or_refusal)
+
+    # When the supervisor reads the key, with 10 s to re-attach
+    read = wiring.read_keys(cast(Settings, None), 10, Deadline.after(900), clock)
+
+    # Then it reads again after a pause, and has the key
+    assert read is keys
+    assert reads == [0, 0.25, 0.75]
+
+
+def test_an_api_key_that_cannot_be_read_in_time_fails_the_invocation(
+    output: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Secrets Manager out of reach for every read
+    reads: list[object] = []
+
+    def held_or_refusal(service: object, *, deadline: object) -> object:
+        reads.append(deadline)
+        return DependencyUnavailable("Secrets Manager is down.", code="secret_unavailable")
+
+    monkeypatch.setattr(api_keys, "held_or_refusal", held_or_refusal)
+    monkeypatch.setattr(wiring.SystemClock, "sleep", lambda clock, seconds: None)
+    monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", "openai/realtime-api-key")
+    monkeypatch.setenv("SIDEBAND_REATTACH_SECONDS", "0.5")
+
+    # When the supervisor starts, Then the invocation fails (Lambda's failure destination, and its alarm, have it),
+    # after reading again within the re-attach time and logging why
+    with pytest.raises(wiring.CannotSupervise):
+        lambda_handler(order().successor(), lambda_context_with(900_000))
+    assert len(reads) >= 2
+    assert any(line.get("message") == "cannot supervise the call without the api key" for line in output.logs())
+
+
+def test_settings_that_cannot_be_read_fail_the_invocation(output: Output, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a supervisor's environment without the secret's id
+    monkeypatch.delenv("OPENAI_API_KEY_SECRET_ID", raising=False)
+
+    # When the supervisor starts, Then the invocation fails, logged and counted
+    with pytest.raises(wiring.CannotSupervise):
+        lambda_handler(order().successor(), lambda_context_with(900_000))
+    assert output.metric_count("ConfigurationErrors", reason="settings_invalid") == 1

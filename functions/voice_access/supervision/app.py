@@ -4,7 +4,8 @@ into an order (domain/supervising.py), which the parties made real for this invo
 
 A bad event is logged and counted, never raised: Lambda would only send it to the failure destination again. An
 unexpected failure while supervising ends the call and is raised, so that the failure destination (and its alarm)
-has it; so is a call OpenAI would not hang up (a fresh backstop tries again).
+has it; so are settings or an API key that cannot be read (the call's backstop remains), and a call OpenAI would
+not hang up (a fresh backstop tries again).
 """
 
 import os

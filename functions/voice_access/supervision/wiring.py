@@ -11,12 +11,12 @@ from typing import Any
 from voice_access.clients import aws_lambda, openai_api, scheduler, sideband
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.quota_store import Store
-from voice_access.clients.secrets import api_keys
+from voice_access.clients.secrets import Credentials, api_keys
 from voice_access.config.policy_file import PolicyError, cached_policy
-from voice_access.config.settings import SettingsError
+from voice_access.config.settings import Settings, SettingsError
 from voice_access.config.supervisor_settings import SupervisorSettings
 from voice_access.domain import ledger, quota, supervising
-from voice_access.domain.errors import ServiceError, ServiceMisconfigured
+from voice_access.domain.errors import DependencyUnavailable, ServiceError, ServiceMisconfigured
 from voice_access.domain.limits import Budget, Limits
 from voice_access.domain.policy.model import Policy, Price
 from voice_access.domain.pricing import Usage
@@ -25,16 +25,23 @@ from voice_access.observability import count, logger
 
 # For a context that does not say how long the invocation has (one made by hand): the template's timeout.
 DEFAULT_INVOCATION_SECONDS = 900.0
-# How long the keys may take to read, at the start of a watch of minutes.
+# How long the keys may take to read, at the start of a watch of minutes (each read, when Secrets Manager is out of
+# reach: they are read again, after these pauses, for as long as a sideband may take to re-attach).
 KEYS_SECONDS = 10.0
+KEYS_FIRST_PAUSE = 0.25
+KEYS_MAX_PAUSE = 2.0
 # When a call cannot be supervised for its policy: the reason its record gets.
 POLICY_INVALID = "policy_invalid"
 
 
-def run(order: Order, context: object, environment: Mapping[str, str]) -> str | None:
-    """Carry ``order`` out for an invocation with ``context``: the reason the call ended, how this invocation left it,
-    or None when nothing could be done (the deployment is broken: logged and counted; the backstop remains).
-    CallNotHungUp when the call could not be hung up."""
+class CannotSupervise(Exception):
+    """The call cannot be supervised (its settings, or the API key, cannot be read): raised, once logged and counted,
+    so that Lambda's failure destination (and its alarm) has the invocation; the call's backstop remains."""
+
+
+def run(order: Order, context: object, environment: Mapping[str, str]) -> str:
+    """Carry ``order`` out for an invocation with ``context``: the reason the call ended, or how this invocation left
+    it. CannotSupervise when the deployment is broken; CallNotHungUp when the call could not be hung up."""
     clock = SystemClock()
     remaining = _remaining_seconds(context)
     invocation = Deadline(clock.monotonic() + remaining)
@@ -43,12 +50,12 @@ def run(order: Order, context: object, environment: Mapping[str, str]) -> str | 
     except SettingsError as broken:
         logger.error("cannot supervise the call: the deployment is misconfigured", problem=str(broken))
         count("ConfigurationErrors", reason="settings_invalid")
-        return None
+        raise CannotSupervise("the supervisor's settings cannot be read") from None
     service = settings.service
-    keys = api_keys.held_or_refusal(service, deadline=invocation.within(KEYS_SECONDS))
+    keys = read_keys(service, settings.sideband_reattach_seconds, invocation, clock)
     if isinstance(keys, ServiceError):  # logged and counted where it was raised
         logger.error("cannot supervise the call without the api key", code=keys.code)
-        return None
+        raise CannotSupervise("the api key cannot be read")
     policy: Policy | None
     try:
         policy = cached_policy(service.policy_path)
@@ -76,7 +83,8 @@ def run(order: Order, context: object, environment: Mapping[str, str]) -> str | 
     )
     upstream = OpenAIUpstream(settings, keys.api_key, order, context, invocation)
     if order.action == "backstop":
-        return supervising.BACKSTOP if supervising.backstop(order, policy, books, upstream, clock) else None
+        ended = supervising.backstop(order, policy, books, upstream, clock)
+        return supervising.BACKSTOP if ended else supervising.NOT_NEEDED
     if policy is None or profile is None:
         if policy is not None:
             logger.error("the call's profile is not in the policy: ending the call")
@@ -92,6 +100,20 @@ def run(order: Order, context: object, environment: Mapping[str, str]) -> str | 
         settings.meter_tick_seconds,
     )
     return supervising.supervise(order, policy, profile, books, upstream, clock, times)
+
+
+def read_keys(
+    service: Settings, within_seconds: float, invocation: Deadline, clock: supervising.Clock
+) -> Credentials | ServiceError:
+    """The keys, read again while Secrets Manager is out of reach, for up to ``within_seconds``; else why not."""
+    until = clock.monotonic() + within_seconds
+    pause = KEYS_FIRST_PAUSE
+    while True:
+        keys = api_keys.held_or_refusal(service, deadline=invocation.within(KEYS_SECONDS))
+        if not isinstance(keys, DependencyUnavailable) or clock.monotonic() + pause >= until:
+            return keys
+        clock.sleep(pause)
+        pause = min(pause * 2, KEYS_MAX_PAUSE)
 
 
 def _remaining_seconds(context: object) -> float:
