@@ -174,16 +174,33 @@ def test_the_latest_generation_holds_the_call_until_it_ends(store: Store) -> Non
     assert ledger.generation_of(store, "rtc_one", deadline()) == (-1, False)
 
     # When its first supervisor attaches (twice: an answer lost), then its successor, then the first again
-    first = [ledger.attach(store, "rtc_one", 0, deadline()) for _ in range(2)]
-    successor = ledger.attach(store, "rtc_one", 1, deadline())
-    first_again = ledger.attach(store, "rtc_one", 0, deadline())
+    first = [ledger.attach(store, "rtc_one", 0, "h0", deadline()) for _ in range(2)]
+    successor = ledger.attach(store, "rtc_one", 1, "h1", deadline())
+    first_again = ledger.attach(store, "rtc_one", 0, "h0", deadline())
 
     # Then the successor holds it, and once it has ended no one attaches
     assert (first, successor, first_again) == ([True, True], True, False)
     assert ledger.generation_of(store, "rtc_one", deadline()) == (1, False)
+    assert ledger.holding(store, "rtc_one", deadline()) == ledger.Holding(1, "h1", False)
     ledger.end(store, started, "max_length", time.time(), deadline())
-    assert ledger.attach(store, "rtc_one", 2, deadline()) is False
+    assert ledger.attach(store, "rtc_one", 2, "h2", deadline()) is False
     assert ledger.generation_of(store, "rtc_one", deadline()) == (1, True)
+    assert ledger.holding(store, "rtc_one", deadline()) == ledger.Holding(1, "h1", True)
+
+
+def test_one_supervisor_of_a_generation_holds_the_call(store: Store) -> None:
+    # Given a call whose predecessor started two successors (the first slow to attach), or one event delivered twice
+    ledger.record_start(store, call(), deadline())
+    assert ledger.holding(store, "rtc_one", deadline()) == ledger.Holding(-1, None, False)
+
+    # When both attach, and the first again (its answer lost)
+    first = ledger.attach(store, "rtc_one", 1, "first", deadline())
+    second = ledger.attach(store, "rtc_one", 1, "second", deadline())
+    first_again = ledger.attach(store, "rtc_one", 1, "first", deadline())
+
+    # Then the first holds it, the second does not take it over, and the record names the first
+    assert (first, second, first_again) == (True, False, True)
+    assert ledger.holding(store, "rtc_one", deadline()) == ledger.Holding(1, "first", False)
 
 
 def test_a_call_ends_once_with_its_first_reason(store: Store, dynamodb: Any) -> None:
@@ -539,8 +556,9 @@ def test_each_operation_makes_one_or_two_requests(through_faults: Store, store_f
         "UpdateItem",
     ]
     assert requests(lambda: ledger.record_start(store, started, deadline())) == ["UpdateItem"]
-    assert requests(lambda: ledger.attach(store, "rtc_one", 0, deadline())) == ["UpdateItem"]
+    assert requests(lambda: ledger.attach(store, "rtc_one", 0, "h0", deadline())) == ["UpdateItem"]
     assert requests(lambda: ledger.generation_of(store, "rtc_one", deadline())) == ["GetItem"]
+    assert requests(lambda: ledger.holding(store, "rtc_one", deadline())) == ["GetItem"]
     assert requests(lambda: ledger.meter(store, started, "r:resp_1", USAGE, COST, LIMITS, BRAKE, now, deadline())) == [
         "TransactWriteItems",
         "BatchGetItem",

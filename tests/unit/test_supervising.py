@@ -19,7 +19,7 @@ from voice_access.clients.sideband import CallGone, SidebandLost
 from voice_access.config.settings import Settings
 from voice_access.domain import supervising
 from voice_access.domain.errors import DependencyUnavailable, ServiceError
-from voice_access.domain.ledger import Metered
+from voice_access.domain.ledger import Holding, Metered
 from voice_access.domain.policy.model import Policy, Price, Profile
 from voice_access.domain.pricing import Usage
 from voice_access.domain.supervising import Order, Timing, order_of
@@ -117,6 +117,7 @@ class FakeLedger:
     def __init__(self, clock: FakeClock, usd_limit: int | None = None) -> None:
         self.clock = clock
         self.generation = -1
+        self.holder: str | None = None
         self.ended: tuple[str, float] | None = None
         self.keys: set[str] = set()
         self.metered: list[tuple[str, Usage, int]] = []
@@ -127,25 +128,29 @@ class FakeLedger:
         self.failing_from: float | None = None  # seconds after the call's start
         self.successor_attaches_after: float | None = None  # seconds after a successor is started
         self.successor_started_at: float | None = None
+        self.taken_over_at: float | None = None  # seconds after the call's start: another supervisor holds it then
 
     def _fail(self) -> None:
         if self.failure is not None and (self.failing_from is None or self.clock.elapsed >= self.failing_from):
             raise self.failure
 
-    def attach(self, generation: int) -> bool:
+    def attach(self, generation: int, holder: str) -> bool:
         self._fail()
-        if self.ended is not None or self.generation > generation:
+        taken_by_another = self.generation == generation and self.holder not in (None, holder)
+        if self.ended is not None or self.generation > generation or taken_by_another:
             return False
-        self.generation = generation
+        self.generation, self.holder = generation, holder
         return True
 
-    def generation_of(self) -> tuple[int, bool]:
+    def holding(self) -> Holding:
         self._fail()
         started, after = self.successor_started_at, self.successor_attaches_after
         if started is not None and after is not None and self.clock.elapsed >= started + after:
-            self.generation += 1
+            self.generation, self.holder = self.generation + 1, "successor"
             self.successor_started_at = None
-        return self.generation, self.ended is not None
+        if self.taken_over_at is not None and self.clock.elapsed >= self.taken_over_at:
+            self.holder = "another"
+        return Holding(self.generation, self.holder, self.ended is not None)
 
     def meter(self, event_key: str, usage: Usage, cost_micro_usd: int) -> Metered:
         self._fail()
@@ -748,7 +753,9 @@ def test_an_invocation_hands_the_call_over_to_its_successor(output: Output) -> N
     # Then the successor was started with the same call and session and the next generation, and this invocation
     # left once it attached, without ending the call
     assert reason == supervising.HANDED_OVER
-    assert call.upstream.successors == [call.order.successor()]
+    started = call.upstream.successors
+    assert started == [call.order.successor(started[0]["holder"])]
+    assert started[0]["holder"] != call.order.holder
     assert call.upstream.successors[0]["generation"] == 1
     assert call.upstream.successors[0]["session"] == call.order.session
     assert 63 <= call.clock.elapsed <= 65
@@ -766,9 +773,10 @@ def test_a_successor_that_never_attaches_ends_the_call_before_the_invocation_mus
     # When it is supervised
     reason = call.supervise()
 
-    # Then the successor was tried again, and the call ended in time
+    # Then the successor was tried again (each started with a holder of its own), and the call ended in time
     assert reason == supervising.HANDOVER_FAILED
     assert len(call.upstream.successors) >= 2
+    assert len({successor["holder"] for successor in call.upstream.successors}) == len(call.upstream.successors)
     assert call.ledger.ended is not None
     assert call.ledger.ended[1] - START <= 120 - supervising.ENDING_SECONDS
     assert call.ledger.ended[0] == supervising.HANDOVER_FAILED
@@ -1067,6 +1075,49 @@ def test_a_live_sessions_metered_seconds_reach_the_cost_metric_and_the_calls_end
     assert ended["cost_micro_usd"] == 3000
 
 
+def test_a_supervisor_whose_call_another_of_its_generation_holds_leaves_at_its_next_check() -> None:
+    # Given a supervisor holding a call, and another supervisor of its generation taking the record over 20 s in
+    call = Call([])
+    call.ledger.taken_over_at = 20
+
+    # When it is supervised
+    reason = call.supervise()
+
+    # Then at its next look at the record (its meter's tick, 30 s in) it leaves, ending nothing
+    assert reason == supervising.NOT_NEEDED
+    assert call.clock.elapsed == 30
+    assert call.upstream.hang_ups == 0
+    assert call.ledger.ended is None
+    assert call.bands[0].closed
+
+
+def test_a_supervisor_started_again_for_a_generation_held_by_another_leaves_at_once() -> None:
+    # Given a successor's record already taken by another successor of the same generation (started again, or one
+    # event delivered twice)
+    call = Call([], order=order(generation=1))
+    call.ledger.generation, call.ledger.holder = 1, "another"
+
+    # When it starts, Then it leaves without taking the call or ending it
+    assert call.supervise() == supervising.NOT_NEEDED
+    assert call.ledger.holder == "another"
+    assert call.upstream.hang_ups == 0
+
+
+def test_a_supervisors_holder_is_the_events_or_one_of_its_own() -> None:
+    # Given the open's event (no holder) and a successor's (with one)
+    opened = {"action": "supervise", "call": order().call(), "session": OPENED, "generation": 0}
+    successor = order().successor("f00d" * 8)
+
+    # When each is read (the open's twice: one event delivered twice)
+    first, again, next_one = order_of(opened), order_of(opened), order_of(successor)
+
+    # Then each delivery of the open's event holds with a token of its own; a successor, with the one it was sent
+    assert first.holder != again.holder
+    assert next_one.holder == "f00d" * 8
+    with pytest.raises(supervising.OrderRefused, match="holder"):
+        order_of({**opened, "holder": "not a token!"})
+
+
 def test_the_api_key_is_read_again_while_secrets_manager_is_out_of_reach(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given Secrets Manager out of reach for the first two reads
     clock = FakeClock()
@@ -1105,7 +1156,7 @@ def test_an_api_key_that_cannot_be_read_in_time_fails_the_invocation(
     # When the supervisor starts, Then the invocation fails (Lambda's failure destination, and its alarm, have it),
     # after reading again within the re-attach time and logging why
     with pytest.raises(wiring.CannotSupervise):
-        lambda_handler(order().successor(), lambda_context_with(900_000))
+        lambda_handler(order().successor("f00d" * 8), lambda_context_with(900_000))
     assert len(reads) >= 2
     assert any(line.get("message") == "cannot supervise the call without the api key" for line in output.logs())
 
@@ -1116,5 +1167,5 @@ def test_settings_that_cannot_be_read_fail_the_invocation(output: Output, monkey
 
     # When the supervisor starts, Then the invocation fails, logged and counted
     with pytest.raises(wiring.CannotSupervise):
-        lambda_handler(order().successor(), lambda_context_with(900_000))
+        lambda_handler(order().successor("f00d" * 8), lambda_context_with(900_000))
     assert output.metric_count("ConfigurationErrors", reason="settings_invalid") == 1

@@ -6,8 +6,9 @@ writers (two supervisors of one call over a hand-over, two opens by one caller) 
 and nothing is read first to decide a write. Items (key ``pk``):
 
 - ``call#<call id>``: the call's record: ``user`` (the caller's safety identifier), ``profile``, ``kind`` ("call" or
-  "live_session"), ``model``, ``started_at`` and ``deadline_at`` (epoch seconds), ``generation`` (the supervisor
-  that holds it: each successor's is one more), ``ended_at`` and ``end_reason`` once ended, and what was metered:
+  "live_session"), ``model``, ``started_at`` and ``deadline_at`` (epoch seconds), ``generation`` and ``holder`` (the
+  supervisor that holds it: each successor's generation is one more; its holder token tells it from another
+  supervisor started for the same generation), ``ended_at`` and ``end_reason`` once ended, and what was metered:
   ``tokens_in``, ``tokens_out``, ``cost_micro_usd``, ``seconds`` (a Realtime call's seconds counted, by its elapsed
   time) or ``billed_seconds`` (a Live session's, as OpenAI bills them). It expires (TTL ``expires_at``) 35 days after
   the start. Whichever write comes first (the open's record, the supervisor's attach or a meter) makes it, and the
@@ -219,16 +220,30 @@ def record_start(store: Store, call: CallStart, deadline: Deadline) -> None:
     quota_store.update(store, update.request(call_key(call.call_id)), _within(deadline))
 
 
-def attach(store: Store, call_id: str, generation: int, deadline: Deadline) -> bool:
-    """The call is held by the supervisor of ``generation``: True when no later generation holds it and it has not
-    ended (the same generation again, say after an answer was lost, holds it still); else False. One UpdateItem."""
+class Holding(Record):
+    """Who holds a call: its supervisor's ``generation`` (-1: none yet) and ``holder`` token (None: none recorded), and
+    whether the call has ``ended``."""
+
+    generation: int
+    holder: str | None
+    ended: bool
+
+
+def attach(store: Store, call_id: str, generation: int, holder: str, deadline: Deadline) -> bool:
+    """The call is held by the supervisor of ``generation`` with ``holder``: True when it takes the call over (none
+    held it, an earlier generation did, or this same supervisor did: a retry after an answer was lost) and the call
+    has not ended; False when it has ended, a later generation holds it, or another supervisor of this generation
+    does. One UpdateItem."""
     update = _Update()
     update.set("generation", _number(generation))
+    update.set("holder", _text(holder))
     update.set("expires_at", _number(math.ceil(time.time()) + RECORD_DAYS * DAY_SECONDS), if_absent=True)
-    held = update.name("generation")
+    held, holding = update.name("generation"), update.name("holder")
+    mine = update.value(_number(generation))
     condition = (
         f"attribute_not_exists({update.name('ended_at')}) AND "
-        f"(attribute_not_exists({held}) OR {held} <= {update.value(_number(generation))})"
+        f"(attribute_not_exists({held}) OR {held} < {mine} OR "
+        f"({held} = {mine} AND {holding} = {update.value(_text(holder))}))"
     )
     try:
         quota_store.update(store, update.request(call_key(call_id), condition), _within(deadline))
@@ -239,9 +254,19 @@ def attach(store: Store, call_id: str, generation: int, deadline: Deadline) -> b
 
 def generation_of(store: Store, call_id: str, deadline: Deadline) -> tuple[int, bool]:
     """The generation of the supervisor that holds the call (-1: none yet), and whether it has ended. One GetItem."""
-    item = quota_store.get(store, call_key(call_id), ("generation", "ended_at"), _within(deadline)) or {}
-    generation = _int(item.get("generation"))
-    return (-1 if generation is None else generation), "ended_at" in item
+    held = holding(store, call_id, deadline)
+    return held.generation, held.ended
+
+
+def holding(store: Store, call_id: str, deadline: Deadline) -> Holding:
+    """Who holds the call, and whether it has ended. One GetItem."""
+    item = quota_store.get(store, call_key(call_id), ("generation", "holder", "ended_at"), _within(deadline)) or {}
+    generation, holder = _int(item.get("generation")), item.get("holder")
+    return Holding(
+        -1 if generation is None else generation,
+        holder["S"] if isinstance(holder, dict) and isinstance(holder.get("S"), str) else None,
+        "ended_at" in item,
+    )
 
 
 def meter(

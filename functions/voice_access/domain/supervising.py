@@ -22,7 +22,8 @@ The call is ended at its deadline, when its sideband cannot be re-attached in ti
 hangs it up (again and again while OpenAI fails the hang-up, the call still watched and metered), meters what is
 left, records the end and lets go of the backstop; a call it could not hang up by the time it must leave is left to
 a fresh backstop, its end not recorded, and the invocation fails. An invocation that would outlive its time starts
-its successor and leaves once the ledger shows the successor attached, or ends the call if it never does.
+its successor and leaves once the ledger shows the successor attached, or ends the call if it never does. Each
+invocation holds the call under a holder token of its own, and leaves once the ledger shows another holding it.
 
 What it speaks to comes in as small parties (CallLedger, Upstream, Clock), so that it can be run against fakes; the
 function wires the real ones (supervision/wiring.py). Nothing here keeps anything per event beyond a few counters.
@@ -31,6 +32,7 @@ function wires the real ones (supervision/wiring.py). Nothing here keeps anythin
 import contextlib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple, NoReturn, Protocol
@@ -78,6 +80,7 @@ MAX_CALL_LIFE_SECONDS = 2 * 3600
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _USER = re.compile(r"[0-9a-f]{64}")
 _LEASE = re.compile(r"[0-9A-Za-z_-]{1,128}")
+_HOLDER = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _MODEL = re.compile(r"[!-~]{0,128}")  # empty: the session named none, and OpenAI chose
 # What of an event's type, an OpenAI code or a param may reach a log line: identifiers and paths, clipped.
 _TOKEN = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
@@ -200,7 +203,8 @@ class CallNotHungUp(Exception):
 
 class Order(NamedTuple):
     """What an invocation is asked to do: supervise a call (with the session it was opened with, as the service sent
-    it upstream, and this supervisor's generation), or be its backstop."""
+    it upstream, this supervisor's generation and its holder token, which tells it from another supervisor of that
+    generation), or be its backstop."""
 
     action: Literal["supervise", "backstop"]
     call_id: str
@@ -214,6 +218,7 @@ class Order(NamedTuple):
     slot: int | None
     session: dict[str, Any] | None
     generation: int
+    holder: str
 
     def call(self) -> dict[str, Any]:
         """The call as the event carries it (and the ledger's CallStart takes it)."""
@@ -229,13 +234,25 @@ class Order(NamedTuple):
             "slot": self.slot,
         }
 
-    def successor(self) -> dict[str, Any]:
-        """The event that starts this supervisor's successor: the same call and session, the next generation."""
-        return {"action": "supervise", "call": self.call(), "session": self.session, "generation": self.generation + 1}
+    def successor(self, holder: str) -> dict[str, Any]:
+        """The event that starts this supervisor's successor: the same call and session, the next generation, and
+        ``holder`` (one made for each successor started, so that two started for one hand-over never both hold it)."""
+        return {
+            "action": "supervise",
+            "call": self.call(),
+            "session": self.session,
+            "generation": self.generation + 1,
+            "holder": holder,
+        }
 
     def backstop(self) -> dict[str, Any]:
         """The event of the call's backstop."""
         return {"action": "backstop", "call": self.call()}
+
+
+def new_holder() -> str:
+    """A supervisor's holder token: random, so that no two invocations share one unless one event reached both."""
+    return os.urandom(16).hex()
 
 
 def order_of(event: object) -> Order:
@@ -263,6 +280,9 @@ def order_of(event: object) -> Order:
     if not (slot is None or (type(slot) is int and 0 <= slot < 1000)):
         raise OrderRefused("call.slot is not a slot's number")
     session, generation = event.get("session"), event.get("generation", 0)
+    holder = event.get("holder")  # an event without one (the open's) gets its own
+    if not (holder is None or (isinstance(holder, str) and _HOLDER.fullmatch(holder))):
+        raise OrderRefused("holder is not a holder token")
     if action == "supervise":
         if not isinstance(session, dict):
             raise OrderRefused("session is not an object")
@@ -281,6 +301,7 @@ def order_of(event: object) -> Order:
         slot,
         session if action == "supervise" else None,
         generation if action == "supervise" else 0,
+        holder or new_holder(),
     )
 
 
@@ -307,13 +328,27 @@ class Metered(Protocol):
     def cost_micro_usd(self) -> int: ...
 
 
+class Holding(Protocol):
+    """Who holds the call, as its record says: the supervisor's generation (-1: none yet) and holder token (None:
+    none recorded), and whether the call has ended."""
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def holder(self) -> str | None: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+
 class CallLedger(Protocol):
     """The call's record and its caller's budgets in the store (domain/ledger.py), for this one call. Each raises a
     ServiceError (the store unavailable or misconfigured) when it cannot be done."""
 
-    def attach(self, generation: int) -> bool: ...
+    def attach(self, generation: int, holder: str) -> bool: ...
 
-    def generation_of(self) -> tuple[int, bool]: ...
+    def holding(self) -> Holding | None: ...  # None: no record says who holds it (a deployment without a store)
 
     def meter(self, event_key: str, usage: pricing.Usage, cost_micro_usd: int) -> Metered: ...
 
@@ -441,7 +476,8 @@ def end_now(
 def backstop(order: Order, policy: Policy | None, ledger: CallLedger, upstream: Upstream, clock: Clock) -> bool:
     """The call's backstop fired (its deadline has passed): end it if nothing has. Idempotent."""
     try:
-        ended = ledger.generation_of()[1]
+        held = ledger.holding()
+        ended = held is not None and held.ended
     except ServiceError as failure:
         logger.warning("could not read the call's record", code=failure.code)
         ended = False
@@ -534,13 +570,13 @@ class Supervisor:
             return self._end(attached)
         self.sideband = attached
         try:
-            holds = self.ledger.attach(self.order.generation)
+            holds = self.ledger.attach(self.order.generation, self.order.holder)
         except ServiceError as failure:
             if (refused := self._store_failed(failure)) is not None:
                 return self._end(refused)
             holds = True
         if not holds:
-            logger.info("supervisor not needed: the call has ended, or a later supervisor holds it")
+            logger.info("supervisor not needed: the call has ended, or another supervisor holds it")
             self._leave()
             return NOT_NEEDED
         logger.info(
@@ -597,8 +633,11 @@ class Supervisor:
             return MAX_LENGTH
         if now >= self.times.leave_by:
             return HANDOVER_FAILED
-        if now >= self.next_tick and (reason := self._tick(now)) is not None:
-            return reason
+        if now >= self.next_tick:
+            if (reason := self._tick(now)) is not None:
+                return reason
+            if not self.invoked and (left := self._superseded()) is not None:
+                return left
         if now >= self.next_invoke:
             self._start_successor(now)
         if self.invoked and now >= self.next_poll:
@@ -617,20 +656,48 @@ class Supervisor:
         return None
 
     def _handed_over(self) -> str | None:
-        """HANDED_OVER once the ledger shows the successor attached, NOT_NEEDED once the call has ended elsewhere."""
-        try:
-            generation, ended = self.ledger.generation_of()
-        except ServiceError as failure:
-            logger.warning("could not read the call's supervisor from the store", error_type=type(failure).__name__)
-            return None
-        if generation > self.order.generation:
-            logger.info("call handed over", successor=generation)
+        """HANDED_OVER once the ledger shows the successor attached, NOT_NEEDED once the call has ended elsewhere or
+        another supervisor of this generation holds it."""
+        held = self._holding()
+        if held is None:  # no record says who holds the call: the successor started is taken as attached
+            logger.info("call handed over", successor=self.order.generation + 1)
             count("SupervisorHandovers")
             return HANDED_OVER
-        if ended:
+        if held is False:
+            return None
+        if held.generation > self.order.generation:
+            logger.info("call handed over", successor=held.generation)
+            count("SupervisorHandovers")
+            return HANDED_OVER
+        return self._not_held(held)
+
+    def _superseded(self) -> str | None:
+        """NOT_NEEDED when the ledger shows the call held by a later supervisor or another of this generation, or
+        ended elsewhere (looked at each tick)."""
+        held = self._holding()
+        if held is None or held is False:
+            return None
+        if held.generation > self.order.generation:
+            logger.info("supervisor not needed: a later supervisor holds the call", holder_generation=held.generation)
+            return NOT_NEEDED
+        return self._not_held(held)
+
+    def _not_held(self, held: Holding) -> str | None:
+        if held.ended:
             logger.info("the call has ended elsewhere")
             return NOT_NEEDED
+        if held.generation == self.order.generation and held.holder not in (None, self.order.holder):
+            logger.info("supervisor not needed: another supervisor of its generation holds the call")
+            return NOT_NEEDED
         return None
+
+    def _holding(self) -> Holding | Literal[False] | None:
+        """Who holds the call, as the ledger says (None: nothing records it); False when the store cannot say."""
+        try:
+            return self.ledger.holding()
+        except ServiceError as failure:
+            logger.warning("could not read the call's supervisor from the store", error_type=type(failure).__name__)
+            return False
 
     def _next_wake(self, now: float) -> float:
         wake = min(self.call_ends_at, self.times.leave_by, self.next_tick, self.next_invoke)
@@ -640,7 +707,7 @@ class Supervisor:
 
     def _start_successor(self, now: float) -> None:
         try:
-            self.upstream.start_successor(self.order.successor())
+            self.upstream.start_successor(self.order.successor(new_holder()))
         except ServiceError as failure:
             logger.warning("could not start the successor", error_type=type(failure).__name__, code=failure.code)
             self.next_invoke = now + RETRY_INVOKE_SECONDS

@@ -3,7 +3,6 @@ as the minting function reads them (config/settings.py, config/policy_file.py, c
 ledger in the quota store, OpenAI (the sideband, the hang-up), Lambda (the successor) and Scheduler (the backstop).
 """
 
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -154,11 +153,11 @@ class StoreLedger:
     ) -> None:
         self.store, self.call, self.limits, self.brake, self.invocation = store, call, limits, brake, invocation
 
-    def attach(self, generation: int) -> bool:
-        return ledger.attach(self.store, self.call.call_id, generation, self.invocation)
+    def attach(self, generation: int, holder: str) -> bool:
+        return ledger.attach(self.store, self.call.call_id, generation, holder, self.invocation)
 
-    def generation_of(self) -> tuple[int, bool]:
-        return ledger.generation_of(self.store, self.call.call_id, self.invocation)
+    def holding(self) -> ledger.Holding:
+        return ledger.holding(self.store, self.call.call_id, self.invocation)
 
     def meter(self, event_key: str, usage: Usage, cost_micro_usd: int) -> ledger.Metered:
         return ledger.meter(
@@ -187,11 +186,11 @@ class NoLedger:
     once there): nothing is recorded or metered, and no record says who holds the call, so a predecessor takes its
     successor as attached once it has started it."""
 
-    def attach(self, generation: int) -> bool:
+    def attach(self, generation: int, holder: str) -> bool:
         return True
 
-    def generation_of(self) -> tuple[int, bool]:
-        return sys.maxsize, False
+    def holding(self) -> None:
+        return None
 
     def meter(self, event_key: str, usage: Usage, cost_micro_usd: int) -> ledger.Metered:
         return ledger.Metered(True, None, cost_micro_usd)
