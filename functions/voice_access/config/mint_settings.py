@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from voice_access.config.settings import Settings, SettingsError, Variables, integer, refused, seconds
+from voice_access.config.settings import Settings, SettingsError, Variables, integer, printable, refused, seconds
 
 
 class MintSettings(NamedTuple):
@@ -44,10 +44,7 @@ class MintSettings(NamedTuple):
         return settings
 
 
-def _claim_name(value: str) -> str:
-    if not (len(value) <= 256 and value.isprintable() and value.strip() == value):
-        raise ValueError("must be a claim name such as cognito:groups (printable, no surrounding spaces)")
-    return value
+_claim_name = printable(256, "a claim name such as cognito:groups (printable, no surrounding spaces)")
 
 
 @functools.cache

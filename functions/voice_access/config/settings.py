@@ -154,47 +154,50 @@ def _non_empty(value: str) -> str:
     return value
 
 
-def _phrase(value: str) -> str:
-    if not (len(value) <= 200 and value.isprintable() and value.strip() == value):
-        raise ValueError("must be a short phrase (printable, at most 200 characters, no surrounding spaces)")
-    return value
+def printable(longest: int, words: str) -> Callable[[str], str]:
+    """A value of at most ``longest`` printable characters, without surrounding spaces; else ``must be <words>``."""
+
+    def parse(value: str) -> str:
+        if not (len(value) <= longest and value.isprintable() and value.strip() == value):
+            raise ValueError(f"must be {words}")
+        return value
+
+    return parse
 
 
-def _table_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", value):
-        raise ValueError("must be a DynamoDB table name (3 to 255 of A-Z, a-z, 0-9, '_', '-', '.')")
-    return value
+def _matching(pattern: str, words: str, longest: int | None = None) -> Callable[[str], str]:
+    """A value ``pattern`` matches whole (of at most ``longest`` characters); else ``must be <words>``."""
 
+    def parse(value: str) -> str:
+        if not ((longest is None or len(value) <= longest) and re.fullmatch(pattern, value)):
+            raise ValueError(f"must be {words}")
+        return value
 
-def _function_name(value: str) -> str:
-    if not (len(value) <= 170 and re.fullmatch(_FUNCTION, value)):
-        raise ValueError("must be a Lambda function's name or ARN (e.g. voice-access-SupervisorFunction-AbC123)")
-    return value
-
-
-def _function_arn(value: str) -> str:
-    if not (len(value) <= 170 and re.fullmatch(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:" + _NAME, value)):
-        raise ValueError("must be a Lambda function's ARN (arn:aws:lambda:<region>:<account>:function:<name>)")
-    return value
-
-
-def _schedule_group(value: str) -> str:
-    if not re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", value):
-        raise ValueError("must be an EventBridge Scheduler group's name (1 to 64 of A-Z, a-z, 0-9, '_', '-', '.')")
-    return value
-
-
-def _role_arn(value: str) -> str:
-    if not (
-        len(value) <= 2048 and re.fullmatch(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}", value)
-    ):
-        raise ValueError("must be an IAM role's ARN (arn:aws:iam::<account>:role/<name>)")
-    return value
+    return parse
 
 
 # A function's name, with its version or alias (Lambda's own pattern for FunctionName, less the partial ARNs).
 _NAME = r"[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?"
 _FUNCTION = rf"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{{12}}:function:)?{_NAME}"
+
+_phrase = printable(200, "a short phrase (printable, at most 200 characters, no surrounding spaces)")
+_table_name = _matching(r"[A-Za-z0-9_.-]{3,255}", "a DynamoDB table name (3 to 255 of A-Z, a-z, 0-9, '_', '-', '.')")
+_function_name = _matching(
+    _FUNCTION, "a Lambda function's name or ARN (e.g. voice-access-SupervisorFunction-AbC123)", longest=170
+)
+_function_arn = _matching(
+    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:" + _NAME,
+    "a Lambda function's ARN (arn:aws:lambda:<region>:<account>:function:<name>)",
+    longest=170,
+)
+_schedule_group = _matching(
+    r"[0-9A-Za-z_.-]{1,64}", "an EventBridge Scheduler group's name (1 to 64 of A-Z, a-z, 0-9, '_', '-', '.')"
+)
+_role_arn = _matching(
+    r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}",
+    "an IAM role's ARN (arn:aws:iam::<account>:role/<name>)",
+    longest=2048,
+)
 
 
 def _endpoint(service: str) -> Callable[[str], str]:
