@@ -10,7 +10,16 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from voice_access.config.settings import Settings, SettingsError, Variables, integer, printable, refused, seconds
+from voice_access.config.settings import (
+    Settings,
+    SettingsError,
+    Variables,
+    function_settings,
+    integer,
+    printable,
+    refused,
+    upstream_timeouts,
+)
 
 
 class MintSettings(NamedTuple):
@@ -25,23 +34,19 @@ class MintSettings(NamedTuple):
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "MintSettings":
         """The service's settings and the function's own, every problem with either named at once."""
-        variables = Variables(environment)
-        service = Settings.read(variables)
-        defaults = cls(service)
-        read = variables.read
-        settings = cls(
+        return function_settings(environment, cls._read)
+
+    @classmethod
+    def _read(cls, service: Settings, variables: Variables) -> "MintSettings":
+        defaults, read = cls(service), variables.read
+        return cls(
             service,
-            upstream_connect_timeout_seconds=read(
-                "UPSTREAM_CONNECT_TIMEOUT_SECONDS", seconds(10), defaults.upstream_connect_timeout_seconds
-            ),
-            upstream_read_timeout_seconds=read(
-                "UPSTREAM_READ_TIMEOUT_SECONDS", seconds(25), defaults.upstream_read_timeout_seconds
+            **upstream_timeouts(
+                variables, defaults.upstream_connect_timeout_seconds, defaults.upstream_read_timeout_seconds
             ),
             groups_claim=read("GROUPS_CLAIM", _claim_name, defaults.groups_claim),
             spend_brake_mints_per_day=read("SPEND_BRAKE_MINTS_PER_DAY", integer(0, 10**9), 0),
         )
-        variables.check()
-        return settings
 
 
 _claim_name = printable(256, "a claim name such as cognito:groups (printable, no surrounding spaces)")

@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 from urllib.parse import urlsplit
 
 from voice_access.domain.errors import ServiceMisconfigured
@@ -146,6 +146,30 @@ class Settings(NamedTuple):
             f"{', '.join(missing)}: required to open calls and Live sessions (each is supervised, with a backstop); "
             "the template sets them"
         )
+
+
+def function_settings[F](environment: Mapping[str, str], own: Callable[[Settings, Variables], F]) -> F:
+    """A function's settings: the service's, and its own as ``own`` reads them beside the service's; SettingsError
+    naming every problem with either at once."""
+    variables = Variables(environment)
+    settings = own(Settings.read(variables), variables)
+    variables.check()
+    return settings
+
+
+class UpstreamTimeouts(TypedDict):
+    """How long a function waits on OpenAI's HTTP answers, as its settings name them."""
+
+    upstream_connect_timeout_seconds: float
+    upstream_read_timeout_seconds: float
+
+
+def upstream_timeouts(variables: Variables, connect: float, read: float) -> UpstreamTimeouts:
+    """UPSTREAM_CONNECT_TIMEOUT_SECONDS (``connect`` unless set) and UPSTREAM_READ_TIMEOUT_SECONDS (``read``)."""
+    return UpstreamTimeouts(
+        upstream_connect_timeout_seconds=variables.read("UPSTREAM_CONNECT_TIMEOUT_SECONDS", seconds(10), connect),
+        upstream_read_timeout_seconds=variables.read("UPSTREAM_READ_TIMEOUT_SECONDS", seconds(25), read),
+    )
 
 
 def _non_empty(value: str) -> str:

@@ -8,7 +8,7 @@ HTTP answer to a hang-up. Read once per invocation (an invocation lasts minutes)
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from voice_access.config.settings import Settings, Variables, integer, seconds
+from voice_access.config.settings import Settings, Variables, function_settings, integer, seconds, upstream_timeouts
 
 # Lambda's longest timeout: no invocation lasts longer.
 MAX_INVOCATION_SECONDS = 900
@@ -26,11 +26,12 @@ class SupervisorSettings(NamedTuple):
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "SupervisorSettings":
         """The service's settings and the supervisor's own, every problem with either named at once."""
-        variables = Variables(environment)
-        service = Settings.read(variables)
-        defaults = cls(service)
-        read = variables.read
-        settings = cls(
+        return function_settings(environment, cls._read)
+
+    @classmethod
+    def _read(cls, service: Settings, variables: Variables) -> "SupervisorSettings":
+        defaults, read = cls(service), variables.read
+        return cls(
             service,
             handover_after_seconds=read(
                 "SUPERVISOR_HANDOVER_AFTER_SECONDS", integer(1, MAX_INVOCATION_SECONDS), defaults.handover_after_seconds
@@ -39,12 +40,7 @@ class SupervisorSettings(NamedTuple):
                 "SIDEBAND_REATTACH_SECONDS", seconds(300), defaults.sideband_reattach_seconds
             ),
             meter_tick_seconds=read("METER_TICK_SECONDS", seconds(300), defaults.meter_tick_seconds),
-            upstream_connect_timeout_seconds=read(
-                "UPSTREAM_CONNECT_TIMEOUT_SECONDS", seconds(10), defaults.upstream_connect_timeout_seconds
-            ),
-            upstream_read_timeout_seconds=read(
-                "UPSTREAM_READ_TIMEOUT_SECONDS", seconds(25), defaults.upstream_read_timeout_seconds
+            **upstream_timeouts(
+                variables, defaults.upstream_connect_timeout_seconds, defaults.upstream_read_timeout_seconds
             ),
         )
-        variables.check()
-        return settings
