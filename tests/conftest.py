@@ -23,11 +23,13 @@ from local.user_pool import UserPool, create_from_template, dev_username
 from openai_stub.server import OpenAIStub
 from tests import function_caches
 from tests.deployment import REGION, template_environment
+from tests.dynamodb_faults import DynamoDBFaults
 from tests.keys import TEST_API_KEY, TEST_SAFETY_KEY
 from tests.lambda_context import FakeLambdaContext, LambdaContext
 from tests.output import Output
 from tests.paths import TEMPLATE
 from tests.secret_guard import MINTED_SECRETS, USER_EMAILS, USER_TOKENS, record_text, sdp_shown, secret_shown
+from voice_access.clients.quota_store import Store
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +108,19 @@ def quota_table(quota_tables: LocalTables) -> str:
 def dynamodb(secrets_manager_url: str) -> Any:
     """A DynamoDB client of the moto server, e.g. to read a quota table's items."""
     return dynamodb_client(secrets_manager_url, REGION)
+
+
+@pytest.fixture
+def store(quota_table: str, secrets_manager_url: str) -> Store:
+    """The quota store (clients/quota_store.py) on this test's quota table in moto."""
+    return Store(quota_table, secrets_manager_url, REGION)
+
+
+@pytest.fixture
+def store_faults(secrets_manager_url: str) -> Iterator[DynamoDBFaults]:
+    """A DynamoDB fault injector in front of the moto server (tests/dynamodb_faults.py)."""
+    with DynamoDBFaults(secrets_manager_url) as faults:
+        yield faults
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tests.deployment import REGION
 from tests.dynamodb_faults import DynamoDBFaults, StoreFault, StoreFaultKind
 from voice_access.clients import quota_store
 from voice_access.clients.deadline import Deadline
@@ -30,17 +29,6 @@ BRAKE = Budget(usd=50, seconds=DAY_SECONDS)
 USAGE = Usage(text_input=100, text_cached_input=20, audio_input=300, text_output=40, audio_output=200)
 COST = 17_321  # micro-dollars: any whole amount, the ledger adds it as given
 LIVE_PRICE = Price(per_minute=0.05)
-
-
-@pytest.fixture
-def store(quota_table: str, secrets_manager_url: str) -> Store:
-    return Store(quota_table, secrets_manager_url, REGION)
-
-
-@pytest.fixture
-def store_faults(secrets_manager_url: str) -> Iterator[DynamoDBFaults]:
-    with DynamoDBFaults(secrets_manager_url) as faults:
-        yield faults
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 mints (seconds of audio, say): conditional additions of any amount, give-backs, reads, removals, and its faults."""
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.deployment import REGION
 from tests.dynamodb_faults import DynamoDBFaults, StoreFault, closed_port_url
 from tests.output import Output
 from voice_access.clients import quota_store
@@ -24,17 +22,6 @@ from voice_access.clients.quota_store import (
 KEY = "meter#caller-a"
 MINUTE, HOUR = "seconds_w60_7", "seconds_w3600_0"  # counters of seconds, in a minute's and an hour's window
 EXPIRES = 1_900_000_000
-
-
-@pytest.fixture
-def store(quota_table: str, secrets_manager_url: str) -> Store:
-    return Store(quota_table, secrets_manager_url, REGION)
-
-
-@pytest.fixture
-def store_faults(secrets_manager_url: str) -> Iterator[DynamoDBFaults]:
-    with DynamoDBFaults(secrets_manager_url) as faults:
-        yield faults
 
 
 def deadline() -> Deadline:
