@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from local.aws import FAKE_CREDENTIALS, LocalAws, dynamodb_client
+from local.gateway import LocalApi
 from local.quota_table import LocalTables
 from local.quota_table import create_from_template as create_tables
 from local.secrets_extension import LOCAL_LAYER_ARN, SecretsExtension
@@ -26,9 +27,11 @@ from tests.deployment import REGION, template_environment
 from tests.dynamodb_faults import DynamoDBFaults
 from tests.keys import TEST_API_KEY, TEST_SAFETY_KEY
 from tests.lambda_context import FakeLambdaContext, LambdaContext
+from tests.local_api import serving_default
 from tests.output import Output
 from tests.paths import TEMPLATE
 from tests.secret_guard import MINTED_SECRETS, USER_EMAILS, USER_TOKENS, record_text, sdp_shown, secret_shown
+from tests.supervision import Supervision, supervised
 from voice_access.clients.quota_store import Store
 
 
@@ -167,6 +170,21 @@ def stub() -> Iterator[OpenAIStub]:
         yield running
     MINTED_SECRETS.update(running.minted)
     assert running.handler_errors == []
+
+
+@pytest.fixture
+def supervision(secrets_manager_url: str) -> Iterator[Supervision]:
+    """Where the function starts each call's supervisor (recorded here, not run) and schedules its backstop."""
+    with supervised(secrets_manager_url) as started:
+        yield started
+
+
+@pytest.fixture
+def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool, supervision: Supervision) -> Iterator[LocalApi]:
+    """The template's default deployment, the test's own stub behind it and each call's supervision started (as
+    ``supervision`` records it). A module that serves another deployment defines an ``api`` of its own."""
+    with serving_default(api_key_secret_arn, stub.base_url, user_pool, environment=supervision.environment) as api:
+        yield api
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ session shaped by the policy's Live profile and named by the caller's safety ide
 OpenAI's envelope before anything reaches OpenAI."""
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -12,29 +12,14 @@ import openai
 import pytest
 
 from local.gateway import LocalApi
-from local.user_pool import UserPool
 from openai_stub.server import OpenAIStub
 from tests.keys import TEST_API_KEY
-from tests.local_api import serving_default
-from tests.supervision import Supervision, end_calls, supervised
+from tests.supervision import Supervision, end_calls
 from tests.webrtc_offers import offer
 from tests.windows import within_one_minute
 from voice_access.domain.policy.model import DEFAULT_LIVE_CLIENT_EVENTS
 
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
-
-
-@pytest.fixture
-def supervision(secrets_manager_url: str) -> Iterator[Supervision]:
-    """Where the function starts each call's supervisor (recorded here, not run) and schedules its backstop."""
-    with supervised(secrets_manager_url) as started:
-        yield started
-
-
-@pytest.fixture
-def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool, supervision: Supervision) -> Iterator[LocalApi]:
-    with serving_default(api_key_secret_arn, stub.base_url, user_pool, environment=supervision.environment) as api:
-        yield api
 
 
 @pytest.fixture

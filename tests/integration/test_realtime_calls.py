@@ -7,7 +7,7 @@ reaches OpenAI."""
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -15,30 +15,15 @@ import openai
 import pytest
 
 from local.gateway import LocalApi
-from local.user_pool import UserPool
 from openai_stub.server import Fault, OpenAIStub
 from tests.keys import TEST_API_KEY
-from tests.local_api import post, serving_default
-from tests.supervision import Supervision, supervised
+from tests.local_api import post
 from tests.webrtc_offers import offer
 from tests.windows import within_one_minute
 
 CALLS_PATH = "/v1/realtime/calls"
 LOCATION = re.compile(re.escape(CALLS_PATH) + r"/rtc_[A-Za-z0-9_-]+")
 SHIPPED_INSTRUCTIONS = "You are a friendly, concise voice assistant."
-
-
-@pytest.fixture
-def supervision(secrets_manager_url: str) -> Iterator[Supervision]:
-    """Where the function starts each call's supervisor (recorded here, not run) and schedules its backstop."""
-    with supervised(secrets_manager_url) as started:
-        yield started
-
-
-@pytest.fixture
-def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool, supervision: Supervision) -> Iterator[LocalApi]:
-    with serving_default(api_key_secret_arn, stub.base_url, user_pool, environment=supervision.environment) as api:
-        yield api
 
 
 @pytest.fixture

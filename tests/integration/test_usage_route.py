@@ -4,7 +4,7 @@ authorizer, the quota table in moto); its budgets' figures are the caller's own,
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from tests.events import load_event
 from tests.lambda_context import LambdaContext
 from tests.local_api import Answer, post, request, serving_default
 from tests.policies import SHIPPED, shipped_policy, without_quotas
-from tests.supervision import Supervision, supervised
+from tests.supervision import Supervision
 from tests.webrtc_offers import offer
 from tests.windows import within_one_minute
 from voice_access.domain import ledger
@@ -30,18 +30,6 @@ USAGE_PATH = "/v1/realtime/usage"
 CALLS_PATH = "/v1/realtime/calls"
 FUNCTION = "TokenVendingFunction"
 SHIPPED_POLICY = json.loads(SHIPPED.read_text())
-
-
-@pytest.fixture
-def supervision(secrets_manager_url: str) -> Iterator[Supervision]:
-    with supervised(secrets_manager_url) as started:
-        yield started
-
-
-@pytest.fixture
-def api(api_key_secret_arn: str, stub: OpenAIStub, user_pool: UserPool, supervision: Supervision) -> Iterator[LocalApi]:
-    with serving_default(api_key_secret_arn, stub.base_url, user_pool, environment=supervision.environment) as api:
-        yield api
 
 
 def usage(api: LocalApi, token: str) -> Answer:
