@@ -3,26 +3,21 @@ with a client secret the stub minted, and every event the peer sends passes the 
 
 from __future__ import annotations
 
-import array
 import asyncio
-import json
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 import openai
 import pytest
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
-from av import AudioFrame
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
 
 from openai_stub.realtime_peer import REPLY_TRANSCRIPT, offer_loopback_candidates
 from openai_stub.schema import event_errors
 from openai_stub.server import CALLS_PATH, OpenAIStub
 from tests.keys import TEST_API_KEY
 from tests.realtime_client import (
-    LOUD,
     SERVER_EVENT_SCHEMAS,
     SESSION,
     STEP_SECONDS,
@@ -34,40 +29,18 @@ from tests.realtime_client import (
     post,
     user_turn,
 )
+from tests.webrtc_pages import SAFETY, Page, page_connection, run
 
 
 @dataclass
-class Client:
+class Client(Page):
     """One WebRTC call from the client's side: its connection, the events it received, the audio it heard."""
 
-    pc: RTCPeerConnection
-    answer: Answer
-    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    loud_audio: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    tasks: set[asyncio.Future[None]] = field(default_factory=set)
-    channel: RTCDataChannel | None = None
+    answer: Answer = field(kw_only=True)
 
     @property
     def call_id(self) -> str:
         return self.answer.headers["location"].rsplit("/", 1)[-1]
-
-    async def next_event(self) -> dict[str, Any]:
-        event = await asyncio.wait_for(self.events.get(), STEP_SECONDS)
-        self.received.append(event)
-        return event
-
-    async def until(self, event_type: str) -> list[dict[str, Any]]:
-        """The events up to and including the next one of `event_type`."""
-        seen = [await self.next_event()]
-        while seen[-1]["type"] != event_type:
-            seen.append(await self.next_event())
-        return seen
-
-    def send(self, event: dict[str, Any]) -> None:
-        assert self.channel is not None
-        self.channel.send(json.dumps(event))
 
 
 def offer_call(stub: OpenAIStub, secret: str | None, sdp: bytes, content_type: str = "application/sdp") -> Answer:
@@ -80,17 +53,14 @@ def offer_call(stub: OpenAIStub, secret: str | None, sdp: bytes, content_type: s
 def open_server_call(stub: OpenAIStub, session: dict[str, Any], sdp: bytes) -> Answer:
     """A server opening a call for the page's offer: the SDK's calls.create with the key (multipart sdp + session)."""
     client = openai.OpenAI(api_key=TEST_API_KEY, base_url=stub.base_url + "/v1", max_retries=0)
-    headers = {"OpenAI-Safety-Identifier": "3f1c" * 16}
-    created = client.realtime.calls.with_raw_response.create(sdp=sdp.decode(), session=session, extra_headers=headers)  # type: ignore[arg-type]
+    created = client.realtime.calls.with_raw_response.create(sdp=sdp.decode(), session=session, extra_headers=SAFETY)  # type: ignore[arg-type]
     return Answer(created.status_code, {k.lower(): v for k, v in created.headers.items()}, created.content)
 
 
 async def connect(stub: OpenAIStub, secret: str, *, server_session: dict[str, Any] | None = None) -> Client:
     """What the page does: a microphone track, the `oai-events` channel, the offer POSTed with the secret (or, with
     `server_session`, handed to its server, which opens the call with the API key)."""
-    offer_loopback_candidates()
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTrack(AudioStreamTrack())  # the microphone: silence
+    pc = page_connection()
     channel = pc.createDataChannel("oai-events")
     await pc.setLocalDescription(await pc.createOffer())
     offer = pc.localDescription.sdp.encode()
@@ -98,35 +68,13 @@ async def connect(stub: OpenAIStub, secret: str, *, server_session: dict[str, An
         answer = await asyncio.to_thread(offer_call, stub, secret, offer)
     else:
         answer = await asyncio.to_thread(open_server_call, stub, server_session, offer)
-    client = Client(pc, answer, channel=channel)
+    client = Client(pc, channel, answer=answer)
     if answer.status != HTTPStatus.CREATED:
         await pc.close()
         return client
-    channel.on("message", lambda message: client.events.put_nowait(json.loads(message)))
-    channel.on("close", client.closed.set)
-
-    @pc.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        client.tasks.add(asyncio.ensure_future(listen(track, client.loud_audio)))
-
+    client.take_events()
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.body.decode(), type="answer"))
     return client
-
-
-async def listen(track: MediaStreamTrack, loud: asyncio.Event) -> None:
-    try:
-        while True:
-            frame = await track.recv()
-            assert isinstance(frame, AudioFrame)
-            samples = array.array("h", bytes(frame.planes[0]))
-            if max(samples, default=0) > LOUD:
-                loud.set()
-    except MediaStreamError:
-        pass
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
 
 
 def assert_valid(events: list[dict[str, Any]]) -> None:

@@ -5,84 +5,43 @@ gets `session.started`, the model's words and usage, and answers to its events; 
 
 from __future__ import annotations
 
-import array
 import asyncio
-import json
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
 import pytest
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
-from av import AudioFrame
+from aiortc import RTCSessionDescription
 
 from openai_stub.live import server_event_errors
-from openai_stub.realtime_peer import LIVE_TRANSCRIPT, offer_loopback_candidates
+from openai_stub.realtime_peer import LIVE_TRANSCRIPT
 from openai_stub.server import OpenAIStub
 from tests.keys import TEST_API_KEY
-from tests.realtime_client import LOUD, STEP_SECONDS
+from tests.realtime_client import STEP_SECONDS
+from tests.webrtc_pages import SAFETY, Page, live_session, page_connection, run
 
-SAFETY = {"OpenAI-Safety-Identifier": "3f1c" * 16}
 BACKEND = {"model": "gpt-5.1", "instructions": "Look orders up.", "max_output_tokens": 800}
 TRIGGER = {"type": "decisions", "event_type": "session.input_transcript.delta", "decisions": {"questions": []}}
 
 
-def live_session(allowed: object = None, **fields: Any) -> dict[str, Any]:
-    """A Live session's config; its frontend may send `allowed` client events (None: leave the lock out)."""
-    session: dict[str, Any] = {"model": "gpt-live-1", "instructions": "Answer like a ship's captain.", **fields}
-    if allowed is not None:
-        session["client"] = {"data_channel": {"allowed_client_events": allowed}}
-    return session
-
-
 @dataclass
-class LiveClient:
+class LiveClient(Page):
     """One Live session from the page's side: its connection, the events it received, the audio it heard."""
 
-    pc: RTCPeerConnection
-    channel: RTCDataChannel
     session_id: str = ""
-    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    loud_audio: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
-    async def next_event(self) -> dict[str, Any]:
-        """The next event, checked against the SDK's ServerEvent union."""
-        event = await asyncio.wait_for(self.events.get(), STEP_SECONDS)
+    def check(self, event: dict[str, Any]) -> None:
+        """Each event is checked against the SDK's ServerEvent union."""
         assert server_event_errors(event) == [], event
-        self.received.append(event)
-        return event
-
-    async def until(self, event_type: str) -> list[dict[str, Any]]:
-        """The events up to and including the next one of `event_type`."""
-        seen = [await self.next_event()]
-        while seen[-1]["type"] != event_type:
-            seen.append(await self.next_event())
-        return seen
-
-    def send(self, event: dict[str, Any] | str) -> None:
-        self.channel.send(event if isinstance(event, str) else json.dumps(event))
 
 
 async def connect(stub: OpenAIStub, session: dict[str, Any]) -> LiveClient:
     """What a page does with a session its server creates: a microphone, the `oai-events` channel, the offer
     handed to the server (here the SDK's live.create with the key), the answer applied."""
-    offer_loopback_candidates()
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTrack(AudioStreamTrack())  # the microphone: silence
+    pc = page_connection()
     client = LiveClient(pc, pc.createDataChannel("oai-events"))
-    client.channel.on("message", lambda message: client.events.put_nowait(json.loads(message)))
-    client.channel.on("close", client.closed.set)
-
-    @pc.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        client.tasks.add(asyncio.ensure_future(listen(track, client.loud_audio)))
-
+    client.take_events()
     await pc.setLocalDescription(await pc.createOffer())
     sdk = openai.OpenAI(api_key=TEST_API_KEY, base_url=stub.base_url + "/v1", max_retries=0)
     created = await asyncio.to_thread(
@@ -94,21 +53,6 @@ async def connect(stub: OpenAIStub, session: dict[str, Any]) -> LiveClient:
     client.session_id = created.session.id
     await pc.setRemoteDescription(RTCSessionDescription(sdp=created.transport.sdp, type="answer"))
     return client
-
-
-async def listen(track: MediaStreamTrack, loud: asyncio.Event) -> None:
-    try:
-        while True:
-            frame = await track.recv()
-            assert isinstance(frame, AudioFrame)
-            if max(array.array("h", bytes(frame.planes[0])), default=0) > LOUD:
-                loud.set()
-    except MediaStreamError:
-        pass
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
 
 
 def test_a_live_session_starts_with_its_config_speaks_and_reports_usage(openai_stub: OpenAIStub) -> None:

@@ -8,28 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import openai
 import pytest
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc import RTCSessionDescription
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.http11 import Response
 from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
 from openai_stub.live import server_event_errors
-from openai_stub.realtime_peer import RESPONSE_USAGE, TRANSCRIPTION_USAGE, CallState, offer_loopback_candidates
+from openai_stub.realtime_peer import RESPONSE_USAGE, TRANSCRIPTION_USAGE, CallState
 from openai_stub.schema import event_errors
 from openai_stub.server import CALLS_PATH, OpenAIStub
 from tests.keys import TEST_API_KEY
 from tests.realtime_client import SERVER_EVENT_SCHEMAS, SESSION, STEP_SECONDS, TRANSCRIPTION, mint, post
 from tests.webrtc_offers import offer
+from tests.webrtc_pages import SAFETY, Page, live_session, page_connection, run
 
 pytestmark = pytest.mark.usefixtures("websockets_quiet")
 
@@ -37,18 +37,8 @@ SCHEMAS = SERVER_EVENT_SCHEMAS | {
     "response.function_call_arguments.delta": "RealtimeServerEventResponseFunctionCallArgumentsDelta",
     "response.function_call_arguments.done": "RealtimeServerEventResponseFunctionCallArgumentsDone",
 }
-SAFETY = {"OpenAI-Safety-Identifier": "3f1c" * 16}
 NEGATIVE_USAGE = {"total_tokens": -5, "input_tokens": -10, "output_tokens": 5}
 TRIGGER = {"type": "decisions", "event_type": "session.input_transcript.delta", "decisions": {"questions": []}}
-
-
-def live_session(allowed: list[str]) -> dict[str, Any]:
-    """A Live session's config whose page may send the `allowed` client events."""
-    return {
-        "model": "gpt-live-1",
-        "instructions": "Answer like a ship's captain.",
-        "client": {"data_channel": {"allowed_client_events": allowed}},
-    }
 
 
 def sdk(stub: OpenAIStub) -> openai.OpenAI:
@@ -70,65 +60,23 @@ def open_live_session(stub: OpenAIStub, session: dict[str, Any], sdp: str) -> tu
 
 
 @dataclass
-class Page:
-    """A page's side of a call or Live session its server opened: its connection and the events on its channel."""
+class OpenedPage(Page):
+    """A page's side of a call or Live session its server opened, and the call's or session's id."""
 
-    pc: RTCPeerConnection
-    channel: RTCDataChannel
     call_id: str = ""
-    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: set[asyncio.Future[None]] = field(default_factory=set)
-
-    async def next_event(self) -> dict[str, Any]:
-        event = await asyncio.wait_for(self.events.get(), STEP_SECONDS)
-        self.received.append(event)
-        return event
-
-    async def until(self, event_type: str) -> list[dict[str, Any]]:
-        """The events up to and including the next one of `event_type`."""
-        seen = [await self.next_event()]
-        while seen[-1]["type"] != event_type:
-            seen.append(await self.next_event())
-        return seen
-
-    def send(self, event: dict[str, Any]) -> None:
-        self.channel.send(json.dumps(event))
 
 
-async def open_page(stub: OpenAIStub, session: dict[str, Any], *, live: bool = False) -> Page:
+async def open_page(stub: OpenAIStub, session: dict[str, Any], *, live: bool = False) -> OpenedPage:
     """What a page does with a session its server opens: a microphone, the `oai-events` channel, the offer handed to
     the server (here the SDK with the key), the answer applied."""
-    offer_loopback_candidates()
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTrack(AudioStreamTrack())  # the microphone: silence
-    page = Page(pc, pc.createDataChannel("oai-events"))
-    page.channel.on("message", lambda message: page.events.put_nowait(json.loads(message)))
-    page.channel.on("close", page.closed.set)
-
-    @pc.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        page.tasks.add(asyncio.ensure_future(drain(track)))
-
+    pc = page_connection()
+    page = OpenedPage(pc, pc.createDataChannel("oai-events"))
+    page.take_events()
     await pc.setLocalDescription(await pc.createOffer())
     opening = open_live_session if live else open_call
     page.call_id, answer = await asyncio.to_thread(opening, stub, session, pc.localDescription.sdp)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return page
-
-
-async def drain(track: MediaStreamTrack) -> None:
-    """Read the model's voice, so that it does not pile up."""
-    try:
-        while True:
-            await track.recv()
-    except MediaStreamError:
-        pass
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
 
 
 def sideband_url(stub: OpenAIStub, call_id: str, *, live: bool = False) -> str:
