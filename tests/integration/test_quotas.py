@@ -95,12 +95,6 @@ def serve(issuer: LoopbackIssuer, api_key_secret_arn: str, openai_stub: OpenAISt
     return start
 
 
-@pytest.fixture
-def store_faults(secrets_manager_url: str) -> Iterator[DynamoDBFaults]:
-    with DynamoDBFaults(secrets_manager_url) as faults:
-        yield faults
-
-
 def shown(answer: Answer) -> object:
     """An answer for an assertion's message: its status and error, never a client secret."""
     return (answer.status, answer.data[:500] if answer.status != HTTPStatus.OK else "a client secret, not shown")

@@ -26,7 +26,7 @@ from tests.keys import TEST_API_KEY
 from tests.local_api import Answer, post, serving_default
 from tests.output import Output
 from tests.policies import shipped_policy, without_quotas
-from tests.supervision import Invocation, LambdaInvocations, Supervision, end_calls, scheduler_client, supervised
+from tests.supervision import Invocation, LambdaInvocations, Supervision, end_calls, scheduler_client
 from tests.webrtc_offers import offer
 from tests.windows import within_one_minute
 from voice_access.clients.deadline import Deadline
@@ -40,12 +40,6 @@ FUNCTION = "TokenVendingFunction"
 CALL_SESSION = {"type": "realtime", "model": "gpt-realtime-2.1", "audio": {"output": {"voice": "cedar"}}}
 LIVE_SESSION = {"model": "gpt-live-1", "audio": {"output": {"voice": "cedar"}}}
 NOT_SUPERVISED = "could not supervise it, so it ended it at once"
-
-
-@pytest.fixture
-def supervision(secrets_manager_url: str) -> Iterator[Supervision]:
-    with supervised(secrets_manager_url) as started:
-        yield started
 
 
 Serve = Callable[..., AbstractContextManager[LocalApi]]

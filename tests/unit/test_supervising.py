@@ -5,6 +5,7 @@ records hang-ups, successors and backstops. The shipped policy, its prices and i
 
 import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -1169,3 +1170,36 @@ def test_settings_that_cannot_be_read_fail_the_invocation(output: Output, monkey
     with pytest.raises(wiring.CannotSupervise):
         lambda_handler(order().successor("f00d" * 8), lambda_context_with(900_000))
     assert output.metric_count("ConfigurationErrors", reason="settings_invalid") == 1
+
+
+def test_a_backstop_that_cannot_read_the_api_key_makes_another_before_it_fails(
+    output: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the call's backstop firing while Secrets Manager is out of reach for every read
+    made: list[tuple[str, float, dict[str, Any]]] = []
+
+    def held_or_refusal(service: object, *, deadline: object) -> object:
+        return DependencyUnavailable("Secrets Manager is down.", code="secret_unavailable")
+
+    def create_backstop(endpoint: str, group: str, name: str, at_epoch: float, *args: Any, **kwargs: Any) -> None:
+        made.append((name, at_epoch, args[2]))
+
+    monkeypatch.setattr(api_keys, "held_or_refusal", held_or_refusal)
+    monkeypatch.setattr(wiring.SystemClock, "sleep", lambda clock, seconds: None)
+    monkeypatch.setattr(wiring.scheduler, "create_backstop", create_backstop)
+    monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", "openai/realtime-api-key")
+    monkeypatch.setenv("SIDEBAND_REATTACH_SECONDS", "0.5")
+    monkeypatch.setenv("BACKSTOP_SCHEDULE_GROUP", "backstops")
+    monkeypatch.setenv("BACKSTOP_ROLE_ARN", "arn:aws:iam::123456789012:role/backstops")
+    backstop = order().backstop()
+    started = time.time() - 660  # a 10-minute call, its backstop 60 s after its end
+    backstop["call"] |= {"started_at": started, "deadline_at": started + 600}
+
+    # When it runs, Then it fails (the failure queue, and its alarm, have it), having first made the call another
+    # backstop a minute on: this one was the call's last, and a schedule needs no API key
+    with pytest.raises(wiring.CannotSupervise):
+        lambda_handler(backstop, lambda_context_with(900_000))
+    ((name, at_epoch, event),) = made
+    assert name.startswith("end-")
+    assert at_epoch > time.time()
+    assert event == backstop

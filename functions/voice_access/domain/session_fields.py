@@ -213,7 +213,9 @@ REALTIME_DEFAULTS: dict[str, OpenAIDefault] = {
     # "can be set to null to turn off once on", says its description; its request schema, and so the local peer,
     # refuses null: no restore names it, and a call that keeps it on is ended once restores stop helping.
     "audio.input.transcription": OpenAIDefault(None, restorable=False),
-    "audio.output.speed": OpenAIDefault(1),
+    # "Can only be changed in between model turns", says its description: a restore goes out at every attach, a
+    # successor's mid-response among them, and a refused restore ends the call. Checked, never restored.
+    "audio.output.speed": OpenAIDefault(1, restorable=False),
 }
 
 OPENAI_DEFAULTS: dict[SessionType, dict[str, OpenAIDefault]] = {"realtime": REALTIME_DEFAULTS}

@@ -1099,7 +1099,7 @@ class Supervisor:
             if _hang_up(self.upstream):
                 _record_end(self.ledger, SUPERVISOR_FAILED, self.clock.time())
             else:
-                _backstop_again(self.order, self.upstream, self.clock)
+                backstop_again(self.order, self.upstream, self.clock)
             if self.sideband is not None:
                 self.sideband.close()
         except Exception:
@@ -1119,11 +1119,11 @@ def _hang_up(upstream: Upstream) -> bool:
 def _leave_to_a_backstop(order: Order, upstream: Upstream, clock: Clock, reason: str) -> NoReturn:
     """A call that must end and could not be hung up: a fresh backstop, and CallNotHungUp (its end not recorded)."""
     logger.error("could not hang the call up: leaving it to a backstop", reason=reason)
-    _backstop_again(order, upstream, clock)
+    backstop_again(order, upstream, clock)
     raise CallNotHungUp("the call could not be hung up: a backstop ends it")
 
 
-def _backstop_again(order: Order, upstream: Upstream, clock: Clock) -> None:
+def backstop_again(order: Order, upstream: Upstream, clock: Clock) -> None:
     """A one-time backstop BACKSTOP_AGAIN_SECONDS from now, for a call that could not be hung up (none once the call
     is older than any call lives: OpenAI has ended it)."""
     now = clock.time()

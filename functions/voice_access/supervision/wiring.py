@@ -54,6 +54,9 @@ def run(order: Order, context: object, environment: Mapping[str, str]) -> str:
     keys = read_keys(service, settings.sideband_reattach_seconds, invocation, clock)
     if isinstance(keys, ServiceError):  # logged and counted where it was raised
         logger.error("cannot supervise the call without the api key", code=keys.code)
+        if order.action == "backstop":
+            # This backstop is the call's last: another, a minute on, before this one fails (a schedule needs no key)
+            supervising.backstop_again(order, OpenAIUpstream(settings, "", order, context, invocation), clock)
         raise CannotSupervise("the api key cannot be read")
     policy: Policy | None
     try:
