@@ -14,6 +14,7 @@ import pytest
 from tests.lambda_context import lambda_context_with
 from tests.output import Output
 from tests.policies import SHIPPED
+from voice_access.clients import scheduler
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.secrets import api_keys
 from voice_access.clients.sideband import CallGone, SidebandLost
@@ -1186,7 +1187,7 @@ def test_a_backstop_that_cannot_read_the_api_key_makes_another_before_it_fails(
 
     monkeypatch.setattr(api_keys, "held_or_refusal", held_or_refusal)
     monkeypatch.setattr(wiring.SystemClock, "sleep", lambda clock, seconds: None)
-    monkeypatch.setattr(wiring.scheduler, "create_backstop", create_backstop)
+    monkeypatch.setattr(scheduler, "create_backstop", create_backstop)
     monkeypatch.setenv("OPENAI_API_KEY_SECRET_ID", "openai/realtime-api-key")
     monkeypatch.setenv("SIDEBAND_REATTACH_SECONDS", "0.5")
     monkeypatch.setenv("BACKSTOP_SCHEDULE_GROUP", "backstops")
