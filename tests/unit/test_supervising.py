@@ -195,6 +195,8 @@ class FakeUpstream:
         self.successor_failures: list[ServiceError] = []
         self.backstops_forgotten = 0
         self.backstops_made: list[tuple[float, dict[str, Any]]] = []
+        self.backstop_failure: ServiceError | None = None  # Scheduler failing every backstop
+        self.backstop_tries: list[float] = []  # seconds after the call's start
 
     def attach(self) -> FakeSideband:
         self.attaches += 1
@@ -227,6 +229,9 @@ class FakeUpstream:
         self.backstops_forgotten += 1
 
     def make_backstop(self, at_epoch: float, event: dict[str, Any]) -> None:
+        self.backstop_tries.append(self.clock.elapsed)
+        if self.backstop_failure is not None:
+            raise self.backstop_failure
         self.backstops_made.append((at_epoch, json.loads(json.dumps(event))))
 
 
@@ -905,7 +910,7 @@ def test_a_hang_up_that_keeps_failing_leaves_the_call_watched_unended_and_to_a_f
     assert call.ledger.ended is None
     assert call.upstream.backstops_forgotten == 0
     assert call.upstream.backstops_made == [
-        (START + leave_by + supervising.BACKSTOP_AGAIN_SECONDS, call.order.backstop())
+        (START + leave_by + supervising.BACKSTOP_AGAIN_SECONDS, call.order.backstop(again=True))
     ]
     assert call.bands[0].closed
     assert output.metric_count("CallsEnded") == 0
@@ -957,8 +962,87 @@ def test_a_backstop_whose_hang_up_fails_records_nothing_and_makes_another() -> N
     with pytest.raises(supervising.CallNotHungUp):
         supervising.backstop(backstop, shipped(), ledger, upstream, clock)
     assert ledger.ended is None
-    assert upstream.backstops_made == [(START + 630 + supervising.BACKSTOP_AGAIN_SECONDS, backstop.backstop())]
+    assert upstream.backstops_made == [
+        (START + 630 + supervising.BACKSTOP_AGAIN_SECONDS, backstop.backstop(again=True))
+    ]
     assert upstream.backstops_forgotten == 0
+
+
+SCHEDULER_DOWN = DependencyUnavailable("Scheduler is unavailable.", code="scheduler_unavailable")
+
+
+def test_a_call_whose_backstop_cannot_be_made_either_is_left_to_a_successor_that_ends_it(output: Output) -> None:
+    # Given a call that spends its budget 4 s in, in an invocation of 120 s, with OpenAI failing every hang-up and
+    # Scheduler every backstop
+    call = Call([(4, response_done())], usd_limit=50_000, remaining=120)
+    call.upstream.hang_up_failure = UPSTREAM_DOWN
+    call.upstream.backstop_failure = SCHEDULER_DOWN
+
+    # When it is supervised, Then the invocation fails when it must leave, its end not recorded
+    with pytest.raises(supervising.CallNotHungUp):
+        call.supervise()
+    assert call.ledger.ended is None
+
+    # And the backstop was asked for again while a try fit in the time kept to end the call (never past it)
+    leave_by = 120 - supervising.ENDING_SECONDS
+    last_try_by = leave_by + supervising.ENDING_SECONDS - supervising.SUCCESSOR_START_SECONDS
+    assert len(call.upstream.backstop_tries) > 1
+    assert call.upstream.backstop_tries[0] == leave_by
+    assert call.upstream.backstop_tries[-1] + supervising.SCHEDULE_TRY_SECONDS <= last_try_by
+
+    # And then a successor was started (the same event, the next generation, a holder of its own) to end the call
+    ((successor,),) = [call.upstream.successors]
+    assert successor["holder"] != call.order.holder
+    assert successor == call.order.successor(successor["holder"], ending=supervising.BUDGET_SPENT)
+    assert order_of(successor).ending == supervising.BUDGET_SPENT
+    assert any(line.get("message") == "successor started to end the call" for line in output.logs())
+
+
+@pytest.mark.parametrize("sideband", ["attached", "unreachable"])
+def test_a_successor_started_to_end_the_call_ends_it_at_once(sideband: str) -> None:
+    # Given the successor a supervisor started to end the call it could neither hang up nor leave to a backstop
+    # (its sideband attached, or never reachable: its predecessor has left either way)
+    ending = order().successor("f00d" * 8, ending=supervising.BUDGET_SPENT)
+    call = Call([(30, response_done())], order=order_of(ending))
+    if sideband == "unreachable":
+        call.upstream.sidebands.clear()
+
+    # When it is supervised
+    reason = call.supervise()
+
+    # Then it hangs the call up at once (without a sideband: once the re-attach time has passed), for its
+    # predecessor's reason, and records the end, restoring nothing
+    assert reason == supervising.BUDGET_SPENT
+    first_hang_up = call.upstream.hang_up_times[0]
+    assert first_hang_up == 0 if sideband == "attached" else 0 < first_hang_up <= 10
+    assert call.ledger.ended is not None
+    assert call.ledger.ended[0] == supervising.BUDGET_SPENT
+    assert call.upstream.backstops_forgotten == 1
+    assert all(not band.sent_of("session.update") for band in call.bands)
+
+
+@pytest.mark.parametrize(("again", "metered"), [(False, 660), (True, 1000)])
+def test_a_backstop_made_again_meters_the_calls_seconds_up_to_now(again: bool, metered: int) -> None:
+    # Given a 600-second call still running 1,000 s in, OpenAI failing its hang-up, and its first backstop or one
+    # made again (after a hang-up that failed)
+    clock = FakeClock()
+    clock.advance(1000)
+    ledger = FakeLedger(clock)
+    upstream = FakeUpstream(clock, ledger, [])
+    upstream.hang_up_failure = UPSTREAM_DOWN
+    backstop = order_of(order().backstop(again=again))
+
+    # When it fires, Then it fails, recording no end, with another backstop made again
+    with pytest.raises(supervising.CallNotHungUp):
+        supervising.backstop(backstop, shipped(), ledger, upstream, clock)
+    assert ledger.ended is None
+    assert upstream.backstops_made == [
+        (START + 1000 + supervising.BACKSTOP_AGAIN_SECONDS, backstop.backstop(again=True))
+    ]
+
+    # And the first meters the call's seconds up to its deadline and a minute; one made again, up to now (the call
+    # runs, and costs, while OpenAI will not hang it up)
+    assert ledger.seconds == [(metered, None)]
 
 
 @pytest.mark.parametrize(
@@ -973,6 +1057,8 @@ def test_a_backstop_whose_hang_up_fails_records_nothing_and_makes_another() -> N
         (lambda event: event["call"].update(started_at=True), "call.started_at"),
         (lambda event: event.update(session=None), "session"),
         (lambda event: event.update(generation=-1), "generation"),
+        (lambda event: event.update(ending="Budget spent!"), "ending"),
+        (lambda event: event.update(again="yes"), "again"),
     ],
 )
 def test_an_event_the_supervisor_cannot_act_on_is_refused_naming_what_is_wrong(
@@ -1203,4 +1289,4 @@ def test_a_backstop_that_cannot_read_the_api_key_makes_another_before_it_fails(
     ((name, at_epoch, event),) = made
     assert name.startswith("end-")
     assert at_epoch > time.time()
-    assert event == backstop
+    assert event == backstop | {"again": True}

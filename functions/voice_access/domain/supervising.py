@@ -21,9 +21,10 @@ waits in a busy loop. Per event:
 The call is ended at its deadline, when its sideband cannot be re-attached in time, and when a rule says so; ending
 hangs it up (again and again while OpenAI fails the hang-up, the call still watched and metered), meters what is
 left, records the end and lets go of the backstop; a call it could not hang up by the time it must leave is left to
-a fresh backstop, its end not recorded, and the invocation fails. An invocation that would outlive its time starts
-its successor and leaves once the ledger shows the successor attached, or ends the call if it never does. Each
-invocation holds the call under a holder token of its own, and leaves once the ledger shows another holding it.
+a fresh backstop (or, when Scheduler will not make one, to a successor that ends it at once), its end not recorded,
+and the invocation fails. An invocation that would outlive its time starts its successor and leaves once the ledger
+shows the successor attached, or ends the call if it never does. Each invocation holds the call under a holder token
+of its own, and leaves once the ledger shows another holding it.
 
 What it speaks to comes in as small parties (CallLedger, Upstream, Clock), so that it can be run against fakes; the
 function wires the real ones (supervision/wiring.py). Nothing here keeps anything per event beyond a few counters.
@@ -74,6 +75,13 @@ HANG_UP_FIRST_PAUSE = 1.0
 HANG_UP_MAX_PAUSE = 16.0
 # A call that could not be hung up is left to a fresh backstop this long after: one per try, until one hangs it up.
 BACKSTOP_AGAIN_SECONDS = 60.0
+# A fresh backstop Scheduler fails is asked for again after these pauses, doubling, while the invocation has time
+# for a try (SCHEDULE_TRY_SECONDS, Scheduler's budget) and keeps SUCCESSOR_START_SECONDS (the Invoke API's budget
+# and a margin) to start a successor that ends the call if no backstop could be made.
+BACKSTOP_FIRST_PAUSE = 0.25
+BACKSTOP_MAX_PAUSE = 1.0
+SCHEDULE_TRY_SECONDS = 2.5
+SUCCESSOR_START_SECONDS = 3.0
 # No call lives longer than this after its open (OpenAI ends its own at 60 minutes): no backstop is made past it.
 MAX_CALL_LIFE_SECONDS = 2 * 3600
 
@@ -81,6 +89,7 @@ _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _USER = re.compile(r"[0-9a-f]{64}")
 _LEASE = re.compile(r"[0-9A-Za-z_-]{1,128}")
 _HOLDER = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_REASON = re.compile(r"[a-z_]{1,32}")
 _MODEL = re.compile(r"[!-~]{0,128}")  # empty: the session named none, and OpenAI chose
 # What of an event's type, an OpenAI code or a param may reach a log line: identifiers and paths, clipped.
 _TOKEN = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
@@ -198,13 +207,16 @@ class OrderRefused(ValueError):
 
 class CallNotHungUp(Exception):
     """OpenAI kept failing the hang-up of a call that must end: its end is not recorded (its slot stays held), a fresh
-    backstop will try again, and the invocation fails, for Lambda's failure destination and its alarm."""
+    backstop will try again (or, when none could be made, a successor that ends the call at once), and the invocation
+    fails, for Lambda's failure destination and its alarm."""
 
 
 class Order(NamedTuple):
     """What an invocation is asked to do: supervise a call (with the session it was opened with, as the service sent
     it upstream, this supervisor's generation and its holder token, which tells it from another supervisor of that
-    generation), or be its backstop."""
+    generation), or be its backstop. ``ending``: the reason its predecessor, which could not hang the call up nor
+    make it a backstop, was ending it (this supervisor ends it at once). ``again``: a backstop made again for a call
+    that could not be hung up (it meters the call's seconds up to its own time, past the deadline)."""
 
     action: Literal["supervise", "backstop"]
     call_id: str
@@ -219,6 +231,8 @@ class Order(NamedTuple):
     session: dict[str, Any] | None
     generation: int
     holder: str
+    ending: str | None = None
+    again: bool = False
 
     def call(self) -> dict[str, Any]:
         """The call as the event carries it (and the ledger's CallStart takes it)."""
@@ -234,20 +248,23 @@ class Order(NamedTuple):
             "slot": self.slot,
         }
 
-    def successor(self, holder: str) -> dict[str, Any]:
+    def successor(self, holder: str, ending: str | None = None) -> dict[str, Any]:
         """The event that starts this supervisor's successor: the same call and session, the next generation, and
-        ``holder`` (one made for each successor started, so that two started for one hand-over never both hold it)."""
-        return {
+        ``holder`` (one made for each successor started, so that two started for one hand-over never both hold it);
+        with ``ending``, the reason the successor is to end the call for, at once."""
+        event = {
             "action": "supervise",
             "call": self.call(),
             "session": self.session,
             "generation": self.generation + 1,
             "holder": holder,
         }
+        return event if ending is None else event | {"ending": ending}
 
-    def backstop(self) -> dict[str, Any]:
-        """The event of the call's backstop."""
-        return {"action": "backstop", "call": self.call()}
+    def backstop(self, *, again: bool = False) -> dict[str, Any]:
+        """The event of the call's backstop (``again``: one made again, for a call that could not be hung up)."""
+        event = {"action": "backstop", "call": self.call()}
+        return (event | {"again": True}) if again else event
 
 
 def new_holder() -> str:
@@ -283,6 +300,11 @@ def order_of(event: object) -> Order:
     holder = event.get("holder")  # an event without one (the open's) gets its own
     if not (holder is None or (isinstance(holder, str) and _HOLDER.fullmatch(holder))):
         raise OrderRefused("holder is not a holder token")
+    ending, again = event.get("ending"), event.get("again", False)
+    if not (ending is None or (isinstance(ending, str) and _REASON.fullmatch(ending))):
+        raise OrderRefused("ending is not a reason")
+    if type(again) is not bool:
+        raise OrderRefused("again is neither true nor false")
     if action == "supervise":
         if not isinstance(session, dict):
             raise OrderRefused("session is not an object")
@@ -302,6 +324,8 @@ def order_of(event: object) -> Order:
         session if action == "supervise" else None,
         generation if action == "supervise" else 0,
         holder or new_holder(),
+        ending if action == "supervise" else None,
+        again if action == "backstop" else False,
     )
 
 
@@ -454,11 +478,12 @@ def end_now(
     order: Order, policy: Policy | None, ledger: CallLedger, upstream: Upstream, clock: Clock, reason: str
 ) -> bool:
     """End a call without its sideband (the backstop, or a supervisor that cannot supervise it): hang it up, meter its
-    seconds so far (all the backstop knows of them), record the end. True when this ended it first. A hang-up OpenAI
-    fails records nothing: CallNotHungUp, once a fresh backstop is made."""
+    seconds so far (all the backstop knows of them: up to the deadline and a minute, or for a backstop made again, a
+    call OpenAI would not hang up, up to now), record the end. True when this ended it first. A hang-up OpenAI fails
+    records nothing: CallNotHungUp, once a fresh backstop is made."""
     hung_up = _hang_up(upstream)
     now = clock.time()
-    seconds = max(0, math.ceil(min(now, order.deadline_at + 60) - order.started_at))
+    seconds = max(0, math.ceil((now if order.again else min(now, order.deadline_at + 60)) - order.started_at))
     price = policy.prices.get(order.model) if policy is not None and order.kind == "live_session" else None
     try:
         ledger.meter_seconds(seconds, price)
@@ -562,11 +587,14 @@ class Supervisor:
 
     def run(self) -> str:
         attached = self._attach()
-        if attached == SIDEBAND_LOST and self.order.generation > 0:
+        if attached == SIDEBAND_LOST and self.order.generation > 0 and self.order.ending is None:
             # its predecessor still watches the call: it starts another successor, or ends the call in time
             logger.warning("successor could not attach: its predecessor keeps the call")
             return NOT_NEEDED
         if isinstance(attached, str):
+            if attached == SIDEBAND_LOST and self.order.ending is not None:
+                # its predecessor has left: the end it could not make is this one's, with a sideband or without
+                return self._end(self.order.ending)
             return self._end(attached)
         self.sideband = attached
         try:
@@ -579,6 +607,8 @@ class Supervisor:
             logger.info("supervisor not needed: the call has ended, or another supervisor holds it")
             self._leave()
             return NOT_NEEDED
+        if self.order.ending is not None:
+            return self._end(self.order.ending)
         logger.info(
             "supervising call",
             generation=self.order.generation,
@@ -1066,7 +1096,8 @@ class Supervisor:
         else:
             self._meter_billed()
         self._leave()
-        _leave_to_a_backstop(self.order, self.upstream, self.clock, reason)
+        until = self.times.leave_by + ENDING_SECONDS - SUCCESSOR_START_SECONDS
+        _leave_to_a_backstop(self.order, self.upstream, self.clock, reason, until)
 
     def _drain(self) -> None:
         """The events that come after the hang-up (a response's usage, a Live session's last seconds), until the
@@ -1116,26 +1147,52 @@ def _hang_up(upstream: Upstream) -> bool:
     return True
 
 
-def _leave_to_a_backstop(order: Order, upstream: Upstream, clock: Clock, reason: str) -> NoReturn:
-    """A call that must end and could not be hung up: a fresh backstop, and CallNotHungUp (its end not recorded)."""
+def _leave_to_a_backstop(
+    order: Order, upstream: Upstream, clock: Clock, reason: str, until: float | None = None
+) -> NoReturn:
+    """A call that must end and could not be hung up: a fresh backstop, asked for again until ``until`` (on the
+    monotonic clock; None: as if the invocation left now, keeping ENDING_SECONDS); when none could be made, a
+    supervisor's successor that ends the call at once; then CallNotHungUp (its end not recorded)."""
     logger.error("could not hang the call up: leaving it to a backstop", reason=reason)
-    backstop_again(order, upstream, clock)
+    if until is None:
+        until = clock.monotonic() + ENDING_SECONDS - SUCCESSOR_START_SECONDS
+    if not backstop_again(order, upstream, clock, until) and order.action == "supervise":
+        _start_ending_successor(order, upstream, reason)
     raise CallNotHungUp("the call could not be hung up: a backstop ends it")
 
 
-def backstop_again(order: Order, upstream: Upstream, clock: Clock) -> None:
-    """A one-time backstop BACKSTOP_AGAIN_SECONDS from now, for a call that could not be hung up (none once the call
-    is older than any call lives: OpenAI has ended it)."""
-    now = clock.time()
-    if now >= order.started_at + MAX_CALL_LIFE_SECONDS:
-        logger.error("no backstop made again: the call is older than any call lives")
-        return
+def _start_ending_successor(order: Order, upstream: Upstream, reason: str) -> None:
+    """No backstop could be made: a successor (the same event, the next generation, a holder of its own) that ends
+    the call at once, so that the call stays watched and its end is tried again."""
     try:
-        upstream.make_backstop(now + BACKSTOP_AGAIN_SECONDS, order.backstop())
+        upstream.start_successor(order.successor(new_holder(), ending=reason))
     except ServiceError as failure:
-        logger.error("could not make the call's backstop again", code=failure.code)
+        logger.error("could not start a successor to end the call", code=failure.code)
         return
-    logger.warning("backstop made again", in_seconds=BACKSTOP_AGAIN_SECONDS)
+    logger.warning("successor started to end the call", successor=order.generation + 1, reason=reason)
+
+
+def backstop_again(order: Order, upstream: Upstream, clock: Clock, until: float | None = None) -> bool:
+    """A one-time backstop BACKSTOP_AGAIN_SECONDS from now, for a call that could not be hung up (none once the call
+    is older than any call lives: OpenAI has ended it); one Scheduler fails is asked for again while a try fits
+    before ``until`` (on the monotonic clock; None: one try). False when none could be made."""
+    if clock.time() >= order.started_at + MAX_CALL_LIFE_SECONDS:
+        logger.error("no backstop made again: the call is older than any call lives")
+        return True
+    pause, tries = BACKSTOP_FIRST_PAUSE, 0
+    while True:
+        tries += 1
+        try:
+            upstream.make_backstop(clock.time() + BACKSTOP_AGAIN_SECONDS, order.backstop(again=True))
+        except ServiceError as failure:
+            logger.error("could not make the call's backstop again", code=failure.code, tries=tries)
+            if until is None or clock.monotonic() + pause + SCHEDULE_TRY_SECONDS > until:
+                return False
+            clock.sleep(pause)
+            pause = min(pause * 2, BACKSTOP_MAX_PAUSE)
+            continue
+        logger.warning("backstop made again", in_seconds=BACKSTOP_AGAIN_SECONDS)
+        return True
 
 
 def _record_end(ledger: CallLedger, reason: str, ended_at: float) -> bool | None:
