@@ -429,7 +429,11 @@ def test_a_hang_up_openai_keeps_failing_leaves_the_call_to_a_fresh_backstop_and_
             assert schedule["ScheduleExpression"] == f"at({time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(at))})"
             assert schedule["Target"]["RoleArn"] == supervisor_env["BACKSTOP_ROLE_ARN"]
             assert schedule["Target"]["Arn"] == lambda_context_with(0).invoked_function_arn
-            assert json.loads(schedule["Target"]["Input"]) == {"action": "backstop", "call": event["call"]}
+            assert json.loads(schedule["Target"]["Input"]) == {
+                "action": "backstop",
+                "call": event["call"],
+                "again": True,
+            }
             assert any(line.get("message") == "backstop made again" for line in output.logs())
         finally:
             openai_stub.reset()
