@@ -30,7 +30,15 @@ USE_CASES = set().union(*USE_CASES_OF.values())
 # client, nor the supervisor for the routes).
 OWN = {
     "edge": {"edge", *USE_CASES_OF["edge"], "config.mint_settings"},
-    "supervision": {"supervision", *USE_CASES_OF["supervision"], "config.supervisor_settings", "clients.sideband"},
+    "supervision": {
+        "supervision",
+        *USE_CASES_OF["supervision"],
+        "domain.call_order",
+        "domain.sideband_events",
+        "domain.supervisor_parties",
+        "config.supervisor_settings",
+        "clients.sideband",
+    },
 }
 LAYERS = {
     "edge": {"edge", "domain", "clients", "config", "observability"},

@@ -20,11 +20,12 @@ from voice_access.clients.secrets import api_keys
 from voice_access.clients.sideband import CallGone, SidebandLost
 from voice_access.config.settings import Settings
 from voice_access.domain import supervising
+from voice_access.domain.call_order import Order, OrderRefused, order_of
 from voice_access.domain.errors import DependencyUnavailable, ServiceError
 from voice_access.domain.ledger import Holding, Metered
 from voice_access.domain.policy.model import Policy, Price, Profile
 from voice_access.domain.pricing import Usage
-from voice_access.domain.supervising import Order, Timing, order_of
+from voice_access.domain.supervising import Timing
 from voice_access.supervision import wiring
 from voice_access.supervision.app import lambda_handler
 
@@ -1069,7 +1070,7 @@ def test_an_event_the_supervisor_cannot_act_on_is_refused_naming_what_is_wrong(
     change(bad)
 
     # When it is read, Then it is refused, naming what is wrong and none of its values
-    with pytest.raises(supervising.OrderRefused, match=problem) as refused:
+    with pytest.raises(OrderRefused, match=problem) as refused:
         order_of(bad)
     assert "example.com" not in str(refused.value)
 
@@ -1202,7 +1203,7 @@ def test_a_supervisors_holder_is_the_events_or_one_of_its_own() -> None:
     # Then each delivery of the open's event holds with a token of its own; a successor, with the one it was sent
     assert first.holder != again.holder
     assert next_one.holder == "f00d" * 8
-    with pytest.raises(supervising.OrderRefused, match="holder"):
+    with pytest.raises(OrderRefused, match="holder"):
         order_of({**opened, "holder": "not a token!"})
 
 

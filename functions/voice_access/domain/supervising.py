@@ -26,27 +26,27 @@ and the invocation fails. An invocation that would outlive its time starts its s
 shows the successor attached, or ends the call if it never does. Each invocation holds the call under a holder token
 of its own, and leaves once the ledger shows another holding it.
 
-What it speaks to comes in as small parties (CallLedger, Upstream, Clock), so that it can be run against fakes; the
-function wires the real ones (supervision/wiring.py). Nothing here keeps anything per event beyond a few counters.
+What it speaks to comes in as small parties (CallLedger, Upstream, Clock: supervisor_parties.py), so that it can be
+run against fakes; the function wires the real ones (supervision/wiring.py). Its order is call_order.py's; what it
+knows of OpenAI's server events, sideband_events.py's. Nothing here keeps anything per event beyond a few counters.
 """
 
 import contextlib
 import json
 import math
-import os
-import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple, NoReturn, Protocol
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from voice_access import observability
 from voice_access.clients.sideband import CallGone, SidebandLost
 from voice_access.domain import pricing
+from voice_access.domain.call_order import MAX_CALL_LIFE_SECONDS, Order, new_holder
 from voice_access.domain.errors import InvalidRequest, ServiceError
 from voice_access.domain.policy import rules
-from voice_access.domain.policy.model import PROFILE_NAME, Policy, Price, Profile
+from voice_access.domain.policy.model import Policy, Price, Profile
+from voice_access.domain.sideband_events import LIVE_EVENTS, REALTIME_EVENTS, safe_token, transcription_model
+from voice_access.domain.supervisor_parties import CallLedger, Clock, Holding, Metered, Sideband, Upstream
 from voice_access.observability import count, logger
-
-Kind = Literal["call", "live_session"]
 
 # Ahead of the invocation's end, the time kept to end a call it could not hand over: a hang-up, the last events and
 # the ledger's writes, each bounded by its client's own budget.
@@ -82,104 +82,6 @@ BACKSTOP_FIRST_PAUSE = 0.25
 BACKSTOP_MAX_PAUSE = 1.0
 SCHEDULE_TRY_SECONDS = 2.5
 SUCCESSOR_START_SECONDS = 3.0
-# No call lives longer than this after its open (OpenAI ends its own at 60 minutes): no backstop is made past it.
-MAX_CALL_LIFE_SECONDS = 2 * 3600
-
-_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_USER = re.compile(r"[0-9a-f]{64}")
-_LEASE = re.compile(r"[0-9A-Za-z_-]{1,128}")
-_HOLDER = re.compile(r"[0-9A-Za-z_-]{1,64}")
-_REASON = re.compile(r"[a-z_]{1,32}")
-_MODEL = re.compile(r"[!-~]{0,128}")  # empty: the session named none, and OpenAI chose
-# What of an event's type, an OpenAI code or a param may reach a log line: identifiers and paths, clipped.
-_TOKEN = re.compile(r"[A-Za-z0-9_.\[\]-]{1,64}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\[\]-]")
-
-# Every server event type the APIs define (openai-python 3.63.0: openai.types.realtime.RealtimeServerEvent,
-# openai.types.live.ServerEvent): one of these that the supervisor does not act on is passed over silently; any
-# other type is skipped as unknown.
-REALTIME_EVENTS = frozenset(
-    {
-        "conversation.created",
-        "conversation.item.added",
-        "conversation.item.created",
-        "conversation.item.deleted",
-        "conversation.item.done",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.input_audio_transcription.segment",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "error",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.dtmf_event_received",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.timeout_triggered",
-        "mcp_list_tools.completed",
-        "mcp_list_tools.failed",
-        "mcp_list_tools.in_progress",
-        "output_audio_buffer.cleared",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "rate_limits.updated",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.created",
-        "response.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "response.mcp_call.completed",
-        "response.mcp_call.failed",
-        "response.mcp_call.in_progress",
-        "response.mcp_call_arguments.delta",
-        "response.mcp_call_arguments.done",
-        "response.output_audio.delta",
-        "response.output_audio.done",
-        "response.output_audio_transcript.delta",
-        "response.output_audio_transcript.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "session.created",
-        "session.updated",
-    }
-)
-LIVE_EVENTS = frozenset(
-    {
-        "decision.event",
-        "decision.item.created",
-        "decision.item.deleted",
-        "error",
-        "info",
-        "response.event",
-        "session.closed",
-        "session.commentary.appended",
-        "session.delegation.created",
-        "session.input_audio.append",
-        "session.input_audio.muted",
-        "session.input_audio.unmuted",
-        "session.input_transcript.delta",
-        "session.instructions.appended",
-        "session.output_audio.delta",
-        "session.output_audio.fixture.played",
-        "session.output_audio.fixture.playing",
-        "session.output_transcript.delta",
-        "session.started",
-        "session.thinking.appended",
-        "session.updated",
-        "session.usage.updated",
-        "transport.answered",
-        "transport.dtmf.received",
-        "transport.dtmf.send",
-        "transport.dtmf.sent",
-        "transport.failed",
-        "transport.ringing",
-    }
-)
 
 # Why a call ended (its record's end_reason, the CallsEnded metric's reason).
 MAX_LENGTH = "max_length"
@@ -201,218 +103,10 @@ HANDED_OVER = "handed_over"
 NOT_NEEDED = "not_needed"  # a later supervisor holds it, or it has ended
 
 
-class OrderRefused(ValueError):
-    """An event the supervisor cannot act on: the message says what is wrong with it, never its values."""
-
-
 class CallNotHungUp(Exception):
     """OpenAI kept failing the hang-up of a call that must end: its end is not recorded (its slot stays held), a fresh
     backstop will try again (or, when none could be made, a successor that ends the call at once), and the invocation
     fails, for Lambda's failure destination and its alarm."""
-
-
-class Order(NamedTuple):
-    """What an invocation is asked to do: supervise a call (with the session it was opened with, as the service sent
-    it upstream, this supervisor's generation and its holder token, which tells it from another supervisor of that
-    generation), or be its backstop. ``ending``: the reason its predecessor, which could not hang the call up nor
-    make it a backstop, was ending it (this supervisor ends it at once). ``again``: a backstop made again for a call
-    that could not be hung up (it meters the call's seconds up to its own time, past the deadline)."""
-
-    action: Literal["supervise", "backstop"]
-    call_id: str
-    kind: Kind
-    profile: str
-    user: str  # the caller's safety identifier
-    model: str
-    started_at: float
-    deadline_at: float
-    lease: str | None
-    slot: int | None
-    session: dict[str, Any] | None
-    generation: int
-    holder: str
-    ending: str | None = None
-    again: bool = False
-
-    def call(self) -> dict[str, Any]:
-        """The call as the event carries it (and the ledger's CallStart takes it)."""
-        return {
-            "id": self.call_id,
-            "kind": self.kind,
-            "profile": self.profile,
-            "user": self.user,
-            "model": self.model,
-            "started_at": self.started_at,
-            "deadline_at": self.deadline_at,
-            "lease": self.lease,
-            "slot": self.slot,
-        }
-
-    def successor(self, holder: str, ending: str | None = None) -> dict[str, Any]:
-        """The event that starts this supervisor's successor: the same call and session, the next generation, and
-        ``holder`` (one made for each successor started, so that two started for one hand-over never both hold it);
-        with ``ending``, the reason the successor is to end the call for, at once."""
-        event = {
-            "action": "supervise",
-            "call": self.call(),
-            "session": self.session,
-            "generation": self.generation + 1,
-            "holder": holder,
-        }
-        return event if ending is None else event | {"ending": ending}
-
-    def backstop(self, *, again: bool = False) -> dict[str, Any]:
-        """The event of the call's backstop (``again``: one made again, for a call that could not be hung up)."""
-        event = {"action": "backstop", "call": self.call()}
-        return (event | {"again": True}) if again else event
-
-
-def new_holder() -> str:
-    """A supervisor's holder token: random, so that no two invocations share one unless one event reached both."""
-    return os.urandom(16).hex()
-
-
-def order_of(event: object) -> Order:
-    """The order in a supervisor's event; OrderRefused naming what is wrong with it."""
-    if not isinstance(event, Mapping):
-        raise OrderRefused("the event is not an object")
-    action = event.get("action")
-    if action not in ("supervise", "backstop"):
-        raise OrderRefused("action is neither 'supervise' nor 'backstop'")
-    call = event.get("call")
-    if not isinstance(call, Mapping):
-        raise OrderRefused("call is not an object")
-    kind = call.get("kind")
-    if kind not in ("call", "live_session"):
-        raise OrderRefused("call.kind is neither 'call' nor 'live_session'")
-    started_at, deadline_at = (
-        _epoch(call.get("started_at"), "started_at"),
-        _epoch(call.get("deadline_at"), "deadline_at"),
-    )
-    if not started_at < deadline_at <= started_at + MAX_CALL_LIFE_SECONDS:
-        raise OrderRefused("call.deadline_at is not within two hours after call.started_at")
-    lease, slot = call.get("lease"), call.get("slot")
-    if not (lease is None or (isinstance(lease, str) and _LEASE.fullmatch(lease))):
-        raise OrderRefused("call.lease is not a lease")
-    if not (slot is None or (type(slot) is int and 0 <= slot < 1000)):
-        raise OrderRefused("call.slot is not a slot's number")
-    session, generation = event.get("session"), event.get("generation", 0)
-    holder = event.get("holder")  # an event without one (the open's) gets its own
-    if not (holder is None or (isinstance(holder, str) and _HOLDER.fullmatch(holder))):
-        raise OrderRefused("holder is not a holder token")
-    ending, again = event.get("ending"), event.get("again", False)
-    if not (ending is None or (isinstance(ending, str) and _REASON.fullmatch(ending))):
-        raise OrderRefused("ending is not a reason")
-    if type(again) is not bool:
-        raise OrderRefused("again is neither true nor false")
-    if action == "supervise":
-        if not isinstance(session, dict):
-            raise OrderRefused("session is not an object")
-        if type(generation) is not int or not 0 <= generation <= 10**6:
-            raise OrderRefused("generation is not a whole number from 0")
-    return Order(
-        action,
-        _matching(call.get("id"), _CALL_ID, "call.id"),
-        kind,
-        _matching(call.get("profile"), PROFILE_NAME, "call.profile"),
-        _matching(call.get("user"), _USER, "call.user"),
-        _matching(call.get("model"), _MODEL, "call.model"),
-        started_at,
-        deadline_at,
-        lease,
-        slot,
-        session if action == "supervise" else None,
-        generation if action == "supervise" else 0,
-        holder or new_holder(),
-        ending if action == "supervise" else None,
-        again if action == "backstop" else False,
-    )
-
-
-def _matching(value: object, pattern: re.Pattern[str], name: str) -> str:
-    if not (isinstance(value, str) and pattern.fullmatch(value)):
-        raise OrderRefused(f"{name} is missing or malformed")
-    return value
-
-
-def _epoch(value: object, name: str) -> float:
-    if not (isinstance(value, int | float) and not isinstance(value, bool) and 1e9 < value < 1e11):
-        raise OrderRefused(f"call.{name} is not a time in epoch seconds")
-    return float(value)
-
-
-class Metered(Protocol):
-    @property
-    def counted(self) -> bool: ...
-
-    @property
-    def spent(self) -> str | None: ...
-
-    @property
-    def cost_micro_usd(self) -> int: ...
-
-
-class Holding(Protocol):
-    """Who holds the call, as its record says: the supervisor's generation (-1: none yet) and holder token (None:
-    none recorded), and whether the call has ended."""
-
-    @property
-    def generation(self) -> int: ...
-
-    @property
-    def holder(self) -> str | None: ...
-
-    @property
-    def ended(self) -> bool: ...
-
-
-class CallLedger(Protocol):
-    """The call's record and its caller's budgets in the store (domain/ledger.py), for this one call. Each raises a
-    ServiceError (the store unavailable or misconfigured) when it cannot be done."""
-
-    def attach(self, generation: int, holder: str) -> bool: ...
-
-    def holding(self) -> Holding | None: ...  # None: no record says who holds it (a deployment without a store)
-
-    def meter(self, event_key: str, usage: pricing.Usage, cost_micro_usd: int) -> Metered: ...
-
-    def meter_seconds(self, cumulative_seconds: int, price: Price | None) -> Metered: ...
-
-    def end(self, reason: str, ended_at: float) -> bool: ...
-
-
-class Sideband(Protocol):
-    """An attached sideband (clients/sideband.py): SidebandLost from either once it has dropped."""
-
-    def receive(self, timeout: float) -> str | bytes | None: ...
-
-    def send(self, event: Mapping[str, Any]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class Upstream(Protocol):
-    """OpenAI and AWS for this call: its sideband (CallGone: it has ended; SidebandLost), its hang-up (False: it had
-    ended), the successor's start, its backstop's removal, and a fresh backstop (invoked with ``event`` at
-    ``at_epoch``). A ServiceError when one cannot be done."""
-
-    def attach(self) -> Sideband: ...
-
-    def hang_up(self) -> bool: ...
-
-    def start_successor(self, event: dict[str, Any]) -> None: ...
-
-    def forget_backstop(self) -> None: ...
-
-    def make_backstop(self, at_epoch: float, event: dict[str, Any]) -> None: ...
-
-
-class Clock(Protocol):
-    def time(self) -> float: ...  # epoch seconds
-
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 class Timing(NamedTuple):
@@ -546,7 +240,7 @@ class Supervisor:
         self.usage_counted = self.money_counted or self.seconds_counted
         self.fail_open = limits is not None and limits.on_store_failure == "allow"
         self.price = policy.prices.get(order.model)
-        self.transcription_price = self._price_of(_transcription_model(self.opened))
+        self.transcription_price = self._price_of(transcription_model(self.opened))
         # once the model has spoken, OpenAI keeps the voice: a restore leaves it out (a successor comes mid-call)
         self.voice_kept = order.generation > 0
         self.handlers: dict[str, Callable[[dict[str, Any]], str | None]] = {
@@ -796,7 +490,7 @@ class Supervisor:
         self.skipped[why] = self.skipped.get(why, 0) + 1
         if self.skips_logged < MAX_SKIPS_LOGGED:
             self.skips_logged += 1
-            logger.warning("sideband message skipped", why=why, type=_token(kind), size=size)
+            logger.warning("sideband message skipped", why=why, type=safe_token(kind), size=size)
 
     def _flush_skipped(self) -> None:
         for why, skipped in self.skipped.items():
@@ -814,13 +508,15 @@ class Supervisor:
             problem = InvalidRequest("The session could not be checked.", code="unreadable_session")
         if problem is None:
             self.refused_in_a_row = 0
-            self.transcription_price = self._price_of(_transcription_model(reported))
+            self.transcription_price = self._price_of(transcription_model(reported))
             return None
         if self.ending:
             return None
         ends = self.profile.on_session_change == "end" or self.refused_in_a_row >= MAX_RESTORES_IN_A_ROW
         action = "ended" if ends else "restored"
-        logger.warning("session change refused", param=_token(problem.param), code=_token(problem.code), action=action)
+        logger.warning(
+            "session change refused", param=safe_token(problem.param), code=safe_token(problem.code), action=action
+        )
         count("PolicyViolations", kind="session_change", action=action)
         if ends:
             return SESSION_CHANGE if self.profile.on_session_change == "end" else RESTORE_FAILED
@@ -851,8 +547,8 @@ class Supervisor:
             return None
         logger.error(
             "openai refused the session update that restores the policy",
-            upstream_code=_token(error.get("code")),
-            param=_token(error.get("param")),
+            upstream_code=safe_token(error.get("code")),
+            param=safe_token(error.get("param")),
         )
         return RESTORE_REFUSED
 
@@ -866,7 +562,7 @@ class Supervisor:
         name = item.get("name")
         if item.get("type") != "function_call" or self.ending or (isinstance(name, str) and name in self.tools):
             return None
-        logger.warning("tool call refused", tool=_token(item.get("name")))
+        logger.warning("tool call refused", tool=safe_token(item.get("name")))
         count("PolicyViolations", kind="tool_call", action="ended")
         return TOOL_NOT_ALLOWED
 
@@ -920,7 +616,7 @@ class Supervisor:
     def _on_live_closed(self, event: dict[str, Any]) -> str | None:
         if isinstance(event.get("usage"), dict):
             self._on_live_usage(event)
-        logger.info("openai closed the session", upstream_reason=_token(event.get("reason")))
+        logger.info("openai closed the session", upstream_reason=safe_token(event.get("reason")))
         return ENDED
 
     # Metering
@@ -1209,19 +905,3 @@ def _forget_backstop(upstream: Upstream) -> None:
         upstream.forget_backstop()
     except ServiceError as failure:
         logger.warning("could not remove the call's backstop: it will find the call ended", code=failure.code)
-
-
-def _transcription_model(session: Mapping[str, Any]) -> str | None:
-    found: object = session
-    for key in ("audio", "input", "transcription", "model"):
-        found = found.get(key) if isinstance(found, Mapping) else None
-    return found if isinstance(found, str) else None
-
-
-def _token(value: object) -> str | None:
-    """An event type, OpenAI code or param as a log line may carry it: its safe characters, clipped."""
-    if not isinstance(value, str):
-        return None
-    if _TOKEN.fullmatch(value):
-        return value
-    return _UNSAFE.sub("", value[:256])[:64] or None

@@ -1,6 +1,6 @@
 """The supervisor's entry point: an asynchronous invocation (by the function that opened a call, by the supervisor
 before it, or by the call's backstop schedule), whose return value Lambda ignores. Wiring only: the event is read
-into an order (domain/supervising.py), which the parties made real for this invocation (wiring.py) carry out.
+into an order (domain/call_order.py), which the parties made real for this invocation (wiring.py) carry out.
 
 A bad event is logged and counted, never raised: Lambda would only send it to the failure destination again. An
 unexpected failure while supervising ends the call and is raised, so that the failure destination (and its alarm)
@@ -11,7 +11,7 @@ not hang up (a fresh backstop tries again).
 import os
 from typing import TYPE_CHECKING, Any
 
-from voice_access.domain.supervising import OrderRefused, order_of
+from voice_access.domain.call_order import OrderRefused, order_of
 from voice_access.observability import count, logger
 from voice_access.supervision import wiring
 

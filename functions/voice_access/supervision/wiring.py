@@ -15,11 +15,12 @@ from voice_access.config.policy_file import PolicyError, cached_policy
 from voice_access.config.settings import Settings, SettingsError
 from voice_access.config.supervisor_settings import SupervisorSettings
 from voice_access.domain import ledger, quota, supervising
+from voice_access.domain.call_order import Order
 from voice_access.domain.errors import DependencyUnavailable, ServiceError, ServiceMisconfigured
 from voice_access.domain.limits import Budget, Limits
 from voice_access.domain.policy.model import Policy, Price
 from voice_access.domain.pricing import Usage
-from voice_access.domain.supervising import Order
+from voice_access.domain.supervisor_parties import CallLedger, Clock
 from voice_access.observability import count, logger
 
 # For a context that does not say how long the invocation has (one made by hand): the template's timeout.
@@ -80,9 +81,7 @@ def run(order: Order, context: object, environment: Mapping[str, str]) -> str:
         lease=order.lease,
         slot=order.slot,
     )
-    books: supervising.CallLedger = (
-        StoreLedger(store, call, limits, brake, invocation) if store is not None else NoLedger()
-    )
+    books: CallLedger = StoreLedger(store, call, limits, brake, invocation) if store is not None else NoLedger()
     upstream = OpenAIUpstream(settings, keys.api_key, order, context, invocation)
     if order.action == "backstop":
         ended = supervising.backstop(order, policy, books, upstream, clock)
@@ -105,7 +104,7 @@ def run(order: Order, context: object, environment: Mapping[str, str]) -> str:
 
 
 def read_keys(
-    service: Settings, within_seconds: float, invocation: Deadline, clock: supervising.Clock
+    service: Settings, within_seconds: float, invocation: Deadline, clock: Clock
 ) -> Credentials | ServiceError:
     """The keys, read again while Secrets Manager is out of reach, for up to ``within_seconds``; else why not."""
     until = clock.monotonic() + within_seconds
