@@ -11,7 +11,6 @@ the profile's budgets and calls open at once; and handed to its supervisor, or h
 
 from typing import Any
 
-from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import open_call
 from voice_access.config.mint_settings import MintSettings
@@ -70,7 +69,6 @@ def open_session(
         brake=quota.spend_brake(settings.spend_brake_mints_per_day, policy),
         timeouts=(settings.upstream_connect_timeout_seconds, settings.upstream_read_timeout_seconds),
         deadline=deadline,
-        words=("call", "calls"),
         open_upstream=lambda: open_call(
             service.upstream(UPSTREAM_PATH),
             keys.api_key,
@@ -85,13 +83,4 @@ def open_session(
         id_of=lambda called: called.call_id,
     )
     called, reservation = supervised.opened, supervised.reservation
-    observability.log_opened(
-        "call",
-        profile_name,
-        called.latency_ms,
-        model=upstream_session.get("model"),
-        call_id=called.call_id,
-        supervision_ms=round(supervised.waited_ms, 2),
-        **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
-    )
     return Called(called.sdp, f"{UPSTREAM_PATH}/{called.call_id}", reservation.tightest if reservation else None)

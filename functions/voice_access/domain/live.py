@@ -11,7 +11,6 @@ and the session handed to its supervisor, or hung up (domain/opening.py).
 
 from typing import Any
 
-from voice_access import observability
 from voice_access.clients.deadline import Deadline
 from voice_access.clients.openai_api import create_live_session
 from voice_access.config.mint_settings import MintSettings
@@ -72,7 +71,6 @@ def open_session(
         brake=quota.spend_brake(settings.spend_brake_mints_per_day, policy),
         timeouts=(settings.upstream_connect_timeout_seconds, settings.upstream_read_timeout_seconds),
         deadline=deadline,
-        words=("GPT-Live session", "GPT-Live sessions"),
         open_upstream=lambda: create_live_session(
             service.upstream(UPSTREAM_PATH),
             keys.api_key,
@@ -86,15 +84,6 @@ def open_session(
         id_of=lambda opened: opened.session_id,
     )
     opened, reservation = supervised.opened, supervised.reservation
-    observability.log_opened(
-        "live_session",
-        profile_name,
-        opened.latency_ms,
-        model=upstream_session.get("model"),
-        session_id=opened.session_id,
-        supervision_ms=round(supervised.waited_ms, 2),
-        **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
-    )
     return Opened(opened.text, reservation.tightest if reservation else None)
 
 

@@ -36,7 +36,7 @@ from voice_access.domain.ledger import CallStart
 from voice_access.domain.limits import Limits, Window
 from voice_access.domain.policy.model import Policy, Profile
 from voice_access.domain.policy.rules import policys_refusal
-from voice_access.observability import count, logger
+from voice_access.observability import count, log_opened, logger
 
 type Kind = Literal["call", "live_session"]
 
@@ -48,11 +48,23 @@ BACKSTOP_GRACE_SECONDS = 30
 # answer (deadline.py's ANSWER_MARGIN_SECONDS), and within a bound of its own.
 _UNDO_SECONDS = 0.75
 _UNDO_BUDGET_SECONDS = 2.0
+# What a refusal of a full window calls each kind (one, many), and the name of its id in its "session opened" line.
+_WORDS: dict[str, tuple[str, str]] = {
+    "call": ("call", "calls"),
+    "live_session": ("GPT-Live session", "GPT-Live sessions"),
+}
+_ID_FIELD = {"call": "call_id", "live_session": "session_id"}
 # OpenAI's hang-up of each kind, by its id.
 _HANG_UP_PATHS = {"call": "/v1/realtime/calls/{}/hangup", "live_session": "/v1/live/sessions/{}/hangup"}
 
 
 if TYPE_CHECKING:  # a Protocol class costs about 80 us of a cold start to define, for type checking only
+
+    class Opened(Protocol):
+        """What OpenAI answered an open with: how long it took."""
+
+        @property
+        def latency_ms(self) -> float: ...
 
     class Deployment(quota.Deployment, Protocol):
         """What a deployment's settings (config/settings.py) say of the quota store, OpenAI, the supervisor and the
@@ -88,7 +100,7 @@ class Supervised[T]:
         self.waited_ms = waited_ms  # starting the supervision: its record, its supervisor and its backstop
 
 
-def open_supervised[T](
+def open_supervised[T: "Opened"](
     kind: Kind,
     profile_name: str,
     profile: Profile,
@@ -101,16 +113,15 @@ def open_supervised[T](
     brake: Window | None,
     timeouts: tuple[float, float],
     deadline: Deadline,
-    words: tuple[str, str],
     open_upstream: Callable[[], T],
     id_of: Callable[[T], str],
 ) -> Supervised[T]:
     """``open_upstream()`` (the call or Live session ``session`` describes, for ``user``: its safety identifier),
-    within the profile's limits (and the spend brake on mints, ``brake``), and then supervised; ``id_of`` its id. A
-    full window's refusal names what is counted (``words``: one, many). Its failure is raised, what it took given back
-    where a mint's would be, a refusal of a field the policy set made the operator's, and a key OpenAI refused
-    forgotten. NotSupervised (a 503) when it was opened but could not be supervised, and so was hung up (with
-    ``api_key``, and OpenAI's ``timeouts``: connect, read)."""
+    within the profile's limits (and the spend brake on mints, ``brake``), and then supervised and logged; ``id_of``
+    its id. A full window's refusal names what is counted (a call, a GPT-Live session). Its failure is raised, what
+    it took given back where a mint's would be, a refusal of a field the policy set made the operator's, and a key
+    OpenAI refused forgotten. NotSupervised (a 503) when it was opened but could not be supervised, and so was hung
+    up (with ``api_key``, and OpenAI's ``timeouts``: connect, read)."""
     limits, money_brake = profile.limits, policy.money_brake
     store = quota.store_of(service)
     if store is None and (
@@ -126,7 +137,7 @@ def open_supervised[T](
             lambda: ledger.check_budgets(store, profile_name, limits, money_brake, user, started_at, deadline),
         )
     windows = limits if limits is not None and limits.per_caller else None
-    reservation = quota.reserve(store, profile_name, windows, brake, user, deadline=deadline, words=words)
+    reservation = quota.reserve(store, profile_name, windows, brake, user, deadline=deadline, words=_WORDS[kind])
     call = CallStart(
         call_id="",
         kind=kind,
@@ -159,7 +170,17 @@ def open_supervised[T](
     call = CallStart(**{**_fields(call), "call_id": id_of(opened)})
     started = time.perf_counter()
     _supervise(store, call, session, api_key, reservation, service, timeouts, deadline)
-    return Supervised(opened, reservation, call, (time.perf_counter() - started) * 1000)
+    supervised = Supervised(opened, reservation, call, (time.perf_counter() - started) * 1000)
+    log_opened(
+        kind,
+        profile_name,
+        opened.latency_ms,
+        model=session.get("model"),
+        **{_ID_FIELD[kind]: call.call_id},
+        supervision_ms=round(supervised.waited_ms, 2),
+        **({"quota_ms": round(reservation.waited_ms, 2)} if reservation else {}),
+    )
+    return supervised
 
 
 def supervise_event(call: CallStart, session: dict[str, Any], generation: int = 0) -> dict[str, Any]:
